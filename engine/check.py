@@ -1,0 +1,192 @@
+"""Machine.check(): the invariants, and the integrity oracle (every virtual page
+still reads the content last written to it)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .constants import (
+    K_ANON,
+    K_FILE,
+    K_FREE,
+    K_OFFLINE,
+    K_PFNMAP,
+    KIND_NAMES,
+    PG_isolated,
+    PG_pinned,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .machine import Machine
+
+
+def _fail(msg: str):
+    from .machine import InvariantError
+
+    raise InvariantError(msg)
+
+
+def check_machine(m: Machine) -> None:
+    f = m.f
+    kind = f.kind
+    # 1. free counts per zone agree with the frames
+    for z in m.zones:
+        if z.spanned == 0:
+            continue
+        nfree = int((kind[z.start_pfn:z.end_pfn] == K_FREE).sum())
+        if nfree != z.free:
+            _fail(f"zone {z.label}: free count {z.free} but {nfree} free frames")
+        if z.free > z.managed:
+            _fail(f"zone {z.label}: free {z.free} exceeds managed {z.managed}")
+    free = kind == K_FREE
+    if (f.mapcount[free] != 0).any() or (f.refcount[free] != 0).any() or (f.flags[free] != 0).any():
+        pf = int(np.flatnonzero(free & ((f.mapcount != 0) | (f.refcount != 0) | (f.flags != 0)))[0])
+        _fail(f"free frame {pf} has counts or flags set")
+    # 2. offline blocks hold only offline frames
+    if (m.blk_state == 1).any():
+        blk = np.arange(m.nr_frames) // m.block_pages
+        off = m.blk_state[blk] == 1
+        if (kind[off] != K_OFFLINE).any():
+            pf = int(np.flatnonzero(off & (kind != K_OFFLINE))[0])
+            _fail(f"frame {pf} in an offline block is {KIND_NAMES[kind[pf]]}")
+    # 3. page tables against frames and the reverse map
+    maps = np.zeros(m.nr_frames, np.int64)
+    zero = m.zero_pfn
+    for p in m.procs.values():
+        last = -1
+        for v in p.vmas:
+            if v.start < last:
+                _fail(f"pid {p.pid}: overlapping VMAs at {v.start:#x}")
+            last = v.end
+            if v.npages != (v.end - v.start) >> m.page_shift:
+                _fail(f"pid {p.pid}: VMA {v.start:#x} page table length mismatch")
+            pte = v.pte
+            offs = np.flatnonzero((pte >= 0) & (pte != zero))
+            pfn = pte[offs]
+            if pfn.size == 0:
+                _check_lost(m, p, v, offs)
+                continue
+            k = kind[pfn]
+            bad = ~np.isin(k, (K_ANON, K_FILE, K_PFNMAP))
+            if bad.any():
+                i = int(np.argmax(bad))
+                _fail(f"pid {p.pid} maps {v.start + (int(offs[i]) << m.page_shift):#x} to "
+                      f"frame {int(pfn[i])} which is {KIND_NAMES[k[i]]}")
+            np.add.at(maps, pfn, 1)
+            _check_rmap(m, p, v, offs, pfn, k)
+            _check_content(m, p, v, offs, pfn, k)
+            _check_lost(m, p, v, offs)
+    mapped_kind = np.isin(kind, (K_ANON, K_FILE, K_PFNMAP))
+    diff = mapped_kind & (maps != f.mapcount)
+    if diff.any():
+        pf = int(np.flatnonzero(diff)[0])
+        _fail(f"frame {pf}: mapcount {int(f.mapcount[pf])} but {int(maps[pf])} page-table "
+              f"entries map it")
+    # 4. reference counts: mappings + page cache/driver + isolation + pin
+    iso = (f.flags & PG_isolated) != 0
+    pin = (f.flags & PG_pinned) != 0
+    base = np.where(np.isin(kind, (K_FILE, K_PFNMAP)), 1, 0)
+    want = f.mapcount.astype(np.int64) + base + iso + pin
+    diff = mapped_kind & (f.refcount != want)
+    if diff.any():
+        pf = int(np.flatnonzero(diff)[0])
+        _fail(f"frame {pf} ({KIND_NAMES[kind[pf]]}): refcount {int(f.refcount[pf])}, "
+              f"expected {int(want[pf])}")
+    orphan = (kind == K_ANON) & (f.mapcount == 0) & ~iso & ~pin
+    if orphan.any():
+        _fail(f"anonymous frame {int(np.flatnonzero(orphan)[0])} is mapped by nothing "
+              f"(leaked)")
+    if int(iso.sum()) != m.isolated_pages:
+        _fail(f"{int(iso.sum())} frames isolated but the machine counts {m.isolated_pages}")
+    # 5. page cache and driver regions
+    for obj in m.mappings.values():
+        if not hasattr(obj, "pages"):
+            continue
+        idx = np.flatnonzero(obj.pages >= 0)
+        pf = obj.pages[idx]
+        if pf.size == 0:
+            continue
+        want_kind = K_FILE if obj.kind == "file" else K_PFNMAP
+        badk = (kind[pf] != want_kind) | (f.mapping[pf] != obj.id) | (f.index[pf] != idx)
+        if badk.any():
+            i = int(np.argmax(badk))
+            _fail(f"{obj.name}: page {int(idx[i])} points at frame {int(pf[i])} that does "
+                  f"not belong to it")
+        lost = f.content[pf] != obj.expect[idx]
+        if lost.any():
+            i = int(np.argmax(lost))
+            _fail(f"{obj.name}: page {int(idx[i])} reads {int(f.content[pf[i]])}, last "
+                  f"written {int(obj.expect[idx[i]])}")
+        gone = (obj.pages < 0) & (obj.expect != 0)
+        if gone.any():
+            _fail(f"{obj.name}: page {int(np.argmax(gone))} was written and is gone")
+    owned = (kind == K_FILE) | (kind == K_PFNMAP)
+    for pf in np.flatnonzero(owned & (maps == 0))[:0]:
+        pass
+    # every page-cache/driver frame is indexed by its object
+    opf = np.flatnonzero(owned)
+    if opf.size:
+        ids = f.mapping[opf]
+        for mid in np.unique(ids):
+            obj = m.mappings.get(int(mid))
+            sel = opf[ids == mid]
+            if obj is None or not hasattr(obj, "pages"):
+                _fail(f"frame {int(sel[0])} belongs to a mapping that does not exist")
+            idx = f.index[sel]
+            if (idx >= obj.npages).any() or (obj.pages[idx] != sel).any():
+                _fail(f"frame {int(sel[0])} is not in {obj.name}'s index (leaked)")
+
+
+def _check_rmap(m, p, v, offs, pfn, k) -> None:
+    f = m.f
+    if v.backing is not None:
+        shared_obj = k != K_ANON
+        if shared_obj.any():
+            o = offs[shared_obj]
+            pf = pfn[shared_obj]
+            idx = v.pgoff + o
+            bad = (f.mapping[pf] != v.backing.id) | (f.index[pf] != idx)
+            if bad.any():
+                i = int(np.argmax(bad))
+                _fail(f"pid {p.pid}: rmap of {v.start + (int(o[i]) << m.page_shift):#x} "
+                      f"(frame {int(pf[i])}) does not lead back to {v.backing.name}")
+    anon = k == K_ANON
+    if anon.any():
+        if v.anon is None or v not in v.anon.vmas:
+            _fail(f"pid {p.pid}: VMA {v.start:#x} maps anonymous pages without an anon_vma")
+        o = offs[anon]
+        pf = pfn[anon]
+        want = (v.start >> m.page_shift) + o - v.anon.base_vpn
+        bad = (f.mapping[pf] != v.anon.id) | (f.index[pf] != want)
+        if bad.any():
+            i = int(np.argmax(bad))
+            _fail(f"pid {p.pid}: rmap of {v.start + (int(o[i]) << m.page_shift):#x} "
+                  f"(frame {int(pf[i])}) does not lead back to it")
+
+
+def _check_content(m, p, v, offs, pfn, k) -> None:
+    anon = k == K_ANON
+    if anon.any():
+        got = m.f.content[pfn[anon]]
+        want = v.expect[offs[anon]]
+        bad = got != want
+        if bad.any():
+            i = int(np.argmax(bad))
+            addr = v.start + (int(offs[anon][i]) << m.page_shift)
+            _fail(f"pid {p.pid}: page {addr:#x} reads {int(got[i])}, last written "
+                  f"{int(want[i])}")
+
+
+def _check_lost(m, p, v, offs_present) -> None:
+    if v.expect is None:
+        return
+    written = np.flatnonzero(v.expect != 0)
+    if written.size == 0:
+        return
+    pte = v.pte[written]
+    lost = (pte < 0) | (pte == m.zero_pfn)
+    if lost.any():
+        addr = v.start + (int(written[np.argmax(lost)]) << m.page_shift)
+        _fail(f"pid {p.pid}: page {addr:#x} was written and is no longer mapped (lost)")

@@ -1,0 +1,157 @@
+"""Page frames as arrays indexed by PFN, the zone allocator with watermarks and
+distance fallback, and numastat accounting (mm/page_alloc.c)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .constants import K_FREE, K_OFFLINE, PG_lru
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .machine import Machine
+
+# numastat rows, in nodeN/numastat order (kernel-semantics.md 8.4)
+NUMA_HIT, NUMA_MISS, NUMA_FOREIGN, INTERLEAVE_HIT, LOCAL_NODE, OTHER_NODE = range(6)
+NUMASTAT_NAMES = ("numa_hit", "numa_miss", "numa_foreign", "interleave_hit", "local_node",
+                  "other_node")
+
+
+class Frames:
+    """Struct of arrays, one entry per PFN: 18 bytes a frame."""
+
+    FIELDS = ("kind", "flags", "mapping", "index", "mapcount", "refcount", "content")
+    DTYPES = (np.uint8, np.uint8, np.int32, np.int32, np.int16, np.int16, np.uint32)
+
+    def __init__(self, n: int):
+        self.n = n
+        for name, dt in zip(self.FIELDS, self.DTYPES):
+            setattr(self, name, np.zeros(n, dtype=dt))
+
+    def nbytes(self) -> int:
+        return sum(getattr(self, f).nbytes for f in self.FIELDS)
+
+    def clear(self, pfns) -> None:
+        for f in self.FIELDS:
+            getattr(self, f)[pfns] = 0
+
+
+def zonelist(m: Machine, preferred: int, allowed=None) -> list[int]:
+    """Nodes with memory ordered by SLIT distance from `preferred` (then id), as
+    build_zonelists() orders fallback nodes; `allowed` restricts them (cpuset, BIND)."""
+    nodes = [n for n in m.memory_nodes() if allowed is None or n in allowed]
+    return sorted(nodes, key=lambda n: (m.distance(preferred, n), n))
+
+
+def _take_free(m: Machine, z, k: int) -> np.ndarray:
+    """Up to k free frames of zone z, next-fit from the zone's cursor, skipping
+    isolated pageblocks (MIGRATE_ISOLATE)."""
+    if k <= 0:
+        return np.empty(0, np.int64)
+    kind = m.f.kind
+    s, e = z.start_pfn, z.end_pfn
+    c = s + z.cursor
+    out = []
+    got = 0
+    for a, b in ((c, e), (s, c)):
+        if a >= b or got >= k:
+            continue
+        free = kind[a:b] == K_FREE
+        if z.isolated:
+            bs = m.block_pages
+            blk = np.arange(a, b) // bs
+            free &= ~m.blk_isolated[blk]
+        idx = np.flatnonzero(free)[: k - got]
+        if idx.size:
+            out.append(idx + a)
+            got += idx.size
+    if not out:
+        return np.empty(0, np.int64)
+    res = np.concatenate(out).astype(np.int64)
+    z.cursor = int(res[-1] + 1 - s) % max(z.spanned, 1)
+    return res
+
+
+def zone_available(z, wmark: str) -> int:
+    mark = {"low": z.wmark_low, "min": z.wmark_min, "high": z.wmark_high, "none": 0}[wmark]
+    return max(0, z.free - mark)
+
+
+def alloc_frames(m: Machine, k: int, nodes: list[int], *, movable: bool = True,
+                 wmark: str = "low") -> np.ndarray:
+    """Take k frames walking `nodes` in order, each node's zones highest first
+    (Movable, Normal, DMA32, DMA), a zone only while its free pages stay above the
+    watermark. Returns the PFNs found (fewer than k when memory runs out); the
+    caller fills in the frames."""
+    got: list[np.ndarray] = []
+    need = k
+    passes = ("low", "min") if wmark == "low" else (wmark,)
+    for mark in passes:
+        for n in nodes:
+            for z in reversed(m.node_zones(n)):
+                if need <= 0:
+                    break
+                if z.movable and not movable:
+                    continue
+                take = min(need, zone_available(z, mark) - z.isolated_free)
+                if take <= 0:
+                    continue
+                pfns = _take_free(m, z, take)
+                if pfns.size:
+                    z.free -= pfns.size
+                    got.append(pfns)
+                    need -= pfns.size
+        if need <= 0:
+            break
+    if not got:
+        return np.empty(0, np.int64)
+    res = np.concatenate(got)
+    m.f.flags[res] = PG_lru if movable else 0
+    return res
+
+
+def free_frames(m: Machine, pfns: np.ndarray) -> None:
+    """Return frames to the buddy allocator: clear them and credit their zones."""
+    if len(pfns) == 0:
+        return
+    pfns = np.asarray(pfns, dtype=np.int64)
+    m.f.clear(pfns)
+    m.f.kind[pfns] = K_FREE
+    zids = m.zone_of(pfns)
+    counts = np.bincount(zids, minlength=len(m.zones))
+    for zi in np.flatnonzero(counts):
+        m.zones[zi].free += int(counts[zi])
+    if m.blk_isolated.any():
+        iso = m.blk_isolated[pfns // m.block_pages]
+        if iso.any():
+            ic = np.bincount(zids[iso], minlength=len(m.zones))
+            for zi in np.flatnonzero(ic):
+                m.zones[zi].isolated_free += int(ic[zi])
+
+
+def account_alloc(m: Machine, z_nodes: np.ndarray, p_nodes, c_node: int,
+                  interleave: np.ndarray | None = None) -> None:
+    """zone_statistics(): z supplied the page, p was preferred, c is the CPU's node.
+    z==p: hit[z]++ else miss[z]++, foreign[p]++; z==c: local[z]++ else other[z]++;
+    an interleave page that landed on its intended node: interleave_hit[z]++."""
+    if len(z_nodes) == 0:
+        return
+    nn = m.nr_node_ids
+    st = m.numastat_arr
+    z = np.asarray(z_nodes, dtype=np.int64)
+    p = np.broadcast_to(np.asarray(p_nodes, dtype=np.int64), z.shape)
+    hit = z == p
+    st[NUMA_HIT] += np.bincount(z[hit], minlength=nn)
+    st[NUMA_MISS] += np.bincount(z[~hit], minlength=nn)
+    st[NUMA_FOREIGN] += np.bincount(p[~hit], minlength=nn)
+    local = z == c_node
+    st[LOCAL_NODE] += np.bincount(z[local], minlength=nn)
+    st[OTHER_NODE] += np.bincount(z[~local], minlength=nn)
+    if interleave is not None:
+        il = np.broadcast_to(np.asarray(interleave, dtype=bool), z.shape) & hit
+        st[INTERLEAVE_HIT] += np.bincount(z[il], minlength=nn)
+
+
+def offline_mask(m: Machine, pfns: np.ndarray) -> np.ndarray:
+    return m.f.kind[pfns] == K_OFFLINE

@@ -1,0 +1,80 @@
+"""Reverse map: from a frame to every page-table entry that maps it (mm/rmap.c).
+
+Anonymous frames record (anon_vma, index = vpn - anon_vma.base_vpn); page-cache and
+driver frames record (backing object, page index). Walking the anon_vma's or the
+backing's VMA list finds every mapping, as rmap_walk() does."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .constants import K_ANON
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .machine import Machine
+
+
+def vma_offsets(m: Machine, obj, v, index: np.ndarray) -> np.ndarray:
+    """Offsets in VMA v of pages with `index` in their mapping object (may be out of range)."""
+    if obj.__class__.__name__ == "AnonVMA":
+        return obj.base_vpn + index - (v.start >> m.page_shift)
+    return index - v.pgoff
+
+
+def for_each_mapping(m: Machine, pfns: np.ndarray):
+    """Yield (vma, positions into pfns, offsets in the VMA) for every pte mapping
+    one of `pfns`; a loop over mapping objects and their VMAs, never over pages."""
+    f = m.f
+    if len(pfns) == 0:
+        return
+    mapping = f.mapping[pfns]
+    index = f.index[pfns].astype(np.int64)
+    order = np.argsort(mapping, kind="stable")
+    ms = mapping[order]
+    bounds = np.flatnonzero(np.diff(ms)) + 1
+    for grp in np.split(order, bounds):
+        obj = m.mappings.get(int(mapping[grp[0]]))
+        if obj is None:
+            continue
+        for v in list(obj.vmas):
+            offs = vma_offsets(m, obj, v, index[grp])
+            ok = (offs >= 0) & (offs < v.npages)
+            if not ok.any():
+                continue
+            pos = grp[ok]
+            o = offs[ok]
+            hit = v.pte[o] == pfns[pos]
+            if hit.any():
+                yield v, pos[hit], o[hit]
+
+
+def redirect(m: Machine, old: np.ndarray, new: np.ndarray) -> None:
+    """remove_migration_ptes(): point every mapping of old[i] at new[i], and the
+    page cache / driver slot too."""
+    f = m.f
+    for v, pos, offs in for_each_mapping(m, old):
+        v.pte[offs] = new[pos]
+    shared = f.kind[old] != K_ANON
+    if shared.any():
+        o = old[shared]
+        n = new[shared]
+        mp = f.mapping[o]
+        idx = f.index[o]
+        for mid in np.unique(mp):
+            obj = m.mappings.get(int(mid))
+            if obj is None or not hasattr(obj, "pages"):
+                continue
+            sel = mp == mid
+            obj.pages[idx[sel]] = n[sel]
+
+
+def mappers(m: Machine, pfn: int) -> list[tuple[int, int]]:
+    """(pid, address) of every mapping of one frame (for inspectors and messages)."""
+    out = []
+    arr = np.array([pfn], dtype=np.int64)
+    for v, _pos, offs in for_each_mapping(m, arr):
+        pid = v.mm.pid if v.mm is not None else -1
+        out.append((pid, v.start + (int(offs[0]) << m.page_shift)))
+    return out
