@@ -34,6 +34,8 @@ def check_machine(m: Machine) -> None:
     # 1. free counts per zone agree with the frames
     for z in m.zones:
         if z.spanned == 0:
+            if z.free or z.present or z.managed:
+                _fail(f"zone {z.label} spans nothing but counts {z.free} free pages")
             continue
         nfree = int((kind[z.start_pfn:z.end_pfn] == K_FREE).sum())
         if nfree != z.free:
