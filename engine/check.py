@@ -125,8 +125,6 @@ def check_machine(m: Machine) -> None:
         if gone.any():
             _fail(f"{obj.name}: page {int(np.argmax(gone))} was written and is gone")
     owned = (kind == K_FILE) | (kind == K_PFNMAP)
-    for pf in np.flatnonzero(owned & (maps == 0))[:0]:
-        pass
     # every page-cache/driver frame is indexed by its object
     opf = np.flatnonzero(owned)
     if opf.size:

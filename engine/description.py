@@ -31,11 +31,11 @@ from .constants import (
     MAP_PRIVATE,
     MAP_SHARED,
     MAX_NUMNODES,
-    PG_reserved,
     PROT_READ,
     PROT_WRITE,
     ZONE_MOVABLE,
     ZONE_NAMES,
+    PG_reserved,
 )
 from .topology import compute_watermarks
 from .units import parse_fraction, parse_size

@@ -16,13 +16,13 @@ from .constants import (
     EINVAL,
     ENOMEM,
     K_PFNMAP,
-    PG_pinned,
-    PG_reserved,
     VM_IO,
     VM_PFNMAP,
     VM_READ,
     VM_SHARED,
     VM_WRITE,
+    PG_pinned,
+    PG_reserved,
     oserror,
 )
 

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .constants import (
-    EFAULT,
     EINVAL,
     ENOMEM,
     K_ANON,
@@ -19,10 +18,6 @@ from .constants import (
     MAP_PRIVATE,
     MAP_SHARED,
     MCL_FUTURE,
-    PG_dirty,
-    PG_isolated,
-    PG_lru,
-    PG_mlocked,
     PROT_EXEC,
     PROT_READ,
     PROT_WRITE,
@@ -34,6 +29,10 @@ from .constants import (
     VM_SHARED,
     VM_SPECIAL,
     VM_WRITE,
+    PG_dirty,
+    PG_isolated,
+    PG_lru,
+    PG_mlocked,
     oserror,
 )
 

@@ -14,6 +14,7 @@ from .constants import (
     EFAULT,
     EINVAL,
     EIO,
+    ENOMEM,
     EPERM,
     ESRCH,
     K_ANON,
@@ -209,8 +210,7 @@ def mpol_new(m: Machine, p: Process, mode: int, flags: int, nodes: tuple[int, ..
 
 
 def effective_policy(p: Process, v: VMA | None) -> Policy | None:
-    if v is not None and v.policy is not None and not (v.shared and v.backing is not None
-                                                        and not v.pfnmap and False):
+    if v is not None and v.policy is not None:
         return v.policy
     return p.policy
 
@@ -406,7 +406,6 @@ def mbind_gen(m: Machine, pid, addr, length, mode, nodemask=(), flags=0, *, call
     mask = set(nodes)
     move = bool(flags & (MPOL_MF_MOVE | MPOL_MF_MOVE_ALL))
     strict = bool(flags & MPOL_MF_STRICT)
-    era = m.era
     f = m.f
     queued_pfn: list[np.ndarray] = []
     queued_addr: list[tuple] = []
@@ -454,22 +453,23 @@ def mbind_gen(m: Machine, pid, addr, length, mode, nodemask=(), flags=0, *, call
     m.merge_vmas(p)
     if queued_pfn:
         pfns = np.concatenate(queued_pfn)
-        # targets: the new policy at each page's own address (exact interleave);
-        # 2006 computed addresses in the first VMA of the range only
+        # targets: the new policy at each page's own address (the exact interleave
+        # slot a fault would use); VMAs may have been split or merged meanwhile, so
+        # each page's VMA is looked up again
         tgts = []
         for vv, offs in queued_addr:
-            v2 = p.find_vma(vv.start + (int(offs[0]) << m.page_shift)) if False else None
-            base_addr = vv.start + (offs.astype(np.int64) << m.page_shift)
-            tv = p.find_vma(int(base_addr[0]))
-            toffs = (base_addr - tv.start) >> m.page_shift
-            t, _, _ = policy_nodes_for_fault(m, p, tv, toffs, p.node, new)
+            addrs = vv.start + (offs.astype(np.int64) << m.page_shift)
+            tv = p.find_vma(int(addrs[0]))
+            t, _, _ = policy_nodes_for_fault(m, p, tv, (addrs - tv.start) >> m.page_shift,
+                                             p.node, new)
             tgts.append(t)
-            del v2
         targets = np.concatenate(tgts)
         allowed = set(new.nodes) if new is not None and new.mode == MPOL_BIND else None
+        if job is not None:
+            job.total = int(pfns.size)
         res = yield from migrate_pairs_gen(
             m, pfns, targets, reason="mbind", strict_node=False, allowed=allowed,
-            cpu=p.node, chunk=chunk, job=job, mlock_path="mbind")
+            cpu=p.node, chunk=chunk, job=job)
         nr_failed += int((res < 0).sum())
     if nr_failed and strict:
         raise oserror(EIO, f"mbind: MPOL_MF_STRICT and {nr_failed} page(s) could not be "
@@ -538,31 +538,33 @@ def migrate_pages_syscall_gen(m: Machine, pid: int, old_nodes, new_nodes, *, cal
                 if drv is not None and drv.hook_enabled:
                     drv.migrate_hook(m, v, old, new)
     f = m.f
-    total_pages = 0
-    pairs = migrate_pages_pairs(m, old, new)
-    plans = []
-    for s, d in pairs:
-        plans.append((s, d))
-    for s, d in plans:
-        pf = []
+
+    def pages_on(node_set):
+        out = []
         for v in p.vmas:
             if not m.vma_migratable(v, "migrate_pages"):
                 continue  # skipped and not counted
             pte = v.pte
-            sel = (pte >= 0) & (pte != m.zero_pfn)
-            pfn = pte[sel]
+            pfn = pte[(pte >= 0) & (pte != m.zero_pfn)]
             pfn = pfn[np.isin(f.kind[pfn], (K_ANON, K_FILE))]
-            pfn = pfn[m.node_of(pfn) == s]
+            pfn = pfn[np.isin(m.node_of(pfn), list(node_set))]
             if not move_all:
                 pfn = pfn[f.mapcount[pfn] <= 1]  # shared pages skipped silently
-            pf.append(pfn)
-        pfns = np.unique(np.concatenate(pf)) if pf else np.empty(0, np.int64)
-        total_pages += pfns.size
+            out.append(pfn)
+        return np.unique(np.concatenate(out)) if out else np.empty(0, np.int64)
+
+    if job is not None:
+        job.total = int(pages_on(old).size)
+    for s, d in migrate_pages_pairs(m, old, new):
+        pfns = pages_on((s,))
         if pfns.size == 0:
             continue
         res = yield from migrate_pairs_gen(
             m, pfns, np.full(pfns.size, d, np.int64), reason="syscall",
             strict_node=m.era.strict_target_node, cpu=p.node, chunk=chunk, job=job,
-            mlock_path="migrate_pages", fail_on_enomem=True)
+            fail_on_enomem=True)
+        if (res == -ENOMEM).any():
+            # migrate_to_node() < 0 aborts do_migrate_pages() with that error
+            raise oserror(ENOMEM, f"migrate_pages: node {d} has no free page left")
         failed += int((res < 0).sum())
     return min(failed, 2**31 - 1)

@@ -24,7 +24,6 @@ from .constants import (
     EPERM,
     ESRCH,
     K_ANON,
-    K_FILE,
     MAX_NUMNODES,
     MPOL_MF_MOVE,
     MPOL_MF_MOVE_ALL,
@@ -109,8 +108,7 @@ def _inflight(m: Machine, pfns: np.ndarray, d: int) -> None:
 
 def migrate_pairs_gen(m: Machine, pfns: np.ndarray, targets: np.ndarray, *, reason: str,
                       strict_node: bool, cpu: int, allowed=None, chunk=None, job=None,
-                      mode: str = "sync", isolated: bool = False, fail_on_enomem=False,
-                      mlock_path: str = ""):
+                      mode: str = "sync", isolated: bool = False, fail_on_enomem=False):
     """Migrate pfns[i] to targets[i]. Returns an int64 array: the node each page now
     sits on, or -errno (-EBUSY isolation failed, -EAGAIN still busy after every pass
     (pinned), -EPERM mlocked in 2.6.17, -ENOMEM no frame on the target).
@@ -278,7 +276,6 @@ def page_status(m: Machine, p, addrs: np.ndarray, *, query: bool, targets=None,
     """The lookup rules of kernel-semantics.md 1.2 for the era, vectorised: returns
     (status, pfn) where status is >= 0 for a page to queue (its current node) or the
     final status, and a separate mask of "queue" entries is derived by the caller."""
-    f = m.f
     vidx, pte, vmas = lookup_pages(m, p, addrs)
     n = addrs.size
     status = np.zeros(n, np.int64)

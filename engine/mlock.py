@@ -13,11 +13,11 @@ from .constants import (
     MCL_CURRENT,
     MCL_FUTURE,
     MCL_ONFAULT,
-    PG_mlocked,
     VM_LOCKED,
     VM_SHARED,
     VM_SPECIAL,
     VM_WRITE,
+    PG_mlocked,
     oserror,
 )
 

@@ -125,14 +125,14 @@ def zoneinfo(m: Machine) -> str:
                     out.append(f"      {key:<12} {ns[src]}")
             if modern:
                 out.append(f"  pages free     {z.free}")
-                out.append(f"        boost    0")
+                out.append("        boost    0")
                 out.append(f"        min      {z.wmark_min}")
                 out.append(f"        low      {z.wmark_low}")
                 out.append(f"        high     {z.wmark_high}")
                 out.append(f"        spanned  {z.spanned}")
                 out.append(f"        present  {z.present}")
                 out.append(f"        managed  {z.managed}")
-                out.append(f"        cma      0")
+                out.append("        cma      0")
                 out.append("        protection: (" + ", ".join("0" for _ in zones) + ")")
                 if not z.present:
                     continue

@@ -7,7 +7,7 @@ import pytest
 from conftest import nodes_of, pages_of, small
 
 import engine
-from engine.constants import K_FREE, K_KERNEL, PG_mlocked, ZONE_MOVABLE
+from engine.constants import K_FREE, K_KERNEL, ZONE_MOVABLE, PG_mlocked
 from engine.procfs import numa_maps
 
 

@@ -3,10 +3,10 @@ step, and a failing call changes nothing it should not."""
 
 import errno
 
+from conftest import small
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
-from conftest import small
 
 import engine
 
