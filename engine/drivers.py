@@ -118,6 +118,7 @@ class Driver:
             src = pfns[sel]
             dst = alloc_frames(m, src.size, zonelist(m, int(t)), movable=False, wmark="min")
             if dst.size < src.size:
+                m.free_frames(dst)  # give back what was taken (it leaked before)
                 raise oserror(ENOMEM, f"driver {self.name}: no room on node {int(t)}")
             for name in ("kind", "flags", "mapping", "index", "mapcount", "refcount",
                          "content"):

@@ -1,10 +1,39 @@
 """Jobs: long operations as asyncio tasks that work in batches and yield between them
-(the console's own; the synchronous calls run the same generator to completion)."""
+(the console's own; the synchronous calls run the same generator to completion).
+
+A job's generator does one batch per `next()`; the machine is consistent at every
+yield. `Job.run` (the asyncio task) obeys the machine's ClockController: no step
+while paused, and at a chosen speed it sleeps so that simulated time tracks real
+time. Without an event loop, `run_jobs(m)` steps every job round-robin: the same
+interleaving every time, which is what experiments with a fixed seed need.
+
+Other modules add jobs with `register_job(name, factory)`; the factory is called as
+`factory(m, *args, chunk=..., job=..., **kw)` and returns the generator."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
+
+JOB_FACTORIES: dict[str, Callable] = {}
+IDLE = object()  # yielded by a job with nothing to do until other jobs move the clock
+# modules whose import registers jobs (imported lazily: they import the engine)
+_JOB_MODULES = ("engine.workload", "engine.automigrate", "engine.bill")
+
+
+def register_job(name: str, factory: Callable) -> None:
+    """Make `m.start(name, ...)` run `factory(m, ..., chunk=, job=)`."""
+    JOB_FACTORIES[name] = factory
+
+
+def job_factories() -> dict[str, Callable]:
+    """Every registered job factory (importing the modules that register them)."""
+    import importlib
+
+    for mod in _JOB_MODULES:
+        importlib.import_module(mod)
+    return JOB_FACTORIES
 
 
 class JobCancelled(Exception):
@@ -30,6 +59,9 @@ class Job:
         self.error: BaseException | None = None
         self.started_ns = machine.clock
         self.finished_ns: int | None = None
+        self.steps = 0
+        self.idle = False  # the last step had nothing to do (it yielded IDLE)
+        self.owner: Any = None  # the object a job drives (a Workload, a Daemon), if any
         self._cancel = False
         self._task: asyncio.Task | None = None
         self._event = asyncio.Event()
@@ -53,7 +85,9 @@ class Job:
             self._finish("cancelled", error=self.machine.cancel_error(self))
             return False
         try:
-            next(self.gen)
+            self.idle = next(self.gen) is IDLE
+            self.steps += 1
+            _sample_timeline(self.machine)
             return True
         except StopIteration as e:
             if self.total and self.done < self.total:
@@ -68,12 +102,22 @@ class Job:
         self.result = result
         self.error = error
         self.finished_ns = self.machine.clock
+        _sample_timeline(self.machine)
         self.machine._job_finished(self)
         self._event.set()
 
     async def run(self) -> None:
-        while self.step():
-            await asyncio.sleep(0)
+        from .clock import controller
+
+        ctl = controller(self.machine)
+        while True:
+            await ctl.gate(self)
+            if not self.step():
+                break
+            if self.idle:
+                await asyncio.sleep(ctl.POLL_S)  # nothing to do: do not spin the loop
+            else:
+                await ctl.pace(self.machine)
 
     async def wait(self):
         if not self.finished:
@@ -87,3 +131,46 @@ class Job:
     @property
     def progress(self) -> float:
         return (self.done / self.total) if self.total else (1.0 if self.finished else 0.0)
+
+
+def _sample_timeline(m) -> None:
+    tl = m.__dict__.get("_timeline")
+    if tl is not None:
+        tl.sample(m)
+
+
+def run_jobs(m, jobs=None, *, max_steps: int | None = None) -> int:
+    """Step jobs round-robin, without an event loop, until all are finished, all are
+    idle (nothing can move the clock any more), or max_steps rounds. Jobs with an
+    asyncio task are left to their task. Returns the number of rounds.
+    Deterministic: same jobs in the same order, same interleaving."""
+    rounds = 0
+    while True:
+        live = [j for j in (m.jobs if jobs is None else jobs)
+                if not j.finished and j._task is None]
+        if not live:
+            return rounds
+        if max_steps is not None and rounds >= max_steps:
+            return rounds
+        progress = False
+        for j in live:
+            alive = j.step()
+            # a job that finished this round counts as progress: others may react
+            progress |= not alive or not j.idle
+        rounds += 1
+        if not progress:
+            return rounds
+
+
+def start_sync(m, name: str, *args, batch: int | None = None, **kw) -> Job:
+    """A job that no asyncio task drives: run_jobs() steps it (scripts, experiments,
+    and tests that want the same interleaving every time)."""
+    gen_fn = m._job_generators().get(name)
+    if gen_fn is None:
+        from .constants import EINVAL, oserror
+
+        raise oserror(EINVAL, f"start: no job {name!r}")
+    job = Job(m, name, None)
+    job.gen = gen_fn(*args, chunk=batch or m.job_batch, job=job, **kw)
+    m.jobs.append(job)
+    return job

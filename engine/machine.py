@@ -29,11 +29,6 @@ from .constants import (
     MAP_ANONYMOUS,
     MAP_PRIVATE,
     MAX_NUMNODES,
-    PG_isolated,
-    PG_lru,
-    PG_mlocked,
-    PG_pinned,
-    PG_reserved,
     PROT_READ,
     PROT_WRITE,
     VM_IO,
@@ -41,6 +36,11 @@ from .constants import (
     VM_PFNMAP,
     ZONE_MOVABLE,
     ZONE_NAMES,
+    PG_isolated,
+    PG_lru,
+    PG_mlocked,
+    PG_pinned,
+    PG_reserved,
     oserror,
 )
 from .era import Era, get_era
@@ -557,6 +557,48 @@ class Machine:
             raise oserror(EINVAL, f"driver {name} maps a region; it does not pin pages")
         return d
 
+    # ------------------------------------------------------------ hot-remove / hot-add
+    def offline(self, node: int, zone: str, *, dry_run: bool = False) -> dict:
+        """Offline every online block of a zone (engine/memory_hotplug.py); returns
+        what moved. dry_run: the rehearsal (offline_plan), changing nothing."""
+        from .memory_hotplug import offline_plan, offline_zone_gen
+
+        if dry_run:
+            return offline_plan(self, node, zone)
+        return self.run(offline_zone_gen(self, node, zone))
+
+    def offline_plan(self, node: int, zone: str, *, chunk: int | None = None) -> dict:
+        """The rehearsal (`offline --dry-run`); chunk: predict a job of that batch."""
+        from .memory_hotplug import offline_plan
+
+        return offline_plan(self, node, zone, chunk=chunk)
+
+    def online(self, node: int, zone: str) -> int:
+        from .memory_hotplug import online_zone
+
+        n = online_zone(self, node, zone)
+        self._changed()
+        return n
+
+    def offline_block(self, index: int) -> dict:
+        from .memory_hotplug import offline_block_gen
+
+        return self.run(offline_block_gen(self, index))
+
+    def online_block(self, index: int, how: str = "online") -> int:
+        from .memory_hotplug import online_block
+
+        n = online_block(self, index, how)
+        self._changed()
+        return n
+
+    def blocks(self) -> list[dict]:
+        """/sys/devices/system/memory/memoryN: index, state, node, zone, valid_zones,
+        removable (and start_pfn, pages, isolated)."""
+        from .memory_hotplug import blocks
+
+        return blocks(self)
+
     # ------------------------------------------------------------ views
     def numa_maps(self, pid: int) -> str:
         from .procfs import numa_maps
@@ -594,7 +636,7 @@ class Machine:
         return {n: int(self.numastat_arr[i, node]) for i, n in enumerate(NUMASTAT_NAMES)}
 
     # ------------------------------------------------------------ jobs
-    JOB_METHODS = ("move_pages", "migrate_pages", "mbind")
+    JOB_METHODS = ("move_pages", "migrate_pages", "mbind", "offline", "offline_block")
 
     def run(self, gen):
         """Drive an operation's generator to completion (the synchronous call)."""
@@ -629,6 +671,7 @@ class Machine:
     job_batch = 512  # Linux migrates in batches of 512 base pages
 
     def _job_generators(self) -> dict:
+        from .memory_hotplug import offline_block_gen, offline_zone_gen
         from .mempolicy import mbind_gen, migrate_pages_syscall_gen
         from .migrate import move_pages_gen
 
@@ -636,7 +679,13 @@ class Machine:
             "move_pages": lambda *a, **k: move_pages_gen(self, *a, **k),
             "migrate_pages": lambda *a, **k: migrate_pages_syscall_gen(self, *a, **k),
             "mbind": lambda *a, **k: mbind_gen(self, *a, **k),
+            "offline": lambda *a, **k: offline_zone_gen(self, *a, **k),
+            "offline_block": lambda *a, **k: offline_block_gen(self, *a, **k),
         }
+        from .jobs import job_factories
+
+        for jname, fac in job_factories().items():  # workload, daemon, bill: register_job()
+            gens.setdefault(jname, lambda *a, _f=fac, **k: _f(self, *a, **k))
         gens.update(self.extra_jobs)
         return gens
 
@@ -655,6 +704,41 @@ class Machine:
     def _changed(self) -> None:
         for cb in self.listeners:
             cb(self)
+
+    # ------------------------------------------------------------ runtime (issue 4)
+    @property
+    def clockctl(self):
+        """How jobs pace simulated time against real time (engine/clock.py)."""
+        from .clock import controller
+
+        return controller(self)
+
+    @property
+    def timeline(self):
+        """Per-node free/used pages and migration traffic over simulated time
+        (engine/timeline.py)."""
+        from .timeline import timeline
+
+        return timeline(self)
+
+    @property
+    def workloads(self) -> list:
+        """Workloads started on this machine, running or finished (engine/workload.py)."""
+        from .workload import workloads
+
+        return workloads(self)
+
+    def migration_bill(self, kind: str, *args, **kw):
+        """The dry run of a migration: what would move, fail and cost (engine/bill.py)."""
+        from .bill import migration_bill
+
+        return migration_bill(self, kind, *args, **kw)
+
+    def run_jobs(self, jobs=None, *, max_steps: int | None = None) -> int:
+        """Step jobs round-robin without an event loop (deterministic)."""
+        from .jobs import run_jobs
+
+        return run_jobs(self, jobs, max_steps=max_steps)
 
     # ------------------------------------------------------------ checks
     def check(self) -> None:
