@@ -568,7 +568,8 @@ def _offline(m, args, bg):
     if bg:
         return _start_or_run(m, True, "offline", node, zone)
     r = m.offline(node, zone)
-    return Result(True, f"node {node} {zone} offline" + (f": {r}" if r else ""), value=r)
+    text = r.get("text") if isinstance(r, dict) else None
+    return Result(True, text or f"node {node} {zone} offline", value=r)
 
 
 def _fmt_plan(plan) -> str:
