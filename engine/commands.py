@@ -682,3 +682,386 @@ def _load(m, args, bg):
 
     new = load(args[0])
     return Result(True, f"loaded {args[0]}: {new!r}", machine=new)
+
+
+# ------------------------------------------------------------------ runtime (issue 4):
+# simulated time, workloads, access statistics, the daemon, the timeline, the bill
+
+def _ns(s: str, what: str = "time") -> int:
+    """"10ms", "1.5s", "500us", "200ns" or plain nanoseconds."""
+    t = s.strip().lower()
+    for suf, mul in (("ms", 1_000_000), ("us", 1_000), ("ns", 1), ("s", 1_000_000_000)):
+        if t.endswith(suf):
+            t, scale = t[: -len(suf)], mul
+            break
+    else:
+        scale = 1
+    try:
+        v = float(t) * scale
+    except ValueError:
+        raise CommandError(f"{what}: {s!r} is not a time like 10ms") from None
+    if not v >= 0 or v > 1e18:
+        raise CommandError(f"{what}: {s!r} is out of range")
+    return int(v)
+
+
+def _float(s: str, what: str) -> float:
+    try:
+        v = float(s[:-1]) / 100 if s.endswith("%") else float(s)
+    except ValueError:
+        raise CommandError(f"{what}: {s!r} is not a number") from None
+    if v != v or v in (float("inf"), float("-inf")):
+        raise CommandError(f"{what}: {s!r} is not a finite number")
+    return v
+
+
+def _onoff(s: str, what: str) -> bool:
+    if s.lower() in ("on", "yes", "true", "1"):
+        return True
+    if s.lower() in ("off", "no", "false", "0"):
+        return False
+    raise CommandError(f"{what}: {s!r} is not on or off")
+
+
+@command("clock", "clock [pause|resume|fast|speed X]",
+         "simulated time: show it, pause jobs, run at X times real time, or as fast as possible")
+def _clock(m, args, bg):
+    from .clock import fmt_ns
+
+    _need(args, 0, "clock [pause|resume|fast|speed X]", 2)
+    ctl = m.clockctl
+    if args:
+        w = args[0]
+        if w == "pause":
+            ctl.pause()
+        elif w == "resume":
+            ctl.resume()
+        elif w == "fast":
+            ctl.set_fast()
+        elif w == "speed":
+            _need(args, 2, "clock speed X", 2)
+            x = _float(args[1].rstrip("x"), "speed")
+            if x <= 0:
+                raise CommandError("speed: must be positive")
+            ctl.set_speed(x)
+        else:
+            raise CommandError(f"clock: {w!r} is not pause, resume, fast or speed")
+    return Result(True, f"clock {fmt_ns(m.clock)} ({m.clock} ns), {ctl.describe()}",
+                  value=m.clock)
+
+
+_WL_USAGE = ("workload PID [RANGE] [size=S] [pattern=uniform|zipf|hot|seq|stairs|zigzag] "
+             "[threads=NODES] [ticks=N] [rate=N] [write=F] [zipf=A] [width=F] [step=N] "
+             "[shard=on|off] [init=NODE|none] [seed=N] [watch=hint,damon] [--loop] "
+             "[then KEY=V ...]  |  workload stop ID|PID|all")
+
+
+def _wl_phase(kv: dict) -> dict:
+    out = {}
+    for k, v in kv.items():
+        if k == "pattern":
+            out[k] = v
+        elif k == "threads":
+            out[k] = v
+        elif k in ("ticks", "rate", "step"):
+            out[k] = _int(v, k)
+        elif k in ("write", "zipf", "width"):
+            out[k] = _float(v, k)
+        elif k in ("shard", "scatter"):
+            out[k] = _onoff(v, k)
+        else:
+            raise CommandError(f"workload: unknown option {k}= (usage: {_WL_USAGE})")
+    return out
+
+
+@command("workload", _WL_USAGE,
+         "run a workload: threads on nodes access a region in a pattern (tick by tick)",
+         job="workload", args=["pid", "range"])
+def _workload(m, args, bg):
+    from .workload import workloads
+
+    if args and args[0] == "stop":
+        _need(args, 2, "workload stop ID|PID|all", 2)
+        hit = [w for w in workloads(m) if w.running and
+               (args[1] == "all" or str(w.id) == args[1] or str(w.pid) == args[1])]
+        if not hit:
+            raise CommandError(f"no running workload {args[1]}")
+        for w in hit:
+            w.stop()
+        return f"stopping {len(hit)} workload(s)"
+    groups = [[]]
+    for a in args:
+        if a == "then":
+            groups.append([])
+        else:
+            groups[-1].append(a)
+    pos, kv, fl = _kv(groups[0])
+    _need(pos, 1, _WL_USAGE, 2)
+    _check_opts(kv, fl, ("size", "pattern", "threads", "ticks", "rate", "write", "zipf",
+                         "width", "step", "shard", "scatter", "init", "seed", "watch"),
+                ("loop",))
+    pid = _pid(m, pos[0])
+    opts = {}
+    if len(pos) == 2:
+        opts["addr"], opts["length"] = _range(m, pos[1])
+    if "size" in kv:
+        opts["size"] = _size(kv.pop("size"))
+    if "init" in kv:
+        v = kv.pop("init")
+        opts["init"] = "none" if v == "none" else _int(v, "init")
+    if "seed" in kv:
+        opts["seed"] = _int(kv.pop("seed"), "seed")
+    if "watch" in kv:
+        opts["watch"] = kv.pop("watch")
+    phases = [_wl_phase(kv)]
+    for g in groups[1:]:
+        p2, kv2, fl2 = _kv(g)
+        if p2 or fl2:
+            raise CommandError(f"workload: a phase after 'then' takes KEY=V only ({g})")
+        phases.append(_wl_phase(kv2))
+    if len(phases) > 1:
+        opts["phases"] = phases
+    else:
+        opts.update(phases[0])
+    opts["loop"] = "loop" in fl
+    if opts["loop"] and not bg:
+        raise CommandError("workload --loop runs until stopped: start it in the "
+                           "background (end the line with &)")
+    addr = opts.pop("addr", None)
+    length = opts.pop("length", None)
+    if bg:
+        job = m.start("workload", pid, addr, length, **opts)
+        return Result(True, f"job {job.id} started: workload {job.owner.id} on pid {pid}",
+                      job=job)
+    from .jobs import start_sync
+
+    # a script: step every pending job (daemons too) until this workload ends
+    job = start_sync(m, "workload", pid, addr, length, **opts)
+    while not job.finished and m.run_jobs() > 0:
+        pass
+    if job.state == "failed":
+        raise job.error
+    return Result(True, job.owner.describe(), value=job.result)
+
+
+@command("workloads", "workloads [start]",
+         "workloads with locality, latency and stalls; `start`: those of the description")
+def _workloads(m, args, bg):
+    from .workload import described, process_stats, workloads
+
+    _need(args, 0, "workloads [start]", 1)
+    if args:
+        if args[0] != "start":
+            raise CommandError(f"workloads: {args[0]!r} is not start")
+        specs = described(m)
+        if not specs:
+            raise CommandError("the machine's description has no [[workloads]]")
+        from .jobs import start_sync
+
+        jobs = [m.start("workload", **kw) if bg else start_sync(m, "workload", **kw)
+                for kw in specs]
+        if not bg:
+            m.run_jobs()
+        return Result(True, f"{len(jobs)} workload(s) started" if bg else
+                      "\n".join(j.owner.describe() for j in jobs), job=jobs[0])
+    wl = workloads(m)
+    if not wl:
+        return "no workloads"
+    lines = [w.describe() for w in wl]
+    for pid in sorted({w.pid for w in wl}):
+        s = process_stats(m, pid)
+        lines.append(f"pid {pid}: {s['local']} local, {s['remote']} remote accesses "
+                     f"({s['locality']:.1%} local), avg latency {s['avg_latency_ns']:.0f} ns, "
+                     f"{s['stalls']} stalls")
+    return "\n".join(lines)
+
+
+def _find_workload(m, s: str):
+    from .workload import workloads
+
+    n = _int(s, "workload")
+    by_pid = [w for w in workloads(m) if w.pid == n]
+    if by_pid:
+        run = [w for w in by_pid if w.running]
+        return (run or by_pid)[-1]
+    for w in workloads(m):
+        if w.id == n:
+            return w
+    raise CommandError(f"no workload for pid {n} (nor workload id {n})")
+
+
+@command("access", "access PID [watch hint,damon] [reset]",
+         "what user space can see about accesses (numastat, move_pages query, hint faults, "
+         "DAMON) scored against the truth", args=["pid"])
+def _access(m, args, bg):
+    from . import access
+
+    _need(args, 1, "access PID [watch hint,damon] [reset]", 3)
+    wl = _find_workload(m, args[0])
+    if len(args) >= 2:
+        if args[1] == "watch":
+            _need(args, 3, "access PID watch hint,damon", 3)
+            access.watch(m, wl, args[2])
+            return f"workload {wl.id}: watching {args[2]}"
+        if args[1] == "reset":
+            _need(args, 2, "access PID reset", 2)
+            access.reset(m, wl)
+            return f"workload {wl.id}: access statistics start again"
+        raise CommandError(f"access: {args[1]!r} is not watch or reset")
+    return Result(True, access.compare_text(m, wl), value=access.compare(m, wl))
+
+
+_DAEMON_USAGE = ("daemon start PID [mode=user|autonuma|damos] [source=hint|truth|damon|query] "
+                 "[period=10ms] [rate=MB/s] [threshold=F] [min=N] [hysteresis=F] "
+                 "[cooldown=50ms] [decay=F] [hot=NODE] [cold=NODE] [hot_min=F] "
+                 "[cold_max=F] [cold_age=N] [duration=T]  |  daemon stop [ID]  |  daemon [report [ID]]")
+
+
+def _daemon_opts(kv: dict) -> dict:
+    out = {}
+    for k, v in kv.items():
+        if k in ("mode", "source"):
+            out[k] = v
+        elif k in ("period", "cooldown", "duration"):
+            out[{"period": "period_ns", "cooldown": "cooldown_ns",
+                 "duration": "duration_ns"}[k]] = _ns(v, k)
+        elif k == "rate":
+            out["rate_mbps"] = _float(v, k)
+        elif k == "min":
+            out["min_accesses"] = _float(v, k)
+        elif k in ("threshold", "hysteresis", "decay", "hot_min", "cold_max"):
+            out[k] = _float(v, k)
+        elif k in ("hot", "cold", "cold_age"):
+            out[k] = _int(v, k)
+        else:
+            raise CommandError(f"daemon: unknown option {k}= (usage: {_DAEMON_USAGE})")
+    return out
+
+
+@command("daemon", _DAEMON_USAGE,
+         "automatic page migration: a user-space daemon, AutoNUMA, or DAMOS hot/cold",
+         job="daemon", args=["pid"])
+def _daemon(m, args, bg):
+    from .automigrate import daemons
+
+    w = args[0] if args else "report"
+    if w == "start":
+        pos, kv, fl = _kv(args[1:])
+        _need(pos, 1, _DAEMON_USAGE, 1)
+        _check_opts(kv, fl, ("mode", "source", "period", "rate", "threshold", "min",
+                             "hysteresis", "cooldown", "decay", "hot", "cold", "hot_min",
+                             "cold_max", "cold_age", "duration"))
+        pid = _pid(m, pos[0])
+        # always a job: it runs beside workloads (scripts step it with them)
+        if bg:
+            job = m.start("daemon", pid, **_daemon_opts(kv))
+        else:
+            from .jobs import start_sync
+
+            job = start_sync(m, "daemon", pid, **_daemon_opts(kv))
+        return Result(True, f"job {job.id} started: daemon on pid {pid}", job=job)
+    ds = daemons(m)
+    if w == "stop":
+        _need(args, 1, "daemon stop [ID]", 2)
+        hit = [d for d in ds if d.state == "running" and
+               (len(args) == 1 or str(d.id) == args[1])]
+        if not hit:
+            raise CommandError("no running daemon" + (f" {args[1]}" if len(args) > 1 else ""))
+        for d in hit:
+            d.stop()
+        m.run_jobs()  # scripts: let it finish and report; the event loop does it otherwise
+        return "\n".join(d.report_text() for d in hit)
+    if w in ("report", "status"):
+        _need(args, 0, "daemon report [ID]", 2)
+        sel = [d for d in ds if len(args) < 2 or str(d.id) == args[1]]
+        if not sel:
+            return "no daemons"
+        return Result(True, "\n".join(d.report_text() for d in sel),
+                      value=[d.report() for d in sel])
+    raise CommandError(f"daemon: {w!r} is not start, stop or report")
+
+
+@command("wait", "wait", "run pending jobs to the end (scripts: jobs started with &)")
+def _wait(m, args, bg):
+    _need(args, 0, "wait", 0)
+    pending = [j for j in m.jobs if j._task is None]
+    if not pending:
+        return "no pending jobs" + (" (jobs run in the background)" if m.jobs else "")
+    rounds = m.run_jobs()
+    left = [j for j in m.jobs if not j.finished and j._task is None]
+    text = f"{rounds} rounds; " + ", ".join(f"{j.name} {j.state}" for j in pending)
+    if left:
+        text += f"; {len(left)} job(s) idle (waiting for something to run)"
+    return text
+
+
+@command("timeline", "timeline [WIDTH]",
+         "per-node used pages and migration traffic over simulated time")
+def _timeline(m, args, bg):
+    from .timeline import timeline_text
+
+    _need(args, 0, "timeline [WIDTH]", 1)
+    width = _int(args[0], "width") if args else 40
+    if not 4 <= width <= 400:
+        raise CommandError("width: 4..400")
+    return timeline_text(m, width)
+
+
+@command("bill", "bill [run]",
+         "the last migration bill (--dry-run); `bill run` makes the call and shows "
+         "predicted against actual")
+def _bill(m, args, bg):
+    _need(args, 0, "bill [run]", 1)
+    b = m.last_bill
+    if b is None:
+        raise CommandError("no bill yet: add --dry-run to move_pages, migratepages, mbind "
+                           "or offline")
+    if args:
+        if args[0] != "run":
+            raise CommandError(f"bill: {args[0]!r} is not run")
+        if b.actual is not None:
+            raise CommandError("this bill already ran; make a new one with --dry-run")
+        if bg:
+            job = m.start("bill", b)
+            return Result(True, f"job {job.id} started: {b.kind} (billed)", job=job)
+        try:
+            b.run(m)
+        except OSError:
+            pass  # the outcome, error included, is in the bill
+        return Result(True, b.text, value=b)
+    return Result(True, b.text, value=b)
+
+
+@command("experiment", "experiment PID WORKLOAD-OPTIONS -- DAEMON-OPTIONS",
+         "run a workload on copies of this machine with the daemon off and on (same seed)",
+         args=["pid"])
+def _experiment(m, args, bg):
+    from .automigrate import compare_runs
+
+    usage = "experiment PID [size=S] [pattern=P] [threads=NODES] ... -- [mode=..] [source=..] .."
+    if "--" in args:
+        i = args.index("--")
+        wargs, dargs = args[:i], args[i + 1:]
+    else:
+        wargs, dargs = args, []
+    pos, kv, fl = _kv(wargs)
+    _need(pos, 1, usage, 1)
+    _check_opts(kv, fl, ("size", "pattern", "threads", "ticks", "rate", "write", "zipf",
+                         "width", "step", "shard", "scatter", "init", "seed"))
+    pid = _pid(m, pos[0])
+    wopts = {}
+    if "size" in kv:
+        wopts["size"] = _size(kv.pop("size"))
+    if "init" in kv:
+        v = kv.pop("init")
+        wopts["init"] = "none" if v == "none" else _int(v, "init")
+    if "seed" in kv:
+        wopts["seed"] = _int(kv.pop("seed"), "seed")
+    wopts.update(_wl_phase(kv))
+    dpos, dkv, dfl = _kv(dargs)
+    if dpos or dfl:
+        raise CommandError(f"experiment: daemon options are KEY=V ({usage})")
+    r = compare_runs(m, pid, wopts, _daemon_opts(dkv))
+    return Result(True, r["text"], value={"off": r["off"]["workload"],
+                                          "on": r["on"]["workload"],
+                                          "daemon": r["on"]["daemon"]})

@@ -3,7 +3,8 @@
 Schema (sizes take K/M/G/T suffixes, node lists "0-3,5"):
 
     [machine]   name, page_size ("4K"), era ("modern" | "2.6.18" | "2006" | "2.6.17"),
-                seed, block_size ("128M"), kernel ("2%": slab and page tables)
+                seed, block_size ("128M"), kernel ("2%": slab and page tables),
+                description (free text)
     [[nodes]]   id, cpus ("0-7" or ""), zones = { DMA = "16M", DMA32 = "2G", Normal = ..,
                 Movable = .. }, kernel (overrides machine.kernel)
     [distances] matrix = [[10, 21], [21, 10]]   or   local = 10, remote = 20
@@ -11,14 +12,23 @@ Schema (sizes take K/M/G/T suffixes, node lists "0-3,5"):
     [[drivers]] name, kind (uncached | framebuffer | rdma), node, size, hook (has a
                 vm_ops->migrate), hook_enabled
     [[processes]] name, pid, uid, node, cpuset, policy ("interleave:0-3", "bind:1", ...),
-                mlockall
+                mlockall, kthread
       [[processes.vmas]] size, kind (anon | file | driver), file, shared, driver, policy,
-                touch ("100%"), touch_node, write, mlock, pin (an rdma driver name)
+                touch ("100%"), touch_node, touch_pages ({ "0" = 512, "1" = 128 }: pages
+                touched from a CPU on each node, in order; instead of touch/touch_node),
+                write, mlock, pin (an rdma driver name), name (a label)
+    [host]      anything: what `numacon capture` recorded about the host (not used)
+    workloads   passed through for engine/workload.py
+
+Errors name the source, the key and the problem; load_description() adds the line
+of the key in the TOML text: "saves/x.toml:12: nodes[1].zones.Normal: ...".
 """
 
 from __future__ import annotations
 
 import math
+import re
+import tomllib
 
 import numpy as np
 
@@ -31,6 +41,7 @@ from .constants import (
     MAP_PRIVATE,
     MAP_SHARED,
     MAX_NUMNODES,
+    MODE_NAMES,
     PROT_READ,
     PROT_WRITE,
     ZONE_MOVABLE,
@@ -42,170 +53,281 @@ from .units import parse_fraction, parse_size
 
 
 class DescriptionError(ValueError):
-    """A description that cannot be built: names the source, the key and the problem."""
+    """A description that cannot be built: names the source, the key (a path such as
+    processes[2].vmas[0].size), the line when known, and the problem."""
+
+    def __init__(self, source: str, key: str, msg: str, line: int | None = None):
+        super().__init__(source, key, msg)
+        self.source, self.key, self.msg, self.line = source, key, msg, line
+
+    def __str__(self) -> str:
+        where = f"{self.source}:{self.line}" if self.line else self.source
+        return f"{where}: {self.key}: {self.msg}"
 
 
 def _err(source: str, key: str, msg: str) -> DescriptionError:
-    return DescriptionError(f"{source}: {key}: {msg}")
+    return DescriptionError(source, key or "(top level)", msg)
 
 
+TOP_KEYS = {"machine", "nodes", "distances", "weights", "drivers", "processes", "workloads",
+            "host"}
 MACHINE_KEYS = {"name", "page_size", "era", "seed", "block_size", "kernel", "description"}
 NODE_KEYS = {"id", "cpus", "zones", "kernel"}
 DRIVER_KEYS = {"name", "kind", "node", "size", "hook", "hook_enabled"}
 PROC_KEYS = {"name", "pid", "uid", "node", "cpuset", "policy", "vmas", "mlockall", "kthread"}
 VMA_KEYS = {"size", "kind", "file", "shared", "driver", "policy", "touch", "touch_node",
-            "write", "mlock", "pin", "name"}
+            "touch_pages", "write", "mlock", "pin", "name"}
+MAX_ZONE = 1 << 44  # 16 TiB a zone
+POLICY_NAMES = {0: "default", 1: "prefer", 2: "bind", 3: "interleave", 4: "local",
+                5: "preferred-many", 6: "weighted-interleave"}
 
 
-def _unknown(source, where, d, allowed):
+# ---------------------------------------------------------------- reading and writing
+
+def load_description(text: str, source: str = "<description>"):
+    """Parse TOML text and build its machine; a DescriptionError gets the line of the
+    offending key (tomllib keeps no positions, so the text is scanned for it)."""
+    from .machine import Machine
+
+    d = tomllib.loads(text)
+    try:
+        return Machine.from_description(d, source=source)
+    except DescriptionError as e:
+        e.line = key_line(text, e.key)
+        raise
+
+
+def dumps(d: dict, header: str = "") -> str:
+    """A description as TOML (tomli_w), after `header` turned into # comments."""
+    import tomli_w
+
+    lines = [f"# {ln}".rstrip() for ln in header.strip("\n").splitlines()] if header else []
+    body = tomli_w.dumps(d)
+    return ("\n".join(lines) + "\n\n" if lines else "") + body
+
+
+# ---------------------------------------------------------------- building
+
+def _table(source: str, key: str, x, what: str = "a table") -> dict:
+    if not isinstance(x, dict):
+        raise _err(source, key, f"must be {what}, not {type(x).__name__} {x!r}"[:120])
+    return x
+
+
+def _list_of_tables(source: str, key: str, x) -> list:
+    if not isinstance(x, list) or not all(isinstance(i, dict) for i in x):
+        raise _err(source, key, "must be a list of tables ([[...]] sections)")
+    return x
+
+
+def _unknown(source: str, where: str, d: dict, allowed: set) -> None:
     for k in d:
         if k not in allowed:
-            raise _err(source, f"{where}.{k}", f"unknown key (expected one of "
-                                               f"{', '.join(sorted(allowed))})")
+            raise _err(source, f"{where}.{k}" if where else k,
+                       f"unknown key (expected one of {', '.join(sorted(allowed))})")
+
+
+def _int(source: str, key: str, x, lo: int | None = None, hi: int | None = None) -> int:
+    if isinstance(x, bool) or not isinstance(x, int):
+        raise _err(source, key, f"{x!r} is not an integer")
+    if (lo is not None and x < lo) or (hi is not None and x > hi):
+        rng = f"{lo}..{hi}" if hi is not None else f">= {lo}"
+        raise _err(source, key, f"{x} is out of range ({rng})")
+    return x
+
+
+def _str(source: str, key: str, x, default: str | None = None) -> str | None:
+    if x is None:
+        return default
+    if not isinstance(x, str):
+        raise _err(source, key, f"{x!r} is not a string"[:100])
+    return x
+
+
+def _bool(source: str, key: str, x, default: bool = False) -> bool:
+    if x is None:
+        return default
+    if not isinstance(x, bool):
+        raise _err(source, key, f"{x!r} is not true or false"[:100])
+    return x
+
+
+def _size(source: str, key: str, x) -> int:
+    try:
+        return parse_size(x, key.rsplit(".", 1)[-1])
+    except ValueError as e:
+        raise _err(source, key, str(e).split(": ", 1)[-1]) from None
+
+
+def _frac(source: str, key: str, x) -> float:
+    try:
+        return parse_fraction(x, key)
+    except (TypeError, ValueError) as e:
+        raise _err(source, key, str(e).split(": ", 1)[-1]) from None
 
 
 def build_machine(m, d: dict, *, source: str = "<description>"):
     from .era import get_era
-    from .mempolicy import parse_nodes
 
-    if not isinstance(d, dict):
-        raise _err(source, "(top)", "a description is a table")
-    top = {"machine", "nodes", "distances", "weights", "drivers", "processes", "workloads"}
-    _unknown(source, "(top)", d, top)
-    mach = d.get("machine", {})
+    _table(source, "", d, "a table")
+    _unknown(source, "", d, TOP_KEYS)
+    mach = _table(source, "machine", d.get("machine", {}))
     _unknown(source, "machine", mach, MACHINE_KEYS)
-    try:
-        page_size = parse_size(mach.get("page_size", "4K"), "page_size")
-    except ValueError as e:
-        raise _err(source, "machine.page_size", str(e)) from None
+    page_size = _size(source, "machine.page_size", mach.get("page_size", "4K"))
     if page_size < 4096 or page_size & (page_size - 1) or page_size > 1 << 21:
         raise _err(source, "machine.page_size", f"{page_size} is not a power of two "
                                                f"between 4K and 2M")
     try:
-        era = get_era(mach.get("era", "modern"))
+        era = get_era(_str(source, "machine.era", mach.get("era"), "modern"))
     except ValueError as e:
         raise _err(source, "machine.era", str(e)) from None
-    m.name = str(mach.get("name", "machine"))
-    m.seed = int(mach.get("seed", 0))
-    try:
-        block_size = parse_size(mach.get("block_size", "128M"), "block_size")
-        kshare = parse_fraction(mach.get("kernel", "2%"), "kernel")
-    except ValueError as e:
-        raise _err(source, "machine", str(e)) from None
+    m.name = _str(source, "machine.name", mach.get("name"), "machine")
+    _str(source, "machine.description", mach.get("description"))
+    m.seed = _int(source, "machine.seed", mach.get("seed", 0), 0)
+    block_size = _size(source, "machine.block_size", mach.get("block_size", "128M"))
+    kshare = _frac(source, "machine.kernel", mach.get("kernel", "2%"))
     if block_size < page_size or block_size % page_size:
-        raise _err(source, "machine.block_size", "must be a multiple of the page size")
-    nodes = d.get("nodes")
-    if not nodes or not isinstance(nodes, list):
+        raise _err(source, "machine.block_size", f"{block_size} is not a multiple of the "
+                                                 f"page size ({page_size})")
+    layout, kshares = _nodes(source, d.get("nodes"), page_size, kshare)
+    ids = [n for n, _, _ in layout]
+    dist = _distances(source, _table(source, "distances", d.get("distances", {})), ids,
+                      max(ids) + 1)
+    m._layout(page_size, layout, dist, block_size)
+    m._era = era
+    _weights(m, source, _table(source, "weights", d.get("weights", {})))
+    _boot_kernel(m, kshares)
+    compute_watermarks(m.zones, m.page_size, era.is_modern)
+    m.description = d
+    for i, dd in enumerate(_list_of_tables(source, "drivers", d.get("drivers", []))):
+        _add_driver(m, source, i, dd)
+    rng = np.random.default_rng(m.seed)
+    for i, pd in enumerate(_list_of_tables(source, "processes", d.get("processes", []))):
+        _add_process(m, source, i, pd, rng)
+    m.vmstat_counts.clear()
+    return m
+
+
+def _nodes(source: str, nodes, page_size: int, kshare: float):
+    """[(id, cpus, [pages per zone type])] and {node: kernel share}."""
+    if not nodes:
         raise _err(source, "nodes", "at least one [[nodes]] table is required")
-    layout = []
-    kshares = {}
-    seen = set()
+    nodes = _list_of_tables(source, "nodes", nodes)
+    layout, kshares, seen, cpu_owner = [], {}, set(), {}
     for i, nd in enumerate(nodes):
         where = f"nodes[{i}]"
         _unknown(source, where, nd, NODE_KEYS)
         nid = nd.get("id", i)
-        if not isinstance(nid, int) or not 0 <= nid < MAX_NUMNODES or nid in seen:
+        if isinstance(nid, bool) or not isinstance(nid, int) or not 0 <= nid < MAX_NUMNODES \
+                or nid in seen:
             raise _err(source, f"{where}.id", f"{nid!r} is not a new node id below "
-                                              f"{MAX_NUMNODES}")
+                                              f"MAX_NUMNODES ({MAX_NUMNODES})")
         seen.add(nid)
         try:
             cpus = _parse_cpus(nd.get("cpus", ""))
         except ValueError as e:
             raise _err(source, f"{where}.cpus", str(e)) from None
-        zones = nd.get("zones", {})
-        if not isinstance(zones, dict):
-            raise _err(source, f"{where}.zones", "a table of zone sizes")
+        for c in cpus:
+            if c in cpu_owner:
+                raise _err(source, f"{where}.cpus", f"cpu {c} is already on node "
+                                                    f"{cpu_owner[c]}")
+            cpu_owner[c] = nid
+        zones = _table(source, f"{where}.zones", nd.get("zones", {}), "a table of zone sizes")
         sizes = [0, 0, 0, 0]
         for zname, zsize in zones.items():
+            key = f"{where}.zones.{zname}"
             if zname not in ZONE_NAMES:
-                raise _err(source, f"{where}.zones.{zname}", f"unknown zone (zones: "
-                                                             f"{', '.join(ZONE_NAMES)})")
-            try:
-                b = parse_size(zsize, f"zone {zname}")
-            except ValueError as e:
-                raise _err(source, f"{where}.zones.{zname}", str(e)) from None
+                raise _err(source, key, f"unknown zone (zones: {', '.join(ZONE_NAMES)})")
+            b = _size(source, key, zsize)
             if b % page_size:
-                raise _err(source, f"{where}.zones.{zname}", "not a multiple of the page "
-                                                             "size")
-            if b > 1 << 44:
-                raise _err(source, f"{where}.zones.{zname}", f"{zsize} is impossibly large")
+                raise _err(source, key, f"{zsize} is not a multiple of the page size "
+                                        f"({page_size})")
+            if b > MAX_ZONE:
+                raise _err(source, key, f"{zsize} is impossibly large (a zone holds at "
+                                        f"most 16T)")
             sizes[ZONE_NAMES.index(zname)] = b // page_size
-        try:
-            kshares[nid] = parse_fraction(nd.get("kernel", kshare), "kernel")
-        except ValueError as e:
-            raise _err(source, f"{where}.kernel", str(e)) from None
+        kshares[nid] = _frac(source, f"{where}.kernel", nd.get("kernel", kshare))
         layout.append((nid, cpus, sizes))
     total = sum(sum(s) for _, _, s in layout)
     if total == 0:
         raise _err(source, "nodes", "the machine has no memory")
     if total > 1 << 31:
         raise _err(source, "nodes", f"{total} frames is more than the engine holds (2^31)")
-    nr = max(n for n, _, _ in layout) + 1
-    dist = _distances(source, d.get("distances", {}), [n for n, _, _ in layout], nr)
-    m._layout(page_size, layout, dist, block_size)
-    m._era = era
-    w = d.get("weights", {})
-    for k, v in w.items():
-        try:
-            m.il_weights[int(k)] = int(v)
-        except ValueError:
-            raise _err(source, f"weights.{k}", "node ids and weights are integers") from None
-        if int(v) < 1 or int(v) > 255:
-            raise _err(source, f"weights.{k}", "a weight is 1..255")
-    _boot_kernel(m, kshares)
-    compute_watermarks(m.zones, m.page_size, era.is_modern)
-    m.description = d
-    for i, dd in enumerate(d.get("drivers", [])):
-        _add_driver(m, source, i, dd)
-    rng = np.random.default_rng(m.seed)
-    for i, pd in enumerate(d.get("processes", [])):
-        _add_process(m, source, i, pd, rng, parse_nodes)
-    m.vmstat_counts.clear()
-    return m
+    return layout, kshares
 
 
 def _parse_cpus(s) -> tuple[int, ...]:
     if isinstance(s, list):
-        return tuple(int(x) for x in s)
+        if not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in s):
+            raise ValueError(f"{s!r} is not a list of CPU numbers")
+        return tuple(s)
     s = str(s).strip()
     if not s:
         return ()
     out = []
-    for part in s.split(","):
-        if "-" in part:
-            a, b = part.split("-")
-            out.extend(range(int(a), int(b) + 1))
-        else:
-            out.append(int(part))
+    try:
+        for part in s.split(","):
+            if "-" in part:
+                a, b = part.split("-")
+                if int(b) < int(a) or int(b) - int(a) > 1 << 16:
+                    raise ValueError
+                out.extend(range(int(a), int(b) + 1))
+            else:
+                out.append(int(part))
+    except ValueError:
+        raise ValueError(f"{s!r} is not a CPU list like 0-7,16") from None
+    if any(c < 0 for c in out):
+        raise ValueError(f"{s!r} names a negative CPU")
     return tuple(out)
 
 
-def _distances(source, dd, ids, nr) -> np.ndarray:
+def _distances(source: str, dd: dict, ids: list[int], nr: int) -> np.ndarray:
+    _unknown(source, "distances", dd, {"matrix", "local", "remote"})
     dist = np.full((nr, nr), 255, np.uint8)
     if "matrix" in dd:
         mat = dd["matrix"]
-        if len(mat) != len(ids) or any(len(r) != len(ids) for r in mat):
-            raise _err(source, "distances.matrix", f"must be {len(ids)}x{len(ids)}")
+        if not isinstance(mat, list) or len(mat) != len(ids) or \
+                any(not isinstance(r, list) or len(r) != len(ids) for r in mat):
+            raise _err(source, "distances.matrix", f"must be {len(ids)}x{len(ids)} (one row "
+                                                   f"and column per node, in [[nodes]] order)")
         for i, a in enumerate(ids):
             for j, b in enumerate(ids):
-                v = int(mat[i][j])
+                key = f"distances.matrix[{i}][{j}]"
+                v = _int(source, key, mat[i][j])
                 if not 10 <= v <= 255 or (i == j and v != 10) or (i != j and v == 10):
-                    raise _err(source, f"distances.matrix[{i}][{j}]",
-                               f"{v}: local distance is 10, remote 11..255")
+                    raise _err(source, key, f"{v}: the local distance is 10, remote ones "
+                                            f"11..255")
                 dist[a, b] = v
     else:
-        local = int(dd.get("local", 10))
-        remote = int(dd.get("remote", 20))
+        local = _int(source, "distances.local", dd.get("local", 10), 10, 10)
+        remote = _int(source, "distances.remote", dd.get("remote", 20), 11, 255)
         for a in ids:
             for b in ids:
                 dist[a, b] = local if a == b else remote
     return dist
 
 
+def _weights(m, source: str, w: dict) -> None:
+    from .mempolicy import nodes_str
+
+    for k, v in w.items():
+        key = f"weights.{k}"
+        try:
+            nid = int(k)
+        except ValueError:
+            raise _err(source, key, f"{k!r} is not a node number") from None
+        if nid not in m.nodes:
+            raise _err(source, key, f"node {nid} does not exist (nodes "
+                                    f"{nodes_str(m.nodes)})")
+        m.il_weights[nid] = _int(source, key, v, 1, 255)
+
+
 def _boot_kernel(m, kshares) -> None:
     """memmap (64 bytes of struct page per frame) is reserved in each node's kernel
     zones (present - managed); slab and page tables take `kernel` of the rest; the
     zero page sits on the first node. ZONE_MOVABLE never holds kernel pages."""
+    from .page_alloc import alloc_frames
+
     f = m.f
     for n in m.nodes_list:
         zones = [z for z in m.node_zones(n.id) if z.spanned > 0]
@@ -232,16 +354,12 @@ def _boot_kernel(m, kshares) -> None:
             if memmap <= 0:
                 break
         slab = int(sum(z.managed for z in kz) * share)
-        from .page_alloc import alloc_frames
-
         got = alloc_frames(m, slab, [n.id], movable=False, wmark="none")
         f.kind[got] = K_KERNEL
         f.flags[got] = 0
         f.mapping[got] = KUSE_SLAB
         f.refcount[got] = 1
     first = m.memory_nodes()[0]
-    from .page_alloc import alloc_frames
-
     z = alloc_frames(m, 1, [first], movable=False, wmark="none")
     zp = int(z[0])
     f.kind[zp] = K_KERNEL
@@ -251,104 +369,367 @@ def _boot_kernel(m, kshares) -> None:
     m.zero_pfn = zp
 
 
-def _add_driver(m, source, i, dd) -> None:
+def _node_ref(m, source: str, key: str, x, *, memory: bool = False, cpus: bool = False
+              ) -> int:
+    """A node number that must exist (and have memory / CPUs)."""
+    from .mempolicy import nodes_str
+
+    nid = _int(source, key, x)
+    if nid not in m.nodes:
+        raise _err(source, key, f"node {nid} does not exist (nodes {nodes_str(m.nodes)})")
+    if memory and not m.node_has_memory(nid):
+        raise _err(source, key, f"node {nid} has no memory")
+    if cpus and not m.node(nid).cpus:
+        raise _err(source, key, f"node {nid} has no CPUs to run on")
+    return nid
+
+
+def _node_list(m, source: str, key: str, x) -> tuple[int, ...]:
+    from .mempolicy import nodes_str, parse_nodes
+
+    try:
+        nodes = parse_nodes(x, key)
+    except (OSError, ValueError) as e:
+        raise _err(source, key, getattr(e, "strerror", None) or str(e)) from None
+    bad = [n for n in nodes if n not in m.nodes]
+    if bad:
+        raise _err(source, key, f"node {bad[0]} does not exist (nodes {nodes_str(m.nodes)})")
+    return nodes
+
+
+def _policy(m, source: str, key: str, s, mems) -> tuple[int, tuple[int, ...]]:
+    """A policy string checked against the era and the nodes: (mode, nodes)."""
+    from .mempolicy import nodes_str, parse_policy_string
+
+    if not isinstance(s, str):
+        raise _err(source, key, f"{s!r} is not a policy string like \"interleave:0-3\"")
+    try:
+        mode, nodes = parse_policy_string(s)
+    except (OSError, ValueError) as e:
+        raise _err(source, key, getattr(e, "strerror", None) or str(e)) from None
+    if mode not in m.era.policy_modes:
+        have = ", ".join(POLICY_NAMES[i] for i in sorted(m.era.policy_modes))
+        raise _err(source, key, f"{POLICY_NAMES.get(mode, MODE_NAMES.get(mode))} is not a "
+                                f"policy mode in era {m.era.name} (it has {have})")
+    for n in nodes:
+        if n not in m.nodes:
+            raise _err(source, key, f"node {n} does not exist (nodes {nodes_str(m.nodes)})")
+    if nodes and not set(nodes) & set(mems) & set(m.memory_nodes()):
+        raise _err(source, key, f"nodes {nodes_str(nodes)} have no memory the process may "
+                                f"use (cpuset {nodes_str(mems)})")
+    return mode, nodes
+
+
+def _add_driver(m, source: str, i: int, dd: dict) -> None:
     from .drivers import DRIVER_KINDS, Driver
 
     where = f"drivers[{i}]"
     _unknown(source, where, dd, DRIVER_KEYS)
-    name = str(dd.get("name", ""))
+    name = _str(source, f"{where}.name", dd.get("name"), "")
     if not name or name in m.drivers_map:
         raise _err(source, f"{where}.name", "a new driver name is required")
-    kind = dd.get("kind", "uncached")
+    kind = _str(source, f"{where}.kind", dd.get("kind"), "uncached")
     if kind not in DRIVER_KINDS:
         raise _err(source, f"{where}.kind", f"{kind!r}: one of {', '.join(DRIVER_KINDS)}")
-    node = dd.get("node", 0)
-    if node not in m.nodes or not m.node_has_memory(node):
-        raise _err(source, f"{where}.node", f"{node!r} is not a node with memory")
-    try:
-        size = parse_size(dd.get("size", "8M"), "size")
-    except ValueError as e:
-        raise _err(source, f"{where}.size", str(e)) from None
+    node = _node_ref(m, source, f"{where}.node", dd.get("node", 0), memory=True)
+    size = _size(source, f"{where}.size", dd.get("size", "8M"))
     npages = max(1, size // m.page_size) if kind != "rdma" else 0
     drv = Driver(name=name, kind=kind, node=node, npages=npages,
-                 has_hook=bool(dd.get("hook", kind == "uncached")),
-                 hook_enabled=bool(dd.get("hook_enabled", False)))
+                 has_hook=_bool(source, f"{where}.hook", dd.get("hook"), kind == "uncached"),
+                 hook_enabled=_bool(source, f"{where}.hook_enabled", dd.get("hook_enabled")))
     try:
         drv.setup(m)
     except OSError as e:
-        raise _err(source, where, e.strerror or str(e)) from None
+        raise _err(source, f"{where}.size", e.strerror or str(e)) from None
     m.drivers_map[name] = drv
 
 
-def _add_process(m, source, i, pd, rng, parse_nodes) -> None:
-    from .mempolicy import parse_policy_string
-
+def _add_process(m, source: str, i: int, pd: dict, rng) -> None:
     where = f"processes[{i}]"
     _unknown(source, where, pd, PROC_KEYS)
+    kthread = _bool(source, f"{where}.kthread", pd.get("kthread"))
+    name = _str(source, f"{where}.name", pd.get("name"), f"proc{i}")
+    mlockall = _bool(source, f"{where}.mlockall", pd.get("mlockall"))
+    node = _node_ref(m, source, f"{where}.node", pd.get("node", 0), cpus=not kthread)
+    uid = _int(source, f"{where}.uid", pd.get("uid", 0), 0)
+    pid = pd.get("pid")
+    if pid is not None:
+        pid = _int(source, f"{where}.pid", pid, 1, 1 << 22)
+        if pid in m.procs:
+            raise _err(source, f"{where}.pid", f"pid {pid} is taken")
+    cpuset = pd.get("cpuset")
+    mems = m.nodes if cpuset is None else _node_list(m, source, f"{where}.cpuset", cpuset)
+    if not mems:
+        raise _err(source, f"{where}.cpuset", "an empty cpuset")
     try:
-        pid = m.spawn(pd.get("name", f"proc{i}"), uid=int(pd.get("uid", 0)),
-                      node=int(pd.get("node", 0)), mems_allowed=pd.get("cpuset"),
-                      pid=pd.get("pid"), kthread=bool(pd.get("kthread", False)))
+        pid = m.spawn(name, uid=uid, node=node,
+                      mems_allowed=None if cpuset is None else mems, pid=pid, kthread=kthread)
     except (OSError, ValueError) as e:
         raise _err(source, where, getattr(e, "strerror", None) or str(e)) from None
-    if pd.get("kthread"):
+    if kthread:
+        if pd.get("vmas") or "policy" in pd:
+            raise _err(source, where, "a kernel thread has no address space (no vmas or "
+                                      "policy)")
         return
     if "policy" in pd:
+        mode, nodes = _policy(m, source, f"{where}.policy", pd["policy"], mems)
         try:
-            mode, nodes = parse_policy_string(str(pd["policy"]))
             m.set_mempolicy(pid, mode, nodes)
-        except (OSError, ValueError) as e:
-            raise _err(source, f"{where}.policy", getattr(e, "strerror", None) or str(e)) \
-                from None
-    for j, vd in enumerate(pd.get("vmas", [])):
-        _add_vma(m, source, f"{where}.vmas[{j}]", pid, vd, rng)
-    if pd.get("mlockall"):
-        m.mlockall(pid, 3)
+        except OSError as e:
+            raise _err(source, f"{where}.policy", e.strerror or str(e)) from None
+    vmas = _list_of_tables(source, f"{where}.vmas", pd.get("vmas", []))
+    for j, vd in enumerate(vmas):
+        _add_vma(m, source, f"{where}.vmas[{j}]", pid, vd, mems)
+    if mlockall:
+        try:
+            m.mlockall(pid, 3)
+        except OSError as e:
+            raise _err(source, f"{where}.mlockall", e.strerror or str(e)) from None
 
 
-def _add_vma(m, source, where, pid, vd, rng) -> None:
-    from .mempolicy import parse_policy_string
+def _touch_plan(m, source: str, where: str, vd: dict, npages: int) -> list[tuple[int, int]]:
+    """[(pages, node or None)] to touch from the start of the VMA, in order."""
+    if "touch_pages" in vd:
+        if "touch" in vd or "touch_node" in vd:
+            raise _err(source, f"{where}.touch_pages", "give touch_pages or touch and "
+                                                       "touch_node, not both")
+        tp = _table(source, f"{where}.touch_pages", vd["touch_pages"])
+        plan = []
+        for k, v in tp.items():
+            key = f"{where}.touch_pages.{k}"
+            try:
+                nid = int(k)
+            except ValueError:
+                raise _err(source, key, f"{k!r} is not a node number") from None
+            _node_ref(m, source, key, nid)
+            plan.append((_int(source, key, v, 0), nid))
+        if sum(n for n, _ in plan) > npages:
+            raise _err(source, f"{where}.touch_pages", f"touches {sum(n for n, _ in plan)} "
+                                                       f"pages of a {npages}-page VMA")
+        return plan
+    touch = _frac(source, f"{where}.touch", vd.get("touch", 1.0))
+    node = vd.get("touch_node")
+    if node is not None:
+        node = _node_ref(m, source, f"{where}.touch_node", node)
+    return [(int(round(npages * touch)), node)]
 
+
+def _add_vma(m, source: str, where: str, pid: int, vd: dict, mems) -> None:
     _unknown(source, where, vd, VMA_KEYS)
-    try:
-        size = parse_size(vd.get("size", "4M"), "size")
-        touch = parse_fraction(vd.get("touch", 1.0), "touch")
-    except ValueError as e:
-        raise _err(source, where, str(e)) from None
+    size = _size(source, f"{where}.size", vd.get("size", "4M"))
     if size <= 0:
         raise _err(source, f"{where}.size", "must be positive")
     if size > m.nr_frames * m.page_size * 4:
-        raise _err(source, f"{where}.size", "larger than anything this machine can map")
-    kind = vd.get("kind", "anon")
+        raise _err(source, f"{where}.size", f"{vd.get('size')} is larger than anything "
+                                            f"this machine can map")
+    kind = _str(source, f"{where}.kind", vd.get("kind"), "anon")
+    if kind not in ("anon", "file", "driver"):
+        raise _err(source, f"{where}.kind", f"{kind!r}: one of anon, file, driver")
+    driver = _str(source, f"{where}.driver", vd.get("driver"))
+    if kind == "driver" and driver not in m.drivers_map:
+        raise _err(source, f"{where}.driver", f"{driver!r} is not a driver of this "
+                                              f"machine ({', '.join(m.drivers) or 'none'})")
+    fname = _str(source, f"{where}.file", vd.get("file"), "file")
+    _str(source, f"{where}.name", vd.get("name"))
+    shared = _bool(source, f"{where}.shared", vd.get("shared"), kind == "file")
+    mlock = _bool(source, f"{where}.mlock", vd.get("mlock"))
+    pin = _str(source, f"{where}.pin", vd.get("pin"))
+    if pin is not None and (pin not in m.drivers_map or m.drivers_map[pin].pfnmap):
+        rdma = [d.name for d in m.drivers_map.values() if not d.pfnmap]
+        raise _err(source, f"{where}.pin", f"{pin!r} is not a pinning (rdma) driver "
+                                           f"({', '.join(rdma) or 'none'})")
+    pol = _policy(m, source, f"{where}.policy", vd["policy"], mems) if "policy" in vd else None
+    npages = m.page_align(size) // m.page_size
+    plan = _touch_plan(m, source, where, vd, npages)
+    write = _bool(source, f"{where}.write", vd.get("write"), True)
+    key = where
     try:
         if kind == "anon":
-            flags = (MAP_SHARED if vd.get("shared") else MAP_PRIVATE) | MAP_ANONYMOUS
+            flags = (MAP_SHARED if shared else MAP_PRIVATE) | MAP_ANONYMOUS
             addr = m.mmap(pid, size, PROT_READ | PROT_WRITE, flags)
         elif kind == "file":
-            flags = MAP_SHARED if vd.get("shared", True) else MAP_PRIVATE
-            addr = m.mmap(pid, size, PROT_READ | PROT_WRITE, flags,
-                          file=str(vd.get("file", "file")))
-        elif kind == "driver":
-            addr = m.mmap(pid, size, PROT_READ | PROT_WRITE, MAP_SHARED,
-                          driver=str(vd.get("driver")))
+            flags = MAP_SHARED if shared else MAP_PRIVATE
+            addr = m.mmap(pid, size, PROT_READ | PROT_WRITE, flags, file=fname)
         else:
-            raise _err(source, f"{where}.kind", f"{kind!r}: one of anon, file, driver")
-        if "policy" in vd:
-            mode, nodes = parse_policy_string(str(vd["policy"]))
-            m.mbind(pid, addr, size, mode, nodes)
-        npages = size // m.page_size
-        ntouch = int(round(npages * touch))
-        node = vd.get("touch_node")
-        write = bool(vd.get("write", True))
-        if ntouch and kind != "driver":
-            m.touch(pid, addr, ntouch * m.page_size, write=write, node=node)
-        elif ntouch and write:
-            m.touch(pid, addr, ntouch * m.page_size, write=True, node=node)
-        if vd.get("mlock"):
+            key = f"{where}.size"
+            addr = m.mmap(pid, size, PROT_READ | PROT_WRITE, MAP_SHARED, driver=driver)
+        if pol is not None:
+            key = f"{where}.policy"
+            m.mbind(pid, addr, size, *pol)
+        key = where
+        off = 0
+        for n, node in plan:
+            # a driver region is mapped at mmap time: touching it only writes to it
+            if n and (kind != "driver" or write):
+                m.touch(pid, addr + off * m.page_size, n * m.page_size, write=write,
+                        node=node)
+            off += n
+        if mlock:
             m.mlock(pid, addr, size)
-        if vd.get("pin"):
-            m.pin(pid, addr, ntouch * m.page_size or size, str(vd["pin"]))
-    except (OSError, ValueError) as e:
-        if isinstance(e, DescriptionError):
-            raise
-        raise _err(source, where, getattr(e, "strerror", None) or str(e)) from None
+        if pin is not None:
+            m.pin(pid, addr, off * m.page_size or size, pin)
+    except OSError as e:
+        raise _err(source, key, e.strerror or str(e)) from None
+
+
+# ---------------------------------------------------------------- key -> line
+
+def key_line(text: str, key: str) -> int | None:
+    """The line of `key` (a path like processes[1].vmas[0].size) in TOML text; for a
+    key that is not written there, the line of the nearest enclosing one."""
+    try:
+        lines = TomlKeyLines(text).run()
+    except (IndexError, ValueError):
+        return None
+    k = key
+    while k:
+        if k in lines:
+            return lines[k]
+        shorter = re.sub(r"(\[\d+\]|\.[^.\[\]]+|^[^.\[\]]+)$", "", k)
+        if shorter == k:
+            break
+        k = shorter
+    return None
+
+
+class TomlKeyLines:
+    """Where each key of a (valid) TOML document is written: path -> 1-based line.
+    Paths name array elements by index, the same for [[aot]] sections and inline
+    arrays: nodes[1].zones.Normal, processes[0].vmas[2].size, distances.matrix[1]."""
+
+    BARE = re.compile(r"[A-Za-z0-9_-]+")
+
+    def __init__(self, text: str):
+        self.s = text
+        self.i = 0
+        self.line = 1
+        self.lines: dict[str, int] = {}
+        self.aot: dict[str, int] = {}  # array-of-tables path -> current index
+
+    def run(self) -> dict[str, int]:
+        prefix = ""
+        while True:
+            self.ws(newlines=True)
+            if self.i >= len(self.s):
+                return self.lines
+            if self.s.startswith("[[", self.i):
+                self.i += 2
+                prefix = self.header(self.key(), aot=True)
+                self.expect("]]")
+            elif self.s[self.i] == "[":
+                self.i += 1
+                prefix = self.header(self.key(), aot=False)
+                self.expect("]")
+            else:
+                self.keyval(prefix)
+
+    def header(self, parts: list[str], aot: bool) -> str:
+        path = ""
+        for j, part in enumerate(parts):
+            path = f"{path}.{part}" if path else part
+            if aot and j == len(parts) - 1:
+                self.aot[path] = self.aot.get(path, -1) + 1
+            if path in self.aot:
+                path = f"{path}[{self.aot[path]}]"
+        self.lines.setdefault(path, self.line)
+        return path
+
+    def keyval(self, prefix: str) -> None:
+        line = self.line
+        path = prefix
+        for part in self.key():
+            path = f"{path}.{part}" if path else part
+            self.lines.setdefault(path, line)
+        self.ws()
+        self.expect("=")
+        self.ws()
+        self.value(path)
+
+    def key(self) -> list[str]:
+        parts = []
+        while True:
+            self.ws()
+            c = self.s[self.i]
+            if c in "\"'":
+                parts.append(self.string())
+            else:
+                mt = self.BARE.match(self.s, self.i)
+                if not mt:
+                    raise ValueError(f"no key at line {self.line}")
+                parts.append(mt.group())
+                self.i = mt.end()
+            self.ws()
+            if self.i < len(self.s) and self.s[self.i] == ".":
+                self.i += 1
+                continue
+            return parts
+
+    def value(self, path: str) -> None:
+        c = self.s[self.i]
+        if c == "[":
+            self.i += 1
+            k = 0
+            while True:
+                self.ws(newlines=True)
+                if self.s[self.i] == "]":
+                    self.i += 1
+                    return
+                self.lines.setdefault(f"{path}[{k}]", self.line)
+                self.value(f"{path}[{k}]")
+                k += 1
+                self.ws(newlines=True)
+                if self.s[self.i] == ",":
+                    self.i += 1
+        elif c == "{":
+            self.i += 1
+            while True:
+                self.ws(newlines=True)
+                if self.s[self.i] == "}":
+                    self.i += 1
+                    return
+                self.keyval(path)
+                self.ws(newlines=True)
+                if self.s[self.i] == ",":
+                    self.i += 1
+        elif c in "\"'":
+            self.string()
+        else:  # number, boolean, date: up to the next delimiter
+            while self.i < len(self.s) and self.s[self.i] not in ",]}\n#":
+                self.i += 1
+
+    def string(self) -> str:
+        s, q = self.s, self.s[self.i]
+        triple = s.startswith(q * 3, self.i)
+        self.i += 3 if triple else 1
+        start = self.i
+        while True:
+            if s[self.i] == "\\" and q == '"':
+                self.i += 2
+                continue
+            if s.startswith(q * 3 if triple else q, self.i):
+                # a closing """ may be followed by up to two more quotes of content
+                while triple and s.startswith(q * 4, self.i):
+                    self.i += 1
+                out = s[start:self.i]
+                self.i += 3 if triple else 1
+                self.line += out.count("\n")
+                return out
+            self.i += 1
+
+    def ws(self, newlines: bool = False) -> None:
+        s = self.s
+        while self.i < len(s):
+            c = s[self.i]
+            if c in " \t\r" or (c == "\n" and newlines):
+                self.line += c == "\n"
+                self.i += 1
+            elif c == "#":
+                while self.i < len(s) and s[self.i] != "\n":
+                    self.i += 1
+            else:
+                return
+
+    def expect(self, tok: str) -> None:
+        if not self.s.startswith(tok, self.i):
+            raise ValueError(f"expected {tok!r} at line {self.line}")
+        self.i += len(tok)

@@ -134,9 +134,10 @@ class Job:
 
 
 def _sample_timeline(m) -> None:
-    tl = m.__dict__.get("_timeline")
-    if tl is not None:
-        tl.sample(m)
+    """Every batch boundary is a point of the per-node memory timeline."""
+    from .timeline import timeline
+
+    timeline(m).sample(m)
 
 
 def run_jobs(m, jobs=None, *, max_steps: int | None = None) -> int:

@@ -734,6 +734,13 @@ class Machine:
 
         return migration_bill(self, kind, *args, **kw)
 
+    @property
+    def last_bill(self):
+        """The last migration bill made (with the actual outcome once it ran)."""
+        from .bill import last_bill
+
+        return last_bill(self)
+
     def run_jobs(self, jobs=None, *, max_steps: int | None = None) -> int:
         """Step jobs round-robin without an event loop (deterministic)."""
         from .jobs import run_jobs

@@ -1,0 +1,228 @@
+"""The `numacon` command.
+
+    numacon [MACHINE]                          the console on MACHINE (or the default machine)
+    numacon run [MACHINE] --script FILE        commands from FILE ('-' = stdin), headless
+    numacon run [MACHINE] -c 'CMD; CMD'        commands from the argument, headless
+    numacon hardware [MACHINE]                 numactl -H of the machine
+    numacon capture [...]                      a description of this host (engine.capture)
+    numacon bench [--json]                     the benchmark (engine.bench)
+    numacon serve [MACHINE] [--port N]         the console in a browser (textual-serve)
+
+`run` prints results on stdout and errors on stderr, and stops with exit status 1 at
+the first command that fails (0 when all succeed)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import shlex
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+PROG = "numacon"
+SUBCOMMANDS = ("run", "hardware", "capture", "bench", "serve")
+
+
+def _err(msg: str) -> None:
+    print(f"{PROG}: {msg}", file=sys.stderr)
+
+
+def load_machine(path: str | None) -> Any:
+    """The machine at `path` (a description or snapshot), or the default machine.
+    Raises engine.SaveError / DescriptionError with a one-line message."""
+    import engine
+
+    if path is None:
+        return engine.Machine.default()
+    return engine.load(path)
+
+
+def _load_or_fail(path: str | None) -> Any:
+    import engine
+
+    try:
+        return load_machine(path)
+    except (engine.SaveError, engine.DescriptionError, OSError, ValueError) as e:
+        _err(f"error: {e}")
+        return None
+
+
+def split_commands(text: str) -> list[str]:
+    """Split 'a; b "c;d"; e' on semicolons outside quotes; also splits lines."""
+    out: list[str] = []
+    for line in text.splitlines():
+        cur: list[str] = []
+        quote: str | None = None
+        for ch in line:
+            if quote:
+                cur.append(ch)
+                if ch == quote:
+                    quote = None
+            elif ch in "'\"":
+                quote = ch
+                cur.append(ch)
+            elif ch == ";":
+                out.append("".join(cur).strip())
+                cur = []
+            else:
+                cur.append(ch)
+        out.append("".join(cur).strip())
+    return [c for c in out if c and not c.startswith("#")]
+
+
+def run_commands(m: Any, lines: Iterable[str], out=None, err=None) -> int:
+    """Run command lines through engine.commands.execute, synchronously. Background
+    jobs (`&`) are driven to completion. Returns the exit status."""
+    from engine.commands import execute
+
+    out = out or sys.stdout
+    err = err or sys.stderr
+    for line in lines:
+        r = execute(m, line, background=False)
+        job = r.job
+        if r.ok and job is not None:
+            while job.step():
+                pass
+            if job.state != "done":
+                e = job.error
+                msg = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+                print(r.text, file=out)
+                print(f"error: job {job.id} {job.name} {job.state}: {msg}", file=err)
+                return 1
+            from .model import summarize_result
+
+            r.text += f"\njob {job.id} {job.name} done: {summarize_result(job.result)}"
+        if r.machine is not None:
+            m = r.machine
+        if not r.ok:
+            print(r.text, file=err)
+            return 1
+        if r.text:
+            print(r.text, file=out)
+    return 0
+
+
+def cmd_run(argv: Sequence[str]) -> int:
+    ap = argparse.ArgumentParser(prog=f"{PROG} run",
+                                 description="run console commands without the UI")
+    ap.add_argument("machine", nargs="?", help="a machine description or snapshot")
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--script", metavar="FILE", help="one command a line ('-' = stdin)")
+    src.add_argument("-c", dest="commands", metavar="'CMD; CMD'", help="commands to run")
+    a = ap.parse_args(argv)
+    if a.script is not None:
+        try:
+            text = sys.stdin.read() if a.script == "-" else Path(a.script).read_text()
+        except OSError as e:
+            _err(f"error: {a.script}: {e.strerror}")
+            return 1
+    else:
+        text = a.commands
+    m = _load_or_fail(a.machine)
+    if m is None:
+        return 1
+    return run_commands(m, split_commands(text))
+
+
+def cmd_hardware(argv: Sequence[str]) -> int:
+    ap = argparse.ArgumentParser(prog=f"{PROG} hardware", description="numactl -H")
+    ap.add_argument("machine", nargs="?")
+    a = ap.parse_args(argv)
+    m = _load_or_fail(a.machine)
+    if m is None:
+        return 1
+    print(m.hardware().rstrip("\n"))
+    return 0
+
+
+def _delegate(module: str, func: str, argv: Sequence[str], what: str) -> int:
+    try:
+        mod = importlib.import_module(module)
+    except ImportError:
+        _err(f"error: {what} is not available in this build")
+        return 1
+    fn = getattr(mod, func, None)
+    if fn is None:
+        _err(f"error: {what} is not available in this build ({module}.{func} missing)")
+        return 1
+    rc = fn(list(argv))
+    return int(rc or 0)
+
+
+def cmd_serve(argv: Sequence[str]) -> int:
+    ap = argparse.ArgumentParser(prog=f"{PROG} serve",
+                                 description="serve the console to a browser on 127.0.0.1")
+    ap.add_argument("machine", nargs="?")
+    ap.add_argument("--port", type=int, default=8000)
+    ap.add_argument("--host", default="127.0.0.1")
+    a = ap.parse_args(argv)
+    try:
+        from textual_serve.server import Server
+    except ImportError:
+        _err("error: textual-serve is not installed (pip install textual-serve)")
+        return 1
+    if a.machine is not None and _load_or_fail(a.machine) is None:
+        return 1
+    server = Server(serve_command(a.machine), host=a.host, port=a.port, title="numacon")
+    server.serve()
+    return 0
+
+
+def serve_command(machine: str | None) -> str:
+    """The shell command textual-serve runs per browser session."""
+    root = str(Path(__file__).resolve().parent.parent)
+    pp = os.environ.get("PYTHONPATH", "")
+    if root not in pp.split(os.pathsep):
+        os.environ["PYTHONPATH"] = root + (os.pathsep + pp if pp else "")
+    cmd = [sys.executable, "-m", "tui.cli"]
+    if machine is not None:
+        cmd.append(os.path.abspath(machine))
+    return shlex.join(cmd)
+
+
+def cmd_app(argv: Sequence[str]) -> int:
+    ap = argparse.ArgumentParser(
+        prog=PROG, description="a console for a NUMA machine: see where memory lives and "
+                               "move it. Subcommands: " + ", ".join(SUBCOMMANDS))
+    ap.add_argument("machine", nargs="?", help="a machine description or snapshot "
+                                               "(default: the embedded default machine)")
+    a = ap.parse_args(argv)
+    m = _load_or_fail(a.machine)
+    if m is None:
+        return 1
+    from .app import NumaConsoleApp
+
+    NumaConsoleApp(m).run()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    sub = args[0] if args else None
+    try:
+        if sub == "run":
+            return cmd_run(args[1:])
+        if sub == "hardware":
+            return cmd_hardware(args[1:])
+        if sub == "capture":
+            return _delegate("engine.capture", "main_capture", args[1:], "capture")
+        if sub == "bench":
+            return _delegate("engine.bench", "main", args[1:], "bench")
+        if sub == "serve":
+            return cmd_serve(args[1:])
+        return cmd_app(args)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `numacon run ... | head`
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    except SystemExit as e:  # argparse: usage errors exit 2, --help exits 0
+        return int(e.code) if isinstance(e.code, int) else (0 if e.code is None else 1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

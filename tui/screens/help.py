@@ -1,0 +1,106 @@
+"""Help: every key binding (read from the bindings themselves, with their ids for
+remapping) beside every engine command (from engine.commands)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+from engine.commands import COMMANDS, command_names
+
+LONG = {
+    "app.command": "focus the command line",
+    "app.migrate": "migrate the selected process (or VMA) to a node",
+    "app.mlock": "mlock / munlock the selected VMA (or the one under the map cursor)",
+    "app.hook": "toggle a driver's vm_ops->migrate hook (the one under the cursor)",
+    "app.offline": "offline the zone under the cursor (rehearsal first, o again confirms)",
+    "app.online": "online the zone under the cursor",
+    "app.cancel": "cancel the newest job",
+    "app.view": "cycle numa_maps / numastat / zoneinfo / vmstat / map",
+    "app.pause": "pause / resume redrawing (the engine keeps running)",
+    "app.back": "back: leave a process, a view, or clear VMA marks",
+    "app.save": "save a snapshot (puts `save PATH` on the command line)",
+    "app.load": "load a machine (puts `load PATH` on the command line)",
+    "main.filter": "filter the processes table",
+    "main.focus_map": "focus the map",
+    "main.focus_processes": "focus the processes table",
+    "process.show_on_map": "mark the selected VMA's pages on the map",
+    "command.complete": "accept the completion",
+}
+
+
+def binding_rows(groups: list[tuple[str, list[Binding]]]) -> list[tuple[str, str, str, str]]:
+    rows = []
+    for where, bindings in groups:
+        for b in bindings:
+            if not isinstance(b, Binding):
+                continue
+            key = b.key_display or b.key
+            does = LONG.get(b.id or "", b.description or b.action)
+            rows.append((where, key, does, b.id or ""))
+    return rows
+
+
+def keys_renderable(groups: list[tuple[str, list[Binding]]]) -> Table:
+    keys = Table(title="keys", title_style="bold #e8c46a", box=None, show_header=True,
+                 header_style="bold #8b93a1", expand=True)
+    keys.add_column("where", style="#8b93a1", no_wrap=True)
+    keys.add_column("key", style="bold #6fa8dc", no_wrap=True)
+    keys.add_column("does", ratio=1)
+    keys.add_column("id", style="#6b7280", no_wrap=True)
+    for row in binding_rows(groups):
+        keys.add_row(*row)
+    return keys
+
+
+def commands_renderable() -> Text:
+    t = Text()
+    t.append("commands", style="bold #e8c46a")
+    t.append("   (: then type; tab completes; up/down history)\n", style="#8b93a1")
+    for n in command_names():
+        c = COMMANDS[n]
+        t.append(c.usage + "\n", style="bold #6fa8dc")
+        t.append(f"    {c.help}\n")
+    t.rstrip()
+    return t
+
+
+def help_renderable(groups: list[tuple[str, list[Binding]]]) -> Table:
+    outer = Table.grid(padding=(0, 2))
+    outer.add_row(keys_renderable(groups))
+    outer.add_row(commands_renderable())
+    return outer
+
+
+class HelpScreen(ModalScreen[None]):
+    """Keys and commands. Escape, ? or q closes it."""
+
+    BINDINGS = [
+        Binding("escape,question_mark,q", "close", "Close", id="help.close"),
+    ]
+
+    def __init__(self, groups: list[tuple[str, list[Binding]]]) -> None:
+        super().__init__(id="help")
+        self.groups = groups
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="help-body"):
+            with VerticalScroll(id="help-keys"):
+                yield Static(keys_renderable(self.groups))
+            with VerticalScroll(id="help-commands"):
+                yield Static(commands_renderable())
+
+    def on_mount(self) -> None:
+        body: Any = self.query_one("#help-body")
+        body.border_title = "numacon help   (escape closes)"
+        self.query_one("#help-keys").focus()
+
+    def action_close(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,207 @@
+"""The main screen: the page-frame map with its inspector, legend, node meters and
+distance grid; the processes table; jobs; the log; the command line."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input
+
+from ..model import find_vma, frame_owner, zone_at
+from ..widgets.cmdline import CommandLine
+from ..widgets.consolelog import ConsoleLog
+from ..widgets.distance import DistanceGrid
+from ..widgets.inspector import Inspector
+from ..widgets.jobs import JobsPanel
+from ..widgets.legend import Legend
+from ..widgets.meters import NodeMeters
+from ..widgets.pagemap import PageMap
+from ..widgets.processes import ProcessTable
+from ..widgets.titlebar import TitleBar
+from ..widgets.viewpanel import ViewPanel
+
+SLOW_PERIOD = 0.25  # seconds between table/meter refreshes while the machine changes
+
+
+@dataclass
+class Selection:
+    pid: int | None = None
+    vma: tuple[int, int] | None = None  # (start, end)
+    vma_pid: int | None = None  # the process the VMA belongs to
+    pfn: int | None = None
+
+
+class FilterInput(Input):
+    """The processes filter: shown by `/`, hidden again when empty."""
+
+    BINDINGS = [Binding("escape", "clear", "Clear filter", show=False, id="filter.clear")]
+
+    def action_clear(self) -> None:
+        self.value = ""
+        self.screen.query_one("#processes").focus()
+
+    def on_blur(self) -> None:
+        if not self.value:
+            self.display = False
+
+
+class MainScreen(Screen):
+    """The console's home."""
+
+    BINDINGS = [
+        Binding("slash", "filter", "Filter", show=False, id="main.filter", key_display="/"),
+        Binding("f", "focus_map", "Map", show=False, id="main.focus_map"),
+        Binding("p", "focus_processes", "Processes", show=False, id="main.focus_processes"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__(id="main")
+        self._slow_due = 0.0
+
+    def compose(self) -> ComposeResult:
+        app: Any = self.app
+        yield TitleBar(id="titlebar")
+        with Horizontal(id="top"):
+            with Vertical(id="mapbox"):
+                yield PageMap(app.machine, id="pagemap")
+                yield ViewPanel(id="view")
+            with VerticalScroll(id="side", can_focus=False):
+                yield Inspector(id="inspector")
+                yield Legend(id="legend")
+                yield NodeMeters(id="meters")
+                yield DistanceGrid(id="distances")
+        with Horizontal(id="bottom"):
+            with Vertical(id="procbox"):
+                yield ProcessTable(id="processes")
+                yield FilterInput(placeholder="filter processes: name, pid, uid=N, policy "
+                                  "(enter keeps it, escape clears)", id="filter", compact=True)
+            with Vertical(id="rightbox"):
+                yield JobsPanel(id="jobs")
+                yield ConsoleLog(id="log")
+        yield CommandLine(lambda: app.machine, history=app.history, id="command")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#inspector").border_title = "inspector"
+        self.query_one("#legend").border_title = "legend"
+        self.query_one("#meters").border_title = "nodes: used · free · watermark · free history · moved ↑out ↓in"
+        self.query_one("#distances").border_title = "distances"
+        self.query_one("#jobs").border_title = "jobs  (c: cancel newest)"
+        self.query_one("#log").border_title = "log"
+        self.query_one("#view", ViewPanel).display = False
+        self.query_one("#filter").display = False
+        self.set_machine(self.app.machine)  # type: ignore[attr-defined]
+        self.query_one("#pagemap").focus()
+        self.query_one("#log", ConsoleLog).info(
+            "welcome: arrows move on the map · tab (or p) to the processes, enter opens one "
+            "· m migrates · : types a command · ? help")
+
+    # ------------------------------------------------------------ state in
+    def set_machine(self, m: Any) -> None:
+        self.query_one("#pagemap", PageMap).set_machine(m)
+        self.query_one("#meters", NodeMeters).reset()
+        self.query_one("#distances", DistanceGrid).show(m)
+        self.refresh_from_machine(m, slow=True)
+
+    def refresh_from_machine(self, m: Any, slow: bool = False) -> None:
+        app: Any = self.app
+        pm = self.query_one("#pagemap", PageMap)
+        if pm.display:
+            pm.refresh_from_machine()
+        self.query_one("#titlebar", TitleBar).show(m, app.paused)
+        self.query_one("#jobs", JobsPanel).show(m)
+        now = time.monotonic()
+        if not slow and now < self._slow_due:
+            app.mark_dirty()  # come back for the slow parts
+            return
+        self._slow_due = now + SLOW_PERIOD
+        self.update_inspector()
+        self.query_one("#legend", Legend).show(m)
+        self.query_one("#meters", NodeMeters).show(m)
+        self.query_one("#processes", ProcessTable).update_from(m)
+        view = self.query_one("#view", ViewPanel)
+        if view.display:
+            app.refresh_view()
+
+    def update_inspector(self) -> None:
+        pm = self.query_one("#pagemap", PageMap)
+        m = pm.machine
+        if m is None:
+            return
+        y, col = pm.cursor_cell()
+        cell = pm.cell_range(y, col) if y >= 0 else None
+        self.query_one("#inspector", Inspector).show(m, pm.cursor, cell)
+
+    def show_view(self, name: str | None, text: str = "", ok: bool = True) -> None:
+        view = self.query_one("#view", ViewPanel)
+        pm = self.query_one("#pagemap", PageMap)
+        if name is None:
+            view.display = False
+            pm.display = True
+            pm.focus()
+            self.app.mark_dirty()  # type: ignore[attr-defined]
+            return
+        view.show(name, text, ok, "(v: next view, b: back to the map)")
+        view.display = True
+        pm.display = False
+
+    # ------------------------------------------------------------ selection
+    def selection(self) -> Selection:
+        app: Any = self.app
+        m = app.machine
+        pm = self.query_one("#pagemap", PageMap)
+        table = self.query_one("#processes", ProcessTable)
+        sel = Selection(pid=table.selected_pid(), pfn=pm.cursor)
+        owner = frame_owner(m, pm.cursor) if m is not None else None
+        if owner is not None:
+            v = find_vma(m, owner[0], owner[1])
+            if v is not None:
+                sel.vma = (v.start, v.end)
+                sel.vma_pid = owner[0]
+        return sel
+
+    def zone_under_cursor(self) -> Any:
+        pm = self.query_one("#pagemap", PageMap)
+        return zone_at(pm.machine, pm.cursor) if pm.machine is not None else None
+
+    # ------------------------------------------------------------ events
+    def on_page_map_cursor_moved(self, event: PageMap.CursorMoved) -> None:
+        self.update_inspector()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.data_table.id == "processes" and event.row_key.value is not None:
+            self.app.open_process(int(event.row_key.value))  # type: ignore[attr-defined]
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "filter":
+            table = self.query_one("#processes", ProcessTable)
+            table.filter_text = event.value
+            table.update_from(self.app.machine)  # type: ignore[attr-defined]
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "filter":
+            event.stop()
+            self.query_one("#processes").focus()
+
+    def on_command_line_left(self, event: CommandLine.Left) -> None:
+        self.query_one("#pagemap").focus()
+
+    def on_screen_resume(self) -> None:
+        self.app.mark_dirty()  # type: ignore[attr-defined]
+
+    def action_filter(self) -> None:
+        f = self.query_one("#filter")
+        f.display = True
+        f.focus()
+
+    def action_focus_map(self) -> None:
+        self.query_one("#pagemap").focus()
+
+    def action_focus_processes(self) -> None:
+        self.query_one("#processes").focus()

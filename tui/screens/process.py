@@ -1,0 +1,136 @@
+"""One process, numatop-style: its VMAs with pages per node, the selected VMA's
+per-node breakdown, and its numa_maps. `b` goes back; Enter shows the VMA's pages on
+the map."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from engine.commands import execute
+
+from ..model import fmt_pages, policy_str
+from ..widgets.cmdline import CommandLine
+from ..widgets.titlebar import TitleBar
+from ..widgets.viewpanel import ViewPanel
+from ..widgets.vmas import VmaTable
+from .main import Selection
+
+
+class ProcessScreen(Screen):
+    """A process's memory areas."""
+
+    BINDINGS = [
+        Binding("b,escape", "app.back", "Back", id="process.back"),
+        Binding("enter", "show_on_map", "Pages on map", id="process.show_on_map"),
+    ]
+
+    def __init__(self, pid: int) -> None:
+        super().__init__()
+        self.pid = pid
+
+    def compose(self) -> ComposeResult:
+        app: Any = self.app
+        yield TitleBar(id="ptitle")
+        yield Static("", id="pinfo")
+        yield VmaTable(self.pid, id="vmas")
+        with Horizontal(id="pbottom"):
+            yield Static("", id="vma-detail")
+            yield ViewPanel(id="pnuma")
+        yield Static("", id="pstatus")
+        yield CommandLine(lambda: app.machine, history=app.history, id="command")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#vma-detail").border_title = "selected VMA"
+        self.refresh_from_machine(self.app.machine, slow=True)  # type: ignore[attr-defined]
+        self.query_one("#vmas").focus()
+
+    def refresh_from_machine(self, m: Any, slow: bool = False) -> None:
+        app: Any = self.app
+        self.query_one("#ptitle", TitleBar).show(m, app.paused, f"pid {self.pid}")
+        info = self.query_one("#pinfo", Static)
+        if self.pid not in m.procs:
+            info.update(Text(f" process {self.pid} is gone (b: back)", style="bold #e5484d"))
+            return
+        p = m.process(self.pid)
+        rows = self.query_one("#vmas", VmaTable).update_from(m)
+        rss = sum(r.rss for r in rows)
+        t = Text()
+        t.append(f" pid {p.pid} ", style="bold #14161a on #e8c46a")
+        t.append(f" {p.name}  uid {p.uid}  runs on node {p.node}  "
+                 f"policy {policy_str(p.policy)}  RSS {fmt_pages(m, rss)}  "
+                 f"{len(rows)} VMAs", style="bold")
+        info.update(t)
+        self.update_detail()
+        r = execute(m, f"numa_maps {self.pid}")
+        self.query_one("#pnuma", ViewPanel).show(f"/proc/{self.pid}/numa_maps", r.text, r.ok)
+
+    def update_detail(self) -> None:
+        m: Any = self.app.machine  # type: ignore[attr-defined]
+        table = self.query_one("#vmas", VmaTable)
+        start = table.selected_start()
+        detail = self.query_one("#vma-detail", Static)
+        if start is None or self.pid not in m.procs:
+            detail.update("no VMA selected")
+            return
+        from ..model import find_vma, pages_per_node
+
+        v = find_vma(m, self.pid, start)
+        if v is None:
+            detail.update("no VMA selected")
+            return
+        per = pages_per_node(m, v.pte)
+        total = int(per.sum())
+        t = Text()
+        t.append(f"{v.start:x}-{v.end:x}  {v.kind}  {v.flag_string()}\n", style="bold")
+        t.append(f"policy {policy_str(v.policy)}  present {total}/{v.npages} pages\n")
+        width = 30
+        for n, c in zip(m.nodes, per):
+            frac = (int(c) / total) if total else 0.0
+            t.append(f"N{n:<3}")
+            t.append("█" * round(frac * width), style="#3fb37f")
+            t.append("░" * (width - round(frac * width)), style="#3a3f47")
+            t.append(f" {int(c):>8} {100 * frac:5.1f}%\n")
+        t.append("m: move to a node · l: mlock/munlock · enter: pages on the map",
+                 style="#8b93a1")
+        detail.update(t)
+
+    def selection(self) -> Selection:
+        start = self.query_one("#vmas", VmaTable).selected_start()
+        m: Any = self.app.machine  # type: ignore[attr-defined]
+        sel = Selection(pid=self.pid)
+        if start is not None:
+            from ..model import find_vma
+
+            v = find_vma(m, self.pid, start)
+            if v is not None:
+                sel.vma = (v.start, v.end)
+                sel.vma_pid = self.pid
+        return sel
+
+    def show_result(self, ok: bool, text: str) -> None:
+        first = text.splitlines()[0] if text else ("ok" if ok else "")
+        self.query_one("#pstatus", Static).update(
+            Text(first, style="" if ok else "bold #e5484d"))
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.update_detail()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_show_on_map()
+
+    def action_show_on_map(self) -> None:
+        sel = self.selection()
+        if sel.vma is not None:
+            self.app.show_vma_on_map(self.pid, sel.vma[0])  # type: ignore[attr-defined]
+
+    def on_command_line_left(self, event: CommandLine.Left) -> None:
+        self.query_one("#vmas").focus()

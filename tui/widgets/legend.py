@@ -1,0 +1,61 @@
+"""The map legend: holder colours, marks and the processes' colours."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.widgets import Static
+
+from .pagemap import (
+    C_FILE,
+    C_FREE,
+    C_KERNEL,
+    C_OFFLINE,
+    C_PFNMAP,
+    CLASS_COLORS,
+    MARK_GLYPHS,
+    OFFLINE_GLYPH,
+    PARTIAL_FREE,
+    anon_color,
+)
+
+MARK_SHORT = ("", "mlocked", "pinned", "in flight", "VMA")
+
+
+class Legend(Static):
+    """Colour key of the page-frame map."""
+
+    def show(self, m: Any, top: int = 9) -> None:
+        self.update(legend_text(m, top))
+
+
+def legend_text(m: Any, top: int = 9) -> Text:
+    t = Text()
+    kinds = [(CLASS_COLORS[C_FREE], " ", "free"), (PARTIAL_FREE, " ", "mostly free"),
+             (CLASS_COLORS[C_KERNEL], " ", "kernel"), (CLASS_COLORS[C_FILE], " ", "page cache"),
+             (CLASS_COLORS[C_PFNMAP], " ", "PFN-map"),
+             (CLASS_COLORS[C_OFFLINE], OFFLINE_GLYPH, "offline")]
+    for n, (color, glyph, name) in enumerate(kinds):
+        t.append(glyph, style=f"#ffffff on {color}")
+        t.append(f" {name:<12}" if n % 3 != 2 else f" {name}\n")
+    for g, name in zip(MARK_GLYPHS[1:], MARK_SHORT[1:]):
+        t.append(g, style="bold #ffffff on #404650")
+        t.append(f" {name}  ")
+    t.rstrip()
+    rss = []
+    for pid in m.pids:
+        p = m.process(pid)
+        n = sum(int(((v.pte >= 0) & (v.pte != m.zero_pfn)).sum()) for v in p.vmas
+                if v.kind == "anon")
+        if n:
+            rss.append((n, pid, p.name))
+    rss.sort(reverse=True)
+    for i, (_, pid, name) in enumerate(rss[:top]):
+        t.append("\n" if i % 3 == 0 else "")
+        t.append(" ", style=f"on {anon_color(pid)}")
+        t.append(f" {pid} {name[:8]:<9}")
+    if len(rss) > top:
+        t.append(f"\n(+{len(rss) - top} more processes)", style="#8b93a1")
+    t.rstrip()
+    return t

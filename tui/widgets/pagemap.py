@@ -1,0 +1,612 @@
+"""The page-frame map: one Line-API ScrollView. Each cell is a run of `zoom` frames
+coloured by its dominant holder (free, kernel, one colour per process's anonymous
+memory, page cache, PFN-mapped, offline) with a mark for mlocked, pinned or isolated
+(in-flight) frames. Nodes get a header line, zones a label in the left gutter.
+
+Cell data per row is computed with numpy and cached with a generation counter; Strips
+are cached per row and rebuilt only for rows whose cells changed."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.binding import Binding
+from textual.geometry import Region, Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from engine.constants import (
+    K_ANON,
+    K_FILE,
+    K_FREE,
+    K_KERNEL,
+    K_OFFLINE,
+    K_PFNMAP,
+    PG_isolated,
+    PG_mlocked,
+    PG_pinned,
+)
+
+from ..model import fmt_bytes, nodes_str
+
+GUTTER = 8
+GUTTER_COMPACT = 10  # "N12 DMA32 " when node headers are left out
+ZONE_ABBR = {"Normal": "Norm", "Movable": "Mov", "Device": "Dev"}
+
+# colour classes
+C_FREE, C_KERNEL, C_FILE, C_PFNMAP, C_OFFLINE, C_ANON = range(6)
+ANON_BASE = 6
+ANON_PALETTE = (
+    "#2e9e5b", "#d9822b", "#16a3a3", "#c2417f", "#7d5bd6", "#8fae1b",
+    "#e0607e", "#4fd1c5", "#b5651d", "#ff9ecb", "#c9b8ff", "#2bb0d9",
+)
+NCLASS = ANON_BASE + len(ANON_PALETTE)
+CLASS_NAMES = ("free", "kernel", "page cache", "PFN-mapped", "offline", "anon")
+CLASS_COLORS = ("#262a30", "#b83b3b", "#3567b5", "#c9a227", "#0a0a0a", "#5f8f5f") + ANON_PALETTE
+PARTIAL_FREE = "#3d434c"  # a mostly free cell that holds something
+
+# marks (priority: highlighted > isolated > pinned > mlocked)
+M_NONE, M_MLOCK, M_PINNED, M_ISOLATED, M_HILITE = range(5)
+MARK_GLYPHS = (" ", "•", "◆", "»", "■")
+MARK_NAMES = ("", "mlocked", "pinned", "isolated / in flight", "selected VMA")
+OFFLINE_GLYPH = "╳"
+
+KIND_TO_CLASS = np.full(256, C_KERNEL, np.uint8)
+KIND_TO_CLASS[K_FREE] = C_FREE
+KIND_TO_CLASS[K_KERNEL] = C_KERNEL
+KIND_TO_CLASS[K_ANON] = C_ANON
+KIND_TO_CLASS[K_FILE] = C_FILE
+KIND_TO_CLASS[K_PFNMAP] = C_PFNMAP
+KIND_TO_CLASS[K_OFFLINE] = C_OFFLINE
+
+ROW_NODE, ROW_CELLS = 0, 1
+BLANK_STYLE = Style(bgcolor="#14161a")
+HEADER_STYLE = Style(color="#f0f0f0", bgcolor="#2d3340", bold=True)
+HEADER_DIM = Style(color="#a8b0bf", bgcolor="#2d3340")
+GUTTER_ZONE = Style(color="#e8c46a", bgcolor="#14161a", bold=True)
+GUTTER_DIM = Style(color="#6b7280", bgcolor="#14161a")
+GUTTER_ODD = Style(bgcolor="#232834")  # alternate nodes in the compact layout
+
+
+def offset_str(nbytes: int) -> str:
+    """A short offset for the gutter: 512K, 2016M, 13G, 4T."""
+    for unit, shift in (("K", 10), ("M", 20), ("G", 30), ("T", 40)):
+        v = nbytes / (1 << shift)
+        if v < 10000:
+            return f"{v:.0f}{unit}" if v >= 10 or v == int(v) else f"{v:.1f}{unit}"
+    return f"{nbytes >> 50}P"
+
+
+def anon_class(pid: int) -> int:
+    """The colour class of a process's anonymous memory."""
+    return ANON_BASE + int(pid) % len(ANON_PALETTE)
+
+
+def anon_color(pid: int) -> str:
+    return CLASS_COLORS[anon_class(pid)]
+
+
+def pid_lut(m: Any) -> np.ndarray:
+    """mapping id -> colour class for anonymous frames (anon_vma -> its pid)."""
+    maps = getattr(m, "mappings", {})
+    lut = np.full(max(maps, default=0) + 1, C_ANON, np.uint8)
+    for mid, obj in maps.items():
+        pid = getattr(obj, "pid", None)
+        if pid is not None and hasattr(obj, "base_vpn"):
+            lut[mid] = anon_class(pid)
+    return lut
+
+
+def frame_classes(m: Any, a: int, b: int, lut: np.ndarray) -> np.ndarray:
+    kind = m.f.kind[a:b]
+    cls = KIND_TO_CLASS[kind]
+    anon = kind == K_ANON
+    if anon.any():
+        mp = m.f.mapping[a:b][anon].astype(np.int64)
+        ok = (mp >= 0) & (mp < lut.size)
+        pc = np.full(mp.shape, C_ANON, np.uint8)
+        pc[ok] = lut[mp[ok]]
+        cls[anon] = pc
+    return cls
+
+
+def cell_codes(m: Any, a: int, n: int, zoom: int, lut: np.ndarray,
+               hilite: np.ndarray | None = None) -> np.ndarray:
+    """One int code per cell over frames [a, a+n): class + NCLASS * (mark + 5 * partial)."""
+    b = a + n
+    cls = frame_classes(m, a, b, lut)
+    flags = m.f.flags[a:b]
+    if zoom == 1:
+        dom = cls.astype(np.int64)
+        fl = flags
+        partial = np.zeros(n, bool)
+        hl = hilite[a:b] if hilite is not None else None
+    else:
+        dom, partial = dominant(cls, zoom)
+        starts = np.arange(0, n, zoom)
+        fl = np.bitwise_or.reduceat(flags, starts)
+        hl = np.logical_or.reduceat(hilite[a:b], starts) if hilite is not None else None
+    mark = np.where(fl & PG_isolated, M_ISOLATED,
+                    np.where(fl & PG_pinned, M_PINNED,
+                             np.where(fl & PG_mlocked, M_MLOCK, M_NONE)))
+    if hl is not None:
+        mark = np.where(hl, M_HILITE, mark)
+    return dom + NCLASS * (mark + 5 * partial.astype(np.int64))
+
+
+def dominant(cls: np.ndarray, zoom: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per cell of `zoom` frames: the most frequent class, and whether a mostly free
+    cell holds something. Uniform cells (the common case) skip the counting."""
+    n = cls.size
+    full = n // zoom
+    ncells = -(-n // zoom)
+    dom = np.empty(ncells, np.int64)
+    partial = np.zeros(ncells, bool)
+    if full:
+        c2 = cls[: full * zoom].reshape(full, zoom)
+        first = c2[:, 0]
+        dom[:full] = first
+        mixed = np.flatnonzero(~(c2 == first[:, None]).all(1))
+        if mixed.size:
+            k = mixed.size
+            key = np.arange(k, dtype=np.int64)[:, None] * NCLASS + c2[mixed]
+            counts = np.bincount(key.ravel(), minlength=k * NCLASS).reshape(k, NCLASS)
+            d = counts.argmax(1)
+            dom[mixed] = d
+            partial[mixed] = (d == C_FREE) & (counts[:, C_FREE] < zoom)
+    if ncells > full:
+        tail = cls[full * zoom:]
+        counts = np.bincount(tail, minlength=NCLASS)
+        d = int(counts.argmax())
+        dom[full] = d
+        partial[full] = d == C_FREE and counts[C_FREE] < tail.size
+    return dom, partial
+
+
+_STYLE_CACHE: dict[tuple[int, bool], tuple[str, Style]] = {}
+
+
+def code_style(code: int, cursor: bool = False) -> tuple[str, Style]:
+    """(glyph, style) of a cell code."""
+    key = (code, cursor)
+    hit = _STYLE_CACHE.get(key)
+    if hit is not None:
+        return hit
+    cls = code % NCLASS
+    rest = code // NCLASS
+    mark, partial = rest % 5, rest // 5
+    bg = PARTIAL_FREE if partial else CLASS_COLORS[cls]
+    glyph = MARK_GLYPHS[mark]
+    if cls == C_OFFLINE and mark == M_NONE:
+        glyph = OFFLINE_GLYPH
+    fg = "#ffffff" if mark != M_NONE else "#5a5a5a"
+    if cursor:
+        style = Style(color="#000000", bgcolor="#f5f5f5", bold=True)
+        glyph = glyph if glyph.strip() else "+"
+    else:
+        style = Style(color=fg, bgcolor=bg)
+    _STYLE_CACHE[key] = (glyph, style)
+    return glyph, style
+
+
+def codes_to_segments(codes: np.ndarray, cursor_col: int = -1) -> list[Segment]:
+    """Run-length merge equal neighbouring cells into Segments."""
+    if codes.size == 0:
+        return []
+    segs: list[Segment] = []
+    bounds = np.flatnonzero(np.diff(codes)) + 1
+    starts = np.concatenate(([0], bounds))
+    ends = np.concatenate((bounds, [codes.size]))
+    for s, e in zip(starts.tolist(), ends.tolist()):
+        code = int(codes[s])
+        glyph, style = code_style(code)
+        if s <= cursor_col < e:
+            if cursor_col > s:
+                segs.append(Segment(glyph * (cursor_col - s), style))
+            cg, cs = code_style(code, True)
+            segs.append(Segment(cg, cs))
+            if e > cursor_col + 1:
+                segs.append(Segment(glyph * (e - cursor_col - 1), style))
+        else:
+            segs.append(Segment(glyph * (e - s), style))
+    return segs
+
+
+class Layout(NamedTuple):
+    kind: np.ndarray  # ROW_NODE | ROW_CELLS
+    start: np.ndarray  # first PFN of the row (node: node start)
+    count: np.ndarray  # frames in the row
+    zone: np.ndarray  # index in m.zones, -1 for node rows
+    node: np.ndarray  # node id
+    first: np.ndarray  # first row of its zone
+    cell_y: np.ndarray  # y of every cell row
+    cell_start: np.ndarray  # start PFN of every cell row
+
+
+def build_layout(m: Any, ncols: int, zoom: int, headers: bool = True) -> Layout:
+    """Rows of the map: per node a header row (when `headers`), then per zone enough
+    cell rows of `ncols` cells of `zoom` frames."""
+    kinds, starts, counts, zones, nodes, firsts = [], [], [], [], [], []
+    per_row = max(1, ncols) * zoom
+    for node in m.nodes_list:
+        if headers:
+            kinds.append(np.array([ROW_NODE]))
+            starts.append(np.array([node.start_pfn]))
+            counts.append(np.array([node.spanned]))
+            zones.append(np.array([-1]))
+            nodes.append(np.array([node.id]))
+            firsts.append(np.array([False]))
+        for zi, z in enumerate(m.zones):
+            if z.node != node.id or z.spanned <= 0:
+                continue
+            nrows = -(-z.spanned // per_row)
+            s = z.start_pfn + np.arange(nrows, dtype=np.int64) * per_row
+            c = np.minimum(per_row, z.start_pfn + z.spanned - s)
+            kinds.append(np.full(nrows, ROW_CELLS))
+            starts.append(s)
+            counts.append(c)
+            zones.append(np.full(nrows, zi))
+            nodes.append(np.full(nrows, node.id))
+            f = np.zeros(nrows, bool)
+            f[0] = True
+            firsts.append(f)
+    if not kinds:
+        e = np.zeros(0, np.int64)
+        return Layout(e, e, e, e, e, np.zeros(0, bool), e, e)
+    kind = np.concatenate(kinds).astype(np.int8)
+    start = np.concatenate(starts).astype(np.int64)
+    ys = np.flatnonzero(kind == ROW_CELLS)
+    return Layout(kind, start, np.concatenate(counts).astype(np.int64),
+                  np.concatenate(zones).astype(np.int64),
+                  np.concatenate(nodes).astype(np.int64), np.concatenate(firsts),
+                  ys, start[ys])
+
+
+def nonempty_zones(m: Any) -> list:
+    return [z for z in m.zones if z.spanned > 0]
+
+
+def use_headers(m: Any, height: int) -> bool:
+    """Node header rows only when there is room for about two rows per zone besides."""
+    return (len(m.nodes_list) + len(nonempty_zones(m))) * 2 <= max(1, height)
+
+
+def layout_height(m: Any, ncols: int, zoom: int, headers: bool = True) -> int:
+    per_row = max(1, ncols) * zoom
+    rows = sum(-(-z.spanned // per_row) for z in nonempty_zones(m))
+    return rows + (len(m.nodes_list) if headers else 0)
+
+
+def fit_zoom(m: Any, ncols: int, height: int, headers: bool = True) -> int:
+    """The smallest power-of-two zoom that shows the whole machine in `height` lines
+    (or, when even one row per zone is too many, the zoom that gives one row per zone)."""
+    zoom = 1
+    biggest = max((z.spanned for z in m.zones), default=1)
+    while zoom * max(1, ncols) < biggest and \
+            layout_height(m, ncols, zoom, headers) > max(1, height):
+        zoom *= 2
+    return zoom
+
+
+class PageMap(ScrollView, can_focus=True):
+    """A map of every page frame of the machine."""
+
+    BINDINGS = [
+        Binding("up", "cursor(0, -1)", "Up", show=False, id="map.up"),
+        Binding("down", "cursor(0, 1)", "Down", show=False, id="map.down"),
+        Binding("left", "cursor(-1, 0)", "Left", show=False, id="map.left"),
+        Binding("right", "cursor(1, 0)", "Right", show=False, id="map.right"),
+        Binding("pageup", "page(-1)", "Page up", show=False, id="map.pageup"),
+        Binding("pagedown", "page(1)", "Page down", show=False, id="map.pagedown"),
+        Binding("home", "jump(0)", "First frame", show=False, id="map.home"),
+        Binding("end", "jump(-1)", "Last frame", show=False, id="map.end"),
+    ]
+
+    class CursorMoved(Message):
+        """The cursor moved to a new cell."""
+
+        def __init__(self, pfn: int, zoom: int) -> None:
+            super().__init__()
+            self.pfn = pfn
+            self.zoom = zoom
+
+    def __init__(self, machine: Any = None, *, name: str | None = None, id: str | None = None,
+                 classes: str | None = None) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self.machine = machine
+        self.zoom = 1
+        self.auto_fit = True
+        self.cursor = 0
+        self.hilite: np.ndarray | None = None  # bool per frame, or None
+        self._ncols = 0
+        self._layout: Layout | None = None
+        self._gen = 0
+        self._cells: dict[int, tuple[int, np.ndarray]] = {}
+        self._strips: dict[int, tuple[int, int, Strip]] = {}
+        self._lut = np.zeros(1, np.uint8)
+        self._width = 0
+        self._height = 0
+        self.show_headers = True
+        self.label_width = GUTTER
+
+    # ------------------------------------------------------------ state in
+    def set_machine(self, machine: Any) -> None:
+        self.machine = machine
+        self.cursor = 0
+        self.hilite = None
+        self.auto_fit = True
+        self.relayout()
+
+    def set_hilite(self, pfns: np.ndarray | None) -> None:
+        m = self.machine
+        if pfns is None or m is None:
+            self.hilite = None
+        else:
+            mask = np.zeros(m.nr_frames, bool)
+            p = np.asarray(pfns, np.int64)
+            mask[p[(p >= 0) & (p < m.nr_frames)]] = True
+            self.hilite = mask
+        self.refresh_from_machine(force=True)
+
+    def zoom_in(self) -> None:
+        if self.zoom > 1:
+            self.zoom //= 2
+            self.auto_fit = False
+            self.relayout()
+
+    def zoom_out(self) -> None:
+        fit = self._fit()
+        if self.zoom < fit:
+            self.zoom *= 2
+            self.auto_fit = self.zoom >= fit
+            self.relayout()
+
+    def _fit(self) -> int:
+        if self.machine is None:
+            return 1
+        return fit_zoom(self.machine, max(1, self._ncols), self._view_height(), self.show_headers)
+
+    def _view_height(self) -> int:
+        return max(1, self.size.height or self._height)
+
+    def relayout(self, width: int | None = None, height: int | None = None) -> None:
+        """Recompute rows for the current width and zoom (keeps the cursor's frame).
+        width/height default to the widget's size (give them to use it without an app)."""
+        m = self.machine
+        if width is None:
+            width = self.scrollable_content_region.width or self.size.width
+        if height is not None:
+            self._height = height
+        if m is None:
+            self._layout = None
+            self.virtual_size = Size(max(1, width), 0)
+            return
+        self.show_headers = use_headers(m, self._view_height())
+        self.label_width = GUTTER if self.show_headers else GUTTER_COMPACT
+        self._width = max(self.label_width + 1, width)
+        self._ncols = max(1, self._width - self.label_width)
+        if self.auto_fit:
+            self.zoom = fit_zoom(m, self._ncols, self._view_height(), self.show_headers)
+        self._layout = build_layout(m, self._ncols, self.zoom, self.show_headers)
+        self._cells.clear()
+        self._strips.clear()
+        self._lut = pid_lut(m)
+        self._gen += 1
+        self.virtual_size = Size(self._width, len(self._layout.kind))
+        cell = fmt_bytes(self.zoom * m.page_size)
+        self.border_title = (f"page frames · {self.zoom} frame{'s' if self.zoom > 1 else ''} "
+                             f"({cell}) per cell · +/- zoom")
+        self.cursor = min(max(0, self.cursor), max(0, m.nr_frames - 1))
+        self._scroll_to_cursor()
+        self.refresh()
+        self.post_message(self.CursorMoved(self.cursor, self.zoom))
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.relayout()
+
+    # ------------------------------------------------------------ machine updates
+    def refresh_from_machine(self, force: bool = False) -> int:
+        """Recompute visible rows from engine state; repaint only rows that changed.
+        Returns the number of rows repainted."""
+        if self._layout is None or self.machine is None:
+            return 0
+        self._gen += 1
+        self._lut = pid_lut(self.machine)
+        top = int(self.scroll_offset.y)
+        h = self._view_height()
+        lay = self._layout
+        changed = 0
+        for y in range(top, min(top + h, len(lay.kind))):
+            if lay.kind[y] != ROW_CELLS:
+                continue
+            new = self._compute(y)
+            old = self._cells.get(y)
+            if force or old is None or not np.array_equal(old[1], new):
+                self._strips.pop(y, None)
+                self.refresh_line(y)
+                changed += 1
+            self._cells[y] = (self._gen, new)
+        return changed
+
+    def _compute(self, y: int) -> np.ndarray:
+        lay = self._layout
+        return cell_codes(self.machine, int(lay.start[y]), int(lay.count[y]), self.zoom,
+                          self._lut, self.hilite)
+
+    def _row_codes(self, y: int) -> np.ndarray:
+        hit = self._cells.get(y)
+        if hit is not None and hit[0] == self._gen:
+            return hit[1]
+        new = self._compute(y)
+        if hit is not None and np.array_equal(hit[1], new):
+            new = hit[1]
+        else:
+            self._strips.pop(y, None)
+        self._cells[y] = (self._gen, new)
+        return new
+
+    # ------------------------------------------------------------ rendering
+    def row_strip(self, y: int) -> Strip:
+        """The full-width Strip of layout row y (cached)."""
+        lay = self._layout
+        if lay is None or not 0 <= y < len(lay.kind):
+            return Strip.blank(self._width, BLANK_STYLE)
+        if lay.kind[y] == ROW_NODE:
+            hit = self._strips.get(y)
+            if hit is not None:
+                return hit[2]
+            strip = self._node_strip(y)
+            self._strips[y] = (self._gen, -1, strip)
+            return strip
+        codes = self._row_codes(y)
+        cy, ccol = self.cursor_cell()
+        col = ccol if cy == y else -1
+        hit = self._strips.get(y)
+        if hit is not None and hit[1] == col:
+            return hit[2]
+        segs = [Segment(self._gutter_text(y), self._gutter_style(y))]
+        segs += codes_to_segments(codes, col)
+        strip = Strip(segs).extend_cell_length(self._width, BLANK_STYLE)
+        self._strips[y] = (self._gen, col, strip)
+        return strip
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        strip = self.row_strip(y + int(scroll_y))
+        width = self.size.width or self._width
+        return strip.crop_extend(int(scroll_x), int(scroll_x) + width, BLANK_STYLE)
+
+    def _gutter_text(self, y: int) -> str:
+        lay = self._layout
+        z = self.machine.zones[int(lay.zone[y])]
+        g = self.label_width - 1
+        if lay.first[y]:
+            label = z.name if self.show_headers else f"N{z.node} {ZONE_ABBR.get(z.name, z.name)}"
+            return f"{label[:g]:<{g}} "
+        off = (int(lay.start[y]) - z.start_pfn) * self.machine.page_size
+        return f"{'+' + offset_str(off):>{g}} "
+
+    def _gutter_style(self, y: int) -> Style:
+        lay = self._layout
+        style = GUTTER_ZONE if lay.first[y] else GUTTER_DIM
+        if not self.show_headers and int(lay.node[y]) % 2:
+            style = style + GUTTER_ODD
+        return style
+
+    def _node_strip(self, y: int) -> Strip:
+        m = self.machine
+        nid = int(self._layout.node[y])
+        node = m.node(nid)
+        zs = [z for z in m.zones if z.node == nid and z.spanned > 0]
+        size = fmt_bytes(node.spanned * m.page_size)
+        cpus = nodes_str(node.cpus) if node.cpus else "none"
+        zones = "  ".join(f"{z.name} {fmt_bytes(z.spanned * m.page_size)}" for z in zs)
+        segs = [Segment(f" node {nid} ", HEADER_STYLE),
+                Segment(f" {size}  cpus {cpus}  {zones} ", HEADER_DIM)]
+        return Strip(segs).extend_cell_length(self._width, HEADER_DIM).crop(0, self._width)
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._strips.clear()
+
+    # ------------------------------------------------------------ cursor
+    def cursor_cell(self) -> tuple[int, int]:
+        """(layout row, column) of the cursor."""
+        return self.cell_of(self.cursor)
+
+    def cell_of(self, pfn: int) -> tuple[int, int]:
+        lay = self._layout
+        if lay is None or lay.cell_start.size == 0:
+            return -1, -1
+        i = int(np.searchsorted(lay.cell_start, pfn, side="right")) - 1
+        i = max(0, i)
+        y = int(lay.cell_y[i])
+        return y, (int(pfn) - int(lay.start[y])) // self.zoom
+
+    def cell_range(self, y: int, col: int) -> tuple[int, int]:
+        lay = self._layout
+        a = int(lay.start[y]) + col * self.zoom
+        return a, min(a + self.zoom, int(lay.start[y] + lay.count[y]))
+
+    def _ncells(self, y: int) -> int:
+        return -(-int(self._layout.count[y]) // self.zoom)
+
+    def move_to(self, pfn: int) -> None:
+        m = self.machine
+        if m is None or self._layout is None:
+            return
+        pfn = min(max(0, int(pfn)), m.nr_frames - 1)
+        old_y, _ = self.cursor_cell()
+        self.cursor = pfn
+        new_y, _ = self.cursor_cell()
+        for y in {old_y, new_y}:
+            if y >= 0:
+                self.refresh_line(y)
+        self._scroll_to_cursor()
+        self.post_message(self.CursorMoved(self.cursor, self.zoom))
+
+    def _scroll_to_cursor(self) -> None:
+        y, _ = self.cursor_cell()
+        if y >= 0:
+            top = int(self.scroll_offset.y)
+            h = max(1, self.size.height)
+            if y < top or y >= top + h:
+                self.scroll_to_region(Region(0, y, 1, 1), animate=False, immediate=True)
+
+    def action_cursor(self, dx: int, dy: int) -> None:
+        lay = self._layout
+        if lay is None or lay.cell_y.size == 0:
+            return
+        y, col = self.cursor_cell()
+        i = int(np.searchsorted(lay.cell_y, y))
+        if dx:
+            col += dx
+            if col < 0:
+                if i == 0:
+                    return
+                i -= 1
+                col = self._ncells(int(lay.cell_y[i])) - 1
+            elif col >= self._ncells(y):
+                if i + 1 >= lay.cell_y.size:
+                    return
+                i += 1
+                col = 0
+        if dy:
+            i = min(max(0, i + dy), lay.cell_y.size - 1)
+        ny = int(lay.cell_y[i])
+        col = min(col, self._ncells(ny) - 1)
+        self.move_to(int(lay.start[ny]) + col * self.zoom)
+
+    def action_page(self, direction: int) -> None:
+        self.action_cursor(0, direction * max(1, self.size.height - 1))
+
+    def action_jump(self, where: int) -> None:
+        if self.machine is not None:
+            self.move_to(0 if where == 0 else self.machine.nr_frames - 1)
+
+    def pfn_at(self, x: int, y: int) -> int | None:
+        """The first frame of the cell at widget offset (x, y), or None."""
+        lay = self._layout
+        if lay is None:
+            return None
+        vy = y + int(self.scroll_offset.y)
+        col = x + int(self.scroll_offset.x) - self.label_width
+        if not 0 <= vy < len(lay.kind) or lay.kind[vy] != ROW_CELLS or col < 0:
+            return None
+        if col >= self._ncells(vy):
+            return None
+        return int(lay.start[vy]) + col * self.zoom
+
+    def on_click(self, event: events.Click) -> None:
+        off = event.get_content_offset(self)
+        if off is None:
+            return
+        pfn = self.pfn_at(off.x, off.y)
+        if pfn is not None:
+            self.focus()
+            self.move_to(pfn)
