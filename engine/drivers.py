@@ -107,7 +107,9 @@ class Driver:
         b = self.backing
         pfns = b.pages.copy()
         nodes = m.node_of(pfns)
-        tgt = np.array([where(int(n)) for n in nodes], dtype=np.int64)
+        # where() per distinct node, then a gather: no Python loop over frames
+        uniq, inv = np.unique(nodes, return_inverse=True)
+        tgt = np.array([where(int(n)) for n in uniq], dtype=np.int64)[inv]
         move = tgt != nodes
         if avoid_blocks is not None:
             move |= avoid_blocks[pfns // m.block_pages]
