@@ -101,6 +101,7 @@ class Machine:
         self._node_ids = np.zeros(0, np.int64)
         self._zone_starts = np.zeros(0, np.int64)
         self._zone_ids = np.zeros(0, np.int64)
+        self._tabs = None
         self.listeners: list = []
 
     # ------------------------------------------------------------ construction
@@ -148,6 +149,23 @@ class Machine:
         zs = [z for z in self.zones if z.spanned > 0]
         self._zone_starts = np.array([z.start_pfn for z in zs], np.int64)
         self._zone_ids = np.array([z.zid for z in zs], np.int64)
+        self._tabs = None
+
+    def _build_tabs(self) -> None:
+        """Lookup tables node/zone by (pfn >> shift): every node and zone boundary is a
+        multiple of 2**shift, so a gather replaces a binary search per frame."""
+        bounds = [int(b) for b in np.concatenate([self._zone_starts, self._node_starts])
+                  if b]
+        bounds += [z.end_pfn for z in self.zones if z.spanned] + [self.nr_frames]
+        shift = min((b & -b).bit_length() - 1 for b in bounds) if bounds else 20
+        shift = min(shift, 20)
+        if shift < 6:
+            self._tabs = False  # boundaries too fine: keep the binary search
+            return
+        base = np.arange(0, self.nr_frames, 1 << shift, dtype=np.int64)
+        zt = self._zone_ids[np.searchsorted(self._zone_starts, base, side="right") - 1]
+        nt = self._node_ids[np.searchsorted(self._node_starts, base, side="right") - 1]
+        self._tabs = (shift, nt.astype(np.int64), zt.astype(np.int64))
 
     # ------------------------------------------------------------ topology
     @property
@@ -194,11 +212,19 @@ class Machine:
 
     def node_of(self, pfns) -> np.ndarray:
         pfns = np.asarray(pfns, dtype=np.int64)
+        if getattr(self, "_tabs", None) is None:
+            self._build_tabs()
+        if self._tabs:
+            return self._tabs[1][pfns >> self._tabs[0]]
         i = np.searchsorted(self._node_starts, pfns, side="right") - 1
         return self._node_ids[i]
 
     def zone_of(self, pfns) -> np.ndarray:
         pfns = np.asarray(pfns, dtype=np.int64)
+        if getattr(self, "_tabs", None) is None:
+            self._build_tabs()
+        if self._tabs:
+            return self._tabs[2][pfns >> self._tabs[0]]
         i = np.searchsorted(self._zone_starts, pfns, side="right") - 1
         return self._zone_ids[i]
 

@@ -54,14 +54,15 @@ class MoveStatus(list):
 
 # ----------------------------------------------------------------- isolation
 
-def isolate(m: Machine, pfns: np.ndarray) -> np.ndarray:
+def isolate(m: Machine, pfns: np.ndarray, unique: bool = False) -> np.ndarray:
     """isolate_lru_page() on each frame: returns a mask of those isolated; the
-    others (off the LRU, already isolated) fail with -EBUSY."""
+    others (off the LRU, already isolated) fail with -EBUSY. unique=True: the caller
+    guarantees no frame repeats."""
     f = m.f
     fl = f.flags[pfns]
     ok = ((fl & PG_lru) != 0) & ((fl & PG_isolated) == 0)
     # the same frame twice in one request: only the first isolation succeeds
-    if ok.any():
+    if ok.any() and not unique:
         _, first = np.unique(pfns, return_index=True)
         dup = np.ones(pfns.size, bool)
         dup[first] = False
@@ -108,7 +109,8 @@ def _inflight(m: Machine, pfns: np.ndarray, d: int) -> None:
 
 def migrate_pairs_gen(m: Machine, pfns: np.ndarray, targets: np.ndarray, *, reason: str,
                       strict_node: bool, cpu: int, allowed=None, chunk=None, job=None,
-                      mode: str = "sync", isolated: bool = False, fail_on_enomem=False):
+                      mode: str = "sync", isolated: bool = False, fail_on_enomem=False,
+                      unique: bool = False):
     """Migrate pfns[i] to targets[i]. Returns an int64 array: the node each page now
     sits on, or -errno (-EBUSY isolation failed, -EAGAIN still busy after every pass
     (pinned), -EPERM mlocked in 2.6.17, -ENOMEM no frame on the target).
@@ -123,7 +125,7 @@ def migrate_pairs_gen(m: Machine, pfns: np.ndarray, targets: np.ndarray, *, reas
     if isolated:
         held = np.ones(n, bool)
     else:
-        held = isolate(m, pfns)
+        held = isolate(m, pfns, unique)
     todo = np.flatnonzero(held)
     step = todo.size if not chunk else int(chunk)
     stats = {"success": 0, "fail": 0}
@@ -448,6 +450,9 @@ def _first_queued(pfn: np.ndarray, queue: np.ndarray) -> np.ndarray:
     qidx = np.flatnonzero(queue)
     if qidx.size == 0:
         return out
+    real = np.sort(pfn[pfn >= 0])
+    if not (real[1:] == real[:-1]).any():
+        return out  # no frame repeats: the common case, one sort instead of unique
     u, first = np.unique(pfn[qidx], return_index=True)
     pos = np.clip(np.searchsorted(u, pfn), 0, u.size - 1)
     hit = (pfn >= 0) & (u[pos] == pfn)
@@ -461,11 +466,13 @@ def _move_pages_modern(m: Machine, p, addrs, tg, move_all, st, chunk, job):
     pending batch; a batch with failures stops the call: return = failures of that
     batch + entries never attempted; its statuses stay unwritten."""
     n = addrs.size
+    out = np.full(n, UNWRITTEN, np.int64)
     nerr = _node_errors(m, p, tg)
     bad = np.flatnonzero(nerr)
     stop = int(bad[0]) if bad.size else n  # the first bad node ends the walk
     node_error = int(-nerr[stop]) if bad.size else 0
     i0 = 0
+    ret = 0
     # an entry whose frame repeats an earlier one must see the state after the
     # earlier flush, so the walk is cut into rounds at repeated frames
     while i0 < stop:
@@ -477,8 +484,8 @@ def _move_pages_modern(m: Machine, p, addrs, tg, move_all, st, chunk, job):
         t = tg[i0:i0 + seg]
         if cut < seg:
             f0 = int(fq[cut])
-            # the repeat of a page still pending in the current batch fails to isolate:
-            # -EBUSY, which flushes the batch (same node, no flush in between)
+            # the repeat of a page still pending in the current batch fails to
+            # isolate: -EBUSY, which flushes the batch (same node, no flush between)
             c1 = cut - 1
             pending = (queue[c1] and t[c1] == t[cut] and f0 <= c1
                        and not (~queue[f0:cut]).any() and (t[f0:cut] == t[cut]).all())
@@ -499,37 +506,48 @@ def _move_pages_modern(m: Machine, p, addrs, tg, move_all, st, chunk, job):
             qi = qi[bid[qi] <= fb]
         res = yield from migrate_pairs_gen(m, pfn[qi], t[qi], reason="syscall",
                                            strict_node=True, cpu=p.node, chunk=chunk,
-                                           job=job, fail_on_enomem=True)
+                                           job=job, fail_on_enomem=True, unique=True)
         failed = res < 0
-        nonq = np.flatnonzero(~queue)
+        seg_out = out[i0:i0 + cut]
+        nonq = ~queue
         if failed.any():
             fb = int(bid[qi[np.argmax(failed)]])
             in_fb = bid[qi] == fb
             last = int(qi[in_fb][-1])
             trig = last + 1  # the entry after the batch flushed it
-            for j in nonq[nonq <= trig]:
-                st[i0 + int(j)] = int(status[j])
-            for j in qi[bid[qi] < fb]:
-                st[i0 + int(j)] = int(t[j])
+            upto = nonq.copy()
+            upto[trig + 1:] = False
+            seg_out[upto] = status[upto]
+            good = qi[bid[qi] < fb]
+            seg_out[good] = t[good]
             if (res[in_fb] == -ENOMEM).any():
-                raise oserror(ENOMEM, f"move_pages: node {int(t[last])} has no free page "
-                                      f"for the migration")
+                raise oserror(ENOMEM, f"move_pages: node {int(t[last])} has no free "
+                                      f"page for the migration")
             nf = int(failed[in_fb].sum())
             if trig < cut and not queue[trig]:
-                st.ret = nf + (n - (i0 + trig)) - 1  # entry trig was accounted for
+                ret = nf + (n - (i0 + trig)) - 1  # entry trig was accounted for
             else:
-                st.ret = nf + (n - (i0 + trig))
-            return st
-        for j in nonq:
-            st[i0 + int(j)] = int(status[j])
-        for j in qi:
-            st[i0 + int(j)] = int(t[j])
+                ret = nf + (n - (i0 + trig))
+            return _status_list(out, ret)
+        seg_out[nonq] = status[nonq]
+        seg_out[qi] = t[qi]
         i0 += cut
     if node_error:
         raise oserror(node_error, f"move_pages: node {int(tg[stop])} "
                       + ("has no memory or does not exist" if node_error == ENODEV else
                          f"is not in pid {p.pid}'s cpuset ({sorted(p.mems_allowed)})"))
-    st.ret = 0
+    return _status_list(out, ret)
+
+
+UNWRITTEN = -(1 << 40)
+
+
+def _status_list(out: np.ndarray, ret: int) -> MoveStatus:
+    """The status array as Linux leaves it: entries never written are None."""
+    st = MoveStatus(out.tolist())
+    for i in np.flatnonzero(out == UNWRITTEN).tolist():
+        st[i] = None
+    st.ret = ret
     return st
 
 
