@@ -149,7 +149,7 @@ class Machine:
         zs = [z for z in self.zones if z.spanned > 0]
         self._zone_starts = np.array([z.start_pfn for z in zs], np.int64)
         self._zone_ids = np.array([z.zid for z in zs], np.int64)
-        self._tabs = None
+        self._build_tabs()
 
     def _build_tabs(self) -> None:
         """Lookup tables node/zone by (pfn >> shift): every node and zone boundary is a
