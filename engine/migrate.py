@@ -35,6 +35,7 @@ from .constants import (
     PG_writeback,
     oserror,
 )
+from .vec import distinct, distinct_counts
 
 if TYPE_CHECKING:  # pragma: no cover
     from .machine import Machine
@@ -96,7 +97,7 @@ def _inflight(m: Machine, pfns: np.ndarray, d: int) -> None:
     anon = pfns[f.kind[pfns] == K_ANON]
     if anon.size == 0:
         return
-    ids, counts = np.unique(f.mapping[anon], return_counts=True)
+    ids, counts = distinct_counts(f.mapping[anon])
     for i, c in zip(ids.tolist(), counts.tolist()):
         av = m.mappings.get(i)
         if av is not None:
@@ -207,7 +208,7 @@ def _migrate_chunk(m: Machine, pfns: np.ndarray, targets: np.ndarray, *, strict_
     gi = np.flatnonzero(go)
     if gi.size:
         tg = targets[gi]
-        for t in np.unique(tg):
+        for t in distinct(tg):
             sel = gi[tg == t]
             if strict_node:
                 order = [int(t)] if m.node_has_memory(int(t)) else []  # __GFP_THISNODE
@@ -265,7 +266,7 @@ def lookup_pages(m: Machine, p, addrs: np.ndarray):
     i = np.searchsorted(starts, addrs, side="right") - 1
     inside = (i >= 0) & (addrs < ends[np.maximum(i, 0)])
     vidx[inside] = i[inside]
-    for j in np.unique(vidx[inside]):
+    for j in distinct(vidx[inside]):
         sel = np.flatnonzero(vidx == j)
         v = vmas[int(j)]
         offs = (addrs[sel] - v.start) >> m.page_shift
@@ -292,7 +293,7 @@ def page_status(m: Machine, p, addrs: np.ndarray, *, query: bool, targets=None,
         # PFN-mapped frames have no struct page for follow_page(): -ENOENT;
         # the zero page is PageReserved: -ENOENT
         pfnmap = np.zeros(n, bool)
-        for j in np.unique(vidx[vidx >= 0]):
+        for j in distinct(vidx[vidx >= 0]):
             if vmas[int(j)].pfnmap:
                 pfnmap |= vidx == j
         real = has & ~pfnmap & (pte != m.zero_pfn)
@@ -303,7 +304,7 @@ def page_status(m: Machine, p, addrs: np.ndarray, *, query: bool, targets=None,
     inv = vidx >= 0
     migr = np.zeros(n, bool)
     pfnmap = np.zeros(n, bool)
-    for j in np.unique(vidx[inv]):
+    for j in distinct(vidx[inv]):
         v = vmas[int(j)]
         sel = vidx == j
         if v.pfnmap:
@@ -433,7 +434,7 @@ def _predict_failures(m: Machine, pfn: np.ndarray, t: np.ndarray) -> np.ndarray:
     pred = np.zeros(pfn.size, np.int64)
     pred[(f.flags[pfn] & PG_pinned) != 0] = -EAGAIN
     ok = pred == 0
-    for node in np.unique(t):
+    for node in distinct(t):
         sel = ok & (t == node)
         avail = m.node_available(int(node), "min")
         over = sel & (np.cumsum(sel) > avail)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .constants import K_ANON
+from .vec import distinct
 
 if TYPE_CHECKING:  # pragma: no cover
     from .machine import Machine
@@ -31,10 +32,15 @@ def for_each_mapping(m: Machine, pfns: np.ndarray):
         return
     mapping = f.mapping[pfns]
     index = f.index[pfns].astype(np.int64)
-    order = np.argsort(mapping, kind="stable")
-    ms = mapping[order]
-    bounds = np.flatnonzero(np.diff(ms)) + 1
-    for grp in np.split(order, bounds):
+    ids = distinct(mapping)
+    if ids.size <= 16:
+        # few mapping objects (the usual case): a mask per object beats a sort
+        groups = [np.flatnonzero(mapping == i) for i in ids]
+    else:
+        order = np.argsort(mapping, kind="stable")
+        bounds = np.flatnonzero(np.diff(mapping[order])) + 1
+        groups = np.split(order, bounds)
+    for grp in groups:
         obj = m.mappings.get(int(mapping[grp[0]]))
         if obj is None:
             continue
@@ -62,7 +68,7 @@ def redirect(m: Machine, old: np.ndarray, new: np.ndarray) -> None:
         n = new[shared]
         mp = f.mapping[o]
         idx = f.index[o]
-        for mid in np.unique(mp):
+        for mid in distinct(mp):
             obj = m.mappings.get(int(mid))
             if obj is None or not hasattr(obj, "pages"):
                 continue
