@@ -43,6 +43,7 @@ MODES = ("user", "autonuma", "damos")
 # still waiting (isolated) between those batches
 CALL_PAGES = 4096
 MAX_CALLS = 256  # move_pages calls per period
+IDLE_LIMIT = 1000  # idle steps, clock standing still, before a lone daemon gives up
 UNWRITTEN = -1000
 USER_SOURCES = ("truth", "hint", "damon", "query")
 
@@ -119,6 +120,8 @@ class Daemon:
     pages: dict = field(default_factory=dict)  # workload id -> _PageState
     seen: set = field(default_factory=set)  # workload ids met
     _stop: bool = False
+    _idle: int = 0
+    _idle_clock: int = -1
     _last_t: int = 0
     _next: int = 0
 
@@ -196,8 +199,11 @@ class Daemon:
                 if not wls or m.clock_ns < self._next or self.cfg.mode == "autonuma":
                     if self.cfg.mode == "autonuma":
                         self._refill(m.clock_ns)
+                    if self._stuck(job):
+                        break
                     yield IDLE
                     continue
+                self._idle = 0
                 self._next = m.clock_ns + self.cfg.period_ns
                 self._refill(m.clock_ns)
                 self.periods += 1
@@ -220,6 +226,17 @@ class Daemon:
         if job is not None:
             job.done = job.total = self.migrated
         return self.report()
+
+    def _stuck(self, job) -> bool:
+        """A daemon stepped synchronously (no asyncio task) that never met a workload
+        while the clock stands still would wait forever: it gives up after
+        IDLE_LIMIT such steps. Under the event loop it waits for one to start."""
+        if self.seen or (job is not None and job._task is not None):
+            return False
+        if self.m.clock_ns != self._idle_clock:
+            self._idle_clock, self._idle = self.m.clock_ns, 0
+        self._idle += 1
+        return self._idle > IDLE_LIMIT
 
     # ------------------------------------------------------------ user space
     def _evidence(self, wl: Workload, st: _PageState, cur: np.ndarray):

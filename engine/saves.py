@@ -700,7 +700,7 @@ EXPLICIT = {"name", "page_size", "page_shift", "_era", "nodes_list", "zones", "d
             "drivers_map", "il_weights", "numastat_arr", "vmstat_counts", "vmstat_extra",
             "clock_ns", "cost", "seed", "zero_pfn", "isolated_pages", "finished_jobs",
             "traffic", "description", "_next_id", "_write_seq", "_next_pid"}
-TRANSIENT = {"jobs", "listeners", "_node_starts", "_node_ids", "_zone_starts", "_zone_ids",
+TRANSIENT = {"jobs", "listeners", "_node_starts", "_node_ids", "_zone_starts", "_zone_ids", "_tabs",
              "_clockctl"}
 SCALARS = ("name", "page_size", "page_shift", "block_pages", "seed", "clock_ns", "zero_pfn",
            "isolated_pages", "_next_id", "_write_seq", "_next_pid")

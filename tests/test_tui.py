@@ -269,6 +269,13 @@ async def test_mlock_from_map_cursor():
         pagemap(app).move_to(pfn)
         await pilot.press("l")
         assert m.process(104).vmas[0].locked
+        # enter on the map opens the frame's owner with its VMA selected
+        pagemap(app).focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, ProcessScreen) and app.screen.pid == 104
+        assert app.screen.query_one("#vmas", VmaTable).selected_start() == v.start
+        await pilot.press("b")
         app.redraw_now()
         assert "mlocked" in app.main_screen.query_one("#inspector").render().plain
 
@@ -468,7 +475,79 @@ async def test_command_palette_runs_engine_command():
         assert "numa_hit" in log_text(app)
 
 
+async def test_clock_daemon_and_save_keys():
+    app = NumaConsoleApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        m = app.machine
+        ctl = getattr(m, "clockctl", None)
+        if ctl is not None:
+            await pilot.press("t")
+            assert ctl.paused and "> clock pause" in log_text(app)
+            await pilot.press("t")
+            assert not ctl.paused
+            await pilot.press("less_than_sign")
+            assert ctl.mode == "speed" and ctl.speed == 1000
+            await pilot.press("less_than_sign", "greater_than_sign", "greater_than_sign")
+            assert ctl.mode == "fast"
+        try:
+            from engine.automigrate import daemons
+        except ImportError:
+            daemons = None
+        if daemons is not None:
+            table(app).select_pid(103)
+            await pilot.press("d")
+            assert "> daemon start 103" in log_text(app)
+            await pilot.pause(0.1)
+            await pilot.press("d")
+            assert "> daemon stop" in log_text(app)
+            await wait_jobs(pilot, app)
+        await pilot.press("ctrl+s")
+        assert app.command_input().value == "save default.snapshot.toml"
+        await pilot.press("escape", "ctrl+o")
+        assert app.command_input().value == "load saves/"
+        assert app.is_running
+
+
 # ---------------------------------------------------------------- widgets without an app
+
+def test_dominant_matches_counting_every_cell():
+    from tui.widgets.pagemap import dominant, frame_classes, pid_lut
+
+    m = engine.Machine.default()
+    lut = pid_lut(m)
+    for a, b, zoom in [(0, m.nr_frames, 512), (5, m.nr_frames - 7, 4096), (100, 1000, 7),
+                       (0, 3, 8)]:
+        cls = frame_classes(m, a, b, lut)
+        n = cls.size
+        ncells = -(-n // zoom)
+        cell = np.arange(n) // zoom
+        counts = np.bincount(cell * NCLASS + cls, minlength=ncells * NCLASS)
+        counts = counts.reshape(ncells, NCLASS)
+        want = counts.argmax(1)
+        sizes = np.minimum(zoom, n - np.arange(0, n, zoom))
+        dom, partial = dominant(cls, zoom)
+        assert (dom == want).all()
+        assert (partial == ((want == C_FREE) & (counts[:, C_FREE] < sizes))).all()
+
+
+def test_meters_and_legend_text():
+    from tui.widgets.legend import legend_text
+    from tui.widgets.meters import meters_text, timeline_history
+
+    m = engine.Machine.default()
+    from engine.commands import execute
+
+    assert execute(m, "migratepages 103 2 0").ok
+    hist = timeline_history(m, 10)
+    text = meters_text(m, hist).plain
+    assert text.count("\n") == len(m.nodes) - 1
+    assert "N0" in text and "↓288M" in text  # java's 73728 pages came to node 0
+    leg = legend_text(m).plain
+    assert "103 java" in leg and "page cache" in leg and "pinned" in leg
+
+
+# ---------------------------------------------------------------- widgets without an app (map)
 
 def test_pagemap_render_line_without_app():
     m = engine.Machine.default()
@@ -533,7 +612,7 @@ def test_cli_run_stops_at_first_error(capsys):
 def test_cli_run_script_and_jobs(tmp_path, capsys):
     script = tmp_path / "s.txt"
     script.write_text("# move java home\nmigratepages 103 2 0\nmove_pages 100 all 3 &\n"
-                      "numa_maps 103\n")
+                      "wait\nnuma_maps 103\n")
     rc = cli.main(["run", "--script", str(script)])
     out, err = capsys.readouterr()
     assert rc == 0, err

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -43,19 +45,30 @@ def wait_listening(port: int, proc: subprocess.Popen, timeout: float = 20.0) -> 
 
 @pytest.fixture
 def server():
+    """The server in a process group of its own: teardown ends it and the app
+    processes it spawned, and nothing else."""
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "tui.cli", "serve", "--port", str(port)],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
     try:
         wait_listening(port, proc)
         yield port
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 5)):
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                proc.wait(timeout=wait)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        try:  # app processes left in the group
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 class Terminal:
@@ -75,7 +88,7 @@ class Terminal:
                 raise AssertionError(f"{needle!r} never appeared:\n{self.text()}")
             try:
                 msg = await self.ws.receive(timeout=left)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 continue
             if msg.type == aiohttp.WSMsgType.BINARY:
                 self.stream.feed(msg.data)
@@ -87,19 +100,39 @@ class Terminal:
     async def send(self, keys: str) -> None:
         await self.ws.send_str(json.dumps(["stdin", keys]))
 
+    async def settle(self, seconds: float) -> None:
+        """Keep reading output for a while (keys are handled asynchronously: a key that
+        moves the focus must land before the keys meant for the new focus)."""
+        t0 = time.monotonic()
+        while (left := seconds - (time.monotonic() - t0)) > 0:
+            try:
+                msg = await self.ws.receive(timeout=left)
+            except TimeoutError:
+                return
+            if msg.type == aiohttp.WSMsgType.BINARY:
+                self.stream.feed(msg.data)
+
 
 async def test_serve_over_websocket(server):
-    url = f"http://127.0.0.1:{server}/ws?width={W}&height={H}"
+    # a hard ceiling: a stuck websocket fails the test instead of hanging the suite
+    await asyncio.wait_for(drive(server), timeout=90)
+
+
+async def drive(port: int) -> None:
+    url = f"http://127.0.0.1:{port}/ws?width={W}&height={H}"
+    timeout = aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0)
     async with aiohttp.ClientSession() as session:
-        async with session.ws_connect(url) as ws:
+        async with session.ws_connect(url, timeout=timeout) as ws:
             term = Terminal(ws)
             text = await term.until("node 0")
             assert "memcached" in text or "java" in text
             await term.send("?")
             await term.until("numacon help")
             await term.send("\x1b")
-            await asyncio.sleep(0.3)
+            await term.settle(0.5)
+            assert "numacon help" not in term.text()
             await term.send(":")
+            await term.settle(0.5)
             await term.send("migratepages 103 2 0\r")
             await term.until("migrate_pages done")
             await term.send("q")

@@ -7,7 +7,6 @@ only set a dirty flag; a timer redraws from engine state at a capped rate."""
 from __future__ import annotations
 
 import errno
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +59,12 @@ class NumaConsoleApp(App):
         Binding("plus,equals_sign", "zoom(1)", "Zoom in", id="app.zoom_in", key_display="+"),
         Binding("minus", "zoom(-1)", "Zoom out", id="app.zoom_out", key_display="-"),
         Binding("space", "pause", "Pause", id="app.pause"),
+        Binding("t", "clock_pause", "Clock", id="app.clock_pause", show=False),
+        Binding("greater_than_sign", "clock_speed(1)", "Faster", id="app.clock_faster",
+                show=False, key_display=">"),
+        Binding("less_than_sign", "clock_speed(-1)", "Slower", id="app.clock_slower",
+                show=False, key_display="<"),
+        Binding("d", "daemon", "Daemon", id="app.daemon", show=False),
         Binding("b,escape", "back", "Back", id="app.back", show=False, key_display="b"),
         Binding("ctrl+s", "save", "Save", id="app.save", show=False),
         Binding("ctrl+o", "load", "Load", id="app.load", show=False),
@@ -230,9 +235,10 @@ class NumaConsoleApp(App):
             return scr.selection()
         return Selection()
 
-    def open_process(self, pid: int) -> None:
+    def open_process(self, pid: int, addr: int | None = None) -> None:
+        """Drill into a process; with `addr`, its VMA holding addr is selected."""
         if pid in self.machine.procs:
-            self.push_screen(ProcessScreen(pid))
+            self.push_screen(ProcessScreen(pid, addr))
 
     def show_vma_on_map(self, pid: int, start: int) -> None:
         from .model import find_vma
@@ -417,6 +423,44 @@ class NumaConsoleApp(App):
             return
         self.run_command(f"cancel {max(jobs, key=lambda j: j.id).id}")
 
+    def action_clock_pause(self) -> None:
+        ctl = getattr(self.machine, "clockctl", None)
+        if ctl is None:
+            self.console_log.result("this engine has no clock control", False)
+            return
+        self.run_command("clock resume" if ctl.paused else "clock pause")
+
+    def action_clock_speed(self, step: int) -> None:
+        """Walk the ladder 0.001x .. 1000x real time, and 'fast' (as fast as possible)."""
+        ctl = getattr(self.machine, "clockctl", None)
+        if ctl is None:
+            self.console_log.result("this engine has no clock control", False)
+            return
+        ladder = [0.001, 0.01, 0.1, 1.0, 10.0, 100.0, 1000.0, None]  # None = fast
+        cur = None if getattr(ctl, "mode", "fast") != "speed" else float(ctl.speed)
+        i = len(ladder) - 1 if cur is None else min(
+            range(len(ladder) - 1), key=lambda k: abs(ladder[k] - cur))  # type: ignore[operator]
+        i = min(max(0, i + step), len(ladder) - 1)
+        x = ladder[i]
+        self.run_command("clock fast" if x is None else f"clock speed {x:g}")
+
+    def action_daemon(self) -> None:
+        """Start the automatic-migration daemon on the selected process, or stop it."""
+        try:
+            from engine.automigrate import daemons
+        except ImportError:
+            self.console_log.result("this engine has no migration daemon", False)
+            return
+        running = [d for d in daemons(self.machine) if getattr(d, "state", "") == "running"]
+        if running:
+            self.run_command("daemon stop")
+            return
+        pid = self.selection().pid
+        if pid is None:
+            self.console_log.result("select a process first", False)
+            return
+        self.run_command(f"daemon start {pid}")
+
     def action_save(self) -> None:
         path = self.save_path or f"{getattr(self.machine, 'name', 'machine')}.snapshot.toml"
         self.prefill_command(f"save {path}", "enter saves (edit the path first if you like)")
@@ -439,7 +483,3 @@ def job_outcome(job: Any) -> tuple[str, bool]:
     if job.state == "cancelled":
         return f"{head} ({msg})", True
     return f"error: {head}: {msg}", False
-
-
-def run(machine: Any = None, argv: Iterable[str] | None = None) -> None:
-    NumaConsoleApp(machine).run()

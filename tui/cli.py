@@ -3,6 +3,7 @@
     numacon [MACHINE]                          the console on MACHINE (or the default machine)
     numacon run [MACHINE] --script FILE        commands from FILE ('-' = stdin), headless
     numacon run [MACHINE] -c 'CMD; CMD'        commands from the argument, headless
+                                               (CMD & starts a job; `wait` finishes jobs)
     numacon hardware [MACHINE]                 numactl -H of the machine
     numacon capture [...]                      a description of this host (engine.capture)
     numacon bench [--json]                     the benchmark (engine.bench)
@@ -74,34 +75,27 @@ def split_commands(text: str) -> list[str]:
 
 
 def run_commands(m: Any, lines: Iterable[str], out=None, err=None) -> int:
-    """Run command lines through engine.commands.execute, synchronously. Background
-    jobs (`&`) are driven to completion. Returns the exit status."""
+    """Run command lines through engine.commands.execute, synchronously (a line ending
+    in `&` starts a job that runs beside the next commands; `wait` finishes them, as in
+    a shell). Returns the exit status: 1 at the first failed command, else 0."""
     from engine.commands import execute
 
     out = out or sys.stdout
     err = err or sys.stderr
     for line in lines:
         r = execute(m, line, background=False)
-        job = r.job
-        if r.ok and job is not None:
-            while job.step():
-                pass
-            if job.state != "done":
-                e = job.error
-                msg = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-                print(r.text, file=out)
-                print(f"error: job {job.id} {job.name} {job.state}: {msg}", file=err)
-                return 1
-            from .model import summarize_result
-
-            r.text += f"\njob {job.id} {job.name} done: {summarize_result(job.result)}"
-        if r.machine is not None:
-            m = r.machine
         if not r.ok:
             print(r.text, file=err)
             return 1
         if r.text:
             print(r.text, file=out)
+        if r.machine is not None:
+            m = r.machine
+    left = [j for j in getattr(m, "jobs", []) if not j.finished]
+    if left:
+        names = ", ".join(f"{j.id} {j.name}" for j in left)
+        print(f"{PROG}: note: job(s) {names} still running at the end (add `wait`)",
+              file=err)
     return 0
 
 

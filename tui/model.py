@@ -207,22 +207,31 @@ def describe_frame(m: Any, pfn: int) -> list[tuple[str, str]]:
     out.append(("mapcount", str(int(f.mapcount[pfn]))))
     out.append(("refcount", str(int(f.refcount[pfn]))))
     out.append(("content", f"{int(f.content[pfn]):#010x}"))
-    acc = _accesses(m, pfn)
+    acc = _accesses(m, owner) if owner is not None else ""
     if acc:
         out.append(("accesses", acc))
     return out
 
 
-def _accesses(m: Any, pfn: int) -> str:
-    """Per-node access counts of a frame, when the engine keeps them."""
-    arr = getattr(m, "access_counts", None)
-    if arr is None:
-        return ""
+def _accesses(m: Any, owner: tuple[int, int]) -> str:
+    """Sampled accesses by node to the page at (pid, addr), when a workload covers it
+    (engine.workload; counts since the last access-statistics reset)."""
     try:
-        row = np.asarray(arr[pfn])
-    except Exception:  # noqa: BLE001
+        from engine.workload import workloads
+    except ImportError:
         return ""
-    return " ".join(f"N{n}={int(c)}" for n, c in zip(m.nodes, row) if c)
+    pid, addr = owner
+    for wl in reversed(workloads(m)):
+        if getattr(wl, "pid", None) != pid or getattr(wl, "counts", None) is None:
+            continue
+        i = (addr - wl.start) >> m.page_shift
+        if 0 <= i < wl.npages:
+            row = wl.counts[i].astype(np.int64)
+            if getattr(wl, "mark", None) is not None:
+                row = row - wl.mark[i]
+            parts = [f"N{n}={int(c)}" for n, c in zip(m.nodes, row) if c]
+            return " ".join(parts) if parts else "none sampled"
+    return ""
 
 
 def cell_summary(m: Any, a: int, b: int) -> str:

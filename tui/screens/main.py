@@ -122,7 +122,7 @@ class MainScreen(Screen):
             return
         self._slow_due = now + SLOW_PERIOD
         self.update_inspector()
-        self.query_one("#legend", Legend).show(m)
+        self.query_one("#legend", Legend).show(m, pm.pid_colors)
         self.query_one("#meters", NodeMeters).show(m)
         self.query_one("#processes", ProcessTable).update_from(m)
         view = self.query_one("#view", ViewPanel)
@@ -173,6 +173,15 @@ class MainScreen(Screen):
     # ------------------------------------------------------------ events
     def on_page_map_cursor_moved(self, event: PageMap.CursorMoved) -> None:
         self.update_inspector()
+
+    def on_page_map_open_frame(self, event: PageMap.OpenFrame) -> None:
+        app: Any = self.app
+        owner = frame_owner(app.machine, event.pfn)
+        if owner is None:
+            self.query_one("#log", ConsoleLog).info(
+                "no process maps this frame (enter opens the owner of a mapped page)")
+            return
+        app.open_process(owner[0], owner[1])
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.data_table.id == "processes" and event.row_key.value is not None:

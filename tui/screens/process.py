@@ -31,9 +31,10 @@ class ProcessScreen(Screen):
         Binding("enter", "show_on_map", "Pages on map", id="process.show_on_map"),
     ]
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, addr: int | None = None) -> None:
         super().__init__()
         self.pid = pid
+        self.addr = addr
 
     def compose(self) -> ComposeResult:
         app: Any = self.app
@@ -49,8 +50,16 @@ class ProcessScreen(Screen):
 
     def on_mount(self) -> None:
         self.query_one("#vma-detail").border_title = "selected VMA"
-        self.refresh_from_machine(self.app.machine, slow=True)  # type: ignore[attr-defined]
-        self.query_one("#vmas").focus()
+        m: Any = self.app.machine  # type: ignore[attr-defined]
+        self.refresh_from_machine(m, slow=True)
+        table = self.query_one("#vmas", VmaTable)
+        if self.addr is not None:
+            from ..model import find_vma
+
+            v = find_vma(m, self.pid, self.addr)
+            if v is not None:
+                table.select_start(v.start)
+        table.focus()
 
     def refresh_from_machine(self, m: Any, slow: bool = False) -> None:
         app: Any = self.app

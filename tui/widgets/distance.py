@@ -1,6 +1,6 @@
-"""The SLIT distance grid, coloured by distance. Up to 12 nodes it prints numbers;
-beyond that it draws two node rows per line with half blocks, one column per node,
-so 64 nodes still fit in 70 columns and 33 lines."""
+"""The SLIT distance grid, coloured by distance. Up to 6 nodes it prints numbers;
+beyond that it draws two node rows per line with half blocks, two columns per node
+(one above 22 nodes), so 64 nodes still fit in 70 columns and 33 lines."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def distance_colors(values: list[int]) -> dict[int, str]:
     return {d: RAMP[round(i * (len(RAMP) - 1) / (len(ds) - 1))] for i, d in enumerate(ds)}
 
 
-def distance_text(m: Any, compact_above: int = 12) -> Text:
+def distance_text(m: Any, compact_above: int = 6) -> Text:
     nodes = list(m.nodes)
     n = len(nodes)
     vals = [m.distance(a, b) for a in nodes for b in nodes]
@@ -35,7 +35,8 @@ def distance_text(m: Any, compact_above: int = 12) -> Text:
                 t.append(f"{d:>4}", style=f"bold {colors[d]}")
             t.append("\n")
     else:
-        t.append("     " + "".join(str(b % 10) for b in nodes) + "\n", style="#8b93a1")
+        w = 2 if n <= 22 else 1  # columns per node
+        t.append("     " + "".join(f"{b % 10:<{w}}" for b in nodes) + "\n", style="#8b93a1")
         for i in range(0, n, 2):
             a = nodes[i]
             b2 = nodes[i + 1] if i + 1 < n else None
@@ -44,9 +45,9 @@ def distance_text(m: Any, compact_above: int = 12) -> Text:
             for c in nodes:
                 top = colors[m.distance(a, c)]
                 if b2 is None:
-                    t.append("▀", style=f"{top} on #14161a")
+                    t.append("▀" * w, style=f"{top} on #14161a")
                 else:
-                    t.append("▀", style=f"{top} on {colors[m.distance(b2, c)]}")
+                    t.append("▀" * w, style=f"{top} on {colors[m.distance(b2, c)]}")
             t.append("\n")
     for d, c in colors.items():
         t.append("■", style=c)

@@ -17,7 +17,7 @@ from .pagemap import (
     MARK_GLYPHS,
     OFFLINE_GLYPH,
     PARTIAL_FREE,
-    anon_color,
+    PidColors,
 )
 
 MARK_SHORT = ("", "mlocked", "pinned", "in flight", "VMA")
@@ -26,11 +26,14 @@ MARK_SHORT = ("", "mlocked", "pinned", "in flight", "VMA")
 class Legend(Static):
     """Colour key of the page-frame map."""
 
-    def show(self, m: Any, top: int = 9) -> None:
-        self.update(legend_text(m, top))
+    def show(self, m: Any, colors: PidColors | None = None, top: int = 9) -> None:
+        self.update(legend_text(m, colors, top))
 
 
-def legend_text(m: Any, top: int = 9) -> Text:
+def legend_text(m: Any, colors: PidColors | None = None, top: int = 9) -> Text:
+    if colors is None:
+        colors = PidColors()
+        colors.learn(list(m.pids))
     t = Text()
     kinds = [(CLASS_COLORS[C_FREE], " ", "free"), (PARTIAL_FREE, " ", "mostly free"),
              (CLASS_COLORS[C_KERNEL], " ", "kernel"), (CLASS_COLORS[C_FILE], " ", "page cache"),
@@ -53,7 +56,7 @@ def legend_text(m: Any, top: int = 9) -> Text:
     rss.sort(reverse=True)
     for i, (_, pid, name) in enumerate(rss[:top]):
         t.append("\n" if i % 3 == 0 else "")
-        t.append(" ", style=f"on {anon_color(pid)}")
+        t.append(" ", style=f"on {colors.color(pid)}")
         t.append(f" {pid} {name[:8]:<9}")
     if len(rss) > top:
         t.append(f"\n(+{len(rss) - top} more processes)", style="#8b93a1")

@@ -46,11 +46,40 @@ class NodeMeters(Static):
         self._hist.clear()
 
     def show(self, m: Any) -> None:
-        for nid in m.nodes:
-            t = node_totals(m, nid)
-            h = self._hist.setdefault(nid, deque(maxlen=self._len))
-            h.append(t["free"] / t["managed"] if t["managed"] else 0.0)
-        self.update(meters_text(m, self._hist))
+        hist = timeline_history(m, self._len)
+        if hist is None:  # no engine timeline: sample at our own redraws
+            for nid in m.nodes:
+                t = node_totals(m, nid)
+                h = self._hist.setdefault(nid, deque(maxlen=self._len))
+                h.append(t["free"] / t["managed"] if t["managed"] else 0.0)
+            hist = self._hist
+        self.update(meters_text(m, hist))
+
+
+def timeline_history(m: Any, n: int) -> dict[int, deque] | None:
+    """Free memory per node over simulated time from the engine's timeline (its last
+    samples, as fractions of the node's managed pages), or None without one."""
+    get = getattr(m, "timeline", None)
+    if not callable(get):
+        return None
+    try:
+        tl = get()
+        _, free = tl.series("free")
+    except Exception:  # noqa: BLE001 - an older or newer timeline: fall back
+        return None
+    if len(free) == 0:
+        return None
+    out = {}
+    for i, nid in enumerate(m.nodes):
+        if nid >= free.shape[1]:
+            continue
+        managed = node_totals(m, nid)["managed"] or 1
+        vals = free[-n * 8:, nid] / managed
+        if vals.size > n:  # keep spikes: max per bucket
+            edges = np.linspace(0, vals.size, n + 1).astype(int)
+            vals = np.maximum.reduceat(vals, edges[:-1])
+        out[i] = deque(vals.tolist(), maxlen=n)
+    return {nid: out[i] for i, nid in enumerate(m.nodes) if i in out}
 
 
 def meters_text(m: Any, hist: dict[int, deque] | None = None) -> Text:

@@ -41,9 +41,9 @@ ZONE_ABBR = {"Normal": "Norm", "Movable": "Mov", "Device": "Dev"}
 # colour classes
 C_FREE, C_KERNEL, C_FILE, C_PFNMAP, C_OFFLINE, C_ANON = range(6)
 ANON_BASE = 6
-ANON_PALETTE = (
-    "#2e9e5b", "#d9822b", "#16a3a3", "#c2417f", "#7d5bd6", "#8fae1b",
-    "#e0607e", "#4fd1c5", "#b5651d", "#ff9ecb", "#c9b8ff", "#2bb0d9",
+ANON_PALETTE = (  # neighbours differ most: processes get them in pid order
+    "#2e9e5b", "#d9822b", "#7d5bd6", "#4fd1c5", "#c2417f", "#8fae1b",
+    "#ff9ecb", "#b5651d", "#c9b8ff", "#16a3a3", "#e0607e", "#2bb0d9",
 )
 NCLASS = ANON_BASE + len(ANON_PALETTE)
 CLASS_NAMES = ("free", "kernel", "page cache", "PFN-mapped", "offline", "anon")
@@ -82,23 +82,45 @@ def offset_str(nbytes: int) -> str:
     return f"{nbytes >> 50}P"
 
 
-def anon_class(pid: int) -> int:
-    """The colour class of a process's anonymous memory."""
-    return ANON_BASE + int(pid) % len(ANON_PALETTE)
+class PidColors:
+    """Which palette colour each process's anonymous memory gets: processes are given
+    colours in order of first sight (pids ascending), so a colour stays with its
+    process while others come and go. Shared by the map and the legend."""
+
+    def __init__(self) -> None:
+        self._slot: dict[int, int] = {}
+
+    def clear(self) -> None:
+        self._slot.clear()
+
+    def slot(self, pid: int) -> int:
+        s = self._slot.get(pid)
+        if s is None:
+            s = self._slot[pid] = len(self._slot) % len(ANON_PALETTE)
+        return s
+
+    def learn(self, pids: list[int]) -> None:
+        for pid in sorted(pids):
+            self.slot(pid)
+
+    def cls(self, pid: int) -> int:
+        """The colour class of a process's anonymous memory."""
+        return ANON_BASE + self.slot(pid)
+
+    def color(self, pid: int) -> str:
+        return CLASS_COLORS[self.cls(pid)]
 
 
-def anon_color(pid: int) -> str:
-    return CLASS_COLORS[anon_class(pid)]
-
-
-def pid_lut(m: Any) -> np.ndarray:
+def pid_lut(m: Any, colors: PidColors | None = None) -> np.ndarray:
     """mapping id -> colour class for anonymous frames (anon_vma -> its pid)."""
+    colors = colors if colors is not None else PidColors()
+    colors.learn(list(getattr(m, "procs", {})))
     maps = getattr(m, "mappings", {})
     lut = np.full(max(maps, default=0) + 1, C_ANON, np.uint8)
     for mid, obj in maps.items():
         pid = getattr(obj, "pid", None)
         if pid is not None and hasattr(obj, "base_vpn"):
-            lut[mid] = anon_class(pid)
+            lut[mid] = colors.cls(pid)
     return lut
 
 
@@ -305,7 +327,15 @@ class PageMap(ScrollView, can_focus=True):
         Binding("pagedown", "page(1)", "Page down", show=False, id="map.pagedown"),
         Binding("home", "jump(0)", "First frame", show=False, id="map.home"),
         Binding("end", "jump(-1)", "Last frame", show=False, id="map.end"),
+        Binding("enter", "open", "Open owner", id="map.open"),
     ]
+
+    class OpenFrame(Message):
+        """Enter on a frame: open whatever owns it."""
+
+        def __init__(self, pfn: int) -> None:
+            super().__init__()
+            self.pfn = pfn
 
     class CursorMoved(Message):
         """The cursor moved to a new cell."""
@@ -323,6 +353,7 @@ class PageMap(ScrollView, can_focus=True):
         self.auto_fit = True
         self.cursor = 0
         self.hilite: np.ndarray | None = None  # bool per frame, or None
+        self.pid_colors = PidColors()  # the legend reads the same book
         self._ncols = 0
         self._layout: Layout | None = None
         self._gen = 0
@@ -337,6 +368,7 @@ class PageMap(ScrollView, can_focus=True):
     # ------------------------------------------------------------ state in
     def set_machine(self, machine: Any) -> None:
         self.machine = machine
+        self.pid_colors.clear()
         self.cursor = 0
         self.hilite = None
         self.auto_fit = True
@@ -395,7 +427,7 @@ class PageMap(ScrollView, can_focus=True):
         self._layout = build_layout(m, self._ncols, self.zoom, self.show_headers)
         self._cells.clear()
         self._strips.clear()
-        self._lut = pid_lut(m)
+        self._lut = pid_lut(m, self.pid_colors)
         self._gen += 1
         self.virtual_size = Size(self._width, len(self._layout.kind))
         cell = fmt_bytes(self.zoom * m.page_size)
@@ -416,7 +448,7 @@ class PageMap(ScrollView, can_focus=True):
         if self._layout is None or self.machine is None:
             return 0
         self._gen += 1
-        self._lut = pid_lut(self.machine)
+        self._lut = pid_lut(self.machine, self.pid_colors)
         top = int(self.scroll_offset.y)
         h = self._view_height()
         lay = self._layout
@@ -581,6 +613,9 @@ class PageMap(ScrollView, can_focus=True):
         ny = int(lay.cell_y[i])
         col = min(col, self._ncells(ny) - 1)
         self.move_to(int(lay.start[ny]) + col * self.zoom)
+
+    def action_open(self) -> None:
+        self.post_message(self.OpenFrame(self.cursor))
 
     def action_page(self, direction: int) -> None:
         self.action_cursor(0, direction * max(1, self.size.height - 1))

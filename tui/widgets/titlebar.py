@@ -17,7 +17,8 @@ def title_text(m: Any, paused: bool = False, extra: str = "") -> Text:
     era = getattr(getattr(m, "era", None), "name", "?")
     t.append(f"{len(m.nodes)} nodes · {fmt_bytes(m.nr_frames * m.page_size)} · "
              f"{m.nr_frames} frames of {fmt_bytes(m.page_size)} · era {era} · "
-             f"clock {m.clock / 1e9:.6f}s · jobs {len(m.jobs)} ", style="#c8ccd4")
+             f"clock {m.clock / 1e9:.6f}s{_clock_mode(m)} · jobs {len(m.jobs)} ",
+             style="#c8ccd4")
     if extra:
         t.append(f"· {extra} ", style="#c8ccd4")
     if paused:
@@ -25,6 +26,12 @@ def title_text(m: Any, paused: bool = False, extra: str = "") -> Text:
     else:
         t.append(" live ", style="bold #14161a on #3fb37f")
     return t
+
+
+def _clock_mode(m: Any) -> str:
+    ctl = getattr(m, "clockctl", None)
+    describe = getattr(ctl, "describe", None)
+    return f" ({describe()})" if describe else ""
 
 
 class TitleBar(Static):
