@@ -295,11 +295,13 @@ class Machine:
         return b
 
     def new_tokens(self, k: int, base_vpn: int, offs: np.ndarray) -> np.ndarray:
-        """Content values for k page writes: distinct, never 0 (0 = never written)."""
+        """Content values for k page writes: distinct, never 0 (0 = never written).
+        uint32 arithmetic wraps modulo 2**32, which is the hash we want."""
         self._write_seq += 1
-        x = (np.uint64(self._write_seq) * np.uint64(0x9E3779B1)
-             + (np.uint64(base_vpn & 0xFFFFFFFF) + offs.astype(np.uint64)) * np.uint64(2654435761))
-        t = (x & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+        seed = np.uint32((self._write_seq * 0x9E3779B1 + base_vpn * 2654435761) & 0xFFFFFFFF)
+        t = offs.astype(np.uint32)
+        t *= np.uint32(2654435761)
+        t += seed
         t[t == 0] = 1
         return t
 

@@ -377,11 +377,11 @@ def fault_range(m: Machine, p: Process, v: VMA, o0: int, o1: int, *, write: bool
             wr = (~need) | np.isin(offs, g_offs)
             _write_private(m, v, offs[wr], tok[wr], not populate)
             raise oserror(ENOMEM, "out of memory: no free page on any allowed node")
-    _write_private(m, v, offs, tok, not populate)
+    _write_private(m, v, slice(o0, o1), tok, not populate)
 
 
-def _write_private(m: Machine, v: VMA, offs: np.ndarray, tok: np.ndarray,
-                   dirty: bool = True) -> None:
+def _write_private(m: Machine, v: VMA, offs, tok: np.ndarray, dirty: bool = True) -> None:
+    """Write tokens to private pages at `offs` (an index array or a slice)."""
     pfn = v.pte[offs]
     m.f.content[pfn] = tok
     if dirty:
@@ -423,13 +423,20 @@ def alloc_by_target(m: Machine, p: Process, v: VMA | None, targets: np.ndarray,
     (pfns with -1 where allocation failed, supplying nodes)."""
     from .mempolicy import fallback_nodes
     from .page_alloc import account_alloc, alloc_frames
+    from .vec import distinct
 
     out = np.full(targets.size, -1, np.int64)
-    for t in np.unique(targets):
-        sel = np.flatnonzero(targets == t)
-        order = fallback_nodes(m, p, v, int(t), cpu)
-        got = alloc_frames(m, sel.size, order)
-        out[sel[: got.size]] = got
+    t0 = int(targets[0]) if targets.size else 0
+    if targets.size and (targets == t0).all():
+        # one intended node (every policy but interleave): no grouping needed
+        got = alloc_frames(m, targets.size, fallback_nodes(m, p, v, t0, cpu))
+        out[: got.size] = got
+    else:
+        for t in distinct(targets):
+            sel = np.flatnonzero(targets == t)
+            order = fallback_nodes(m, p, v, int(t), cpu)
+            got = alloc_frames(m, sel.size, order)
+            out[sel[: got.size]] = got
     ok = out >= 0
     znodes = np.full(targets.size, -1, np.int64)
     if ok.any():

@@ -33,9 +33,9 @@ def numa_maps(m: Machine, p) -> str:
     f = m.f
     lines = []
     for v in p.vmas:
-        # modern show_numa_map() prints the VMA's own policy (__get_vma_policy);
-        # 2.6.18 fell back to the task policy (get_vma_policy)
-        pol = v.policy if modern else effective_policy(p, v)
+        # show_numa_map(): the VMA's own policy, else the task's (task_mempolicy);
+        # the kernel's per-node default (MPOL_F_MORON) prints as "default"
+        pol = effective_policy(p, v)
         pstr = "default" if pol is None else pol.describe(m.era.proc_formats)
         parts = [f"{v.start:08x}", pstr]
         if v.backing is not None and not v.pfnmap:

@@ -94,6 +94,10 @@ class Timeline:
             r = np.where(dt > 0, dv / dt * 1e9, 0.0)
         return t[1:], r
 
+    def after_load(self, m: Machine) -> None:
+        """A loaded snapshot restores the ring; sampling resumes (the listener)."""
+        timeline(m)
+
     def clear(self) -> None:
         self.count = 0
 
