@@ -280,7 +280,7 @@ class Machine:
 
     def new_backing(self, name: str, kind: str, npages: int) -> mm.Backing:
         b = mm.Backing(id=self.next_mapping_id(), name=name, kind=kind,
-                       pages=np.full(npages, mm.NO_PAGE, np.int64),
+                       pages=np.full(npages, mm.NO_PAGE, mm.PTE_DTYPE),
                        expect=np.zeros(npages, np.uint32))
         self.mappings[b.id] = b
         return b

@@ -42,6 +42,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 MMAP_BASE = 0x7F0000000000
 NO_PAGE = -1
+# page-table entries and page-cache slots hold PFNs: int32 covers 8 TiB of 4 KiB frames
+PTE_DTYPE = np.int32
 
 
 @dataclass(eq=False)
@@ -63,7 +65,7 @@ class Backing:
     def grow(self, n: int) -> None:
         if n > len(self.pages):
             extra = n - len(self.pages)
-            self.pages = np.concatenate([self.pages, np.full(extra, NO_PAGE, np.int64)])
+            self.pages = np.concatenate([self.pages, np.full(extra, NO_PAGE, PTE_DTYPE)])
             self.expect = np.concatenate([self.expect, np.zeros(extra, np.uint32)])
 
 
@@ -197,7 +199,7 @@ def new_vma(m: Machine, p: Process, start: int, length: int, vmflags: int,
             backing: Backing | None, pgoff: int) -> VMA:
     npages = length >> m.page_shift
     v = VMA(start=start, end=start + length, flags=vmflags, backing=backing, pgoff=pgoff,
-            pte=np.full(npages, NO_PAGE, np.int64), mm=p)
+            pte=np.full(npages, NO_PAGE, PTE_DTYPE), mm=p)
     if not (vmflags & VM_SHARED) and not (vmflags & VM_PFNMAP):
         v.expect = np.zeros(npages, np.uint32)
     if backing is not None:

@@ -36,6 +36,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import memory as mm
+
 if TYPE_CHECKING:  # pragma: no cover
     from .machine import Machine
 
@@ -756,7 +758,7 @@ def _procs_state(m: Machine, e: Encoder, arrays: dict) -> list:
                          "backing": None if v.backing is None else v.backing.id,
                          "expect": v.expect is not None})
         procs.append({"fields": e.fields(p, skip=("vmas",)), "vmas": vmas})
-    arrays["vma.pte"] = _cat(ptes, np.int64)
+    arrays["vma.pte"] = _cat(ptes, mm.PTE_DTYPE)
     arrays["vma.expect"] = _cat(expects, np.uint32)
     return procs
 
@@ -779,7 +781,7 @@ def _mappings_state(m: Machine, e: Encoder, arrays: dict) -> list:
             expect.append(obj.expect)
             maps.append({"key": key, "type": "backing", "id": obj.id, "name": obj.name,
                          "kind": obj.kind, "npages": len(obj.pages), "vmas": members})
-    arrays["backing.pages"] = _cat(pages, np.int64)
+    arrays["backing.pages"] = _cat(pages, mm.PTE_DTYPE)
     arrays["backing.expect"] = _cat(expect, np.uint32)
     return maps
 
