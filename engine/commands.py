@@ -568,6 +568,7 @@ def _offline(m, args, bg):
         plan = m.offline(node, zone, dry_run=True)
         return Result(True, _fmt_plan(plan), value=plan)
     if bg:
+        m.zone(node, zone)  # EINVAL now, not from inside a job that already "started"
         return _start_or_run(m, True, "offline", node, zone)
     r = m.offline(node, zone)
     text = r.get("text") if isinstance(r, dict) else None

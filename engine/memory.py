@@ -353,6 +353,10 @@ def fault_range(m: Machine, p: Process, v: VMA, o0: int, o1: int, *, write: bool
         tok = np.where(cur == zero, np.uint32(0), curc).astype(np.uint32)
     else:
         tok = m.new_tokens(offs.size, v.start >> m.page_shift, offs)
+    if not populate and need.all() and (cur < 0).all():
+        # the common first touch of a fresh range: no old mapping, no COW, one pass
+        if _fresh_anon_write(m, p, v, o0, o1, cpu, tok, locked):
+            return
     if need.any():
         av = ensure_anon_vma(m, p, v)
         noffs = offs[need]
@@ -380,6 +384,46 @@ def fault_range(m: Machine, p: Process, v: VMA, o0: int, o1: int, *, write: bool
             _write_private(m, v, offs[wr], tok[wr], not populate)
             raise oserror(ENOMEM, "out of memory: no free page on any allowed node")
     _write_private(m, v, slice(o0, o1), tok, not populate)
+
+
+def _as_slice(pfns: np.ndarray):
+    """A slice for an ascending run of consecutive frames (what the allocator hands out
+    from a fresh zone), so the frame writes below are block copies, not scatters."""
+    if pfns.size and int(pfns[-1]) - int(pfns[0]) == pfns.size - 1 and \
+            (pfns.size < 3 or (np.diff(pfns[:: max(1, pfns.size // 64)]) > 0).all()):
+        if (np.diff(pfns) == 1).all():
+            return slice(int(pfns[0]), int(pfns[-1]) + 1)
+    return pfns
+
+
+def _fresh_anon_write(m: Machine, p: Process, v: VMA, o0: int, o1: int, cpu: int,
+                      tok: np.ndarray, locked: bool) -> bool:
+    """Write faults on pages [o0, o1) that have no mapping yet. False (nothing done)
+    when memory runs out, so the general path reports the OOM."""
+    from .mempolicy import policy_nodes_for_fault
+
+    offs = np.arange(o0, o1)
+    targets, pref, il = policy_nodes_for_fault(m, p, v, offs, cpu)
+    newp, _ = alloc_by_target(m, p, v, targets, pref, cpu, il)
+    if (newp < 0).any():
+        bad = newp >= 0
+        # give back what was taken: the general path redoes it page by page
+        if bad.any():
+            m.free_frames(newp[bad])
+        return False
+    av = ensure_anon_vma(m, p, v)
+    f = m.f
+    w = _as_slice(newp)
+    f.kind[w] = K_ANON
+    f.mapping[w] = av.id
+    f.index[w] = (v.start >> m.page_shift) + offs - av.base_vpn
+    f.mapcount[w] = 1
+    f.refcount[w] = 1
+    f.flags[w] = PG_lru | PG_dirty | (PG_mlocked if locked else 0)
+    f.content[w] = tok
+    v.pte[o0:o1] = newp
+    v.expect[o0:o1] = tok
+    return True
 
 
 def _write_private(m: Machine, v: VMA, offs, tok: np.ndarray, dirty: bool = True) -> None:
@@ -424,26 +468,30 @@ def alloc_by_target(m: Machine, p: Process, v: VMA | None, targets: np.ndarray,
     zonelist of that node restricted to the allowed set is walked). Returns
     (pfns with -1 where allocation failed, supplying nodes)."""
     from .mempolicy import fallback_nodes
-    from .page_alloc import account_alloc, alloc_frames
+    from .page_alloc import account_alloc, alloc_frames_runs, run_nodes
     from .vec import distinct
 
     out = np.full(targets.size, -1, np.int64)
+    znodes = np.full(targets.size, -1, np.int64)
     t0 = int(targets[0]) if targets.size else 0
     if targets.size and (targets == t0).all():
         # one intended node (every policy but interleave): no grouping needed
-        got = alloc_frames(m, targets.size, fallback_nodes(m, p, v, t0, cpu))
+        got, runs = alloc_frames_runs(m, targets.size, fallback_nodes(m, p, v, t0, cpu))
         out[: got.size] = got
+        znodes[: got.size] = run_nodes(runs)
     else:
         for t in distinct(targets):
             sel = np.flatnonzero(targets == t)
             order = fallback_nodes(m, p, v, int(t), cpu)
-            got = alloc_frames(m, sel.size, order)
+            got, runs = alloc_frames_runs(m, sel.size, order)
             out[sel[: got.size]] = got
+            znodes[sel[: got.size]] = run_nodes(runs)
     ok = out >= 0
-    znodes = np.full(targets.size, -1, np.int64)
     if ok.any():
-        znodes[ok] = m.node_of(out[ok])
-        account_alloc(m, znodes[ok], pref[ok], cpu, None if il is None else il[ok])
+        if ok.all():
+            account_alloc(m, znodes, pref, cpu, il)
+        else:
+            account_alloc(m, znodes[ok], pref[ok], cpu, None if il is None else il[ok])
     return out, znodes
 
 

@@ -46,29 +46,35 @@ def zonelist(m: Machine, preferred: int, allowed=None) -> list[int]:
 
 def _take_free(m: Machine, z, k: int) -> np.ndarray:
     """Up to k free frames of zone z, next-fit from the zone's cursor, skipping
-    isolated pageblocks (MIGRATE_ISOLATE)."""
+    isolated pageblocks (MIGRATE_ISOLATE). Scans in windows a little larger than
+    what is still needed, so a bulk allocation from a mostly free zone reads about
+    k entries, not the whole zone."""
     if k <= 0:
         return np.empty(0, np.int64)
     kind = m.f.kind
     s, e = z.start_pfn, z.end_pfn
     c = s + z.cursor
+    if not z.isolated and c + k <= e and (kind[c:c + k] == K_FREE).all():
+        res = np.arange(c, c + k, dtype=np.int64)  # the free run at the cursor
+        z.cursor = (c + k - s) % max(z.spanned, 1)
+        return res
     out = []
     got = 0
     for a, b in ((c, e), (s, c)):
-        if a >= b or got >= k:
-            continue
-        free = kind[a:b] == K_FREE
-        if z.isolated:
-            bs = m.block_pages
-            blk = np.arange(a, b) // bs
-            free &= ~m.blk_isolated[blk]
-        idx = np.flatnonzero(free)[: k - got]
-        if idx.size:
-            out.append(idx + a)
-            got += idx.size
+        pos = a
+        while pos < b and got < k:
+            end = min(b, pos + max(2 * (k - got), 1 << 16))
+            free = kind[pos:end] == K_FREE
+            if z.isolated:
+                free &= ~m.blk_isolated[np.arange(pos, end) // m.block_pages]
+            idx = np.flatnonzero(free)[: k - got]
+            if idx.size:
+                out.append(idx + pos)
+                got += idx.size
+            pos = end
     if not out:
         return np.empty(0, np.int64)
-    res = np.concatenate(out).astype(np.int64)
+    res = np.concatenate(out).astype(np.int64, copy=False)
     z.cursor = int(res[-1] + 1 - s) % max(z.spanned, 1)
     return res
 
@@ -80,11 +86,19 @@ def zone_available(z, wmark: str) -> int:
 
 def alloc_frames(m: Machine, k: int, nodes: list[int], *, movable: bool = True,
                  wmark: str = "low") -> np.ndarray:
+    """alloc_frames_runs() without the per-node runs."""
+    return alloc_frames_runs(m, k, nodes, movable=movable, wmark=wmark)[0]
+
+
+def alloc_frames_runs(m: Machine, k: int, nodes: list[int], *, movable: bool = True,
+                      wmark: str = "low") -> tuple[np.ndarray, list[tuple[int, int]]]:
     """Take k frames walking `nodes` in order, each node's zones highest first
     (Movable, Normal, DMA32, DMA), a zone only while its free pages stay above the
     watermark. Returns the PFNs found (fewer than k when memory runs out); the
-    caller fills in the frames."""
+    caller fills in the frames. Also returns (node, frames) runs in order, so the
+    caller knows each frame's node without looking it up."""
     got: list[np.ndarray] = []
+    runs: list[tuple[int, int]] = []
     need = k
     passes = ("low", "min") if wmark == "low" else (wmark,)
     for mark in passes:
@@ -101,14 +115,26 @@ def alloc_frames(m: Machine, k: int, nodes: list[int], *, movable: bool = True,
                 if pfns.size:
                     z.free -= pfns.size
                     got.append(pfns)
+                    runs.append((n, pfns.size))
                     need -= pfns.size
         if need <= 0:
             break
     if not got:
+        return np.empty(0, np.int64), runs
+    res = np.concatenate(got) if len(got) > 1 else got[0]
+    if res.size and int(res[-1]) - int(res[0]) == res.size - 1 and len(got) == 1:
+        m.f.flags[int(res[0]):int(res[-1]) + 1] = PG_lru if movable else 0  # one run
+    else:
+        m.f.flags[res] = PG_lru if movable else 0
+    return res, runs
+
+
+def run_nodes(runs: list[tuple[int, int]]) -> np.ndarray:
+    """The supplying node of every frame of the last alloc_frames() call."""
+    if not runs:
         return np.empty(0, np.int64)
-    res = np.concatenate(got)
-    m.f.flags[res] = PG_lru if movable else 0
-    return res
+    nodes, counts = zip(*runs)
+    return np.repeat(np.asarray(nodes, np.int64), counts)
 
 
 def free_frames(m: Machine, pfns: np.ndarray) -> None:

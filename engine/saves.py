@@ -87,6 +87,9 @@ def load(path: str | os.PathLike, *, check: bool = False) -> Machine:
                 m = _load_description(fh, p, head, size)
     except OSError as e:
         raise SaveError(f"{p}: cannot read: {e.strerror or e}") from None
+    except MemoryError:  # a machine larger than this process may allocate (ulimit -v)
+        raise SaveError(f"{p}: this machine needs more memory than this host can "
+                        f"give the process") from None
     if check:
         from .machine import InvariantError
 

@@ -1,0 +1,637 @@
+"""`numacon bench`: the measurement harness of issue 7 (speed and scale).
+
+    numacon bench [--json] [--quick] [--scale F | --frames N] [--runs N] [--no-tib]
+
+It builds the reference machine and measures, each figure the median of several
+runs, the figures of the issue's table (FIGURES below, with their goals). `--json`
+prints one JSON object with exactly the keys of FIGURES, in order; a figure that
+could not be measured here is null (the host kernel's move_pages where the syscall
+is missing, the 1 TiB machine with --no-tib or --quick, the console's figures when
+no UI is given). Without --json each figure is printed beside its goal.
+
+The reference machine (`reference_description()`, 64 GiB at scale 1): four nodes of
+18, 17, 13 and 16 GiB of 4 KiB pages, node 3 all ZONE_MOVABLE, SLIT 10/16/32, and
+four processes mapping 48 GiB (75 %): `db` 16 GiB bound to node 0, `web` 11 GiB on
+node 1, `batch` 9 GiB on node 2 and `cache` 12 GiB on node 3 (the Movable zone 75 %
+used). A machine 75 % mapped has less free memory than a 16 GiB process or a 12 GiB
+zone evacuation needs, so those two figures make room first, untimed: the offline
+figure kills `batch`, the migrate_pages figure kills `web`. The move_pages figure
+moves 1 Mi random pages of `db` (each to a random node other than its own) and puts
+them back, untimed, between runs, so every run starts from the same state.
+
+The console's figures (map redraw, key latency) need Textual. engine/ never imports
+tui/, so they come in through `ui`: an object with `redraw_ms(m, ...)` and
+`key_latency_ms(m, ...)` (tui.bench_ui, which `numacon bench` passes). Benchmarks
+are not tests: nothing here fails on timing; `numacon bench` exits 0 once it has
+measured, whether the goals are met or not."""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import gc
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+# (key, what, goal as (operator, value), unit) in the issue's order: --json keys
+FIGURES: tuple[tuple[str, str, tuple[str, Any], str], ...] = (
+    ("build_s", "build the reference machine from its description", ("<=", 1.0), "s"),
+    ("move_pages_pps", "move_pages, one call, 1 Mi random pages to random nodes",
+     (">=", 10e6), "pages/s"),
+    ("migrate_pages_pps", "migrate_pages, a whole 16 GiB process to another node",
+     (">=", 15e6), "pages/s"),
+    ("offline_s", "offline the 16 GiB Movable zone, 75 % used", ("<=", 0.5), "s"),
+    ("bytes_per_frame", "engine memory per page frame (RSS growth / frames)",
+     ("<=", 24.0), "B"),
+    ("save_s", "snapshot save of the reference machine", ("<=", 1.0), "s"),
+    ("load_s", "snapshot load of the reference machine", ("<=", 1.0), "s"),
+    ("tib_ok", "1 TiB machine: builds, migrates 1 Mi pages, <= 8 GiB", ("is", True), ""),
+    ("tib_rss_gib", "1 TiB machine: peak RSS of its process", ("<=", 8.0), "GiB"),
+    ("redraw_ms", "full-screen map redraw at 200x60 (reference machine)", ("<=", 10.0),
+     "ms"),
+    ("key_latency_ms", "key press to visible change while a 1 Mi-page job runs",
+     ("<=", 50.0), "ms"),
+    ("query_ratio_vs_kernel", "query 1 Mi pages: host kernel time / engine time",
+     (">=", 1.0), "x"),
+)
+KEYS = tuple(k for k, _, _, _ in FIGURES)
+
+GIB_PAGES = 1 << 18  # 4 KiB pages in a GiB at scale 1
+MI = 1 << 20  # "1 M pages": 1 Mi pages of 4 KiB = 4 GiB
+PIDS = {"db": 100, "web": 101, "batch": 102, "cache": 103}
+SYS_MOVE_PAGES = {"x86_64": 279, "aarch64": 239}  # as tests/test_host_reference.py
+TIB_RSS_LIMIT_GIB = 8.0
+
+
+# ----------------------------------------------------------------- the machines
+
+def reference_description(scale: float = 1.0) -> dict:
+    """The reference machine: 64 GiB x scale, 4 nodes, 4 KiB pages, 75 % mapped by
+    processes, node 3 a 16 GiB (x scale) ZONE_MOVABLE 75 % used. Every size is a
+    multiple of one "GiB" of G pages; memory blocks are the largest power of two
+    dividing G, at most 128 MiB, so the Movable zone is whole blocks at any scale."""
+    g = max(64, int(GIB_PAGES * scale) // 64 * 64)  # pages per "GiB"
+    block = min(32768, g & -g)
+
+    def kib(pages: int) -> str:
+        return f"{pages * 4}K"
+
+    dma = g // 256  # 16 MiB at scale 1
+    node0 = {"DMA": kib(dma), "DMA32": kib(4 * g - dma)} if dma >= 64 else \
+        {"DMA32": kib(4 * g)}
+    node0["Normal"] = kib(14 * g)
+    return {
+        "machine": {"name": f"bench-{64 * g // GIB_PAGES}G" if g >= GIB_PAGES
+                    else f"bench-{64 * g * 4 // 1024}M",
+                    "page_size": "4K", "era": "modern", "seed": 7,
+                    "block_size": kib(block), "kernel": "2%",
+                    "description": "numacon bench reference machine (engine/bench.py)"},
+        "nodes": [
+            {"id": 0, "cpus": "0-7", "zones": node0},
+            {"id": 1, "cpus": "8-15", "zones": {"Normal": kib(17 * g)}},
+            {"id": 2, "cpus": "16-23", "zones": {"Normal": kib(13 * g)}},
+            {"id": 3, "cpus": "24-31", "zones": {"Movable": kib(16 * g)}},
+        ],
+        "distances": {"matrix": [[10, 16, 32, 32], [16, 10, 32, 32],
+                                 [32, 32, 10, 16], [32, 32, 16, 10]]},
+        "processes": [
+            {"name": "db", "pid": PIDS["db"], "node": 0, "policy": "bind:0",
+             "vmas": [{"size": kib(16 * g), "name": "heap"}]},
+            {"name": "web", "pid": PIDS["web"], "node": 1,
+             "vmas": [{"size": kib(11 * g), "touch_node": 1}]},
+            {"name": "batch", "pid": PIDS["batch"], "node": 2,
+             "vmas": [{"size": kib(9 * g), "touch_node": 2}]},
+            {"name": "cache", "pid": PIDS["cache"], "node": 3,
+             "vmas": [{"size": kib(12 * g), "touch_node": 3}]},
+        ],
+    }
+
+
+def tib_description() -> dict:
+    """1 TiB: four nodes of 256 GiB of 4 KiB pages (268 M frames), one process of
+    4 GiB (1 Mi pages) on node 0."""
+    return {
+        "machine": {"name": "bench-1T", "page_size": "4K", "seed": 7},
+        "nodes": [{"id": i, "cpus": f"{8 * i}-{8 * i + 7}", "zones": {"Normal": "256G"}}
+                  for i in range(4)],
+        "distances": {"local": 10, "remote": 21},
+        "processes": [{"name": "p", "pid": 100, "node": 0,
+                       "vmas": [{"size": "4G", "touch_node": 0}]}],
+    }
+
+
+def build(d: dict):
+    from .machine import Machine
+
+    return Machine.from_description(d, source="<bench>")
+
+
+# ----------------------------------------------------------------- helpers
+
+def rss_bytes() -> int:
+    """VmRSS of this process (0 where /proc is missing)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def engine_array_bytes(m) -> int:
+    """nbytes of every numpy array reachable from m through engine objects, dicts,
+    lists and tuples (views counted once, through their base)."""
+    seen: set[int] = set()
+    total = 0
+    stack: list[Any] = [m]
+    while stack:
+        o = stack.pop()
+        if id(o) in seen:
+            continue
+        seen.add(id(o))
+        if isinstance(o, np.ndarray):
+            if isinstance(o.base, np.ndarray):
+                stack.append(o.base)
+            else:
+                total += o.nbytes
+        elif isinstance(o, dict):
+            stack.extend(o.values())
+        elif isinstance(o, (list, tuple, set, frozenset)):
+            stack.extend(o)
+        elif type(o).__module__.startswith("engine."):
+            stack.extend(getattr(o, "__dict__", {}).values())
+            for s in getattr(type(o), "__slots__", ()):
+                if hasattr(o, s):
+                    stack.append(getattr(o, s))
+    return total
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    t0 = time.perf_counter()
+    r = fn()
+    return time.perf_counter() - t0, r
+
+
+def median(xs: Sequence[float]) -> float:
+    return float(statistics.median(xs))
+
+
+def db_vma(m):
+    p = m.process(PIDS["db"])
+    return p.vmas[0]
+
+
+def free_machine(*_: Any) -> None:
+    gc.collect()
+
+
+# ----------------------------------------------------------------- the host kernel
+
+def kernel_query_s(n: int, runs: int) -> tuple[float | None, str]:
+    """The host kernel's move_pages(2) query (nodes = NULL) of n pages of this
+    process's own memory: a private anonymous mapping of n pages (no huge pages),
+    each written. Returns (median seconds, note); None where it cannot run."""
+    nr = SYS_MOVE_PAGES.get(platform.machine())
+    if not sys.platform.startswith("linux") or nr is None:
+        return None, f"no move_pages(2) syscall number for {sys.platform}/{platform.machine()}"
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                          ctypes.c_int, ctypes.c_long]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    libc.syscall.restype = ctypes.c_long
+    ps = os.sysconf("SC_PAGE_SIZE")
+    length = n * ps
+    base = libc.mmap(None, length, 0x3, 0x22, -1, 0)  # RW, MAP_PRIVATE | MAP_ANONYMOUS
+    if base is None or base == ctypes.c_void_p(-1).value:
+        return None, f"mmap of {length >> 20} MiB failed (errno {ctypes.get_errno()})"
+    try:
+        libc.madvise(base, length, 15)  # MADV_NOHUGEPAGE: n base pages, as the engine has
+        ctypes.memset(base, 1, length)  # touch (write) every page
+        pages = np.arange(n, dtype=np.uint64) * np.uint64(ps) + np.uint64(base)
+        status = np.full(n, -123, np.int32)
+        times = []
+        for _ in range(runs):
+            status[:] = -123
+            ctypes.set_errno(0)
+            t0 = time.perf_counter()
+            r = libc.syscall(ctypes.c_long(nr), ctypes.c_long(0), ctypes.c_ulong(n),
+                             ctypes.c_void_p(pages.ctypes.data), ctypes.c_void_p(None),
+                             ctypes.c_void_p(status.ctypes.data), ctypes.c_int(0))
+            times.append(time.perf_counter() - t0)
+            if r != 0:
+                e = ctypes.get_errno()
+                return None, f"move_pages(2) answered {r} (errno {os.strerror(e)})"
+        if (status < 0).any():
+            bad = int((status < 0).sum())
+            return None, f"move_pages(2) query: {bad} of {n} pages without a node"
+        return median(times), f"{n} pages of {ps >> 10} KiB, nodes {sorted(set(status.tolist()))}"
+    finally:
+        libc.munmap(base, length)
+
+
+# ----------------------------------------------------------------- the 1 TiB child
+
+def tib_child() -> int:
+    """In a process of its own (`python -m engine.bench --tib-child`): build the 1 TiB
+    machine, migrate its 1 Mi-page process to another node, print a JSON line."""
+    t_build, m = timed(lambda: build(tib_description()))
+    before = m.vmstat().get("pgmigrate_success", 0)
+    t_mig, r = timed(lambda: m.migrate_pages(100, [0], [1]))
+    moved = m.vmstat().get("pgmigrate_success", 0) - before
+    import resource
+
+    print(json.dumps({"frames": m.nr_frames, "build_s": t_build, "migrate_s": t_mig,
+                      "ret": r, "moved": moved,
+                      "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+    return 0
+
+
+def run_tib(timeout: float = 900.0) -> dict:
+    """The 1 TiB child, its peak RSS from wait4()'s rusage (whatever happened to it)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH")
+                                else "")
+    t0 = time.perf_counter()
+    p = subprocess.Popen([sys.executable, "-m", "engine.bench", "--tib-child"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=root)
+    killer = threading.Timer(timeout, p.kill)
+    killer.start()
+    try:
+        out = p.stdout.read() if p.stdout else b""
+        err = p.stderr.read() if p.stderr else b""
+        _, status, ru = os.wait4(p.pid, 0)
+    finally:
+        killer.cancel()
+    p.returncode = os.waitstatus_to_exitcode(status)
+    for fh in (p.stdout, p.stderr):
+        if fh:
+            fh.close()
+    res: dict = {"rc": p.returncode, "wall_s": time.perf_counter() - t0,
+                 "rss_gib": ru.ru_maxrss / 2**20}  # KiB on Linux
+    try:
+        res.update(json.loads(out.decode().strip().splitlines()[-1]))
+    except (ValueError, IndexError):
+        tail = err.decode(errors="replace").strip().splitlines()[-1:] or [f"rc {p.returncode}"]
+        res["error"] = tail[0][:200]
+    res["ok"] = bool(p.returncode == 0 and res.get("moved") == MI
+                     and res["rss_gib"] <= TIB_RSS_LIMIT_GIB)
+    return res
+
+
+# ----------------------------------------------------------------- the measurement
+
+class Log:
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.t0 = time.perf_counter()
+
+    def __call__(self, msg: str) -> None:
+        if self.enabled:
+            print(f"[{time.perf_counter() - self.t0:6.1f}s] {msg}", file=sys.stderr,
+                  flush=True)
+
+
+def measure(*, scale: float = 1.0, runs: int = 3, tib: bool = True, ui: Any = None,
+            quick: bool = False, log: Callable[[str], None] | None = None) -> dict:
+    """Every figure: {"figures": {key: value}, "details": {...}}."""
+    log = log or (lambda s: None)
+    fig: dict[str, Any] = dict.fromkeys(KEYS)
+    det: dict[str, Any] = {}
+    d = reference_description(scale)
+    _build_and_offline(d, runs, fig, det, log)
+    gc.collect()
+    _reference_figures(d, runs, fig, det, log, ui, quick)
+    gc.collect()
+
+    # the host kernel's query of as many pages as the engine's
+    n = det["move_pages_n"]
+    kt, note = kernel_query_s(n, 1 if quick else 5)
+    det["kernel_query_s"], det["kernel_query_note"] = kt, note
+    if kt is not None and det["engine_query_s"] > 0:
+        fig["query_ratio_vs_kernel"] = kt / det["engine_query_s"]
+    log(f"kernel query: {note}")
+
+    # the 1 TiB machine in a child process
+    if tib:
+        log("1 TiB machine (a child process) ...")
+        r = run_tib()
+        fig["tib_ok"], fig["tib_rss_gib"] = r["ok"], r["rss_gib"]
+        det["tib"] = r
+        log(f"1 TiB: ok={r['ok']} rss {r['rss_gib']:.2f} GiB")
+    return {"figures": fig, "details": det}
+
+
+def _build_and_offline(d: dict, runs: int, fig: dict, det: dict, log) -> None:
+    """build_s (x runs), bytes_per_frame (the first build), offline_s: each built
+    machine serves one offline run, after `batch` is killed to make room."""
+    builds, offlines = [], []
+    for i in range(runs):
+        gc.collect()
+        r0 = rss_bytes()
+        t, m = timed(lambda: build(d))
+        builds.append(t)
+        if i == 0:
+            grown = rss_bytes() - r0
+            nr = m.nr_frames
+            fig["bytes_per_frame"] = grown / nr
+            det["frames"] = nr
+            det["page_size"] = m.page_size
+            det["array_bytes_per_frame"] = engine_array_bytes(m) / nr
+            det["frame_array_bytes_per_frame"] = m.f.nbytes() / nr
+            det["mapped_share"] = _mapped_share(m)
+        log(f"build {i + 1}/{runs}: {t:.3f} s")
+        m.kill(PIDS["batch"])  # room for the Movable zone's pages (untimed)
+        movable = m.zone(3, "Movable")
+        used = movable.managed - movable.free
+        t, r = timed(lambda m=m: m.offline(3, "Movable"))
+        if r.get("pages") != used:
+            raise RuntimeError(f"offline moved {r.get('pages')} pages, not {used}")
+        offlines.append(t)
+        det["offline_pages"] = used
+        log(f"offline {i + 1}/{runs}: {t:.3f} s ({used} pages)")
+        m = r = None
+    fig["build_s"] = median(builds)
+    fig["offline_s"] = median(offlines)
+
+
+def _reference_figures(d: dict, runs: int, fig: dict, det: dict, log, ui: Any,
+                       quick: bool) -> None:
+    """On one reference machine, in this order: redraw, save/load, the engine's
+    query, move_pages, migrate_pages, key latency."""
+    from .saves import load, save
+
+    m = build(d)
+    db = PIDS["db"]
+    v = db_vma(m)
+    ps = m.page_size
+    db_pages = (v.end - v.start) // ps
+    n = min(MI, db_pages // 4)
+    det["move_pages_n"] = n
+
+    # the console's map redraw, on the reference state
+    if ui is not None:
+        r = ui.redraw_ms(m, runs=5 if quick else 20)
+        fig["redraw_ms"] = r["median_ms"]
+        det["redraw"] = r
+        log(f"redraw: {r['median_ms']:.2f} ms")
+
+    # save / load
+    with tempfile.TemporaryDirectory(prefix="numacon-bench-") as tmp:
+        path = os.path.join(tmp, "reference.snap")
+        saves_t, loads_t = [], []
+        for _ in range(runs):
+            saves_t.append(timed(lambda: save(m, path))[0])
+            loads_t.append(timed(lambda: load(path))[0])
+            gc.collect()
+        det["snapshot_bytes"] = os.path.getsize(path)
+    fig["save_s"], fig["load_s"] = median(saves_t), median(loads_t)
+    log(f"save {fig['save_s']:.3f} s, load {fig['load_s']:.3f} s")
+
+    # the engine's query of n pages (nodes = NULL); the kernel's comes later
+    q_addrs = v.start + np.arange(n, dtype=np.int64) * ps
+    q = []
+    for _ in range(1 if quick else 5):
+        t, st = timed(lambda: m.move_pages(db, q_addrs, None))
+        q.append(t)
+        if set(st) != {0}:
+            raise RuntimeError(f"engine query: statuses {sorted(set(st))[:5]}")
+    det["engine_query_s"] = median(q)
+
+    # move_pages: n random pages of db, each to a random node other than its own;
+    # put back home (untimed) after each run
+    rng = np.random.default_rng(12345)
+    mp = []
+    for i in range(runs):
+        idx = rng.choice(db_pages, n, replace=False)  # distinct pages, random order
+        addrs = v.start + idx.astype(np.int64) * ps
+        cur = np.asarray(m.move_pages(db, addrs, None), dtype=np.int64)
+        tgt = (cur + rng.integers(1, 4, n)) % 4
+        before = m.vmstat().get("pgmigrate_success", 0)
+        t, st = timed(lambda a=addrs, tg=tgt: m.move_pages(db, a, tg))
+        moved = m.vmstat().get("pgmigrate_success", 0) - before
+        if st.ret != 0 or moved != n or not np.array_equal(np.asarray(st, np.int64), tgt):
+            raise RuntimeError(f"move_pages run {i}: ret {st.ret}, {moved} of {n} moved")
+        mp.append(n / t)
+        log(f"move_pages {i + 1}/{runs}: {t:.3f} s, {n / t / 1e6:.2f} M pages/s")
+        st = None
+        m.migrate_pages(db, [1, 2, 3], [0])  # back home (untimed)
+    fig["move_pages_pps"] = median(mp)
+
+    # migrate_pages: the whole of db between nodes 0 and 1 (web killed for room)
+    m.kill(PIDS["web"])
+    mg = []
+    src, dst = 0, 1
+    for i in range(runs):
+        before = m.vmstat().get("pgmigrate_success", 0)
+        t, ret = timed(lambda s=src, t_=dst: m.migrate_pages(db, [s], [t_]))
+        moved = m.vmstat().get("pgmigrate_success", 0) - before
+        if ret != 0 or moved != db_pages:
+            raise RuntimeError(f"migrate_pages run {i}: ret {ret}, {moved} of {db_pages}")
+        mg.append(moved / t)
+        log(f"migrate_pages {i + 1}/{runs}: {t:.3f} s, {moved / t / 1e6:.2f} M pages/s")
+        src, dst = dst, src
+    fig["migrate_pages_pps"] = median(mg)
+    det["migrate_pages_n"] = db_pages
+
+    # key latency: jobs of n pages of db, back and forth between its node and the other
+    if ui is not None:
+        home, other = src, dst  # db is on `src` now
+        lo, hi = v.start, v.start + n * ps
+        jobs = [f"move_pages {db} {lo:x}..{hi:x} {other} &",
+                f"move_pages {db} {lo:x}..{hi:x} {home} &"]
+        r = ui.key_latency_ms(m, jobs, presses=3 if quick else 9)
+        fig["key_latency_ms"] = r["median_ms"]
+        det["key_latency"] = r
+        log(f"key latency: {r['median_ms']:.1f} ms")
+
+
+def _mapped_share(m) -> float:
+    """Pages mapped by processes / frames (anonymous and file-backed user pages)."""
+    from .constants import K_ANON, K_FILE
+
+    k = m.f.kind
+    return float(((k == K_ANON) | (k == K_FILE)).sum()) / m.nr_frames
+
+
+# ----------------------------------------------------------------- reporting
+
+def rounded(fig: dict) -> dict:
+    """The --json object: every key of FIGURES, in order; floats rounded."""
+    out: dict[str, Any] = {}
+    for k in KEYS:
+        v = fig.get(k)
+        if isinstance(v, bool) or v is None:
+            out[k] = v
+        elif k.endswith("_pps"):
+            out[k] = float(round(v))
+        else:
+            out[k] = float(round(v, 4 if k.endswith("_s") else 3))
+    return out
+
+
+def goal_met(key: str, v: Any) -> bool | None:
+    op, goal = next(g for k, _, g, _ in FIGURES if k == key)
+    if v is None:
+        return None
+    if op == "is":
+        return v is goal
+    return v <= goal if op == "<=" else v >= goal
+
+
+def _fmt(key: str, v: Any, unit: str) -> str:
+    if v is None:
+        return "skipped"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if unit == "pages/s":
+        return f"{v / 1e6:.2f} M pages/s"
+    if unit == "x":
+        return f"{v:.2f}"
+    if unit == "s":
+        return f"{v:.3f} s"
+    return f"{v:.2f} {unit}".rstrip()
+
+
+def _fmt_goal(op: str, goal: Any, unit: str) -> str:
+    if op == "is":
+        return "yes"
+    sym = {"<=": "≤", ">=": "≥"}[op]
+    if unit == "pages/s":
+        return f"{sym} {goal / 1e6:g} M pages/s"
+    if unit == "x":
+        return f"{sym} {goal:g}"
+    return f"{sym} {goal:g} {unit}"
+
+
+def host_line() -> str:
+    try:
+        mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError):
+        mem = 0.0
+    return (f"{os.cpu_count()} CPUs, {mem:.1f} GiB, {platform.system()} "
+            f"{platform.release()}, Python {platform.python_version()}, numpy "
+            f"{np.__version__}")
+
+
+def report(res: dict, *, scale: float, runs: int) -> str:
+    fig, det = res["figures"], res["details"]
+    ps = det.get("page_size", 4096)
+    frames = det.get("frames", 0)
+    lines = [f"numacon bench: reference machine {frames * ps / 2**30:g} GiB "
+             f"({frames} frames of {ps >> 10} KiB), 4 nodes, "
+             f"{100 * det.get('mapped_share', 0):.0f} % mapped; scale {scale:g}; "
+             f"median of {runs} run{'s' if runs > 1 else ''}",
+             f"host: {host_line()}", ""]
+    w = max(len(what) for _, what, _, _ in FIGURES)
+    lines.append(f"{'figure':<{w}}  {'measured':>17}  {'goal':>17}  met")
+    for key, what, (op, goal), unit in FIGURES:
+        v = fig.get(key)
+        met = goal_met(key, v)
+        lines.append(f"{what:<{w}}  {_fmt(key, v, unit):>17}  "
+                     f"{_fmt_goal(op, goal, unit):>17}  "
+                     f"{'-' if met is None else 'yes' if met else 'NO'}")
+    lines.append("")
+    lines.append("details:")
+    lines.append(f"  engine arrays: {det.get('array_bytes_per_frame', 0):.2f} B/frame "
+                 f"(frame arrays alone {det.get('frame_array_bytes_per_frame', 0):.2f}); "
+                 f"RSS growth of the build {fig.get('bytes_per_frame') or 0:.2f} B/frame")
+    lines.append(f"  move_pages: {det.get('move_pages_n')} pages a call; migrate_pages: "
+                 f"{det.get('migrate_pages_n')} pages a call; offline: "
+                 f"{det.get('offline_pages')} pages")
+    if "snapshot_bytes" in det:
+        lines.append(f"  snapshot: {det['snapshot_bytes'] / 2**20:.1f} MiB")
+    eq, kq = det.get("engine_query_s"), det.get("kernel_query_s")
+    lines.append(f"  query of {det.get('move_pages_n')} pages: engine "
+                 f"{eq * 1e3:.1f} ms, host kernel "
+                 + (f"{kq * 1e3:.1f} ms" if kq is not None else "n/a")
+                 + f" ({det.get('kernel_query_note')})")
+    if "redraw" in det:
+        r = det["redraw"]
+        lines.append(f"  redraw: {r.get('lines')} lines of {r.get('width')} columns, "
+                     f"{r.get('zoom')} frames a cell; default machine "
+                     f"{r.get('default_machine_ms', float('nan')):.2f} ms")
+    elif fig.get("redraw_ms") is None:
+        lines.append("  redraw, key latency: no UI given (run `numacon bench`)")
+    if "key_latency" in det:
+        r = det["key_latency"]
+        lines.append(f"  key latency: {r.get('presses')} presses during jobs "
+                     f"(max {r.get('max_ms', 0):.1f} ms); without a job "
+                     f"{r.get('idle_ms', float('nan')):.1f} ms")
+    if "tib" in det:
+        t = det["tib"]
+        if "error" in t:
+            lines.append(f"  1 TiB: failed ({t['error']}); peak RSS {t['rss_gib']:.2f} GiB")
+        else:
+            lines.append(f"  1 TiB: {t.get('frames')} frames, build {t.get('build_s', 0):.2f} s,"
+                         f" migrate {t.get('moved')} pages {t.get('migrate_s', 0):.2f} s, "
+                         f"peak RSS {t['rss_gib']:.2f} GiB")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------- the command
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="numacon bench",
+        description="measure the engine and the console against the goals of issue 7")
+    ap.add_argument("--json", action="store_true",
+                    help="print one JSON object of the figures (keys in a fixed order)")
+    ap.add_argument("--quick", action="store_true",
+                    help="a small run: scale 1/8 unless given, one run, no 1 TiB machine")
+    size = ap.add_mutually_exclusive_group()
+    size.add_argument("--scale", type=float, metavar="F",
+                      help="reference machine of 64 GiB x F (default 1)")
+    size.add_argument("--frames", type=int, metavar="N",
+                      help="reference machine of about N frames (2^24 = 64 GiB)")
+    ap.add_argument("--runs", type=int, metavar="N", help="runs per figure (default 3)")
+    ap.add_argument("--no-tib", action="store_true", help="skip the 1 TiB machine")
+    ap.add_argument("--tib-child", action="store_true", help=argparse.SUPPRESS)
+    return ap
+
+
+def main(argv: Sequence[str] | None = None, ui: Any = None) -> int:
+    """`numacon bench`. ui: the console's figures (tui.bench_ui), or None."""
+    a = parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    if a.tib_child:
+        return tib_child()
+    if a.frames is not None:
+        if a.frames < 4096:
+            parser().error("--frames: at least 4096")
+        scale = a.frames / (64 * GIB_PAGES)
+    elif a.scale is not None:
+        if not a.scale > 0:
+            parser().error("--scale: a positive number")
+        scale = a.scale
+    else:
+        scale = 1 / 8 if a.quick else 1.0
+    runs = a.runs if a.runs is not None else (1 if a.quick else 3)
+    if runs < 1:
+        parser().error("--runs: at least 1")
+    log = Log(sys.stderr.isatty())
+    res = measure(scale=scale, runs=runs, tib=not (a.no_tib or a.quick), ui=ui,
+                  quick=a.quick, log=log)
+    if a.json:
+        print(json.dumps(rounded(res["figures"])))
+    else:
+        print(report(res, scale=scale, runs=runs))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
