@@ -72,13 +72,21 @@ class CostModel:
         return self.page_ns_4k * MIGRATE_BATCH / 2
 
 
+def _per_page_sum(m: Machine, src_nodes: np.ndarray, dst_nodes) -> float:
+    """Sum of the per-page cost: pages counted per (source, target) pair, then one
+    cost per pair (the cost depends on the pair's distance only)."""
+    nn = m.distances.shape[0]
+    pair = src_nodes * nn + np.asarray(dst_nodes, dtype=np.int64)
+    counts = np.bincount(pair, minlength=nn * nn)
+    d = m.distances.reshape(-1).astype(np.float64)
+    return float((counts * m.cost.per_page_ns(m.page_size, d)).sum())
+
+
 def migrate_cost_ns(m: Machine, src_nodes: np.ndarray, dst_nodes: np.ndarray) -> int:
     """Cost of migrating one batch call's pages: per page by distance, plus the
     era's TLB flushes."""
     src_nodes = np.asarray(src_nodes, dtype=np.int64)
-    dst_nodes = np.asarray(dst_nodes, dtype=np.int64)
-    d = m.distances[src_nodes, dst_nodes].astype(np.float64)
-    per_page = float(m.cost.per_page_ns(m.page_size, d).sum())
+    per_page = _per_page_sum(m, src_nodes, dst_nodes)
     flush = m.cost.flushes(int(src_nodes.size), m.era.is_modern) * m.cost.tlb_flush_ns
     return int(per_page + flush)
 
@@ -91,8 +99,7 @@ def predict_migrate_ns(m: Machine, src_nodes: np.ndarray, dst_nodes: np.ndarray,
     n = int(src_nodes.size)
     if n == 0:
         return 0
-    d = m.distances[src_nodes, np.asarray(dst_nodes, dtype=np.int64)].astype(np.float64)
-    per_page = float(m.cost.per_page_ns(m.page_size, d).sum())
+    per_page = _per_page_sum(m, src_nodes, dst_nodes)
     modern = m.era.is_modern
     if chunk:
         full, rest = divmod(n, int(chunk))

@@ -320,7 +320,8 @@ class Machine:
         nn = self.nr_node_ids
         if self.traffic is None or self.traffic.shape[0] != nn:
             self.traffic = np.zeros((nn, nn), np.int64)
-        np.add.at(self.traffic, (src, dst), 1)
+        pair = np.asarray(src, np.int64) * nn + np.asarray(dst, np.int64)
+        self.traffic += np.bincount(pair, minlength=nn * nn).reshape(nn, nn)
 
     # ------------------------------------------------------------ credentials
     def credentials(self, caller) -> Cred:

@@ -142,8 +142,7 @@ def free_frames(m: Machine, pfns: np.ndarray) -> None:
     if len(pfns) == 0:
         return
     pfns = np.asarray(pfns, dtype=np.int64)
-    m.f.clear(pfns)
-    m.f.kind[pfns] = K_FREE
+    m.f.clear(pfns)  # K_FREE is 0: clearing the kind frees the frame
     zids = m.zone_of(pfns)
     counts = np.bincount(zids, minlength=len(m.zones))
     for zi in np.flatnonzero(counts):
