@@ -457,11 +457,14 @@ def mbind_gen(m: Machine, pid, addr, length, mode, nodemask=(), flags=0, *, call
         # slot a fault would use); VMAs may have been split or merged meanwhile, so
         # each page's VMA is looked up again
         tgts = []
+        first = queued_addr[0][0].start
         for vv, offs in queued_addr:
             addrs = vv.start + (offs.astype(np.int64) << m.page_shift)
             tv = p.find_vma(int(addrs[0]))
             t, _, _ = policy_nodes_for_fault(m, p, tv, (addrs - tv.start) >> m.page_shift,
                                              p.node, new)
+            if m.era.mbind_first_vma_only and vv.start != first:
+                t = _first_vma_only_targets(m, p, addr, new, t)
             tgts.append(t)
         targets = np.concatenate(tgts)
         allowed = set(new.nodes) if new is not None and new.mode == MPOL_BIND else None
@@ -475,6 +478,20 @@ def mbind_gen(m: Machine, pid, addr, length, mode, nodemask=(), flags=0, *, call
         raise oserror(EIO, f"mbind: MPOL_MF_STRICT and {nr_failed} page(s) could not be "
                            f"moved")
     return None
+
+
+def _first_vma_only_targets(m: Machine, p: Process, addr: int, new: Policy | None,
+                            t: np.ndarray) -> np.ndarray:
+    """2.6.18's new_vma_page() asked page_address_in_vma() of the range's first VMA
+    only: for a page of a later VMA that is -EFAULT, and alloc_page_vma() computed the
+    interleave slot from that bogus address, so every such page lands on one node."""
+    if new is None or new.mode not in (MPOL_INTERLEAVE, MPOL_WEIGHTED_INTERLEAVE):
+        return t  # other policies do not depend on the address
+    v0 = p.find_vma(addr) or next(v for v in p.vmas if v.end > addr)
+    bogus = (1 << 64) - EFAULT  # (unsigned long)-EFAULT
+    ilx = (v0.start >> m.page_shift) + (((bogus - v0.start) % (1 << 64)) >> m.page_shift)
+    node = interleave_nodes(m, new, np.array([ilx % (1 << 62)], dtype=np.int64))[0]
+    return np.full(t.size, node, np.int64)
 
 
 def node_remap(old: tuple, new: tuple, s: int) -> int:

@@ -417,3 +417,19 @@ def test_parse_nodes_accepts_strings_and_rejects_nonsense(m):
         with pytest.raises(OSError):
             parse_nodes(bad)
     assert np.array_equal(np.array(parse_nodes("")), np.array([]))
+
+
+def test_2006_mbind_interleave_move_uses_first_vma_only(m):
+    """2.6.18's new_vma_page() took addresses in the range's first VMA: pages of later
+    VMAs got -EFAULT as address and all landed on one interleave node."""
+    for era, spread in (("modern", True), ("2.6.18", False)):
+        m.era = era
+        pid = m.spawn("x")
+        a = m.mmap(pid, 8 * m.page_size)
+        m.touch(pid, a, 8 * m.page_size, node=0)
+        m.mbind(pid, a + 4 * m.page_size, 4 * m.page_size, MPOL_BIND, [0])  # two VMAs
+        m.mbind(pid, a, 8 * m.page_size, MPOL_INTERLEAVE, "1-3", MPOL_MF_MOVE)
+        st = nodes_of(m, pid, a, 8)
+        assert st[:4] == [[1, 2, 3][((a >> 12) + i) % 3] for i in range(4)]
+        assert (len(set(st[4:])) > 1) == spread
+        m.check()
