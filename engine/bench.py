@@ -69,6 +69,7 @@ KEYS = tuple(k for k, _, _, _ in FIGURES)
 
 GIB_PAGES = 1 << 18  # 4 KiB pages in a GiB at scale 1
 MI = 1 << 20  # "1 M pages": 1 Mi pages of 4 KiB = 4 GiB
+MIN_G = 256  # the smallest "GiB" (64 MiB machine): below it watermarks leave no room
 PIDS = {"db": 100, "web": 101, "batch": 102, "cache": 103}
 SYS_MOVE_PAGES = {"x86_64": 279, "aarch64": 239}  # as tests/test_host_reference.py
 TIB_RSS_LIMIT_GIB = 8.0
@@ -81,7 +82,7 @@ def reference_description(scale: float = 1.0) -> dict:
     processes, node 3 a 16 GiB (x scale) ZONE_MOVABLE 75 % used. Every size is a
     multiple of one "GiB" of G pages; memory blocks are the largest power of two
     dividing G, at most 128 MiB, so the Movable zone is whole blocks at any scale."""
-    g = max(64, int(GIB_PAGES * scale) // 64 * 64)  # pages per "GiB"
+    g = max(MIN_G, int(GIB_PAGES * scale) // 64 * 64)  # pages per "GiB"
     block = min(32768, g & -g)
 
     def kib(pages: int) -> str:
@@ -194,10 +195,6 @@ def db_vma(m):
     return p.vmas[0]
 
 
-def free_machine(*_: Any) -> None:
-    gc.collect()
-
-
 # ----------------------------------------------------------------- the host kernel
 
 def kernel_query_s(n: int, runs: int) -> tuple[float | None, str]:
@@ -261,37 +258,72 @@ def tib_child() -> int:
     return 0
 
 
-def run_tib(timeout: float = 900.0) -> dict:
-    """The 1 TiB child, its peak RSS from wait4()'s rusage (whatever happened to it)."""
+def run_child(args: list[str], timeout: float = 900.0) -> dict:
+    """`python -m engine.bench ARGS` in a process of its own: the JSON object of its
+    last stdout line, plus rc, wall_s and rss_gib (its peak RSS from wait4()'s rusage,
+    whatever happened to it); "error" when it printed no JSON."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ)
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH")
                                 else "")
     t0 = time.perf_counter()
-    p = subprocess.Popen([sys.executable, "-m", "engine.bench", "--tib-child"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=root)
-    killer = threading.Timer(timeout, p.kill)
-    killer.start()
-    try:
-        out = p.stdout.read() if p.stdout else b""
-        err = p.stderr.read() if p.stderr else b""
-        _, status, ru = os.wait4(p.pid, 0)
-    finally:
-        killer.cancel()
-    p.returncode = os.waitstatus_to_exitcode(status)
-    for fh in (p.stdout, p.stderr):
-        if fh:
-            fh.close()
+    with tempfile.TemporaryFile() as errf:
+        p = subprocess.Popen([sys.executable, "-m", "engine.bench", *args],
+                             stdout=subprocess.PIPE, stderr=errf, env=env, cwd=root)
+        killer = threading.Timer(timeout, p.kill)
+        killer.start()
+        try:
+            out = p.stdout.read()  # type: ignore[union-attr]
+            _, status, ru = os.wait4(p.pid, 0)  # its own rusage, even if it crashed
+        finally:
+            killer.cancel()
+            p.stdout.close()  # type: ignore[union-attr]
+        p.returncode = os.waitstatus_to_exitcode(status)
+        errf.seek(0)
+        err = errf.read()
     res: dict = {"rc": p.returncode, "wall_s": time.perf_counter() - t0,
-                 "rss_gib": ru.ru_maxrss / 2**20}  # KiB on Linux
+                 "rss_gib": ru.ru_maxrss / 2**20}  # ru_maxrss: KiB on Linux
     try:
         res.update(json.loads(out.decode().strip().splitlines()[-1]))
     except (ValueError, IndexError):
         tail = err.decode(errors="replace").strip().splitlines()[-1:] or [f"rc {p.returncode}"]
-        res["error"] = tail[0][:200]
-    res["ok"] = bool(p.returncode == 0 and res.get("moved") == MI
+        res["error"] = tail[0][:300]
+    return res
+
+
+def run_tib(timeout: float = 900.0) -> dict:
+    """The 1 TiB machine in a child; ok when it finished, moved 1 Mi pages and its
+    peak RSS stayed within 8 GiB."""
+    res = run_child(["--tib-child"], timeout)
+    res["ok"] = bool(res["rc"] == 0 and res.get("moved") == MI
                      and res["rss_gib"] <= TIB_RSS_LIMIT_GIB)
     return res
+
+
+def build_child(scale: float) -> int:
+    """In a fresh process (`python -m engine.bench --build-child --scale F`): build
+    the reference machine (timed; RSS growth measured), kill `batch` (room), offline
+    node 3's Movable zone (timed). Prints one JSON line."""
+    gc.collect()
+    d = reference_description(scale)
+    r0 = rss_bytes()
+    t_build, m = timed(lambda: build(d))
+    grown = rss_bytes() - r0
+    nr = m.nr_frames
+    out = {"build_s": t_build, "frames": nr, "page_size": m.page_size,
+           "bytes_per_frame": grown / nr,
+           "array_bytes_per_frame": engine_array_bytes(m) / nr,
+           "frame_array_bytes_per_frame": m.f.nbytes() / nr,
+           "mapped_share": _mapped_share(m)}
+    m.kill(PIDS["batch"])
+    z = m.zone(3, "Movable")
+    used = z.managed - z.free
+    t_off, r = timed(lambda: m.offline(3, "Movable"))
+    if r.get("pages") != used:
+        raise RuntimeError(f"offline moved {r.get('pages')} pages, not {used}")
+    out.update(offline_s=t_off, offline_pages=used)
+    print(json.dumps(out))
+    return 0
 
 
 # ----------------------------------------------------------------- the measurement
@@ -314,14 +346,17 @@ def measure(*, scale: float = 1.0, runs: int = 3, tib: bool = True, ui: Any = No
     fig: dict[str, Any] = dict.fromkeys(KEYS)
     det: dict[str, Any] = {}
     d = reference_description(scale)
-    _build_and_offline(d, runs, fig, det, log)
+    _build_and_offline(scale, runs, fig, det, log)
     gc.collect()
     _reference_figures(d, runs, fig, det, log, ui, quick)
     gc.collect()
 
     # the host kernel's query of as many pages as the engine's
     n = det["move_pages_n"]
-    kt, note = kernel_query_s(n, 1 if quick else 5)
+    try:
+        kt, note = kernel_query_s(n, 1 if quick else 5)
+    except (OSError, AttributeError, ValueError) as e:  # no libc, no syscall()
+        kt, note = None, f"the host's move_pages(2) cannot be called: {e}"
     det["kernel_query_s"], det["kernel_query_note"] = kt, note
     if kt is not None and det["engine_query_s"] > 0:
         fig["query_ratio_vs_kernel"] = kt / det["engine_query_s"]
@@ -337,37 +372,22 @@ def measure(*, scale: float = 1.0, runs: int = 3, tib: bool = True, ui: Any = No
     return {"figures": fig, "details": det}
 
 
-def _build_and_offline(d: dict, runs: int, fig: dict, det: dict, log) -> None:
-    """build_s (x runs), bytes_per_frame (the first build), offline_s: each built
-    machine serves one offline run, after `batch` is killed to make room."""
-    builds, offlines = [], []
+def _build_and_offline(scale: float, runs: int, fig: dict, det: dict, log) -> None:
+    """build_s, bytes_per_frame and offline_s, each run in a fresh process (a cold
+    build, as `numacon` does it, and a clean RSS figure): medians of the runs."""
+    rs = []
     for i in range(runs):
-        gc.collect()
-        r0 = rss_bytes()
-        t, m = timed(lambda: build(d))
-        builds.append(t)
-        if i == 0:
-            grown = rss_bytes() - r0
-            nr = m.nr_frames
-            fig["bytes_per_frame"] = grown / nr
-            det["frames"] = nr
-            det["page_size"] = m.page_size
-            det["array_bytes_per_frame"] = engine_array_bytes(m) / nr
-            det["frame_array_bytes_per_frame"] = m.f.nbytes() / nr
-            det["mapped_share"] = _mapped_share(m)
-        log(f"build {i + 1}/{runs}: {t:.3f} s")
-        m.kill(PIDS["batch"])  # room for the Movable zone's pages (untimed)
-        movable = m.zone(3, "Movable")
-        used = movable.managed - movable.free
-        t, r = timed(lambda m=m: m.offline(3, "Movable"))
-        if r.get("pages") != used:
-            raise RuntimeError(f"offline moved {r.get('pages')} pages, not {used}")
-        offlines.append(t)
-        det["offline_pages"] = used
-        log(f"offline {i + 1}/{runs}: {t:.3f} s ({used} pages)")
-        m = r = None
-    fig["build_s"] = median(builds)
-    fig["offline_s"] = median(offlines)
+        r = run_child(["--build-child", "--scale", repr(scale)])
+        if "error" in r:
+            raise RuntimeError(f"build child: {r['error']}")
+        rs.append(r)
+        log(f"build {i + 1}/{runs}: {r['build_s']:.3f} s, offline {r['offline_s']:.3f} s, "
+            f"{r['bytes_per_frame']:.2f} B/frame")
+    for k in ("build_s", "offline_s", "bytes_per_frame"):
+        fig[k] = median([r[k] for r in rs])
+    for k in ("frames", "page_size", "array_bytes_per_frame", "frame_array_bytes_per_frame",
+              "mapped_share", "offline_pages"):
+        det[k] = rs[0][k]
 
 
 def _reference_figures(d: dict, runs: int, fig: dict, det: dict, log, ui: Any,
@@ -386,10 +406,10 @@ def _reference_figures(d: dict, runs: int, fig: dict, det: dict, log, ui: Any,
 
     # the console's map redraw, on the reference state
     if ui is not None:
-        r = ui.redraw_ms(m, runs=5 if quick else 20)
-        fig["redraw_ms"] = r["median_ms"]
-        det["redraw"] = r
-        log(f"redraw: {r['median_ms']:.2f} ms")
+        r = _ui_figure(det, "redraw", lambda: ui.redraw_ms(m, runs=5 if quick else 20))
+        if r is not None:
+            fig["redraw_ms"] = r["median_ms"]
+            log(f"redraw: {r['median_ms']:.2f} ms")
 
     # save / load
     with tempfile.TemporaryDirectory(prefix="numacon-bench-") as tmp:
@@ -455,10 +475,23 @@ def _reference_figures(d: dict, runs: int, fig: dict, det: dict, log, ui: Any,
         lo, hi = v.start, v.start + n * ps
         jobs = [f"move_pages {db} {lo:x}..{hi:x} {other} &",
                 f"move_pages {db} {lo:x}..{hi:x} {home} &"]
-        r = ui.key_latency_ms(m, jobs, presses=3 if quick else 9)
-        fig["key_latency_ms"] = r["median_ms"]
-        det["key_latency"] = r
-        log(f"key latency: {r['median_ms']:.1f} ms")
+        r = _ui_figure(det, "key_latency",
+                       lambda: ui.key_latency_ms(m, jobs, presses=3 if quick else 9))
+        if r is not None:
+            fig["key_latency_ms"] = r["median_ms"]
+            log(f"key latency: {r['median_ms']:.1f} ms")
+
+
+def _ui_figure(det: dict, name: str, fn: Callable[[], dict]) -> dict | None:
+    """A console figure: its details, or None with the error in the details (the UI
+    failing is reported, not allowed to throw away the engine's figures)."""
+    try:
+        r = fn()
+    except Exception as e:  # noqa: BLE001 - reported in the output
+        det[f"{name}_error"] = f"{type(e).__name__}: {e}"[:300]
+        return None
+    det[name] = r
+    return r
 
 
 def _mapped_share(m) -> float:
@@ -566,8 +599,11 @@ def report(res: dict, *, scale: float, runs: int) -> str:
         lines.append(f"  redraw: {r.get('lines')} lines of {r.get('width')} columns, "
                      f"{r.get('zoom')} frames a cell; default machine "
                      f"{r.get('default_machine_ms', float('nan')):.2f} ms")
-    elif fig.get("redraw_ms") is None:
+    elif fig.get("redraw_ms") is None and "redraw_error" not in det:
         lines.append("  redraw, key latency: no UI given (run `numacon bench`)")
+    for name in ("redraw", "key_latency"):
+        if f"{name}_error" in det:
+            lines.append(f"  {name.replace('_', ' ')}: failed: {det[name + '_error']}")
     if "key_latency" in det:
         r = det["key_latency"]
         lines.append(f"  key latency: {r.get('presses')} presses during jobs "
@@ -601,7 +637,10 @@ def parser() -> argparse.ArgumentParser:
                       help="reference machine of about N frames (2^24 = 64 GiB)")
     ap.add_argument("--runs", type=int, metavar="N", help="runs per figure (default 3)")
     ap.add_argument("--no-tib", action="store_true", help="skip the 1 TiB machine")
+    ap.add_argument("-v", "--verbose", action="store_true",
+                    help="progress on stderr (the default when stderr is a terminal)")
     ap.add_argument("--tib-child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--build-child", action="store_true", help=argparse.SUPPRESS)
     return ap
 
 
@@ -610,9 +649,11 @@ def main(argv: Sequence[str] | None = None, ui: Any = None) -> int:
     a = parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     if a.tib_child:
         return tib_child()
+    if a.build_child:
+        return build_child(a.scale)
     if a.frames is not None:
-        if a.frames < 4096:
-            parser().error("--frames: at least 4096")
+        if a.frames < 64 * MIN_G:
+            parser().error(f"--frames: at least {64 * MIN_G}")
         scale = a.frames / (64 * GIB_PAGES)
     elif a.scale is not None:
         if not a.scale > 0:
@@ -623,7 +664,7 @@ def main(argv: Sequence[str] | None = None, ui: Any = None) -> int:
     runs = a.runs if a.runs is not None else (1 if a.quick else 3)
     if runs < 1:
         parser().error("--runs: at least 1")
-    log = Log(sys.stderr.isatty())
+    log = Log(a.verbose or sys.stderr.isatty())
     res = measure(scale=scale, runs=runs, tib=not (a.no_tib or a.quick), ui=ui,
                   quick=a.quick, log=log)
     if a.json:

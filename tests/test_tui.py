@@ -631,11 +631,9 @@ def test_cli_bad_machine_file(tmp_path, capsys):
 def test_cli_hardware_and_missing_subsystems(capsys):
     assert cli.main(["hardware"]) == 0
     assert "available: 4 nodes" in capsys.readouterr().out
-    rc = cli.main(["bench", "--json"])
-    out, err = capsys.readouterr()
-    assert rc in (0, 1)
-    if rc == 1:
-        assert err.count("\n") == 1
+    # the benchmark itself runs in tests/test_bench.py (a full run takes minutes)
+    assert cli.main(["bench", "--help"]) == 0
+    assert "--quick" in capsys.readouterr().out
 
 
 def test_cli_subprocess_exit_status():

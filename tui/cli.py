@@ -132,7 +132,7 @@ def cmd_hardware(argv: Sequence[str]) -> int:
     return 0
 
 
-def _delegate(module: str, func: str, argv: Sequence[str], what: str) -> int:
+def _delegate(module: str, func: str, argv: Sequence[str], what: str, **kw: Any) -> int:
     try:
         mod = importlib.import_module(module)
     except ImportError:
@@ -142,8 +142,16 @@ def _delegate(module: str, func: str, argv: Sequence[str], what: str) -> int:
     if fn is None:
         _err(f"error: {what} is not available in this build ({module}.{func} missing)")
         return 1
-    rc = fn(list(argv))
+    rc = fn(list(argv), **kw)
     return int(rc or 0)
+
+
+def cmd_bench(argv: Sequence[str]) -> int:
+    """engine.bench with the console's figures (map redraw, key latency) handed in:
+    engine/ never imports tui/."""
+    from . import bench_ui
+
+    return _delegate("engine.bench", "main", argv, "bench", ui=bench_ui)
 
 
 def cmd_serve(argv: Sequence[str]) -> int:
@@ -204,7 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if sub == "capture":
             return _delegate("engine.capture", "main_capture", args[1:], "capture")
         if sub == "bench":
-            return _delegate("engine.bench", "main", args[1:], "bench")
+            return cmd_bench(args[1:])
         if sub == "serve":
             return cmd_serve(args[1:])
         return cmd_app(args)

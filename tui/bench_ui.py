@@ -1,0 +1,173 @@
+"""The console's figures for `numacon bench` (engine/bench.py): engine/ never imports
+tui/, so tui/cli.py hands this module to engine.bench.main as `ui`.
+
+redraw_ms: the page-frame map alone on a 200x60 screen (headless), every line of it
+rendered with its row and strip caches (and the style table) cleared, as the first
+paint after a change of zoom or machine does.
+
+key_latency_ms: the whole console on a 200x60 screen under Textual's pilot, a
+migration job of about 1 Mi pages running (`move_pages ... &`, restarted when it
+ends): from the moment a key (+ or -, the zoom) is pressed until the screen's next
+compositor update that shows the new zoom (App._display is where a terminal would
+get the bytes; headless it writes nothing, but the update has been rendered)."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from textual import events
+from textual.app import App, ComposeResult
+
+from .widgets import pagemap as pagemap_mod
+from .widgets.pagemap import PageMap
+
+SIZE = (200, 60)
+
+
+class MapOnlyApp(App):
+    """The page-frame map filling the screen, nothing else."""
+
+    CSS_PATH = [Path(pagemap_mod.__file__).with_name("pagemap.tcss")]
+    CSS = "PageMap { width: 1fr; height: 1fr; }"
+
+    def __init__(self, machine: Any) -> None:
+        super().__init__()
+        self.machine = machine
+
+    def compose(self) -> ComposeResult:
+        yield PageMap(self.machine, id="pagemap")
+
+
+def _clear_caches(pm: PageMap) -> None:
+    pm._cells.clear()
+    pm._strips.clear()
+    pm._gen += 1
+    pagemap_mod._STYLE_CACHE.clear()
+
+
+def full_redraw_s(pm: PageMap) -> float:
+    """Seconds to render every line of the map from cold caches."""
+    _clear_caches(pm)
+    h = pm.size.height
+    t0 = time.perf_counter()
+    for y in range(h):
+        pm.render_line(y)
+    return time.perf_counter() - t0
+
+
+async def _redraw(m: Any, size: tuple[int, int], runs: int) -> dict:
+    app = MapOnlyApp(m)
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        pm = app.query_one(PageMap)
+        full_redraw_s(pm)  # warm up imports and layouts
+        times = [full_redraw_s(pm) * 1e3 for _ in range(runs)]
+        return {"median_ms": statistics.median(times), "max_ms": max(times), "runs": runs,
+                "lines": pm.size.height, "width": pm.size.width, "zoom": pm.zoom,
+                "screen": f"{size[0]}x{size[1]}"}
+
+
+def redraw_ms(m: Any, *, size: tuple[int, int] = SIZE, runs: int = 20,
+              default_machine: bool = True) -> dict:
+    """Median ms of a full map redraw of m (and of the default machine, for context)."""
+    r = asyncio.run(_redraw(m, size, runs))
+    if default_machine:
+        import engine
+
+        r["default_machine_ms"] = asyncio.run(
+            _redraw(engine.Machine.default(), size, runs))["median_ms"]
+    return r
+
+
+async def _key_latency(m: Any, jobs: list[str], size: tuple[int, int], presses: int,
+                       idle_presses: int, timeout: float) -> dict:
+    from .app import NumaConsoleApp
+
+    app = NumaConsoleApp(m)
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        pm = app.main_screen.query_one("#pagemap", PageMap)
+        pm.focus()
+        await pilot.pause()
+        seen: dict[str, Any] = {"done": None, "t": None, "event": asyncio.Event()}
+        original = app._display
+
+        def display(screen: Any, renderable: Any) -> None:
+            original(screen, renderable)
+            done = seen["done"]
+            if renderable is not None and done is not None and seen["t"] is None and done():
+                seen["t"] = time.perf_counter()
+                seen["event"].set()
+
+        app._display = display  # type: ignore[method-assign]
+
+        async def press_once() -> float:
+            """One key as a terminal sends it (the driver posts the event; no pilot
+            waits), timed until the update that shows its effect has been rendered."""
+            zoom, cursor = pm.zoom, pm.cursor
+            if pm.zoom > 1 and pm.auto_fit:  # zoom in
+                key, char = "plus", "+"
+                seen["done"] = lambda: pm.zoom == zoom // 2
+            elif not pm.auto_fit:  # zoom back out to the whole machine
+                key, char = "minus", "-"
+                seen["done"] = lambda: pm.zoom == zoom * 2
+            else:  # a machine small enough for one frame a cell: move the cursor
+                key, char = ("right", None) if cursor == 0 else ("home", None)
+                seen["done"] = lambda: pm.cursor != cursor
+            seen["t"] = None
+            seen["event"] = asyncio.Event()
+            ev = events.Key(key, char)
+            ev.set_sender(app)
+            t0 = time.perf_counter()
+            app._driver.send_message(ev)
+            await asyncio.wait_for(seen["event"].wait(), timeout)
+            seen["done"] = None
+            return (seen["t"] - t0) * 1e3
+
+        idle = []
+        for _ in range(idle_presses):
+            idle.append(await press_once())
+            await asyncio.sleep(0.05)
+        lat: list[float] = []
+        during = 0  # presses whose update came while the job was still running
+        started = 0
+        job = None
+        for _ in range(presses * 20):
+            if len(lat) >= presses:
+                break
+            running = [j for j in m.jobs if not j.finished]
+            if not running:
+                line = jobs[started % len(jobs)]
+                r = app.run_command(line)
+                if not r.ok or r.job is None:
+                    raise RuntimeError(f"{line}: {r.text}")
+                started += 1
+                job = r.job  # the key comes at once: on a small machine a job is short
+            else:
+                job = running[0]
+            lat.append(await press_once())  # the job was running when the key came
+            during += not job.finished
+            await asyncio.sleep(0.07)
+        for j in list(m.jobs):
+            j.cancel()
+        t_end = time.monotonic()
+        while m.jobs and time.monotonic() - t_end < timeout:
+            await asyncio.sleep(0.01)
+        if not lat:
+            raise RuntimeError("no key press could be timed while a job ran")
+        return {"median_ms": statistics.median(lat), "max_ms": max(lat),
+                "presses": len(lat), "during": during,
+                "idle_ms": statistics.median(idle) if idle else None,
+                "jobs_started": started, "job_pages": getattr(job, "total", 0),
+                "screen": f"{size[0]}x{size[1]}"}
+
+
+def key_latency_ms(m: Any, jobs: list[str], *, size: tuple[int, int] = SIZE,
+                   presses: int = 9, idle_presses: int = 3, timeout: float = 30.0) -> dict:
+    """Median ms from a zoom key to the screen update showing it, while one of the
+    `jobs` (command lines ending in `&`, taken in turn) runs."""
+    return asyncio.run(_key_latency(m, jobs, size, presses, idle_presses, timeout))
