@@ -56,6 +56,7 @@ from .constants import (
     PG_writeback,
     oserror,
 )
+from .vec import distinct, unique
 
 if TYPE_CHECKING:  # pragma: no cover
     from .machine import Machine
@@ -232,7 +233,7 @@ class _Capacity:
         step = targets.size if not chunk else int(chunk)
         for c0 in range(0, targets.size, max(step, 1)):
             tg = targets[c0:c0 + step]
-            for t in np.unique(tg):
+            for t in distinct(tg):
                 sel = c0 + np.flatnonzero(tg == t)
                 pos = 0
                 for n, x in self.take(sel.size, orders(int(t)), wmark):
@@ -274,7 +275,7 @@ def _new_bill(m: Machine, kind: str, args, kwargs) -> Bill:
 
 
 def _add_pairs(b: Bill, src: np.ndarray, dst: np.ndarray) -> None:
-    for (s, d), c in Counter(zip(src.tolist(), dst.tolist())).items():
+    for (s, d), c in _pair_counts(src, dst).items():
         b.pairs[(int(s), int(d))] += c
 
 
@@ -464,7 +465,7 @@ def bill_migrate_pages(m: Machine, pid, old_nodes, new_nodes, *, caller=None,
         pfns.append(pf)
     if skipped:
         b.failures["skipped: mlocked VMA (2.6.18-20 mempolicy paths)"] += skipped
-    pf = np.unique(np.concatenate(pfns)) if pfns else np.empty(0, np.int64)
+    pf = unique(np.concatenate(pfns)) if pfns else np.empty(0, np.int64)
     node = m.node_of(pf) if pf.size else np.empty(0, np.int64)
     if not move_all:
         shared = f.mapcount[pf] > 1
@@ -664,3 +665,16 @@ def _register_jobs() -> None:
 
 
 _register_jobs()
+
+
+def _pair_counts(src, dst) -> dict:
+    """{(source, target): pages} without a Python loop over pages."""
+    from .vec import distinct_counts
+
+    src = np.asarray(src, np.int64)
+    dst = np.asarray(dst, np.int64)
+    if src.size == 0:
+        return {}
+    k = int(max(src.max(), dst.max())) + 1
+    vals, counts = distinct_counts(src * k + dst)
+    return {(int(v) // k, int(v) % k): int(c) for v, c in zip(vals.tolist(), counts.tolist())}

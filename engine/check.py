@@ -17,6 +17,7 @@ from .constants import (
     PG_isolated,
     PG_pinned,
 )
+from .vec import distinct
 
 if TYPE_CHECKING:  # pragma: no cover
     from .machine import Machine
@@ -129,7 +130,7 @@ def check_machine(m: Machine) -> None:
     opf = np.flatnonzero(owned)
     if opf.size:
         ids = f.mapping[opf]
-        for mid in np.unique(ids):
+        for mid in distinct(ids):
             obj = m.mappings.get(int(mid))
             sel = opf[ids == mid]
             if obj is None or not hasattr(obj, "pages"):

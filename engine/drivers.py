@@ -25,6 +25,7 @@ from .constants import (
     PG_reserved,
     oserror,
 )
+from .vec import distinct
 
 if TYPE_CHECKING:  # pragma: no cover
     from .machine import Machine
@@ -115,7 +116,7 @@ class Driver:
             move |= avoid_blocks[pfns // m.block_pages]
         moved = 0
         f = m.f
-        for t in np.unique(tgt[move]):
+        for t in distinct(tgt[move]):
             sel = np.flatnonzero(move & (tgt == t))
             src = pfns[sel]
             dst = alloc_frames(m, src.size, zonelist(m, int(t)), movable=False, wmark="min")

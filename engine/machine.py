@@ -31,9 +31,12 @@ from .constants import (
     MAX_NUMNODES,
     PROT_READ,
     PROT_WRITE,
+    VM_EXEC,
     VM_IO,
     VM_LOCKED,
     VM_PFNMAP,
+    VM_READ,
+    VM_WRITE,
     ZONE_MOVABLE,
     ZONE_NAMES,
     PG_isolated,
@@ -464,7 +467,13 @@ class Machine:
         if mm.range_holes(p, start, end):
             raise oserror(EFAULT, f"touch: [{start:#x}, {end:#x}) is not fully mapped "
                                   f"(SIGSEGV)")
-        for v in mm.vmas_in_range(self, p, start, end, split=False):
+        vmas = mm.vmas_in_range(self, p, start, end, split=False)
+        for v in vmas:  # a write to a read-only mapping, any access to PROT_NONE
+            if not v.flags & (VM_WRITE if write else VM_READ | VM_WRITE | VM_EXEC):
+                raise oserror(EFAULT, f"touch: {'write to' if write else 'read of'} "
+                                      f"{v.start:#x}-{v.end:#x}, mapped without "
+                                      f"{'PROT_WRITE' if write else 'access'} (SIGSEGV)")
+        for v in vmas:
             o0 = (max(v.start, start) - v.start) >> self.page_shift
             o1 = (min(v.end, end) - v.start) >> self.page_shift
             mm.fault_range(self, p, v, o0, o1, write=write, node=node)

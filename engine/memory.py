@@ -35,6 +35,7 @@ from .constants import (
     PG_mlocked,
     oserror,
 )
+from .vec import unique
 
 if TYPE_CHECKING:  # pragma: no cover
     from .machine import Machine
@@ -439,7 +440,7 @@ def _ensure_cached(m: Machine, p: Process, b: Backing, idx: np.ndarray, cpu: int
     need = idx[b.pages[idx] < 0]
     if need.size == 0:
         return
-    need = np.unique(need)
+    need = unique(need)
     newp = alloc_for_task(m, p, need.size, cpu)
     if newp.size < need.size:
         raise oserror(ENOMEM, "out of memory: page cache allocation failed")

@@ -61,6 +61,7 @@ from .constants import (
     PG_writeback,
     oserror,
 )
+from .vec import distinct, distinct_counts
 
 if TYPE_CHECKING:  # pragma: no cover
     from .machine import Machine
@@ -215,7 +216,7 @@ def find_blockers(m: Machine, pfns: np.ndarray) -> list[dict]:
     out = []
     kern = pfns[kind == K_KERNEL]
     if kern.size:
-        uses = Counter(f.mapping[kern].tolist())
+        uses = Counter(dict(zip(*(x.tolist() for x in distinct_counts(f.mapping[kern])))))
         detail = ", ".join(f"{KUSE_NAMES.get(u, 'kernel')} {n}" for u, n in sorted(uses.items()))
         out.append({"kind": "kernel", "what": "kernel", "pages": int(kern.size),
                     "detail": detail})
@@ -289,7 +290,7 @@ def _hooked_drivers(m: Machine, pfns: np.ndarray) -> list:
     pf = pfns[f.kind[pfns] == K_PFNMAP]
     if pf.size == 0:
         return []
-    ids = set(np.unique(f.mapping[pf]).tolist())
+    ids = set(distinct(f.mapping[pf]).tolist())
     return [d for d in m.drivers_map.values() if d.backing is not None
             and d.backing.id in ids and d.has_hook and d.hook_enabled]
 
@@ -567,7 +568,7 @@ def _evacuate(m: Machine, blks: list[int], pfns: np.ndarray, src: int, label: st
             m, mov, np.full(mov.size, t0, np.int64), reason="memory_hotplug",
             strict_node=False, cpu=src, allowed=allowed, chunk=chunk, job=job)
         ok = res >= 0
-        moves.update(Counter(res[ok].tolist()))
+        moves.update(dict(zip(*(x.tolist() for x in distinct_counts(res[ok])))))
         if job is not None:
             job.done = moved + int(ok.sum())  # a retried page counts once
         if not ok.all():
@@ -584,7 +585,7 @@ def _relocate_hooked(m: Machine, pfns: np.ndarray, mask: np.ndarray, drivers: di
         before = d.backing.pages.copy()
         d.relocate(m, lambda n: n, avoid_blocks=mask)
         moved = d.backing.pages != before
-        to = Counter(m.node_of(d.backing.pages[moved]).tolist())
+        to = Counter(dict(zip(*(x.tolist() for x in distinct_counts(m.node_of(d.backing.pages[moved]))))))
         rec = drivers.setdefault(d.name, {"frames": 0, "to": {}})
         rec["frames"] += int(moved.sum())
         for n, c in to.items():

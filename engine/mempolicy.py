@@ -42,6 +42,7 @@ from .constants import (
     MPOL_WEIGHTED_INTERLEAVE,
     oserror,
 )
+from .vec import unique
 
 if TYPE_CHECKING:  # pragma: no cover
     from .machine import Machine
@@ -568,7 +569,7 @@ def migrate_pages_syscall_gen(m: Machine, pid: int, old_nodes, new_nodes, *, cal
             if not move_all:
                 pfn = pfn[f.mapcount[pfn] <= 1]  # shared pages skipped silently
             out.append(pfn)
-        return np.unique(np.concatenate(out)) if out else np.empty(0, np.int64)
+        return unique(np.concatenate(out)) if out else np.empty(0, np.int64)
 
     if job is not None:
         job.total = int(pages_on(old).size)

@@ -1,5 +1,9 @@
 """Small numpy helpers for the hot paths: distinct values of small non-negative ints
-without sorting (a bincount), falling back to np.unique for wide ranges."""
+without sorting (a bincount), and a sort-based unique for wide ranges.
+
+numpy 2.x's plain np.unique(x) takes a hash-table path that is ~15x slower than
+sorting for millions of int64 values (3.6 s vs 0.25 s for 4 M values here), so the
+engine never calls it on large arrays: use unique() below."""
 
 from __future__ import annotations
 
@@ -16,7 +20,18 @@ def distinct(a: np.ndarray) -> np.ndarray:
     hi = int(a.max())
     if lo >= 0 and hi < _DENSE_LIMIT:
         return np.flatnonzero(np.bincount(a, minlength=hi + 1))
-    return np.unique(a)
+    return unique(a)
+
+
+def unique(a: np.ndarray) -> np.ndarray:
+    """Sorted distinct values (np.unique without its slow hash path)."""
+    s = np.sort(np.asarray(a).reshape(-1))
+    if s.size < 2:
+        return s
+    keep = np.empty(s.size, bool)
+    keep[0] = True
+    np.not_equal(s[1:], s[:-1], out=keep[1:])
+    return s[keep]
 
 
 def distinct_counts(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .constants import EINVAL, ESRCH, K_ANON, PG_dirty, PG_isolated, oserror
+from .vec import distinct, unique
 
 if TYPE_CHECKING:  # pragma: no cover
     from .machine import Machine
@@ -441,7 +442,7 @@ class Workload:
 
         u, first = np.unique(offs, return_index=True)
         un = anode[first]
-        for node in np.unique(un):
+        for node in distinct(un):
             mine = u[un == node]
             for v, r0, r1 in segs:
                 sel = mine[(mine >= r0) & (mine < r1)]
@@ -465,7 +466,7 @@ class Workload:
             return
         m = self.m
         f = m.f
-        u = np.unique(offs)
+        u = unique(offs)
         self.writes += int(u.size)
         for v, r0, r1 in self.segments(p):
             sel = u[(u >= r0) & (u < r1)]
