@@ -566,7 +566,8 @@ def _evacuate(m: Machine, blks: list[int], pfns: np.ndarray, src: int, label: st
         t0, allowed = migration_targets(m, src)
         res = yield from migrate_pairs_gen(
             m, mov, np.full(mov.size, t0, np.int64), reason="memory_hotplug",
-            strict_node=False, cpu=src, allowed=allowed, chunk=chunk, job=job)
+            strict_node=False, cpu=src, allowed=allowed, chunk=chunk, job=job,
+            unique=True)  # a scan of a PFN range: each frame once
         ok = res >= 0
         moves.update(dict(zip(*(x.tolist() for x in distinct_counts(res[ok])))))
         if job is not None:

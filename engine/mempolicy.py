@@ -42,7 +42,7 @@ from .constants import (
     MPOL_WEIGHTED_INTERLEAVE,
     oserror,
 )
-from .vec import unique
+from .vec import unique_frames
 
 if TYPE_CHECKING:  # pragma: no cover
     from .machine import Machine
@@ -569,7 +569,7 @@ def migrate_pages_syscall_gen(m: Machine, pid: int, old_nodes, new_nodes, *, cal
             if not move_all:
                 pfn = pfn[f.mapcount[pfn] <= 1]  # shared pages skipped silently
             out.append(pfn)
-        return unique(np.concatenate(out)) if out else np.empty(0, np.int64)
+        return unique_frames(np.concatenate(out), m.nr_frames) if out else np.empty(0, np.int64)
 
     if job is not None:
         job.total = int(pages_on(old).size)
@@ -580,7 +580,7 @@ def migrate_pages_syscall_gen(m: Machine, pid: int, old_nodes, new_nodes, *, cal
         res = yield from migrate_pairs_gen(
             m, pfns, np.full(pfns.size, d, np.int64), reason="syscall",
             strict_node=m.era.strict_target_node, cpu=p.node, chunk=chunk, job=job,
-            fail_on_enomem=True)
+            fail_on_enomem=True, unique=True)
         if (res == -ENOMEM).any():
             # migrate_to_node() < 0 aborts do_migrate_pages() with that error
             raise oserror(ENOMEM, f"migrate_pages: node {d} has no free page left")

@@ -33,7 +33,9 @@ def for_each_mapping(m: Machine, pfns: np.ndarray):
     mapping = f.mapping[pfns]
     index = f.index[pfns].astype(np.int64)
     ids = distinct(mapping)
-    if ids.size <= 16:
+    if ids.size == 1:
+        groups = [None]  # one mapping object: every position, no index arrays
+    elif ids.size <= 16:
         # few mapping objects (the usual case): a mask per object beats a sort
         groups = [np.flatnonzero(mapping == i) for i in ids]
     else:
@@ -41,19 +43,25 @@ def for_each_mapping(m: Machine, pfns: np.ndarray):
         bounds = np.flatnonzero(np.diff(mapping[order])) + 1
         groups = np.split(order, bounds)
     for grp in groups:
-        obj = m.mappings.get(int(mapping[grp[0]]))
+        obj = m.mappings.get(int(mapping[0] if grp is None else mapping[grp[0]]))
         if obj is None:
             continue
+        gidx = index if grp is None else index[grp]
+        gpfn = pfns if grp is None else pfns[grp]
         for v in list(obj.vmas):
-            offs = vma_offsets(m, obj, v, index[grp])
+            offs = vma_offsets(m, obj, v, gidx)
             ok = (offs >= 0) & (offs < v.npages)
-            if not ok.any():
-                continue
-            pos = grp[ok]
-            o = offs[ok]
-            hit = v.pte[o] == pfns[pos]
-            if hit.any():
-                yield v, pos[hit], o[hit]
+            if ok.all():
+                hit = v.pte[offs] == gpfn
+                if hit.all():  # every page of the group is mapped here (private anon)
+                    yield v, (np.arange(pfns.size) if grp is None else grp), offs
+                    continue
+                sel = np.flatnonzero(hit)
+            else:
+                sel = np.flatnonzero(ok)
+                sel = sel[v.pte[offs[sel]] == gpfn[sel]]
+            if sel.size:
+                yield v, (sel if grp is None else grp[sel]), offs[sel]
 
 
 def redirect(m: Machine, old: np.ndarray, new: np.ndarray) -> None:

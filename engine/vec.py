@@ -45,3 +45,14 @@ def distinct_counts(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         v = np.flatnonzero(c)
         return v, c[v]
     return np.unique(a, return_counts=True)
+
+
+def unique_frames(pfns: np.ndarray, nr_frames: int) -> np.ndarray:
+    """Sorted distinct PFNs: a mask over the frames when the set is large (linear),
+    a sort when it is small."""
+    pfns = np.asarray(pfns).reshape(-1)
+    if pfns.size * 16 < nr_frames:
+        return unique(pfns)
+    mask = np.zeros(nr_frames, bool)
+    mask[pfns] = True
+    return np.flatnonzero(mask)
