@@ -35,7 +35,7 @@ from .constants import (
     PG_writeback,
     oserror,
 )
-from .vec import distinct, distinct_counts
+from .vec import distinct, distinct_counts, has_duplicates
 
 if TYPE_CHECKING:  # pragma: no cover
     from .machine import Machine
@@ -91,13 +91,16 @@ def putback(m: Machine, pfns: np.ndarray) -> None:
         m.free_frames(dead)
 
 
-def _inflight(m: Machine, pfns: np.ndarray, d: int) -> None:
+def _inflight(m: Machine, pfns: np.ndarray, d: int, kinds=None, maps=None) -> None:
     """An in-flight migration holds the page's anon_vma alive (modern refcount rule)."""
     f = m.f
-    anon = pfns[f.kind[pfns] == K_ANON]
-    if anon.size == 0:
+    if kinds is None:
+        kinds = f.kind[pfns]
+    anon = kinds == K_ANON
+    if not anon.any():
         return
-    ids, counts = distinct_counts(f.mapping[anon])
+    mp = (f.mapping[pfns] if maps is None else maps)
+    ids, counts = distinct_counts(mp if anon.all() else mp[anon])
     for i, c in zip(ids.tolist(), counts.tolist()):
         av = m.mappings.get(i)
         if av is not None:
@@ -165,90 +168,137 @@ def _migrate_chunk(m: Machine, pfns: np.ndarray, targets: np.ndarray, *, strict_
     """One migrate_pages() batch over isolated frames: the lock/writeback/reference
     checks with the era's retry passes, allocation on the target, copy, rmap redirect,
     immediate free of the source. Failed frames are put back."""
-    from . import rmap
-    from .clock import migrate_cost_ns
-    from .page_alloc import alloc_frames, zonelist
-
     f = m.f
     k = pfns.size
     out = np.zeros(k, np.int64)
+    fail = _chunk_failures(m, pfns, mode)
     # a page whose every mapping went while it was isolated: freed, nothing to copy
-    orphan = (f.mapcount[pfns] == 0) & (f.kind[pfns] == K_ANON) & (f.refcount[pfns] == 1)
-    fl = f.flags[pfns]
-    pinned = (fl & PG_pinned) != 0
-    busy_lock = (fl & (PG_locked | PG_writeback)) != 0
-    fail = np.zeros(k, np.int64)
-    # long-term pins: extra references make the refcount freeze fail on every pass
-    fail[pinned & ~orphan] = -EAGAIN
-    if m.era.mlocked_migration == "eperm":
-        # 2.6.16/17: try_to_unmap() refuses VM_LOCKED mappings: permanent -EPERM
-        fail[((fl & PG_mlocked) != 0) & ~orphan & (fail == 0)] = -EPERM
-    if mode == "async":
-        # MIGRATE_ASYNC never waits on the page lock or writeback
-        fail[busy_lock & (fail == 0) & ~orphan] = -EAGAIN
-    else:
-        # MIGRATE_SYNC: the lock holder / the I/O finishes while we wait (from pass 3
-        # in 2006; in the sync passes of the modern split)
-        waited = busy_lock & (fail == 0)
-        if waited.any():
-            w = pfns[waited]
-            f.flags[w] &= ~(PG_locked | PG_writeback)
-            m.clock_ns += int(waited.sum()) * m.cost.wait_ns
-    # orphans
+    orphan = f.mapcount[pfns] == 0
     if orphan.any():
-        op = pfns[orphan]
-        out[orphan] = targets[orphan]
-        _inflight(m, op, -1)
-        m.isolated_pages -= op.size
-        f.refcount[op] = 0
-        m.free_frames(op)
-    go = (fail == 0) & ~orphan
-    # allocate destinations, grouped by target node
-    dst = np.full(k, -1, np.int64)
-    gi = np.flatnonzero(go)
-    if gi.size:
-        tg = targets[gi]
-        for t in distinct(tg):
-            sel = gi[tg == t]
-            if strict_node:
-                order = [int(t)] if m.node_has_memory(int(t)) else []  # __GFP_THISNODE
-                wm = "min"
-            else:
-                order = zonelist(m, int(t), allowed)
-                wm = "low"
-            got = alloc_frames(m, sel.size, order, wmark=wm) if order else np.empty(0, np.int64)
-            dst[sel[: got.size]] = got
-            fail[sel[got.size:]] = -ENOMEM
+        orphan &= (f.kind[pfns] == K_ANON) & (f.refcount[pfns] == 1)
+        fail[orphan] = 0
+        if orphan.any():
+            op = pfns[orphan]
+            out[orphan] = targets[orphan]
+            _inflight(m, op, -1)
+            m.isolated_pages -= op.size
+            f.refcount[op] = 0
+            m.free_frames(op)
+    else:
+        orphan = None
+    go = fail == 0
+    if orphan is not None:
+        go &= ~orphan
+    gi = None if go.all() else np.flatnonzero(go)  # None: every page (the usual case)
+    dst, dnodes = _alloc_targets(m, targets if gi is None else targets[gi], strict_node,
+                                 allowed)
+    if gi is None:
         ok = dst >= 0
-        src = pfns[ok]
-        new = dst[ok]
-        if src.size:
-            # copy the frame: contents and flags; the isolation reference is dropped
-            for name in ("kind", "mapping", "index", "mapcount", "content"):
-                arr = getattr(f, name)
-                arr[new] = arr[src]
-            f.refcount[new] = f.refcount[src] - 1
-            f.flags[new] = (f.flags[src] & ~(PG_isolated | PG_locked | PG_writeback)) | PG_lru
-            rmap.redirect(m, src, new)
-            from .page_alloc import account_alloc
+        fail[~ok] = -ENOMEM
+        okpos = None if ok.all() else np.flatnonzero(ok)
+    else:
+        ok = dst >= 0
+        fail[gi[~ok]] = -ENOMEM
+        okpos = gi[ok]
+    src = pfns if okpos is None else pfns[okpos]
+    if okpos is not None:
+        dst, dnodes = dst[ok], dnodes[ok]
+    if src.size:
+        kinds, maps = _copy_frames(m, src, dst)
+        from . import rmap
+        from .clock import migrate_cost_ns
+        from .page_alloc import account_alloc
 
-            snodes = m.node_of(src)
-            dnodes = m.node_of(new)
-            account_alloc(m, dnodes, targets[ok], cpu)
-            m.clock_ns += migrate_cost_ns(m, snodes, dnodes)
-            m.record_traffic(snodes, dnodes)
-            _inflight(m, src, -1)
-            m.isolated_pages -= src.size
-            f.refcount[src] = 0
-            m.free_frames(src)
-            out[ok] = dnodes
-            stats["success"] += int(src.size)
+        rmap.redirect(m, src, dst)
+        snodes = m.node_of(src)
+        account_alloc(m, dnodes, targets if okpos is None else targets[okpos], cpu)
+        m.clock_ns += migrate_cost_ns(m, snodes, dnodes)
+        m.record_traffic(snodes, dnodes)
+        _inflight(m, src, -1, kinds, maps)
+        m.isolated_pages -= src.size
+        m.free_frames(src)
+        if okpos is None:
+            out[:] = dnodes
+        else:
+            out[okpos] = dnodes
+        stats["success"] += int(src.size)
     bad = fail != 0
     if bad.any():
         out[bad] = fail[bad]
         putback(m, pfns[bad])
         stats["fail"] += int((bad & (fail != -ENOMEM)).sum())
     return out
+
+
+def _chunk_failures(m: Machine, pfns: np.ndarray, mode: str) -> np.ndarray:
+    """Per page: 0, or the error its migration ends with after every pass."""
+    f = m.f
+    fail = np.zeros(pfns.size, np.int64)
+    fl = f.flags[pfns]
+    special = (fl & (PG_pinned | PG_locked | PG_writeback | PG_mlocked)) != 0
+    if not special.any():
+        return fail
+    # long-term pins: extra references make the refcount freeze fail on every pass
+    fail[(fl & PG_pinned) != 0] = -EAGAIN
+    if m.era.mlocked_migration == "eperm":
+        # 2.6.16/17: try_to_unmap() refuses VM_LOCKED mappings: permanent -EPERM
+        fail[((fl & PG_mlocked) != 0) & (fail == 0)] = -EPERM
+    busy_lock = ((fl & (PG_locked | PG_writeback)) != 0) & (fail == 0)
+    if mode == "async":
+        fail[busy_lock] = -EAGAIN  # MIGRATE_ASYNC never waits on the lock or writeback
+    elif busy_lock.any():
+        # MIGRATE_SYNC: the lock holder / the I/O finishes while we wait (from pass 3
+        # in 2006; in the sync passes of the modern split)
+        w = pfns[busy_lock]
+        f.flags[w] &= ~(PG_locked | PG_writeback)
+        m.clock_ns += int(busy_lock.sum()) * m.cost.wait_ns
+    return fail
+
+
+def _alloc_targets(m: Machine, targets: np.ndarray, strict_node: bool, allowed
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """A destination frame per page (-1 when the target has none) and its node:
+    __GFP_THISNODE today, the target's zonelist in 2006."""
+    from .page_alloc import alloc_frames_runs, run_nodes, zonelist
+
+    dst = np.full(targets.size, -1, np.int64)
+    dnodes = np.full(targets.size, -1, np.int64)
+    ts = distinct(targets)
+    for t in ts:
+        sel = None if ts.size == 1 else np.flatnonzero(targets == t)
+        n = targets.size if sel is None else sel.size
+        if strict_node:
+            order = [int(t)] if m.node_has_memory(int(t)) else []
+            wm = "min"
+        else:
+            order = zonelist(m, int(t), allowed)
+            wm = "low"
+        if not order:
+            continue
+        got, runs = alloc_frames_runs(m, n, order, wmark=wm)
+        if sel is None:
+            dst[: got.size] = got
+            dnodes[: got.size] = run_nodes(runs)
+        else:
+            dst[sel[: got.size]] = got
+            dnodes[sel[: got.size]] = run_nodes(runs)
+    return dst, dnodes
+
+
+def _copy_frames(m: Machine, src: np.ndarray, dst: np.ndarray):
+    """Copy contents and flags to the new frames; the isolation reference is dropped.
+    Returns the kinds and mappings read (the caller needs them)."""
+    f = m.f
+    kinds = f.kind[src]
+    maps = f.mapping[src]
+    f.kind[dst] = kinds
+    f.mapping[dst] = maps
+    for name in ("index", "mapcount", "content"):
+        arr = getattr(f, name)
+        arr[dst] = arr[src]
+    f.refcount[dst] = f.refcount[src] - 1
+    f.flags[dst] = (f.flags[src] & ~(PG_isolated | PG_locked | PG_writeback)) | PG_lru
+    return kinds, maps
 
 
 # ----------------------------------------------------------------- move_pages(2)
@@ -442,7 +492,7 @@ def _predict_failures(m: Machine, pfn: np.ndarray, t: np.ndarray) -> np.ndarray:
     return pred
 
 
-def _first_queued(pfn: np.ndarray, queue: np.ndarray) -> np.ndarray:
+def _first_queued(pfn: np.ndarray, queue: np.ndarray, nr_frames: int) -> np.ndarray:
     """Per entry: index of the first queued entry with the same frame (or a large
     number when none)."""
     n = pfn.size
@@ -451,9 +501,8 @@ def _first_queued(pfn: np.ndarray, queue: np.ndarray) -> np.ndarray:
     qidx = np.flatnonzero(queue)
     if qidx.size == 0:
         return out
-    real = np.sort(pfn[pfn >= 0])
-    if not (real[1:] == real[:-1]).any():
-        return out  # no frame repeats: the common case, one sort instead of unique
+    if not has_duplicates(pfn[pfn >= 0], nr_frames):
+        return out  # no frame repeats: the common case
     u, first = np.unique(pfn[qidx], return_index=True)
     pos = np.clip(np.searchsorted(u, pfn), 0, u.size - 1)
     hit = (pfn >= 0) & (u[pos] == pfn)
@@ -479,7 +528,7 @@ def _move_pages_modern(m: Machine, p, addrs, tg, move_all, st, chunk, job):
     while i0 < stop:
         status, pfn, queue = _classify(m, p, addrs[i0:stop], tg[i0:stop], move_all)
         seg = stop - i0
-        fq = _first_queued(pfn, queue)
+        fq = _first_queued(pfn, queue, m.nr_frames)
         dup = fq < np.arange(seg)
         cut = int(np.argmax(dup)) if dup.any() else seg
         t = tg[i0:i0 + seg]

@@ -56,3 +56,16 @@ def unique_frames(pfns: np.ndarray, nr_frames: int) -> np.ndarray:
     mask = np.zeros(nr_frames, bool)
     mask[pfns] = True
     return np.flatnonzero(mask)
+
+
+def has_duplicates(pfns: np.ndarray, nr_frames: int) -> bool:
+    """Whether any PFN repeats: a mask over the frames for large sets, else a sort."""
+    pfns = np.asarray(pfns).reshape(-1)
+    if pfns.size < 2:
+        return False
+    if pfns.size * 16 < nr_frames:
+        s = np.sort(pfns)
+        return bool((s[1:] == s[:-1]).any())
+    mask = np.zeros(nr_frames, bool)
+    mask[pfns] = True
+    return int(np.count_nonzero(mask)) < pfns.size
