@@ -55,7 +55,8 @@ class MoveStatus(list):
 
 # ----------------------------------------------------------------- isolation
 
-def isolate(m: Machine, pfns: np.ndarray, unique: bool = False) -> np.ndarray:
+def isolate(m: Machine, pfns: np.ndarray, unique: bool = False, hold: bool = True
+            ) -> np.ndarray:
     """isolate_lru_page() on each frame: returns a mask of those isolated; the
     others (off the LRU, already isolated) fail with -EBUSY. unique=True: the caller
     guarantees no frame repeats."""
@@ -71,12 +72,13 @@ def isolate(m: Machine, pfns: np.ndarray, unique: bool = False) -> np.ndarray:
     got = pfns[ok]
     f.flags[got] = (f.flags[got] & ~PG_lru) | PG_isolated
     f.refcount[got] += 1
-    _inflight(m, got, +1)
+    if hold:
+        _inflight(m, got, +1)
     m.isolated_pages += got.size
     return ok
 
 
-def putback(m: Machine, pfns: np.ndarray) -> None:
+def putback(m: Machine, pfns: np.ndarray, hold: bool = True) -> None:
     """putback_movable_pages(): back on the LRU; a page whose last mapping went while
     it was isolated is freed now (its isolation held the last reference)."""
     if pfns.size == 0:
@@ -84,7 +86,8 @@ def putback(m: Machine, pfns: np.ndarray) -> None:
     f = m.f
     f.flags[pfns] = (f.flags[pfns] & ~PG_isolated) | PG_lru
     f.refcount[pfns] -= 1
-    _inflight(m, pfns, -1)
+    if hold:
+        _inflight(m, pfns, -1)
     m.isolated_pages -= pfns.size
     dead = pfns[f.refcount[pfns] <= 0]
     if dead.size:
@@ -126,10 +129,13 @@ def migrate_pairs_gen(m: Machine, pfns: np.ndarray, targets: np.ndarray, *, reas
     res = np.full(n, -EBUSY, np.int64)
     if n == 0:
         return res
+    # the anon_vma reference matters only when something can run while pages are
+    # isolated: a job that yields between chunks (or pages isolated by the caller)
+    hold = bool(chunk) or isolated
     if isolated:
         held = np.ones(n, bool)
     else:
-        held = isolate(m, pfns, unique)
+        held = isolate(m, pfns, unique, hold)
     todo = np.flatnonzero(held)
     step = todo.size if not chunk else int(chunk)
     stats = {"success": 0, "fail": 0}
@@ -141,11 +147,12 @@ def migrate_pairs_gen(m: Machine, pfns: np.ndarray, targets: np.ndarray, *, reas
             pos += sel.size
             if enomem:
                 res[sel] = -ENOMEM
-                putback(m, pfns[sel])
+                putback(m, pfns[sel], hold)
                 held[sel] = False
                 continue
             out = _migrate_chunk(m, pfns[sel], targets[sel], strict_node=strict_node,
-                                 cpu=cpu, allowed=allowed, mode=mode, reason=reason, stats=stats)
+                                 cpu=cpu, allowed=allowed, mode=mode, reason=reason,
+                                 stats=stats, hold=hold)
             res[sel] = out
             held[sel] = False
             if (out == -ENOMEM).any() and fail_on_enomem:
@@ -157,14 +164,15 @@ def migrate_pairs_gen(m: Machine, pfns: np.ndarray, targets: np.ndarray, *, reas
     finally:
         left = np.flatnonzero(held)
         if left.size:
-            putback(m, pfns[left])
+            putback(m, pfns[left], hold)
         m.vmstat_counts["pgmigrate_success"] += stats["success"]
         m.vmstat_counts["pgmigrate_fail"] += stats["fail"]
     return res
 
 
 def _migrate_chunk(m: Machine, pfns: np.ndarray, targets: np.ndarray, *, strict_node: bool,
-                   cpu: int, allowed, mode: str, reason: str, stats: dict) -> np.ndarray:
+                   cpu: int, allowed, mode: str, reason: str, stats: dict,
+                   hold: bool = True) -> np.ndarray:
     """One migrate_pages() batch over isolated frames: the lock/writeback/reference
     checks with the era's retry passes, allocation on the target, copy, rmap redirect,
     immediate free of the source. Failed frames are put back."""
@@ -180,7 +188,8 @@ def _migrate_chunk(m: Machine, pfns: np.ndarray, targets: np.ndarray, *, strict_
         if orphan.any():
             op = pfns[orphan]
             out[orphan] = targets[orphan]
-            _inflight(m, op, -1)
+            if hold:
+                _inflight(m, op, -1)
             m.isolated_pages -= op.size
             f.refcount[op] = 0
             m.free_frames(op)
@@ -214,7 +223,8 @@ def _migrate_chunk(m: Machine, pfns: np.ndarray, targets: np.ndarray, *, strict_
         account_alloc(m, dnodes, targets if okpos is None else targets[okpos], cpu)
         m.clock_ns += migrate_cost_ns(m, snodes, dnodes)
         m.record_traffic(snodes, dnodes)
-        _inflight(m, src, -1, kinds, maps)
+        if hold:
+            _inflight(m, src, -1, kinds, maps)
         m.isolated_pages -= src.size
         m.free_frames(src)
         if okpos is None:
@@ -225,7 +235,7 @@ def _migrate_chunk(m: Machine, pfns: np.ndarray, targets: np.ndarray, *, strict_
     bad = fail != 0
     if bad.any():
         out[bad] = fail[bad]
-        putback(m, pfns[bad])
+        putback(m, pfns[bad], hold)
         stats["fail"] += int((bad & (fail != -ENOMEM)).sum())
     return out
 
