@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .constants import EINVAL, ESRCH, MPOL_MF_MOVE, oserror
+from .vec import pair_counts
 
 if TYPE_CHECKING:  # pragma: no cover
     from .machine import Machine
@@ -364,7 +365,7 @@ class Daemon:
         st.prev_node[pages] = src
         st.moves[pages] += 1
         st.last_move[pages] = self.m.clock_ns
-        for (s, d), c in _pair_counts(src, dst).items():
+        for (s, d), c in pair_counts(src, dst).items():
             self.by_pair[(s, d)] += c
 
     # ------------------------------------------------------------ AutoNUMA
@@ -624,16 +625,3 @@ def _register_jobs() -> None:
 
 
 _register_jobs()
-
-
-def _pair_counts(src, dst) -> dict:
-    """{(source, target): pages} without a Python loop over pages."""
-    from .vec import distinct_counts
-
-    src = np.asarray(src, np.int64)
-    dst = np.asarray(dst, np.int64)
-    if src.size == 0:
-        return {}
-    k = int(max(src.max(), dst.max())) + 1
-    vals, counts = distinct_counts(src * k + dst)
-    return {(int(v) // k, int(v) % k): int(c) for v, c in zip(vals.tolist(), counts.tolist())}

@@ -39,7 +39,6 @@ from .constants import (
     ENOENT,
     ENOMEM,
     EPERM,
-    ESRCH,
     K_ANON,
     K_FILE,
     MPOL_BIND,
@@ -56,7 +55,7 @@ from .constants import (
     PG_writeback,
     oserror,
 )
-from .vec import distinct, unique
+from .vec import distinct, pair_counts, unique
 
 if TYPE_CHECKING:  # pragma: no cover
     from .machine import Machine
@@ -275,7 +274,7 @@ def _new_bill(m: Machine, kind: str, args, kwargs) -> Bill:
 
 
 def _add_pairs(b: Bill, src: np.ndarray, dst: np.ndarray) -> None:
-    for (s, d), c in _pair_counts(src, dst).items():
+    for (s, d), c in pair_counts(src, dst).items():
         b.pairs[(int(s), int(d))] += c
 
 
@@ -429,26 +428,12 @@ def _migrate_emulated(m: Machine, pfn: np.ndarray, targets: np.ndarray, orders, 
 
 def bill_migrate_pages(m: Machine, pid, old_nodes, new_nodes, *, caller=None,
                        chunk: int | None = None) -> Bill:
-    from .mempolicy import migrate_pages_pairs, nodes_str, parse_nodes
+    from .mempolicy import check_migrate_pages_call, migrate_pages_pairs
     from .page_alloc import zonelist
 
     b = _new_bill(m, "migrate_pages", (pid, old_nodes, new_nodes), {"caller": caller})
     try:
-        old = parse_nodes(old_nodes, "old_nodes")
-        new = parse_nodes(new_nodes, "new_nodes")
-        p = m.lookup(pid, caller)
-        if p is None:
-            raise oserror(ESRCH, f"migrate_pages: no process {pid}")
-        cred = m.credentials(caller)
-        m.check_access(cred, p, "migrate_pages")
-        if not set(new) <= set(p.mems_allowed) and not cred.cap_sys_nice:
-            raise oserror(EPERM, f"migrate_pages: nodes {nodes_str(new)} are outside the "
-                                 f"cpuset")
-        new = tuple(x for x in new if x in cred.mems_allowed)
-        if not new:
-            raise oserror(EINVAL, "migrate_pages: no destination node in the caller's cpuset")
-        if not p.has_mm:
-            raise oserror(EINVAL, f"migrate_pages: pid {p.pid} has no mm")
+        p, old, new, cred = check_migrate_pages_call(m, pid, old_nodes, new_nodes, caller)
     except OSError as e:
         b.error = (e.errno, e.strerror)
         return b
@@ -665,16 +650,3 @@ def _register_jobs() -> None:
 
 
 _register_jobs()
-
-
-def _pair_counts(src, dst) -> dict:
-    """{(source, target): pages} without a Python loop over pages."""
-    from .vec import distinct_counts
-
-    src = np.asarray(src, np.int64)
-    dst = np.asarray(dst, np.int64)
-    if src.size == 0:
-        return {}
-    k = int(max(src.max(), dst.max())) + 1
-    vals, counts = distinct_counts(src * k + dst)
-    return {(int(v) // k, int(v) % k): int(c) for v, c in zip(vals.tolist(), counts.tolist())}

@@ -525,12 +525,11 @@ def migrate_pages_pairs(m: Machine, old: tuple, new: tuple) -> list[tuple[int, i
     return pairs
 
 
-def migrate_pages_syscall_gen(m: Machine, pid: int, old_nodes, new_nodes, *, caller=None,
-                              chunk=None, job=None):
-    """migrate_pages(2): checks in kernel_migrate_pages() order, then one node pair at
-    a time. Returns the number of pages not moved."""
-    from .migrate import migrate_pairs_gen
-
+def check_migrate_pages_call(m: Machine, pid: int, old_nodes, new_nodes, caller):
+    """kernel_migrate_pages()'s checks, in its order: masks (EINVAL), the task
+    (ESRCH), ptrace access (EPERM), new nodes outside the target's cpuset without
+    CAP_SYS_NICE (EPERM), new & the caller's cpuset empty (EINVAL), no mm (EINVAL).
+    Returns (process, old, new, caller credentials)."""
     old = parse_nodes(old_nodes, "old_nodes")
     new = parse_nodes(new_nodes, "new_nodes")
     p = m.lookup(pid, caller)
@@ -546,6 +545,16 @@ def migrate_pages_syscall_gen(m: Machine, pid: int, old_nodes, new_nodes, *, cal
         raise oserror(EINVAL, "migrate_pages: no destination node left in the caller's cpuset")
     if not p.has_mm:
         raise oserror(EINVAL, f"migrate_pages: pid {p.pid} has no mm (kernel thread)")
+    return p, old, new, cred
+
+
+def migrate_pages_syscall_gen(m: Machine, pid: int, old_nodes, new_nodes, *, caller=None,
+                              chunk=None, job=None):
+    """migrate_pages(2): checks in kernel_migrate_pages() order, then one node pair at
+    a time. Returns the number of pages not moved."""
+    from .migrate import migrate_pairs_gen
+
+    p, old, new, cred = check_migrate_pages_call(m, pid, old_nodes, new_nodes, caller)
     move_all = cred.cap_sys_nice
     failed = 0
     if m.era.vm_ops_migrate_hook:

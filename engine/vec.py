@@ -69,3 +69,14 @@ def has_duplicates(pfns: np.ndarray, nr_frames: int) -> bool:
     mask = np.zeros(nr_frames, bool)
     mask[pfns] = True
     return int(np.count_nonzero(mask)) < pfns.size
+
+
+def pair_counts(src, dst) -> dict:
+    """{(source, target): pages} without a Python loop over pages."""
+    src = np.asarray(src, np.int64)
+    dst = np.asarray(dst, np.int64)
+    if src.size == 0:
+        return {}
+    k = int(max(src.max(), dst.max())) + 1
+    vals, counts = distinct_counts(src * k + dst)
+    return {(int(v) // k, int(v) % k): int(c) for v, c in zip(vals.tolist(), counts.tolist())}
