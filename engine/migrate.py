@@ -136,15 +136,19 @@ def migrate_pairs_gen(m: Machine, pfns: np.ndarray, targets: np.ndarray, *, reas
         held = np.ones(n, bool)
     else:
         held = isolate(m, pfns, unique, hold)
-    todo = np.flatnonzero(held)
-    step = todo.size if not chunk else int(chunk)
+    # every page held (the usual case): chunks are slices, no index arrays
+    todo = None if held.all() else np.flatnonzero(held)
+    ntodo = n if todo is None else todo.size
+    step = ntodo if not chunk else int(chunk)
     stats = {"success": 0, "fail": 0}
     pos = 0
     enomem = False
     try:
-        while pos < todo.size:
-            sel = todo[pos: pos + max(step, 1)]
-            pos += sel.size
+        while pos < ntodo:
+            end = min(ntodo, pos + max(step, 1))
+            sel = slice(pos, end) if todo is None else todo[pos:end]
+            size = end - pos
+            pos = end
             if enomem:
                 res[sel] = -ENOMEM
                 putback(m, pfns[sel], hold)
@@ -158,9 +162,9 @@ def migrate_pairs_gen(m: Machine, pfns: np.ndarray, targets: np.ndarray, *, reas
             if (out == -ENOMEM).any() and fail_on_enomem:
                 enomem = True
             if job is not None:
-                job.done += int(sel.size)
-            if pos < todo.size:
-                yield sel.size
+                job.done += size
+            if pos < ntodo:
+                yield size
     finally:
         left = np.flatnonzero(held)
         if left.size:
