@@ -235,9 +235,7 @@ def _oserr(e: OSError) -> str:
 def _start_or_run(m, bg: bool, jobname: str, *args, **kw):
     """Start a job (background) or run the same generator to completion."""
     if bg:
-        if jobname in ("move_pages", "migrate_pages", "mbind"):
-            m.task(args[0])  # ESRCH now, not from inside a job that already "started"
-        job = m.start(jobname, *args, **kw)
+        job = m.start(jobname, *args, **kw)  # argument errors raise here
         return Result(True, f"job {job.id} started: {jobname}", job=job)
     gens = m._job_generators()
     return m.run(gens[jobname](*args, **kw))

@@ -697,6 +697,14 @@ class Machine:
         job = Job(self, name, None)
         job.gen = gen_fn(*args, chunk=chunk, job=job, **kw)
         self.jobs.append(job)
+        if name in self.CHECKED_JOBS:
+            # run the call's argument checks now, as the syscall would before any work:
+            # a bad call raises here instead of failing after "job started"
+            job.step()
+            if job.state == "failed" and job.steps == 0:
+                if job in self.finished_jobs:
+                    self.finished_jobs.remove(job)
+                raise job.error
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -707,6 +715,8 @@ class Machine:
         return job
 
     job_batch = 512  # Linux migrates in batches of 512 base pages
+    # jobs whose generators yield once their argument checks are done
+    CHECKED_JOBS = ("move_pages", "migrate_pages", "mbind", "offline", "offline_block")
 
     def _job_generators(self) -> dict:
         from .memory_hotplug import offline_block_gen, offline_zone_gen

@@ -349,8 +349,16 @@ def fault_range(m: Machine, p: Process, v: VMA, o0: int, o1: int, *, write: bool
     if v.backing is not None:
         need |= (cur >= 0) & (f.kind[np.maximum(cur, 0)] == K_FILE)
     if populate:
-        # __mm_populate() breaks COW without writing: contents stay what they were
+        # __mm_populate() breaks COW without writing: each page keeps what a read
+        # would give (its frame, the file's page for a private file mapping, or zeros)
         curc = np.where(cur >= 0, f.content[np.maximum(cur, 0)], 0).astype(np.uint32)
+        if v.backing is not None:
+            miss = cur < 0
+            idx = v.pgoff + offs[miss]
+            inside = idx < v.backing.npages
+            fc = np.zeros(idx.size, np.uint32)
+            fc[inside] = v.backing.expect[idx[inside]]
+            curc[miss] = fc
         tok = np.where(cur == zero, np.uint32(0), curc).astype(np.uint32)
     else:
         tok = m.new_tokens(offs.size, v.start >> m.page_shift, offs)

@@ -448,6 +448,8 @@ def mbind_gen(m: Machine, pid, addr, length, mode, nodemask=(), flags=0, *, call
         if pfn.size:
             queued_pfn.append(pfn)
             queued_addr.append((v, offs))
+    if job is not None:
+        yield 0  # every error before the policy is applied has been raised
     # apply the policy to every VMA in the range (split at the bounds, merge after)
     for v in m.vmas_in_range(p, addr, end, split=True):
         v.policy = new
@@ -556,6 +558,8 @@ def migrate_pages_syscall_gen(m: Machine, pid: int, old_nodes, new_nodes, *, cal
 
     p, old, new, cred = check_migrate_pages_call(m, pid, old_nodes, new_nodes, caller)
     move_all = cred.cap_sys_nice
+    if job is not None:
+        yield 0  # the call's checks are done: Machine.start() returns here
     failed = 0
     if m.era.vm_ops_migrate_hook:
         # 2.6.18 migrate_vmas(): vm_ops->migrate of every VMA first, abort on error

@@ -446,6 +446,14 @@ def move_pages_gen(m: Machine, pid: int, pages, nodes=None, flags: int = 0, *, c
         raise oserror(EFAULT, f"move_pages: nodes has {tg.size} entries for {n} pages")
     tg = tg[:n]
     move_all = bool(flags & MPOL_MF_MOVE_ALL)
+    if job is not None:
+        # what fails before any page moves fails now: a bad first node (modern), any
+        # bad node (2006 validated them all up front)
+        nerr = _node_errors(m, p, tg[:1] if m.era.move_pages_batching else tg)
+        bad = np.flatnonzero(nerr)
+        if bad.size:
+            _node_error(m, p, tg, int(bad[0]), int(-nerr[bad[0]]))
+        yield 0  # the call's checks are done: Machine.start() returns here
     if m.era.move_pages_batching:
         return (yield from _move_pages_modern(m, p, addrs, tg, move_all, st, chunk, job))
     return (yield from _move_pages_2006(m, p, addrs, tg, move_all, st, chunk, job))
@@ -597,10 +605,14 @@ def _move_pages_modern(m: Machine, p, addrs, tg, move_all, st, chunk, job):
         seg_out[qi] = t[qi]
         i0 += cut
     if node_error:
-        raise oserror(node_error, f"move_pages: node {int(tg[stop])} "
-                      + ("has no memory or does not exist" if node_error == ENODEV else
-                         f"is not in pid {p.pid}'s cpuset ({sorted(p.mems_allowed)})"))
+        _node_error(m, p, tg, stop, node_error)
     return _status_list(out, ret)
+
+
+def _node_error(m: Machine, p, tg: np.ndarray, i: int, err: int):
+    raise oserror(err, f"move_pages: node {int(tg[i])} "
+                  + ("has no memory or does not exist" if err == ENODEV else
+                     f"is not in pid {p.pid}'s cpuset ({sorted(p.mems_allowed)})"))
 
 
 UNWRITTEN = -(1 << 40)
