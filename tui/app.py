@@ -2,14 +2,19 @@
 
 Every action (keys, the command line, the command palette) builds a command line and
 runs it through engine.commands.execute, so they cannot disagree. Engine listeners
-only set a dirty flag; a timer redraws from engine state at a capped rate."""
+only set a dirty flag; a timer redraws from engine state at a capped rate (FPS), and
+no frame of it reads every page: the map samples its cells, and the pages per node of
+the processes (model.NodeCounts) are counted a few milliseconds a frame."""
 
 from __future__ import annotations
 
 import errno
+import gc
+import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from textual.app import App
 from textual.binding import Binding
 from textual.css.query import NoMatches
@@ -19,7 +24,7 @@ from textual.widgets import Input
 import engine
 from engine.commands import Result, execute
 
-from .model import hook_drivers, nodes_str, pages_per_node, summarize_result
+from .model import NodeCounts, hook_drivers, nodes_str, pages_per_node, summarize_result
 from .palette import EngineCommands
 from .screens.confirm import ConfirmScreen
 from .screens.help import HelpScreen
@@ -31,6 +36,8 @@ from .widgets.pagemap import PageMap
 HERE = Path(__file__).parent
 VIEWS = ("numa_maps", "numastat", "zoneinfo", "vmstat")
 FPS = 15  # redraw cap (frames per second)
+COUNT_BUDGET = 0.004  # seconds of page counting (NodeCounts) a frame may spend
+COUNT_PERIOD = 0.5  # while jobs run, pages per node are counted afresh this often
 
 
 def _css_paths() -> list[Path]:
@@ -56,8 +63,13 @@ class NumaConsoleApp(App):
         Binding("O", "online", "Online", id="app.online", show=False),
         Binding("c", "cancel_job", "Cancel job", id="app.cancel"),
         Binding("v", "view", "View", id="app.view"),
-        Binding("plus,equals_sign", "zoom(1)", "Zoom in", id="app.zoom_in", key_display="+"),
-        Binding("minus", "zoom(-1)", "Zoom out", id="app.zoom_out", key_display="-"),
+        # priority: the zoom acts as soon as the app reads the key, not after it has been
+        # handed to the focused widget and back (each hand-over waits its turn behind the
+        # frame timer and running jobs); check_action leaves the key to a focused Input
+        Binding("plus,equals_sign", "zoom(1)", "Zoom in", id="app.zoom_in", key_display="+",
+                priority=True),
+        Binding("minus", "zoom(-1)", "Zoom out", id="app.zoom_out", key_display="-",
+                priority=True),
         Binding("space", "pause", "Pause", id="app.pause"),
         Binding("t", "clock_pause", "Clock", id="app.clock_pause", show=False),
         Binding("greater_than_sign", "clock_speed(1)", "Faster", id="app.clock_faster",
@@ -80,6 +92,8 @@ class NumaConsoleApp(App):
         self.last_result: Result | None = None
         self.save_path: str | None = None
         self._dirty = True
+        self._counted_at = 0.0  # when the last count of pages per node was asked for
+        self.node_counts: NodeCounts  # the machine's pages per node, counted a bit a frame
         self._watch: dict[int, Any] = {}
         self._return_focus: Any = None
         self._adopt(machine if machine is not None else engine.Machine.default())
@@ -93,17 +107,21 @@ class NumaConsoleApp(App):
             for j in list(getattr(old, "jobs", [])):
                 j.cancel()
         self.machine = m
+        self.node_counts = NodeCounts(m)
         m.listeners.append(self._on_change)
         self._dirty = True
 
     def _on_change(self, m: Any = None) -> None:
         self._dirty = True
+        self.node_counts.stale()
 
     def mark_dirty(self) -> None:
         self._dirty = True
 
     def set_machine(self, m: Any) -> None:
         """Adopt a new machine (after `load`): rebind listeners and every view."""
+        self._thaw_gc()  # the old machine may be garbage now
+        self.call_after_refresh(self._freeze_gc)
         self._adopt(m)
         while len(self.screen_stack) > 1:
             self.pop_screen()
@@ -125,15 +143,47 @@ class NumaConsoleApp(App):
 
     def on_mount(self) -> None:
         self.set_interval(1 / FPS, self._tick, name="redraw")
+        self.call_after_refresh(self._freeze_gc)
+
+    # ------------------------------------------------------------ the garbage collector
+    # The objects of a started console (widgets, styles, the machine) live as long as it
+    # does. The cyclic GC's full collections would walk them all (40-70 ms with a large
+    # machine) at random moments, keys and frames waiting meanwhile: once the console
+    # stands, they are frozen out of its reach (gc.freeze), and thawed when the console
+    # ends or adopts another machine, so that they can still be collected then.
+    _gc_frozen = False
+
+    def _freeze_gc(self) -> None:
+        gc.collect()  # what is garbage already goes first: frozen, it would stay
+        gc.freeze()
+        self._gc_frozen = True
+
+    def _thaw_gc(self) -> None:
+        if self._gc_frozen:
+            gc.unfreeze()
+            self._gc_frozen = False
+
+    def on_unmount(self) -> None:
+        self._thaw_gc()
 
     # ------------------------------------------------------------ the frame timer
     def _tick(self) -> None:
-        self._check_jobs()
+        try:
+            self._check_jobs()
+        except NoMatches:  # the screen is being torn down (exit)
+            return
         if self.paused:
             return
         m = self.machine
+        counts = self.node_counts
         if getattr(m, "jobs", None):
             self._dirty = True
+            now = time.monotonic()
+            if now - self._counted_at >= COUNT_PERIOD:
+                self._counted_at = now
+                counts.stale()
+        if counts.busy and counts.step(COUNT_BUDGET):
+            self._dirty = True  # a count ended: the slow parts show it
         if not self._dirty:
             return
         self._dirty = False
@@ -183,6 +233,7 @@ class NumaConsoleApp(App):
         if not r.ok:
             self.bell()
         self._dirty = True
+        self.node_counts.stale()
         return r
 
     def command_input(self) -> Input | None:
@@ -288,6 +339,8 @@ class NumaConsoleApp(App):
         if isinstance(self.screen, ProcessScreen) and action in ("zoom", "view", "offline",
                                                                   "online"):
             return False
+        if action == "zoom" and isinstance(self.focused, Input):
+            return False  # + and - are text there
         return True
 
     def action_command_line(self) -> None:
@@ -330,6 +383,7 @@ class NumaConsoleApp(App):
         else:
             pm.zoom_out()
         self.main_screen.update_inspector()
+        self.main_screen.update_legend()
 
     def action_view(self) -> None:
         self.view_index += 1
@@ -355,10 +409,8 @@ class NumaConsoleApp(App):
             self.console_log.result("select a process in the table first", False)
             return
         p = m.process(sel.pid)
-        ptes = [v.pte for v in p.vmas]
-        import numpy as np
-
-        per = pages_per_node(m, np.concatenate(ptes) if ptes else np.zeros(0, np.int64))
+        per = sum((pages_per_node(m, v.pte) for v in p.vmas if v.pte is not None),
+                  start=np.zeros(len(m.nodes), np.int64))
         src = [n for n, c in zip(m.nodes, per) if c] or list(m.nodes)
         self.prefill_command(f"migratepages {sel.pid} {nodes_str(src)} ",
                              f"migrate {p.name} (pid {sel.pid}) from nodes {nodes_str(src)}: "

@@ -43,9 +43,7 @@ class MapOnlyApp(App):
 
 
 def _clear_caches(pm: PageMap) -> None:
-    pm._cells.clear()
-    pm._strips.clear()
-    pm._gen += 1
+    pm.clear_caches()
     pagemap_mod._STYLE_CACHE.clear()
 
 

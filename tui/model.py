@@ -56,14 +56,154 @@ def node_index(m: Any) -> dict[int, int]:
     return {n: i for i, n in enumerate(m.nodes)}
 
 
+COUNT_SLICE = 1 << 18  # page-table entries counted in one go (their temporaries stay in cache)
+
+
+def _node_buckets(m: Any) -> tuple[int, np.ndarray] | None:
+    """(shift, 1 + column in m.nodes of each bucket of 2**shift frames, 0 for none): every
+    node boundary is a multiple of 2**shift, so pfn >> shift names a frame's node. None
+    when the boundaries are too fine for a small table. Cached on the node layout."""
+    key = tuple((n.start_pfn, n.spanned) for n in m.nodes_list) + (m.nr_frames,)
+    hit = _BUCKETS.get(key, False)
+    if hit is not False:
+        return hit
+    bounds = [b for n in m.nodes_list if n.spanned > 0
+              for b in (n.start_pfn, n.start_pfn + n.spanned) if b] + [m.nr_frames]
+    shift = min(((b & -b).bit_length() - 1 for b in bounds if b), default=20)
+    shift = min(shift, 20)
+    out = None
+    if m.nr_frames >> shift <= 1 << 22:
+        col = np.zeros((m.nr_frames >> shift) + 1, np.int64)
+        for i, n in enumerate(m.nodes_list):
+            if n.spanned > 0:
+                col[n.start_pfn >> shift:(n.start_pfn + n.spanned) >> shift] = i + 1
+        out = (shift, col)
+    if len(_BUCKETS) > 8:
+        _BUCKETS.clear()
+    _BUCKETS[key] = out
+    return out
+
+
+_BUCKETS: dict[tuple, Any] = {}
+
+
 def pages_per_node(m: Any, pfns: np.ndarray) -> np.ndarray:
     """Counts of present pages (not the zero page) per node, in m.nodes order."""
+    pfns = np.asarray(pfns)
+    out = np.zeros(len(m.nodes_list), np.int64)
+    for i in range(0, pfns.size, COUNT_SLICE):
+        out += _count_slice(m, pfns[i:i + COUNT_SLICE])
+    return out
+
+
+def _count_slice(m: Any, pfns: np.ndarray) -> np.ndarray:
     nodes = m.nodes
-    pfns = pfns[(pfns >= 0) & (pfns != m.zero_pfn)]
+    if pfns.size == 0:
+        return np.zeros(len(nodes), np.int64)
+    tab = _node_buckets(m)
+    per_bucket = None
+    if tab is not None:
+        shift, col = tab
+        try:  # NO_PAGE (-1) lands in bucket 0 (dropped); other negatives raise
+            per_bucket = np.bincount((pfns >> shift) + 1, minlength=col.size + 1)[1:]
+        except ValueError:
+            per_bucket = None
+    if per_bucket is not None:  # PFNs past the last frame are dropped too
+        per = np.bincount(col, weights=per_bucket[:col.size],
+                          minlength=len(nodes) + 1)[1:].astype(np.int64)
+        z = m.zero_pfn
+        if 0 <= z < m.nr_frames and col[z >> shift]:
+            per[col[z >> shift] - 1] -= np.count_nonzero(pfns == z)
+        return per
+    pfns = pfns[(pfns >= 0) & (pfns != m.zero_pfn)]  # NO_PAGE (-1) and the zero page
     if pfns.size == 0:
         return np.zeros(len(nodes), np.int64)
     counts = np.bincount(m.node_of(pfns), minlength=max(nodes) + 1)
     return counts[np.asarray(nodes, np.int64)]
+
+
+class NodeCounts:
+    """Pages per node of every VMA of every process, counted a slice at a time so that
+    no refresh holds the event loop for long: `step(budget_s)` counts until the budget is
+    spent (a pass over every page table takes as many steps as it needs), `run()` does a
+    whole pass at once. Readers get the last complete pass; `stale()` asks for a new one
+    (the machine changed). While a pass runs, the machine may change under it: every VMA
+    is counted in full, but its slices at different moments."""
+
+    def __init__(self, m: Any, slice_pages: int = COUNT_SLICE) -> None:
+        self.m = m
+        self.slice = slice_pages
+        self.vmas: dict[tuple[int, int, int], np.ndarray] = {}  # (pid, start, end) -> per node
+        self.passes = 0  # complete passes so far
+        self._dirty = True
+        self._gen: Any = None  # the pass under way (a generator), or None
+
+    def stale(self) -> None:
+        """The machine changed: the next step begins (or queues) a fresh pass."""
+        self._dirty = True
+
+    @property
+    def busy(self) -> bool:
+        """A pass is under way or wanted."""
+        return self._gen is not None or self._dirty
+
+    def _pass(self):
+        m = self.m
+        out: dict[tuple[int, int, int], np.ndarray] = {}
+        todo = [(pid, v) for pid, p in list(m.procs.items()) for v in list(p.vmas)]
+        for pid, v in todo:
+            pte = v.pte
+            per = np.zeros(len(m.nodes_list), np.int64)
+            n = 0 if pte is None else len(pte)
+            for i in range(0, n, self.slice):
+                per += _count_slice(m, pte[i:i + self.slice])
+                yield
+            out[(pid, v.start, v.end)] = per
+        self.vmas = out
+        self.passes += 1
+
+    def step(self, budget_s: float = 0.004) -> bool:
+        """Count for about budget_s seconds (at least one slice). True when a pass ended."""
+        import time
+
+        if self._gen is None:
+            if not self._dirty:
+                return False
+            self._dirty = False
+            self._gen = self._pass()
+        t_end = time.perf_counter() + budget_s
+        while True:
+            try:
+                next(self._gen)
+            except StopIteration:
+                self._gen = None
+                return True
+            if time.perf_counter() >= t_end:
+                return False
+
+    def run(self) -> None:
+        """A whole fresh pass now (any pass under way is dropped)."""
+        self._gen = None
+        self._dirty = False
+        for _ in self._pass():
+            pass
+
+    def vma(self, pid: int, v: Any) -> np.ndarray:
+        """Pages per node of a VMA (m.nodes order): from the last pass, or counted now
+        when that pass did not see it (a new VMA)."""
+        per = self.vmas.get((pid, v.start, v.end))
+        if per is None or per.size != len(self.m.nodes_list):
+            per = pages_per_node(self.m, v.pte if v.pte is not None else np.zeros(0, np.int64))
+            self.vmas[(pid, v.start, v.end)] = per
+        return per
+
+    def process(self, pid: int, anon_only: bool = False) -> np.ndarray:
+        p = self.m.process(pid)
+        per = np.zeros(len(self.m.nodes_list), np.int64)
+        for v in p.vmas:
+            if not anon_only or v.kind == "anon":
+                per += self.vma(pid, v)
+        return per
 
 
 @dataclass
@@ -78,14 +218,20 @@ class ProcRow:
     policy: str
 
 
-def process_rows(m: Any) -> list[ProcRow]:
+def process_rows(m: Any, counts: NodeCounts | None = None) -> list[ProcRow]:
+    """A row per process; pages per node from `counts` (its last pass) when given, else
+    counted now."""
     rows = []
     idx = node_index(m)
     for pid in m.pids:
         p = m.process(pid)
-        ptes = [v.pte for v in p.vmas if v.pte is not None and len(v.pte)]
-        pfns = np.concatenate(ptes) if ptes else np.zeros(0, np.int64)
-        per = pages_per_node(m, pfns)
+        if counts is not None:
+            per = counts.process(pid)
+        else:
+            per = np.zeros(len(m.nodes_list), np.int64)
+            for v in p.vmas:
+                if v.pte is not None:
+                    per += pages_per_node(m, v.pte)
         rss = int(per.sum())
         loc = None
         if rss and p.node in idx:
@@ -106,11 +252,11 @@ class VmaRow:
     per_node: np.ndarray
 
 
-def vma_rows(m: Any, pid: int) -> list[VmaRow]:
+def vma_rows(m: Any, pid: int, counts: NodeCounts | None = None) -> list[VmaRow]:
     p = m.process(pid)
     out = []
     for v in p.vmas:
-        per = pages_per_node(m, v.pte)
+        per = counts.vma(pid, v) if counts is not None else pages_per_node(m, v.pte)
         out.append(VmaRow(v.start, v.end, v.kind, v.flag_string(), policy_str(v.policy),
                           bool(getattr(v, "locked", False)), int(per.sum()), per))
     return out
@@ -269,6 +415,22 @@ def job_line(m: Any, job: Any) -> str:
     return s
 
 
+def value_counts(values: list) -> dict:
+    """How often each value occurs in a list of a few distinct values (a status array
+    of a million pages): list.count (a C loop) per value seen in a sample of them, and
+    a Python count of the rest only when the sample missed some."""
+    from collections import Counter
+
+    n = len(values)
+    step = max(1, n // 4096)
+    out: dict = {}
+    for v in dict.fromkeys(values[:64] + values[::step]):
+        out[v] = values.count(v)
+    if sum(out.values()) != n:  # values the sample missed (or unequal to themselves)
+        out = dict(Counter(values))
+    return out
+
+
 def summarize_result(result: Any) -> str:
     """A job's result in one line: a move_pages status list as counts per node or
     errno, a count of pages not moved, or the result's own text."""
@@ -276,14 +438,14 @@ def summarize_result(result: Any) -> str:
 
     if isinstance(result, list):
         counts: dict[str, int] = {}
-        for s in result:
+        for s, c in value_counts(result).items():
             if s is None:
                 k = "unwritten"
             elif s >= 0:
                 k = f"N{s}"
             else:
                 k = "-" + errno.errorcode.get(-s, str(-s))
-            counts[k] = counts.get(k, 0) + 1
+            counts[k] = counts.get(k, 0) + c
         return f"{len(result)} pages: " + " ".join(f"{k}={v}" for k, v in sorted(counts.items()))
     if isinstance(result, bool):
         return str(result)

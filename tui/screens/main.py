@@ -27,6 +27,9 @@ from ..widgets.titlebar import TitleBar
 from ..widgets.viewpanel import ViewPanel
 
 SLOW_PERIOD = 0.25  # seconds between table/meter refreshes while the machine changes
+VIEW_PERIOD = 1.0  # seconds between refreshes of an engine view (numa_maps, zoneinfo,
+#                    vmstat: the engine reads every frame for them, tens of ms on a large
+#                    machine) while the machine changes
 
 
 @dataclass
@@ -63,6 +66,7 @@ class MainScreen(Screen):
     def __init__(self) -> None:
         super().__init__(id="main")
         self._slow_due = 0.0
+        self._view_due = 0.0
 
     def compose(self) -> ComposeResult:
         app: Any = self.app
@@ -110,24 +114,42 @@ class MainScreen(Screen):
         self.refresh_from_machine(m, slow=True)
 
     def refresh_from_machine(self, m: Any, slow: bool = False) -> None:
+        """Redraw from engine state: the map, title and jobs every frame; the rest at
+        most every SLOW_PERIOD, the table's pages per node from the last count of them
+        (app.node_counts, a few ms a frame), the engine views at most every VIEW_PERIOD.
+        slow: everything now, pages counted afresh."""
         app: Any = self.app
+        counts = app.node_counts
         pm = self.query_one("#pagemap", PageMap)
         if pm.display:
             pm.refresh_from_machine()
         self.query_one("#titlebar", TitleBar).show(m, app.paused)
         self.query_one("#jobs", JobsPanel).show(m)
+        if slow:
+            counts.run()
         now = time.monotonic()
         if not slow and now < self._slow_due:
             app.mark_dirty()  # come back for the slow parts
             return
         self._slow_due = now + SLOW_PERIOD
         self.update_inspector()
-        self.query_one("#legend", Legend).show(m, pm.pid_colors)
+        self.update_legend()
         self.query_one("#meters", NodeMeters).show(m)
-        self.query_one("#processes", ProcessTable).update_from(m)
+        self.query_one("#processes", ProcessTable).update_from(m, counts)
         view = self.query_one("#view", ViewPanel)
         if view.display:
-            app.refresh_view()
+            if slow or now >= self._view_due:
+                self._view_due = now + VIEW_PERIOD
+                app.refresh_view()
+            else:
+                app.mark_dirty()  # come back for the view
+
+    def update_legend(self) -> None:
+        app: Any = self.app
+        pm = self.query_one("#pagemap", PageMap)
+        if pm.machine is not None:
+            self.query_one("#legend", Legend).show(pm.machine, pm.pid_colors,
+                                                   counts=app.node_counts, note=pm.sampling_note())
 
     def update_inspector(self) -> None:
         pm = self.query_one("#pagemap", PageMap)
@@ -136,7 +158,7 @@ class MainScreen(Screen):
             return
         y, col = pm.cursor_cell()
         cell = pm.cell_range(y, col) if y >= 0 else None
-        self.query_one("#inspector", Inspector).show(m, pm.cursor, cell)
+        self.query_one("#inspector", Inspector).show(m, pm.cursor, cell, pm.sampled)
 
     def show_view(self, name: str | None, text: str = "", ok: bool = True) -> None:
         view = self.query_one("#view", ViewPanel)
@@ -189,9 +211,10 @@ class MainScreen(Screen):
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "filter":
+            app: Any = self.app
             table = self.query_one("#processes", ProcessTable)
             table.filter_text = event.value
-            table.update_from(self.app.machine)  # type: ignore[attr-defined]
+            table.update_from(app.machine, app.node_counts)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id == "filter":

@@ -17,6 +17,7 @@ from engine.commands import execute
 
 from ..model import fmt_pages, policy_str
 from ..widgets.cmdline import CommandLine
+from ..widgets.quiet import quiet_update
 from ..widgets.titlebar import TitleBar
 from ..widgets.viewpanel import ViewPanel
 from ..widgets.vmas import VmaTable
@@ -35,6 +36,8 @@ class ProcessScreen(Screen):
         super().__init__()
         self.pid = pid
         self.addr = addr
+        self._slow_due = 0.0
+        self._view_due = 0.0
 
     def compose(self) -> ComposeResult:
         app: Any = self.app
@@ -62,24 +65,43 @@ class ProcessScreen(Screen):
         table.focus()
 
     def refresh_from_machine(self, m: Any, slow: bool = False) -> None:
+        """The title every frame; the rest at most every SLOW_PERIOD (pages per node
+        from app.node_counts). slow: everything now, pages counted afresh."""
+        import time
+
+        from .main import SLOW_PERIOD, VIEW_PERIOD
+
         app: Any = self.app
         self.query_one("#ptitle", TitleBar).show(m, app.paused, f"pid {self.pid}")
         info = self.query_one("#pinfo", Static)
         if self.pid not in m.procs:
-            info.update(Text(f" process {self.pid} is gone (b: back)", style="bold #e5484d"))
+            quiet_update(info, Text(f" process {self.pid} is gone (b: back)",
+                                    style="bold #e5484d"))
             return
+        now = time.monotonic()
+        if not slow and now < self._slow_due:
+            app.mark_dirty()  # come back for the rest
+            return
+        self._slow_due = now + SLOW_PERIOD
+        if slow:
+            app.node_counts.run()
         p = m.process(self.pid)
-        rows = self.query_one("#vmas", VmaTable).update_from(m)
+        rows = self.query_one("#vmas", VmaTable).update_from(m, app.node_counts)
         rss = sum(r.rss for r in rows)
         t = Text()
         t.append(f" pid {p.pid} ", style="bold #14161a on #e8c46a")
         t.append(f" {p.name}  uid {p.uid}  runs on node {p.node}  "
                  f"policy {policy_str(p.policy)}  RSS {fmt_pages(m, rss)}  "
                  f"{len(rows)} VMAs", style="bold")
-        info.update(t)
+        quiet_update(info, t)
         self.update_detail()
-        r = execute(m, f"numa_maps {self.pid}")
-        self.query_one("#pnuma", ViewPanel).show(f"/proc/{self.pid}/numa_maps", r.text, r.ok)
+        if slow or now >= self._view_due:
+            self._view_due = now + VIEW_PERIOD
+            r = execute(m, f"numa_maps {self.pid}")
+            self.query_one("#pnuma", ViewPanel).show(f"/proc/{self.pid}/numa_maps", r.text,
+                                                     r.ok)
+        else:
+            app.mark_dirty()  # come back for numa_maps
 
     def update_detail(self) -> None:
         m: Any = self.app.machine  # type: ignore[attr-defined]
@@ -89,13 +111,13 @@ class ProcessScreen(Screen):
         if start is None or self.pid not in m.procs:
             detail.update("no VMA selected")
             return
-        from ..model import find_vma, pages_per_node
+        from ..model import find_vma
 
         v = find_vma(m, self.pid, start)
         if v is None:
             detail.update("no VMA selected")
             return
-        per = pages_per_node(m, v.pte)
+        per = self.app.node_counts.vma(self.pid, v)  # type: ignore[attr-defined]
         total = int(per.sum())
         t = Text()
         t.append(f"{v.start:x}-{v.end:x}  {v.kind}  {v.flag_string()}\n", style="bold")

@@ -8,6 +8,8 @@ from rich.text import Text
 from textual.widgets import Static
 
 from ..model import cell_summary, describe_frame
+from .pagemap import SAMPLE
+from .quiet import quiet_update
 
 LABEL = "#8b93a1"
 
@@ -15,11 +17,15 @@ LABEL = "#8b93a1"
 class Inspector(Static):
     """Shows the frame under the map cursor: PFN, node, zone, kind, owner, flags, counts."""
 
-    def show(self, m: Any, pfn: int, cell: tuple[int, int] | None = None) -> None:
-        self.update(inspector_text(m, pfn, cell))
+    def show(self, m: Any, pfn: int, cell: tuple[int, int] | None = None,
+             sampled: bool = False) -> None:
+        quiet_update(self, inspector_text(m, pfn, cell, sampled))
 
 
-def inspector_text(m: Any, pfn: int, cell: tuple[int, int] | None = None) -> Text:
+def inspector_text(m: Any, pfn: int, cell: tuple[int, int] | None = None,
+                   sampled: bool = False) -> Text:
+    """sampled: the map colours this cell from SAMPLE of its frames (the counts here
+    are of all of them; said when the cell has more)."""
     d = dict(describe_frame(m, pfn))
     t = Text()
 
@@ -50,4 +56,6 @@ def inspector_text(m: Any, pfn: int, cell: tuple[int, int] | None = None) -> Tex
         a, b = cell
         t.append(f"\ncell {a:#x}..{b - 1:#x} ({b - a} frames): ", style=LABEL)
         t.append(cell_summary(m, a, b))
+        if sampled and b - a > SAMPLE:
+            t.append(f" (map colour: {SAMPLE} sampled)", style=LABEL)
     return t

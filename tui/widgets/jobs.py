@@ -9,6 +9,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Label, ProgressBar, Static
 
 from ..model import job_line
+from .quiet import quiet_update
 
 
 class JobRow(Horizontal):
@@ -32,7 +33,7 @@ class JobRow(Horizontal):
         if self._bar.total != total:
             self._bar.total = total
         self._bar.progress = min(total, int(self.job.done))
-        self._label.update(job_line(m, self.job))
+        quiet_update(self._label, job_line(m, self.job), fixed_height=True)
 
 
 class JobsPanel(VerticalScroll, can_focus=False):

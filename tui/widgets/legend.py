@@ -19,6 +19,7 @@ from .pagemap import (
     PARTIAL_FREE,
     PidColors,
 )
+from .quiet import quiet_update
 
 MARK_SHORT = ("", "mlocked", "pinned", "in flight", "VMA")
 
@@ -26,11 +27,16 @@ MARK_SHORT = ("", "mlocked", "pinned", "in flight", "VMA")
 class Legend(Static):
     """Colour key of the page-frame map."""
 
-    def show(self, m: Any, colors: PidColors | None = None, top: int = 9) -> None:
-        self.update(legend_text(m, colors, top))
+    def show(self, m: Any, colors: PidColors | None = None, top: int = 9,
+             counts: Any = None, note: str = "") -> None:
+        quiet_update(self, legend_text(m, colors, top, counts, note))
 
 
-def legend_text(m: Any, colors: PidColors | None = None, top: int = 9) -> Text:
+def legend_text(m: Any, colors: PidColors | None = None, top: int = 9,
+                counts: Any = None, note: str = "") -> Text:
+    """counts: a model.NodeCounts to take the processes' anonymous pages from (else
+    they are counted now). note: how the map samples its cells (PageMap.sampling_note),
+    a line of its own."""
     if colors is None:
         colors = PidColors()
         colors.learn(list(m.pids))
@@ -46,11 +52,16 @@ def legend_text(m: Any, colors: PidColors | None = None, top: int = 9) -> Text:
         t.append(g, style="bold #ffffff on #404650")
         t.append(f" {name}  ")
     t.rstrip()
+    if note:
+        t.append(f"\n{note}", style="#8b93a1")
     rss = []
     for pid in m.pids:
         p = m.process(pid)
-        n = sum(int(((v.pte >= 0) & (v.pte != m.zero_pfn)).sum()) for v in p.vmas
-                if v.kind == "anon")
+        if counts is not None:
+            n = int(counts.process(pid, anon_only=True).sum())
+        else:
+            n = sum(int(((v.pte >= 0) & (v.pte != m.zero_pfn)).sum()) for v in p.vmas
+                    if v.kind == "anon")
         if n:
             rss.append((n, pid, p.name))
     rss.sort(reverse=True)

@@ -11,6 +11,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from ..model import fmt_bytes
+from .quiet import quiet_update
 
 SPARK = "▁▂▃▄▅▆▇█"
 BAR = 10
@@ -53,7 +54,7 @@ class NodeMeters(Static):
                 h = self._hist.setdefault(nid, deque(maxlen=self._len))
                 h.append(t["free"] / t["managed"] if t["managed"] else 0.0)
             hist = self._hist
-        self.update(meters_text(m, hist))
+        quiet_update(self, meters_text(m, hist))
 
 
 def timeline_history(m: Any, n: int) -> dict[int, deque] | None:

@@ -3,8 +3,15 @@ coloured by its dominant holder (free, kernel, one colour per process's anonymou
 memory, page cache, PFN-mapped, offline) with a mark for mlocked, pinned or isolated
 (in-flight) frames. Nodes get a header line, zones a label in the left gutter.
 
-Cell data per row is computed with numpy and cached with a generation counter; Strips
-are cached per row and rebuilt only for rows whose cells changed."""
+A cell's colour is the most frequent holder among its frames when it covers up to SAMPLE
+(64) frames, else among SAMPLE frames spread over it (sample_offsets), so a paint costs
+in cells, not frames (the border title and the legend say "sampled"; the inspector counts
+the cursor's cell in full). Marks and "mostly free" look at every frame (a bitwise OR
+per cell, at memory speed) unless a screen holds more than EXACT_LIMIT frames.
+
+Cell codes are computed with numpy for all visible rows at once and cached with a
+generation counter; Strips are cached per row and rebuilt only for rows whose cells
+changed."""
 
 from __future__ import annotations
 
@@ -139,26 +146,145 @@ def frame_classes(m: Any, a: int, b: int, lut: np.ndarray) -> np.ndarray:
 
 def cell_codes(m: Any, a: int, n: int, zoom: int, lut: np.ndarray,
                hilite: np.ndarray | None = None) -> np.ndarray:
-    """One int code per cell over frames [a, a+n): class + NCLASS * (mark + 5 * partial)."""
-    b = a + n
-    cls = frame_classes(m, a, b, lut)
-    flags = m.f.flags[a:b]
-    if zoom == 1:
-        dom = cls.astype(np.int64)
-        fl = flags
-        partial = np.zeros(n, bool)
-        hl = hilite[a:b] if hilite is not None else None
+    """One int code per cell over frames [a, a+n): class + NCLASS * (mark + 5 * partial)
+    (one row of rows_codes)."""
+    return rows_codes(m, np.array([a]), np.array([n]), zoom, lut, hilite)[0]
+
+
+SAMPLE = 64  # a cell's colour is the most frequent class of at most this many frames
+RUN = 8  # sampled frames come in runs of this many neighbours
+EXACT_LIMIT = 1 << 26  # frames one refresh reads in full (marks, "mostly free"); beyond: samples
+MAX_CACHED_ROWS = 4096  # rows of cell codes kept off screen (zoomed in, a map has millions)
+
+
+def cell_layout(starts: np.ndarray, counts: np.ndarray, zoom: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For rows (first PFN, frames): every cell's first PFN and size, and where each
+    row's cells begin in them (len(rows) + 1 offsets)."""
+    starts = np.asarray(starts, np.int64)
+    counts = np.asarray(counts, np.int64)
+    ncells = -(-counts // zoom)
+    offsets = np.zeros(ncells.size + 1, np.int64)
+    np.cumsum(ncells, out=offsets[1:])
+    total = int(offsets[-1])
+    row = np.repeat(np.arange(ncells.size), ncells)
+    j = np.arange(total, dtype=np.int64) - offsets[:-1][row]
+    cstart = starts[row] + j * zoom
+    csize = np.minimum(zoom, starts[row] + counts[row] - cstart)
+    return cstart, csize, offsets
+
+
+def sample_offsets(size: int, s: int) -> np.ndarray:
+    """The frames of a cell of `size` frames that its colour is taken from: all of them
+    when size <= s, else s of them in s // RUN runs of RUN neighbours, one run in the
+    middle of each of s // RUN equal stretches of the cell. A run is one cache line of
+    each frame array, and runs at a regular stride let the CPU prefetch them: sampling
+    costs about what reading s frames in order would."""
+    if size <= s:
+        return np.arange(size, dtype=np.int64)
+    runs = max(1, s // RUN)
+    r = np.arange(runs, dtype=np.int64)
+    lo = r * size // runs
+    start = lo + ((r + 1) * size // runs - lo - RUN) // 2
+    return (start[:, None] + np.arange(RUN, dtype=np.int64)).ravel()[:s]
+
+
+def sample_frames(cstart: np.ndarray, csize: np.ndarray, zoom: int
+                  ) -> tuple[np.ndarray, np.ndarray | None]:
+    """(PFN per sample, valid or None when every sample is) of shape (cells, min(SAMPLE,
+    zoom)), as sample_offsets() places them; a cell smaller than that repeats its last
+    frame in samples marked not valid."""
+    s = min(SAMPLE, max(1, zoom))
+    pfn = cstart[:, None] + sample_offsets(zoom, s)[None, :]
+    odd = np.flatnonzero(csize != zoom)  # the last cell of a zone: fewer frames
+    valid = None
+    for size in np.unique(csize[odd]).tolist():
+        cells = odd[csize[odd] == size]
+        offs = sample_offsets(size, s)
+        if offs.size < s:
+            if valid is None:
+                valid = np.ones(pfn.shape, bool)
+            valid[cells, offs.size:] = False
+            offs = np.concatenate((offs, np.full(s - offs.size, offs[-1])))
+        pfn[cells] = cstart[cells, None] + offs[None, :]
+    return pfn, valid
+
+
+def rows_codes(m: Any, starts: np.ndarray, counts: np.ndarray, zoom: int, lut: np.ndarray,
+               hilite: np.ndarray | None = None, exact_limit: int = EXACT_LIMIT
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Cell codes of several map rows at once: (codes of every cell, offsets: row i is
+    codes[offsets[i]:offsets[i+1]]). A code is class + NCLASS * (mark + 5 * partial).
+
+    The class is the most frequent one among the cell's frames when a cell covers up to
+    SAMPLE frames, else among SAMPLE frames of it spread over the cell (sample_offsets:
+    the cost scales with cells, not frames). Marks (mlocked, pinned, isolated,
+    highlighted) and "mostly free" (a free cell that holds something) count every frame
+    while the rows hold at most exact_limit frames, else the samples too."""
+    cstart, csize, offsets = cell_layout(starts, counts, zoom)
+    n = cstart.size
+    if n == 0:
+        return np.zeros(0, np.int64), offsets
+    pfn, valid = sample_frames(cstart, csize, zoom)
+    f = m.f
+    kind = f.kind[pfn]
+    # a sample's holder: its kind (< 256), or for anonymous memory 257 + its mapping
+    # (anon_vma) id; cells whose samples share one holder (most) take its class, the
+    # others count their samples' classes
+    anon = kind == K_ANON
+    holder = np.where(anon, np.maximum(f.mapping[pfn], -1) + 257, kind) if anon.any() \
+        else kind
+    table = np.concatenate((KIND_TO_CLASS, [C_ANON], lut, [C_ANON])).astype(np.uint8)
+    first = holder[:, 0]
+    dom = np.take(table, first, mode="clip").astype(np.int64)  # unknown ids: plain anon
+    same = holder == first[:, None]
+    if valid is not None:
+        same |= ~valid
+    mixed = np.flatnonzero(~same.all(1))
+    if mixed.size:
+        k = mixed.size
+        c = np.take(table, holder[mixed], mode="clip").astype(np.int64)
+        if valid is not None:
+            c[~valid[mixed]] = NCLASS
+        key = np.arange(k, dtype=np.int64)[:, None] * (NCLASS + 1) + c
+        counts_ = np.bincount(key.ravel(), minlength=k * (NCLASS + 1))
+        dom[mixed] = counts_.reshape(k, NCLASS + 1)[:, :NCLASS].argmax(1)
+    if int(csize.sum()) <= exact_limit:
+        groups = _contiguous(cstart, csize)
+        fl = _reduce_cells(np.bitwise_or, f.flags, cstart, groups)
+        held = _reduce_cells(np.bitwise_or, f.kind, cstart, groups,
+                             None if K_FREE == 0 else lambda a: a != K_FREE) != 0
+        hl = None if hilite is None else \
+            _reduce_cells(np.bitwise_or, hilite.view(np.uint8), cstart, groups) != 0
     else:
-        dom, partial = dominant(cls, zoom)
-        starts = np.arange(0, n, zoom)
-        fl = np.bitwise_or.reduceat(flags, starts)
-        hl = np.logical_or.reduceat(hilite[a:b], starts) if hilite is not None else None
+        fl = np.bitwise_or.reduce(f.flags[pfn], axis=1)  # (repeated frames: harmless)
+        held = (kind != K_FREE).any(1)
+        hl = hilite[pfn].any(1) if hilite is not None else None
+    partial = (dom == C_FREE) & held
     mark = np.where(fl & PG_isolated, M_ISOLATED,
                     np.where(fl & PG_pinned, M_PINNED,
                              np.where(fl & PG_mlocked, M_MLOCK, M_NONE)))
     if hl is not None:
         mark = np.where(hl, M_HILITE, mark)
-    return dom + NCLASS * (mark + 5 * partial.astype(np.int64))
+    return dom + NCLASS * (mark + 5 * partial.astype(np.int64)), offsets
+
+
+def _contiguous(cstart: np.ndarray, csize: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """Runs of cells that follow each other in PFN order: (first cell, end cell, first
+    PFN, end PFN)."""
+    end = cstart + csize
+    breaks = np.flatnonzero(cstart[1:] != end[:-1]) + 1
+    lo = np.concatenate(([0], breaks)).tolist()
+    hi = np.concatenate((breaks, [cstart.size])).tolist()
+    return [(a, b, int(cstart[a]), int(end[b - 1])) for a, b in zip(lo, hi)]
+
+
+def _reduce_cells(op: np.ufunc, arr: np.ndarray, cstart: np.ndarray,
+                  groups: list[tuple[int, int, int, int]], fn: Any = None) -> np.ndarray:
+    """op reduced over every frame of each cell (of fn(frames) when fn is given)."""
+    parts = [op.reduceat(arr[pa:pb] if fn is None else fn(arr[pa:pb]), cstart[a:b] - pa)
+             for a, b, pa, pb in groups]
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def dominant(cls: np.ndarray, zoom: int) -> tuple[np.ndarray, np.ndarray]:
@@ -364,6 +490,9 @@ class PageMap(ScrollView, can_focus=True):
         self._height = 0
         self.show_headers = True
         self.label_width = GUTTER
+        self._marks_sampled = False  # the last rows computed were too many frames to OR
+        self._cursor_memo: tuple | None = None
+        self._layout_gen = 0  # counts layouts (the cursor memo's key)
 
     # ------------------------------------------------------------ state in
     def set_machine(self, machine: Any) -> None:
@@ -416,6 +545,7 @@ class PageMap(ScrollView, can_focus=True):
             self._height = height
         if m is None:
             self._layout = None
+            self._layout_gen += 1
             self.virtual_size = Size(max(1, width), 0)
             return
         self.show_headers = use_headers(m, self._view_height())
@@ -425,14 +555,16 @@ class PageMap(ScrollView, can_focus=True):
         if self.auto_fit:
             self.zoom = fit_zoom(m, self._ncols, self._view_height(), self.show_headers)
         self._layout = build_layout(m, self._ncols, self.zoom, self.show_headers)
+        self._layout_gen += 1
         self._cells.clear()
         self._strips.clear()
         self._lut = pid_lut(m, self.pid_colors)
         self._gen += 1
         self.virtual_size = Size(self._width, len(self._layout.kind))
         cell = fmt_bytes(self.zoom * m.page_size)
+        sampled = f", colour of {SAMPLE} sampled" if self.sampled else ""
         self.border_title = (f"page frames · {self.zoom} frame{'s' if self.zoom > 1 else ''} "
-                             f"({cell}) per cell · +/- zoom")
+                             f"({cell}) per cell{sampled} · +/- zoom")
         self.cursor = min(max(0, self.cursor), max(0, m.nr_frames - 1))
         self._scroll_to_cursor()
         self.refresh()
@@ -449,38 +581,81 @@ class PageMap(ScrollView, can_focus=True):
             return 0
         self._gen += 1
         self._lut = pid_lut(self.machine, self.pid_colors)
-        top = int(self.scroll_offset.y)
-        h = self._view_height()
-        lay = self._layout
+        ys = self._visible_cell_rows()
         changed = 0
-        for y in range(top, min(top + h, len(lay.kind))):
-            if lay.kind[y] != ROW_CELLS:
-                continue
-            new = self._compute(y)
+        for y, new in zip(ys, self._compute_rows(ys)):
             old = self._cells.get(y)
             if force or old is None or not np.array_equal(old[1], new):
                 self._strips.pop(y, None)
                 self.refresh_line(y)
                 changed += 1
+            else:
+                new = old[1]
             self._cells[y] = (self._gen, new)
         return changed
 
-    def _compute(self, y: int) -> np.ndarray:
+    def clear_caches(self) -> None:
+        """Forget every computed row and strip (the next paint computes them afresh)."""
+        self._cells.clear()
+        self._strips.clear()
+        self._gen += 1
+
+    @property
+    def sampled(self) -> bool:
+        """Whether a cell's colour comes from SAMPLE of its frames (not all of them)."""
+        return self.zoom > SAMPLE
+
+    def sampling_note(self) -> str:
+        """How the cells on screen are drawn, for the legend ("" when from every frame)."""
+        if not self.sampled:
+            return ""
+        if self._marks_sampled:
+            return f"cells: {SAMPLE} frames sampled, marks too"
+        return f"cell colour: {SAMPLE} frames sampled; marks: all"
+
+    def _visible_cell_rows(self) -> list[int]:
         lay = self._layout
-        return cell_codes(self.machine, int(lay.start[y]), int(lay.count[y]), self.zoom,
-                          self._lut, self.hilite)
+        top = int(self.scroll_offset.y)
+        end = min(top + self._view_height(), len(lay.kind))
+        if top >= end:
+            return []
+        return (top + np.flatnonzero(lay.kind[top:end] == ROW_CELLS)).tolist()
+
+    def _compute_rows(self, ys: list[int]) -> list[np.ndarray]:
+        """Cell codes of layout rows ys, computed together."""
+        if not ys:
+            return []
+        lay = self._layout
+        idx = np.asarray(ys, np.int64)
+        self._marks_sampled = int(lay.count[idx].sum()) > EXACT_LIMIT
+        codes, off = rows_codes(self.machine, lay.start[idx], lay.count[idx], self.zoom,
+                                self._lut, self.hilite)
+        return [codes[off[i]:off[i + 1]] for i in range(len(ys))]
 
     def _row_codes(self, y: int) -> np.ndarray:
         hit = self._cells.get(y)
         if hit is not None and hit[0] == self._gen:
             return hit[1]
-        new = self._compute(y)
-        if hit is not None and np.array_equal(hit[1], new):
-            new = hit[1]
-        else:
-            self._strips.pop(y, None)
-        self._cells[y] = (self._gen, new)
-        return new
+        # a miss: compute the whole visible window with it (a paint asks for every line)
+        gen = self._gen
+        if len(self._cells) > MAX_CACHED_ROWS:  # scrolled far: keep what is on screen
+            keep = set(self._visible_cell_rows())
+            for v in [v for v in self._cells if v not in keep]:
+                del self._cells[v]
+                self._strips.pop(v, None)
+        ys = [y] + [v for v in self._visible_cell_rows()
+                    if v != y and (self._cells.get(v) or (-1,))[0] != gen]
+        out = None
+        for v, new in zip(ys, self._compute_rows(ys)):
+            old = self._cells.get(v)
+            if old is not None and np.array_equal(old[1], new):
+                new = old[1]
+            else:
+                self._strips.pop(v, None)
+            self._cells[v] = (gen, new)
+            if v == y:
+                out = new
+        return out
 
     # ------------------------------------------------------------ rendering
     def row_strip(self, y: int) -> Strip:
@@ -548,8 +723,12 @@ class PageMap(ScrollView, can_focus=True):
 
     # ------------------------------------------------------------ cursor
     def cursor_cell(self) -> tuple[int, int]:
-        """(layout row, column) of the cursor."""
-        return self.cell_of(self.cursor)
+        """(layout row, column) of the cursor (asked for by every line of a paint)."""
+        key = (self.cursor, self._layout_gen)
+        hit = self._cursor_memo
+        if hit is None or hit[0] != key:
+            hit = self._cursor_memo = (key, self.cell_of(self.cursor))
+        return hit[1]
 
     def cell_of(self, pfn: int) -> tuple[int, int]:
         lay = self._layout

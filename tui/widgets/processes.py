@@ -9,7 +9,7 @@ from typing import Any
 from textual.binding import Binding
 from textual.widgets import DataTable
 
-from ..model import ProcRow, fmt_pages, process_rows
+from ..model import NodeCounts, ProcRow, fmt_pages, process_rows
 from .cells import Num, sort_value
 
 
@@ -55,10 +55,11 @@ class ProcessTable(DataTable):
         return f in r.name.lower() or f == str(r.pid) or f in f"uid={r.uid}" or \
             f in r.policy.lower()
 
-    def update_from(self, m: Any) -> None:
+    def update_from(self, m: Any, counts: NodeCounts | None = None) -> None:
+        """Show m's processes; pages per node from counts (its last pass) when given."""
         if list(m.nodes) != self._node_ids or not self.columns:
             self.setup_columns(m)
-        rows = [r for r in process_rows(m) if self.matches(r)]
+        rows = [r for r in process_rows(m, counts) if self.matches(r)]
         keys = [str(r.pid) for r in rows]
         existing = {k.value for k in self.rows}
         for k in existing - set(keys):

@@ -8,6 +8,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from ..model import fmt_bytes
+from .quiet import quiet_update
 
 
 def title_text(m: Any, paused: bool = False, extra: str = "") -> Text:
@@ -38,4 +39,4 @@ class TitleBar(Static):
     """One line about the machine."""
 
     def show(self, m: Any, paused: bool = False, extra: str = "") -> None:
-        self.update(title_text(m, paused, extra))
+        quiet_update(self, title_text(m, paused, extra), fixed_height=True)

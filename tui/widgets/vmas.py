@@ -40,11 +40,13 @@ class VmaTable(DataTable):
         cells += [Num(int(c)) for c in r.per_node]
         return cells
 
-    def update_from(self, m: Any) -> list[VmaRow]:
+    def update_from(self, m: Any, counts: Any = None) -> list[VmaRow]:
+        """Show the process's VMAs; pages per node from counts (a model.NodeCounts) when
+        given."""
         if list(m.nodes) != self._node_ids or not self.columns:
             self.setup_columns(m)
         try:
-            rows = vma_rows(m, self.pid)
+            rows = vma_rows(m, self.pid, counts)
         except OSError:
             rows = []
         keys = [f"{r.start:x}" for r in rows]
