@@ -42,11 +42,9 @@ from .constants import (
     K_ANON,
     K_FILE,
     MPOL_BIND,
-    MPOL_DEFAULT,
     MPOL_MF_MOVE,
     MPOL_MF_MOVE_ALL,
     MPOL_MF_STRICT,
-    MPOL_MF_VALID,
     PG_isolated,
     PG_locked,
     PG_lru,
@@ -492,36 +490,16 @@ def bill_migrate_pages(m: Machine, pid, old_nodes, new_nodes, *, caller=None,
 
 def bill_mbind(m: Machine, pid, addr, length, mode, nodemask=(), flags: int = 0, *,
                caller=None, chunk: int | None = None) -> Bill:
-    from .memory import range_holes
-    from .mempolicy import mpol_new, parse_nodes, policy_nodes_for_fault, sanitize_mode
+    from .mempolicy import check_mbind_call, policy_nodes_for_fault
     from .page_alloc import zonelist
 
     b = _new_bill(m, "mbind", (pid, addr, length, mode, nodemask, flags), {"caller": caller})
     try:
-        lmode, mflags = sanitize_mode(m, mode)
-        nodes = parse_nodes(nodemask)
-        if flags & ~MPOL_MF_VALID:
-            raise oserror(EINVAL, f"mbind: flags {flags:#x} outside STRICT|MOVE|MOVE_ALL")
-        cred = m.credentials(caller)
-        if flags & MPOL_MF_MOVE_ALL and not cred.cap_sys_nice:
-            raise oserror(EPERM, "mbind: MPOL_MF_MOVE_ALL needs CAP_SYS_NICE")
-        addr, length = int(addr), int(length)
-        if addr & (m.page_size - 1):
-            raise oserror(EINVAL, f"mbind: address {addr:#x} is not page aligned")
-        if lmode == MPOL_DEFAULT:
-            flags &= ~MPOL_MF_STRICT
-        end = addr + m.page_align(length) if length >= 0 else addr + length
-        if end < addr:
-            raise oserror(EINVAL, "mbind: range wraps around")
-        if end == addr:
+        call = check_mbind_call(m, pid, addr, length, mode, nodemask, flags, caller)
+        if call is None:
             b.ret = 0
             return b
-        p = m.task(pid, caller)
-        if not p.has_mm:
-            raise oserror(EINVAL, f"pid {p.pid} is a kernel thread")
-        new = mpol_new(m, p, lmode, mflags, nodes)
-        if lmode != MPOL_DEFAULT and range_holes(p, addr, end):
-            raise oserror(EFAULT, f"mbind: [{addr:#x}, {end:#x}) has unmapped holes")
+        p, addr, end, flags, _mode, nodes, new = call
     except OSError as e:
         b.error = (e.errno, e.strerror)
         return b

@@ -373,9 +373,10 @@ def mbind(m: Machine, pid: int, addr: int, length: int, mode: int, nodemask=(),
     return m.run(mbind_gen(m, pid, addr, length, mode, nodemask, flags, caller=caller))
 
 
-def mbind_gen(m: Machine, pid, addr, length, mode, nodemask=(), flags=0, *, caller=None,
-              chunk=None, job=None):
-    from .migrate import migrate_pairs_gen
+def check_mbind_call(m: Machine, pid, addr, length, mode, nodemask, flags, caller):
+    """do_mbind()'s checks, in its order. None for len 0 (success before the per-mode
+    mask checks); else (process, addr, end, flags, mode, nodes, new policy)."""
+    from .memory import range_holes
 
     lmode, mflags = sanitize_mode(m, mode)
     nodes = parse_nodes(nodemask)
@@ -394,16 +395,25 @@ def mbind_gen(m: Machine, pid, addr, length, mode, nodemask=(), flags=0, *, call
     if end < addr:
         raise oserror(EINVAL, "mbind: range wraps around")
     if end == addr:
-        return None  # len 0: success before the per-mode mask checks
+        return None
     p = m.task(pid, caller)
     if not p.has_mm:
         raise oserror(EINVAL, f"pid {p.pid} is a kernel thread")
     new = mpol_new(m, p, lmode, mflags, nodes)
     # queue_pages_range(): holes are EFAULT (except for MPOL_DEFAULT)
-    from .memory import range_holes
-
     if lmode != MPOL_DEFAULT and range_holes(p, addr, end):
         raise oserror(EFAULT, f"mbind: [{addr:#x}, {end:#x}) has unmapped holes")
+    return p, addr, end, flags, lmode, nodes, new
+
+
+def mbind_gen(m: Machine, pid, addr, length, mode, nodemask=(), flags=0, *, caller=None,
+              chunk=None, job=None):
+    from .migrate import migrate_pairs_gen
+
+    call = check_mbind_call(m, pid, addr, length, mode, nodemask, flags, caller)
+    if call is None:
+        return None  # len 0: success before the per-mode mask checks
+    p, addr, end, flags, lmode, nodes, new = call
     mask = set(nodes)
     move = bool(flags & (MPOL_MF_MOVE | MPOL_MF_MOVE_ALL))
     strict = bool(flags & MPOL_MF_STRICT)
