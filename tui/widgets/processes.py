@@ -11,6 +11,7 @@ from textual.widgets import DataTable
 
 from ..model import NodeCounts, ProcRow, fmt_pages, process_rows
 from .cells import Num, sort_value
+from .tablediff import sync_rows
 
 
 class ProcessTable(DataTable):
@@ -60,21 +61,7 @@ class ProcessTable(DataTable):
         if list(m.nodes) != self._node_ids or not self.columns:
             self.setup_columns(m)
         rows = [r for r in process_rows(m, counts) if self.matches(r)]
-        keys = [str(r.pid) for r in rows]
-        existing = {k.value for k in self.rows}
-        for k in existing - set(keys):
-            self.remove_row(k)
-        col_keys = [c.key for c in self.ordered_columns]
-        added = False
-        for r, k in zip(rows, keys):
-            cells = self.row_cells(m, r)
-            if k in existing:
-                for ck, v in zip(col_keys, cells):
-                    if self.get_cell(k, ck) != v:
-                        self.update_cell(k, ck, v)
-            else:
-                self.add_row(*cells, key=k)
-                added = True
+        added = sync_rows(self, ((str(r.pid), self.row_cells(m, r)) for r in rows))
         if self.sort_column is not None or added:
             self.apply_sort()
 

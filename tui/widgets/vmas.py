@@ -9,6 +9,7 @@ from textual.widgets import DataTable
 
 from ..model import VmaRow, fmt_bytes, fmt_pages, vma_rows
 from .cells import Num, sort_value
+from .tablediff import sync_rows
 
 
 class VmaTable(DataTable):
@@ -49,21 +50,7 @@ class VmaTable(DataTable):
             rows = vma_rows(m, self.pid, counts)
         except OSError:
             rows = []
-        keys = [f"{r.start:x}" for r in rows]
-        existing = {k.value for k in self.rows}
-        for k in existing - set(keys):
-            self.remove_row(k)
-        col_keys = [c.key for c in self.ordered_columns]
-        added = False
-        for r, k in zip(rows, keys):
-            cells = self.row_cells(m, r)
-            if k in existing:
-                for ck, v in zip(col_keys, cells):
-                    if self.get_cell(k, ck) != v:
-                        self.update_cell(k, ck, v)
-            else:
-                self.add_row(*cells, key=k)
-                added = True
+        added = sync_rows(self, ((f"{r.start:x}", self.row_cells(m, r)) for r in rows))
         if added or self.sort_column:
             self.sort(self.sort_column or "range", key=sort_value, reverse=self.sort_reverse)
         return rows
