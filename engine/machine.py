@@ -15,6 +15,7 @@ from .constants import (
     EFAULT,
     EINTR,
     EINVAL,
+    ENODEV,
     EPERM,
     ESRCH,
     K_ANON,
@@ -187,7 +188,7 @@ class Machine:
         for n in self.nodes_list:
             if n.id == nid:
                 return n
-        raise oserror(ENODEV_, f"no node {nid}")
+        raise oserror(ENODEV, f"no node {nid}")
 
     def distance(self, a: int, b: int) -> int:
         return int(self.distances[a, b])
@@ -806,7 +807,6 @@ class Machine:
                 f"{self.nr_frames} frames of {self.page_size} B, era {self.era.name}>")
 
 
-ENODEV_ = 19  # ENODEV
 
 __all__ = ["Machine", "InvariantError", "Cred", "K_FREE", "K_KERNEL", "K_ANON", "K_FILE",
            "K_PFNMAP", "K_OFFLINE", "KUSE_MEMMAP", "KUSE_SLAB", "KUSE_ZERO", "PG_isolated",
