@@ -675,8 +675,6 @@ class Machine:
         return {n: int(self.numastat_arr[i, node]) for i, n in enumerate(NUMASTAT_NAMES)}
 
     # ------------------------------------------------------------ jobs
-    JOB_METHODS = ("move_pages", "migrate_pages", "mbind", "offline", "offline_block")
-
     def run(self, gen):
         """Drive an operation's generator to completion (the synchronous call)."""
         try:
@@ -735,10 +733,7 @@ class Machine:
 
         for jname, fac in job_factories().items():  # workload, daemon, bill: register_job()
             gens.setdefault(jname, lambda *a, _f=fac, **k: _f(self, *a, **k))
-        gens.update(self.extra_jobs)
         return gens
-
-    extra_jobs: dict = {}
 
     def cancel_error(self, job) -> OSError:
         return oserror(EINTR, f"{job.name}: cancelled after {job.done} of {job.total} pages")

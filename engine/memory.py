@@ -13,11 +13,9 @@ from .constants import (
     ENOMEM,
     K_ANON,
     K_FILE,
-    K_PFNMAP,
     MAP_ANONYMOUS,
     MAP_PRIVATE,
     MAP_SHARED,
-    MCL_FUTURE,
     PROT_EXEC,
     PROT_READ,
     PROT_WRITE,
@@ -245,10 +243,6 @@ def do_mmap(m: Machine, p: Process, length: int, prot: int, flags: int, file: st
                     node=p.node, populate=True)
     m.merge_vmas(p)
     return addr
-
-
-def vma_page_index(v: VMA, offs: np.ndarray) -> np.ndarray:
-    return v.pgoff + offs
 
 
 def ensure_anon_vma(m: Machine, p: Process, v: VMA) -> AnonVMA:
@@ -615,14 +609,3 @@ def merge_vmas(m: Machine, p: Process) -> None:
             merge_pair(m, p, a, b)
         else:
             i += 1
-
-
-def mlockall_future(p: Process, flags: int) -> None:
-    if flags & MCL_FUTURE:
-        p.def_flags |= VM_LOCKED
-    else:
-        p.def_flags &= ~VM_LOCKED
-
-
-PFNMAP_FLAGS = VM_PFNMAP | VM_IO | VM_SPECIAL
-K_MAPPED = (K_ANON, K_FILE, K_PFNMAP)

@@ -40,8 +40,6 @@ from .vec import distinct, distinct_counts, has_duplicates
 if TYPE_CHECKING:  # pragma: no cover
     from .machine import Machine
 
-NO_STATUS = None
-
 
 class MoveStatus(list):
     """move_pages' status array: one entry per page (node, negative errno, or None

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .constants import K_FREE, K_OFFLINE, PG_lru
+from .constants import K_FREE, PG_lru
 
 if TYPE_CHECKING:  # pragma: no cover
     from .machine import Machine
@@ -176,7 +176,3 @@ def account_alloc(m: Machine, z_nodes: np.ndarray, p_nodes, c_node: int,
     if interleave is not None:
         il = np.broadcast_to(np.asarray(interleave, dtype=bool), z.shape) & hit
         st[INTERLEAVE_HIT] += np.bincount(z[il], minlength=nn)
-
-
-def offline_mask(m: Machine, pfns: np.ndarray) -> np.ndarray:
-    return m.f.kind[pfns] == K_OFFLINE

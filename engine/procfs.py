@@ -10,7 +10,6 @@ import numpy as np
 from .constants import (
     K_ANON,
     K_FILE,
-    K_FREE,
     K_KERNEL,
     KUSE_PAGETABLE,
     KUSE_SLAB,
@@ -79,11 +78,6 @@ def numastat(m: Machine) -> str:
     for i, name in enumerate(NUMASTAT_NAMES):
         rows.append(f"{name:<24}" + "".join(f"{int(m.numastat_arr[i, n]):>{w}}" for n in nodes))
     return "\n".join(rows) + "\n"
-
-
-def node_numastat_file(m: Machine, node: int) -> str:
-    return "".join(f"{name} {int(m.numastat_arr[i, node])}\n"
-                   for i, name in enumerate(NUMASTAT_NAMES))
 
 
 def zone_counts(m: Machine, z) -> dict:
@@ -246,9 +240,3 @@ def _list(ns) -> str:
     from .mempolicy import nodes_str
 
     return nodes_str(ns)
-
-
-def frame_counts(m: Machine) -> dict:
-    f = m.f
-    return {"free": int((f.kind == K_FREE).sum()), "anon": int((f.kind == K_ANON).sum()),
-            "file": int((f.kind == K_FILE).sum()), "kernel": int((f.kind == K_KERNEL).sum())}

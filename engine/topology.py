@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from .constants import ZONE_MOVABLE, ZONE_NAMES
+from .constants import ZONE_MOVABLE
 
 
 @dataclass
@@ -88,10 +88,3 @@ def compute_watermarks(zones: list[Zone], page_size: int, modern: bool) -> None:
         else:
             z.wmark_low = zmin + (zmin >> 2)
             z.wmark_high = zmin + (zmin >> 1)
-
-
-def zone_index(name: str) -> int:
-    for i, n in enumerate(ZONE_NAMES):
-        if n.lower() == str(name).lower():
-            return i
-    raise ValueError(f"unknown zone {name!r} (zones: {', '.join(ZONE_NAMES)})")
