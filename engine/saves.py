@@ -8,13 +8,15 @@ Snapshot container (one file, little-endian):
     blobs     each array cut into chunks of at most `chunk_size` bytes; a chunk is stored
               "zero" (all zero bytes: nothing stored), "raw", "deflate" (zlib level 1), or
               "delta" (signed ints: zlib level 1 of the differences between elements)
-    manifest  JSON: {"format": "numacon-snapshot", "version": 1, "chunk_size", "raw_bytes",
+    manifest  JSON: {"format": "numacon-snapshot", "version": 2, "chunk_size", "raw_bytes",
               "blobs": [{"name", "dtype", "shape", "offset",
                          "chunks": [[codec, stored bytes, raw bytes, crc32 of stored], ...]}]}
 
 The machine's non-array state (zones, processes, VMAs, mappings, drivers, counters...)
 is the JSON blob "state"; page tables and backing indexes of all VMAs are concatenated
 into a few large arrays so a machine with thousands of VMAs is still a handful of blobs.
+Engine objects in the state (workloads, daemons, finished jobs...) are records of the
+schema in engine/snapshot_schema.py: the file names a record type, never a class.
 Chunks are encoded and decoded on a thread pool (zlib and crc32 release the GIL), and
 all-zero chunks are neither stored nor read back: a fresh 64 GiB machine is mostly zero.
 """
@@ -22,6 +24,7 @@ all-zero chunks are neither stored nor read back: a fresh 64 GiB machine is most
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import math
 import os
@@ -37,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import memory as mm
+from . import snapshot_schema as schema
 
 if TYPE_CHECKING:  # pragma: no cover
     from .machine import Machine
@@ -49,7 +53,7 @@ class SaveError(Exception):
 MAGIC = b"\x89NUMACON\r\n\x1a\n"  # the PNG trick: binary, and text-mode mangling shows
 HEADER = struct.Struct("<12sQQI")
 FORMAT = "numacon-snapshot"
-VERSION = 1
+VERSION = 2  # 2: records named by schema tags (1 named classes; still read)
 CHUNK = 4 << 20
 MAX_CHUNK = 64 << 20  # a chunk size a snapshot may declare
 MAX_MANIFEST = 64 << 20
@@ -442,12 +446,14 @@ def _load_snapshot(fh, p: str, head: bytes, size: int) -> Machine:
         raise _bad(p, "corrupt snapshot: no machine state")
     try:
         state = json.loads(raw_state.tobytes())
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise _bad(p, "corrupt snapshot: machine state is not JSON") from None
     try:
-        return restore_state(state, arrays)
+        return restore_state(state, arrays, man["version"])
     except SaveError as e:
         raise _bad(p, f"inconsistent snapshot: {e}") from None
+    except RecursionError:
+        raise _bad(p, "inconsistent snapshot: values nested too deeply") from None
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
         raise _bad(p, f"inconsistent snapshot: {type(e).__name__}: {e}") from None
 
@@ -455,36 +461,7 @@ def _load_snapshot(fh, p: str, head: bytes, size: int) -> Machine:
 # =================================================================== value encoding
 
 BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
-JOB_TRANSIENT = {"machine", "gen", "_event", "_task", "_cancel"}
-
-
-def _engine_class(x) -> bool:
-    mod = type(x).__module__
-    return mod == "engine" or mod.startswith("engine.")
-
-
-def _class_path(x) -> str:
-    return f"{type(x).__module__}:{type(x).__qualname__}"
-
-
-def _resolve_class(path: str, base=object) -> type:
-    """The class named "module:qualname"; only engine (and, for exceptions, builtin)
-    classes, so a crafted snapshot cannot instantiate anything else."""
-    import builtins
-    import importlib
-
-    mod, _, qual = path.partition(":")
-    if mod == "builtins" and base is BaseException:
-        obj: Any = builtins
-    elif mod == "engine" or mod.startswith("engine."):
-        obj = importlib.import_module(mod)
-    else:
-        raise SaveError(f"refusing to create an object of class {path}")
-    for part in qual.split("."):
-        obj = getattr(obj, part)
-    if not isinstance(obj, type) or not issubclass(obj, base):
-        raise SaveError(f"{path} is not a class the snapshot may hold")
-    return obj
+LEGACY_TAGS = ("obj", "lobj", "job", "exc")  # version 1 named classes; see snapshot_schema
 
 
 class Encoder:
@@ -492,15 +469,20 @@ class Encoder:
     or objects, so each non-JSON value becomes a one-key object ({"t": [...]} is a
     tuple) and a plain dict is itself tagged "d": decoding is unambiguous. Numpy
     arrays go to blobs. Engine objects the machine does not save explicitly (a
-    workload, a timeline) are saved through __getstate__, memoized so that shared
-    objects stay shared; objects it saves explicitly (the machine, processes, VMAs,
-    mappings, drivers, zones, nodes) become references."""
+    workload, a timeline) are records of engine/snapshot_schema.py, {"rec": [k, tag,
+    fields]}, memoized so that shared objects stay shared; an object the schema does
+    not describe is refused. Objects the machine saves explicitly (the machine,
+    processes, VMAs, mappings, drivers, zones, nodes, the cost model) become
+    references."""
 
     def __init__(self, m: Machine, arrays: dict[str, np.ndarray]):
+        self.m = m
         self.arrays = arrays
         self.memo: dict[int, Any] = {}
+        self.busy: set[int] = set()  # records being encoded: meeting one again is a cycle
         self.hold: list = []  # keeps encoded objects alive so that ids stay unique
-        self.known: dict[int, Any] = {id(m): {"ref": ["machine"]}}
+        self.known: dict[int, Any] = {id(m): {"ref": ["machine"]},
+                                      id(m.cost): {"ref": ["cost"]}}
         for pid, p in m.procs.items():
             self.known[id(p)] = {"ref": ["proc", pid]}
             for i, v in enumerate(p.vmas):
@@ -550,19 +532,22 @@ class Encoder:
         if isinstance(x, (int, str)) and not isinstance(x, bool):  # IntEnum and the like
             return int(x) if isinstance(x, int) else str(x)
         if isinstance(x, BaseException):
-            return {"exc": [_class_path(x), [self(a) for a in x.args]]}
+            try:
+                return {"err": schema.exception_fields(x)}
+            except schema.SchemaError as e:
+                raise SaveError(str(e)) from None
         if t is np.random.Generator:  # a workload's RNG: its exact position is state
             bg = x.bit_generator
             return {"rng": [type(bg).__name__, self(bg.state)]}
         if id(x) in self.known:
             return self.known[id(x)]
+        if id(x) in self.busy:
+            raise SaveError(f"cannot save a {t.__name__} that refers back to itself")
         if id(x) in self.memo:
             return {"mref": self.memo[id(x)]}
         return self._object(x)
 
     def _object(self, x: Any) -> Any:
-        from .jobs import Job
-
         k = len(self.memo)
         if isinstance(x, np.ndarray):
             name = f"obj.{k}"
@@ -570,46 +555,53 @@ class Encoder:
             self.hold.append(x)
             self.arrays[name] = x
             return {"arr": [k, name]}
-        if not _engine_class(x):
-            raise SaveError(f"cannot save a value of type {type(x).__name__}")
-        self.memo[id(x)] = k  # before the state: cycles become back references
+        rec = schema.record_for(x)
+        if rec is None:
+            raise SaveError(f"cannot save a value of type {type(x).__name__} (the snapshot "
+                            f"schema has no record for it)")
+        self.memo[id(x)] = k
         self.hold.append(x)
-        if isinstance(x, Job):
-            state = {a: v for a, v in vars(x).items() if a not in JOB_TRANSIENT}
-            return {"job": [k, self(state)]}
-        state = x.__getstate__() if hasattr(x, "__getstate__") else vars(x)
-        state = {} if state is None else state  # object.__getstate__: None if no attributes
-        if isinstance(x, list):  # a list subclass (move_pages' MoveStatus)
-            return {"lobj": [k, _class_path(x), [self(v) for v in x], self(state)]}
-        return {"obj": [k, _class_path(x), self(state)]}
+        self.busy.add(id(x))
+        try:
+            values = rec.fields_of(x)
+            rec.validate(values, self)  # what load would refuse, save refuses
+        except schema.SchemaError as e:
+            raise SaveError(str(e)) from None
+        out = {name: self(v) for name, v in values.items()}
+        self.busy.discard(id(x))
+        return {"rec": [k, rec.tag, out]}
 
 
 class Decoder:
-    """Inverse of Encoder, once the explicitly saved parts of m are restored."""
+    """Inverse of Encoder, once the explicitly saved parts of m are restored. Builds
+    only plain values, arrays, references into m and schema records, each record
+    after all of its fields are checked."""
 
-    def __init__(self, m: Machine, arrays: dict[str, np.ndarray]):
+    def __init__(self, m: Machine, arrays: dict[str, np.ndarray], version: int = VERSION):
         self.m = m
         self.arrays = arrays
+        self.version = version
         self.memo: dict[int, Any] = {}
+        self.job_ids: list[int] = []  # jobs rebuilt: Job._ids passes them once loaded
 
-    def ref(self, r: list) -> Any:
+    def ref(self, r: Any) -> Any:
         m = self.m
-        kind = r[0]
-        if kind == "machine":
+        if type(r) is not list or not r or not all(type(i) in (str, int) for i in r):
+            raise SaveError(f"malformed reference {str(r)[:60]}")
+        kind, key = r[0], r[1:]
+        table = {"proc": m.procs, "map": m.mappings, "drv": m.drivers_map,
+                 "zone": dict(enumerate(m.zones)), "node": dict(enumerate(m.nodes_list))}
+        if kind == "machine" and not key:
             return m
-        if kind == "proc":
-            return m.procs[r[1]]
-        if kind == "vma":
-            return m.procs[r[1]].vmas[r[2]]
-        if kind == "map":
-            return m.mappings[r[1]]
-        if kind == "drv":
-            return m.drivers_map[r[1]]
-        if kind == "zone":
-            return m.zones[r[1]]
-        if kind == "node":
-            return m.nodes_list[r[1]]
-        raise SaveError(f"unknown reference {r!r}")
+        if kind == "cost" and not key:
+            return m.cost
+        if kind == "vma" and len(key) == 2 and key[0] in m.procs:
+            vmas = m.procs[key[0]].vmas
+            if type(key[1]) is int and 0 <= key[1] < len(vmas):
+                return vmas[key[1]]
+        elif kind in table and len(key) == 1 and key[0] in table[kind]:
+            return table[kind][key[0]]
+        raise SaveError(f"reference to a missing object {str(r)[:60]}")
 
     def __call__(self, x: Any) -> Any:
         from .mempolicy import Policy
@@ -621,68 +613,115 @@ class Decoder:
         if len(x) != 1:
             raise SaveError("malformed value")
         (tag, v), = x.items()
+        if tag in ("t", "fs", "s", "dk", "ctr", "pol", "rng", "arr", "dq") and \
+                type(v) is not list:
+            raise SaveError(f"malformed {tag!r} value")
         if tag == "t":
             return tuple(self(i) for i in v)
         if tag in ("fs", "s"):
             return (frozenset if tag == "fs" else set)(self(i) for i in v)
         if tag == "d":
+            if type(v) is not dict:
+                raise SaveError("malformed 'd' value")
             return {k: self(i) for k, i in v.items()}
         if tag in ("dk", "ctr"):
+            if not all(type(i) is list and len(i) == 2 for i in v):
+                raise SaveError(f"malformed {tag!r} value")
             d = {self(k): self(i) for k, i in v}
             return Counter(d) if tag == "ctr" else d
         if tag == "dq":
+            if len(v) != 2 or not (v[0] is None or type(v[0]) is int and v[0] >= 0) \
+                    or type(v[1]) is not list:
+                raise SaveError("malformed 'dq' value")
             return deque((self(i) for i in v[1]), maxlen=v[0])
         if tag == "pol":
-            return Policy(int(v[0]), tuple(v[1]), int(v[2]), tuple(v[3]))
-        if tag == "exc":
-            return self._exception(v)
+            ints = (len(v) == 4 and type(v[0]) is int and type(v[2]) is int and
+                    all(type(v[i]) is list and all(type(n) is int for n in v[i])
+                        for i in (1, 3)))
+            if not ints:
+                raise SaveError("malformed memory policy")
+            return Policy(v[0], tuple(v[1]), v[2], tuple(v[3]))
+        if tag == "err":
+            try:
+                return schema.build_exception(v)
+            except schema.SchemaError as e:
+                raise SaveError(str(e)) from None
         if tag == "rng":
-            if v[0] not in BIT_GENERATORS:
-                raise SaveError(f"unknown random generator {v[0]!r}")
+            if len(v) != 2 or v[0] not in BIT_GENERATORS:
+                raise SaveError(f"unknown random generator {str(v[0:1])[:40]}")
             bg = getattr(np.random, v[0])()
-            bg.state = self(v[1])
+            try:
+                bg.state = self(v[1])
+            except (ValueError, TypeError, KeyError) as e:
+                raise SaveError(f"bad random generator state: {e}") from None
             return np.random.Generator(bg)
         if tag == "ref":
             return self.ref(v)
         if tag == "mref":
+            if type(v) is not int or v not in self.memo:
+                raise SaveError(f"reference to an undefined object {str(v)[:20]}")
             return self.memo[v]
         if tag == "arr":
+            if len(v) != 2 or type(v[1]) is not str or v[1] not in self.arrays:
+                raise SaveError(f"reference to a missing array {str(v)[:40]}")
             a = self.arrays.pop(v[1])
-            self.memo[v[0]] = a
+            self._define(v[0], a)
             return a
-        if tag in ("obj", "lobj", "job"):
-            return self._object(tag, v)
-        raise SaveError(f"unknown value tag {tag!r}")
+        if tag == "rec":
+            if len(v) != 3 or type(v) is not list or not isinstance(v[1], str) or \
+                    type(v[2]) is not dict:
+                raise SaveError("malformed record")
+            rec = schema.records().get(v[1])
+            if rec is None:
+                raise SaveError(f"unknown record type {v[1][:80]!r}")
+            return self._record(v[0], rec, v[2])
+        if tag in LEGACY_TAGS and self.version == 1:
+            return self._legacy(tag, v)
+        raise SaveError(f"unknown value tag {str(tag)[:40]!r}")
 
-    def _exception(self, v) -> BaseException:
+    def _define(self, k: Any, obj: Any) -> None:
+        if type(k) is not int or k in self.memo:
+            raise SaveError(f"object number {str(k)[:20]} is malformed or defined twice")
+        self.memo[k] = obj
+
+    def _record(self, k: Any, rec: schema.Record, raw: dict) -> Any:
+        """Decode the fields, check them all, then build. The record is numbered only
+        once built: a reference to it from inside itself (a cycle) is refused."""
         try:
-            cls = _resolve_class(v[0], BaseException)
-            return cls(*self(v[1]))
-        except (SaveError, TypeError, AttributeError, ImportError):
-            return RuntimeError(*self(v[1]))
-
-    def _object(self, tag: str, v) -> Any:
-        from .jobs import Job
-
-        if tag == "job":
-            j = Job(self.m, "", None)  # its asyncio event and bookkeeping, fresh
-            self.memo[v[0]] = j
-            j.__dict__.update(self(v[1]))
-            Job._ids = max(Job._ids, j.id)
-            if j.state != "running":
-                j._event.set()
-            return j
-        cls = _resolve_class(v[1])
-        obj = cls.__new__(cls)
-        self.memo[v[0]] = obj
-        if tag == "lobj":
-            list.extend(obj, self(v[2]))
-        state = self(v[-1])
-        if hasattr(obj, "__setstate__"):
-            obj.__setstate__(state)
-        elif isinstance(state, dict):
-            obj.__dict__.update(state)
+            rec.check_names(raw, f"{rec.tag} record")
+            obj = rec.make({name: self(v) for name, v in raw.items()}, self)
+        except schema.SchemaError as e:
+            raise SaveError(str(e)) from None
+        self._define(k, obj)
         return obj
+
+    def _legacy(self, tag: str, v: Any) -> Any:
+        """Version 1 wrote {"obj": [k, "module:qualname", state]} (and "lobj" for list
+        subclasses, "job", "exc"): the name is looked up in a fixed table of the classes
+        that version saved, and the state goes through the same record checks."""
+        if tag == "exc":
+            if type(v) is not list or len(v) != 2:
+                raise SaveError("malformed exception")
+            try:
+                return schema.legacy_exception(v[0], self(v[1]))
+            except schema.SchemaError as e:
+                raise SaveError(str(e)) from None
+        if type(v) is not list or len(v) != {"obj": 3, "lobj": 4, "job": 2}[tag]:
+            raise SaveError(f"malformed {tag!r} value")
+        if tag == "job":
+            name = "job"
+        else:
+            name = schema.LEGACY_CLASSES.get(v[1]) if isinstance(v[1], str) else None
+            if name is None:
+                raise SaveError(f"refusing class {str(v[1])[:80]!r}: not a record type of "
+                                f"the snapshot schema")
+        state = v[-1]
+        if type(state) is not dict or list(state) != ["d"] or type(state["d"]) is not dict:
+            raise SaveError(f"malformed {name} state")
+        raw = dict(state["d"])
+        if tag == "lobj":
+            raw["items"] = v[2]
+        return self._record(v[0], schema.records()[name], raw)
 
 
 def _make(cls, d: dict, dec: Decoder, **extra):
@@ -807,14 +846,16 @@ def _generic_attrs(m: Machine, e: Encoder) -> dict:
 
 # =================================================================== state -> machine
 
-def restore_state(state: dict, arrays: dict[str, np.ndarray]) -> Machine:
+def restore_state(state: dict, arrays: dict[str, np.ndarray], version: int = VERSION
+                  ) -> Machine:
     from .drivers import Driver
     from .era import ERAS, Era
+    from .jobs import Job
     from .machine import Machine
     from .topology import Node, Zone
 
     m = Machine()
-    dec = Decoder(m, arrays)
+    dec = Decoder(m, arrays, version)
     for k in SCALARS:
         setattr(m, k, dec(state["machine"][k]))
     era = _make(Era, state["era"], dec)
@@ -839,11 +880,13 @@ def restore_state(state: dict, arrays: dict[str, np.ndarray]) -> Machine:
     m.description = state["description"]
     m.finished_jobs = dec(state["finished_jobs"])
     for k, v in state["attrs"].items():
+        _check_attr_name(k, Machine)
         setattr(m, k, dec(v))
     for k in state["attrs"]:
-        # an object that hooks itself into the machine (a listener, say) does so again
+        # a record that hooks itself into the machine (the timeline's listener) does so
+        # again
         after = getattr(getattr(m, k), "after_load", None)
-        if callable(after):
+        if callable(after) and schema.record_for(getattr(m, k)) is not None:
             after(m)
     for name, obj in state["hooks"].items():
         if name not in STATE_HOOKS:
@@ -851,7 +894,17 @@ def restore_state(state: dict, arrays: dict[str, np.ndarray]) -> Machine:
         STATE_HOOKS[name][1](m, obj)
     m._index_ranges()
     _verify_structure(m)
+    Job._ids = max([Job._ids, *dec.job_ids])  # only now: a refused file changes nothing
     return m
+
+
+def _check_attr_name(k: Any, machine_cls: type) -> None:
+    """A generic attribute may not replace what the machine saves explicitly, a method
+    or a property (setting `era` would run its setter with the file's value)."""
+    static = inspect.getattr_static(machine_cls, k, None) if isinstance(k, str) else None
+    if not isinstance(k, str) or not k.isidentifier() or k.startswith("__") or \
+            k in EXPLICIT or k in TRANSIENT or hasattr(type(static), "__get__"):
+        raise SaveError(f"machine attribute {str(k)[:40]!r} cannot be restored")
 
 
 def _restore_frames(m: Machine, n: int, arrays: dict[str, np.ndarray]) -> None:

@@ -294,7 +294,7 @@ def test_snapshot_format(tmp_path):
     assert data.startswith(saves.MAGIC)
     _, off, ln, crc = saves.HEADER.unpack_from(data)
     man = json.loads(data[off:off + ln])
-    assert man["format"] == "numacon-snapshot" and man["version"] == 1
+    assert man["format"] == "numacon-snapshot" and man["version"] == 2
     names = {b["name"] for b in man["blobs"]}
     assert {f"frames.{f}" for f in m.f.FIELDS} <= names and "state" in names
     for b in man["blobs"]:
@@ -381,8 +381,8 @@ def rewrite_manifest(snap: bytes, edit) -> bytes:
 
 
 def test_newer_version(tmp_path, snap):
-    msg = load_bytes(tmp_path, rewrite_manifest(snap, lambda m: m.update(version=2)))
-    assert "version 2 is newer" in msg
+    msg = load_bytes(tmp_path, rewrite_manifest(snap, lambda m: m.update(version=3)))
+    assert "version 3 is newer" in msg
 
 
 def test_foreign_manifest(tmp_path, snap):
@@ -428,19 +428,6 @@ def test_inconsistent_state_is_refused(tmp_path):
     saves._atomic_write(str(p), lambda fh: saves._write_container(
         fh, list(arrays.items()) + [("state", blob)]))
     with pytest.raises(engine.SaveError, match="inconsistent snapshot"):
-        engine.load(p)
-
-
-def test_snapshot_refuses_foreign_classes(tmp_path):
-    m = small()
-    m._x = 1
-    state, arrays = saves.snapshot_state(m)
-    state["attrs"]["_x"] = {"obj": [0, "os:system", {"d": {}}]}
-    blob = np.frombuffer(json.dumps(state).encode(), np.uint8)
-    p = tmp_path / "x.snap"
-    saves._atomic_write(str(p), lambda fh: saves._write_container(
-        fh, list(arrays.items()) + [("state", blob)]))
-    with pytest.raises(engine.SaveError, match="refusing"):
         engine.load(p)
 
 
