@@ -24,10 +24,15 @@ all-zero chunks are neither stored nor read back: a fresh 64 GiB machine is most
 from __future__ import annotations
 
 import dataclasses
+import errno
+import fcntl
 import inspect
 import json
 import math
 import os
+import re
+import secrets
+import stat
 import struct
 import tempfile
 import tomllib
@@ -78,8 +83,8 @@ def load(path: str | os.PathLike, *, check: bool = False) -> Machine:
     check=True also runs Machine.check() on the result."""
     p = os.fspath(path)
     try:
-        with open(p, "rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
+        fh, size = _open_regular(p)
+        with fh:
             head = fh.read(HEADER.size)
             if not head:
                 raise SaveError(f"{p}: empty file")
@@ -147,7 +152,11 @@ def _load_description(fh, p: str, head: bytes, size: int) -> Machine:
     if size > MAX_DESCRIPTION:
         raise SaveError(f"{p}: not a numacon snapshot, and {size} bytes is too large for a "
                         f"machine description")
-    data = head + fh.read()
+    # bounded by what is read, not by st_size: the file may grow while it is read
+    data = head + fh.read(MAX_DESCRIPTION + 1 - len(head))
+    if len(data) > MAX_DESCRIPTION:
+        raise SaveError(f"{p}: not a numacon snapshot, and more than {MAX_DESCRIPTION} "
+                        f"bytes is too large for a machine description")
     if b"\0" in data:
         raise SaveError(f"{p}: not a numacon snapshot or machine description (binary data)")
     try:
@@ -167,13 +176,78 @@ def _load_description(fh, p: str, head: bytes, size: int) -> Machine:
         raise SaveError(f"{p}: cannot build this machine: {type(e).__name__}: {e}") from None
 
 
+# =================================================================== regular files only
+
+def _file_kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISLNK, "a symbolic link")):
+        if test(mode):
+            return name
+    return "a special file"
+
+
+def _open_regular(p: str) -> tuple[Any, int]:
+    """(binary file, size) of p if it is a regular file (a symbolic link to one is
+    followed). A device is refused before it is opened (opening one can act); O_NONBLOCK
+    keeps a FIFO swapped in meanwhile from blocking the open; fstat decides on what was
+    actually opened."""
+    st = os.stat(p)
+    if not stat.S_ISREG(st.st_mode):
+        raise SaveError(f"{p}: cannot read {_file_kind(st.st_mode)}: only regular files "
+                        f"are loaded")
+    fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise SaveError(f"{p}: cannot read {_file_kind(st.st_mode)}: only regular files "
+                            f"are loaded")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb"), st.st_size
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _save_target(p: str) -> str:
+    """The file a save to p replaces: p itself (new or regular), or the regular file a
+    symbolic link at p resolves to (the link stays a link). Anything else is refused:
+    renaming over a device node, FIFO or socket would replace it with a regular file."""
+    try:
+        st = os.lstat(p)
+    except FileNotFoundError:
+        return p
+    if stat.S_ISLNK(st.st_mode):
+        real = os.path.realpath(p)
+        try:
+            st = os.stat(real)
+        except FileNotFoundError:
+            raise SaveError(f"{p}: refusing to write through a dangling symbolic link (to "
+                            f"{real})") from None
+        if not stat.S_ISREG(st.st_mode):
+            raise SaveError(f"{p}: refusing to write through a symbolic link to "
+                            f"{_file_kind(st.st_mode)}: only regular files are written")
+        return real
+    if not stat.S_ISREG(st.st_mode):
+        raise SaveError(f"{p}: refusing to replace {_file_kind(st.st_mode)}: only regular "
+                        f"files are written")
+    return p
+
+
 # =================================================================== atomic write
 
+TMP_SUFFIX = re.compile(r"\.[0-9a-f]{16}\.tmp")  # after ".NAME": the saver's temporary files
+
+
 def _atomic_write(p: str, write: Callable) -> None:
-    d = os.path.dirname(os.path.abspath(p))
-    base = os.path.basename(p)
+    """Write through a temporary file ".NAME.<16 hex>.tmp" beside the target, then rename
+    it over the target. The temporary file is flock()ed while written, so the stale ones
+    of killed saves (unlocked) can be told from those of saves still running."""
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=".tmp", dir=d)
+        target = _save_target(p)
+        d = os.path.dirname(os.path.abspath(target))
+        base = os.path.basename(target)
+        fd, tmp = _create_temp(d, base)
     except OSError as e:
         raise SaveError(f"{p}: cannot write: {e.strerror or e}") from None
     try:
@@ -181,8 +255,10 @@ def _atomic_write(p: str, write: Callable) -> None:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, _mode_for(p))
-        os.replace(tmp, p)
+            os.chmod(tmp, _mode_for(target))
+            if _save_target(p) != target:  # swapped for something else while we wrote
+                raise SaveError(f"{p}: changed while the snapshot was written; not replaced")
+            os.replace(tmp, target)
         _fsync_dir(d)  # the rename itself must reach the disk too
     except BaseException as e:
         try:
@@ -192,10 +268,60 @@ def _atomic_write(p: str, write: Callable) -> None:
         if isinstance(e, OSError):
             raise SaveError(f"{p}: cannot write: {e.strerror or e}") from None
         raise
+    _remove_stale_temps(d, base)
+
+
+def _create_temp(d: str, base: str) -> tuple[int, str]:
+    for _ in range(100):
+        tmp = os.path.join(d, f".{base}.{secrets.token_hex(8)}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except FileExistsError:
+            continue
+        try:  # (a cleanup that ran between the create and the lock would fail this save)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:
+            os.close(fd)
+            os.unlink(tmp)
+            raise
+        return fd, tmp
+    raise FileExistsError(errno.EEXIST, "no unused temporary file name")
+
+
+def _remove_stale_temps(d: str, base: str) -> None:
+    """Remove what killed saves to the same file left: only names the saver makes
+    (".BASE.<16 hex>.tmp"), only regular files, only in this directory, and only those
+    no running save holds locked."""
+    prefix = f".{base}"
+    try:
+        names = [n for n in os.listdir(d)
+                 if n.startswith(prefix) and TMP_SUFFIX.fullmatch(n, len(prefix))]
+    except OSError:
+        return
+    for name in names:
+        path = os.path.join(d, name)
+        try:
+            st = os.lstat(path)
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held, now = os.fstat(fd), os.lstat(path)
+            if (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino) == \
+                    (st.st_dev, st.st_ino):  # still the file checked and locked
+                os.unlink(path)
+        except OSError:
+            pass  # locked by a save in progress, or gone
+        finally:
+            os.close(fd)
 
 
 def _mode_for(p: str) -> int:
-    """Keep an existing file's permissions; new files get 0644 (mkstemp makes 0600)."""
+    """Keep an existing file's permissions; new files get 0644 (the temporary file is
+    created 0600)."""
     try:
         return os.stat(p).st_mode & 0o777
     except OSError:
