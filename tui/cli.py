@@ -7,7 +7,8 @@
     numacon hardware [MACHINE]                 numactl -H of the machine
     numacon capture [...]                      a description of this host (engine.capture)
     numacon bench [--json]                     the benchmark (engine.bench)
-    numacon serve [MACHINE] [--port N]         the console in a browser (textual-serve)
+    numacon serve [MACHINE] [--port N]         the console in a browser (textual-serve; open
+                                               the URL it prints: it carries a token)
 
 `run` prints results on stdout and errors on stderr, and stops with exit status 1 at
 the first command that fails (0 when all succeed)."""
@@ -162,13 +163,15 @@ def cmd_serve(argv: Sequence[str]) -> int:
     ap.add_argument("--host", default="127.0.0.1")
     a = ap.parse_args(argv)
     try:
-        from textual_serve.server import Server
+        from .serve import GuardedServer
     except ImportError:
         _err("error: textual-serve is not installed (pip install textual-serve)")
         return 1
     if a.machine is not None and _load_or_fail(a.machine) is None:
         return 1
-    server = Server(serve_command(a.machine), host=a.host, port=a.port, title="numacon")
+    # a random token in the printed URL, and the Origin checked (tui/serve.py)
+    server = GuardedServer(serve_command(a.machine), host=a.host, port=a.port,
+                           title="numacon")
     server.serve()
     return 0
 
