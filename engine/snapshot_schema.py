@@ -98,6 +98,11 @@ def array(dtype: str, ndim: int) -> Check:
                  lambda v, c: isinstance(v, np.ndarray) and v.dtype == dt and v.ndim == ndim)
 
 
+def int_array(ndim: int) -> Check:
+    return Check(f"a {ndim}-D integer array", lambda v, c: isinstance(v, np.ndarray)
+                 and v.dtype.kind in "iu" and v.ndim == ndim)
+
+
 def seq_of(kind: type, ch: Check, lo: int = 0, hi: int | None = None) -> Check:
     n = f" of {lo}..{hi}" if hi is not None else (f" of at least {lo}" if lo else "")
     return Check(f"a {kind.__name__}{n} of {ch.desc}",
@@ -349,7 +354,7 @@ def _records() -> dict[str, Record]:
             "kind": one_of(*KINDS), "args": seq_of(tuple, ANY), "kwargs": dict_of(STR, ANY),
             "era": STR, "page_size": POS, "pairs": COUNTER, "failures": COUNTER,
             "already": NAT, "unattempted": NAT, "predicted_ns": INT, "ret": opt(INT),
-            "error": opt(seq_of(tuple, ANY)), "status": opt(_I64_1),
+            "error": opt(seq_of(tuple, ANY)), "status": opt(int_array(1)),
             "notes": seq_of(list, STR), "actual": opt(dict_of(STR, ANY))}, _with_init),
         Record("move_status", {"items": seq_of(list, opt(INT)), "ret": INT}, _move_status,
                optional=frozenset({"ret"}),
@@ -359,7 +364,9 @@ def _records() -> dict[str, Record]:
             "state": one_of("done", "cancelled", "failed"), "result": ANY,
             "error": opt(EXCEPTION), "started_ns": INT, "finished_ns": opt(INT),
             "steps": NAT, "idle": BOOL, "owner": opt(record("workload", "daemon")),
-            "_cancel": BOOL}, _job, optional=frozenset({"_cancel"}), state=_job_state),
+            "_cancel": BOOL, "rounds": NAT}, _job,
+            # rounds: offline jobs only; _cancel: not in version-1 files
+            optional=frozenset({"_cancel", "rounds"}), state=_job_state),
     ]
     return {r.tag: r for r in recs}
 

@@ -393,14 +393,17 @@ def test_job_counter_follows_a_successful_load(tmp_path):
 
 
 def test_every_record_type_round_trips(tmp_path):
-    """Cancelled jobs keep their cancel flag, and a DAMON monitor still shares the
-    machine's cost model after a load."""
+    """Cancelled jobs keep their cancel flag, offline jobs their rounds, and a DAMON
+    monitor still shares the machine's cost model after a load."""
     m = busy()
     start_sync(m, "workload", 10, size=1 << 20, ticks=50)
     m.run_jobs(max_steps=2)
     for j in list(m.jobs):
         j.cancel()
     m.run_jobs()
+    start_sync(m, "offline_block", m.f.n // m.block_pages - 1)  # it counts its rounds
+    m.run_jobs()
+    assert m.finished_jobs[-1].state == "done" and m.finished_jobs[-1].rounds == 0
     assert m.workloads[0].observers[1].cost is m.cost
     m2 = engine.load(_save(m, tmp_path))
     assert_same(m, m2)
