@@ -715,8 +715,6 @@ class Decoder:
         if type(r) is not list or not r or not all(type(i) in (str, int) for i in r):
             raise SaveError(f"malformed reference {str(r)[:60]}")
         kind, key = r[0], r[1:]
-        table = {"proc": m.procs, "map": m.mappings, "drv": m.drivers_map,
-                 "zone": dict(enumerate(m.zones)), "node": dict(enumerate(m.nodes_list))}
         if kind == "machine" and not key:
             return m
         if kind == "cost" and not key:
@@ -725,8 +723,14 @@ class Decoder:
             vmas = m.procs[key[0]].vmas
             if type(key[1]) is int and 0 <= key[1] < len(vmas):
                 return vmas[key[1]]
-        elif kind in table and len(key) == 1 and key[0] in table[kind]:
-            return table[kind][key[0]]
+        elif kind in ("proc", "map", "drv") and len(key) == 1:
+            table = {"proc": m.procs, "map": m.mappings, "drv": m.drivers_map}[kind]
+            if key[0] in table:
+                return table[key[0]]
+        elif kind in ("zone", "node") and len(key) == 1 and type(key[0]) is int:
+            seq = m.zones if kind == "zone" else m.nodes_list
+            if 0 <= key[0] < len(seq):
+                return seq[key[0]]
         raise SaveError(f"reference to a missing object {str(r)[:60]}")
 
     def __call__(self, x: Any) -> Any:
