@@ -36,10 +36,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import memory as mm
+from ..mm import memory as mm
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .machine import Machine
+    from ..machine import Machine
 
 
 class SaveError(Exception):
@@ -91,7 +91,7 @@ def load(path: str | os.PathLike, *, check: bool = False) -> Machine:
         raise SaveError(f"{p}: this machine needs more memory than this host can "
                         f"give the process") from None
     if check:
-        from .machine import InvariantError
+        from ..machine import InvariantError
 
         try:
             m.check()
@@ -519,7 +519,7 @@ class Encoder:
                 if f.name not in skip}
 
     def __call__(self, x: Any) -> Any:
-        from .mempolicy import Policy
+        from ..mm.mempolicy import Policy
 
         t = type(x)
         if x is None or t in (bool, int, float, str):
@@ -561,7 +561,7 @@ class Encoder:
         return self._object(x)
 
     def _object(self, x: Any) -> Any:
-        from .jobs import Job
+        from ..runtime.jobs import Job
 
         k = len(self.memo)
         if isinstance(x, np.ndarray):
@@ -612,7 +612,7 @@ class Decoder:
         raise SaveError(f"unknown reference {r!r}")
 
     def __call__(self, x: Any) -> Any:
-        from .mempolicy import Policy
+        from ..mm.mempolicy import Policy
 
         if isinstance(x, list):
             return [self(v) for v in x]
@@ -662,7 +662,7 @@ class Decoder:
             return RuntimeError(*self(v[1]))
 
     def _object(self, tag: str, v) -> Any:
-        from .jobs import Job
+        from ..runtime.jobs import Job
 
         if tag == "job":
             j = Job(self.m, "", None)  # its asyncio event and bookkeeping, fresh
@@ -769,7 +769,7 @@ def _procs_state(m: Machine, e: Encoder, arrays: dict) -> list:
 def _mappings_state(m: Machine, e: Encoder, arrays: dict) -> list:
     """anon_vmas and backings (files, driver regions) in m.mappings order; their VMA
     lists as [pid, index] (a VMA no process holds is an orphan and is dropped)."""
-    from .memory import AnonVMA
+    from ..mm.memory import AnonVMA
 
     vref = {id(v): [p.pid, i] for p in m.procs.values() for i, v in enumerate(p.vmas)}
     maps, pages, expect = [], [], []
@@ -808,10 +808,10 @@ def _generic_attrs(m: Machine, e: Encoder) -> dict:
 # =================================================================== state -> machine
 
 def restore_state(state: dict, arrays: dict[str, np.ndarray]) -> Machine:
-    from .drivers import Driver
-    from .era import ERAS, Era
-    from .machine import Machine
-    from .topology import Node, Zone
+    from ..machine import Machine
+    from ..mm.drivers import Driver
+    from ..mm.era import ERAS, Era
+    from ..mm.topology import Node, Zone
 
     m = Machine()
     dec = Decoder(m, arrays)
@@ -855,7 +855,7 @@ def restore_state(state: dict, arrays: dict[str, np.ndarray]) -> Machine:
 
 
 def _restore_frames(m: Machine, n: int, arrays: dict[str, np.ndarray]) -> None:
-    from .page_alloc import Frames
+    from ..mm.page_alloc import Frames
 
     m.f = Frames(0)
     m.f.n = n
@@ -868,7 +868,7 @@ def _restore_frames(m: Machine, n: int, arrays: dict[str, np.ndarray]) -> None:
 
 
 def _restore_mappings(m: Machine, state: dict, arrays: dict, dec: Decoder) -> None:
-    from .memory import VMA, AnonVMA, Backing, Process
+    from ..mm.memory import VMA, AnonVMA, Backing, Process
 
     m.mappings = {}
     bp, be = _take(arrays, "backing.pages"), _take(arrays, "backing.expect")
