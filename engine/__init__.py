@@ -30,9 +30,9 @@ from .constants import (
     PROT_READ,
     PROT_WRITE,
 )
-from .description import DescriptionError
 from .machine import InvariantError, Machine
-from .saves import SaveError, load, save
+from .machines.description import DescriptionError
+from .machines.snapshot import SaveError, load, save
 
 __all__ = [
     "Machine", "InvariantError", "SaveError", "DescriptionError", "load", "save",

@@ -28,7 +28,7 @@ from .constants import (
     PROT_READ,
     PROT_WRITE,
 )
-from .mempolicy import nodes_str, parse_nodes, parse_policy_string
+from .mm.mempolicy import nodes_str, parse_nodes, parse_policy_string
 from .units import fmt_size, parse_size
 
 
@@ -217,8 +217,8 @@ def execute(m, line: str, *, background: bool = False) -> Result:
     except OSError as e:
         return Result(False, f"error: {_oserr(e)}")
     except Exception as e:  # noqa: BLE001 - a console never dies on a command
-        from .description import DescriptionError
-        from .saves import SaveError
+        from .machines.description import DescriptionError
+        from .machines.snapshot import SaveError
 
         if isinstance(e, (SaveError, DescriptionError, ValueError)):
             return Result(False, f"error: {e}")
@@ -544,7 +544,7 @@ def _hook(m, args, bg):
 def _era(m, args, bg):
     _need(args, 0, "era [NAME]", 1)
     if args:
-        from .era import get_era
+        from .mm.era import get_era
 
         get_era(args[0])  # validates: ValueError -> one-line error
         m.era = args[0]
@@ -669,7 +669,7 @@ def _check(m, args, bg):
 @command("save", "save PATH", "write an exact snapshot (atomically)", args=["path"])
 def _save(m, args, bg):
     _need(args, 1, "save PATH", 1)
-    from .saves import save
+    from .machines.snapshot import save
 
     save(m, args[0])
     return f"saved {args[0]}"
@@ -679,7 +679,7 @@ def _save(m, args, bg):
          args=["path"])
 def _load(m, args, bg):
     _need(args, 1, "load PATH", 1)
-    from .saves import load
+    from .machines.snapshot import load
 
     new = load(args[0])
     return Result(True, f"loaded {args[0]}: {new!r}", machine=new)
@@ -727,7 +727,7 @@ def _onoff(s: str, what: str) -> bool:
 @command("clock", "clock [pause|resume|fast|speed X]",
          "simulated time: show it, pause jobs, run at X times real time, or as fast as possible")
 def _clock(m, args, bg):
-    from .clock import fmt_ns
+    from .runtime.clock import fmt_ns
 
     _need(args, 0, "clock [pause|resume|fast|speed X]", 2)
     ctl = m.clockctl
@@ -779,7 +779,7 @@ def _wl_phase(kv: dict) -> dict:
          "run a workload: threads on nodes access a region in a pattern (tick by tick)",
          job="workload", args=["pid", "range"])
 def _workload(m, args, bg):
-    from .workload import workloads
+    from .runtime.workload import workloads
 
     if args and args[0] == "stop":
         _need(args, 2, "workload stop ID|PID|all", 2)
@@ -834,7 +834,7 @@ def _workload(m, args, bg):
         job = m.start("workload", pid, addr, length, **opts)
         return Result(True, f"job {job.id} started: workload {job.owner.id} on pid {pid}",
                       job=job)
-    from .jobs import start_sync
+    from .runtime.jobs import start_sync
 
     # a script: step every pending job (daemons too) until this workload ends
     job = start_sync(m, "workload", pid, addr, length, **opts)
@@ -848,7 +848,7 @@ def _workload(m, args, bg):
 @command("workloads", "workloads [start]",
          "workloads with locality, latency and stalls; `start`: those of the description")
 def _workloads(m, args, bg):
-    from .workload import described, process_stats, workloads
+    from .runtime.workload import described, process_stats, workloads
 
     _need(args, 0, "workloads [start]", 1)
     if args:
@@ -857,7 +857,7 @@ def _workloads(m, args, bg):
         specs = described(m)
         if not specs:
             raise CommandError("the machine's description has no [[workloads]]")
-        from .jobs import start_sync
+        from .runtime.jobs import start_sync
 
         jobs = [m.start("workload", **kw) if bg else start_sync(m, "workload", **kw)
                 for kw in specs]
@@ -878,7 +878,7 @@ def _workloads(m, args, bg):
 
 
 def _find_workload(m, s: str):
-    from .workload import workloads
+    from .runtime.workload import workloads
 
     n = _int(s, "workload")
     by_pid = [w for w in workloads(m) if w.pid == n]
@@ -895,7 +895,7 @@ def _find_workload(m, s: str):
          "what user space can see about accesses (numastat, move_pages query, hint faults, "
          "DAMON) scored against the truth", args=["pid"])
 def _access(m, args, bg):
-    from . import access
+    from .runtime import access
 
     _need(args, 1, "access PID [watch hint,damon] [reset]", 3)
     wl = _find_workload(m, args[0])
@@ -943,7 +943,7 @@ def _daemon_opts(kv: dict) -> dict:
          "automatic page migration: a user-space daemon, AutoNUMA, or DAMOS hot/cold",
          job="daemon", args=["pid"])
 def _daemon(m, args, bg):
-    from .automigrate import daemons
+    from .runtime.automigrate import daemons
 
     w = args[0] if args else "report"
     if w == "start":
@@ -957,7 +957,7 @@ def _daemon(m, args, bg):
         if bg:
             job = m.start("daemon", pid, **_daemon_opts(kv))
         else:
-            from .jobs import start_sync
+            from .runtime.jobs import start_sync
 
             job = start_sync(m, "daemon", pid, **_daemon_opts(kv))
         return Result(True, f"job {job.id} started: daemon on pid {pid}", job=job)
@@ -999,7 +999,7 @@ def _wait(m, args, bg):
 @command("timeline", "timeline [WIDTH]",
          "per-node used pages and migration traffic over simulated time")
 def _timeline(m, args, bg):
-    from .timeline import timeline_text
+    from .runtime.timeline import timeline_text
 
     _need(args, 0, "timeline [WIDTH]", 1)
     width = _int(args[0], "width") if args else 40
@@ -1037,7 +1037,7 @@ def _bill(m, args, bg):
          "run a workload on copies of this machine with the daemon off and on (same seed)",
          args=["pid"])
 def _experiment(m, args, bg):
-    from .automigrate import compare_runs
+    from .runtime.automigrate import compare_runs
 
     usage = "experiment PID [size=S] [pattern=P] [threads=NODES] ... -- [mode=..] [source=..] .."
     if "--" in args:

@@ -9,8 +9,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import memory as mm
-from .clock import CostModel
 from .constants import (
     EFAULT,
     EINTR,
@@ -47,9 +45,11 @@ from .constants import (
     PG_reserved,
     oserror,
 )
-from .era import Era, get_era
-from .page_alloc import Frames, zone_available
-from .topology import Node, Zone, compute_watermarks
+from .mm import memory as mm
+from .mm.era import Era, get_era
+from .mm.page_alloc import Frames, zone_available
+from .mm.topology import Node, Zone, compute_watermarks
+from .runtime.clock import CostModel
 
 
 class InvariantError(AssertionError):
@@ -112,13 +112,13 @@ class Machine:
     @classmethod
     def default(cls) -> Machine:
         """The embedded default machine (no file needed)."""
-        from .default import DEFAULT_DESCRIPTION
+        from .machines.presets import DEFAULT_DESCRIPTION
 
         return cls.from_description(DEFAULT_DESCRIPTION)
 
     @classmethod
     def from_description(cls, d: dict, *, source: str = "<description>") -> Machine:
-        from .description import build_machine
+        from .machines.description import build_machine
 
         return build_machine(cls(), d, source=source)
 
@@ -311,12 +311,12 @@ class Machine:
 
     # ------------------------------------------------------------ frames
     def free_frames(self, pfns) -> None:
-        from .page_alloc import free_frames
+        from .mm.page_alloc import free_frames
 
         free_frames(self, np.asarray(pfns, dtype=np.int64))
 
     def clear_mlocked_if_unlocked(self, pfns: np.ndarray) -> None:
-        from .mlock import recompute_mlocked
+        from .mm.mlock import recompute_mlocked
 
         recompute_mlocked(self, pfns)
 
@@ -375,7 +375,7 @@ class Machine:
 
     def spawn(self, name: str, uid: int = 0, node: int = 0, mems_allowed=None, *,
               pid: int | None = None, kthread: bool = False) -> int:
-        from .mempolicy import nodes_str, parse_nodes
+        from .mm.mempolicy import nodes_str, parse_nodes
 
         if node not in self.nodes:
             raise oserror(EINVAL, f"spawn: no node {node} (nodes {nodes_str(self.nodes)})")
@@ -404,7 +404,7 @@ class Machine:
         for d in self.drivers_map.values():
             for (ppid, a, ln) in list(d.pins):
                 if ppid == p.pid:
-                    from .drivers import unpin_range
+                    from .mm.drivers import unpin_range
 
                     unpin_range(self, p, a, ln, d)
         for v in list(p.vmas):
@@ -514,55 +514,55 @@ class Machine:
 
     # ------------------------------------------------------------ Linux calls
     def move_pages(self, pid: int, pages, nodes=None, flags: int = 0, *, caller=None):
-        from .migrate import move_pages_gen
+        from .mm.migrate import move_pages_gen
 
         return self.run(move_pages_gen(self, pid, pages, nodes, flags, caller=caller))
 
     def migrate_pages(self, pid: int, old_nodes, new_nodes, *, caller=None) -> int:
-        from .mempolicy import migrate_pages_syscall_gen
+        from .mm.mempolicy import migrate_pages_syscall_gen
 
         return self.run(migrate_pages_syscall_gen(self, pid, old_nodes, new_nodes,
                                                   caller=caller))
 
     def mbind(self, pid: int, addr: int, length: int, mode: int, nodemask=(), flags: int = 0,
               *, caller=None) -> None:
-        from .mempolicy import mbind_gen
+        from .mm.mempolicy import mbind_gen
 
         return self.run(mbind_gen(self, pid, addr, length, mode, nodemask, flags,
                                   caller=caller))
 
     def set_mempolicy(self, pid: int, mode: int, nodemask=(), *, caller=None) -> None:
-        from .mempolicy import set_mempolicy
+        from .mm.mempolicy import set_mempolicy
 
         set_mempolicy(self, pid, mode, nodemask, caller=caller)
         self._changed()
 
     def get_mempolicy(self, pid: int, addr: int | None = None, flags: int = 0, *,
                       caller=None):
-        from .mempolicy import get_mempolicy
+        from .mm.mempolicy import get_mempolicy
 
         return get_mempolicy(self, pid, addr, flags, caller=caller)
 
     def mlock(self, pid: int, addr: int, length: int) -> None:
-        from .mlock import do_mlock
+        from .mm.mlock import do_mlock
 
         do_mlock(self, self._user(pid), int(addr), int(length), lock=True)
         self._changed()
 
     def munlock(self, pid: int, addr: int, length: int) -> None:
-        from .mlock import do_mlock
+        from .mm.mlock import do_mlock
 
         do_mlock(self, self._user(pid), int(addr), int(length), lock=False)
         self._changed()
 
     def mlockall(self, pid: int, flags: int) -> None:
-        from .mlock import do_mlockall
+        from .mm.mlock import do_mlockall
 
         do_mlockall(self, self._user(pid), int(flags))
         self._changed()
 
     def munlockall(self, pid: int) -> None:
-        from .mlock import do_munlockall
+        from .mm.mlock import do_munlockall
 
         do_munlockall(self, self._user(pid))
         self._changed()
@@ -570,7 +570,7 @@ class Machine:
     def pin(self, pid: int, addr: int, length: int, driver: str | None = None) -> int:
         """Long-term pin (an RDMA memory registration) of a range: its pages can no
         longer migrate. Returns the number of pages pinned."""
-        from .drivers import pin_range
+        from .mm.drivers import pin_range
 
         d = self._pin_driver(driver)
         n = pin_range(self, self._user(pid), int(addr), int(length), d)
@@ -578,7 +578,7 @@ class Machine:
         return n
 
     def unpin(self, pid: int, addr: int, length: int, driver: str | None = None) -> int:
-        from .drivers import unpin_range
+        from .mm.drivers import unpin_range
 
         d = self._pin_driver(driver)
         n = unpin_range(self, self._user(pid), int(addr), int(length), d)
@@ -600,7 +600,7 @@ class Machine:
     def offline(self, node: int, zone: str, *, dry_run: bool = False) -> dict:
         """Offline every online block of a zone (engine/memory_hotplug.py); returns
         what moved. dry_run: the rehearsal (offline_plan), changing nothing."""
-        from .memory_hotplug import offline_plan, offline_zone_gen
+        from .mm.memory_hotplug import offline_plan, offline_zone_gen
 
         if dry_run:
             return offline_plan(self, node, zone)
@@ -608,24 +608,24 @@ class Machine:
 
     def offline_plan(self, node: int, zone: str, *, chunk: int | None = None) -> dict:
         """The rehearsal (`offline --dry-run`); chunk: predict a job of that batch."""
-        from .memory_hotplug import offline_plan
+        from .mm.memory_hotplug import offline_plan
 
         return offline_plan(self, node, zone, chunk=chunk)
 
     def online(self, node: int, zone: str) -> int:
-        from .memory_hotplug import online_zone
+        from .mm.memory_hotplug import online_zone
 
         n = online_zone(self, node, zone)
         self._changed()
         return n
 
     def offline_block(self, index: int) -> dict:
-        from .memory_hotplug import offline_block_gen
+        from .mm.memory_hotplug import offline_block_gen
 
         return self.run(offline_block_gen(self, index))
 
     def online_block(self, index: int, how: str = "online") -> int:
-        from .memory_hotplug import online_block
+        from .mm.memory_hotplug import online_block
 
         n = online_block(self, index, how)
         self._changed()
@@ -634,43 +634,43 @@ class Machine:
     def blocks(self) -> list[dict]:
         """/sys/devices/system/memory/memoryN: index, state, node, zone, valid_zones,
         removable (and start_pfn, pages, isolated)."""
-        from .memory_hotplug import blocks
+        from .mm.memory_hotplug import blocks
 
         return blocks(self)
 
     # ------------------------------------------------------------ views
     def numa_maps(self, pid: int) -> str:
-        from .procfs import numa_maps
+        from .mm.procfs import numa_maps
 
         return numa_maps(self, self.task(pid))
 
     def numastat(self) -> str:
-        from .procfs import numastat
+        from .mm.procfs import numastat
 
         return numastat(self)
 
     def zoneinfo(self) -> str:
-        from .procfs import zoneinfo
+        from .mm.procfs import zoneinfo
 
         return zoneinfo(self)
 
     def vmstat(self) -> dict:
-        from .procfs import vmstat
+        from .mm.procfs import vmstat
 
         return vmstat(self)
 
     def meminfo(self, node: int) -> str:
-        from .procfs import node_meminfo
+        from .mm.procfs import node_meminfo
 
         return node_meminfo(self, node)
 
     def hardware(self) -> str:
-        from .procfs import numactl_hardware
+        from .mm.procfs import numactl_hardware
 
         return numactl_hardware(self)
 
     def node_numastat(self, node: int) -> dict:
-        from .page_alloc import NUMASTAT_NAMES
+        from .mm.page_alloc import NUMASTAT_NAMES
 
         return {n: int(self.numastat_arr[i, node]) for i, n in enumerate(NUMASTAT_NAMES)}
 
@@ -686,7 +686,7 @@ class Machine:
 
     def start(self, name: str, *args, batch: int | None = None, **kw):
         """Start a long operation as an asyncio job (a running event loop is needed)."""
-        from .jobs import Job
+        from .runtime.jobs import Job
 
         gen_fn = self._job_generators().get(name)
         if gen_fn is None:
@@ -718,9 +718,9 @@ class Machine:
     CHECKED_JOBS = ("move_pages", "migrate_pages", "mbind", "offline", "offline_block")
 
     def _job_generators(self) -> dict:
-        from .memory_hotplug import offline_block_gen, offline_zone_gen
-        from .mempolicy import mbind_gen, migrate_pages_syscall_gen
-        from .migrate import move_pages_gen
+        from .mm.memory_hotplug import offline_block_gen, offline_zone_gen
+        from .mm.mempolicy import mbind_gen, migrate_pages_syscall_gen
+        from .mm.migrate import move_pages_gen
 
         gens = {
             "move_pages": lambda *a, **k: move_pages_gen(self, *a, **k),
@@ -729,7 +729,7 @@ class Machine:
             "offline": lambda *a, **k: offline_zone_gen(self, *a, **k),
             "offline_block": lambda *a, **k: offline_block_gen(self, *a, **k),
         }
-        from .jobs import job_factories
+        from .runtime.jobs import job_factories
 
         for jname, fac in job_factories().items():  # workload, daemon, bill: register_job()
             gens.setdefault(jname, lambda *a, _f=fac, **k: _f(self, *a, **k))
@@ -753,7 +753,7 @@ class Machine:
     @property
     def clockctl(self):
         """How jobs pace simulated time against real time (engine/clock.py)."""
-        from .clock import controller
+        from .runtime.clock import controller
 
         return controller(self)
 
@@ -761,39 +761,39 @@ class Machine:
     def timeline(self):
         """Per-node free/used pages and migration traffic over simulated time
         (engine/timeline.py)."""
-        from .timeline import timeline
+        from .runtime.timeline import timeline
 
         return timeline(self)
 
     @property
     def workloads(self) -> list:
         """Workloads started on this machine, running or finished (engine/workload.py)."""
-        from .workload import workloads
+        from .runtime.workload import workloads
 
         return workloads(self)
 
     def migration_bill(self, kind: str, *args, **kw):
         """The dry run of a migration: what would move, fail and cost (engine/bill.py)."""
-        from .bill import migration_bill
+        from .runtime.bill import migration_bill
 
         return migration_bill(self, kind, *args, **kw)
 
     @property
     def last_bill(self):
         """The last migration bill made (with the actual outcome once it ran)."""
-        from .bill import last_bill
+        from .runtime.bill import last_bill
 
         return last_bill(self)
 
     def run_jobs(self, jobs=None, *, max_steps: int | None = None) -> int:
         """Step jobs round-robin without an event loop (deterministic)."""
-        from .jobs import run_jobs
+        from .runtime.jobs import run_jobs
 
         return run_jobs(self, jobs, max_steps=max_steps)
 
     # ------------------------------------------------------------ checks
     def check(self) -> None:
-        from .check import check_machine
+        from .mm.check import check_machine
 
         check_machine(self)
 

@@ -6,9 +6,9 @@ import pytest
 from conftest import small
 
 import engine
-from engine import access
-from engine.automigrate import compare_runs, experiment
-from engine.jobs import run_jobs, start_sync
+from engine.runtime import access, automigrate
+from engine.runtime.automigrate import compare_runs, experiment
+from engine.runtime.jobs import run_jobs, start_sync
 
 # a 2-socket-like 4-node machine; the process first-touches its memory on node 0,
 # then two threads on nodes 1 and 2 each work on their half: remote-heavy
@@ -111,7 +111,7 @@ def test_damos_migrate_hot_to_the_fast_node_and_cold_to_the_slow_one():
 
 
 def test_daemon_counts_failures_and_keeps_going(base):
-    c = engine.automigrate.clone(base)
+    c = automigrate.clone(base)
     j = start_sync(c, "workload", 100, **WL)
     # pin the first pages (an RDMA registration cannot migrate): -EAGAIN, and the
     # batch it sits in stops the move_pages call; the daemon tries again next period
@@ -126,7 +126,7 @@ def test_daemon_counts_failures_and_keeps_going(base):
 
 
 def test_daemon_stop_and_report_text(base):
-    c = engine.automigrate.clone(base)
+    c = automigrate.clone(base)
     j = start_sync(c, "workload", 100, **{**WL, "ticks": 1000})
     dj = start_sync(c, "daemon", 100, source="hint")
     run_jobs(c, max_steps=60)

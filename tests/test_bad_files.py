@@ -25,8 +25,8 @@ from conftest import small
 from test_bad_input import fingerprint
 
 import engine
-from engine import saves
 from engine.commands import execute
+from engine.machines import snapshot as saves
 from tui import cli
 from tui.app import NumaConsoleApp
 
@@ -237,7 +237,7 @@ def test_machine_too_large_for_the_process_is_refused(tmp_path, monkeypatch):
     """Regression (found here): building a machine the process cannot allocate (an
     8 TiB description under `ulimit -v`) raised MemoryError with a traceback from
     `numacon run`; engine.load now refuses it with a one-line SaveError."""
-    from engine import page_alloc
+    from engine.mm import page_alloc
 
     def no_memory(self, n):
         raise MemoryError(f"Unable to allocate {n * 20} bytes")

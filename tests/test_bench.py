@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from engine import bench
 from engine.units import parse_size
+from tools import bench
 from tui import bench_ui, cli
 
 ROOT = Path(__file__).resolve().parent.parent

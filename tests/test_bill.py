@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine import MAP_SHARED, MPOL_INTERLEAVE, MPOL_MF_MOVE, MPOL_MF_MOVE_ALL, MPOL_MF_STRICT
-from engine.bill import UNWRITTEN
 from engine.commands import execute
-from engine.migrate import isolate, putback
+from engine.mm.migrate import isolate, putback
+from engine.runtime.bill import UNWRITTEN
 
 RDMA = [{"name": "rdma0", "kind": "rdma", "node": 0}]
 

@@ -9,8 +9,8 @@ import tomllib
 import pytest
 
 import engine
-from engine import capture as cap
 from engine.constants import MPOL_BIND, MPOL_INTERLEAVE
+from engine.machines import capture as cap
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 

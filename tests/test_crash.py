@@ -22,7 +22,7 @@ from test_reliability import compare_contents, contents, fingerprint
 
 import engine
 from engine.constants import MPOL_BIND, MPOL_MF_MOVE
-from engine.jobs import start_sync
+from engine.runtime.jobs import start_sync
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 import engine
 from engine.constants import ZONE_MOVABLE, PG_pinned
-from engine.default import DEFAULT_DESCRIPTION
-from engine.description import DescriptionError, TomlKeyLines, dumps, key_line
+from engine.machines.description import DescriptionError, TomlKeyLines, dumps, key_line
+from engine.machines.presets import DEFAULT_DESCRIPTION
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAVES = os.path.join(ROOT, "saves")

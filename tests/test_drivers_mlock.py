@@ -18,7 +18,7 @@ from engine.constants import (
     VM_LOCKED,
     PG_mlocked,
 )
-from engine.mlock import mlocked_per_node
+from engine.mm.mlock import mlocked_per_node
 
 MB = 1 << 20
 
@@ -102,7 +102,7 @@ def test_mlock_2_6_17_migrate_pages_fails_locked_pages_with_eperm():
 
 
 def test_mlock_2_6_17_migration_core_reports_eperm_per_page():
-    from engine.migrate import migrate_pairs_gen
+    from engine.mm.migrate import migrate_pairs_gen
 
     m = machine("2.6.17")
     lk = vma(m, 10, locked=True)

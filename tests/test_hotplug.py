@@ -26,7 +26,7 @@ from engine.constants import (
     PG_isolated,
     PG_mlocked,
 )
-from engine.memory_hotplug import block_size_bytes, describe_plan
+from engine.mm.memory_hotplug import block_size_bytes, describe_plan
 
 MB = 1 << 20
 DIST = [[10, 16, 32, 32, 40],
@@ -209,7 +209,7 @@ def test_offline_shrinks_lowmem_and_recomputes_watermarks():
     assert (z.present, z.spanned - z.present) == (z.spanned - m.block_pages, m.block_pages)
     assert (z.wmark_min, z.wmark_low, z.wmark_high) != before
     fresh = [dataclasses.replace(x) for x in m.zones]
-    from engine.topology import compute_watermarks
+    from engine.mm.topology import compute_watermarks
 
     compute_watermarks(fresh, m.page_size, True)
     assert [(x.wmark_min, x.wmark_low) for x in fresh] == \
@@ -638,7 +638,7 @@ def test_offline_timeout_era_gives_up_after_five_failing_rounds():
 
 
 def test_offline_timeout_era_gives_eagain_after_120_seconds_of_busy_pages():
-    from engine.migrate import isolate, putback
+    from engine.mm.migrate import isolate, putback
 
     m = small_machine()
     m.era = dataclasses.replace(m.era, name="3.10", offline_retry="timeout")
@@ -736,7 +736,7 @@ def test_dry_run_and_block_offline_agree_on_driver_relocation():
     m = small_machine()
     m.set_migrate_hook("uncached", True)
     b = driver_only_block(m, "uncached")
-    from engine.memory_hotplug import plan_blocks
+    from engine.mm.memory_hotplug import plan_blocks
 
     plan = plan_blocks(m, [b], f"memory{b}")
     t = m.clock

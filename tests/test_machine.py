@@ -8,7 +8,7 @@ from conftest import nodes_of, pages_of, small
 
 import engine
 from engine.constants import K_FREE, K_KERNEL, ZONE_MOVABLE, PG_mlocked
-from engine.procfs import numa_maps
+from engine.mm.procfs import numa_maps
 
 
 def test_default_machine_has_what_the_contract_promises():
@@ -135,7 +135,7 @@ def test_2_6_17_mlocked_pages_fail_migration_with_EPERM(m):
     m.mlock(pid, a, m.page_size)
     m.era = "2.6.17"
     assert m.migrate_pages(pid, [0], [1]) == 1
-    from engine.migrate import migrate_pairs_gen
+    from engine.mm.migrate import migrate_pairs_gen
 
     pfn = m.process(pid).vmas[0].pte[:1]
     res = m.run(migrate_pairs_gen(m, pfn, np.array([2]), reason="test", strict_node=True,

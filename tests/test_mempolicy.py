@@ -25,7 +25,7 @@ from engine import (
     MPOL_PREFERRED_MANY,
     MPOL_WEIGHTED_INTERLEAVE,
 )
-from engine.mempolicy import migrate_pages_pairs
+from engine.mm.mempolicy import migrate_pages_pairs
 
 
 def err(fn):
@@ -409,7 +409,7 @@ def test_migrate_pages_skips_pfnmap_and_2006_skips_mlocked():
 
 
 def test_parse_nodes_accepts_strings_and_rejects_nonsense(m):
-    from engine.mempolicy import parse_nodes
+    from engine.mm.mempolicy import parse_nodes
 
     assert parse_nodes("0-2,5") == (0, 1, 2, 5)
     assert parse_nodes([3, 1]) == (1, 3)

@@ -8,7 +8,7 @@ import numpy as np
 from conftest import small
 
 from engine.constants import PG_isolated, PG_locked, PG_writeback
-from engine.migrate import migrate_pairs_gen
+from engine.mm.migrate import migrate_pairs_gen
 
 
 def _pages(m, n=4, node=0):
@@ -62,7 +62,7 @@ def test_locked_page_is_EAGAIN_in_async_mode():
 def test_page_already_isolated_is_EBUSY():
     m = small()
     pid, a, pfns = _pages(m, 2)
-    from engine.migrate import isolate, putback
+    from engine.mm.migrate import isolate, putback
 
     isolate(m, pfns[:1])
     assert m.f.flags[pfns[0]] & PG_isolated

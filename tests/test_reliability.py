@@ -68,7 +68,7 @@ from engine.constants import (
     PROT_READ,
     PROT_WRITE,
 )
-from engine.jobs import start_sync
+from engine.runtime.jobs import start_sync
 
 PAGE = 4096
 SOAK = max(1, int(os.environ.get("NUMACON_SOAK", "1") or 1))

@@ -10,11 +10,11 @@ from conftest import pages_of, small
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine import access
-from engine.clock import MIGRATE_BATCH, predict_migrate_ns
 from engine.commands import execute
-from engine.jobs import run_jobs, start_sync
-from engine.workload import Workload, make_phases
+from engine.runtime import access
+from engine.runtime.clock import MIGRATE_BATCH, predict_migrate_ns
+from engine.runtime.jobs import run_jobs, start_sync
+from engine.runtime.workload import Workload, make_phases
 
 
 def _proc(m, npages=2048, node=0, touch_node=0):

@@ -16,7 +16,7 @@ import sys
 import pytest
 
 import engine
-from engine import saves
+from engine.machines import snapshot as saves
 from tests.conftest import small
 from tests.test_saves import KILL_SCRIPT, ROOT, assert_same
 

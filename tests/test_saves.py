@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 import engine
-from engine import saves
 from engine.constants import MPOL_BIND, MPOL_INTERLEAVE, MPOL_MF_MOVE
+from engine.machines import snapshot as saves
 from tests.conftest import small
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -473,7 +473,7 @@ KILL_SCRIPT = textwrap.dedent("""
     import os, sys, time
     sys.path.insert(0, {root!r})
     import engine
-    from engine import saves
+    from engine.machines import snapshot as saves
     where = sys.argv[2]
     real_encode, real_fsync = saves._encode_chunk, os.fsync
     n = [0]

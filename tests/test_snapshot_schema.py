@@ -1,5 +1,5 @@
 """Snapshots are data: the state is decoded through the explicit schema of
-engine/snapshot_schema.py. Crafted files (with correct checksums, so only the
+engine/machines/snapshot_schema.py. Crafted files (with correct checksums, so only the
 decoder stands in the way) that name classes, functions or exception classes, or
 whose records have wrong fields, are refused with one line, create nothing and
 change nothing."""
@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 import engine
-from engine import saves
-from engine import snapshot_schema as schema
-from engine.jobs import Job, start_sync
+from engine.machines import snapshot as saves
+from engine.machines import snapshot_schema as schema
+from engine.runtime.jobs import Job, start_sync
 from tests.conftest import small
 from tests.test_saves import assert_same
 
@@ -26,7 +26,7 @@ FIXTURE_V1 = Path(__file__).parent / "data" / "v1-workloads.snap"
 # ------------------------------------------------------------------ crafting files
 
 def unpack(data: bytes) -> tuple[dict, dict]:
-    """(manifest, state) of a snapshot, read without engine/saves.py's reader."""
+    """(manifest, state) of a snapshot, read without engine/machines/snapshot.py's reader."""
     _, off, ln, crc = saves.HEADER.unpack_from(data)
     man = json.loads(data[off:off + ln])
     blob = next(b for b in man["blobs"] if b["name"] == "state")
@@ -143,6 +143,8 @@ ATTACKS = {
     # version 1 did; its class names go through a fixed table
     "obj-v1": (1, lambda s: {"obj": [0, "engine.saves:tempfile._TemporaryFileCloser",
                                      closer(s)]}),
+    "obj-v1-new-path": (1, lambda s: {"obj": [
+        0, "engine.machines.snapshot:tempfile._TemporaryFileCloser", closer(s)]}),
     "lobj-v1": (1, lambda s: {"lobj": [0, "engine.saves:tempfile._TemporaryFileCloser",
                                        [], closer(s)]}),
     "rec-path": (2, lambda s: {"rec": [0, "engine.saves:tempfile._TemporaryFileCloser",
@@ -306,8 +308,8 @@ def test_schema_classes_have_no_finalizers():
 # ------------------------------------------------------------------ save side
 
 def test_save_refuses_objects_outside_the_schema(tmp_path):
-    from engine.era import get_era
-    from engine.workload import Workload
+    from engine.mm.era import get_era
+    from engine.runtime.workload import Workload
 
     m = small()
     m._era_copy = get_era("modern")  # an engine object, but not a record type

@@ -491,7 +491,7 @@ async def test_clock_daemon_and_save_keys():
             await pilot.press("less_than_sign", "greater_than_sign", "greater_than_sign")
             assert ctl.mode == "fast"
         try:
-            from engine.automigrate import daemons
+            from engine.runtime.automigrate import daemons
         except ImportError:
             daemons = None
         if daemons is not None:

@@ -499,7 +499,7 @@ class NumaConsoleApp(App):
     def action_daemon(self) -> None:
         """Start the automatic-migration daemon on the selected process, or stop it."""
         try:
-            from engine.automigrate import daemons
+            from engine.runtime.automigrate import daemons
         except ImportError:
             self.console_log.result("this engine has no migration daemon", False)
             return

@@ -1,5 +1,5 @@
 """The console's figures for `numacon bench` (engine/bench.py): engine/ never imports
-tui/, so tui/cli.py hands this module to engine.bench.main as `ui`.
+tui/, so tui/cli.py hands this module to tools.bench.main as `ui`.
 
 redraw_ms: the page-frame map alone on a 200x60 screen (headless), every line of it
 rendered with its row and strip caches (and the style table) cleared, as the first

@@ -5,8 +5,8 @@
     numacon run [MACHINE] -c 'CMD; CMD'        commands from the argument, headless
                                                (CMD & starts a job; `wait` finishes jobs)
     numacon hardware [MACHINE]                 numactl -H of the machine
-    numacon capture [...]                      a description of this host (engine.capture)
-    numacon bench [--json]                     the benchmark (engine.bench)
+    numacon capture [...]                      a description of this host (engine.machines.capture)
+    numacon bench [--json]                     the benchmark (tools.bench)
     numacon serve [MACHINE] [--port N]         the console in a browser (textual-serve; open
                                                the URL it prints: it carries a token)
 
@@ -148,11 +148,11 @@ def _delegate(module: str, func: str, argv: Sequence[str], what: str, **kw: Any)
 
 
 def cmd_bench(argv: Sequence[str]) -> int:
-    """engine.bench with the console's figures (map redraw, key latency) handed in:
+    """tools.bench with the console's figures (map redraw, key latency) handed in:
     engine/ never imports tui/."""
     from . import bench_ui
 
-    return _delegate("engine.bench", "main", argv, "bench", ui=bench_ui)
+    return _delegate("tools.bench", "main", argv, "bench", ui=bench_ui)
 
 
 def cmd_serve(argv: Sequence[str]) -> int:
@@ -213,7 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if sub == "hardware":
             return cmd_hardware(args[1:])
         if sub == "capture":
-            return _delegate("engine.capture", "main_capture", args[1:], "capture")
+            return _delegate("engine.machines.capture", "main_capture", args[1:], "capture")
         if sub == "bench":
             return cmd_bench(args[1:])
         if sub == "serve":

@@ -275,7 +275,7 @@ def find_vma(m: Any, pid: int, start: int) -> Any:
 
 def frame_owner(m: Any, pfn: int) -> tuple[int, int] | None:
     """(pid, address) of the first mapping of a frame, or None."""
-    from engine.rmap import mappers
+    from engine.mm.rmap import mappers
 
     try:
         ms = mappers(m, int(pfn))
@@ -361,9 +361,9 @@ def describe_frame(m: Any, pfn: int) -> list[tuple[str, str]]:
 
 def _accesses(m: Any, owner: tuple[int, int]) -> str:
     """Sampled accesses by node to the page at (pid, addr), when a workload covers it
-    (engine.workload; counts since the last access-statistics reset)."""
+    (engine.runtime.workload; counts since the last access-statistics reset)."""
     try:
-        from engine.workload import workloads
+        from engine.runtime.workload import workloads
     except ImportError:
         return ""
     pid, addr = owner

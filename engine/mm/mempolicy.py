@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .constants import (
+from ..constants import (
     EFAULT,
     EINVAL,
     EIO,
@@ -42,10 +42,10 @@ from .constants import (
     MPOL_WEIGHTED_INTERLEAVE,
     oserror,
 )
-from .vec import unique_frames
+from ..vec import unique_frames
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .machine import Machine
+    from ..machine import Machine
     from .memory import VMA, Process
 
 

@@ -16,7 +16,7 @@ The machine's non-array state (zones, processes, VMAs, mappings, drivers, counte
 is the JSON blob "state"; page tables and backing indexes of all VMAs are concatenated
 into a few large arrays so a machine with thousands of VMAs is still a handful of blobs.
 Engine objects in the state (workloads, daemons, finished jobs...) are records of the
-schema in engine/snapshot_schema.py: the file names a record type, never a class.
+schema in engine/machines/snapshot_schema.py: the file names a record type, never a class.
 Chunks are encoded and decoded on a thread pool (zlib and crc32 release the GIL), and
 all-zero chunks are neither stored nor read back: a fresh 64 GiB machine is mostly zero.
 """
@@ -44,11 +44,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import memory as mm
+from ..mm import memory as mm
 from . import snapshot_schema as schema
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .machine import Machine
+    from ..machine import Machine
 
 
 class SaveError(Exception):
@@ -100,7 +100,7 @@ def load(path: str | os.PathLike, *, check: bool = False) -> Machine:
         raise SaveError(f"{p}: this machine needs more memory than this host can "
                         f"give the process") from None
     if check:
-        from .machine import InvariantError
+        from ..machine import InvariantError
 
         try:
             m.check()
@@ -595,7 +595,7 @@ class Encoder:
     or objects, so each non-JSON value becomes a one-key object ({"t": [...]} is a
     tuple) and a plain dict is itself tagged "d": decoding is unambiguous. Numpy
     arrays go to blobs. Engine objects the machine does not save explicitly (a
-    workload, a timeline) are records of engine/snapshot_schema.py, {"rec": [k, tag,
+    workload, a timeline) are records of engine/machines/snapshot_schema.py, {"rec": [k, tag,
     fields]}, memoized so that shared objects stay shared; an object the schema does
     not describe is refused. Objects the machine saves explicitly (the machine,
     processes, VMAs, mappings, drivers, zones, nodes, the cost model) become
@@ -627,7 +627,7 @@ class Encoder:
                 if f.name not in skip}
 
     def __call__(self, x: Any) -> Any:
-        from .mempolicy import Policy
+        from ..mm.mempolicy import Policy
 
         t = type(x)
         if x is None or t in (bool, int, float, str):
@@ -734,7 +734,7 @@ class Decoder:
         raise SaveError(f"reference to a missing object {str(r)[:60]}")
 
     def __call__(self, x: Any) -> Any:
-        from .mempolicy import Policy
+        from ..mm.mempolicy import Policy
 
         if isinstance(x, list):
             return [self(v) for v in x]
@@ -938,7 +938,7 @@ def _procs_state(m: Machine, e: Encoder, arrays: dict) -> list:
 def _mappings_state(m: Machine, e: Encoder, arrays: dict) -> list:
     """anon_vmas and backings (files, driver regions) in m.mappings order; their VMA
     lists as [pid, index] (a VMA no process holds is an orphan and is dropped)."""
-    from .memory import AnonVMA
+    from ..mm.memory import AnonVMA
 
     vref = {id(v): [p.pid, i] for p in m.procs.values() for i, v in enumerate(p.vmas)}
     maps, pages, expect = [], [], []
@@ -978,11 +978,11 @@ def _generic_attrs(m: Machine, e: Encoder) -> dict:
 
 def restore_state(state: dict, arrays: dict[str, np.ndarray], version: int = VERSION
                   ) -> Machine:
-    from .drivers import Driver
-    from .era import ERAS, Era
-    from .jobs import Job
-    from .machine import Machine
-    from .topology import Node, Zone
+    from ..machine import Machine
+    from ..mm.drivers import Driver
+    from ..mm.era import ERAS, Era
+    from ..mm.topology import Node, Zone
+    from ..runtime.jobs import Job
 
     m = Machine()
     dec = Decoder(m, arrays, version)
@@ -1038,7 +1038,7 @@ def _check_attr_name(k: Any, machine_cls: type) -> None:
 
 
 def _restore_frames(m: Machine, n: int, arrays: dict[str, np.ndarray]) -> None:
-    from .page_alloc import Frames
+    from ..mm.page_alloc import Frames
 
     m.f = Frames(0)
     m.f.n = n
@@ -1051,7 +1051,7 @@ def _restore_frames(m: Machine, n: int, arrays: dict[str, np.ndarray]) -> None:
 
 
 def _restore_mappings(m: Machine, state: dict, arrays: dict, dec: Decoder) -> None:
-    from .memory import VMA, AnonVMA, Backing, Process
+    from ..mm.memory import VMA, AnonVMA, Backing, Process
 
     m.mappings = {}
     bp, be = _take(arrays, "backing.pages"), _take(arrays, "backing.expect")

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .constants import K_FREE, PG_lru
+from ..constants import K_FREE, PG_lru
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .machine import Machine
+    from ..machine import Machine
 
 # numastat rows, in nodeN/numastat order (kernel-semantics.md 8.4)
 NUMA_HIT, NUMA_MISS, NUMA_FOREIGN, INTERLEAVE_HIT, LOCAL_NODE, OTHER_NODE = range(6)

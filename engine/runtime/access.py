@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .constants import EINVAL, oserror
+from ..constants import EINVAL, oserror
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .machine import Machine
+    from ..machine import Machine
     from .workload import Workload
 
 SOURCES = ("truth", "numastat", "query", "hint", "damon")

@@ -28,8 +28,8 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from .constants import ZONE_NAMES
-from .mempolicy import nodes_str, parse_nodes
+from ..constants import ZONE_NAMES
+from ..mm.mempolicy import nodes_str, parse_nodes
 
 DEFAULT_MAX_BYTES = 4 << 30
 VMA_CAP_BYTES = 256 << 20  # untouched address space kept per VMA (after scaling)
@@ -525,7 +525,7 @@ def main_capture(argv: list[str] | None = None) -> int:
               f"exited). Host figures the engine does not use are in [host].")
     text = dumps(d, header)
     if a.output:
-        from .saves import SaveError, _atomic_write
+        from .snapshot import SaveError, _atomic_write
 
         try:
             _atomic_write(a.output, lambda fh: fh.write(text.encode()))
@@ -541,5 +541,5 @@ def main_capture(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":  # python -m engine.capture
+if __name__ == "__main__":  # python -m engine.machines.capture
     sys.exit(main_capture(sys.argv[1:]))

@@ -31,11 +31,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .constants import EINVAL, ESRCH, MPOL_MF_MOVE, oserror
-from .vec import pair_counts
+from ..constants import EINVAL, ESRCH, MPOL_MF_MOVE, oserror
+from ..vec import pair_counts
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .machine import Machine
+    from ..machine import Machine
     from .workload import Workload
 
 MODES = ("user", "autonuma", "damos")
@@ -326,8 +326,8 @@ class Daemon:
 
     def _call(self, wl: Workload, st: _PageState, idx, targets, cur, chunk):
         """One move_pages call; returns the positions whose status stayed unwritten."""
+        from ..mm.migrate import move_pages_gen
         from .clock import predict_migrate_ns
-        from .migrate import move_pages_gen
 
         m = self.m
         addrs = wl.start + (idx.astype(np.int64) << m.page_shift)
@@ -373,8 +373,8 @@ class Daemon:
         """task_numa_fault() -> migrate_misplaced_folio(): a page faulted from another
         node than its own moves there when the last fault came from that node too,
         and the page is not shared; the faulting thread waits for the copy."""
+        from ..mm.migrate import migrate_pairs_gen
         from .clock import predict_migrate_ns
-        from .migrate import migrate_pairs_gen
 
         m = self.m
         # the last fault's node must be this one, unless no fault was recorded yet
@@ -408,9 +408,9 @@ class Daemon:
     # ------------------------------------------------------------ DAMOS
     def _damos(self, wl: Workload, chunk):
         """migrate_hot / migrate_cold on DAMON's last aggregation (damos_migrate)."""
+        from ..mm.migrate import migrate_pairs_gen
         from .access import observer
         from .clock import predict_migrate_ns
-        from .migrate import migrate_pairs_gen
 
         cfg, m = self.cfg, self.m
         mon = observer(wl, "damon")
@@ -485,8 +485,8 @@ class Daemon:
                 "source_cost_ns": self.source_cost_ns(), "workloads": per}
 
     def report_text(self) -> str:
+        from ..units import fmt_size
         from .clock import fmt_ns
-        from .units import fmt_size
 
         r = self.report()
         what = r["mode"] if r["mode"] != "user" else f"user/{r['source']}"

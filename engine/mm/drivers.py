@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .constants import (
+from ..constants import (
     EINVAL,
     ENOMEM,
     K_PFNMAP,
@@ -25,10 +25,10 @@ from .constants import (
     PG_reserved,
     oserror,
 )
-from .vec import distinct
+from ..vec import distinct
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .machine import Machine
+    from ..machine import Machine
 
 DRIVER_KINDS = ("uncached", "framebuffer", "rdma")
 
@@ -99,8 +99,8 @@ class Driver:
 
     def relocate(self, m: Machine, where, avoid_blocks=None) -> int:
         """Move region frames: where(node) -> target node (same node = stay)."""
+        from ..runtime.clock import migrate_cost_ns
         from . import rmap
-        from .clock import migrate_cost_ns
         from .page_alloc import alloc_frames, zonelist
 
         if not self.pfnmap:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .constants import (
+from ..constants import (
     K_ANON,
     K_FILE,
     K_KERNEL,
@@ -21,7 +21,7 @@ from .constants import (
 from .page_alloc import NUMASTAT_NAMES
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .machine import Machine
+    from ..machine import Machine
 
 
 def numa_maps(m: Machine, p) -> str:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .constants import (
+from ..constants import (
     K_ANON,
     K_FILE,
     K_FREE,
@@ -17,14 +17,14 @@ from .constants import (
     PG_isolated,
     PG_pinned,
 )
-from .vec import distinct
+from ..vec import distinct
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .machine import Machine
+    from ..machine import Machine
 
 
 def _fail(msg: str):
-    from .machine import InvariantError
+    from ..machine import InvariantError
 
     raise InvariantError(msg)
 

@@ -243,7 +243,7 @@ def _same_len(f: dict, names: tuple[str, ...], n: int | None = None) -> str | No
 
 
 def _workload_ok(f: dict, ctx) -> str | None:
-    from .workload import HISTORY
+    from ..runtime.workload import HISTORY
 
     if f["counts"].shape[0] != f["npages"]:
         return f"counts has {f['counts'].shape[0]} rows for {f['npages']} pages"
@@ -268,7 +268,7 @@ def _page_state_ok(f: dict, ctx) -> str | None:
 
 
 def _timeline_ok(f: dict, ctx) -> str | None:
-    from .timeline import FIELDS
+    from ..runtime.timeline import FIELDS
 
     cap, nn = f["capacity"], f["nr_nodes"]
     if f["t"].shape != (cap,):
@@ -288,9 +288,9 @@ _I64_1 = array("int64", 1)
 
 
 def _records() -> dict[str, Record]:
-    from .automigrate import MODES
-    from .bill import KINDS
-    from .workload import PATTERNS
+    from ..runtime.automigrate import MODES
+    from ..runtime.bill import KINDS
+    from ..runtime.workload import PATTERNS
 
     recs = [
         Record("phase", {
@@ -378,16 +378,16 @@ _BY_CLASS: dict[type, Record] = {}
 
 def classes() -> dict[str, type]:
     """tag -> the engine class (imported on first use: the runtime modules import the
-    machine, which imports saves)."""
+    machine, which imports the snapshot module)."""
     if not _CLASSES:
-        from .access import DamonMonitor, HintScanner
-        from .automigrate import Daemon, DaemonConfig, _PageState
-        from .bill import Bill
-        from .clock import CostModel
-        from .jobs import Job
-        from .migrate import MoveStatus
-        from .timeline import Timeline
-        from .workload import Phase, Workload
+        from ..mm.migrate import MoveStatus
+        from ..runtime.access import DamonMonitor, HintScanner
+        from ..runtime.automigrate import Daemon, DaemonConfig, _PageState
+        from ..runtime.bill import Bill
+        from ..runtime.clock import CostModel
+        from ..runtime.jobs import Job
+        from ..runtime.timeline import Timeline
+        from ..runtime.workload import Phase, Workload
 
         _CLASSES.update({
             "phase": Phase, "workload": Workload, "hint_scanner": HintScanner,
@@ -422,8 +422,8 @@ MAX_MESSAGE = 1 << 16
 
 
 def _exception_kinds() -> dict[str, type]:
-    from .jobs import JobCancelled
-    from .machine import InvariantError
+    from ..machine import InvariantError
+    from ..runtime.jobs import JobCancelled
 
     kinds = {k: getattr(builtins, k) for k in _OS_KINDS + _OTHER_KINDS}
     kinds.update(InvariantError=InvariantError, JobCancelled=JobCancelled)
@@ -491,18 +491,24 @@ def legacy_exception(path: Any, args: Any) -> BaseException:
 
 
 # what version 1 wrote as "module:qualname" -> the record or exception kind it was
+_LEGACY = {
+    "workload:Phase": "phase", "workload:Workload": "workload",
+    "access:HintScanner": "hint_scanner", "access:DamonMonitor": "damon_monitor",
+    "clock:CostModel": "cost_model", "automigrate:DaemonConfig": "daemon_config",
+    "automigrate:_PageState": "page_state", "automigrate:Daemon": "daemon",
+    "timeline:Timeline": "timeline", "bill:Bill": "bill",
+}
+# (with the module paths before and after the engine's layout change: version 1 was
+# written by both)
 LEGACY_CLASSES = {
-    "engine.workload:Phase": "phase", "engine.workload:Workload": "workload",
-    "engine.access:HintScanner": "hint_scanner",
-    "engine.access:DamonMonitor": "damon_monitor", "engine.clock:CostModel": "cost_model",
-    "engine.automigrate:DaemonConfig": "daemon_config",
-    "engine.automigrate:_PageState": "page_state", "engine.automigrate:Daemon": "daemon",
-    "engine.timeline:Timeline": "timeline", "engine.bill:Bill": "bill",
-    "engine.migrate:MoveStatus": "move_status",
+    **{f"engine.{k}": v for k, v in _LEGACY.items()},
+    **{f"engine.runtime.{k}": v for k, v in _LEGACY.items()},
+    "engine.migrate:MoveStatus": "move_status", "engine.mm.migrate:MoveStatus": "move_status",
 }
 LEGACY_EXCEPTIONS = {
     **{f"builtins:{k}": k for k in _OS_KINDS + _OTHER_KINDS},
     "engine.machine:InvariantError": "InvariantError",
     "engine.jobs:JobCancelled": "JobCancelled",
+    "engine.runtime.jobs:JobCancelled": "JobCancelled",
 }
 

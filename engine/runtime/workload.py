@@ -30,12 +30,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .constants import EINVAL, ESRCH, K_ANON, PG_dirty, PG_isolated, oserror
-from .vec import distinct, unique
+from ..constants import EINVAL, ESRCH, K_ANON, PG_dirty, PG_isolated, oserror
+from ..vec import distinct, unique
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .machine import Machine
-    from .memory import VMA, Process
+    from ..machine import Machine
+    from ..mm.memory import VMA, Process
 
 PATTERNS = ("uniform", "zipf", "seq", "stairs", "zigzag")
 ALIASES = {"hot": "zipf", "stream": "seq", "sequential": "seq", "random": "uniform"}
@@ -212,8 +212,8 @@ class Workload:
                 "overhead_ns": round(self.extra_ns + self.stall_ns)}
 
     def describe(self) -> str:
+        from ..units import fmt_size
         from .clock import fmt_ns
-        from .units import fmt_size
 
         ph = self.phase
         thr = ",".join(str(int(n)) for n in self.thread_nodes())
@@ -438,7 +438,7 @@ class Workload:
         that touches each: first-touch placement. Private anonymous VMAs take the
         scattered pages at once (_fault_anon); others go through fault_range() run by
         run."""
-        from .memory import fault_range
+        from ..mm.memory import fault_range
 
         u, first = np.unique(offs, return_index=True)
         un = anode[first]
@@ -460,7 +460,7 @@ class Workload:
         and the integrity oracle, exactly as fault_range() does for a present page.
         Pages that need a fault to be written (copy-on-write of a private file page,
         driver regions) go through fault_range() itself."""
-        from .memory import fault_range
+        from ..mm.memory import fault_range
 
         if offs.size == 0:
             return
@@ -524,9 +524,9 @@ def _fault_anon(m: Machine, p: Process, v: VMA, offs: np.ndarray, cpu: int) -> N
     """Write faults at scattered offsets of a private anonymous VMA, all at once: the
     same steps as memory.fault_range() (policy placement, allocation with fallback,
     numastat, anon rmap, mlock, new content and the integrity oracle)."""
-    from .constants import ENOMEM, PG_lru, PG_mlocked
-    from .memory import alloc_by_target, ensure_anon_vma
-    from .mempolicy import policy_nodes_for_fault
+    from ..constants import ENOMEM, PG_lru, PG_mlocked
+    from ..mm.memory import alloc_by_target, ensure_anon_vma
+    from ..mm.mempolicy import policy_nodes_for_fault
 
     f = m.f
     cur = v.pte[offs]
@@ -623,7 +623,7 @@ def make_phases(m: Machine, phases=None, **kw) -> list[Phase]:
 
 
 def _coerce(k: str, v):
-    from .mempolicy import parse_nodes
+    from ..mm.mempolicy import parse_nodes
 
     if k == "threads":
         if isinstance(v, str):
@@ -658,7 +658,7 @@ def create(m: Machine, pid: int, addr: int | None = None, length: int | None = N
         addr = m.mmap(pid, size)
         length = m.page_align(size)
     else:
-        from .memory import range_holes
+        from ..mm.memory import range_holes
 
         addr = int(addr) & ~(m.page_size - 1)
         length = m.page_align(int(length if length is not None else m.page_size))
@@ -689,7 +689,7 @@ def described(m: Machine) -> list[dict]:
     """The `[[workloads]]` of the machine's description: tables of `pid` and the
     options of m.start("workload", ...) (size "64M", pattern, threads "1,2", ticks,
     phases = [{...}], ...), checked when started."""
-    from .units import parse_size
+    from ..units import parse_size
 
     out = []
     for i, d in enumerate((m.description or {}).get("workloads", []) or []):

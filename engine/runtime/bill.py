@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .constants import (
+from ..constants import (
     EACCES,
     EAGAIN,
     EBUSY,
@@ -53,10 +53,10 @@ from .constants import (
     PG_writeback,
     oserror,
 )
-from .vec import distinct, pair_counts, unique
+from ..vec import distinct, pair_counts, unique
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .machine import Machine
+    from ..machine import Machine
 
 UNWRITTEN = -1000  # a move_pages status entry Linux leaves unwritten
 KINDS = ("move_pages", "migrate_pages", "mbind", "offline")
@@ -105,8 +105,8 @@ class Bill:
 
     @property
     def text(self) -> str:
+        from ..units import fmt_size
         from .clock import fmt_ns
-        from .units import fmt_size
 
         lines = [f"{self.kind} --dry-run (era {self.era}): would move {self.pages} pages "
                  f"({fmt_size(self.bytes)}), predicted {fmt_ns(self.predicted_ns)}"]
@@ -202,7 +202,7 @@ class _Capacity:
     (alloc_frames: a "low" pass over the node order, then a "min" pass)."""
 
     def __init__(self, m: Machine):
-        from .page_alloc import zone_available
+        from ..mm.page_alloc import zone_available
 
         self.avail = {w: Counter() for w in ("low", "min")}
         for z in m.zones:
@@ -280,7 +280,7 @@ def _add_pairs(b: Bill, src: np.ndarray, dst: np.ndarray) -> None:
 
 def bill_move_pages(m: Machine, pid, pages, nodes=None, flags: int = 0, *, caller=None,
                     chunk: int | None = None) -> Bill:
-    from .migrate import _as_array, _check_move_pages_call
+    from ..mm.migrate import _as_array, _check_move_pages_call
 
     b = _new_bill(m, "move_pages", (pid, pages, nodes, flags), {"caller": caller})
     try:
@@ -316,7 +316,7 @@ def _move_pages_modern(m: Machine, b: Bill, p, addrs, tg, move_all, chunk) -> No
     """do_pages_move(): batches of consecutive entries with one node; the first batch
     with a failure ends the call (its statuses unwritten, the rest never looked at);
     the first bad node ends the walk with its error."""
-    from .migrate import _classify, _node_errors, _predict_failures
+    from ..mm.migrate import _classify, _node_errors, _predict_failures
 
     n = addrs.size
     nerr = _node_errors(m, p, tg)
@@ -375,8 +375,8 @@ def _move_pages_modern(m: Machine, b: Bill, p, addrs, tg, move_all, chunk) -> No
 def _move_pages_2006(m: Machine, b: Bill, p, addrs, tg, move_all, chunk) -> None:
     """2.6.18: every node validated first; each queued page allocated on its node with
     fallback; the status is the node actually used or the page's error."""
-    from .migrate import _classify, _node_errors
-    from .page_alloc import zonelist
+    from ..mm.migrate import _classify, _node_errors
+    from ..mm.page_alloc import zonelist
 
     nerr = _node_errors(m, p, tg)
     bad = np.flatnonzero(nerr)
@@ -426,8 +426,8 @@ def _migrate_emulated(m: Machine, pfn: np.ndarray, targets: np.ndarray, orders, 
 
 def bill_migrate_pages(m: Machine, pid, old_nodes, new_nodes, *, caller=None,
                        chunk: int | None = None) -> Bill:
-    from .mempolicy import check_migrate_pages_call, migrate_pages_pairs
-    from .page_alloc import zonelist
+    from ..mm.mempolicy import check_migrate_pages_call, migrate_pages_pairs
+    from ..mm.page_alloc import zonelist
 
     b = _new_bill(m, "migrate_pages", (pid, old_nodes, new_nodes), {"caller": caller})
     try:
@@ -490,8 +490,8 @@ def bill_migrate_pages(m: Machine, pid, old_nodes, new_nodes, *, caller=None,
 
 def bill_mbind(m: Machine, pid, addr, length, mode, nodemask=(), flags: int = 0, *,
                caller=None, chunk: int | None = None) -> Bill:
-    from .mempolicy import check_mbind_call, policy_nodes_for_fault
-    from .page_alloc import zonelist
+    from ..mm.mempolicy import check_mbind_call, policy_nodes_for_fault
+    from ..mm.page_alloc import zonelist
 
     b = _new_bill(m, "mbind", (pid, addr, length, mode, nodemask, flags), {"caller": caller})
     try:

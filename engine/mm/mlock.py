@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .constants import (
+from ..constants import (
     EINVAL,
     ENOMEM,
     MCL_CURRENT,
@@ -22,7 +22,7 @@ from .constants import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .machine import Machine
+    from ..machine import Machine
 
 RLIMIT_MEMLOCK = 8 << 20  # the default soft limit since 5.16 for unprivileged users
 

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .constants import K_ANON
-from .vec import distinct
+from ..constants import K_ANON
+from ..vec import distinct
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .machine import Machine
+    from ..machine import Machine
 
 
 def vma_offsets(m: Machine, obj, v, index: np.ndarray) -> np.ndarray:

@@ -32,7 +32,7 @@ import tomllib
 
 import numpy as np
 
-from .constants import (
+from ..constants import (
     K_KERNEL,
     KUSE_MEMMAP,
     KUSE_SLAB,
@@ -48,8 +48,8 @@ from .constants import (
     ZONE_NAMES,
     PG_reserved,
 )
-from .topology import compute_watermarks
-from .units import parse_fraction, parse_size
+from ..mm.topology import compute_watermarks
+from ..units import parse_fraction, parse_size
 
 
 class DescriptionError(ValueError):
@@ -87,7 +87,7 @@ POLICY_NAMES = {0: "default", 1: "prefer", 2: "bind", 3: "interleave", 4: "local
 def load_description(text: str, source: str = "<description>"):
     """Parse TOML text and build its machine; a DescriptionError gets the line of the
     offending key (tomllib keeps no positions, so the text is scanned for it)."""
-    from .machine import Machine
+    from ..machine import Machine
 
     d = tomllib.loads(text)
     try:
@@ -167,7 +167,7 @@ def _frac(source: str, key: str, x) -> float:
 
 
 def build_machine(m, d: dict, *, source: str = "<description>"):
-    from .era import get_era
+    from ..mm.era import get_era
 
     _table(source, "", d, "a table")
     _unknown(source, "", d, TOP_KEYS)
@@ -308,7 +308,7 @@ def _distances(source: str, dd: dict, ids: list[int], nr: int) -> np.ndarray:
 
 
 def _weights(m, source: str, w: dict) -> None:
-    from .mempolicy import nodes_str
+    from ..mm.mempolicy import nodes_str
 
     for k, v in w.items():
         key = f"weights.{k}"
@@ -326,7 +326,7 @@ def _boot_kernel(m, kshares) -> None:
     """memmap (64 bytes of struct page per frame) is reserved in each node's kernel
     zones (present - managed); slab and page tables take `kernel` of the rest; the
     zero page sits on the first node. ZONE_MOVABLE never holds kernel pages."""
-    from .page_alloc import alloc_frames
+    from ..mm.page_alloc import alloc_frames
 
     f = m.f
     for n in m.nodes_list:
@@ -372,7 +372,7 @@ def _boot_kernel(m, kshares) -> None:
 def _node_ref(m, source: str, key: str, x, *, memory: bool = False, cpus: bool = False
               ) -> int:
     """A node number that must exist (and have memory / CPUs)."""
-    from .mempolicy import nodes_str
+    from ..mm.mempolicy import nodes_str
 
     nid = _int(source, key, x)
     if nid not in m.nodes:
@@ -385,7 +385,7 @@ def _node_ref(m, source: str, key: str, x, *, memory: bool = False, cpus: bool =
 
 
 def _node_list(m, source: str, key: str, x) -> tuple[int, ...]:
-    from .mempolicy import nodes_str, parse_nodes
+    from ..mm.mempolicy import nodes_str, parse_nodes
 
     try:
         nodes = parse_nodes(x, key)
@@ -399,7 +399,7 @@ def _node_list(m, source: str, key: str, x) -> tuple[int, ...]:
 
 def _policy(m, source: str, key: str, s, mems) -> tuple[int, tuple[int, ...]]:
     """A policy string checked against the era and the nodes: (mode, nodes)."""
-    from .mempolicy import nodes_str, parse_policy_string
+    from ..mm.mempolicy import nodes_str, parse_policy_string
 
     if not isinstance(s, str):
         raise _err(source, key, f"{s!r} is not a policy string like \"interleave:0-3\"")
@@ -421,7 +421,7 @@ def _policy(m, source: str, key: str, s, mems) -> tuple[int, tuple[int, ...]]:
 
 
 def _add_driver(m, source: str, i: int, dd: dict) -> None:
-    from .drivers import DRIVER_KINDS, Driver
+    from ..mm.drivers import DRIVER_KINDS, Driver
 
     where = f"drivers[{i}]"
     _unknown(source, where, dd, DRIVER_KEYS)

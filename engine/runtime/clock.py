@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .machine import Machine
+    from ..machine import Machine
 
 REF_DISTANCE = 21  # the measured 2-socket machine's remote distance
 HUGE_PAGE_NS = 190_000  # per 2 MiB huge page (documentation: huge pages are not modelled)

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .constants import (
+from ..constants import (
     EAGAIN,
     EBUSY,
     EINVAL,
@@ -61,10 +61,10 @@ from .constants import (
     PG_writeback,
     oserror,
 )
-from .vec import distinct, distinct_counts
+from ..vec import distinct, distinct_counts
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .machine import Machine
+    from ..machine import Machine
     from .topology import Zone
 
 OfflineGen = Generator[int, None, dict]  # yields between batches, returns the result
@@ -396,7 +396,7 @@ def plan_blocks(m: Machine, blks: list[int], label: str, *,
                 chunk: int | None = None) -> dict:
     """Predict an offline of `blks`: pages that would move per target node, driver
     frames the hooks would relocate, blockers with owners, the cost model's time."""
-    from . import clock
+    from ..runtime import clock
     from .page_alloc import zonelist
 
     # the chunk-aware predictor when the cost model has one

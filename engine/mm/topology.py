@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from .constants import ZONE_MOVABLE
+from ..constants import ZONE_MOVABLE
 
 
 @dataclass

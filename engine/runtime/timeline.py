@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .machine import Machine
+    from ..machine import Machine
 
 FIELDS = ("free", "used", "mig_out", "mig_in")
 BARS = "▁▂▃▄▅▆▇█"

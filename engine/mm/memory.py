@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .constants import (
+from ..constants import (
     EINVAL,
     ENOMEM,
     K_ANON,
@@ -33,10 +33,10 @@ from .constants import (
     PG_mlocked,
     oserror,
 )
-from .vec import unique
+from ..vec import unique
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .machine import Machine
+    from ..machine import Machine
     from .mempolicy import Policy
 
 MMAP_BASE = 0x7F0000000000
@@ -470,9 +470,9 @@ def alloc_by_target(m: Machine, p: Process, v: VMA | None, targets: np.ndarray,
     """Allocate one frame per entry of `targets` (intended node per page; the
     zonelist of that node restricted to the allowed set is walked). Returns
     (pfns with -1 where allocation failed, supplying nodes)."""
+    from ..vec import distinct
     from .mempolicy import fallback_nodes
     from .page_alloc import account_alloc, alloc_frames_runs, run_nodes
-    from .vec import distinct
 
     out = np.full(targets.size, -1, np.int64)
     znodes = np.full(targets.size, -1, np.int64)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .constants import (
+from ..constants import (
     EACCES,
     EAGAIN,
     EBUSY,
@@ -35,10 +35,10 @@ from .constants import (
     PG_writeback,
     oserror,
 )
-from .vec import distinct, distinct_counts, has_duplicates
+from ..vec import distinct, distinct_counts, has_duplicates
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .machine import Machine
+    from ..machine import Machine
 
 
 class MoveStatus(list):
@@ -216,8 +216,8 @@ def _migrate_chunk(m: Machine, pfns: np.ndarray, targets: np.ndarray, *, strict_
         dst, dnodes = dst[ok], dnodes[ok]
     if src.size:
         kinds, maps = _copy_frames(m, src, dst)
+        from ..runtime.clock import migrate_cost_ns
         from . import rmap
-        from .clock import migrate_cost_ns
         from .page_alloc import account_alloc
 
         rmap.redirect(m, src, dst)

@@ -97,7 +97,7 @@ def reference_description(scale: float = 1.0) -> dict:
                     else f"bench-{64 * g * 4 // 1024}M",
                     "page_size": "4K", "era": "modern", "seed": 7,
                     "block_size": kib(block), "kernel": "2%",
-                    "description": "numacon bench reference machine (engine/bench.py)"},
+                    "description": "numacon bench reference machine (tools/bench.py)"},
         "nodes": [
             {"id": 0, "cpus": "0-7", "zones": node0},
             {"id": 1, "cpus": "8-15", "zones": {"Normal": kib(17 * g)}},
@@ -133,7 +133,7 @@ def tib_description() -> dict:
 
 
 def build(d: dict):
-    from .machine import Machine
+    from engine.machine import Machine
 
     return Machine.from_description(d, source="<bench>")
 
@@ -244,7 +244,7 @@ def kernel_query_s(n: int, runs: int) -> tuple[float | None, str]:
 # ----------------------------------------------------------------- the 1 TiB child
 
 def tib_child() -> int:
-    """In a process of its own (`python -m engine.bench --tib-child`): build the 1 TiB
+    """In a process of its own (`python -m tools.bench --tib-child`): build the 1 TiB
     machine, migrate its 1 Mi-page process to another node, print a JSON line."""
     t_build, m = timed(lambda: build(tib_description()))
     before = m.vmstat().get("pgmigrate_success", 0)
@@ -259,7 +259,7 @@ def tib_child() -> int:
 
 
 def run_child(args: list[str], timeout: float = 900.0) -> dict:
-    """`python -m engine.bench ARGS` in a process of its own: the JSON object of its
+    """`python -m tools.bench ARGS` in a process of its own: the JSON object of its
     last stdout line, plus rc, wall_s and rss_gib (its peak RSS from wait4()'s rusage,
     whatever happened to it); "error" when it printed no JSON."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -268,7 +268,7 @@ def run_child(args: list[str], timeout: float = 900.0) -> dict:
                                 else "")
     t0 = time.perf_counter()
     with tempfile.TemporaryFile() as errf:
-        p = subprocess.Popen([sys.executable, "-m", "engine.bench", *args],
+        p = subprocess.Popen([sys.executable, "-m", "tools.bench", *args],
                              stdout=subprocess.PIPE, stderr=errf, env=env, cwd=root)
         killer = threading.Timer(timeout, p.kill)
         killer.start()
@@ -301,7 +301,7 @@ def run_tib(timeout: float = 900.0) -> dict:
 
 
 def build_child(scale: float) -> int:
-    """In a fresh process (`python -m engine.bench --build-child --scale F`): build
+    """In a fresh process (`python -m tools.bench --build-child --scale F`): build
     the reference machine (timed; RSS growth measured), kill `batch` (room), offline
     node 3's Movable zone (timed). Prints one JSON line."""
     gc.collect()
@@ -394,7 +394,7 @@ def _reference_figures(d: dict, runs: int, fig: dict, det: dict, log, ui: Any,
                        quick: bool) -> None:
     """On one reference machine, in this order: redraw, save/load, the engine's
     query, move_pages, migrate_pages, key latency."""
-    from .saves import load, save
+    from engine.machines.snapshot import load, save
 
     m = build(d)
     db = PIDS["db"]
@@ -496,7 +496,7 @@ def _ui_figure(det: dict, name: str, fn: Callable[[], dict]) -> dict | None:
 
 def _mapped_share(m) -> float:
     """Pages mapped by processes / frames (anonymous and file-backed user pages)."""
-    from .constants import K_ANON, K_FILE
+    from engine.constants import K_ANON, K_FILE
 
     k = m.f.kind
     return float(((k == K_ANON) | (k == K_FILE)).sum()) / m.nr_frames

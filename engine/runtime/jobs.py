@@ -19,7 +19,7 @@ from typing import Any
 JOB_FACTORIES: dict[str, Callable] = {}
 IDLE = object()  # yielded by a job with nothing to do until other jobs move the clock
 # modules whose import registers jobs (imported lazily: they import the engine)
-_JOB_MODULES = ("engine.workload", "engine.automigrate", "engine.bill")
+_JOB_MODULES = ("engine.runtime.workload", "engine.runtime.automigrate", "engine.runtime.bill")
 
 
 def register_job(name: str, factory: Callable) -> None:
@@ -168,7 +168,7 @@ def start_sync(m, name: str, *args, batch: int | None = None, **kw) -> Job:
     and tests that want the same interleaving every time)."""
     gen_fn = m._job_generators().get(name)
     if gen_fn is None:
-        from .constants import EINVAL, oserror
+        from ..constants import EINVAL, oserror
 
         raise oserror(EINVAL, f"start: no job {name!r}")
     job = Job(m, name, None)
