@@ -28,8 +28,16 @@ from .constants import (
     PROT_READ,
     PROT_WRITE,
 )
-from .mm.mempolicy import nodes_str, parse_nodes, parse_policy_string
-from .units import fmt_size, parse_size
+from .machines.description import DescriptionError
+from .machines.snapshot import SaveError, load, save
+from .mm.era import get_era
+from .nodemask import nodes_str, parse_nodes, parse_policy_string
+from .runtime import access
+from .runtime.experiment import compare_runs
+from .runtime.timeline import timeline_text
+from .runtime.workload import described, process_stats
+from .units import fmt_ns, fmt_size, parse_size
+from .views import resident_pages
 
 
 class CommandError(Exception):
@@ -217,9 +225,6 @@ def execute(m, line: str, *, background: bool = False) -> Result:
     except OSError as e:
         return Result(False, f"error: {_oserr(e)}")
     except Exception as e:  # noqa: BLE001 - a console never dies on a command
-        from .machines.description import DescriptionError
-        from .machines.snapshot import SaveError
-
         if isinstance(e, (SaveError, DescriptionError, ValueError)):
             return Result(False, f"error: {e}")
         return Result(False, f"error: internal: {type(e).__name__}: {e}")
@@ -237,7 +242,7 @@ def _start_or_run(m, bg: bool, jobname: str, *args, **kw):
     if bg:
         job = m.start(jobname, *args, **kw)  # argument errors raise here
         return Result(True, f"job {job.id} started: {jobname}", job=job)
-    gens = m._job_generators()
+    gens = m.job_generators()
     return m.run(gens[jobname](*args, **kw))
 
 
@@ -387,11 +392,13 @@ def _summarize_status(st, query=False) -> str:
 
 
 def _dry_run(m, what, *args):
-    bill = getattr(m, "migration_bill", None)
-    if bill is None:
-        raise CommandError("--dry-run: the migration bill is not available yet")
-    b = bill(what, *args)
-    return Result(True, b.text if hasattr(b, "text") else str(b), value=b)
+    """The bill; a dry run that predicts the call fails as a whole fails too, its
+    first line the error the call would answer."""
+    b = m.migration_bill(what, *args)
+    if b.error is None:
+        return Result(True, b.text, value=b)
+    err = f"error: {_oserr(OSError(*b.error))} (predicted by --dry-run)"
+    return Result(False, err + "\n" + b.text, value=b)
 
 
 @command("migratepages", "migratepages PID FROM-NODES TO-NODES [--dry-run]",
@@ -544,7 +551,6 @@ def _hook(m, args, bg):
 def _era(m, args, bg):
     _need(args, 0, "era [NAME]", 1)
     if args:
-        from .mm.era import get_era
 
         get_era(args[0])  # validates: ValueError -> one-line error
         m.era = args[0]
@@ -560,23 +566,14 @@ def _offline(m, args, bg):
     _check_opts(kv, fl, (), ("dry-run",))
     node = _int(pos[0], "node")
     zone = pos[1]
-    if not hasattr(m, "offline"):
-        raise CommandError("offline: hot-remove is not available in this build")
     if "dry-run" in fl:
-        plan = m.offline(node, zone, dry_run=True)
-        return Result(True, _fmt_plan(plan), value=plan)
+        return _dry_run(m, "offline", node, zone)
     if bg:
         m.zone(node, zone)  # EINVAL now, not from inside a job that already "started"
         return _start_or_run(m, True, "offline", node, zone)
     r = m.offline(node, zone)
     text = r.get("text") if isinstance(r, dict) else None
     return Result(True, text or f"node {node} {zone} offline", value=r)
-
-
-def _fmt_plan(plan) -> str:
-    if isinstance(plan, dict) and "text" in plan:
-        return plan["text"]
-    return str(plan)
 
 
 @command("online", "online NODE ZONE", "hot-add: bring a zone's offline blocks back",
@@ -635,7 +632,7 @@ def _ps(m, args, bg):
     rows = [f"{'PID':>6} {'UID':>5} {'NODE':>4} {'RSS':>8}  NAME"]
     for pid in m.pids:
         p = m.process(pid)
-        rows.append(f"{pid:>6} {p.uid:>5} {p.node:>4} {fmt_size(p.rss(m) * m.page_size):>8}  "
+        rows.append(f"{pid:>6} {p.uid:>5} {p.node:>4} {fmt_size(resident_pages(m, p) * m.page_size):>8}  "
                     f"{p.name}")
     return "\n".join(rows)
 
@@ -669,7 +666,6 @@ def _check(m, args, bg):
 @command("save", "save PATH", "write an exact snapshot (atomically)", args=["path"])
 def _save(m, args, bg):
     _need(args, 1, "save PATH", 1)
-    from .machines.snapshot import save
 
     save(m, args[0])
     return f"saved {args[0]}"
@@ -679,7 +675,6 @@ def _save(m, args, bg):
          args=["path"])
 def _load(m, args, bg):
     _need(args, 1, "load PATH", 1)
-    from .machines.snapshot import load
 
     new = load(args[0])
     return Result(True, f"loaded {args[0]}: {new!r}", machine=new)
@@ -727,7 +722,6 @@ def _onoff(s: str, what: str) -> bool:
 @command("clock", "clock [pause|resume|fast|speed X]",
          "simulated time: show it, pause jobs, run at X times real time, or as fast as possible")
 def _clock(m, args, bg):
-    from .runtime.clock import fmt_ns
 
     _need(args, 0, "clock [pause|resume|fast|speed X]", 2)
     ctl = m.clockctl
@@ -779,11 +773,10 @@ def _wl_phase(kv: dict) -> dict:
          "run a workload: threads on nodes access a region in a pattern (tick by tick)",
          job="workload", args=["pid", "range"])
 def _workload(m, args, bg):
-    from .runtime.workload import workloads
 
     if args and args[0] == "stop":
         _need(args, 2, "workload stop ID|PID|all", 2)
-        hit = [w for w in workloads(m) if w.running and
+        hit = [w for w in m.workloads if w.running and
                (args[1] == "all" or str(w.id) == args[1] or str(w.pid) == args[1])]
         if not hit:
             raise CommandError(f"no running workload {args[1]}")
@@ -834,10 +827,9 @@ def _workload(m, args, bg):
         job = m.start("workload", pid, addr, length, **opts)
         return Result(True, f"job {job.id} started: workload {job.owner.id} on pid {pid}",
                       job=job)
-    from .runtime.jobs import start_sync
 
     # a script: step every pending job (daemons too) until this workload ends
-    job = start_sync(m, "workload", pid, addr, length, **opts)
+    job = m.start_sync("workload", pid, addr, length, **opts)
     while not job.finished and m.run_jobs() > 0:
         pass
     if job.state == "failed":
@@ -848,7 +840,6 @@ def _workload(m, args, bg):
 @command("workloads", "workloads [start]",
          "workloads with locality, latency and stalls; `start`: those of the description")
 def _workloads(m, args, bg):
-    from .runtime.workload import described, process_stats, workloads
 
     _need(args, 0, "workloads [start]", 1)
     if args:
@@ -857,20 +848,19 @@ def _workloads(m, args, bg):
         specs = described(m)
         if not specs:
             raise CommandError("the machine's description has no [[workloads]]")
-        from .runtime.jobs import start_sync
 
-        jobs = [m.start("workload", **kw) if bg else start_sync(m, "workload", **kw)
+        jobs = [m.start("workload", **kw) if bg else m.start_sync("workload", **kw)
                 for kw in specs]
         if not bg:
             m.run_jobs()
         return Result(True, f"{len(jobs)} workload(s) started" if bg else
                       "\n".join(j.owner.describe() for j in jobs), job=jobs[0])
-    wl = workloads(m)
+    wl = m.workloads
     if not wl:
         return "no workloads"
     lines = [w.describe() for w in wl]
     for pid in sorted({w.pid for w in wl}):
-        s = process_stats(m, pid)
+        s = process_stats(m, m.workloads, pid)
         lines.append(f"pid {pid}: {s['local']} local, {s['remote']} remote accesses "
                      f"({s['locality']:.1%} local), avg latency {s['avg_latency_ns']:.0f} ns, "
                      f"{s['stalls']} stalls")
@@ -878,14 +868,13 @@ def _workloads(m, args, bg):
 
 
 def _find_workload(m, s: str):
-    from .runtime.workload import workloads
 
     n = _int(s, "workload")
-    by_pid = [w for w in workloads(m) if w.pid == n]
+    by_pid = [w for w in m.workloads if w.pid == n]
     if by_pid:
         run = [w for w in by_pid if w.running]
         return (run or by_pid)[-1]
-    for w in workloads(m):
+    for w in m.workloads:
         if w.id == n:
             return w
     raise CommandError(f"no workload for pid {n} (nor workload id {n})")
@@ -895,7 +884,6 @@ def _find_workload(m, s: str):
          "what user space can see about accesses (numastat, move_pages query, hint faults, "
          "DAMON) scored against the truth", args=["pid"])
 def _access(m, args, bg):
-    from .runtime import access
 
     _need(args, 1, "access PID [watch hint,damon] [reset]", 3)
     wl = _find_workload(m, args[0])
@@ -915,7 +903,8 @@ def _access(m, args, bg):
 _DAEMON_USAGE = ("daemon start PID [mode=user|autonuma|damos] [source=hint|truth|damon|query] "
                  "[period=10ms] [rate=MB/s] [threshold=F] [min=N] [hysteresis=F] "
                  "[cooldown=50ms] [decay=F] [hot=NODE] [cold=NODE] [hot_min=F] "
-                 "[cold_max=F] [cold_age=N] [duration=T]  |  daemon stop [ID]  |  daemon [report [ID]]")
+                 "[cold_max=F] [cold_age=N] [duration=T]  |  daemon stop [ID]  |  "
+                 "daemon [report [ID]]")
 
 
 def _daemon_opts(kv: dict) -> dict:
@@ -943,7 +932,6 @@ def _daemon_opts(kv: dict) -> dict:
          "automatic page migration: a user-space daemon, AutoNUMA, or DAMOS hot/cold",
          job="daemon", args=["pid"])
 def _daemon(m, args, bg):
-    from .runtime.automigrate import daemons
 
     w = args[0] if args else "report"
     if w == "start":
@@ -957,11 +945,10 @@ def _daemon(m, args, bg):
         if bg:
             job = m.start("daemon", pid, **_daemon_opts(kv))
         else:
-            from .runtime.jobs import start_sync
 
-            job = start_sync(m, "daemon", pid, **_daemon_opts(kv))
+            job = m.start_sync("daemon", pid, **_daemon_opts(kv))
         return Result(True, f"job {job.id} started: daemon on pid {pid}", job=job)
-    ds = daemons(m)
+    ds = m.daemons
     if w == "stop":
         _need(args, 1, "daemon stop [ID]", 2)
         hit = [d for d in ds if d.state == "running" and
@@ -999,13 +986,12 @@ def _wait(m, args, bg):
 @command("timeline", "timeline [WIDTH]",
          "per-node used pages and migration traffic over simulated time")
 def _timeline(m, args, bg):
-    from .runtime.timeline import timeline_text
 
     _need(args, 0, "timeline [WIDTH]", 1)
     width = _int(args[0], "width") if args else 40
     if not 4 <= width <= 400:
         raise CommandError("width: 4..400")
-    return timeline_text(m, width)
+    return timeline_text(m, m.timeline, width)
 
 
 @command("bill", "bill [run]",
@@ -1026,7 +1012,7 @@ def _bill(m, args, bg):
             job = m.start("bill", b)
             return Result(True, f"job {job.id} started: {b.kind} (billed)", job=job)
         try:
-            b.run(m)
+            m.run_bill(b)
         except OSError:
             pass  # the outcome, error included, is in the bill
         return Result(True, b.text, value=b)
@@ -1037,7 +1023,6 @@ def _bill(m, args, bg):
          "run a workload on copies of this machine with the daemon off and on (same seed)",
          args=["pid"])
 def _experiment(m, args, bg):
-    from .runtime.automigrate import compare_runs
 
     usage = "experiment PID [size=S] [pattern=P] [threads=NODES] ... -- [mode=..] [source=..] .."
     if "--" in args:

@@ -52,6 +52,8 @@ PROT_EXEC = 0x4
 MAP_SHARED = 0x01
 MAP_PRIVATE = 0x02
 MAP_ANONYMOUS = 0x20
+MAP_NORESERVE = 0x4000
+MAP_HUGETLB = 0x40000
 MCL_CURRENT = 1
 MCL_FUTURE = 2
 MCL_ONFAULT = 4
@@ -65,6 +67,7 @@ VM_IO = 0x4000
 VM_LOCKED = 0x2000
 VM_PFNMAP = 0x400
 VM_DONTEXPAND = 0x40000
+VM_NORESERVE = 0x200000
 VM_SPECIAL = VM_IO | VM_PFNMAP | VM_DONTEXPAND
 
 # --- page-frame kinds (engine encoding; what holds the frame) ---
@@ -104,6 +107,9 @@ KUSE_ZERO = 3
 
 ZONE_NAMES = ("DMA", "DMA32", "Normal", "Movable")
 ZONE_MOVABLE = 3
+
+# NR_MAX_BATCHED_MIGRATION: base pages unmapped per TLB flush (modern migrate_pages_batch)
+MIGRATE_BATCH = 512
 
 # x86-64 default CONFIG_NODES_SHIFT=6
 MAX_NUMNODES = 64

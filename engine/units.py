@@ -67,3 +67,12 @@ def fmt_size(n: int) -> str:
         if n >= mul:
             return f"{n / mul:.1f}{suf}"
     return f"{n}B"
+
+
+def fmt_ns(ns: float) -> str:
+    """1234567 -> "1.235 ms"."""
+    ns = float(ns)
+    for unit, div in (("s", 1e9), ("ms", 1e6), ("us", 1e3)):
+        if abs(ns) >= div:
+            return f"{ns / div:.3f} {unit}"
+    return f"{ns:.0f} ns"

@@ -80,3 +80,39 @@ def pair_counts(src, dst) -> dict:
     k = int(max(src.max(), dst.max())) + 1
     vals, counts = distinct_counts(src * k + dst)
     return {(int(v) // k, int(v) % k): int(c) for v, c in zip(vals.tolist(), counts.tolist())}
+
+
+def as_slice(pfns: np.ndarray):
+    """A slice for an ascending run of consecutive frames (what the allocator hands out
+    from a fresh zone), so frame writes are block copies, not scatters; else pfns."""
+    if pfns.size and int(pfns[-1]) - int(pfns[0]) == pfns.size - 1 and \
+            (pfns.size < 3 or (np.diff(pfns[:: max(1, pfns.size // 64)]) > 0).all()):
+        if (np.diff(pfns) == 1).all():
+            return slice(int(pfns[0]), int(pfns[-1]) + 1)
+    return pfns
+
+
+def first_occurrence(a: np.ndarray) -> np.ndarray:
+    """Mask of the entries whose value has not appeared earlier (one stable sort)."""
+    a = np.asarray(a).reshape(-1)
+    out = np.ones(a.size, bool)
+    if a.size < 2:
+        return out
+    order = np.argsort(a, kind="stable")
+    s = a[order]
+    out[order[1:][s[1:] == s[:-1]]] = False
+    return out
+
+
+def previous_occurrence(a: np.ndarray) -> np.ndarray:
+    """Per entry: the index of the previous entry with the same value, or -1 (one
+    stable sort)."""
+    a = np.asarray(a).reshape(-1)
+    out = np.full(a.size, -1, np.int64)
+    if a.size < 2:
+        return out
+    order = np.argsort(a, kind="stable")
+    s = a[order]
+    same = s[1:] == s[:-1]
+    out[order[1:][same]] = order[:-1][same]
+    return out

@@ -43,3 +43,56 @@ def nodes_of(m, pid, addr, n):
 @pytest.fixture(autouse=True)
 def _seed():
     np.random.seed(0)
+
+
+def ptes(v) -> np.ndarray:
+    """A VMA's page-table entries as a dense int64 array (tests use small VMAs)."""
+    return v.pte_range(0, v.npages)
+
+
+def fingerprint(m) -> str:
+    """A digest of everything a call could change: frames, zones, blocks, processes,
+    VMAs and their page tables, page-cache and driver tables, drivers, counters,
+    clock. Two machines with the same fingerprint are the same machine."""
+    import hashlib
+
+    h = hashlib.sha256()
+
+    def put(x) -> None:
+        h.update(repr(x).encode())
+
+    for name in m.f.FIELDS:
+        h.update(getattr(m.f, name).tobytes())
+    h.update(m.blk_state.tobytes())
+    h.update(m.blk_isolated.tobytes())
+    h.update(m.numastat_arr.tobytes())
+    h.update(np.ascontiguousarray(m.distances).tobytes())
+    put([(z.node, z.name, z.start_pfn, z.spanned, z.present, z.managed, z.free,
+          z.isolated, z.isolated_free, z.cursor, z.wmark_min, z.wmark_low, z.wmark_high)
+         for z in m.zones])
+    put([(n.id, n.cpus, n.start_pfn, n.spanned) for n in m.nodes_list])
+    for pid in m.pids:
+        p = m.process(pid)
+        put((pid, p.name, p.uid, p.node, sorted(p.mems_allowed), p.policy, p.def_flags,
+             p.has_mm, p.il_next))
+        for v in p.vmas:
+            put((v.start, v.end, v.flags, v.policy, v.pgoff,
+                 None if v.anon is None else (v.anon.id, v.anon.base_vpn),
+                 None if v.backing is None else v.backing.id))
+        keys, pfn, exp = p.pt.export()
+        h.update(keys.tobytes() + pfn.tobytes() + exp.tobytes())
+    for k in sorted(m.mappings):
+        obj = m.mappings[k]
+        put((k, type(obj).__name__, getattr(obj, "name", None),
+             getattr(obj, "npages", None), getattr(obj, "inflight", None)))
+        if hasattr(obj, "pt"):
+            keys, pfn, exp = obj.pt.export()
+            h.update(keys.tobytes() + pfn.tobytes() + exp.tobytes())
+    put(sorted((name, b.id) for name, b in m.files.items()))
+    put([(d.name, d.kind, d.node, d.has_hook, d.hook_enabled, list(d.pins))
+         for d in m.drivers_map.values()])
+    put((m.era.name, m.name, m.clock, m.zero_pfn, m.isolated_pages, m.next_id,
+         m.write_seq, m.next_pid, m.seed, sorted(m.il_weights.items()),
+         sorted(m.vmstat_counts.items()), sorted(m.vmstat_extra.items())))
+    h.update(b"" if m.traffic is None else m.traffic.tobytes())
+    return h.hexdigest()

@@ -6,9 +6,8 @@ import pytest
 from conftest import small
 
 import engine
-from engine.runtime import access, automigrate
-from engine.runtime.automigrate import compare_runs, experiment
-from engine.runtime.jobs import run_jobs, start_sync
+from engine.runtime import access
+from engine.runtime.experiment import compare_runs, experiment
 
 # a 2-socket-like 4-node machine; the process first-touches its memory on node 0,
 # then two threads on nodes 1 and 2 each work on their half: remote-heavy
@@ -97,11 +96,11 @@ def test_damos_migrate_hot_to_the_fast_node_and_cold_to_the_slow_one():
     assert set(r["daemon"]["by_pair"]) == {"1->0"}
     assert r["last"]["locality"] > 0.9 > r["workload"]["locality"] - 0.2
     # everything on the fast node: migrate_cold demotes what stays cold
-    j = start_sync(m, "workload", 200, size=24 << 20, threads=[0], pattern="hot", zipf=1.5,
+    j = m.start_sync("workload", 200, size=24 << 20, threads=[0], pattern="hot", zipf=1.5,
                    ticks=500, init=0)
     access.watch(m, j.owner, "damon", sample_ns=200_000, aggr_ns=4_000_000)
-    dj = start_sync(m, "daemon", 200, mode="damos", cold=1, cold_age=2, cold_max=0.1)
-    run_jobs(m)
+    dj = m.start_sync("daemon", 200, mode="damos", cold=1, cold_age=2, cold_max=0.1)
+    m.run_jobs()
     rep = dj.result
     assert rep["by_pair"].get("0->1", 0) > 0 and "1->0" not in rep["by_pair"]
     nodes = j.owner.page_nodes()
@@ -111,13 +110,13 @@ def test_damos_migrate_hot_to_the_fast_node_and_cold_to_the_slow_one():
 
 
 def test_daemon_counts_failures_and_keeps_going(base):
-    c = automigrate.clone(base)
-    j = start_sync(c, "workload", 100, **WL)
+    c = base.clone()
+    j = c.start_sync("workload", 100, **WL)
     # pin the first pages (an RDMA registration cannot migrate): -EAGAIN, and the
     # batch it sits in stops the move_pages call; the daemon tries again next period
     c.pin(100, j.owner.start, 64 * c.page_size)
-    dj = start_sync(c, "daemon", 100, source="truth")
-    run_jobs(c)
+    dj = c.start_sync("daemon", 100, source="truth")
+    c.run_jobs()
     rep = dj.result
     assert rep["failures"] and rep["migrated"] > 0
     assert (j.owner.page_nodes()[:64] == 0).all()
@@ -126,13 +125,13 @@ def test_daemon_counts_failures_and_keeps_going(base):
 
 
 def test_daemon_stop_and_report_text(base):
-    c = automigrate.clone(base)
-    j = start_sync(c, "workload", 100, **{**WL, "ticks": 1000})
-    dj = start_sync(c, "daemon", 100, source="hint")
-    run_jobs(c, max_steps=60)
+    c = base.clone()
+    j = c.start_sync("workload", 100, **{**WL, "ticks": 1000})
+    dj = c.start_sync("daemon", 100, source="hint")
+    c.run_jobs(max_steps=60)
     dj.owner.stop()
     j.owner.stop()
-    run_jobs(c)
+    c.run_jobs()
     assert dj.state == "done" and dj.result["state"] == "done"
     text = dj.owner.report_text()
     assert "locality" in text and "user/hint" in text
@@ -145,6 +144,6 @@ def test_bad_daemon_options_are_refused(base):
     for kw in ({"mode": "nope"}, {"source": "numastat"}, {"mode": "damos"},
                {"mode": "damos", "hot": 7}, {"rate_mbps": 0}, {"bogus": 1}):
         with pytest.raises(OSError):
-            start_sync(base, "daemon", 100, **kw)
+            base.start_sync("daemon", 100, **kw)
     with pytest.raises(OSError):
-        start_sync(base, "daemon", 424242)
+        base.start_sync("daemon", 424242)

@@ -27,6 +27,7 @@ from test_bad_input import fingerprint
 import engine
 from engine.commands import execute
 from engine.machines import snapshot as saves
+from engine.mm import state
 from tui import cli
 from tui.app import NumaConsoleApp
 
@@ -237,12 +238,10 @@ def test_machine_too_large_for_the_process_is_refused(tmp_path, monkeypatch):
     """Regression (found here): building a machine the process cannot allocate (an
     8 TiB description under `ulimit -v`) raised MemoryError with a traceback from
     `numacon run`; engine.load now refuses it with a one-line SaveError."""
-    from engine.mm import page_alloc
-
     def no_memory(self, n):
         raise MemoryError(f"Unable to allocate {n * 20} bytes")
 
-    monkeypatch.setattr(page_alloc.Frames, "__init__", no_memory)
+    monkeypatch.setattr(state.Frames, "__init__", no_memory)
     msg = _refused(tmp_path, GOOD_TOML)
     assert "more memory than this host" in msg
 

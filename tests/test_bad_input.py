@@ -1,9 +1,9 @@
 """Bad input never hurts: every malformed command line gets a one-line error, no
 traceback, and leaves the machine exactly as it was."""
 
-import hashlib
 
 import pytest
+from conftest import fingerprint
 
 import engine
 from engine.commands import command_names, execute
@@ -12,24 +12,6 @@ from engine.commands import command_names, execute
 @pytest.fixture(scope="module")
 def mach():
     return engine.Machine.default()
-
-
-def fingerprint(m) -> str:
-    h = hashlib.sha256()
-    for name in m.f.FIELDS:
-        h.update(getattr(m.f, name).tobytes())
-    for pid in m.pids:
-        p = m.process(pid)
-        h.update(repr((pid, p.name, p.uid, p.node, sorted(p.mems_allowed), p.policy,
-                       p.def_flags)).encode())
-        for v in p.vmas:
-            h.update(repr((v.start, v.end, v.flags, v.policy, v.pgoff)).encode())
-            h.update(v.pte.tobytes())
-    h.update(repr([(z.free, z.present, z.managed) for z in m.zones]).encode())
-    h.update(m.numastat_arr.tobytes())
-    h.update(repr((m.era.name, sorted(m.vmstat_counts.items()),
-                   [(d.name, d.hook_enabled) for d in m.drivers_map.values()])).encode())
-    return h.hexdigest()
 
 
 A = "7efff0000000"

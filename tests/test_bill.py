@@ -3,45 +3,28 @@ then does: pages per node pair, failures with their codes, return value, time.""
 
 import errno
 
-import numpy as np
 import pytest
-from conftest import pages_of, small
+from conftest import fingerprint, pages_of, ptes, small
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine import MAP_SHARED, MPOL_INTERLEAVE, MPOL_MF_MOVE, MPOL_MF_MOVE_ALL, MPOL_MF_STRICT
 from engine.commands import execute
 from engine.mm.migrate import isolate, putback
-from engine.runtime.bill import UNWRITTEN
 
 RDMA = [{"name": "rdma0", "kind": "rdma", "node": 0}]
 
 
 def _state(m):
-    """Everything a migration could change."""
-    s = {f"f.{n}": getattr(m.f, n).copy() for n in m.f.FIELDS}
-    for p in m.procs.values():
-        for i, v in enumerate(p.vmas):
-            s[f"pte{p.pid}.{i}"] = v.pte.copy()
-    s["zones"] = np.array([(z.free, z.isolated_free, z.cursor) for z in m.zones])
-    s["numastat"] = m.numastat_arr.copy()
-    s["scalars"] = np.array([m.clock_ns, m.isolated_pages, m._write_seq])
-    s["traffic"] = None if m.traffic is None else m.traffic.copy()
-    s["vmstat"] = dict(m.vmstat_counts), dict(m.vmstat_extra)
-    return s
+    return fingerprint(m)
 
 
 def _same(a, b):
-    assert a.keys() == b.keys()
-    for k in a:
-        if isinstance(a[k], np.ndarray):
-            assert np.array_equal(a[k], b[k]), k
-        else:
-            assert a[k] == b[k], k
+    assert a == b
 
 
 def _status(st_):
-    return np.array([UNWRITTEN if s is None else s for s in st_], np.int64)
+    return st_.array
 
 
 def _scene(m):
@@ -76,7 +59,7 @@ def test_move_pages_bill_predicts_the_real_run(era):
     else:
         assert "EACCES" in reasons and "ENOENT" in reasons
     t0 = m.clock
-    res = b.run(m)
+    res = m.run_bill(b)
     assert res.ret == b.ret
     assert (_status(res) == b.status).all()
     assert b.actual["status_mismatch"] == 0
@@ -110,7 +93,7 @@ def test_migrate_pages_bill_predicts_left_and_pairs(caller_uid):
         caller = m.spawn("user", uid=caller_uid)
         m.process(pid).uid = caller_uid  # same user: allowed, but no CAP_SYS_NICE
     b = m.migration_bill("migrate_pages", pid, [0], [2], caller=caller)
-    left = b.run(m)
+    left = m.run_bill(b)
     assert left == b.ret == b.actual["ret"] and left >= 4  # the pinned pages stay
     assert b.actual["pairs"] == dict(b.pairs) == {(0, 2): b.pages}
     assert b.actual["ns"] == b.predicted_ns
@@ -126,7 +109,7 @@ def test_migrate_pages_cycle_moves_pages_twice_as_linux_does():
     m.touch(pid, a, 32 * m.page_size, node=0)
     m.touch(pid, a + 32 * m.page_size, 32 * m.page_size, node=1)
     b = m.migration_bill("migrate_pages", pid, [0, 1], [1, 0])
-    b.run(m)
+    m.run_bill(b)
     assert b.actual["pairs"] == dict(b.pairs)
     assert b.actual["ns"] == b.predicted_ns
     m.check()
@@ -139,7 +122,7 @@ def test_mbind_bill_predicts_interleave_targets_and_strict_failures():
                          MPOL_MF_MOVE | MPOL_MF_STRICT)
     assert b.error is not None and b.error[0] == errno.EIO  # the pinned pages
     with pytest.raises(OSError) as e:
-        b.run(m)
+        m.run_bill(b)
     assert e.value.errno == errno.EIO
     assert b.actual["pairs"] == dict(b.pairs) and b.actual["error"] == errno.EIO
     assert b.actual["ns"] == b.predicted_ns
@@ -155,13 +138,13 @@ def test_enomem_and_busy_pages_are_predicted():
     hog = m.spawn("hog", node=1)
     h = m.mmap(hog, 3000 * m.page_size)
     m.touch(hog, h, 3000 * m.page_size, node=1)  # node 1 nearly full
-    pfn = m.process(pid).vmas[0].pte[:10].copy()
+    pfn = ptes(m.process(pid).vmas[0])[:10]
     isolate(m, pfn)  # as if another migration had them: -EBUSY
     b = m.migration_bill("move_pages", pid, pages_of(m, a, n), [1] * n)
     assert "EBUSY" in " ".join(b.failures)
     assert b.error is not None and b.error[0] == errno.ENOMEM
     with pytest.raises(OSError) as e:
-        b.run(m)
+        m.run_bill(b)
     assert e.value.errno == errno.ENOMEM
     assert b.actual["pairs"] == dict(b.pairs)
     putback(m, pfn)
@@ -183,7 +166,7 @@ def test_bill_matches_the_run_for_random_pages(data):
     pages = [allp[i] for i in idx]
     b = m.migration_bill("move_pages", pid, pages, nodes, flags)
     try:
-        res = b.run(m)
+        res = m.run_bill(b)
     except OSError as e:
         assert b.error is not None and b.error[0] == e.errno
     else:
@@ -221,6 +204,6 @@ def test_offline_bill_matches_the_offline():
     if b.error is not None:
         pytest.skip(f"offline refused: {b.error}")
     assert b.pages > 0 and all(s == 2 for s, _ in b.pairs)
-    b.run(m)
+    m.run_bill(b)
     assert b.actual["pairs"] == dict(b.pairs)
     m.check()

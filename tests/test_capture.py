@@ -11,6 +11,8 @@ import pytest
 import engine
 from engine.constants import MPOL_BIND, MPOL_INTERLEAVE
 from engine.machines import capture as cap
+from engine.views import resident_pages
+from tui import cli
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -93,12 +95,12 @@ def test_capture_vmas_and_policies(captured):
     _, m, *_ = captured
     me = m.procs.get(os.getpid())
     assert me is not None and me.vmas, "the test's own process is captured"
-    assert me.rss(m) > 0
+    assert resident_pages(m, me) > 0
 
 
 def test_cli_writes_a_loadable_file(tmp_path, capsys):
     out = tmp_path / "host.toml"
-    assert cap.main_capture(["-o", str(out)]) == 0
+    assert cli.cmd_capture(["-o", str(out)]) == 0
     err = capsys.readouterr().err
     assert "skipped" in err and "node" in err
     text = out.read_text()
@@ -108,7 +110,7 @@ def test_cli_writes_a_loadable_file(tmp_path, capsys):
 
 
 def test_cli_stdout_and_scale(capsys):
-    assert cap.main_capture(["--scale", "0.02"]) == 0
+    assert cli.cmd_capture(["--scale", "0.02"]) == 0
     out = capsys.readouterr().out
     d = tomllib.loads(out)
     assert d["host"]["scale"] == 0.02
@@ -118,7 +120,7 @@ def test_cli_stdout_and_scale(capsys):
 
 
 def test_cli_bad_scale(capsys):
-    assert cap.main_capture(["--scale", "3"]) == 2
+    assert cli.cmd_capture(["--scale", "3"]) == 2
     assert "scale" in capsys.readouterr().err
 
 
@@ -292,7 +294,7 @@ def test_fake_host(fake_host, unreadable_500):
 
 def test_fake_host_cli(fake_host, unreadable_500, tmp_path, capsys):
     out = tmp_path / "fake.toml"
-    assert cap.main_capture(["-o", str(out), "--root", str(fake_host)]) == 0
+    assert cli.cmd_capture(["-o", str(out), "--root", str(fake_host)]) == 0
     err = capsys.readouterr().err
     assert "skipped 2 (1 exited, 1 unreadable)" in err or \
         "skipped 2 (1 unreadable, 1 exited)" in err

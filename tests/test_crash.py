@@ -22,7 +22,6 @@ from test_reliability import compare_contents, contents, fingerprint
 
 import engine
 from engine.constants import MPOL_BIND, MPOL_MF_MOVE
-from engine.runtime.jobs import start_sync
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -127,7 +126,7 @@ def test_job_cancelled_at_random_batches(kind):
         batch = rng.choice([1, 3, 16, 64, 100, 512])
         k = rng.randint(0, 40)
         before = contents(m)
-        job = start_sync(m, *_args(m, kind, a, x, b), batch=batch)
+        job = m.start_sync(*_args(m, kind, a, x, b), batch=batch)
         for _ in range(k):
             if not job.step():
                 break

@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 
 import engine
 from engine.constants import ZONE_MOVABLE, PG_pinned
-from engine.machines.description import DescriptionError, TomlKeyLines, dumps, key_line
+from engine.machines.description import DescriptionError, dumps
 from engine.machines.presets import DEFAULT_DESCRIPTION
+from engine.machines.toml_lines import TomlKeyLines, key_line
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAVES = os.path.join(ROOT, "saves")

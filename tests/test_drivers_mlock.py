@@ -7,6 +7,7 @@ import errno
 
 import numpy as np
 import pytest
+from conftest import ptes
 
 import engine
 from engine.constants import (
@@ -18,6 +19,7 @@ from engine.constants import (
     VM_LOCKED,
     PG_mlocked,
 )
+from engine.mm.migrate import MigrateControl, migrate
 from engine.mm.mlock import mlocked_per_node
 
 MB = 1 << 20
@@ -58,7 +60,8 @@ def vma(m: engine.Machine, pid: int, *, locked=None, pfnmap=False):
 
 
 def nodes_of(m: engine.Machine, v) -> set[int]:
-    pte = v.pte[v.pte >= 0]
+    pte = ptes(v)
+    pte = pte[pte >= 0]
     return set(m.node_of(pte).tolist())
 
 
@@ -71,7 +74,7 @@ def contents(m: engine.Machine, pid: int, v) -> list[int]:
 
 
 def all_mlocked(m: engine.Machine, v) -> bool:
-    return bool((m.f.flags[v.pte] & PG_mlocked).all())
+    return bool((m.f.flags[ptes(v)] & PG_mlocked).all())
 
 
 # ----------------------------------------------------------------- mlock itself
@@ -83,7 +86,7 @@ def test_mlock_sets_vm_locked_pg_mlocked_and_per_node_counts():
     assert mlocked_per_node(m)[0] == v.npages == 256
     assert "Mlocked" in m.meminfo(0)
     m.munlock(10, v.start, v.length)
-    assert not (m.f.flags[v.pte] & PG_mlocked).any()
+    assert not (m.f.flags[ptes(v)] & PG_mlocked).any()
     assert mlocked_per_node(m)[0] == 0
     m.check()
 
@@ -102,12 +105,11 @@ def test_mlock_2_6_17_migrate_pages_fails_locked_pages_with_eperm():
 
 
 def test_mlock_2_6_17_migration_core_reports_eperm_per_page():
-    from engine.mm.migrate import migrate_pairs_gen
-
+    """2.6.16/17: try_to_unmap() refused VM_LOCKED mappings, a permanent -EPERM."""
     m = machine("2.6.17")
     lk = vma(m, 10, locked=True)
-    res = m.run(migrate_pairs_gen(m, lk.pte.copy(), np.ones(lk.npages, np.int64),
-                                  reason="syscall", strict_node=False, cpu=0))
+    ctl = MigrateControl("syscall", thisnode=False, cpu=0)
+    res = m.run(migrate(m, ptes(lk), np.ones(lk.npages, np.int64), ctl)).result
     assert set(res.tolist()) == {-EPERM}
     m.check()
 
@@ -191,7 +193,7 @@ def test_long_term_pin_not_mlock_makes_a_page_unmovable_today():
 # ----------------------------------------------------------------- PFN maps and the hook
 
 def region_nodes(m: engine.Machine, name: str) -> set[int]:
-    return set(m.node_of(m.drivers_map[name].backing.pages).tolist())
+    return set(m.node_of(m.drivers_map[name].backing.present()[1]).tolist())
 
 
 def test_migrate_pages_2_6_18_hook_on_relocates_driver_region_keeping_content():
@@ -203,7 +205,7 @@ def test_migrate_pages_2_6_18_hook_on_relocates_driver_region_keeping_content():
     assert m.migrate_pages(10, [0], [1]) == 0
     assert region_nodes(m, "uncached") == {1}
     assert nodes_of(m, dv) == {1}
-    assert (m.f.kind[dv.pte] == K_PFNMAP).all()
+    assert (m.f.kind[ptes(dv)] == K_PFNMAP).all()
     assert contents(m, 10, dv) == before
     assert region_nodes(m, "fb0") == {0}  # not this process's mapping, no hook anyway
     m.check()

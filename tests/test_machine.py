@@ -4,7 +4,7 @@ import errno
 
 import numpy as np
 import pytest
-from conftest import nodes_of, pages_of, small
+from conftest import nodes_of, pages_of, ptes, small
 
 import engine
 from engine.constants import K_FREE, K_KERNEL, ZONE_MOVABLE, PG_mlocked
@@ -85,7 +85,7 @@ def test_mlock_splits_vma_populates_and_marks_pages(m):
     m.mlock(pid, a + 2 * m.page_size, 2 * m.page_size)
     vmas = m.process(pid).vmas
     assert len(vmas) == 3 and vmas[1].locked
-    pte = vmas[1].pte
+    pte = ptes(vmas[1])
     assert (pte >= 0).all() and (pte != m.zero_pfn).all()  # populated, COW broken
     assert ((m.f.flags[pte] & PG_mlocked) != 0).all()
     assert "Mlocked:" in m.meminfo(0)
@@ -123,25 +123,9 @@ def test_mlocked_pages_stay_mlocked_after_migration_modern(m):
     a = m.mmap(pid, 2 * m.page_size)
     m.mlock(pid, a, 2 * m.page_size)
     m.move_pages(pid, pages_of(m, a, 2), [3, 3])
-    pte = m.process(pid).vmas[0].pte
+    pte = ptes(m.process(pid).vmas[0])
     assert ((m.f.flags[pte] & PG_mlocked) != 0).all()
     assert nodes_of(m, pid, a, 2) == [3, 3]
-
-
-def test_2_6_17_mlocked_pages_fail_migration_with_EPERM(m):
-    pid = m.spawn("a")
-    a = m.mmap(pid, 2 * m.page_size)
-    m.touch(pid, a, 2 * m.page_size, node=0)
-    m.mlock(pid, a, m.page_size)
-    m.era = "2.6.17"
-    assert m.migrate_pages(pid, [0], [1]) == 1
-    from engine.mm.migrate import migrate_pairs_gen
-
-    pfn = m.process(pid).vmas[0].pte[:1]
-    res = m.run(migrate_pairs_gen(m, pfn, np.array([2]), reason="test", strict_node=True,
-                                  cpu=0))
-    assert list(res) == [-errno.EPERM]
-    m.check()
 
 
 # ---- views
@@ -192,7 +176,7 @@ def test_check_detects_lost_write(m):
     pid = m.spawn("a")
     a = m.mmap(pid, 2 * m.page_size)
     m.touch(pid, a, 2 * m.page_size)
-    pfn = m.process(pid).vmas[0].pte[0]
+    pfn = ptes(m.process(pid).vmas[0])[0]
     m.f.content[pfn] ^= 1
     with pytest.raises(engine.InvariantError, match="last written"):
         m.check()
@@ -202,7 +186,7 @@ def test_check_detects_mapcount_and_free_count_mismatch(m):
     pid = m.spawn("a")
     a = m.mmap(pid, m.page_size)
     m.touch(pid, a, m.page_size)
-    pfn = m.process(pid).vmas[0].pte[0]
+    pfn = ptes(m.process(pid).vmas[0])[0]
     m.f.mapcount[pfn] += 1
     with pytest.raises(engine.InvariantError):
         m.check()
@@ -218,6 +202,6 @@ def test_check_detects_a_mapping_of_a_free_frame(m):
     m.touch(pid, a, m.page_size)
     v = m.process(pid).vmas[0]
     free = int(np.flatnonzero(m.f.kind == K_FREE)[5])
-    v.pte[0] = free
+    v.set_ptes([0], [free])
     with pytest.raises(engine.InvariantError):
         m.check()

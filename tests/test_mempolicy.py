@@ -5,7 +5,7 @@ import errno
 
 import numpy as np
 import pytest
-from conftest import nodes_of, pages_of, small
+from conftest import nodes_of, pages_of, ptes, small
 
 import engine
 from engine import (
@@ -25,6 +25,7 @@ from engine import (
     MPOL_PREFERRED_MANY,
     MPOL_WEIGHTED_INTERLEAVE,
 )
+from engine.constants import PG_mlocked
 from engine.mm.mempolicy import migrate_pages_pairs
 
 
@@ -405,7 +406,7 @@ def test_migrate_pages_skips_pfnmap_and_2006_skips_mlocked():
     m.era = "modern"
     m.migrate_pages(pid, [0], [1])
     assert nodes_of(m, pid, a, 2) == [1, 1]
-    assert (m.f.flags[m.process(pid).vmas[0].pte[0]] & engine.machine.PG_mlocked) != 0
+    assert (m.f.flags[ptes(m.process(pid).vmas[0])[0]] & PG_mlocked) != 0
 
 
 def test_parse_nodes_accepts_strings_and_rejects_nonsense(m):

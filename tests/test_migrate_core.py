@@ -5,23 +5,22 @@ the page lock, writeback and extra references handled as Linux's passes do
 import errno
 
 import numpy as np
-from conftest import small
+from conftest import ptes, small
 
 from engine.constants import PG_isolated, PG_locked, PG_writeback
-from engine.mm.migrate import migrate_pairs_gen
+from engine.mm.migrate import MigrateControl, isolate, migrate, putback
 
 
 def _pages(m, n=4, node=0):
     pid = m.spawn("a")
     a = m.mmap(pid, n * m.page_size)
     m.touch(pid, a, n * m.page_size, node=node)
-    return pid, a, m.process(pid).vmas[0].pte.astype(np.int64).copy()
+    return pid, a, ptes(m.process(pid).vmas[0])
 
 
-def run(m, pfns, targets, **kw):
-    kw.setdefault("strict_node", True)
-    return m.run(migrate_pairs_gen(m, np.asarray(pfns), np.asarray(targets), reason="test",
-                                   cpu=0, **kw))
+def run(m, pfns, targets, thisnode=True, mode="sync"):
+    ctl = MigrateControl("test", thisnode=thisnode, cpu=0, mode=mode)
+    return m.run(migrate(m, np.asarray(pfns), np.asarray(targets), ctl)).result
 
 
 def test_pairs_go_each_to_its_own_target_one_outcome_per_pair():
@@ -62,8 +61,6 @@ def test_locked_page_is_EAGAIN_in_async_mode():
 def test_page_already_isolated_is_EBUSY():
     m = small()
     pid, a, pfns = _pages(m, 2)
-    from engine.mm.migrate import isolate, putback
-
     isolate(m, pfns[:1])
     assert m.f.flags[pfns[0]] & PG_isolated
     res = run(m, pfns, [1, 1])
@@ -81,7 +78,7 @@ def test_2006_fallback_allocation_vs_modern_thisnode_enomem():
     m.touch(hog, h, n * m.page_size)
     res = run(m, pfns, [1] * 8)
     assert (res == -errno.ENOMEM).all()  # __GFP_THISNODE: no fallback
-    res = run(m, pfns, [1] * 8, strict_node=False)
+    res = run(m, pfns, [1] * 8, thisnode=False)
     assert (res == 0).all()  # 2006: alloc_pages_node() falls back; status = real node
     m.check()
 

@@ -21,14 +21,13 @@ Each bug the machine found is below as a plain, named regression test."""
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import tempfile
 import time
 
 import numpy as np
 import pytest
-from conftest import small
+from conftest import fingerprint, ptes, small
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -68,7 +67,6 @@ from engine.constants import (
     PROT_READ,
     PROT_WRITE,
 )
-from engine.runtime.jobs import start_sync
 
 PAGE = 4096
 SOAK = max(1, int(os.environ.get("NUMACON_SOAK", "1") or 1))
@@ -115,50 +113,6 @@ def machine(era: str = "modern"):
 
 # ------------------------------------------------------------------ oracles
 
-def fingerprint(m) -> str:
-    """A digest of everything a save must keep: frames, memory blocks, zones,
-    counters, processes and their VMAs and page tables, mappings, drivers, the ids
-    and sequence numbers that decide what the next call does."""
-    h = hashlib.sha256()
-
-    def put(x):
-        h.update(repr(x).encode())
-
-    for name in m.f.FIELDS:
-        h.update(getattr(m.f, name).tobytes())
-    h.update(m.blk_state.tobytes())
-    h.update(m.blk_isolated.tobytes())
-    h.update(m.numastat_arr.tobytes())
-    h.update(np.ascontiguousarray(m.distances).tobytes())
-    put([(z.node, z.name, z.start_pfn, z.spanned, z.present, z.managed, z.free,
-          z.isolated_free) for z in m.zones])
-    put([(n.id, n.cpus, n.start_pfn, n.spanned) for n in m.nodes_list])
-    for pid in m.pids:
-        p = m.process(pid)
-        put((pid, p.name, p.uid, p.node, sorted(p.mems_allowed), p.policy, p.def_flags,
-             p.has_mm))
-        for v in p.vmas:
-            put((v.start, v.end, v.flags, v.policy, v.pgoff,
-                 None if v.anon is None else (v.anon.id, v.anon.base_vpn),
-                 None if v.backing is None else v.backing.id))
-            h.update(v.pte.tobytes())
-            if v.expect is not None:
-                h.update(v.expect.tobytes())
-    for k in sorted(m.mappings):
-        obj = m.mappings[k]
-        put((k, type(obj).__name__, getattr(obj, "name", None)))
-        if hasattr(obj, "pages"):
-            h.update(obj.pages.tobytes())
-            h.update(obj.expect.tobytes())
-    put(sorted((name, b.id) for name, b in m.files.items()))
-    put([(d.name, d.kind, d.node, d.has_hook, d.hook_enabled, list(d.pins))
-         for d in m.drivers_map.values()])
-    put((m.era.name, m.name, m.clock_ns, m.zero_pfn, m.isolated_pages, m._next_id,
-         m._write_seq, m._next_pid, m.seed, sorted(m.il_weights.items()),
-         sorted(m.vmstat_counts.items()), sorted(m.vmstat_extra.items())))
-    return h.hexdigest()
-
-
 def contents(m) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """What every virtual page reads (as m.read does, without faulting anything):
     pid -> (page addresses, contents, backing id or -1), addresses ascending."""
@@ -171,7 +125,7 @@ def contents(m) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
         addrs, vals, bids = [], [], []
         for v in p.vmas:
             n = v.npages
-            pte = v.pte
+            pte = ptes(v)
             c = np.zeros(n, np.uint32)
             present = pte >= 0
             c[present] = content[pte[present]]
@@ -179,8 +133,8 @@ def contents(m) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
             if b is not None and not v.pfnmap:
                 miss = np.flatnonzero(~present)
                 idx = v.pgoff + miss
-                ok = idx < len(b.expect)
-                c[miss[ok]] = b.expect[idx[ok]]
+                ok = idx < b.npages
+                c[miss[ok]] = b.expects(idx[ok])
             addrs.append(v.start + (np.arange(n, dtype=np.int64) << shift))
             vals.append(c)
             bids.append(np.full(n, -1 if b is None else b.id, np.int64))
@@ -557,7 +511,7 @@ class Reliability(RuleBasedStateMachine):
             self.exempt_pids.add(a[0])
             self._writes(a[0], a[1], a[1] + a[2])
         try:
-            return start_sync(self.m, kind, *a, batch=batch, **kw)
+            return self.m.start_sync(kind, *a, batch=batch, **kw)
         except OSError as e:  # a workload or daemon validates when it is created
             assert kind in ("workload", "daemon") and e.errno in ERRNOS, e
             return None
@@ -655,7 +609,7 @@ class Reliability(RuleBasedStateMachine):
                 a = x.mmap(q, 8 * PAGE)
                 x.touch(q, a, 8 * PAGE)
                 call(x.migrate_pages, self.pids[0], [0, 1, 2], [2, 0, 1])
-                w = start_sync(x, "workload", q, a, 8 * PAGE, ticks=3, rate=64,
+                w = x.start_sync("workload", q, a, 8 * PAGE, ticks=3, rate=64,
                                threads=[0, 2], init="none")  # seeds, RNGs, clock
                 x.run_jobs()
                 assert w.state == "done", w.error
@@ -760,18 +714,18 @@ def test_many_jobs_and_workloads_at_once_on_the_default_machine():
     a107, n107 = anon(107)
     a103, n103 = anon(103)
     jobs = [
-        start_sync(m, "migrate_pages", 103, [2], [0], batch=512),
-        start_sync(m, "move_pages", 100, a100 + (np.arange(n100, dtype=np.int64) << 12),
+        m.start_sync("migrate_pages", 103, [2], [0], batch=512),
+        m.start_sync("move_pages", 100, a100 + (np.arange(n100, dtype=np.int64) << 12),
                    [3] * n100, MPOL_MF_MOVE, batch=512),
-        start_sync(m, "migrate_pages", 101, [1], [2], batch=256),
-        start_sync(m, "mbind", 102, a102, n102 * PAGE, MPOL_BIND, [3], MPOL_MF_MOVE,
+        m.start_sync("migrate_pages", 101, [1], [2], batch=256),
+        m.start_sync("mbind", 102, a102, n102 * PAGE, MPOL_BIND, [3], MPOL_MF_MOVE,
                    batch=128),
-        start_sync(m, "move_pages", 107, a107 + (np.arange(4096, dtype=np.int64) << 12),
+        m.start_sync("move_pages", 107, a107 + (np.arange(4096, dtype=np.int64) << 12),
                    [2] * 4096, MPOL_MF_MOVE, batch=256),  # pinned: -EBUSY per page
-        start_sync(m, "offline", 3, "Movable", batch=512),  # the pins block it: EBUSY
-        start_sync(m, "workload", 103, a103, n103 * PAGE, threads=[0, 2], ticks=40,
+        m.start_sync("offline", 3, "Movable", batch=512),  # the pins block it: EBUSY
+        m.start_sync("workload", 103, a103, n103 * PAGE, threads=[0, 2], ticks=40,
                    init="none", write=0.3),
-        start_sync(m, "workload", 104, None, None, size=32 << 20, threads=[2, 3],
+        m.start_sync("workload", 104, None, None, size=32 << 20, threads=[2, 3],
                    ticks=40, pattern="zipf", init=2),
     ]
     writers = {103, 104}

@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.commands import execute
+from engine.constants import MIGRATE_BATCH
+from engine.mm.cost import migrate_cost_ns
 from engine.runtime import access
-from engine.runtime.clock import MIGRATE_BATCH, predict_migrate_ns
-from engine.runtime.jobs import run_jobs, start_sync
 from engine.runtime.workload import Workload, make_phases
 
 
@@ -36,14 +36,14 @@ def test_clock_advances_by_the_cost_model_with_flushes_by_era():
         m = small(nodes=2, size="32M", era=era)
         pid, a = _proc(m, 1000)
         t0 = m.clock
-        m.run(m._job_generators()["move_pages"](pid, pages_of(m, a, 1000), [1] * 1000,
+        m.run(m.job_generators()["move_pages"](pid, pages_of(m, a, 1000), [1] * 1000,
                                                 2, chunk=100))
         d = m.distance(0, 1)
         per_page = 1200 * 0.75 + 1200 * 0.25 * d / 21
         flushes = 10 if era == "modern" else 1000  # one per 100-page batch / one per page
         want = int(1000 * per_page + flushes * m.cost.tlb_flush_ns)
         assert abs((m.clock - t0) - want) <= 10
-        assert predict_migrate_ns(m, np.zeros(1000, int), np.ones(1000, int), 100) == \
+        assert migrate_cost_ns(m, np.zeros(1000, int), np.ones(1000, int), 100) == \
             pytest.approx(m.clock - t0, abs=10)
         out[era] = m.clock - t0
     assert out["2.6.18"] - out["modern"] == pytest.approx(990 * 2500, abs=20)
@@ -58,9 +58,9 @@ def test_modern_flush_is_per_512_page_batch():
 async def test_progress_is_monotonic_and_reaches_total_beside_a_workload():
     m = small(nodes=2, size="32M")
     pid, a = _proc(m, 3000)
-    wl = start_sync(m, "workload", pid, a, 3000 * m.page_size, threads=[1], ticks=1000,
+    wl = m.start_sync("workload", pid, a, 3000 * m.page_size, threads=[1], ticks=1000,
                     init="none")
-    job = start_sync(m, "migrate_pages", pid, [0], [1], batch=256)
+    job = m.start_sync("migrate_pages", pid, [0], [1], batch=256)
     seen = []
     while job.step():
         seen.append(job.done)
@@ -77,7 +77,7 @@ def test_cancel_at_any_batch_keeps_machine_consistent_and_pages_valid(batch, can
     pid, a = _proc(m, 1500)
     pages = pages_of(m, a, 1500)
     before = [m.read(pid, x) for x in pages]
-    job = start_sync(m, "move_pages", pid, pages, [1] * 1500, batch=batch)
+    job = m.start_sync("move_pages", pid, pages, [1] * 1500, batch=batch)
     for _ in range(cancel_at):
         if not job.step():
             break
@@ -97,12 +97,12 @@ async def test_jobs_interleave_with_workloads_without_lost_writes():
     q = m.spawn("b", node=1)
     b = m.mmap(q, 1024 * m.page_size)
     m.touch(q, b, 1024 * m.page_size, node=1)
-    w1 = start_sync(m, "workload", pid, a, 4096 * m.page_size, threads=[1, 2],
+    w1 = m.start_sync("workload", pid, a, 4096 * m.page_size, threads=[1, 2],
                     pattern="uniform", write=0.5, ticks=60, init="none")
-    w2 = start_sync(m, "workload", q, b, 1024 * m.page_size, threads=[1], pattern="seq",
+    w2 = m.start_sync("workload", q, b, 1024 * m.page_size, threads=[1], pattern="seq",
                     write=1.0, ticks=60, init="none")
-    j1 = start_sync(m, "migrate_pages", pid, [0], [2], batch=128)
-    j2 = start_sync(m, "move_pages", q, pages_of(m, b, 1024), [0] * 1024, batch=64)
+    j1 = m.start_sync("migrate_pages", pid, [0], [2], batch=128)
+    j2 = m.start_sync("move_pages", q, pages_of(m, b, 1024), [0] * 1024, batch=64)
     jobs = [w1, j1, w2, j2]
     while not all(j.finished for j in jobs):
         for j in jobs:
@@ -132,7 +132,7 @@ async def test_clock_paused_then_speed_then_fast():
     m.clockctl.pause()
     job = m.start("workload", pid, a, 1024 * m.page_size, threads=[1], ticks=20, rate=256)
     await asyncio.sleep(0.08)
-    assert job.done == 0 and m.clock_ns == job.started_ns  # paused: nothing steps
+    assert job.done == 0 and m.clock == job.started_ns  # paused: nothing steps
     m.clockctl.set_speed(0.5)  # half real time: 1 ms simulated takes 2 ms
     t0, c0 = time.monotonic(), m.clock
     await job.wait()
@@ -163,8 +163,8 @@ async def test_cancel_ends_a_paused_job():
 def test_run_jobs_stops_when_nothing_can_progress():
     m = small(nodes=2, size="32M")
     pid, _ = _proc(m, 64)
-    d = start_sync(m, "daemon", pid, source="truth")  # no workload: it only waits
-    assert run_jobs(m) == 1 and not d.finished and d.idle
+    d = m.start_sync("daemon", pid, source="truth")  # no workload: it only waits
+    assert m.run_jobs() == 1 and not d.finished and d.idle
 
 
 # ------------------------------------------------------------------ workloads
@@ -203,9 +203,9 @@ def test_patterns_sample_inside_their_domains():
 def test_phases_change_pattern_and_threads():
     m = small(nodes=3, size="16M")
     pid, a = _proc(m, 512)
-    j = start_sync(m, "workload", pid, a, 512 * m.page_size, rate=128,
+    j = m.start_sync("workload", pid, a, 512 * m.page_size, rate=128,
                    phases=[{"ticks": 5, "threads": [1]}, {"ticks": 7, "threads": [2, 2]}])
-    run_jobs(m)
+    m.run_jobs()
     w = j.owner
     assert w.ticks_done == 12 and w.state == "done"
     per_node = w.counts.sum(axis=0)
@@ -217,9 +217,9 @@ def test_same_seed_same_run_and_truth():
     for seed in (5, 5, 6):
         m = small(nodes=2, size="16M", seed=seed)
         pid, a = _proc(m, 800)
-        j = start_sync(m, "workload", pid, a, 800 * m.page_size, threads=[0, 1],
+        j = m.start_sync("workload", pid, a, 800 * m.page_size, threads=[0, 1],
                        pattern="zipf", ticks=30)
-        run_jobs(m)
+        m.run_jobs()
         runs.append((j.owner.counts.copy(), j.result, m.clock))
     assert (runs[0][0] == runs[1][0]).all() and runs[0][1:] == runs[1][1:]
     assert not (runs[0][0] == runs[2][0]).all()
@@ -228,9 +228,9 @@ def test_same_seed_same_run_and_truth():
 def test_truth_locality_and_latency_from_slit():
     m = small(nodes=3, size="16M")
     pid, a = _proc(m, 256, touch_node=0)
-    j = start_sync(m, "workload", pid, a, 256 * m.page_size, threads=[2], ticks=10,
+    j = m.start_sync("workload", pid, a, 256 * m.page_size, threads=[2], ticks=10,
                    rate=100, init="none")
-    run_jobs(m)
+    m.run_jobs()
     s = j.result
     assert s["local"] == 0 and s["remote"] == 1000
     assert s["avg_latency_ns"] == pytest.approx(80 * m.distance(2, 0) / 10)
@@ -244,9 +244,9 @@ def test_first_touch_by_threads_and_writes_keep_the_oracle():
     m = small(nodes=2, size="16M")
     pid = m.spawn("a")
     a = m.mmap(pid, 512 * m.page_size)
-    j = start_sync(m, "workload", pid, a, 512 * m.page_size, threads=[1], ticks=20,
+    j = m.start_sync("workload", pid, a, 512 * m.page_size, threads=[1], ticks=20,
                    write=0.5, init="none")
-    run_jobs(m)
+    m.run_jobs()
     st_ = [s for s in m.move_pages(pid, pages_of(m, a, 512)) if s is not None and s >= 0]
     assert st_ and set(st_) == {1}  # faulted in by the thread on node 1
     assert j.result["locality"] == 1.0
@@ -256,10 +256,10 @@ def test_first_touch_by_threads_and_writes_keep_the_oracle():
 def test_workload_ends_when_its_process_exits():
     m = small(nodes=2, size="16M")
     pid, a = _proc(m, 128)
-    j = start_sync(m, "workload", pid, a, 128 * m.page_size, ticks=100)
+    j = m.start_sync("workload", pid, a, 128 * m.page_size, ticks=100)
     j.step()
     m.kill(pid)
-    run_jobs(m)
+    m.run_jobs()
     assert j.state == "done" and j.owner.state == "exited"
     m.check()
 
@@ -270,9 +270,9 @@ def test_workload_on_shared_and_file_mappings():
     m = small(nodes=2, size="16M")
     pid = m.spawn("a")
     a = m.mmap(pid, 64 * m.page_size, flags=MAP_SHARED, file="data")
-    j = start_sync(m, "workload", pid, a, 64 * m.page_size, threads=[1], ticks=10,
+    j = m.start_sync("workload", pid, a, 64 * m.page_size, threads=[1], ticks=10,
                    write=0.5)
-    run_jobs(m)
+    m.run_jobs()
     assert j.state == "done" and j.owner.writes > 0
     m.check()
 
@@ -282,9 +282,9 @@ def test_workload_on_shared_and_file_mappings():
 def test_sources_scored_against_truth():
     m = small(nodes=3, size="32M")
     pid, a = _proc(m, 4096, touch_node=0)
-    j = start_sync(m, "workload", pid, a, 4096 * m.page_size, threads=[1, 2], shard=True,
+    j = m.start_sync("workload", pid, a, 4096 * m.page_size, threads=[1, 2], shard=True,
                    pattern="uniform", ticks=120, watch="hint,damon")
-    run_jobs(m)
+    m.run_jobs()
     rows = {r["source"]: r for r in access.compare(m, j.owner)}
     assert rows["truth"]["precision"] == rows["truth"]["recall"] == 1.0
     assert rows["truth"]["true_remote"] == 4096
@@ -305,9 +305,9 @@ def test_sources_scored_against_truth():
 def test_damon_regions_split_merge_and_track_a_hot_range():
     m = small(nodes=2, size="32M")
     pid, a = _proc(m, 4000)
-    j = start_sync(m, "workload", pid, a, 4000 * m.page_size, threads=[0], ticks=400,
+    j = m.start_sync("workload", pid, a, 4000 * m.page_size, threads=[0], ticks=400,
                    pattern="stairs", width=0.1, step=1000, watch="damon")
-    run_jobs(m)
+    m.run_jobs()
     mon = access.observer(j.owner, "damon")
     assert mon.aggregations >= 3
     assert mon.min_regions <= mon.rep_lo.size <= mon.max_regions
@@ -322,9 +322,9 @@ def test_timeline_ring_is_bounded_and_records_traffic():
     m = small(nodes=2, size="32M")
     pid, a = _proc(m, 2048)
     tl = m.timeline
-    m.run(m._job_generators()["migrate_pages"](pid, [0], [1], chunk=128))
-    j = start_sync(m, "migrate_pages", pid, [1], [0], batch=128)
-    run_jobs(m)
+    m.run(m.job_generators()["migrate_pages"](pid, [0], [1], chunk=128))
+    j = m.start_sync("migrate_pages", pid, [1], [0], batch=128)
+    m.run_jobs()
     t, out = tl.series("mig_out", 1)
     assert (np.diff(t) >= 0).all() and out[-1] - out[0] >= 2048
     _, used = tl.series("used", 0)
@@ -333,9 +333,9 @@ def test_timeline_ring_is_bounded_and_records_traffic():
     assert rate.max() > 0
     small_tl = type(tl)(m.nr_node_ids, capacity=8)
     for _ in range(50):
-        m.clock_ns += 1000
+        m.time.advance(1000)
         small_tl.sample(m)
-    assert len(small_tl) == 8 and small_tl.series("free")[0][0] == m.clock_ns - 7000
+    assert len(small_tl) == 8 and small_tl.series("free")[0][0] == m.clock - 7000
     assert j.state == "done"
     assert "node 1" in execute(m, "timeline 20").text
 
@@ -386,10 +386,10 @@ def test_save_and_load_keep_workload_and_daemon_reports(tmp_path):
 
     m = small(nodes=2, size="16M")
     pid, a = _proc(m, 512)
-    start_sync(m, "workload", pid, a, 512 * m.page_size, threads=[1], ticks=30,
+    m.start_sync("workload", pid, a, 512 * m.page_size, threads=[1], ticks=30,
                watch="hint,damon")
-    start_sync(m, "daemon", pid, source="hint")
-    run_jobs(m)
+    m.start_sync("daemon", pid, source="hint")
+    m.run_jobs()
     m.timeline  # noqa: B018 - created, so it is saved too
     p = tmp_path / "snap.numacon"
     engine.save(m, str(p))

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import engine
+from engine.views import vma_frames
 from tui import cli
 from tui.app import NumaConsoleApp
 from tui.screens.confirm import ConfirmScreen
@@ -252,7 +253,7 @@ async def test_hook_toggle_key():
         assert d.hook_enabled is was
         # on a frame of the framebuffer, h switches that driver's hook
         fb = app.machine.drivers_map["fb0"]
-        pagemap(app).move_to(int(fb.backing.pages[0]))
+        pagemap(app).move_to(int(fb.backing.present()[1][0]))
         was = fb.hook_enabled
         await pilot.press("h")
         assert fb.hook_enabled is not was
@@ -265,7 +266,7 @@ async def test_mlock_from_map_cursor():
         m = app.machine
         v = m.process(104).vmas[0]
         assert not v.locked
-        pfn = int(v.pte[v.pte >= 0][0])
+        pfn = int(vma_frames(v)[0])
         pagemap(app).move_to(pfn)
         await pilot.press("l")
         assert m.process(104).vmas[0].locked
@@ -422,7 +423,7 @@ async def test_process_table_sort_and_filter():
         t = table(app)
         t.sort_by("rss")
         order = [int(r.key.value) for r in t.ordered_rows]
-        rss = {r.pid: r.rss for r in __import__("tui.model").model.process_rows(app.machine)}
+        rss = {r.pid: r.rss for r in __import__("engine.views").views.process_rows(app.machine)}
         assert order == sorted(rss, key=lambda p: -rss[p])
         # clicking a header sorts too
         await pilot.click("#processes", offset=(2, 0))

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
-from collections import Counter
 from types import SimpleNamespace
 
 import numpy as np
@@ -15,11 +14,12 @@ import pytest
 from rich.text import Text
 
 import engine
+from engine import views as model
 from engine.commands import execute
 from engine.constants import K_ANON, K_FREE, K_KERNEL, PG_mlocked, PG_pinned
-from tui import model
+from engine.mm.move_pages import UNWRITTEN, MoveStatus
+from engine.views import NodeCounts, pages_per_node, process_rows, summarize_result, vma_frames
 from tui.app import NumaConsoleApp
-from tui.model import NodeCounts, pages_per_node, process_rows, summarize_result, value_counts
 from tui.widgets import pagemap as pmod
 from tui.widgets.inspector import inspector_text
 from tui.widgets.legend import legend_text
@@ -138,7 +138,7 @@ def test_sampled_colour_is_the_majority_of_a_blocky_cell():
     a = m.nr_frames - 4 * zoom  # free memory at the top of node 3
     assert (m.f.kind[a:a + zoom] == K_FREE).all()
     v = m.process(103).vmas[0]
-    mid = int(v.pte[v.pte >= 0][0])
+    mid = int(vma_frames(v)[0])
     m.f.kind[a:a + 3500] = K_ANON  # 85 % of the cell: java's anon memory
     m.f.mapping[a:a + 3500] = m.f.mapping[mid]
     code = int(rows_codes(m, np.array([a]), np.array([zoom]), zoom, lut)[0][0])
@@ -242,7 +242,7 @@ def test_node_counts_count_a_slice_a_step_and_match_a_full_count():
     # a VMA the last pass did not see is counted when asked for
     v = m.process(104).vmas[0]
     del c.vmas[(104, v.start, v.end)]
-    assert (c.vma(104, v) == pages_per_node(m, v.pte)).all()
+    assert (c.vma(104, v) == pages_per_node(m, vma_frames(v))).all()
     # run(): a whole pass at once, dropping one under way
     c.stale()
     c.step(0.0)
@@ -250,16 +250,13 @@ def test_node_counts_count_a_slice_a_step_and_match_a_full_count():
     assert c.passes == 3 and not c.busy
 
 
-def test_value_counts_and_status_summary():
-    rng = np.random.default_rng(0)
-    vals = rng.integers(0, 4, 100_000).tolist() + [None, -14, -12]
-    assert value_counts(vals) == dict(Counter(vals))
-    rare = [1] * 200_000
-    rare[123_457] = -12  # missed by the sample: counted anyway
-    assert value_counts(rare) == {1: 199_999, -12: 1}
-    assert summarize_result(rare) == "200000 pages: -ENOMEM=1 N1=199999"
-    assert summarize_result([None, 2, 2, -14]) == "4 pages: -EFAULT=1 N2=2 unwritten=1"
-    assert value_counts([]) == {}
+def test_status_summary_counts_a_million_statuses_by_array():
+    rare = np.ones(200_000, np.int64)
+    rare[123_457] = -12
+    assert summarize_result(MoveStatus.of(rare, 0)) == "200000 pages: -ENOMEM=1 N1=199999"
+    st = MoveStatus.of(np.array([UNWRITTEN, 2, 2, -14]), 1)
+    assert list(st) == [None, 2, 2, -14] and st.ret == 1
+    assert summarize_result(st) == "4 pages: -EFAULT=1 N2=2 unwritten=1"
 
 
 # ---------------------------------------------------------------- quiet updates

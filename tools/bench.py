@@ -44,6 +44,10 @@ from typing import Any
 
 import numpy as np
 
+from engine.constants import K_ANON, K_FILE
+from engine.machine import Machine
+from engine.machines.snapshot import load, save
+
 # (key, what, goal as (operator, value), unit) in the issue's order: --json keys
 FIGURES: tuple[tuple[str, str, tuple[str, Any], str], ...] = (
     ("build_s", "build the reference machine from its description", ("<=", 1.0), "s"),
@@ -133,8 +137,6 @@ def tib_description() -> dict:
 
 
 def build(d: dict):
-    from engine.machine import Machine
-
     return Machine.from_description(d, source="<bench>")
 
 
@@ -394,8 +396,6 @@ def _reference_figures(d: dict, runs: int, fig: dict, det: dict, log, ui: Any,
                        quick: bool) -> None:
     """On one reference machine, in this order: redraw, save/load, the engine's
     query, move_pages, migrate_pages, key latency."""
-    from engine.machines.snapshot import load, save
-
     m = build(d)
     db = PIDS["db"]
     v = db_vma(m)
@@ -496,8 +496,6 @@ def _ui_figure(det: dict, name: str, fn: Callable[[], dict]) -> dict | None:
 
 def _mapped_share(m) -> float:
     """Pages mapped by processes / frames (anonymous and file-backed user pages)."""
-    from engine.constants import K_ANON, K_FILE
-
     k = m.f.kind
     return float(((k == K_ANON) | (k == K_FILE)).sum()) / m.nr_frames
 

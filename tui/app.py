@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from textual.app import App
 from textual.binding import Binding
 from textual.css.query import NoMatches
@@ -23,8 +22,17 @@ from textual.widgets import Input
 
 import engine
 from engine.commands import Result, execute
+from engine.nodemask import nodes_str
+from engine.views import (
+    NodeCounts,
+    driver_of_frame,
+    find_vma,
+    hook_drivers,
+    process_pages_per_node,
+    summarize_result,
+    vma_frames,
+)
 
-from .model import NodeCounts, hook_drivers, nodes_str, pages_per_node, summarize_result
 from .palette import EngineCommands
 from .screens.confirm import ConfirmScreen
 from .screens.help import HelpScreen
@@ -292,15 +300,14 @@ class NumaConsoleApp(App):
             self.push_screen(ProcessScreen(pid, addr))
 
     def show_vma_on_map(self, pid: int, start: int) -> None:
-        from .model import find_vma
-
         v = find_vma(self.machine, pid, start)
         while len(self.screen_stack) > 1:
             self.pop_screen()
         if v is None:
             return
         pm = self.main_screen.query_one("#pagemap", PageMap)
-        pfns = v.pte[(v.pte >= 0) & (v.pte != self.machine.zero_pfn)]
+        pfns = vma_frames(v)
+        pfns = pfns[pfns != self.machine.zero_pfn]
         pm.set_hilite(pfns)
         self.main_screen.show_view(None)
         if pfns.size:
@@ -409,8 +416,7 @@ class NumaConsoleApp(App):
             self.console_log.result("select a process in the table first", False)
             return
         p = m.process(sel.pid)
-        per = sum((pages_per_node(m, v.pte) for v in p.vmas if v.pte is not None),
-                  start=np.zeros(len(m.nodes), np.int64))
+        per = process_pages_per_node(m, p)
         src = [n for n, c in zip(m.nodes, per) if c] or list(m.nodes)
         self.prefill_command(f"migratepages {sel.pid} {nodes_str(src)} ",
                              f"migrate {p.name} (pid {sel.pid}) from nodes {nodes_str(src)}: "
@@ -422,8 +428,6 @@ class NumaConsoleApp(App):
             self.console_log.result("put the map cursor on a process's page, or open a "
                                     "process and select a VMA", False)
             return
-        from .model import find_vma
-
         v = find_vma(self.machine, sel.vma_pid, sel.vma[0])
         if v is None:
             return
@@ -436,8 +440,6 @@ class NumaConsoleApp(App):
         if not drivers:
             self.console_log.result("this machine has no PFN-map driver", False)
             return
-        from .model import driver_of_frame
-
         sel = self.selection()
         name = driver_of_frame(m, sel.pfn) if sel.pfn is not None else None
         state = dict(drivers)
@@ -498,12 +500,7 @@ class NumaConsoleApp(App):
 
     def action_daemon(self) -> None:
         """Start the automatic-migration daemon on the selected process, or stop it."""
-        try:
-            from engine.runtime.automigrate import daemons
-        except ImportError:
-            self.console_log.result("this engine has no migration daemon", False)
-            return
-        running = [d for d in daemons(self.machine) if getattr(d, "state", "") == "running"]
+        running = [d for d in self.machine.daemons if d.state == "running"]
         if running:
             self.run_command("daemon stop")
             return

@@ -16,13 +16,19 @@ the first command that fails (0 when all succeed)."""
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import shlex
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
+
+import engine
+from engine.commands import execute
+from engine.machines.capture import capture
+from engine.machines.container import SaveError, atomic_write
+from engine.machines.description import dumps
+from tools import bench
 
 PROG = "numacon"
 SUBCOMMANDS = ("run", "hardware", "capture", "bench", "serve")
@@ -35,16 +41,12 @@ def _err(msg: str) -> None:
 def load_machine(path: str | None) -> Any:
     """The machine at `path` (a description or snapshot), or the default machine.
     Raises engine.SaveError / DescriptionError with a one-line message."""
-    import engine
-
     if path is None:
         return engine.Machine.default()
     return engine.load(path)
 
 
 def _load_or_fail(path: str | None) -> Any:
-    import engine
-
     try:
         return load_machine(path)
     except (engine.SaveError, engine.DescriptionError, OSError, ValueError) as e:
@@ -79,8 +81,6 @@ def run_commands(m: Any, lines: Iterable[str], out=None, err=None) -> int:
     """Run command lines through engine.commands.execute, synchronously (a line ending
     in `&` starts a job that runs beside the next commands; `wait` finishes them, as in
     a shell). Returns the exit status: 1 at the first failed command, else 0."""
-    from engine.commands import execute
-
     out = out or sys.stdout
     err = err or sys.stderr
     for line in lines:
@@ -133,26 +133,47 @@ def cmd_hardware(argv: Sequence[str]) -> int:
     return 0
 
 
-def _delegate(module: str, func: str, argv: Sequence[str], what: str, **kw: Any) -> int:
+def cmd_capture(argv: Sequence[str]) -> int:
+    """numacon capture [-o FILE] [--scale F]: a description of this host as TOML."""
+    ap = argparse.ArgumentParser(prog="numacon capture",
+                                 description="Write a machine description of this host.")
+    ap.add_argument("-o", "--output", metavar="FILE", help="write here (default: stdout)")
+    ap.add_argument("--scale", type=float, default=None,
+                    help="multiply memory and process sizes by F (default: fit in 4 GiB)")
+    ap.add_argument("--root", default="/", help=argparse.SUPPRESS)  # tests: a fake host
+    a = ap.parse_args(argv)
     try:
-        mod = importlib.import_module(module)
-    except ImportError:
-        _err(f"error: {what} is not available in this build")
-        return 1
-    fn = getattr(mod, func, None)
-    if fn is None:
-        _err(f"error: {what} is not available in this build ({module}.{func} missing)")
-        return 1
-    rc = fn(list(argv), **kw)
-    return int(rc or 0)
+        d = capture(a.scale, a.root)
+    except ValueError as e:
+        print(f"numacon capture: {e}", file=sys.stderr)
+        return 2
+    h = d["host"]
+    header = (f"Captured from {h['hostname']} (Linux {h['kernel']}) at {h['captured']} by "
+              f"`numacon capture`.\nMemory and process sizes x{h['scale']:.4g}; "
+              f"{len(d['processes'])} processes, {h['skipped']} skipped (unreadable or "
+              f"exited). Host figures the engine does not use are in [host].")
+    text = dumps(d, header)
+    if a.output:
+        try:
+            atomic_write(a.output, lambda fh: fh.write(text.encode()))
+        except SaveError as e:
+            print(f"numacon capture: {e}", file=sys.stderr)
+            return 1
+    else:
+        sys.stdout.write(text)
+    why = ", ".join(f"{v} {k}" for k, v in h["skipped_why"].items())
+    print(f"captured {len(d['nodes'])} node(s), {h['memory_bytes'] / 2**30:.1f} GiB scaled "
+          f"x{h['scale']:.4g}, {len(d['processes'])} processes; skipped {h['skipped']}"
+          f"{f' ({why})' if why else ''}", file=sys.stderr)
+    return 0
 
 
 def cmd_bench(argv: Sequence[str]) -> int:
     """tools.bench with the console's figures (map redraw, key latency) handed in:
-    engine/ never imports tui/."""
-    from . import bench_ui
+    tools/ never imports tui/."""
+    from . import bench_ui  # Textual loads only for the console's figures
 
-    return _delegate("tools.bench", "main", argv, "bench", ui=bench_ui)
+    return int(bench.main(list(argv), ui=bench_ui) or 0)
 
 
 def cmd_serve(argv: Sequence[str]) -> int:
@@ -162,11 +183,7 @@ def cmd_serve(argv: Sequence[str]) -> int:
     ap.add_argument("--port", type=int, default=8000)
     ap.add_argument("--host", default="127.0.0.1")
     a = ap.parse_args(argv)
-    try:
-        from .serve import GuardedServer
-    except ImportError:
-        _err("error: textual-serve is not installed (pip install textual-serve)")
-        return 1
+    from .serve import GuardedServer  # aiohttp and textual-serve: only when serving
     if a.machine is not None and _load_or_fail(a.machine) is None:
         return 1
     # a random token in the printed URL, and the Origin checked (tui/serve.py)
@@ -198,7 +215,7 @@ def cmd_app(argv: Sequence[str]) -> int:
     m = _load_or_fail(a.machine)
     if m is None:
         return 1
-    from .app import NumaConsoleApp
+    from .app import NumaConsoleApp  # Textual loads only for the console, not for `run`
 
     NumaConsoleApp(m).run()
     return 0
@@ -213,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if sub == "hardware":
             return cmd_hardware(args[1:])
         if sub == "capture":
-            return _delegate("engine.machines.capture", "main_capture", args[1:], "capture")
+            return cmd_capture(args[1:])
         if sub == "bench":
             return cmd_bench(args[1:])
         if sub == "serve":

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from engine.views import vma_frames
+
 
 async def shoot(path: str, machine: Any = None, size: tuple[int, int] = (160, 50),
                 commands: Sequence[str] = (), keys: Sequence[str] = (),
@@ -31,7 +33,7 @@ async def shoot(path: str, machine: Any = None, size: tuple[int, int] = (160, 50
                 await asyncio.sleep(0.01)
             await pilot.pause()
         if cursor_pid is not None and cursor_pid in app.machine.procs:
-            ptes = [v.pte[v.pte >= 0] for v in app.machine.process(cursor_pid).vmas
+            ptes = [vma_frames(v) for v in app.machine.process(cursor_pid).vmas
                     if v.kind == "anon"]
             pfns = [int(p[0]) for p in ptes if p.size]
             if pfns:

@@ -19,17 +19,15 @@ counts, host watermarks, block states, the scale) goes to the [host] table.
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import re
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 
 from ..constants import ZONE_NAMES
-from ..mm.mempolicy import nodes_str, parse_nodes
+from ..nodemask import nodes_str, parse_nodes
 
 DEFAULT_MAX_BYTES = 4 << 30
 VMA_CAP_BYTES = 256 << 20  # untouched address space kept per VMA (after scaling)
@@ -498,48 +496,3 @@ def _host_info(root, page, sc, fit, total, seen, skipped, blocks, zones, stats) 
                    "present": z.present, "managed": z.managed, "free": z.free,
                    "min": z.min, "low": z.low, "high": z.high} for z in zones],
     }
-
-
-# ------------------------------------------------------------------ command line
-
-def main_capture(argv: list[str] | None = None) -> int:
-    """numacon capture [-o FILE] [--scale F]: the description as TOML."""
-    from .description import dumps
-
-    ap = argparse.ArgumentParser(prog="numacon capture",
-                                 description="Write a machine description of this host.")
-    ap.add_argument("-o", "--output", metavar="FILE", help="write here (default: stdout)")
-    ap.add_argument("--scale", type=float, default=None,
-                    help="multiply memory and process sizes by F (default: fit in 4 GiB)")
-    ap.add_argument("--root", default="/", help=argparse.SUPPRESS)  # tests: a fake host
-    a = ap.parse_args(argv)
-    try:
-        d = capture(a.scale, a.root)
-    except ValueError as e:
-        print(f"numacon capture: {e}", file=sys.stderr)
-        return 2
-    h = d["host"]
-    header = (f"Captured from {h['hostname']} (Linux {h['kernel']}) at {h['captured']} by "
-              f"`numacon capture`.\nMemory and process sizes x{h['scale']:.4g}; "
-              f"{len(d['processes'])} processes, {h['skipped']} skipped (unreadable or "
-              f"exited). Host figures the engine does not use are in [host].")
-    text = dumps(d, header)
-    if a.output:
-        from .snapshot import SaveError, _atomic_write
-
-        try:
-            _atomic_write(a.output, lambda fh: fh.write(text.encode()))
-        except SaveError as e:
-            print(f"numacon capture: {e}", file=sys.stderr)
-            return 1
-    else:
-        sys.stdout.write(text)
-    why = ", ".join(f"{v} {k}" for k, v in h["skipped_why"].items())
-    print(f"captured {len(d['nodes'])} node(s), {h['memory_bytes'] / 2**30:.1f} GiB scaled "
-          f"x{h['scale']:.4g}, {len(d['processes'])} processes; skipped {h['skipped']}"
-          f"{f' ({why})' if why else ''}", file=sys.stderr)
-    return 0
-
-
-if __name__ == "__main__":  # python -m engine.machines.capture
-    sys.exit(main_capture(sys.argv[1:]))

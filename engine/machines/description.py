@@ -27,8 +27,6 @@ of the key in the TOML text: "saves/x.toml:12: nodes[1].zones.Normal: ...".
 from __future__ import annotations
 
 import math
-import re
-import tomllib
 
 import numpy as np
 
@@ -48,7 +46,12 @@ from ..constants import (
     ZONE_NAMES,
     PG_reserved,
 )
-from ..mm.topology import compute_watermarks
+from ..mm import fault, mempolicy, mlock, mmap, task
+from ..mm.drivers import DRIVER_KINDS, pin_range, setup
+from ..mm.era import get_era
+from ..mm.page_alloc import alloc_frames
+from ..mm.state import Driver, Kernel, compute_watermarks, drive
+from ..nodemask import nodes_str, parse_nodes, parse_policy_string
 from ..units import parse_fraction, parse_size
 
 
@@ -83,19 +86,6 @@ POLICY_NAMES = {0: "default", 1: "prefer", 2: "bind", 3: "interleave", 4: "local
 
 
 # ---------------------------------------------------------------- reading and writing
-
-def load_description(text: str, source: str = "<description>"):
-    """Parse TOML text and build its machine; a DescriptionError gets the line of the
-    offending key (tomllib keeps no positions, so the text is scanned for it)."""
-    from ..machine import Machine
-
-    d = tomllib.loads(text)
-    try:
-        return Machine.from_description(d, source=source)
-    except DescriptionError as e:
-        e.line = key_line(text, e.key)
-        raise
-
 
 def dumps(d: dict, header: str = "") -> str:
     """A description as TOML (tomli_w), after `header` turned into # comments."""
@@ -166,9 +156,8 @@ def _frac(source: str, key: str, x) -> float:
         raise _err(source, key, str(e).split(": ", 1)[-1]) from None
 
 
-def build_machine(m, d: dict, *, source: str = "<description>"):
-    from ..mm.era import get_era
-
+def build_machine(m: Kernel, d: dict, *, source: str = "<description>") -> Kernel:
+    """Lay out and boot the empty machine `m` as the description says; returns it."""
     _table(source, "", d, "a table")
     _unknown(source, "", d, TOP_KEYS)
     mach = _table(source, "machine", d.get("machine", {}))
@@ -193,7 +182,7 @@ def build_machine(m, d: dict, *, source: str = "<description>"):
     ids = [n for n, _, _ in layout]
     dist = _distances(source, _table(source, "distances", d.get("distances", {})), ids,
                       max(ids) + 1)
-    m._layout(page_size, layout, dist, block_size)
+    m.layout(page_size, layout, dist, block_size)
     m._era = era
     _weights(m, source, _table(source, "weights", d.get("weights", {})))
     _boot_kernel(m, kshares)
@@ -307,9 +296,7 @@ def _distances(source: str, dd: dict, ids: list[int], nr: int) -> np.ndarray:
     return dist
 
 
-def _weights(m, source: str, w: dict) -> None:
-    from ..mm.mempolicy import nodes_str
-
+def _weights(m: Kernel, source: str, w: dict) -> None:
     for k, v in w.items():
         key = f"weights.{k}"
         try:
@@ -326,8 +313,6 @@ def _boot_kernel(m, kshares) -> None:
     """memmap (64 bytes of struct page per frame) is reserved in each node's kernel
     zones (present - managed); slab and page tables take `kernel` of the rest; the
     zero page sits on the first node. ZONE_MOVABLE never holds kernel pages."""
-    from ..mm.page_alloc import alloc_frames
-
     f = m.f
     for n in m.nodes_list:
         zones = [z for z in m.node_zones(n.id) if z.spanned > 0]
@@ -354,13 +339,13 @@ def _boot_kernel(m, kshares) -> None:
             if memmap <= 0:
                 break
         slab = int(sum(z.managed for z in kz) * share)
-        got = alloc_frames(m, slab, [n.id], movable=False, wmark="none")
+        got, _ = alloc_frames(m, slab, [n.id], movable=False, wmark="none")
         f.kind[got] = K_KERNEL
         f.flags[got] = 0
         f.mapping[got] = KUSE_SLAB
         f.refcount[got] = 1
     first = m.memory_nodes()[0]
-    z = alloc_frames(m, 1, [first], movable=False, wmark="none")
+    z, _ = alloc_frames(m, 1, [first], movable=False, wmark="none")
     zp = int(z[0])
     f.kind[zp] = K_KERNEL
     f.flags[zp] = PG_reserved
@@ -372,8 +357,6 @@ def _boot_kernel(m, kshares) -> None:
 def _node_ref(m, source: str, key: str, x, *, memory: bool = False, cpus: bool = False
               ) -> int:
     """A node number that must exist (and have memory / CPUs)."""
-    from ..mm.mempolicy import nodes_str
-
     nid = _int(source, key, x)
     if nid not in m.nodes:
         raise _err(source, key, f"node {nid} does not exist (nodes {nodes_str(m.nodes)})")
@@ -385,8 +368,6 @@ def _node_ref(m, source: str, key: str, x, *, memory: bool = False, cpus: bool =
 
 
 def _node_list(m, source: str, key: str, x) -> tuple[int, ...]:
-    from ..mm.mempolicy import nodes_str, parse_nodes
-
     try:
         nodes = parse_nodes(x, key)
     except (OSError, ValueError) as e:
@@ -399,8 +380,6 @@ def _node_list(m, source: str, key: str, x) -> tuple[int, ...]:
 
 def _policy(m, source: str, key: str, s, mems) -> tuple[int, tuple[int, ...]]:
     """A policy string checked against the era and the nodes: (mode, nodes)."""
-    from ..mm.mempolicy import nodes_str, parse_policy_string
-
     if not isinstance(s, str):
         raise _err(source, key, f"{s!r} is not a policy string like \"interleave:0-3\"")
     try:
@@ -421,8 +400,6 @@ def _policy(m, source: str, key: str, s, mems) -> tuple[int, tuple[int, ...]]:
 
 
 def _add_driver(m, source: str, i: int, dd: dict) -> None:
-    from ..mm.drivers import DRIVER_KINDS, Driver
-
     where = f"drivers[{i}]"
     _unknown(source, where, dd, DRIVER_KEYS)
     name = _str(source, f"{where}.name", dd.get("name"), "")
@@ -438,7 +415,7 @@ def _add_driver(m, source: str, i: int, dd: dict) -> None:
                  has_hook=_bool(source, f"{where}.hook", dd.get("hook"), kind == "uncached"),
                  hook_enabled=_bool(source, f"{where}.hook_enabled", dd.get("hook_enabled")))
     try:
-        drv.setup(m)
+        setup(m, drv)
     except OSError as e:
         raise _err(source, f"{where}.size", e.strerror or str(e)) from None
     m.drivers_map[name] = drv
@@ -462,8 +439,9 @@ def _add_process(m, source: str, i: int, pd: dict, rng) -> None:
     if not mems:
         raise _err(source, f"{where}.cpuset", "an empty cpuset")
     try:
-        pid = m.spawn(name, uid=uid, node=node,
-                      mems_allowed=None if cpuset is None else mems, pid=pid, kthread=kthread)
+        pid = task.spawn(m, name, uid=uid, node=node,
+                         mems_allowed=None if cpuset is None else mems, pid=pid,
+                         kthread=kthread)
     except (OSError, ValueError) as e:
         raise _err(source, where, getattr(e, "strerror", None) or str(e)) from None
     if kthread:
@@ -474,7 +452,7 @@ def _add_process(m, source: str, i: int, pd: dict, rng) -> None:
     if "policy" in pd:
         mode, nodes = _policy(m, source, f"{where}.policy", pd["policy"], mems)
         try:
-            m.set_mempolicy(pid, mode, nodes)
+            mempolicy.set_mempolicy(m, pid, mode, nodes)
         except OSError as e:
             raise _err(source, f"{where}.policy", e.strerror or str(e)) from None
     vmas = _list_of_tables(source, f"{where}.vmas", pd.get("vmas", []))
@@ -482,7 +460,7 @@ def _add_process(m, source: str, i: int, pd: dict, rng) -> None:
         _add_vma(m, source, f"{where}.vmas[{j}]", pid, vd, mems)
     if mlockall:
         try:
-            m.mlockall(pid, 3)
+            mlock.do_mlockall(m, m.user(pid), 3)
         except OSError as e:
             raise _err(source, f"{where}.mlockall", e.strerror or str(e)) from None
 
@@ -532,7 +510,7 @@ def _add_vma(m, source: str, where: str, pid: int, vd: dict, mems) -> None:
     fname = _str(source, f"{where}.file", vd.get("file"), "file")
     _str(source, f"{where}.name", vd.get("name"))
     shared = _bool(source, f"{where}.shared", vd.get("shared"), kind == "file")
-    mlock = _bool(source, f"{where}.mlock", vd.get("mlock"))
+    lock = _bool(source, f"{where}.mlock", vd.get("mlock"))
     pin = _str(source, f"{where}.pin", vd.get("pin"))
     if pin is not None and (pin not in m.drivers_map or m.drivers_map[pin].pfnmap):
         rdma = [d.name for d in m.drivers_map.values() if not d.pfnmap]
@@ -543,193 +521,31 @@ def _add_vma(m, source: str, where: str, pid: int, vd: dict, mems) -> None:
     plan = _touch_plan(m, source, where, vd, npages)
     write = _bool(source, f"{where}.write", vd.get("write"), True)
     key = where
+    p = m.user(pid)
     try:
         if kind == "anon":
             flags = (MAP_SHARED if shared else MAP_PRIVATE) | MAP_ANONYMOUS
-            addr = m.mmap(pid, size, PROT_READ | PROT_WRITE, flags)
+            addr = mmap.do_mmap(m, p, size, PROT_READ | PROT_WRITE, flags, None, None)
         elif kind == "file":
             flags = MAP_SHARED if shared else MAP_PRIVATE
-            addr = m.mmap(pid, size, PROT_READ | PROT_WRITE, flags, file=fname)
+            addr = mmap.do_mmap(m, p, size, PROT_READ | PROT_WRITE, flags, fname, None)
         else:
             key = f"{where}.size"
-            addr = m.mmap(pid, size, PROT_READ | PROT_WRITE, MAP_SHARED, driver=driver)
+            addr = mmap.do_mmap(m, p, size, PROT_READ | PROT_WRITE, MAP_SHARED, None, driver)
         if pol is not None:
             key = f"{where}.policy"
-            m.mbind(pid, addr, size, *pol)
+            drive(mempolicy.mbind_gen(m, pid, addr, size, *pol))
         key = where
         off = 0
         for n, node in plan:
             # a driver region is mapped at mmap time: touching it only writes to it
             if n and (kind != "driver" or write):
-                m.touch(pid, addr + off * m.page_size, n * m.page_size, write=write,
-                        node=node)
+                fault.touch(m, p, addr + off * m.page_size, n * m.page_size, write=write,
+                            node=node)
             off += n
-        if mlock:
-            m.mlock(pid, addr, size)
+        if lock:
+            mlock.do_mlock(m, p, addr, size, lock=True)
         if pin is not None:
-            m.pin(pid, addr, off * m.page_size or size, pin)
+            pin_range(m, p, addr, off * m.page_size or size, m.driver(pin))
     except OSError as e:
         raise _err(source, key, e.strerror or str(e)) from None
-
-
-# ---------------------------------------------------------------- key -> line
-
-def key_line(text: str, key: str) -> int | None:
-    """The line of `key` (a path like processes[1].vmas[0].size) in TOML text; for a
-    key that is not written there, the line of the nearest enclosing one."""
-    try:
-        lines = TomlKeyLines(text).run()
-    except (IndexError, ValueError):
-        return None
-    k = key
-    while k:
-        if k in lines:
-            return lines[k]
-        shorter = re.sub(r"(\[\d+\]|\.[^.\[\]]+|^[^.\[\]]+)$", "", k)
-        if shorter == k:
-            break
-        k = shorter
-    return None
-
-
-class TomlKeyLines:
-    """Where each key of a (valid) TOML document is written: path -> 1-based line.
-    Paths name array elements by index, the same for [[aot]] sections and inline
-    arrays: nodes[1].zones.Normal, processes[0].vmas[2].size, distances.matrix[1]."""
-
-    BARE = re.compile(r"[A-Za-z0-9_-]+")
-
-    def __init__(self, text: str):
-        self.s = text
-        self.i = 0
-        self.line = 1
-        self.lines: dict[str, int] = {}
-        self.aot: dict[str, int] = {}  # array-of-tables path -> current index
-
-    def run(self) -> dict[str, int]:
-        prefix = ""
-        while True:
-            self.ws(newlines=True)
-            if self.i >= len(self.s):
-                return self.lines
-            if self.s.startswith("[[", self.i):
-                self.i += 2
-                prefix = self.header(self.key(), aot=True)
-                self.expect("]]")
-            elif self.s[self.i] == "[":
-                self.i += 1
-                prefix = self.header(self.key(), aot=False)
-                self.expect("]")
-            else:
-                self.keyval(prefix)
-
-    def header(self, parts: list[str], aot: bool) -> str:
-        path = ""
-        for j, part in enumerate(parts):
-            path = f"{path}.{part}" if path else part
-            if aot and j == len(parts) - 1:
-                self.aot[path] = self.aot.get(path, -1) + 1
-            if path in self.aot:
-                path = f"{path}[{self.aot[path]}]"
-        self.lines.setdefault(path, self.line)
-        return path
-
-    def keyval(self, prefix: str) -> None:
-        line = self.line
-        path = prefix
-        for part in self.key():
-            path = f"{path}.{part}" if path else part
-            self.lines.setdefault(path, line)
-        self.ws()
-        self.expect("=")
-        self.ws()
-        self.value(path)
-
-    def key(self) -> list[str]:
-        parts = []
-        while True:
-            self.ws()
-            c = self.s[self.i]
-            if c in "\"'":
-                parts.append(self.string())
-            else:
-                mt = self.BARE.match(self.s, self.i)
-                if not mt:
-                    raise ValueError(f"no key at line {self.line}")
-                parts.append(mt.group())
-                self.i = mt.end()
-            self.ws()
-            if self.i < len(self.s) and self.s[self.i] == ".":
-                self.i += 1
-                continue
-            return parts
-
-    def value(self, path: str) -> None:
-        c = self.s[self.i]
-        if c == "[":
-            self.i += 1
-            k = 0
-            while True:
-                self.ws(newlines=True)
-                if self.s[self.i] == "]":
-                    self.i += 1
-                    return
-                self.lines.setdefault(f"{path}[{k}]", self.line)
-                self.value(f"{path}[{k}]")
-                k += 1
-                self.ws(newlines=True)
-                if self.s[self.i] == ",":
-                    self.i += 1
-        elif c == "{":
-            self.i += 1
-            while True:
-                self.ws(newlines=True)
-                if self.s[self.i] == "}":
-                    self.i += 1
-                    return
-                self.keyval(path)
-                self.ws(newlines=True)
-                if self.s[self.i] == ",":
-                    self.i += 1
-        elif c in "\"'":
-            self.string()
-        else:  # number, boolean, date: up to the next delimiter
-            while self.i < len(self.s) and self.s[self.i] not in ",]}\n#":
-                self.i += 1
-
-    def string(self) -> str:
-        s, q = self.s, self.s[self.i]
-        triple = s.startswith(q * 3, self.i)
-        self.i += 3 if triple else 1
-        start = self.i
-        while True:
-            if s[self.i] == "\\" and q == '"':
-                self.i += 2
-                continue
-            if s.startswith(q * 3 if triple else q, self.i):
-                # a closing """ may be followed by up to two more quotes of content
-                while triple and s.startswith(q * 4, self.i):
-                    self.i += 1
-                out = s[start:self.i]
-                self.i += 3 if triple else 1
-                self.line += out.count("\n")
-                return out
-            self.i += 1
-
-    def ws(self, newlines: bool = False) -> None:
-        s = self.s
-        while self.i < len(s):
-            c = s[self.i]
-            if c in " \t\r" or (c == "\n" and newlines):
-                self.line += c == "\n"
-                self.i += 1
-            elif c == "#":
-                while self.i < len(s) and s[self.i] != "\n":
-                    self.i += 1
-            else:
-                return
-
-    def expect(self, tok: str) -> None:
-        if not self.s.startswith(tok, self.i):
-            raise ValueError(f"expected {tok!r} at line {self.line}")
-        self.i += len(tok)

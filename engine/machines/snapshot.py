@@ -1,78 +1,50 @@
 """engine.load / engine.save: machine descriptions (TOML, written by people) and exact
 snapshots (written by the program).
 
-Snapshot container (one file, little-endian):
-
-    header    magic b"\\x89NUMACON\\r\\n\\x1a\\n", u64 manifest offset, u64 manifest length,
-              u32 crc32 of the manifest
-    blobs     each array cut into chunks of at most `chunk_size` bytes; a chunk is stored
-              "zero" (all zero bytes: nothing stored), "raw", "deflate" (zlib level 1), or
-              "delta" (signed ints: zlib level 1 of the differences between elements)
-    manifest  JSON: {"format": "numacon-snapshot", "version": 2, "chunk_size", "raw_bytes",
-              "blobs": [{"name", "dtype", "shape", "offset",
-                         "chunks": [[codec, stored bytes, raw bytes, crc32 of stored], ...]}]}
-
-The machine's non-array state (zones, processes, VMAs, mappings, drivers, counters...)
-is the JSON blob "state"; page tables and backing indexes of all VMAs are concatenated
-into a few large arrays so a machine with thousands of VMAs is still a handful of blobs.
-Engine objects in the state (workloads, daemons, finished jobs...) are records of the
-schema in engine/machines/snapshot_schema.py: the file names a record type, never a class.
-Chunks are encoded and decoded on a thread pool (zlib and crc32 release the GIL), and
-all-zero chunks are neither stored nor read back: a fresh 64 GiB machine is mostly zero.
-"""
+A snapshot is a container of arrays (engine/machines/container.py): the frames, the
+memory blocks, the counters, every page table's chunks, and one JSON blob "state"
+holding the rest. The state walks the machine's attributes by name through one table
+(KERNEL_STATE, RUNTIME_STATE): an attribute the table does not cover is refused at
+save, so nothing is silently dropped. Engine objects of the runtime (workloads,
+daemons, finished jobs, the timeline, the last bill) are records of the schema in
+engine/machines/snapshot_schema.py: the file names a record type, never a class, and
+every field is checked before anything is built."""
 
 from __future__ import annotations
 
 import dataclasses
-import errno
-import fcntl
-import inspect
 import json
-import math
 import os
-import re
-import secrets
-import stat
-import struct
-import tempfile
 import tomllib
-import zlib
 from collections import Counter, deque
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from ..mm import memory as mm
+from ..machine import RUNTIME, InvariantError, Machine
+from ..mm.era import ERAS, Era
+from ..mm.pagetable import CHUNK, PTE_DTYPE, PageTable
+from ..mm.state import VMA, AnonVMA, Backing, CostModel, Driver, Frames, Node, Policy, Process, Zone
+from ..runtime.jobs import Job
 from . import snapshot_schema as schema
+from .container import (
+    HEADER,
+    MAGIC,
+    MAX_DESCRIPTION,
+    VERSION,
+    SaveError,
+    atomic_write,
+    bad,
+    dtype_str,
+    open_regular,
+    read_blobs,
+    read_manifest,
+    write_container,
+)
+from .description import DescriptionError, build_machine
+from .toml_lines import key_line
 
-if TYPE_CHECKING:  # pragma: no cover
-    from ..machine import Machine
-
-
-class SaveError(Exception):
-    """A file that cannot be loaded or saved: a one-line reason naming the file."""
-
-
-MAGIC = b"\x89NUMACON\r\n\x1a\n"  # the PNG trick: binary, and text-mode mangling shows
-HEADER = struct.Struct("<12sQQI")
-FORMAT = "numacon-snapshot"
-VERSION = 2  # 2: records named by schema tags (1 named classes; still read)
-CHUNK = 4 << 20
-MAX_CHUNK = 64 << 20  # a chunk size a snapshot may declare
-MAX_MANIFEST = 64 << 20
-MAX_DESCRIPTION = 16 << 20  # a TOML description people wrote is never this large
-CODECS = ("zero", "raw", "deflate", "delta")
-DEFLATE_MAX_RATIO = 1032  # deflate cannot expand data more than this (258-byte matches)
-# dtypes a snapshot may declare; anything else (object arrays!) is refused
-DTYPES = {"|u1", "|i1", "|b1", "<u2", "<i2", "<u4", "<i4", "<u8", "<i8", "<f2", "<f4", "<f8"}
-WORKERS = max(1, min(8, os.cpu_count() or 1))
-
-# Extension point for state that lives outside the classes saved here (workloads,
-# for one): name -> (dump(m) -> JSON-able, restore(m, obj)). Registered by the module
-# that owns the state, at import time.
-STATE_HOOKS: dict[str, tuple[Callable[[Any], Any], Callable[[Any, Any], None]]] = {}
+__all__ = ["load", "save", "SaveError", "snapshot_state", "restore_state"]
 
 
 # =================================================================== public API
@@ -83,7 +55,7 @@ def load(path: str | os.PathLike, *, check: bool = False) -> Machine:
     check=True also runs Machine.check() on the result."""
     p = os.fspath(path)
     try:
-        fh, size = _open_regular(p)
+        fh, size = open_regular(p)
         with fh:
             head = fh.read(HEADER.size)
             if not head:
@@ -100,8 +72,6 @@ def load(path: str | os.PathLike, *, check: bool = False) -> Machine:
         raise SaveError(f"{p}: this machine needs more memory than this host can "
                         f"give the process") from None
     if check:
-        from ..machine import InvariantError
-
         try:
             m.check()
         except InvariantError as e:
@@ -121,34 +91,26 @@ def save(m: Machine, path: str | os.PathLike) -> None:
     try:
         state, arrays = snapshot_state(m)
         for name, a in arrays.items():
-            _dtype_str(a, name)
+            dtype_str(a, name)
     except SaveError as e:
         raise SaveError(f"{p}: {e}") from None
     state_bytes = json.dumps(state, separators=(",", ":")).encode()
     blobs = list(arrays.items()) + [("state", np.frombuffer(state_bytes, np.uint8))]
-    _atomic_write(p, lambda fh: _write_container(fh, blobs))
+    atomic_write(p, lambda fh: write_container(fh, blobs))
 
 
-def bench(m: Machine, directory: str | None = None) -> dict:
-    """Time a save and a load of m (for `numacon bench`): seconds and bytes."""
-    import time
+def load_description(text: str, source: str = "<description>") -> Machine:
+    """Parse TOML text and build its machine; a DescriptionError gets the line of the
+    offending key."""
+    d = tomllib.loads(text)
+    try:
+        return build_machine(Machine(), d, source=source)
+    except DescriptionError as e:
+        e.line = key_line(text, e.key)
+        raise
 
-    with tempfile.TemporaryDirectory(dir=directory) as d:
-        p = os.path.join(d, "bench.snap")
-        t0 = time.perf_counter()
-        save(m, p)
-        t1 = time.perf_counter()
-        load(p)
-        t2 = time.perf_counter()
-        return {"frames": m.nr_frames, "save_s": t1 - t0, "load_s": t2 - t1,
-                "bytes": os.path.getsize(p)}
-
-
-# =================================================================== descriptions
 
 def _load_description(fh, p: str, head: bytes, size: int) -> Machine:
-    from .description import DescriptionError, load_description
-
     if size > MAX_DESCRIPTION:
         raise SaveError(f"{p}: not a numacon snapshot, and {size} bytes is too large for a "
                         f"machine description")
@@ -176,412 +138,24 @@ def _load_description(fh, p: str, head: bytes, size: int) -> Machine:
         raise SaveError(f"{p}: cannot build this machine: {type(e).__name__}: {e}") from None
 
 
-# =================================================================== regular files only
-
-def _file_kind(mode: int) -> str:
-    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
-                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device"), (stat.S_ISLNK, "a symbolic link")):
-        if test(mode):
-            return name
-    return "a special file"
-
-
-def _open_regular(p: str) -> tuple[Any, int]:
-    """(binary file, size) of p if it is a regular file (a symbolic link to one is
-    followed). A device is refused before it is opened (opening one can act); O_NONBLOCK
-    keeps a FIFO swapped in meanwhile from blocking the open; fstat decides on what was
-    actually opened."""
-    st = os.stat(p)
-    if not stat.S_ISREG(st.st_mode):
-        raise SaveError(f"{p}: cannot read {_file_kind(st.st_mode)}: only regular files "
-                        f"are loaded")
-    fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK)
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise SaveError(f"{p}: cannot read {_file_kind(st.st_mode)}: only regular files "
-                            f"are loaded")
-        os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb"), st.st_size
-    except BaseException:
-        os.close(fd)
-        raise
-
-
-def _save_target(p: str) -> str:
-    """The file a save to p replaces: p itself (new or regular), or the regular file a
-    symbolic link at p resolves to (the link stays a link). Anything else is refused:
-    renaming over a device node, FIFO or socket would replace it with a regular file."""
-    try:
-        st = os.lstat(p)
-    except FileNotFoundError:
-        return p
-    if stat.S_ISLNK(st.st_mode):
-        real = os.path.realpath(p)
-        try:
-            st = os.stat(real)
-        except FileNotFoundError:
-            raise SaveError(f"{p}: refusing to write through a dangling symbolic link (to "
-                            f"{real})") from None
-        if not stat.S_ISREG(st.st_mode):
-            raise SaveError(f"{p}: refusing to write through a symbolic link to "
-                            f"{_file_kind(st.st_mode)}: only regular files are written")
-        return real
-    if not stat.S_ISREG(st.st_mode):
-        raise SaveError(f"{p}: refusing to replace {_file_kind(st.st_mode)}: only regular "
-                        f"files are written")
-    return p
-
-
-# =================================================================== atomic write
-
-TMP_SUFFIX = re.compile(r"\.[0-9a-f]{16}\.tmp")  # after ".NAME": the saver's temporary files
-
-
-def _atomic_write(p: str, write: Callable) -> None:
-    """Write through a temporary file ".NAME.<16 hex>.tmp" beside the target, then rename
-    it over the target. The temporary file is flock()ed while written, so the stale ones
-    of killed saves (unlocked) can be told from those of saves still running."""
-    try:
-        target = _save_target(p)
-        d = os.path.dirname(os.path.abspath(target))
-        base = os.path.basename(target)
-        fd, tmp = _create_temp(d, base)
-    except OSError as e:
-        raise SaveError(f"{p}: cannot write: {e.strerror or e}") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-            os.chmod(tmp, _mode_for(target))
-            if _save_target(p) != target:  # swapped for something else while we wrote
-                raise SaveError(f"{p}: changed while the snapshot was written; not replaced")
-            os.replace(tmp, target)
-        _fsync_dir(d)  # the rename itself must reach the disk too
-    except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(e, OSError):
-            raise SaveError(f"{p}: cannot write: {e.strerror or e}") from None
-        raise
-    _remove_stale_temps(d, base)
-
-
-def _create_temp(d: str, base: str) -> tuple[int, str]:
-    for _ in range(100):
-        tmp = os.path.join(d, f".{base}.{secrets.token_hex(8)}.tmp")
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        except FileExistsError:
-            continue
-        try:  # (a cleanup that ran between the create and the lock would fail this save)
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except OSError:
-            os.close(fd)
-            os.unlink(tmp)
-            raise
-        return fd, tmp
-    raise FileExistsError(errno.EEXIST, "no unused temporary file name")
-
-
-def _remove_stale_temps(d: str, base: str) -> None:
-    """Remove what killed saves to the same file left: only names the saver makes
-    (".BASE.<16 hex>.tmp"), only regular files, only in this directory, and only those
-    no running save holds locked."""
-    prefix = f".{base}"
-    try:
-        names = [n for n in os.listdir(d)
-                 if n.startswith(prefix) and TMP_SUFFIX.fullmatch(n, len(prefix))]
-    except OSError:
-        return
-    for name in names:
-        path = os.path.join(d, name)
-        try:
-            st = os.lstat(path)
-            if not stat.S_ISREG(st.st_mode):
-                continue
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-        except OSError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            held, now = os.fstat(fd), os.lstat(path)
-            if (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino) == \
-                    (st.st_dev, st.st_ino):  # still the file checked and locked
-                os.unlink(path)
-        except OSError:
-            pass  # locked by a save in progress, or gone
-        finally:
-            os.close(fd)
-
-
-def _mode_for(p: str) -> int:
-    """Keep an existing file's permissions; new files get 0644 (the temporary file is
-    created 0600)."""
-    try:
-        return os.stat(p).st_mode & 0o777
-    except OSError:
-        return 0o644
-
-
-def _fsync_dir(d: str) -> None:
-    try:
-        fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-# =================================================================== container: write
-
-def _as_bytes(a: np.ndarray) -> memoryview:
-    a = np.ascontiguousarray(a)
-    return memoryview(a.reshape(-1).view(np.uint8))
-
-
-def _encode_chunk(buf: memoryview, delta: np.dtype | None) -> tuple[str, object, int]:
-    """(codec, stored bytes, crc32 of them). Page contents are random and cost 1 s per
-    60 MB to deflate in vain, so a 64 KiB sample decides first. Signed-int arrays
-    (PFNs, page indexes, ids) mostly climb by 1 or stay put: their differences
-    ("delta") deflate ten times faster and smaller than the values."""
-    if not np.frombuffer(buf, np.uint8).any():
-        return "zero", b"", 0
-    codec, data = "deflate", buf
-    if delta is not None:
-        x = np.frombuffer(buf, delta)
-        d = np.empty_like(x)
-        d[0] = x[0]
-        np.subtract(x[1:], x[:-1], out=d[1:])
-        codec, data = "delta", memoryview(d.view(np.uint8))
-    sample = data[:65536]
-    if len(zlib.compress(sample, 1)) > 0.8 * len(sample):
-        return "raw", buf, zlib.crc32(buf)
-    c = zlib.compress(data, 1)
-    if len(c) > 0.9 * len(buf):
-        return "raw", buf, zlib.crc32(buf)
-    return codec, c, zlib.crc32(c)
-
-
-def _delta_dtype(a: np.ndarray) -> np.dtype | None:
-    return a.dtype if a.dtype.kind == "i" and a.dtype.itemsize >= 4 else None
-
-
-def _chunks(blobs) -> Iterator[tuple[int, memoryview, np.dtype | None]]:
-    for i, (_, a) in enumerate(blobs):
-        b = _as_bytes(a)
-        dd = _delta_dtype(a)
-        for s in range(0, len(b), CHUNK):  # CHUNK is a multiple of every itemsize
-            yield i, b[s:s + CHUNK], dd
-
-
-def _write_container(fh, blobs: list[tuple[str, np.ndarray]]) -> None:
-    fh.write(HEADER.pack(MAGIC, 0, 0, 0))  # rewritten once the manifest is placed
-    entries = [{"name": name, "dtype": _dtype_str(a), "shape": list(a.shape),
-                "offset": None, "chunks": []} for name, a in blobs]
-    pos = HEADER.size
-    for e in entries:  # blobs with no chunks (empty arrays) still get an offset
-        e["offset"] = pos
-    with ThreadPoolExecutor(WORKERS) as pool:
-        window: deque[tuple[int, int, Future]] = deque()
-
-        def drain(limit: int) -> None:
-            nonlocal pos
-            while len(window) > limit:
-                i, rlen, fut = window.popleft()
-                codec, data, crc = fut.result()
-                e = entries[i]
-                if not e["chunks"]:
-                    e["offset"] = pos
-                fh.write(data)
-                pos += len(data)
-                e["chunks"].append([codec, len(data), rlen, crc])
-
-        for i, buf, dd in _chunks(blobs):
-            window.append((i, len(buf), pool.submit(_encode_chunk, buf, dd)))
-            drain(2 * WORKERS)  # bounded: at most a few chunks encoded ahead
-        drain(0)
-    manifest = {"format": FORMAT, "version": VERSION, "chunk_size": CHUNK,
-                "raw_bytes": sum(int(a.nbytes) for _, a in blobs), "blobs": entries}
-    mb = json.dumps(manifest, separators=(",", ":")).encode()
-    fh.write(mb)
-    fh.seek(0)
-    fh.write(HEADER.pack(MAGIC, pos, len(mb), zlib.crc32(mb)))
-
-
-def _dtype_str(a: np.ndarray, name: str = "") -> str:
-    """The array's dtype as the manifest names it (little-endian, plain numbers only)."""
-    if a.dtype.str in DTYPES:
-        return a.dtype.str
-    raise SaveError(f"cannot store array {name} of dtype {a.dtype}")
-
-
-# =================================================================== container: read
-
-def _bad(p: str, why: str) -> SaveError:
-    return SaveError(f"{p}: {why}")
-
-
-def _read_manifest(fh, p: str, head: bytes, size: int) -> dict:
-    if len(head) < HEADER.size:
-        raise _bad(p, f"truncated snapshot ({size} bytes)")
-    _, moff, mlen, mcrc = HEADER.unpack(head)
-    if mlen == 0 and moff == 0:
-        raise _bad(p, "incomplete snapshot (the writer never finished it)")
-    if mlen > MAX_MANIFEST:
-        raise _bad(p, f"corrupt snapshot: manifest of {mlen} bytes is absurd")
-    if moff < HEADER.size or moff + mlen > size:
-        raise _bad(p, f"truncated snapshot: manifest at {moff}+{mlen} lies beyond the end "
-                      f"of the file ({size} bytes)")
-    fh.seek(moff)
-    mb = fh.read(mlen)
-    if zlib.crc32(mb) != mcrc:
-        raise _bad(p, "corrupt snapshot: manifest checksum mismatch")
-    try:
-        man = json.loads(mb)
-    except (ValueError, UnicodeDecodeError):
-        raise _bad(p, "corrupt snapshot: manifest is not JSON") from None
-    if not isinstance(man, dict) or man.get("format") != FORMAT:
-        raise _bad(p, f"not a numacon snapshot (format {man.get('format')!r})"
-                   if isinstance(man, dict) else "corrupt snapshot: manifest is not a table")
-    ver = man.get("version")
-    if not isinstance(ver, int) or ver < 1:
-        raise _bad(p, f"corrupt snapshot: version {ver!r}")
-    if ver > VERSION:
-        raise _bad(p, f"snapshot format version {ver} is newer than this numacon reads "
-                      f"({VERSION}); upgrade numacon")
-    _check_blobs(p, man, moff, size)
-    return man
-
-
-def _check_blobs(p: str, man: dict, data_end: int, size: int) -> None:
-    """Every declared size is checked against the file and sane limits before a byte
-    is allocated: a corrupt or hostile manifest cannot make us reserve memory."""
-    cs = man.get("chunk_size")
-    blobs = man.get("blobs")
-    if not isinstance(cs, int) or not 0 < cs <= MAX_CHUNK or not isinstance(blobs, list):
-        raise _bad(p, "corrupt snapshot: bad chunk size or blob list")
-    total = 0
-    for b in blobs:
-        try:
-            name, dt, shape, off, chunks = (b["name"], b["dtype"], b["shape"], b["offset"],
-                                            b["chunks"])
-            if dt not in DTYPES or not all(isinstance(x, int) and x >= 0 for x in shape):
-                raise ValueError
-            want = math.prod(shape) * np.dtype(dt).itemsize
-            pos, got = off, 0
-            if not isinstance(off, int) or off < HEADER.size:
-                raise ValueError
-            for codec, slen, rlen, crc in chunks:
-                if codec not in CODECS or not 0 < rlen <= cs \
-                        or not isinstance(slen, int) or not isinstance(crc, int):
-                    raise ValueError
-                if (codec == "raw" and slen != rlen) or (codec == "zero" and slen) or \
-                        (codec in ("deflate", "delta") and
-                         rlen > slen * DEFLATE_MAX_RATIO + 64) or \
-                        (codec == "delta" and rlen % np.dtype(dt).itemsize):
-                    raise ValueError
-                pos += slen
-                got += rlen
-        except (KeyError, TypeError, ValueError):
-            raise _bad(p, f"corrupt snapshot: bad blob entry {str(b)[:60]}") from None
-        if pos > data_end:
-            raise _bad(p, f"truncated snapshot: blob {name} runs past the data "
-                          f"({pos} > {data_end})")
-        if got != want:
-            raise _bad(p, f"corrupt snapshot: blob {name} declares {want} bytes but its "
-                          f"chunks hold {got}")
-        total += want
-    phys = _physical_memory()
-    if total > phys:
-        raise _bad(p, f"snapshot needs {total / 2**30:.1f} GiB of memory, more than this "
-                      f"host has ({phys / 2**30:.1f} GiB)")
-
-
-def _physical_memory() -> int:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError):
-        return 1 << 40
-
-
-def _decode_chunk(codec: str, data, rlen: int, crc: int, dst: np.ndarray,
-                  dtype: np.dtype) -> bool:
-    """Verify and decode one chunk into dst (runs on the pool). False: corrupt."""
-    if zlib.crc32(data) != crc:
-        return False
-    if codec in ("deflate", "delta"):
-        try:
-            out = zlib.decompress(data, bufsize=rlen)
-        except zlib.error:
-            return False
-        if len(out) != rlen:
-            return False
-        if codec == "delta":
-            np.cumsum(np.frombuffer(out, dtype), out=dst.view(dtype))
-        else:
-            dst[:] = np.frombuffer(out, np.uint8)
-    return True
-
-
-def _read_blobs(fh, p: str, man: dict) -> dict[str, np.ndarray]:
-    out: dict[str, np.ndarray] = {}
-    with ThreadPoolExecutor(WORKERS) as pool:
-        futs = []
-        for b in man["blobs"]:
-            # np.zeros: calloc'd, so the pages of zero chunks are never touched
-            a = np.zeros(b["shape"], np.dtype(b["dtype"]))
-            out[b["name"]] = a
-            raw = a.reshape(-1).view(np.uint8)
-            fh.seek(b["offset"])
-            s = 0
-            for codec, slen, rlen, crc in b["chunks"]:
-                dst = raw[s:s + rlen]
-                s += rlen
-                if codec == "zero":
-                    continue
-                if codec == "raw":
-                    n = fh.readinto(memoryview(dst))
-                    data = dst
-                else:
-                    data = fh.read(slen)
-                    n = len(data)
-                if n != slen:
-                    raise _bad(p, f"truncated snapshot: blob {b['name']} is cut short")
-                futs.append((b["name"], pool.submit(_decode_chunk, codec, data, rlen, crc,
-                                                    dst, a.dtype)))
-        for name, f in futs:
-            if not f.result():
-                raise _bad(p, f"corrupt snapshot: blob {name} fails its checksum")
-    return out
-
-
 def _load_snapshot(fh, p: str, head: bytes, size: int) -> Machine:
-    man = _read_manifest(fh, p, head, size)
-    arrays = _read_blobs(fh, p, man)
+    man = read_manifest(fh, p, head, size)
+    arrays = read_blobs(fh, p, man)
     raw_state = arrays.pop("state", None)
     if raw_state is None:
-        raise _bad(p, "corrupt snapshot: no machine state")
+        raise bad(p, "corrupt snapshot: no machine state")
     try:
         state = json.loads(raw_state.tobytes())
     except (ValueError, UnicodeDecodeError, RecursionError):
-        raise _bad(p, "corrupt snapshot: machine state is not JSON") from None
+        raise bad(p, "corrupt snapshot: machine state is not JSON") from None
     try:
         return restore_state(state, arrays, man["version"])
     except SaveError as e:
-        raise _bad(p, f"inconsistent snapshot: {e}") from None
+        raise bad(p, f"inconsistent snapshot: {e}") from None
     except RecursionError:
-        raise _bad(p, "inconsistent snapshot: values nested too deeply") from None
+        raise bad(p, "inconsistent snapshot: values nested too deeply") from None
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
-        raise _bad(p, f"inconsistent snapshot: {type(e).__name__}: {e}") from None
+        raise bad(p, f"inconsistent snapshot: {type(e).__name__}: {e}") from None
 
 
 # =================================================================== value encoding
@@ -594,12 +168,11 @@ class Encoder:
     """The JSON-able form of Python values. JSON has no tuples, sets, int-keyed dicts
     or objects, so each non-JSON value becomes a one-key object ({"t": [...]} is a
     tuple) and a plain dict is itself tagged "d": decoding is unambiguous. Numpy
-    arrays go to blobs. Engine objects the machine does not save explicitly (a
-    workload, a timeline) are records of engine/machines/snapshot_schema.py, {"rec": [k, tag,
-    fields]}, memoized so that shared objects stay shared; an object the schema does
-    not describe is refused. Objects the machine saves explicitly (the machine,
-    processes, VMAs, mappings, drivers, zones, nodes, the cost model) become
-    references."""
+    arrays go to blobs. Runtime objects (a workload, a timeline) are records of
+    engine/machines/snapshot_schema.py, {"rec": [k, tag, fields]}, memoized so that
+    shared objects stay shared; an object the schema does not describe is refused.
+    Objects the machine saves explicitly (the machine, processes, VMAs, mappings,
+    drivers, zones, nodes, the cost model) become references."""
 
     def __init__(self, m: Machine, arrays: dict[str, np.ndarray]):
         self.m = m
@@ -608,7 +181,8 @@ class Encoder:
         self.busy: set[int] = set()  # records being encoded: meeting one again is a cycle
         self.hold: list = []  # keeps encoded objects alive so that ids stay unique
         self.known: dict[int, Any] = {id(m): {"ref": ["machine"]},
-                                      id(m.cost): {"ref": ["cost"]}}
+                                      id(m.cost): {"ref": ["cost"]},
+                                      id(m.workloads): {"ref": ["workloads"]}}
         for pid, p in m.procs.items():
             self.known[id(p)] = {"ref": ["proc", pid]}
             for i, v in enumerate(p.vmas):
@@ -627,8 +201,6 @@ class Encoder:
                 if f.name not in skip}
 
     def __call__(self, x: Any) -> Any:
-        from ..mm.mempolicy import Policy
-
         t = type(x)
         if x is None or t in (bool, int, float, str):
             return x
@@ -719,6 +291,8 @@ class Decoder:
             return m
         if kind == "cost" and not key:
             return m.cost
+        if kind == "workloads" and not key:
+            return m.workloads
         if kind == "vma" and len(key) == 2 and key[0] in m.procs:
             vmas = m.procs[key[0]].vmas
             if type(key[1]) is int and 0 <= key[1] < len(vmas):
@@ -734,8 +308,6 @@ class Decoder:
         raise SaveError(f"reference to a missing object {str(r)[:60]}")
 
     def __call__(self, x: Any) -> Any:
-        from ..mm.mempolicy import Policy
-
         if isinstance(x, list):
             return [self(v) for v in x]
         if not isinstance(x, dict):
@@ -818,6 +390,8 @@ class Decoder:
         """Decode the fields, check them all, then build. The record is numbered only
         once built: a reference to it from inside itself (a cycle) is refused."""
         try:
+            if self.version == 1:
+                raw = rec.upgrade(raw)
             rec.check_names(raw, f"{rec.tag} record")
             obj = rec.make({name: self(v) for name, v in raw.items()}, self)
         except schema.SchemaError as e:
@@ -854,8 +428,10 @@ class Decoder:
         return self._record(v[0], schema.records()[name], raw)
 
 
-def _make(cls, d: dict, dec: Decoder, **extra):
+def _make(cls, d: Any, dec: Decoder, **extra):
     """Rebuild a dataclass; a field this version does not know means a broken file."""
+    if type(d) is not dict:
+        raise SaveError(f"malformed {cls.__name__}")
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(d) - names
     if unknown:
@@ -865,33 +441,87 @@ def _make(cls, d: dict, dec: Decoder, **extra):
 
 # =================================================================== machine -> state
 
-# Machine attributes saved explicitly below. TRANSIENT ones are derived, or belong to
-# the running program rather than the machine (listeners, real-time pacing of jobs).
-# Any other attribute is saved through the Encoder, so state another module keeps on
-# the machine is not lost; if it cannot be encoded, save refuses and names it.
-EXPLICIT = {"name", "page_size", "page_shift", "_era", "nodes_list", "zones", "distances",
-            "f", "block_pages", "blk_state", "blk_isolated", "procs", "mappings", "files",
-            "drivers_map", "il_weights", "numastat_arr", "vmstat_counts", "vmstat_extra",
-            "clock_ns", "cost", "seed", "zero_pfn", "isolated_pages", "finished_jobs",
-            "traffic", "description", "_next_id", "_write_seq", "_next_pid"}
-TRANSIENT = {"jobs", "listeners", "_node_starts", "_node_ids", "_zone_starts", "_zone_ids", "_tabs",
-             "_clockctl"}
-SCALARS = ("name", "page_size", "page_shift", "block_pages", "seed", "clock_ns", "zero_pfn",
-           "isolated_pages", "_next_id", "_write_seq", "_next_pid")
+# The machine's attributes, each saved by one entry of these tables. DERIVED ones are
+# rebuilt from the others; RUNTIME ones belong to the running program (jobs under way,
+# listeners, real-time pacing) except those RUNTIME_STATE keeps. save() refuses an
+# attribute no table names: new state must be given a place here, not dropped.
+SCALARS = ("name", "page_size", "page_shift", "block_pages", "seed", "zero_pfn",
+           "isolated_pages", "next_id", "write_seq", "next_pid")
+ARRAYS = ("distances", "blk_state", "blk_isolated", "numastat_arr")
+STRUCTURED = ("_era", "cost", "nodes_list", "zones", "f", "procs", "mappings", "files",
+              "drivers_map", "il_weights", "vmstat_counts", "vmstat_extra", "time",
+              "traffic", "description")
+DERIVED = ("_node_starts", "_node_ids", "_zone_starts", "_zone_ids", "_tabs")
+RUNTIME_STATE = ("finished_jobs", "workloads", "daemons", "timeline", "bills")
+KERNEL_STATE = SCALARS + ARRAYS + STRUCTURED
+
+
+def _covered(m: Machine) -> None:
+    known = set(KERNEL_STATE) | set(DERIVED) | set(RUNTIME)
+    extra = [k for k in vars(m) if k not in known]
+    if extra:
+        raise SaveError(f"machine attribute {extra[0]!r} has no place in the snapshot")
+
+
+class _Tables:
+    """Page tables (every mm's and every page-cache object's) concatenated into three
+    arrays: chunk numbers, pfn rows, expect rows. Each table keeps its chunk count."""
+
+    def __init__(self) -> None:
+        self.keys: list[np.ndarray] = []
+        self.pfn: list[np.ndarray] = []
+        self.expect: list[np.ndarray] = []
+
+    def add(self, pt: PageTable) -> int:
+        keys, pfn, exp = pt.export()
+        self.keys.append(keys)
+        self.pfn.append(pfn)
+        self.expect.append(exp)
+        return int(keys.size)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"pt.keys": _cat(self.keys, np.int64, (0,)),
+                "pt.pfn": _cat(self.pfn, PTE_DTYPE, (0, CHUNK)),
+                "pt.expect": _cat(self.expect, np.uint32, (0, CHUNK))}
+
+
+def _cat(parts: list[np.ndarray], dtype, empty_shape) -> np.ndarray:
+    return np.concatenate(parts).astype(dtype, copy=False) if parts else \
+        np.zeros(empty_shape, dtype)
 
 
 def snapshot_state(m: Machine) -> tuple[dict, dict[str, np.ndarray]]:
     """(JSON-able state, arrays) that restore_state() turns back into an equal machine."""
+    _covered(m)
     arrays: dict[str, np.ndarray] = {f"frames.{n}": getattr(m.f, n) for n in m.f.FIELDS}
-    arrays.update({"distances": m.distances, "blk_state": m.blk_state,
-                   "blk_isolated": m.blk_isolated, "numastat": m.numastat_arr})
+    arrays.update({k: getattr(m, k) for k in ARRAYS})
     if m.traffic is not None:
         arrays["traffic"] = m.traffic
     e = Encoder(m, arrays)
-    procs = _procs_state(m, e, arrays)
-    maps = _mappings_state(m, e, arrays)
+    tables = _Tables()
+    procs = [{"fields": e.fields(p, skip=("vmas", "pt")), "pt": tables.add(p.pt),
+              "vmas": [{"start": v.start, "end": v.end, "flags": v.flags,
+                        "policy": e(v.policy), "pgoff": v.pgoff,
+                        "anon": None if v.anon is None else v.anon.id,
+                        "backing": None if v.backing is None else v.backing.id}
+                       for v in p.vmas]}
+             for p in m.procs.values()]
+    vref = {id(v): [p.pid, i] for p in m.procs.values() for i, v in enumerate(p.vmas)}
+    maps = []
+    for key, obj in m.mappings.items():
+        members = [vref[id(v)] for v in obj.vmas if id(v) in vref]
+        if isinstance(obj, AnonVMA):
+            maps.append({"key": key, "type": "anon", "id": obj.id, "pid": obj.pid,
+                         "base_vpn": obj.base_vpn, "inflight": obj.inflight,
+                         "vmas": members})
+        else:
+            maps.append({"key": key, "type": "backing", "id": obj.id, "name": obj.name,
+                         "kind": obj.kind, "npages": obj.npages, "pt": tables.add(obj.pt),
+                         "vmas": members})
+    arrays.update(tables.arrays())
     state = {
         "machine": {k: e(getattr(m, k)) for k in SCALARS},
+        "clock": m.time.ns,
         "nr_frames": m.f.n,
         "era": e.fields(m._era),
         "cost": e.fields(m.cost),
@@ -907,97 +537,53 @@ def snapshot_state(m: Machine) -> tuple[dict, dict[str, np.ndarray]]:
         "vmstat_counts": e(dict(m.vmstat_counts)),
         "vmstat_extra": e(dict(m.vmstat_extra)),
         "description": json.loads(json.dumps(m.description, default=str)),
-        "finished_jobs": e(list(m.finished_jobs)),
-        "attrs": _generic_attrs(m, e),
-        "hooks": {name: dump(m) for name, (dump, _) in STATE_HOOKS.items()},
+        "runtime": {
+            "finished_jobs": e(list(m.finished_jobs)),
+            "workloads": e(list(m.workloads)),
+            "daemons": e(list(m.daemons)),
+            "timeline": e(m.timeline),
+            "last_bill": e(m.bills.last),
+        },
     }
     return state, arrays
 
 
-def _procs_state(m: Machine, e: Encoder, arrays: dict) -> list:
-    """Processes and VMAs; page tables and private contents concatenated into two
-    arrays (a VMA records its length and whether it has contents)."""
-    procs, ptes, expects = [], [], []
-    for p in m.procs.values():
-        vmas = []
-        for v in p.vmas:
-            ptes.append(v.pte)
-            if v.expect is not None:
-                expects.append(v.expect)
-            vmas.append({"start": v.start, "end": v.end, "flags": v.flags,
-                         "policy": e(v.policy), "pgoff": v.pgoff, "npages": len(v.pte),
-                         "anon": None if v.anon is None else v.anon.id,
-                         "backing": None if v.backing is None else v.backing.id,
-                         "expect": v.expect is not None})
-        procs.append({"fields": e.fields(p, skip=("vmas",)), "vmas": vmas})
-    arrays["vma.pte"] = _cat(ptes, mm.PTE_DTYPE)
-    arrays["vma.expect"] = _cat(expects, np.uint32)
-    return procs
-
-
-def _mappings_state(m: Machine, e: Encoder, arrays: dict) -> list:
-    """anon_vmas and backings (files, driver regions) in m.mappings order; their VMA
-    lists as [pid, index] (a VMA no process holds is an orphan and is dropped)."""
-    from ..mm.memory import AnonVMA
-
-    vref = {id(v): [p.pid, i] for p in m.procs.values() for i, v in enumerate(p.vmas)}
-    maps, pages, expect = [], [], []
-    for key, obj in m.mappings.items():
-        members = [vref[id(v)] for v in obj.vmas if id(v) in vref]
-        if isinstance(obj, AnonVMA):
-            maps.append({"key": key, "type": "anon", "id": obj.id, "pid": obj.pid,
-                         "base_vpn": obj.base_vpn, "inflight": obj.inflight,
-                         "vmas": members})
-        else:
-            pages.append(obj.pages)
-            expect.append(obj.expect)
-            maps.append({"key": key, "type": "backing", "id": obj.id, "name": obj.name,
-                         "kind": obj.kind, "npages": len(obj.pages), "vmas": members})
-    arrays["backing.pages"] = _cat(pages, mm.PTE_DTYPE)
-    arrays["backing.expect"] = _cat(expect, np.uint32)
-    return maps
-
-
-def _cat(parts: list[np.ndarray], dtype) -> np.ndarray:
-    return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype)
-
-
-def _generic_attrs(m: Machine, e: Encoder) -> dict:
-    out = {}
-    for k, v in vars(m).items():
-        if k in EXPLICIT or k in TRANSIENT:
-            continue
-        try:
-            out[k] = e(v)
-        except SaveError as err:
-            raise SaveError(f"cannot save machine attribute {k!r}: {err}") from None
-    return out
-
-
 # =================================================================== state -> machine
+
+STATE_KEYS = ("machine", "clock", "nr_frames", "era", "cost", "nodes", "zones", "procs",
+              "mappings", "files", "drivers", "il_weights", "vmstat_counts", "vmstat_extra",
+              "description", "runtime")
+RUNTIME_KEYS = ("finished_jobs", "workloads", "daemons", "timeline", "last_bill")
+
+
+def _known_keys(d: Any, keys: tuple, what: str) -> None:
+    if type(d) is not dict:
+        raise SaveError(f"{what} is not a table")
+    for k in d:
+        if k not in keys:
+            raise SaveError(f"{what} holds an entry {str(k)[:40]!r} this numacon does not "
+                            f"know")
+
 
 def restore_state(state: dict, arrays: dict[str, np.ndarray], version: int = VERSION
                   ) -> Machine:
-    from ..machine import Machine
-    from ..mm.drivers import Driver
-    from ..mm.era import ERAS, Era
-    from ..mm.topology import Node, Zone
-    from ..runtime.jobs import Job
-
+    if version == 1:
+        state = _upgrade_v1(state, arrays)
+    _known_keys(state, STATE_KEYS, "state")
+    _known_keys(state["runtime"], RUNTIME_KEYS, "runtime")
     m = Machine()
     dec = Decoder(m, arrays, version)
     for k in SCALARS:
         setattr(m, k, dec(state["machine"][k]))
+    m.time.ns = _int(state["clock"], "clock")
     era = _make(Era, state["era"], dec)
     m._era = ERAS[era.name] if ERAS.get(era.name) == era else era  # keep the singletons
-    m.cost = _make(type(m.cost), state["cost"], dec)
+    m.cost = _make(CostModel, state["cost"], dec)
     m.nodes_list = [_make(Node, d, dec) for d in state["nodes"]]
     m.zones = [_make(Zone, d, dec) for d in state["zones"]]
-    _restore_frames(m, int(state["nr_frames"]), arrays)
-    m.distances = arrays.pop("distances")
-    m.blk_state = arrays.pop("blk_state")
-    m.blk_isolated = arrays.pop("blk_isolated")
-    m.numastat_arr = arrays.pop("numastat")
+    _restore_frames(m, _int(state["nr_frames"], "nr_frames"), arrays)
+    for k in ARRAYS:
+        setattr(m, k, arrays.pop(k))
     m.traffic = arrays.pop("traffic", None)
     _restore_mappings(m, state, arrays, dec)
     m.drivers_map = {}
@@ -1008,38 +594,34 @@ def restore_state(state: dict, arrays: dict[str, np.ndarray], version: int = VER
     m.vmstat_counts = Counter(dec(state["vmstat_counts"]))
     m.vmstat_extra = Counter(dec(state["vmstat_extra"]))
     m.description = state["description"]
-    m.finished_jobs = dec(state["finished_jobs"])
-    for k, v in state["attrs"].items():
-        _check_attr_name(k, Machine)
-        setattr(m, k, dec(v))
-    for k in state["attrs"]:
-        # a record that hooks itself into the machine (the timeline's listener) does so
-        # again
-        after = getattr(getattr(m, k), "after_load", None)
-        if callable(after) and schema.record_for(getattr(m, k)) is not None:
-            after(m)
-    for name, obj in state["hooks"].items():
-        if name not in STATE_HOOKS:
-            raise SaveError(f"snapshot holds {name!r} state this numacon cannot restore")
-        STATE_HOOKS[name][1](m, obj)
-    m._index_ranges()
+    rt = state["runtime"]
+    m.finished_jobs = _list(dec(rt["finished_jobs"]), Job, "finished_jobs")
+    m.workloads.extend(_list(dec(rt["workloads"]), schema.classes()["workload"],
+                             "workloads"))
+    m.daemons.extend(_list(dec(rt["daemons"]), schema.classes()["daemon"], "daemons"))
+    tl = dec(rt["timeline"])
+    if tl is not None:
+        m.timeline = tl
+    m.bills.last = dec(rt["last_bill"])
+    m.index_ranges()
     _verify_structure(m)
     Job._ids = max([Job._ids, *dec.job_ids])  # only now: a refused file changes nothing
     return m
 
 
-def _check_attr_name(k: Any, machine_cls: type) -> None:
-    """A generic attribute may not replace what the machine saves explicitly, a method
-    or a property (setting `era` would run its setter with the file's value)."""
-    static = inspect.getattr_static(machine_cls, k, None) if isinstance(k, str) else None
-    if not isinstance(k, str) or not k.isidentifier() or k.startswith("__") or \
-            k in EXPLICIT or k in TRANSIENT or hasattr(type(static), "__get__"):
-        raise SaveError(f"machine attribute {str(k)[:40]!r} cannot be restored")
+def _int(x: Any, what: str) -> int:
+    if type(x) is not int:
+        raise SaveError(f"{what} is not an integer")
+    return x
+
+
+def _list(x: Any, cls: type, what: str) -> list:
+    if type(x) is not list or not all(type(i) is cls for i in x):
+        raise SaveError(f"{what} is not a list of {cls.__name__} records")
+    return x
 
 
 def _restore_frames(m: Machine, n: int, arrays: dict[str, np.ndarray]) -> None:
-    from ..mm.page_alloc import Frames
-
     m.f = Frames(0)
     m.f.n = n
     for name, dt in zip(Frames.FIELDS, Frames.DTYPES):
@@ -1050,52 +632,58 @@ def _restore_frames(m: Machine, n: int, arrays: dict[str, np.ndarray]) -> None:
         setattr(m.f, name, a)
 
 
-def _restore_mappings(m: Machine, state: dict, arrays: dict, dec: Decoder) -> None:
-    from ..mm.memory import VMA, AnonVMA, Backing, Process
+class _TableReader:
+    """Successive page tables out of the concatenated arrays."""
 
+    def __init__(self, arrays: dict) -> None:
+        self.keys = arrays.pop("pt.keys")
+        self.pfn = arrays.pop("pt.pfn")
+        self.expect = arrays.pop("pt.expect")
+        if self.keys.ndim != 1 or self.pfn.shape != (self.keys.size, CHUNK) or \
+                self.expect.shape != self.pfn.shape:
+            raise SaveError("page table arrays do not match")
+        self.pos = 0
+
+    def take(self, k: Any) -> PageTable:
+        if type(k) is not int or k < 0 or self.pos + k > self.keys.size:
+            raise SaveError("page tables are shorter than the objects that use them")
+        s = slice(self.pos, self.pos + k)
+        self.pos += k
+        try:
+            return PageTable.from_export(self.keys[s], self.pfn[s], self.expect[s])
+        except ValueError as e:
+            raise SaveError(str(e)) from None
+
+
+def _restore_mappings(m: Machine, state: dict, arrays: dict, dec: Decoder) -> None:
+    tables = _TableReader(arrays)
     m.mappings = {}
-    bp, be = _take(arrays, "backing.pages"), _take(arrays, "backing.expect")
+    procs = []
+    for pd in state["procs"]:  # the mm tables come first, in process order
+        procs.append((pd, tables.take(pd["pt"])))
     for d in state["mappings"]:
         if d["type"] == "anon":
             obj = AnonVMA(id=d["id"], pid=d["pid"], base_vpn=d["base_vpn"],
                           inflight=d["inflight"])
+        elif d["type"] == "backing":
+            obj = Backing(id=d["id"], name=d["name"], kind=d["kind"],
+                          npages=_int(d["npages"], "npages"), pt=tables.take(d["pt"]))
         else:
-            k = int(d["npages"])
-            obj = Backing(id=d["id"], name=d["name"], kind=d["kind"], pages=bp(k),
-                          expect=be(k))
+            raise SaveError(f"unknown mapping type {str(d['type'])[:20]!r}")
         m.mappings[d["key"]] = obj
     m.files = {name: m.mappings[bid] for name, bid in state["files"]}
-    pte, exp = _take(arrays, "vma.pte"), _take(arrays, "vma.expect")
     m.procs = {}
-    for pd in state["procs"]:
-        p = _make(Process, pd["fields"], dec)
+    for pd, pt in procs:
+        p = _make(Process, pd["fields"], dec, pt=pt)
         for vd in pd["vmas"]:
-            k = int(vd["npages"])
-            v = VMA(start=vd["start"], end=vd["end"], flags=vd["flags"],
-                    policy=dec(vd["policy"]), pgoff=vd["pgoff"],
-                    anon=None if vd["anon"] is None else m.mappings[vd["anon"]],
-                    backing=None if vd["backing"] is None else m.mappings[vd["backing"]],
-                    pte=pte(k), expect=exp(k) if vd["expect"] else None, mm=p)
-            p.vmas.append(v)
+            p.vmas.append(VMA(
+                start=vd["start"], end=vd["end"], flags=vd["flags"],
+                policy=dec(vd["policy"]), pgoff=vd["pgoff"],
+                anon=None if vd["anon"] is None else m.mappings[vd["anon"]],
+                backing=None if vd["backing"] is None else m.mappings[vd["backing"]], mm=p))
         m.procs[p.pid] = p
     for d in state["mappings"]:
         m.mappings[d["key"]].vmas = [m.procs[pid].vmas[i] for pid, i in d["vmas"]]
-
-
-def _take(arrays: dict, name: str) -> Callable[[int], np.ndarray]:
-    """Successive slices (copies: each VMA owns its page table) of a concatenated array."""
-    a = arrays.pop(name)
-    pos = 0
-
-    def take(k: int) -> np.ndarray:
-        nonlocal pos
-        if k < 0 or pos + k > len(a):
-            raise SaveError(f"{name} is shorter than the objects that use it")
-        out = a[pos:pos + k].copy()
-        pos += k
-        return out
-
-    return take
 
 
 def _verify_structure(m: Machine) -> None:
@@ -1114,14 +702,106 @@ def _verify_structure(m: Machine) -> None:
     if n and not -1 <= m.zero_pfn < n:
         raise SaveError(f"zero page {m.zero_pfn} is not a frame")
     for p in m.procs.values():
+        if p.page_shift != m.page_shift:
+            raise SaveError(f"pid {p.pid}: page size differs from the machine's")
+        last = 0
         for v in p.vmas:
-            if len(v.pte) != (v.end - v.start) >> m.page_shift:
-                raise SaveError(f"pid {p.pid}: VMA {v.start:#x} has a page table of the "
-                                f"wrong length")
-            if len(v.pte) and (v.pte.min() < -1 or v.pte.max() >= n):
-                raise SaveError(f"pid {p.pid}: VMA {v.start:#x} maps a frame that does "
-                                f"not exist")
+            if v.start < last or v.end <= v.start or (v.start | v.end) & (m.page_size - 1):
+                raise SaveError(f"pid {p.pid}: VMA {v.start:#x} is misplaced")
+            last = v.end
+        _check_table(p.pt, n, f"pid {p.pid}")
     for obj in m.mappings.values():
-        pages = getattr(obj, "pages", None)
-        if pages is not None and len(pages) and (pages.min() < -1 or pages.max() >= n):
-            raise SaveError(f"{obj.name} indexes a frame that does not exist")
+        if isinstance(obj, Backing):
+            _check_table(obj.pt, n, obj.name)
+
+
+def _check_table(pt: PageTable, n: int, what: str) -> None:
+    if pt.pfn.size and (pt.pfn.min() < -1 or pt.pfn.max() >= n):
+        raise SaveError(f"{what} maps a frame that does not exist")
+
+
+# =================================================================== version 1
+
+V1_SCALARS = {"clock_ns": "clock", "_next_id": "next_id", "_write_seq": "write_seq",
+              "_next_pid": "next_pid"}
+
+
+def _upgrade_v1(state: dict, arrays: dict) -> dict:
+    """Version 1 (numacon 0.1) kept a dense page table per VMA and per page-cache
+    object, and runtime objects as machine attributes. Rebuild its tables as sparse
+    ones and move the attributes to the subsystems that hold them now."""
+    state = dict(state)
+    mach = dict(state["machine"])
+    for old, new in V1_SCALARS.items():
+        if old in mach:
+            mach[new] = mach.pop(old)
+    state["clock"] = mach.pop("clock")
+    state["machine"] = mach
+    shift = mach["page_shift"]
+    arrays["numastat_arr"] = arrays.pop("numastat")
+    pte, exp = arrays.pop("vma.pte"), arrays.pop("vma.expect")
+    bpages, bexp = arrays.pop("backing.pages"), arrays.pop("backing.expect")
+    tables = _Tables()
+    procs = []
+    pos = epos = 0
+    for pd in state["procs"]:
+        pt = PageTable()
+        vmas = []
+        for vd in pd["vmas"]:
+            k = vd["npages"]
+            if not (type(k) is int and 0 <= k and pos + k <= pte.size):
+                raise SaveError("vma.pte is shorter than the VMAs that use it")
+            keys = (vd["start"] >> shift) + np.arange(k, dtype=np.int64)
+            ent = pte[pos:pos + k].astype(np.int64)
+            have = ent >= 0
+            pt.set(keys[have], ent[have])
+            pos += k
+            if vd["expect"]:
+                if epos + k > exp.size:
+                    raise SaveError("vma.expect is shorter than the VMAs that use it")
+                e = exp[epos:epos + k]
+                pt.set(keys[e != 0], e[e != 0], "expect")
+                epos += k
+            vmas.append({x: vd[x] for x in ("start", "end", "flags", "policy", "pgoff",
+                                            "anon", "backing")})
+        fields = dict(pd["fields"])
+        fields.pop("vmas", None)
+        fields["page_shift"] = shift
+        procs.append({"fields": fields, "pt": tables.add(pt), "vmas": vmas})
+    maps = []
+    bpos = 0
+    for d in state["mappings"]:
+        d = dict(d)
+        if d["type"] == "backing":
+            k = d["npages"]
+            if not (type(k) is int and 0 <= k and bpos + k <= bpages.size):
+                raise SaveError("backing.pages is shorter than the objects that use it")
+            pt = PageTable()
+            idx = np.arange(k, dtype=np.int64)
+            ent = bpages[bpos:bpos + k].astype(np.int64)
+            e = bexp[bpos:bpos + k]
+            pt.set(idx[ent >= 0], ent[ent >= 0])
+            pt.set(idx[e != 0], e[e != 0], "expect")
+            bpos += k
+            d["pt"] = tables.add(pt)
+        maps.append(d)
+    # v1 processes were saved before their tables: mm tables first, then backings
+    arrays.update(tables.arrays())
+    state["procs"] = procs
+    state["mappings"] = maps
+    state["zones"] = [{k: v for k, v in z.items() if k != "stats"} for z in state["zones"]]
+    attrs = dict(state.pop("attrs", {}))
+    timeline = attrs.pop("_timeline", None)
+    if state.pop("hooks", None):
+        raise SaveError("version-1 snapshot holds module state this numacon cannot restore")
+    state["runtime"] = {
+        "finished_jobs": state.pop("finished_jobs", []),
+        "workloads": attrs.pop("_workloads", []),
+        "daemons": attrs.pop("_daemons", []),
+        "timeline": timeline,
+        "last_bill": attrs.pop("_last_bill", None),
+    }
+    if attrs:
+        raise SaveError(f"version-1 snapshot holds state this numacon cannot restore "
+                        f"({', '.join(sorted(map(str, attrs)))[:60]})")
+    return state

@@ -28,6 +28,17 @@ from typing import Any
 
 import numpy as np
 
+from ..mm.check import InvariantError
+from ..mm.move_pages import UNWRITTEN, MoveStatus
+from ..mm.state import CostModel
+from ..runtime.access import DamonMonitor, HintScanner
+from ..runtime.automigrate import MODES, Daemon, DaemonConfig, _PageState
+from ..runtime.bill import KINDS, Bill
+from ..runtime.jobs import Job, JobCancelled
+from ..runtime.timeline import FIELDS as TIMELINE_FIELDS
+from ..runtime.timeline import Timeline
+from ..runtime.workload import HISTORY, PATTERNS, Phase, Workload
+
 
 class SchemaError(Exception):
     """A record that does not fit the schema (loading) or an object the schema does
@@ -149,6 +160,11 @@ class Record:
     state: Callable[[Any], dict] | None = None  # the fields of an object (default: its
     # __getstate__, which the engine's classes use to leave out caches and jobs)
     consistent: Callable[[dict, Any], str | None] | None = None  # cross-field check
+    v1: Callable[[dict], dict] | None = None  # a version-1 record's fields, made current
+
+    def upgrade(self, raw: dict) -> dict:
+        """The fields of a version-1 record as this version names them."""
+        return raw if self.v1 is None else self.v1(dict(raw))
 
     def fields_of(self, obj: Any) -> dict:
         """The fields to save, exactly those the schema names (an attribute it does not
@@ -210,10 +226,16 @@ def _with_init(cls: type, f: dict, ctx) -> Any:
 
 
 def _move_status(cls: type, f: dict, ctx) -> Any:
-    st = cls(f["items"])
-    if "ret" in f:
-        st.ret = f["ret"]
-    return st
+    return cls.of(f["array"].astype(np.int64), f.get("ret", 0))
+
+
+def _move_status_v1(f: dict) -> dict:
+    """Version 1 kept the entries as a list (None: unwritten) and the return value."""
+    items = f.pop("items", None)
+    if type(items) is not list or not all(i is None or type(i) is int for i in items):
+        raise SchemaError("move_status.items: expected a list of integers or null")
+    f["array"] = np.array([UNWRITTEN if i is None else i for i in items], np.int64)
+    return f
 
 
 JOB_RUNTIME = ("machine", "gen", "_event", "_task")  # the running program's, not saved
@@ -243,8 +265,6 @@ def _same_len(f: dict, names: tuple[str, ...], n: int | None = None) -> str | No
 
 
 def _workload_ok(f: dict, ctx) -> str | None:
-    from ..runtime.workload import HISTORY
-
     if f["counts"].shape[0] != f["npages"]:
         return f"counts has {f['counts'].shape[0]} rows for {f['npages']} pages"
     if f.get("mark") is not None and f["mark"].shape != f["counts"].shape:
@@ -268,8 +288,7 @@ def _page_state_ok(f: dict, ctx) -> str | None:
 
 
 def _timeline_ok(f: dict, ctx) -> str | None:
-    from ..runtime.timeline import FIELDS
-
+    FIELDS = TIMELINE_FIELDS
     cap, nn = f["capacity"], f["nr_nodes"]
     if f["t"].shape != (cap,):
         return f"t has shape {f['t'].shape}, expected ({cap},)"
@@ -287,11 +306,15 @@ _FINISHED = ("done", "stopped", "exited", "failed")  # a saved workload or daemo
 _I64_1 = array("int64", 1)
 
 
-def _records() -> dict[str, Record]:
-    from ..runtime.automigrate import MODES
-    from ..runtime.bill import KINDS
-    from ..runtime.workload import PATTERNS
+WORKLOADS = Check("the machine's workloads", lambda v, c: v is c.m.workloads)
 
+
+def _daemon_v1(f: dict) -> dict:
+    f["workloads"] = {"ref": ["workloads"]}  # version 1 found them on the machine
+    return f
+
+
+def _records() -> dict[str, Record]:
     recs = [
         Record("phase", {
             "pattern": one_of(*PATTERNS), "ticks": POS, "threads": seq_of(tuple, NAT),
@@ -339,14 +362,15 @@ def _records() -> dict[str, Record]:
             "moves": array("uint16", 1), "seen_aggr": NAT}, _with_init,
             consistent=_page_state_ok),
         Record("daemon", {
-            "m": MACHINE, "pid": NAT, "cfg": record("daemon_config"), "id": NAT,
+            "m": MACHINE, "workloads": WORKLOADS, "pid": NAT, "cfg": record("daemon_config"),
+            "id": NAT,
             "state": one_of(*_FINISHED), "started_ns": INT, "periods": NAT, "migrated": NAT,
             "attempted": NAT, "calls": NAT, "query_ns": NUM, "migrate_ns": INT,
             "failures": dict_of(STR, NUM, Counter), "pingpong": NAT,
             "by_pair": dict_of(PAIR, NUM, Counter), "tokens": NUM,
             "baselines": dict_of(NAT, NAT), "pages": dict_of(NAT, record("page_state")),
             "seen": seq_of(set, NAT), "_stop": BOOL, "_idle": NAT, "_idle_clock": INT,
-            "_last_t": INT, "_next": INT}, _with_attrs),
+            "_last_t": INT, "_next": INT}, _with_attrs, v1=_daemon_v1),
         Record("timeline", {
             "capacity": POS, "min_interval_ns": NAT, "nr_nodes": NAT, "t": _I64_1,
             "data": dict_of(STR, ANY), "count": NAT}, _with_attrs, consistent=_timeline_ok),
@@ -356,9 +380,9 @@ def _records() -> dict[str, Record]:
             "already": NAT, "unattempted": NAT, "predicted_ns": INT, "ret": opt(INT),
             "error": opt(seq_of(tuple, ANY)), "status": opt(int_array(1)),
             "notes": seq_of(list, STR), "actual": opt(dict_of(STR, ANY))}, _with_init),
-        Record("move_status", {"items": seq_of(list, opt(INT)), "ret": INT}, _move_status,
-               optional=frozenset({"ret"}),
-               state=lambda x: {"items": list(x), **vars(x)}),
+        Record("move_status", {"array": _I64_1, "ret": INT}, _move_status,
+               optional=frozenset({"ret"}), state=lambda x: {"array": x.array, "ret": x.ret},
+               v1=_move_status_v1),
         Record("job", {
             "id": POS, "name": STR, "total": NAT, "done": NAT,
             "state": one_of("done", "cancelled", "failed"), "result": ANY,
@@ -377,18 +401,8 @@ _BY_CLASS: dict[type, Record] = {}
 
 
 def classes() -> dict[str, type]:
-    """tag -> the engine class (imported on first use: the runtime modules import the
-    machine, which imports the snapshot module)."""
+    """tag -> the engine class."""
     if not _CLASSES:
-        from ..mm.migrate import MoveStatus
-        from ..runtime.access import DamonMonitor, HintScanner
-        from ..runtime.automigrate import Daemon, DaemonConfig, _PageState
-        from ..runtime.bill import Bill
-        from ..runtime.clock import CostModel
-        from ..runtime.jobs import Job
-        from ..runtime.timeline import Timeline
-        from ..runtime.workload import Phase, Workload
-
         _CLASSES.update({
             "phase": Phase, "workload": Workload, "hint_scanner": HintScanner,
             "damon_monitor": DamonMonitor, "cost_model": CostModel,
@@ -422,9 +436,6 @@ MAX_MESSAGE = 1 << 16
 
 
 def _exception_kinds() -> dict[str, type]:
-    from ..machine import InvariantError
-    from ..runtime.jobs import JobCancelled
-
     kinds = {k: getattr(builtins, k) for k in _OS_KINDS + _OTHER_KINDS}
     kinds.update(InvariantError=InvariantError, JobCancelled=JobCancelled)
     return kinds

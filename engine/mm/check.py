@@ -3,8 +3,6 @@ still reads the content last written to it)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from ..constants import (
@@ -18,18 +16,18 @@ from ..constants import (
     PG_pinned,
 )
 from ..vec import distinct
+from .state import Backing, Kernel
 
-if TYPE_CHECKING:  # pragma: no cover
-    from ..machine import Machine
+
+class InvariantError(AssertionError):
+    """Raised by Machine.check() naming the first broken invariant."""
 
 
 def _fail(msg: str):
-    from ..machine import InvariantError
-
     raise InvariantError(msg)
 
 
-def check_machine(m: Machine) -> None:
+def check_machine(m: Kernel) -> None:
     f = m.f
     kind = f.kind
     # 1. free counts per zone agree with the frames
@@ -63,13 +61,13 @@ def check_machine(m: Machine) -> None:
             if v.start < last:
                 _fail(f"pid {p.pid}: overlapping VMAs at {v.start:#x}")
             last = v.end
-            if v.npages != (v.end - v.start) >> m.page_shift:
-                _fail(f"pid {p.pid}: VMA {v.start:#x} page table length mismatch")
-            pte = v.pte
-            offs = np.flatnonzero((pte >= 0) & (pte != zero))
-            pfn = pte[offs]
+            if v.mm is not p:
+                _fail(f"pid {p.pid}: VMA {v.start:#x} belongs to another address space")
+            offs, pfn = v.present()
+            keep = pfn != zero
+            offs, pfn = offs[keep], pfn[keep]
             if pfn.size == 0:
-                _check_lost(m, p, v, offs)
+                _check_lost(m, p, v)
                 continue
             k = kind[pfn]
             bad = ~np.isin(k, (K_ANON, K_FILE, K_PFNMAP))
@@ -80,7 +78,8 @@ def check_machine(m: Machine) -> None:
             np.add.at(maps, pfn, 1)
             _check_rmap(m, p, v, offs, pfn, k)
             _check_content(m, p, v, offs, pfn, k)
-            _check_lost(m, p, v, offs)
+            _check_lost(m, p, v)
+        _check_outside(m, p)
     mapped_kind = np.isin(kind, (K_ANON, K_FILE, K_PFNMAP))
     diff = mapped_kind & (maps != f.mapcount)
     if diff.any():
@@ -105,10 +104,15 @@ def check_machine(m: Machine) -> None:
         _fail(f"{int(iso.sum())} frames isolated but the machine counts {m.isolated_pages}")
     # 5. page cache and driver regions
     for obj in m.mappings.values():
-        if not hasattr(obj, "pages"):
+        if not isinstance(obj, Backing):
             continue
-        idx = np.flatnonzero(obj.pages >= 0)
-        pf = obj.pages[idx]
+        idx, pf = obj.present()
+        gone_idx, gone_val = obj.pt.written(0, obj.npages)
+        if gone_idx.size:
+            miss = obj.pages(gone_idx) < 0
+            if miss.any():
+                _fail(f"{obj.name}: page {int(gone_idx[np.argmax(miss)])} was written "
+                      f"and is gone")
         if pf.size == 0:
             continue
         want_kind = K_FILE if obj.kind == "file" else K_PFNMAP
@@ -117,14 +121,12 @@ def check_machine(m: Machine) -> None:
             i = int(np.argmax(badk))
             _fail(f"{obj.name}: page {int(idx[i])} points at frame {int(pf[i])} that does "
                   f"not belong to it")
-        lost = f.content[pf] != obj.expect[idx]
+        want = obj.expects(idx)
+        lost = f.content[pf] != want
         if lost.any():
             i = int(np.argmax(lost))
             _fail(f"{obj.name}: page {int(idx[i])} reads {int(f.content[pf[i]])}, last "
-                  f"written {int(obj.expect[idx[i]])}")
-        gone = (obj.pages < 0) & (obj.expect != 0)
-        if gone.any():
-            _fail(f"{obj.name}: page {int(np.argmax(gone))} was written and is gone")
+                  f"written {int(want[i])}")
     owned = (kind == K_FILE) | (kind == K_PFNMAP)
     # every page-cache/driver frame is indexed by its object
     opf = np.flatnonzero(owned)
@@ -133,10 +135,10 @@ def check_machine(m: Machine) -> None:
         for mid in distinct(ids):
             obj = m.mappings.get(int(mid))
             sel = opf[ids == mid]
-            if obj is None or not hasattr(obj, "pages"):
+            if not isinstance(obj, Backing):
                 _fail(f"frame {int(sel[0])} belongs to a mapping that does not exist")
             idx = f.index[sel]
-            if (idx >= obj.npages).any() or (obj.pages[idx] != sel).any():
+            if (idx >= obj.npages).any() or (obj.pages(idx) != sel).any():
                 _fail(f"frame {int(sel[0])} is not in {obj.name}'s index (leaked)")
 
 
@@ -171,7 +173,7 @@ def _check_content(m, p, v, offs, pfn, k) -> None:
     anon = k == K_ANON
     if anon.any():
         got = m.f.content[pfn[anon]]
-        want = v.expect[offs[anon]]
+        want = v.expects(offs[anon])
         bad = got != want
         if bad.any():
             i = int(np.argmax(bad))
@@ -180,14 +182,30 @@ def _check_content(m, p, v, offs, pfn, k) -> None:
                   f"{int(want[i])}")
 
 
-def _check_lost(m, p, v, offs_present) -> None:
-    if v.expect is None:
+def _check_lost(m, p, v) -> None:
+    if not v.private:
         return
-    written = np.flatnonzero(v.expect != 0)
+    written, _vals = v.written()
     if written.size == 0:
         return
-    pte = v.pte[written]
+    pte = v.ptes(written)
     lost = (pte < 0) | (pte == m.zero_pfn)
     if lost.any():
         addr = v.start + (int(written[np.argmax(lost)]) << m.page_shift)
         _fail(f"pid {p.pid}: page {addr:#x} was written and is no longer mapped (lost)")
+
+
+def _check_outside(m, p) -> None:
+    """No page-table entry outside every VMA (munmap clears what it unmaps)."""
+    keys, pfns = p.pt.present(0, 1 << 62)
+    if keys.size == 0:
+        return
+    inside = np.zeros(keys.size, bool)
+    for v in p.vmas:
+        a = np.searchsorted(keys, v.vpn)
+        b = np.searchsorted(keys, v.vpn + v.npages)
+        inside[a:b] = True
+    if not inside.all():
+        vpn = int(keys[np.argmax(~inside)])
+        _fail(f"pid {p.pid}: a page-table entry at {vpn << m.page_shift:#x} lies outside "
+              f"every VMA")

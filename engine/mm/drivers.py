@@ -7,8 +7,7 @@ never had an in-tree user; the console lets you switch it on to see what it was 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 import numpy as np
 
@@ -25,148 +24,131 @@ from ..constants import (
     PG_reserved,
     oserror,
 )
+from ..nodemask import node_remap
 from ..vec import distinct
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ..machine import Machine
+from .cost import migrate_cost_ns
+from .fault import touch
+from .memory import get_unmapped_area, insert_vma, new_vma, prot_to_vmflags, vmas_in_range
+from .page_alloc import alloc_frames, free_frames, zonelist
+from .rmap import redirect
+from .state import Driver, Kernel, Process
 
 DRIVER_KINDS = ("uncached", "framebuffer", "rdma")
 
 
-@dataclass(eq=False)
-class Driver:
-    name: str
-    kind: str  # uncached | framebuffer (PFN-mapped region) | rdma (long-term pins)
-    node: int
-    npages: int
-    has_hook: bool = False
-    hook_enabled: bool = False
-    backing: object = None  # Backing of its region (PFN-mapped kinds)
-    pins: list = field(default_factory=list)  # (pid, addr, length) pinned by rdma
-
-    @property
-    def pfnmap(self) -> bool:
-        return self.kind != "rdma"
-
-    def setup(self, m: Machine) -> None:
-        """Allocate the region's frames on the driver's node (kernel zones: a driver
-        allocation is not movable)."""
-        if not self.pfnmap:
-            return
-        from .page_alloc import alloc_frames
-
-        b = m.new_backing(f"driver:{self.name}", "driver", self.npages)
-        pfns = alloc_frames(m, self.npages, [self.node], movable=False, wmark="min")
-        if pfns.size < self.npages:
-            raise oserror(ENOMEM, f"driver {self.name}: node {self.node} cannot hold "
-                                  f"{self.npages} pages")
-        f = m.f
-        f.kind[pfns] = K_PFNMAP
-        f.flags[pfns] = PG_reserved
-        f.mapping[pfns] = b.id
-        f.index[pfns] = np.arange(self.npages)
-        f.refcount[pfns] = 1  # the driver's own reference
-        b.pages[:] = pfns
-        self.backing = b
-
-    def map_into(self, m: Machine, p, length: int, prot: int) -> int:
-        """remap_pfn_range(): a VM_PFNMAP|VM_IO mapping of the region, mapped at once."""
-        from .memory import get_unmapped_area, insert_vma, new_vma, prot_to_vmflags
-
-        if not self.pfnmap:
-            raise oserror(EINVAL, f"driver {self.name} ({self.kind}) has no region to map")
-        npages = length >> m.page_shift
-        if npages > self.npages:
-            raise oserror(EINVAL, f"driver {self.name}: region holds {self.npages} pages, "
-                                  f"asked for {npages}")
-        vf = prot_to_vmflags(prot, 0) | VM_SHARED | VM_PFNMAP | VM_IO
-        vf &= VM_READ | VM_WRITE | VM_SHARED | VM_PFNMAP | VM_IO
-        addr = get_unmapped_area(p, length)
-        v = new_vma(m, p, addr, length, vf, self.backing, 0)
-        v.pte[:] = self.backing.pages[:npages]
-        m.f.mapcount[v.pte] += 1
-        m.f.refcount[v.pte] += 1
-        insert_vma(p, v)
-        return addr
-
-    def migrate_hook(self, m: Machine, v, old_nodes, new_nodes) -> int:
-        """vm_ops->migrate(vma, from, to, flags): the driver relocates the region's
-        frames that sit on `old_nodes` to the matching node of `new_nodes` itself,
-        keeping their content. Returns the number of frames moved."""
-        from .mempolicy import node_remap
-
-        return self.relocate(m, lambda n: node_remap(tuple(old_nodes), tuple(new_nodes), n))
-
-    def relocate(self, m: Machine, where, avoid_blocks=None) -> int:
-        """Move region frames: where(node) -> target node (same node = stay)."""
-        from ..runtime.clock import migrate_cost_ns
-        from . import rmap
-        from .page_alloc import alloc_frames, zonelist
-
-        if not self.pfnmap:
-            return 0
-        b = self.backing
-        pfns = b.pages.copy()
-        nodes = m.node_of(pfns)
-        # where() per distinct node, then a gather: no Python loop over frames
-        uniq, inv = np.unique(nodes, return_inverse=True)
-        tgt = np.array([where(int(n)) for n in uniq], dtype=np.int64)[inv]
-        move = tgt != nodes
-        if avoid_blocks is not None:
-            move |= avoid_blocks[pfns // m.block_pages]
-        moved = 0
-        f = m.f
-        for t in distinct(tgt[move]):
-            sel = np.flatnonzero(move & (tgt == t))
-            src = pfns[sel]
-            dst = alloc_frames(m, src.size, zonelist(m, int(t)), movable=False, wmark="min")
-            if dst.size < src.size:
-                m.free_frames(dst)  # give back what was taken (it leaked before)
-                raise oserror(ENOMEM, f"driver {self.name}: no room on node {int(t)}")
-            for name in ("kind", "flags", "mapping", "index", "mapcount", "refcount",
-                         "content"):
-                arr = getattr(f, name)
-                arr[dst] = arr[src]
-            rmap.redirect(m, src, dst)
-            m.clock_ns += migrate_cost_ns(m, m.node_of(src), m.node_of(dst))
-            f.refcount[src] = 0
-            m.free_frames(src)
-            moved += src.size
-        return moved
+def setup(k: Kernel, d: Driver) -> None:
+    """Allocate the region's frames on the driver's node (kernel zones: a driver
+    allocation is not movable)."""
+    if not d.pfnmap:
+        return
+    b = k.new_backing(f"driver:{d.name}", "driver", d.npages)
+    pfns, _ = alloc_frames(k, d.npages, [d.node], movable=False, wmark="min")
+    if pfns.size < d.npages:
+        free_frames(k, pfns)
+        raise oserror(ENOMEM, f"driver {d.name}: node {d.node} cannot hold {d.npages} pages")
+    f = k.f
+    f.kind[pfns] = K_PFNMAP
+    f.flags[pfns] = PG_reserved
+    f.mapping[pfns] = b.id
+    f.index[pfns] = np.arange(d.npages)
+    f.refcount[pfns] = 1  # the driver's own reference
+    b.set_pages(np.arange(d.npages), pfns)
+    d.backing = b
 
 
-def pin_range(m: Machine, p, addr: int, length: int, driver: Driver) -> int:
+def map_into(k: Kernel, d: Driver, p: Process, length: int, prot: int) -> int:
+    """remap_pfn_range(): a VM_PFNMAP|VM_IO mapping of the region, mapped at once."""
+    if not d.pfnmap:
+        raise oserror(EINVAL, f"driver {d.name} ({d.kind}) has no region to map")
+    npages = length >> k.page_shift
+    if npages > d.npages:
+        raise oserror(EINVAL, f"driver {d.name}: region holds {d.npages} pages, "
+                              f"asked for {npages}")
+    vf = prot_to_vmflags(prot, 0) | VM_SHARED | VM_PFNMAP | VM_IO
+    vf &= VM_READ | VM_WRITE | VM_SHARED | VM_PFNMAP | VM_IO
+    addr = get_unmapped_area(p, length)
+    if addr is None:
+        raise oserror(ENOMEM, f"mmap: no room for {length} bytes in pid {p.pid}")
+    v = new_vma(p, addr, length, vf, d.backing, 0)
+    insert_vma(p, v)
+    pfns = d.backing.pages(np.arange(npages))
+    v.set_ptes(np.arange(npages), pfns)
+    k.f.mapcount[pfns] += 1
+    k.f.refcount[pfns] += 1
+    return addr
+
+
+def migrate_hook(k: Kernel, d: Driver, old_nodes, new_nodes) -> int:
+    """vm_ops->migrate(vma, from, to, flags): the driver relocates the region's
+    frames that sit on `old_nodes` to the matching node of `new_nodes` itself,
+    keeping their content. Returns the number of frames moved."""
+    return relocate(k, d, lambda n: node_remap(tuple(old_nodes), tuple(new_nodes), n))
+
+
+def relocate(k: Kernel, d: Driver, where: Callable[[int], int],
+             avoid_blocks: np.ndarray | None = None) -> int:
+    """Move region frames: where(node) -> target node (same node = stay); frames in
+    blocks marked in avoid_blocks move too (hot-remove)."""
+    if not d.pfnmap:
+        return 0
+    b = d.backing
+    idx, pfns = b.present()
+    nodes = k.node_of(pfns)
+    # where() per distinct node, then a gather: no Python loop over frames
+    uniq, inv = np.unique(nodes, return_inverse=True)
+    tgt = np.array([where(int(n)) for n in uniq], dtype=np.int64)[inv]
+    move = tgt != nodes
+    if avoid_blocks is not None:
+        move |= avoid_blocks[pfns // k.block_pages]
+    moved = 0
+    f = k.f
+    for t in distinct(tgt[move]):
+        sel = np.flatnonzero(move & (tgt == t))
+        src = pfns[sel]
+        dst, dnodes = alloc_frames(k, src.size, zonelist(k, int(t)), movable=False,
+                                   wmark="min")
+        if dst.size < src.size:
+            free_frames(k, dst)
+            raise oserror(ENOMEM, f"driver {d.name}: no room on node {int(t)}")
+        for name in f.FIELDS:
+            arr = getattr(f, name)
+            arr[dst] = arr[src]
+        redirect(k, src, dst)
+        k.time.advance(migrate_cost_ns(k, k.node_of(src), dnodes))
+        f.refcount[src] = 0
+        free_frames(k, src)
+        moved += src.size
+    return moved
+
+
+def pin_range(k: Kernel, p: Process, addr: int, length: int, d: Driver) -> int:
     """An RDMA registration: fault the range in for write and take a long-term pin on
     every page (refcount + PG_pinned), which makes the pages fail migration."""
-    end = addr + m.page_align(length)
-    m.touch(p.pid, addr, end - addr, write=True)
+    end = addr + k.page_align(length)
+    touch(k, p, addr, end - addr, write=True)
     n = 0
-    for v in m.vmas_in_range(p, addr, end, split=False):
-        o0 = (max(v.start, addr) - v.start) >> m.page_shift
-        o1 = (min(v.end, end) - v.start) >> m.page_shift
-        pfn = v.pte[o0:o1]
-        pfn = pfn[(pfn >= 0) & ((m.f.flags[pfn] & PG_pinned) == 0)]
-        m.f.flags[pfn] |= PG_pinned
-        m.f.refcount[pfn] += 1
+    for v in vmas_in_range(k, p, addr, end, split=False):
+        o0 = (max(v.start, addr) - v.start) >> k.page_shift
+        o1 = (min(v.end, end) - v.start) >> k.page_shift
+        _offs, pfn = v.present(o0, o1)
+        pfn = pfn[(k.f.flags[pfn] & PG_pinned) == 0]
+        k.f.flags[pfn] |= PG_pinned
+        k.f.refcount[pfn] += 1
         n += pfn.size
-    driver.pins.append((p.pid, addr, end - addr))
+    d.pins.append((p.pid, addr, end - addr))
     return n
 
 
-def unpin_range(m: Machine, p, addr: int, length: int, driver: Driver) -> int:
-    end = addr + m.page_align(length)
+def unpin_range(k: Kernel, p: Process, addr: int, length: int, d: Driver) -> int:
+    end = addr + k.page_align(length)
     n = 0
-    for v in m.vmas_in_range(p, addr, end, split=False):
-        o0 = (max(v.start, addr) - v.start) >> m.page_shift
-        o1 = (min(v.end, end) - v.start) >> m.page_shift
-        pfn = v.pte[o0:o1]
-        pfn = pfn[(pfn >= 0) & ((m.f.flags[pfn] & PG_pinned) != 0)]
-        m.f.flags[pfn] &= ~PG_pinned
-        m.f.refcount[pfn] -= 1
+    for v in vmas_in_range(k, p, addr, end, split=False):
+        o0 = (max(v.start, addr) - v.start) >> k.page_shift
+        o1 = (min(v.end, end) - v.start) >> k.page_shift
+        _offs, pfn = v.present(o0, o1)
+        pfn = pfn[(k.f.flags[pfn] & PG_pinned) != 0]
+        k.f.flags[pfn] &= ~PG_pinned
+        k.f.refcount[pfn] -= 1
         n += pfn.size
-    driver.pins = [x for x in driver.pins if not (x[0] == p.pid and x[1] >= addr
-                                                   and x[1] < end)]
+    d.pins = [x for x in d.pins if not (x[0] == p.pid and addr <= x[1] < end)]
     return n
-
-
-__all__ = ["Driver", "pin_range", "unpin_range", "DRIVER_KINDS", "VM_PFNMAP"]

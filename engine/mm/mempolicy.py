@@ -1,12 +1,15 @@
-"""Memory policies: validation, placement at fault time (every mode, the exact
-interleave formulas), mbind, set_mempolicy, get_mempolicy and migrate_pages(2)
-(mm/mempolicy.c)."""
+"""The memory-policy system calls (mm/mempolicy.c): set_mempolicy, get_mempolicy,
+mbind and migrate_pages. Policies themselves and placement are in policy.py.
+
+mbind and migrate_pages plan, then execute: the page walk (queue_pages_range())
+decides what is queued and what counts as a failure; the call and its rehearsal run
+the queued pairs through the migration core with `Execute` or `Rehearse` and share
+everything else, so a dry run answers what the call then does."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -19,323 +22,69 @@ from ..constants import (
     ESRCH,
     K_ANON,
     K_FILE,
-    MAX_NUMNODES,
-    MODE_NAMES,
     MPOL_BIND,
     MPOL_DEFAULT,
     MPOL_F_ADDR,
     MPOL_F_MEMS_ALLOWED,
     MPOL_F_NODE,
-    MPOL_F_NUMA_BALANCING,
-    MPOL_F_RELATIVE_NODES,
-    MPOL_F_STATIC_NODES,
-    MPOL_INTERLEAVE,
-    MPOL_LOCAL,
-    MPOL_MAX,
     MPOL_MF_MOVE,
     MPOL_MF_MOVE_ALL,
     MPOL_MF_STRICT,
     MPOL_MF_VALID,
     MPOL_MODE_FLAGS,
-    MPOL_PREFERRED,
-    MPOL_PREFERRED_MANY,
-    MPOL_WEIGHTED_INTERLEAVE,
     oserror,
 )
+from ..nodemask import node_mask, node_remap, nodes_str, parse_nodes
 from ..vec import unique_frames
+from .drivers import migrate_hook
+from .fault import fault
+from .memory import merge_vmas, range_holes, vmas_in_range
+from .migrate import UNTRIED, Execute, MigrateControl, Outcome, PairRun, Rehearse, run_pairs
+from .move_pages import vma_migratable
+from .policy import INTERLEAVE_MODES, fault_targets, interleave_nodes, mpol_new, sanitize_mode
+from .state import VMA, Kernel, Policy, Process, drive
 
-if TYPE_CHECKING:  # pragma: no cover
-    from ..machine import Machine
-    from .memory import VMA, Process
+# ---------------------------------------------------------------- the page walker
 
-
-# ---------------------------------------------------------------- node lists
-
-def parse_nodes(x, what: str = "nodemask") -> tuple[int, ...]:
-    """A nodemask from an iterable of ints or a numactl-style string "0-2,5".
-    A node at or above MAX_NUMNODES is EINVAL, as get_nodes() answers."""
-    if x is None:
-        return ()
-    if isinstance(x, int):
-        x = (x,)
-    nodes: set[int] = set()
-    if isinstance(x, str):
-        s = x.strip()
-        if s in ("", "none"):
-            return ()
-        for part in s.split(","):
-            part = part.strip()
-            try:
-                if "-" in part[1:]:
-                    a, b = part.split("-", 1) if not part.startswith("-") else (part, None)
-                    lo, hi = int(a), int(b)
-                    if hi < lo:
-                        raise ValueError
-                    if hi >= MAX_NUMNODES:
-                        raise oserror(EINVAL, f"{what}: node {hi} is not below "
-                                              f"MAX_NUMNODES ({MAX_NUMNODES})")
-                    nodes.update(range(lo, hi + 1))
-                else:
-                    nodes.add(int(part))
-            except ValueError:
-                raise oserror(EINVAL, f"{what}: {x!r} is not a node list like 0-2,5") from None
-    elif isinstance(x, Iterable):
-        for n in x:
-            if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
-                raise oserror(EINVAL, f"{what}: {n!r} is not a node number")
-            nodes.add(int(n))
-    else:
-        raise oserror(EINVAL, f"{what}: {x!r} is not a node list")
-    for n in nodes:
-        if n < 0 or n >= MAX_NUMNODES:
-            raise oserror(EINVAL, f"{what}: node {n} is outside 0..{MAX_NUMNODES - 1} "
-                                  f"(MAX_NUMNODES)")
-    return tuple(sorted(nodes))
+def walk_pages(k: Kernel, p: Process, start: int, end: int, path: str
+               ) -> Iterator[tuple[VMA, bool, np.ndarray, np.ndarray]]:
+    """queue_pages_range()'s walk: for every VMA overlapping [start, end), (vma,
+    migratable, offsets, PFNs) of its present pages that have a struct page on an
+    LRU list (anonymous and page cache; the zero page and driver frames are not)."""
+    f = k.f
+    for v in vmas_in_range(k, p, start, end, split=False):
+        o0 = (max(v.start, start) - v.start) >> k.page_shift
+        o1 = (min(v.end, end) - v.start) >> k.page_shift
+        offs, pfn = v.present(o0, o1)
+        keep = pfn != k.zero_pfn
+        if not v.pfnmap:
+            kinds = f.kind[pfn]
+            keep &= (kinds == K_ANON) | (kinds == K_FILE)
+        if not keep.all():
+            offs, pfn = offs[keep], pfn[keep]
+        yield v, vma_migratable(k, v, path), offs, pfn
 
 
-def nodes_str(nodes: Iterable[int]) -> str:
-    """0,1,2,5 -> "0-2,5" (bitmap_print_to_pagebuf list format)."""
-    ns = sorted(set(nodes))
-    out = []
-    i = 0
-    while i < len(ns):
-        j = i
-        while j + 1 < len(ns) and ns[j + 1] == ns[j] + 1:
-            j += 1
-        out.append(str(ns[i]) if i == j else f"{ns[i]}-{ns[j]}")
-        i = j + 1
-    return ",".join(out)
+# ---------------------------------------------------------------- set/get_mempolicy
 
-
-# ---------------------------------------------------------------- policies
-
-@dataclass(frozen=True)
-class Policy:
-    mode: int
-    nodes: tuple[int, ...] = ()
-    flags: int = 0  # MPOL_F_STATIC_NODES / RELATIVE_NODES / NUMA_BALANCING
-    user_nodes: tuple[int, ...] = ()
-
-    def describe(self, era_formats: str = "modern") -> str:
-        """The policy string of /proc/PID/numa_maps (mpol_to_str)."""
-        if self.mode == MPOL_DEFAULT:
-            return "default"
-        if era_formats == "2006":
-            name = {MPOL_PREFERRED: "prefer", MPOL_BIND: "bind", MPOL_INTERLEAVE: "interleave"}
-            return f"{name.get(self.mode, MODE_NAMES[self.mode])}={nodes_str(self.nodes)}"
-        if self.mode == MPOL_LOCAL:
-            return "local"
-        s = MODE_NAMES[self.mode]
-        fl = []
-        if self.flags & MPOL_F_STATIC_NODES:
-            fl.append("static")
-        if self.flags & MPOL_F_RELATIVE_NODES:
-            fl.append("relative")
-        if self.flags & MPOL_F_NUMA_BALANCING:
-            fl.append("balancing")
-        if fl:
-            s += "=" + "|".join(fl)
-        return f"{s}:{nodes_str(self.nodes)}"
-
-
-def parse_policy_string(s: str) -> tuple[int, tuple[int, ...]]:
-    """"interleave:0-3", "bind:1", "prefer:2", "local", "default",
-    "preferred-many:0-1", "weighted-interleave:0-2" -> (mode, nodes)."""
-    s = s.strip()
-    name, _, rest = s.partition(":")
-    name = name.strip().lower().replace("_", "-").replace(" ", "-")
-    modes = {"default": MPOL_DEFAULT, "prefer": MPOL_PREFERRED, "preferred": MPOL_PREFERRED,
-             "bind": MPOL_BIND, "membind": MPOL_BIND, "interleave": MPOL_INTERLEAVE,
-             "local": MPOL_LOCAL, "localalloc": MPOL_LOCAL,
-             "prefer-many": MPOL_PREFERRED_MANY, "preferred-many": MPOL_PREFERRED_MANY,
-             "prefer-(many)": MPOL_PREFERRED_MANY,
-             "weighted-interleave": MPOL_WEIGHTED_INTERLEAVE,
-             "weighted": MPOL_WEIGHTED_INTERLEAVE}
-    if name not in modes:
-        raise ValueError(f"unknown policy {name!r} (default, local, prefer:N, bind:NODES, "
-                         f"interleave:NODES, preferred-many:NODES, weighted-interleave:NODES)")
-    return modes[name], parse_nodes(rest, "policy nodes") if rest else ()
-
-
-def sanitize_mode(m: Machine, mode: int) -> tuple[int, int]:
-    """sanitize_mpol_flags(): split mode flags off and check them."""
-    if not isinstance(mode, (int, np.integer)) or isinstance(mode, bool):
-        raise oserror(EINVAL, f"mode {mode!r} is not a number")
-    mode = int(mode)
-    flags = mode & MPOL_MODE_FLAGS
-    lmode = mode & ~MPOL_MODE_FLAGS
-    if lmode < 0 or lmode >= MPOL_MAX or lmode not in m.era.policy_modes:
-        raise oserror(EINVAL, f"mode {mode} is not a policy mode of kernel {m.era.name}")
-    if (flags & MPOL_F_STATIC_NODES) and (flags & MPOL_F_RELATIVE_NODES):
-        raise oserror(EINVAL, "MPOL_F_STATIC_NODES and MPOL_F_RELATIVE_NODES together")
-    if flags & MPOL_F_NUMA_BALANCING and lmode not in (MPOL_BIND, MPOL_PREFERRED_MANY):
-        raise oserror(EINVAL, "MPOL_F_NUMA_BALANCING is only valid with MPOL_BIND or "
-                              "MPOL_PREFERRED_MANY")
-    return lmode, flags
-
-
-def mpol_new(m: Machine, p: Process, mode: int, flags: int, nodes: tuple[int, ...]
-             ) -> Policy | None:
-    """mpol_new() + mpol_set_nodemask(): None stands for MPOL_DEFAULT."""
-    if mode == MPOL_DEFAULT:
-        if nodes:
-            raise oserror(EINVAL, "MPOL_DEFAULT takes an empty nodemask")
-        return None
-    if mode == MPOL_PREFERRED and not nodes:
-        if flags & (MPOL_F_STATIC_NODES | MPOL_F_RELATIVE_NODES):
-            raise oserror(EINVAL, "MPOL_PREFERRED with an empty mask cannot take "
-                                  "STATIC/RELATIVE flags")
-        # an empty preferred mask means local allocation
-        return Policy(MPOL_LOCAL if m.era.get_mempolicy_reports_local else MPOL_PREFERRED,
-                      (), flags | (0 if m.era.get_mempolicy_reports_local else 1 << 16))
-    if mode == MPOL_LOCAL:
-        if nodes or flags & (MPOL_F_STATIC_NODES | MPOL_F_RELATIVE_NODES):
-            raise oserror(EINVAL, "MPOL_LOCAL takes an empty nodemask and no mode flags")
-        return Policy(MPOL_LOCAL)
-    if not nodes:
-        raise oserror(EINVAL, f"{MODE_NAMES[mode]} needs a non-empty nodemask")
-    allowed = sorted(set(p.mems_allowed) & set(m.memory_nodes()))
-    if flags & MPOL_F_RELATIVE_NODES:
-        # mpol_relative_nodemask(): fold onto the allowed set
-        w = len(allowed)
-        eff = tuple(sorted({allowed[n % w] for n in nodes})) if w else ()
-    else:
-        eff = tuple(n for n in nodes if n in allowed)
-    if not eff:
-        raise oserror(EINVAL, f"nodes {nodes_str(nodes)} have no memory in the cpuset "
-                              f"(mems_allowed {nodes_str(allowed)})")
-    user = nodes if flags & (MPOL_F_STATIC_NODES | MPOL_F_RELATIVE_NODES) else ()
-    if mode == MPOL_PREFERRED:
-        eff = (eff[0],)  # only the first node of the mask is kept
-    return Policy(mode, eff, flags, user)
-
-
-def effective_policy(p: Process, v: VMA | None) -> Policy | None:
-    if v is not None and v.policy is not None:
-        return v.policy
-    return p.policy
-
-
-def _local_pref(m: Machine, cpu: int) -> int:
-    """First node with memory in the zonelist of the CPU's node."""
-    from .page_alloc import zonelist
-
-    zl = zonelist(m, cpu)
-    return zl[0] if zl else cpu
-
-
-def _bind_order(m: Machine, pol: Policy, cpu: int, allowed) -> list[int]:
-    from .page_alloc import zonelist
-
-    mask = [n for n in pol.nodes if n in allowed]
-    if m.era.bind_lowest_first:
-        return sorted(mask)  # before 2.6.26: lowest node id first
-    return zonelist(m, cpu, set(mask))  # since 2.6.26: nearest to the CPU first
-
-
-def interleave_nodes(m: Machine, pol: Policy, ilx: np.ndarray) -> np.ndarray:
-    """The interleave formula: node = the (ilx mod w)-th node of the mask; weighted:
-    t = ilx mod sum(weights), walk the nodes subtracting weights."""
-    nodes = np.asarray(pol.nodes, dtype=np.int64)
-    if pol.mode == MPOL_WEIGHTED_INTERLEAVE:
-        w = np.asarray([m.il_weight(int(n)) for n in nodes], dtype=np.int64)
-        cum = np.cumsum(w)
-        t = ilx % int(cum[-1])
-        return nodes[np.searchsorted(cum, t, side="right")]
-    return nodes[ilx % len(nodes)]
-
-
-def policy_nodes_for_fault(m: Machine, p: Process, v: VMA, offs: np.ndarray, cpu: int,
-                           pol: Policy | None = ..., ) -> tuple[np.ndarray, np.ndarray,
-                                                                np.ndarray | None]:
-    """Intended node per page for a fault at VMA offsets `offs`:
-    (targets, preferred-for-numastat, interleave flags or None)."""
-    if pol is ...:
-        pol = effective_policy(p, v)
-    k = offs.size
-    mode = MPOL_DEFAULT if pol is None else pol.mode
-    if mode in (MPOL_INTERLEAVE, MPOL_WEIGHTED_INTERLEAVE):
-        # ilx = vm_pgoff + (addr - vm_start) >> PAGE_SHIFT; anonymous vm_pgoff = vm_start >> shift
-        if v.backing is None or v.pfnmap:
-            ilx = (v.start >> m.page_shift) + offs
-        else:
-            ilx = v.pgoff + offs
-        t = interleave_nodes(m, pol, ilx.astype(np.int64))
-        return t, t, np.ones(k, bool)
-    allowed = p.mems_allowed
-    if mode == MPOL_BIND:
-        order = _bind_order(m, pol, cpu, allowed)
-        n = order[0] if order else cpu
-    elif mode == MPOL_PREFERRED and pol.nodes:
-        n = pol.nodes[0]
-    elif mode == MPOL_PREFERRED_MANY:
-        from .page_alloc import zonelist
-
-        zl = zonelist(m, cpu, set(pol.nodes) & set(allowed))
-        n = zl[0] if zl else _local_pref(m, cpu)
-    else:
-        n = _local_pref(m, cpu)
-    t = np.full(k, n, np.int64)
-    return t, t, None
-
-
-def task_alloc_nodes(m: Machine, p: Process, k: int, cpu: int):
-    """Allocations with no VMA (page cache): the task policy; interleave uses the
-    per-task cursor (next node after the previous one, wrapping)."""
-    pol = p.policy
-    if pol is not None and pol.mode in (MPOL_INTERLEAVE, MPOL_WEIGHTED_INTERLEAVE):
-        nodes = np.asarray(pol.nodes, dtype=np.int64)
-        start = p.il_next
-        seq = (start + np.arange(k)) % len(nodes)
-        p.il_next = int((start + k) % len(nodes))
-        t = nodes[seq]
-        return t, t, np.ones(k, bool)
-    from .memory import VMA
-
-    dummy = VMA(start=0, end=0, flags=0, pte=np.empty(0, np.int64))
-    return policy_nodes_for_fault(m, p, dummy, np.zeros(k, np.int64), cpu, pol)
-
-
-def fallback_nodes(m: Machine, p: Process, v: VMA | None, target: int, cpu: int) -> list[int]:
-    """The node order an allocation for `target` walks: the target's zonelist within
-    the cpuset (BIND: only mask nodes; PREFERRED_MANY: mask nodes first)."""
-    from .page_alloc import zonelist
-
-    pol = effective_policy(p, v) if v is not None else p.policy
-    allowed = set(p.mems_allowed)
-    if pol is not None and pol.mode == MPOL_BIND:
-        order = _bind_order(m, pol, cpu, allowed)
-        if target in order:
-            order = [target] + [n for n in order if n != target]
-        return order
-    if pol is not None and pol.mode == MPOL_PREFERRED_MANY:
-        first = zonelist(m, cpu, set(pol.nodes) & allowed)
-        return first + [n for n in zonelist(m, target, allowed) if n not in first]
-    return zonelist(m, target, allowed)
-
-
-# ---------------------------------------------------------------- syscalls
-
-def set_mempolicy(m: Machine, pid: int, mode: int, nodemask=(), *, caller=None) -> None:
-    lmode, flags = sanitize_mode(m, mode)
+def set_mempolicy(k: Kernel, pid, mode: int, nodemask=(), *, caller=None) -> None:
+    lmode, flags = sanitize_mode(k, mode)
     nodes = parse_nodes(nodemask)
-    p = m.task(pid, caller)
-    if not p.has_mm:
-        raise oserror(EINVAL, f"pid {p.pid} is a kernel thread")
-    pol = mpol_new(m, p, lmode, flags, nodes)
-    p.policy = pol
+    p = k.user(pid, caller)
+    p.policy = mpol_new(k, p, lmode, flags, nodes)
     p.il_next = 0  # set_mempolicy(INTERLEAVE) restarts the task's round-robin cursor
 
 
-def get_mempolicy(m: Machine, pid: int, addr: int | None = None, flags: int = 0, *,
+def get_mempolicy(k: Kernel, pid, addr: int | None = None, flags: int = 0, *,
                   caller=None):
     if flags & ~(MPOL_F_NODE | MPOL_F_ADDR | MPOL_F_MEMS_ALLOWED):
         raise oserror(EINVAL, f"get_mempolicy: unknown flags {flags:#x}")
-    p = m.task(pid, caller)
+    p = k.task(pid, caller)
     if flags & MPOL_F_MEMS_ALLOWED:
         if flags & (MPOL_F_NODE | MPOL_F_ADDR):
             raise oserror(EINVAL, "MPOL_F_MEMS_ALLOWED cannot be combined with NODE or ADDR")
         return 0, tuple(sorted(p.mems_allowed))
+    v = None
     if flags & MPOL_F_ADDR:
         if addr is None:
             raise oserror(EFAULT, "get_mempolicy: MPOL_F_ADDR with a NULL address")
@@ -348,15 +97,14 @@ def get_mempolicy(m: Machine, pid: int, addr: int | None = None, flags: int = 0,
             raise oserror(EINVAL, "get_mempolicy: an address needs MPOL_F_ADDR")
         pol = p.policy
     if flags & MPOL_F_NODE:
-        if flags & MPOL_F_ADDR:
+        if v is not None:
             # the node of the page at addr, faulted in as a read (GUP): an untouched
             # anonymous page gives the zero page's node
-            off = (int(addr) - v.start) >> m.page_shift
-            if v.pte[off] < 0:
-                m.touch_vma(p, v, off, off + 1, write=False, node=p.node)
-            pfn = int(v.pte[off])
-            return int(m.node_of(np.array([pfn]))[0])
-        if pol is not None and pol.mode in (MPOL_INTERLEAVE, MPOL_WEIGHTED_INTERLEAVE):
+            off = np.array([(int(addr) - v.start) >> k.page_shift])
+            if v.ptes(off)[0] < 0:
+                fault(k, p, v, off, write=False)
+            return int(k.node_of(v.ptes(off))[0])
+        if pol is not None and pol.mode in INTERLEAVE_MODES:
             return int(pol.nodes[p.il_next % len(pol.nodes)])
         raise oserror(EINVAL, "MPOL_F_NODE without MPOL_F_ADDR needs an interleave task "
                               "policy")
@@ -367,154 +115,176 @@ def get_mempolicy(m: Machine, pid: int, addr: int | None = None, flags: int = 0,
     return mode, tuple(nodes)
 
 
-def mbind(m: Machine, pid: int, addr: int, length: int, mode: int, nodemask=(),
-          flags: int = 0, *, caller=None, _chunk=None):
-    """mbind(2) (modern do_mbind), returns None; errors as OSError."""
-    return m.run(mbind_gen(m, pid, addr, length, mode, nodemask, flags, caller=caller))
+# ---------------------------------------------------------------- mbind
+
+@dataclass
+class MbindPlan:
+    """What mbind will do: the policy to apply over [addr, end), the pages queued with
+    their targets, and the pages that count as failures without moving."""
+
+    p: Process
+    addr: int
+    end: int
+    flags: int
+    new: Policy | None
+    pfns: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    targets: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    unmovable: int = 0  # misplaced pages that cannot move (no MOVE flag, VMA not migratable)
+    shared_skipped: int = 0  # shared pages MPOL_MF_MOVE skips without counting them
+    already: int = 0  # pages already on a node of the mask
+    noop: bool = False  # len 0: success before the per-mode checks
+
+    @property
+    def strict(self) -> bool:
+        return bool(self.flags & MPOL_MF_STRICT)
+
+    def control(self) -> MigrateControl:
+        allowed = (frozenset(self.new.nodes) if self.new is not None and
+                   self.new.mode == MPOL_BIND else None)
+        return MigrateControl("mbind", thisnode=False, cpu=self.p.node, allowed=allowed)
 
 
-def check_mbind_call(m: Machine, pid, addr, length, mode, nodemask, flags, caller):
-    """do_mbind()'s checks, in its order. None for len 0 (success before the per-mode
-    mask checks); else (process, addr, end, flags, mode, nodes, new policy)."""
-    from .memory import range_holes
-
-    lmode, mflags = sanitize_mode(m, mode)
+def check_mbind(k: Kernel, pid, addr, length, mode, nodemask, flags, caller
+                ) -> tuple[Process | None, int, int, int, int, tuple, Policy | None]:
+    """do_mbind()'s checks, in its order. Returns (process or None for len 0, addr,
+    end, flags, mode, nodes, new policy)."""
+    lmode, mflags = sanitize_mode(k, mode)
     nodes = parse_nodes(nodemask)
-    if flags & ~MPOL_MF_VALID:
-        raise oserror(EINVAL, f"mbind: flags {flags:#x} outside STRICT|MOVE|MOVE_ALL")
-    cred = m.credentials(caller)
+    if isinstance(flags, bool) or not isinstance(flags, (int, np.integer)) or \
+            flags & ~MPOL_MF_VALID:
+        raise oserror(EINVAL, f"mbind: flags {flags!r} outside STRICT|MOVE|MOVE_ALL")
+    cred = k.credentials(caller)
     if flags & MPOL_MF_MOVE_ALL and not cred.cap_sys_nice:
         raise oserror(EPERM, "mbind: MPOL_MF_MOVE_ALL needs CAP_SYS_NICE")
     addr = int(addr)
-    if addr & (m.page_size - 1):
+    if addr < 0 or addr & (k.page_size - 1):
         raise oserror(EINVAL, f"mbind: address {addr:#x} is not page aligned")
     if lmode == MPOL_DEFAULT:
         flags &= ~MPOL_MF_STRICT
     length = int(length)
-    end = addr + m.page_align(length) if length >= 0 else addr + length
+    end = addr + k.page_align(length) if length >= 0 else addr + length
     if end < addr:
         raise oserror(EINVAL, "mbind: range wraps around")
     if end == addr:
-        return None
-    p = m.task(pid, caller)
-    if not p.has_mm:
-        raise oserror(EINVAL, f"pid {p.pid} is a kernel thread")
-    new = mpol_new(m, p, lmode, mflags, nodes)
+        return None, addr, end, flags, lmode, nodes, None
+    p = k.user(pid, caller)
+    new = mpol_new(k, p, lmode, mflags, nodes)
     # queue_pages_range(): holes are EFAULT (except for MPOL_DEFAULT)
     if lmode != MPOL_DEFAULT and range_holes(p, addr, end):
         raise oserror(EFAULT, f"mbind: [{addr:#x}, {end:#x}) has unmapped holes")
     return p, addr, end, flags, lmode, nodes, new
 
 
-def mbind_gen(m: Machine, pid, addr, length, mode, nodemask=(), flags=0, *, caller=None,
-              chunk=None, job=None):
-    from .migrate import migrate_pairs_gen
-
-    call = check_mbind_call(m, pid, addr, length, mode, nodemask, flags, caller)
-    if call is None:
-        return None  # len 0: success before the per-mode mask checks
-    p, addr, end, flags, lmode, nodes, new = call
-    mask = set(nodes)
+def plan_mbind(k: Kernel, pid, addr, length, mode, nodemask=(), flags=0, *, caller=None
+               ) -> MbindPlan:
+    """The checks and queue_pages_range() of mbind: misplaced pages (not on a node of
+    the mask; every page for MPOL_DEFAULT) are queued with the node the new policy
+    gives their address, or counted as failures when they cannot move."""
+    p, addr, end, flags, _mode, nodes, new = check_mbind(k, pid, addr, length, mode,
+                                                         nodemask, flags, caller)
+    if p is None:
+        return MbindPlan(None, addr, end, flags, None, noop=True)
+    plan = MbindPlan(p, addr, end, flags, new)
+    mask = node_mask(nodes)
     move = bool(flags & (MPOL_MF_MOVE | MPOL_MF_MOVE_ALL))
-    strict = bool(flags & MPOL_MF_STRICT)
-    f = m.f
-    queued_pfn: list[np.ndarray] = []
-    queued_addr: list[tuple] = []
-    nr_failed = 0
-    for v in m.vmas_in_range(p, addr, end, split=False):
-        lo = max(v.start, addr)
-        hi = min(v.end, end)
-        o0 = (lo - v.start) >> m.page_shift
-        o1 = (hi - v.start) >> m.page_shift
-        migratable = m.vma_migratable(v, "mbind")
-        if not migratable and not strict:
+    f = k.f
+    pfns, tgts = [], []
+    first_vma = None
+    for v, migratable, offs, pfn in walk_pages(k, p, addr, end, "mbind"):
+        first_vma = v if first_vma is None else first_vma
+        if not migratable and not plan.strict:
             continue  # queue_pages_test_walk() skips it
-        pte = v.pte[o0:o1]
-        offs = np.arange(o0, o1)
-        present = (pte >= 0) & (pte != m.zero_pfn)
-        pfn = pte[present]
-        offs = offs[present]
-        if v.pfnmap:
-            kinds_ok = np.ones(pfn.size, bool)
-        else:
-            kinds_ok = np.isin(f.kind[pfn], (K_ANON, K_FILE))
-        pfn, offs = pfn[kinds_ok], offs[kinds_ok]
-        nid = m.node_of(pfn)
-        misplaced = ~np.isin(nid, list(mask)) if mask else np.ones(pfn.size, bool)
-        pfn, offs = pfn[misplaced], offs[misplaced]
+        mis = ~mask[k.node_of(pfn)] if nodes else np.ones(pfn.size, bool)
+        plan.already += int(pfn.size - mis.sum())
+        offs, pfn = offs[mis], pfn[mis]
         if pfn.size == 0:
             continue
         if not move or not migratable:
-            nr_failed += pfn.size
-            if strict and not move:
-                # first misplaced page: EIO, and the policy is not applied
+            if plan.strict and not move:
+                # the first misplaced page: EIO, and the policy is not applied
                 raise oserror(EIO, f"mbind: MPOL_MF_STRICT and {pfn.size} page(s) of "
                                    f"[{addr:#x}, {end:#x}) are on other nodes")
+            plan.unmovable += pfn.size
             continue
-        shared = f.mapcount[pfn] > 1
         if not flags & MPOL_MF_MOVE_ALL:
-            keep = ~shared  # shared pages under MOVE are skipped, not counted
-            pfn, offs = pfn[keep], offs[keep]
-        if pfn.size:
-            queued_pfn.append(pfn)
-            queued_addr.append((v, offs))
-    if job is not None:
-        yield 0  # every error before the policy is applied has been raised
-    # apply the policy to every VMA in the range (split at the bounds, merge after)
-    for v in m.vmas_in_range(p, addr, end, split=True):
-        v.policy = new
-    m.merge_vmas(p)
-    if queued_pfn:
-        pfns = np.concatenate(queued_pfn)
-        # targets: the new policy at each page's own address (the exact interleave
-        # slot a fault would use); VMAs may have been split or merged meanwhile, so
-        # each page's VMA is looked up again
-        tgts = []
-        first = queued_addr[0][0].start
-        for vv, offs in queued_addr:
-            addrs = vv.start + (offs.astype(np.int64) << m.page_shift)
-            tv = p.find_vma(int(addrs[0]))
-            t, _, _ = policy_nodes_for_fault(m, p, tv, (addrs - tv.start) >> m.page_shift,
-                                             p.node, new)
-            if m.era.mbind_first_vma_only and vv.start != first:
-                t = _first_vma_only_targets(m, p, addr, new, t)
-            tgts.append(t)
-        targets = np.concatenate(tgts)
-        allowed = set(new.nodes) if new is not None and new.mode == MPOL_BIND else None
-        if job is not None:
-            job.total = int(pfns.size)
-        res = yield from migrate_pairs_gen(
-            m, pfns, targets, reason="mbind", strict_node=False, allowed=allowed,
-            cpu=p.node, chunk=chunk, job=job)
-        nr_failed += int((res < 0).sum())
-    if nr_failed and strict:
-        raise oserror(EIO, f"mbind: MPOL_MF_STRICT and {nr_failed} page(s) could not be "
-                           f"moved")
-    return None
+            shared = f.mapcount[pfn] > 1  # skipped, not counted as failures
+            plan.shared_skipped += int(shared.sum())
+            offs, pfn = offs[~shared], pfn[~shared]
+        if pfn.size == 0:
+            continue
+        # the new policy at each page's own address: the exact interleave slot a
+        # fault would use
+        t, _ = fault_targets(k, p, v, offs, p.node, new)
+        if k.era.mbind_first_vma_only and v is not first_vma:
+            t = _first_vma_only_targets(k, max(first_vma.start, addr), new, t)
+        pfns.append(pfn)
+        tgts.append(t)
+    if pfns:
+        plan.pfns = np.concatenate(pfns)
+        plan.targets = np.concatenate(tgts)
+    return plan
 
 
-def _first_vma_only_targets(m: Machine, p: Process, addr: int, new: Policy | None,
-                            t: np.ndarray) -> np.ndarray:
+def _first_vma_only_targets(k: Kernel, v0_start: int, new: Policy | None, t: np.ndarray
+                            ) -> np.ndarray:
     """2.6.18's new_vma_page() asked page_address_in_vma() of the range's first VMA
-    only: for a page of a later VMA that is -EFAULT, and alloc_page_vma() computed the
-    interleave slot from that bogus address, so every such page lands on one node."""
-    if new is None or new.mode not in (MPOL_INTERLEAVE, MPOL_WEIGHTED_INTERLEAVE):
+    only (split to start at the range, vm_pgoff = vm_start >> PAGE_SHIFT): for a page
+    of a later VMA that is -EFAULT, and alloc_page_vma() computed the interleave slot
+    from that bogus address, so every such page lands on one node."""
+    if new is None or new.mode not in INTERLEAVE_MODES:
         return t  # other policies do not depend on the address
-    v0 = p.find_vma(addr) or next(v for v in p.vmas if v.end > addr)
     bogus = (1 << 64) - EFAULT  # (unsigned long)-EFAULT
-    ilx = (v0.start >> m.page_shift) + (((bogus - v0.start) % (1 << 64)) >> m.page_shift)
-    node = interleave_nodes(m, new, np.array([ilx % (1 << 62)], dtype=np.int64))[0]
+    ilx = (v0_start >> k.page_shift) + (((bogus - v0_start) % (1 << 64)) >> k.page_shift)
+    node = interleave_nodes(k, new, np.array([ilx % (1 << 62)], dtype=np.int64))[0]
     return np.full(t.size, node, np.int64)
 
 
-def node_remap(old: tuple, new: tuple, s: int) -> int:
-    """node_remap(): the n-th set bit of old maps to the (n mod w)-th set bit of new."""
-    if s not in old or not new:
-        return s
-    return new[old.index(s) % len(new)]
+def apply_mbind_policy(k: Kernel, plan: MbindPlan) -> None:
+    """mbind_range(): the policy on every VMA of the range (split at the bounds, merged
+    after, as vma_merge() does; 2.6.18 only split)."""
+    for v in vmas_in_range(k, plan.p, plan.addr, plan.end, split=True):
+        v.policy = plan.new
+    if k.era.is_modern:
+        merge_vmas(plan.p)
 
 
-def migrate_pages_pairs(m: Machine, old: tuple, new: tuple) -> list[tuple[int, int]]:
+def mbind_result(plan: MbindPlan, out: Outcome) -> OSError | None:
+    """MPOL_MF_STRICT and anything that could not move: EIO (the other pages moved and
+    the policy is applied); without STRICT, mbind succeeds whatever failed."""
+    failed = plan.unmovable + int((out.result < 0).sum())
+    if failed and plan.strict:
+        return oserror(EIO, f"mbind: MPOL_MF_STRICT and {failed} page(s) could not be moved")
+    return None
+
+
+def mbind_gen(k: Kernel, pid, addr, length, mode, nodemask=(), flags=0, *, caller=None,
+              chunk=None, job=None):
+    """mbind(2) (modern do_mbind) as a batch generator; returns None as mbind returns
+    0 (errors as OSError)."""
+    plan = plan_mbind(k, pid, addr, length, mode, nodemask, flags, caller=caller)
+    if job is not None:
+        job.total = int(plan.pfns.size)
+        yield 0  # every error before the policy is applied has been raised
+    if plan.noop:
+        return None
+    apply_mbind_policy(k, plan)
+    out = yield from run_pairs(k, Execute(k, hold=bool(chunk)), plan.pfns, plan.targets,
+                               plan.control(), PairRun(chunk=chunk), job)
+    err = mbind_result(plan, out)
+    if err is not None:
+        raise err
+    return None
+
+
+def rehearse_mbind(k: Kernel, plan: MbindPlan, chunk: int | None = None) -> Outcome:
+    gen = run_pairs(k, Rehearse(k), plan.pfns, plan.targets, plan.control(),
+                    PairRun(chunk=chunk))
+    return drive(gen)
+
+
+# ---------------------------------------------------------------- migrate_pages(2)
+
+def migrate_pages_pairs(k: Kernel, old: tuple, new: tuple) -> list[tuple[int, int]]:
     """do_migrate_pages()'s pair order: vacate before fill; the modern rule skips a
     source that is also a destination when the weights differ."""
     tmp = list(old)
@@ -522,7 +292,7 @@ def migrate_pages_pairs(m: Machine, old: tuple, new: tuple) -> list[tuple[int, i
     while tmp:
         s_found = d_found = None
         for s in sorted(tmp):
-            if m.era.remap_skip_dest_in_new and len(old) != len(new) and s in new:
+            if k.era.remap_skip_dest_in_new and len(old) != len(new) and s in new:
                 continue
             d = node_remap(old, new, s)
             if d == s:
@@ -537,18 +307,32 @@ def migrate_pages_pairs(m: Machine, old: tuple, new: tuple) -> list[tuple[int, i
     return pairs
 
 
-def check_migrate_pages_call(m: Machine, pid: int, old_nodes, new_nodes, caller):
+@dataclass
+class MigratePagesPlan:
+    p: Process
+    old: tuple
+    new: tuple
+    move_all: bool
+    pairs: list
+
+    def control(self, k: Kernel) -> MigrateControl:
+        return MigrateControl("syscall", thisnode=k.era.strict_target_node, cpu=self.p.node,
+                              stop_on_enomem=True)
+
+
+def plan_migrate_pages(k: Kernel, pid, old_nodes, new_nodes, *, caller=None
+                       ) -> MigratePagesPlan:
     """kernel_migrate_pages()'s checks, in its order: masks (EINVAL), the task
     (ESRCH), ptrace access (EPERM), new nodes outside the target's cpuset without
-    CAP_SYS_NICE (EPERM), new & the caller's cpuset empty (EINVAL), no mm (EINVAL).
-    Returns (process, old, new, caller credentials)."""
+    CAP_SYS_NICE (EPERM), new & the caller's cpuset empty (EINVAL), no mm (EINVAL);
+    then the node pairs."""
     old = parse_nodes(old_nodes, "old_nodes")
     new = parse_nodes(new_nodes, "new_nodes")
-    p = m.lookup(pid, caller)
+    p = k.lookup(pid, caller)
     if p is None:
         raise oserror(ESRCH, f"migrate_pages: no process {pid}")
-    cred = m.credentials(caller)
-    m.check_access(cred, p, "migrate_pages")
+    cred = k.credentials(caller)
+    k.check_access(cred, p, "migrate_pages")
     if not set(new) <= set(p.mems_allowed) and not cred.cap_sys_nice:
         raise oserror(EPERM, f"migrate_pages: nodes {nodes_str(new)} are outside pid "
                              f"{p.pid}'s cpuset ({nodes_str(p.mems_allowed)})")
@@ -557,55 +341,97 @@ def check_migrate_pages_call(m: Machine, pid: int, old_nodes, new_nodes, caller)
         raise oserror(EINVAL, "migrate_pages: no destination node left in the caller's cpuset")
     if not p.has_mm:
         raise oserror(EINVAL, f"migrate_pages: pid {p.pid} has no mm (kernel thread)")
-    return p, old, new, cred
+    return MigratePagesPlan(p, old, new, cred.cap_sys_nice, migrate_pages_pairs(k, old, new))
 
 
-def migrate_pages_syscall_gen(m: Machine, pid: int, old_nodes, new_nodes, *, caller=None,
-                              chunk=None, job=None):
-    """migrate_pages(2): checks in kernel_migrate_pages() order, then one node pair at
-    a time. Returns the number of pages not moved."""
-    from .migrate import migrate_pairs_gen
+def queue_node_pages(k: Kernel, p: Process, nodes, move_all: bool) -> np.ndarray:
+    """migrate_to_node()'s walk: every page of the address space on `nodes` in a
+    migratable VMA (others skipped, not counted); shared pages only with MOVE_ALL."""
+    mask = node_mask(nodes)
+    out = []
+    f = k.f
+    for v, migratable, _offs, pfn in walk_pages(k, p, 0, 1 << 62, "migrate_pages"):
+        if not migratable or v.pfnmap:
+            continue
+        pfn = pfn[mask[k.node_of(pfn)]]
+        if not move_all:
+            pfn = pfn[f.mapcount[pfn] <= 1]  # shared pages skipped silently
+        out.append(pfn)
+    return unique_frames(np.concatenate(out), k.nr_frames) if out else np.empty(0, np.int64)
 
-    p, old, new, cred = check_migrate_pages_call(m, pid, old_nodes, new_nodes, caller)
-    move_all = cred.cap_sys_nice
-    if job is not None:
-        yield 0  # the call's checks are done: Machine.start() returns here
+
+class _LivePages:
+    """The call: a fresh walk for every node pair, as Linux walks per pair."""
+
+    def __init__(self, k: Kernel, plan: MigratePagesPlan):
+        self.k, self.plan = k, plan
+
+    def on(self, s: int) -> np.ndarray:
+        return queue_node_pages(self.k, self.plan.p, (s,), self.plan.move_all)
+
+    def moved(self, sel: np.ndarray, out: Outcome) -> None:
+        pass
+
+
+class _TrackedPages:
+    """The rehearsal: the walk once, then every page's node as the call would leave
+    it after each pair (the Rehearse executor remembers the rest)."""
+
+    def __init__(self, k: Kernel, plan: MigratePagesPlan):
+        self.pfn = queue_node_pages(k, plan.p, plan.old, plan.move_all)
+        self.node = k.node_of(self.pfn)
+        self.cur = np.zeros(0, np.int64)
+
+    def on(self, s: int) -> np.ndarray:
+        self.cur = np.flatnonzero(self.node == s)
+        return self.pfn[self.cur]
+
+    def moved(self, sel: np.ndarray, out: Outcome) -> None:
+        ok = out.result >= 0
+        self.node[self.cur[ok]] = out.result[ok]
+
+
+def do_migrate_pages(k: Kernel, plan: MigratePagesPlan, ex, pages, chunk=None, job=None):
+    """The pair loop: one node pair at a time, every page on the source to the
+    destination; -ENOMEM aborts the call. Returns (pages not moved, per-pair outcomes)."""
     failed = 0
-    if m.era.vm_ops_migrate_hook:
-        # 2.6.18 migrate_vmas(): vm_ops->migrate of every VMA first, abort on error
-        for v in list(p.vmas):
-            if v.pfnmap:
-                drv = m.driver_of(v)
-                if drv is not None and drv.hook_enabled:
-                    drv.migrate_hook(m, v, old, new)
-    f = m.f
-
-    def pages_on(node_set):
-        out = []
-        for v in p.vmas:
-            if not m.vma_migratable(v, "migrate_pages"):
-                continue  # skipped and not counted
-            pte = v.pte
-            pfn = pte[(pte >= 0) & (pte != m.zero_pfn)]
-            pfn = pfn[np.isin(f.kind[pfn], (K_ANON, K_FILE))]
-            pfn = pfn[np.isin(m.node_of(pfn), list(node_set))]
-            if not move_all:
-                pfn = pfn[f.mapcount[pfn] <= 1]  # shared pages skipped silently
-            out.append(pfn)
-        return unique_frames(np.concatenate(out), m.nr_frames) if out else np.empty(0, np.int64)
-
-    if job is not None:
-        job.total = int(pages_on(old).size)
-    for s, d in migrate_pages_pairs(m, old, new):
-        pfns = pages_on((s,))
+    outs = []
+    ctl = plan.control(k)
+    for s, d in plan.pairs:
+        pfns = pages.on(s)
         if pfns.size == 0:
             continue
-        res = yield from migrate_pairs_gen(
-            m, pfns, np.full(pfns.size, d, np.int64), reason="syscall",
-            strict_node=m.era.strict_target_node, cpu=p.node, chunk=chunk, job=job,
-            fail_on_enomem=True, unique=True)
-        if (res == -ENOMEM).any():
+        out = yield from run_pairs(k, ex, pfns, np.full(pfns.size, d, np.int64), ctl,
+                                   PairRun(chunk=chunk, unique=True), job)
+        pages.moved(pfns, out)
+        outs.append((s, d, out))
+        if (out.result == -ENOMEM).any():
             # migrate_to_node() < 0 aborts do_migrate_pages() with that error
             raise oserror(ENOMEM, f"migrate_pages: node {d} has no free page left")
-        failed += int((res < 0).sum())
-    return min(failed, 2**31 - 1)
+        failed += int(((out.result < 0) & (out.result != UNTRIED)).sum())
+    return min(failed, 2**31 - 1), outs
+
+
+def migrate_pages_gen(k: Kernel, pid, old_nodes, new_nodes, *, caller=None, chunk=None,
+                      job=None):
+    """migrate_pages(2). Returns the number of pages not moved."""
+    plan = plan_migrate_pages(k, pid, old_nodes, new_nodes, caller=caller)
+    if job is not None:
+        job.total = int(queue_node_pages(k, plan.p, plan.old, plan.move_all).size)
+        yield 0  # the call's checks are done: Machine.start() returns here
+    if k.era.vm_ops_migrate_hook:
+        # 2.6.18 migrate_vmas(): vm_ops->migrate of every VMA first, abort on error
+        for v in list(plan.p.vmas):
+            drv = k.driver_of(v) if v.pfnmap else None
+            if drv is not None and drv.hook_enabled:
+                migrate_hook(k, drv, plan.old, plan.new)
+    left, _outs = yield from do_migrate_pages(k, plan, Execute(k, hold=bool(chunk)),
+                                              _LivePages(k, plan), chunk, job)
+    return left
+
+
+def rehearse_migrate_pages(k: Kernel, plan: MigratePagesPlan, chunk: int | None = None):
+    """The rehearsal of migrate_pages: (pages not moved, per-pair outcomes); raises
+    what the call would raise."""
+    return drive(do_migrate_pages(k, plan, Rehearse(k), _TrackedPages(k, plan), chunk))
+

@@ -1,100 +1,120 @@
-"""The migration core and move_pages(2) (mm/migrate.c).
+"""The migration core (mm/migrate.c migrate_pages()).
 
-`migrate_pairs_gen` takes arrays of (frame, target node) pairs, the 1-1 association
-the 2006 thread asked for, and returns one outcome per pair: the node the page now
-sits on, or a negative errno. Every step is a whole-array operation; the loop is over
-chunks (batches of pages between which a job yields), never over pages."""
+It takes arrays of (frame, target node) pairs, the 1-1 association the 2006 thread
+asked for, and gives one outcome per pair: the node the page now sits on, or a
+negative errno (-EBUSY isolation failed, -EAGAIN still busy after every pass
+(pinned), -EPERM mlocked in 2.6.17, -ENOMEM no frame on the target), or UNTRIED
+when the call stopped before reaching it.
+
+One planner decides every outcome: `plan_chunk()` looks at a chunk of pairs and a
+set of allocator books and says, per pair, whether it fails and why or which zone
+its new frame comes from. Two executors run it:
+
+- `Execute` (the call): books are the zones' own at each chunk; the plan is then
+  carried out (frames taken, contents copied, mappings redirected, sources freed).
+- `Rehearse` (the dry run, the bill, hot-remove's rehearsal): books are a copy that
+  is debited and credited as the call would, and nothing else changes.
+
+`run_pairs()` is the one loop over chunks both use, so a rehearsal predicts exactly
+what the call then does on an unchanged machine. Every step is a whole-array
+operation; Python loops run over chunks, targets and zones, never over pages."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..constants import (
-    EACCES,
     EAGAIN,
     EBUSY,
-    EFAULT,
-    EINVAL,
-    ENODEV,
-    ENOENT,
     ENOMEM,
-    ENOSYS,
     EPERM,
-    ESRCH,
     K_ANON,
-    MAX_NUMNODES,
-    MPOL_MF_MOVE,
-    MPOL_MF_MOVE_ALL,
     PG_isolated,
     PG_locked,
     PG_lru,
     PG_mlocked,
     PG_pinned,
     PG_writeback,
-    oserror,
 )
-from ..vec import distinct, distinct_counts, has_duplicates
+from ..vec import distinct, distinct_counts, first_occurrence, previous_occurrence
+from .cost import migrate_cost_ns
+from .page_alloc import ZoneBooks, _take_free, account_alloc, free_frames, zone_takes, zonelist
+from .rmap import redirect
+from .state import Kernel
 
-if TYPE_CHECKING:  # pragma: no cover
-    from ..machine import Machine
+UNTRIED = -(1 << 40)  # an outcome for a pair the call never reached
 
 
-class MoveStatus(list):
-    """move_pages' status array: one entry per page (node, negative errno, or None
-    where Linux leaves the entry unwritten); `.ret` is the syscall's return value."""
+@dataclass(frozen=True)
+class MigrateControl:
+    """How a caller migrates: the arguments of migrate_pages() beyond the pages
+    (get_new_folio's policy, mode, reason) and what ends the call early."""
 
-    ret: int = 0
+    reason: str  # "syscall", "mbind", "memory_hotplug", "numa_misplaced"
+    thisnode: bool  # __GFP_THISNODE: the target node or -ENOMEM; else its zonelist
+    cpu: int  # node of the CPU that migrates (numastat local/other)
+    allowed: frozenset | None = None  # nodes a zonelist allocation may fall back to
+    mode: str = "sync"  # MIGRATE_SYNC waits on locks and writeback; "async" never waits
+    stop_on_enomem: bool = False  # -ENOMEM ends the call (a negative migrate_pages())
+    batches: bool = False  # stop after the first batch with a failure (do_pages_move)
 
-    def __repr__(self) -> str:
-        return f"MoveStatus({list.__repr__(self)}, ret={self.ret})"
+
+def target_order(k: Kernel, target: int, ctl: MigrateControl) -> tuple[list[int], str]:
+    """Where a new frame for `target` may come from, and the watermark it may dip to:
+    __GFP_THISNODE today (the node itself, down to min), the target's zonelist in
+    2006 and for mbind/hot-remove (down to low, then min)."""
+    if ctl.thisnode:
+        return ([target] if k.node_has_memory(target) else []), "min"
+    return zonelist(k, target, ctl.allowed), "low"
 
 
 # ----------------------------------------------------------------- isolation
 
-def isolate(m: Machine, pfns: np.ndarray, unique: bool = False, hold: bool = True
-            ) -> np.ndarray:
-    """isolate_lru_page() on each frame: returns a mask of those isolated; the
-    others (off the LRU, already isolated) fail with -EBUSY. unique=True: the caller
-    guarantees no frame repeats."""
-    f = m.f
-    fl = f.flags[pfns]
+def isolatable(k: Kernel, pfns: np.ndarray, unique: bool = False) -> np.ndarray:
+    """isolate_lru_page() would succeed: on the LRU, not isolated already, and (for a
+    frame listed twice) only the first time."""
+    fl = k.f.flags[pfns]
     ok = ((fl & PG_lru) != 0) & ((fl & PG_isolated) == 0)
-    # the same frame twice in one request: only the first isolation succeeds
-    if ok.any() and not unique:
-        _, first = np.unique(pfns, return_index=True)
-        dup = np.ones(pfns.size, bool)
-        dup[first] = False
-        ok &= ~dup
-    got = pfns[ok]
-    f.flags[got] = (f.flags[got] & ~PG_lru) | PG_isolated
-    f.refcount[got] += 1
-    if hold:
-        _inflight(m, got, +1)
-    m.isolated_pages += got.size
+    if not unique and ok.any():
+        ok &= first_occurrence(pfns)
     return ok
 
 
-def putback(m: Machine, pfns: np.ndarray, hold: bool = True) -> None:
+def isolate(k: Kernel, pfns: np.ndarray, unique: bool = False, hold: bool = True
+            ) -> np.ndarray:
+    """Isolate the frames that can be; returns the mask of those isolated."""
+    ok = isolatable(k, pfns, unique)
+    got = pfns[ok]
+    f = k.f
+    f.flags[got] = (f.flags[got] & ~PG_lru) | PG_isolated
+    f.refcount[got] += 1
+    if hold:
+        _inflight(k, got, +1)
+    k.isolated_pages += got.size
+    return ok
+
+
+def putback(k: Kernel, pfns: np.ndarray, hold: bool = True) -> None:
     """putback_movable_pages(): back on the LRU; a page whose last mapping went while
     it was isolated is freed now (its isolation held the last reference)."""
     if pfns.size == 0:
         return
-    f = m.f
+    f = k.f
     f.flags[pfns] = (f.flags[pfns] & ~PG_isolated) | PG_lru
     f.refcount[pfns] -= 1
     if hold:
-        _inflight(m, pfns, -1)
-    m.isolated_pages -= pfns.size
+        _inflight(k, pfns, -1)
+    k.isolated_pages -= pfns.size
     dead = pfns[f.refcount[pfns] <= 0]
     if dead.size:
-        m.free_frames(dead)
+        free_frames(k, dead)
 
 
-def _inflight(m: Machine, pfns: np.ndarray, d: int, kinds=None, maps=None) -> None:
+def _inflight(k: Kernel, pfns: np.ndarray, d: int, kinds=None, maps=None) -> None:
     """An in-flight migration holds the page's anon_vma alive (modern refcount rule)."""
-    f = m.f
+    f = k.f
     if kinds is None:
         kinds = f.kind[pfns]
     anon = kinds == K_ANON
@@ -103,547 +123,458 @@ def _inflight(m: Machine, pfns: np.ndarray, d: int, kinds=None, maps=None) -> No
     mp = (f.mapping[pfns] if maps is None else maps)
     ids, counts = distinct_counts(mp if anon.all() else mp[anon])
     for i, c in zip(ids.tolist(), counts.tolist()):
-        av = m.mappings.get(i)
+        av = k.mappings.get(i)
         if av is not None:
             av.inflight += d * c
             if av.inflight <= 0 and not av.vmas:
-                m.mappings.pop(i, None)
+                k.mappings.pop(i, None)
 
 
-# ----------------------------------------------------------------- the core
+# ----------------------------------------------------------------- the planner
 
-def migrate_pairs_gen(m: Machine, pfns: np.ndarray, targets: np.ndarray, *, reason: str,
-                      strict_node: bool, cpu: int, allowed=None, chunk=None, job=None,
-                      mode: str = "sync", isolated: bool = False, fail_on_enomem=False,
-                      unique: bool = False):
-    """Migrate pfns[i] to targets[i]. Returns an int64 array: the node each page now
-    sits on, or -errno (-EBUSY isolation failed, -EAGAIN still busy after every pass
-    (pinned), -EPERM mlocked in 2.6.17, -ENOMEM no frame on the target).
-    A generator: it yields between chunks so a job can interleave; closing it
-    puts every page it still holds back."""
-    pfns = np.asarray(pfns, dtype=np.int64)
-    targets = np.asarray(targets, dtype=np.int64)
-    n = pfns.size
-    res = np.full(n, -EBUSY, np.int64)
-    if n == 0:
-        return res
-    # the anon_vma reference matters only when something can run while pages are
-    # isolated: a job that yields between chunks (or pages isolated by the caller)
-    hold = bool(chunk) or isolated
-    if isolated:
-        held = np.ones(n, bool)
-    else:
-        held = isolate(m, pfns, unique, hold)
-    # every page held (the usual case): chunks are slices, no index arrays
-    todo = None if held.all() else np.flatnonzero(held)
-    ntodo = n if todo is None else todo.size
-    step = ntodo if not chunk else int(chunk)
-    stats = {"success": 0, "fail": 0}
-    pos = 0
-    enomem = False
-    try:
-        while pos < ntodo:
-            end = min(ntodo, pos + max(step, 1))
-            sel = slice(pos, end) if todo is None else todo[pos:end]
-            size = end - pos
-            pos = end
-            if enomem:
-                res[sel] = -ENOMEM
-                putback(m, pfns[sel], hold)
-                held[sel] = False
-                continue
-            out = _migrate_chunk(m, pfns[sel], targets[sel], strict_node=strict_node,
-                                 cpu=cpu, allowed=allowed, mode=mode, reason=reason,
-                                 stats=stats, hold=hold)
-            res[sel] = out
-            held[sel] = False
-            if (out == -ENOMEM).any() and fail_on_enomem:
-                enomem = True
-            if job is not None:
-                job.done += size
-            if pos < ntodo:
-                yield size
-    finally:
-        left = np.flatnonzero(held)
-        if left.size:
-            putback(m, pfns[left], hold)
-        m.vmstat_counts["pgmigrate_success"] += stats["success"]
-        m.vmstat_counts["pgmigrate_fail"] += stats["fail"]
-    return res
-
-
-def _migrate_chunk(m: Machine, pfns: np.ndarray, targets: np.ndarray, *, strict_node: bool,
-                   cpu: int, allowed, mode: str, reason: str, stats: dict,
-                   hold: bool = True) -> np.ndarray:
-    """One migrate_pages() batch over isolated frames: the lock/writeback/reference
-    checks with the era's retry passes, allocation on the target, copy, rmap redirect,
-    immediate free of the source. Failed frames are put back."""
-    f = m.f
-    k = pfns.size
-    out = np.zeros(k, np.int64)
-    fail = _chunk_failures(m, pfns, mode)
-    # a page whose every mapping went while it was isolated: freed, nothing to copy
-    orphan = f.mapcount[pfns] == 0
-    if orphan.any():
-        orphan &= (f.kind[pfns] == K_ANON) & (f.refcount[pfns] == 1)
-        fail[orphan] = 0
-        if orphan.any():
-            op = pfns[orphan]
-            out[orphan] = targets[orphan]
-            if hold:
-                _inflight(m, op, -1)
-            m.isolated_pages -= op.size
-            f.refcount[op] = 0
-            m.free_frames(op)
-    else:
-        orphan = None
-    go = fail == 0
-    if orphan is not None:
-        go &= ~orphan
-    gi = None if go.all() else np.flatnonzero(go)  # None: every page (the usual case)
-    dst, dnodes = _alloc_targets(m, targets if gi is None else targets[gi], strict_node,
-                                 allowed)
-    if gi is None:
-        ok = dst >= 0
-        fail[~ok] = -ENOMEM
-        okpos = None if ok.all() else np.flatnonzero(ok)
-    else:
-        ok = dst >= 0
-        fail[gi[~ok]] = -ENOMEM
-        okpos = gi[ok]
-    src = pfns if okpos is None else pfns[okpos]
-    if okpos is not None:
-        dst, dnodes = dst[ok], dnodes[ok]
-    if src.size:
-        kinds, maps = _copy_frames(m, src, dst)
-        from ..runtime.clock import migrate_cost_ns
-        from . import rmap
-        from .page_alloc import account_alloc
-
-        rmap.redirect(m, src, dst)
-        snodes = m.node_of(src)
-        account_alloc(m, dnodes, targets if okpos is None else targets[okpos], cpu)
-        m.clock_ns += migrate_cost_ns(m, snodes, dnodes)
-        m.record_traffic(snodes, dnodes)
-        if hold:
-            _inflight(m, src, -1, kinds, maps)
-        m.isolated_pages -= src.size
-        m.free_frames(src)
-        if okpos is None:
-            out[:] = dnodes
-        else:
-            out[okpos] = dnodes
-        stats["success"] += int(src.size)
-    bad = fail != 0
-    if bad.any():
-        out[bad] = fail[bad]
-        putback(m, pfns[bad], hold)
-        stats["fail"] += int((bad & (fail != -ENOMEM)).sum())
-    return out
-
-
-def _chunk_failures(m: Machine, pfns: np.ndarray, mode: str) -> np.ndarray:
-    """Per page: 0, or the error its migration ends with after every pass."""
-    f = m.f
-    fail = np.zeros(pfns.size, np.int64)
-    fl = f.flags[pfns]
-    special = (fl & (PG_pinned | PG_locked | PG_writeback | PG_mlocked)) != 0
+def failure_codes(era_mlocked: str, flags: np.ndarray, mode: str) -> np.ndarray:
+    """Per isolated page: 0, or the error its migration ends with after every pass.
+    Long-term pins keep the refcount from freezing on every pass (-EAGAIN); 2.6.16/17's
+    try_to_unmap() refuses VM_LOCKED mappings (-EPERM); MIGRATE_ASYNC never waits on
+    the page lock or writeback (-EAGAIN), the sync passes do."""
+    fail = np.zeros(flags.size, np.int64)
+    special = (flags & (PG_pinned | PG_locked | PG_writeback | PG_mlocked)) != 0
     if not special.any():
         return fail
-    # long-term pins: extra references make the refcount freeze fail on every pass
-    fail[(fl & PG_pinned) != 0] = -EAGAIN
-    if m.era.mlocked_migration == "eperm":
-        # 2.6.16/17: try_to_unmap() refuses VM_LOCKED mappings: permanent -EPERM
-        fail[((fl & PG_mlocked) != 0) & (fail == 0)] = -EPERM
-    busy_lock = ((fl & (PG_locked | PG_writeback)) != 0) & (fail == 0)
+    fail[(flags & PG_pinned) != 0] = -EAGAIN
+    if era_mlocked == "eperm":
+        fail[((flags & PG_mlocked) != 0) & (fail == 0)] = -EPERM
     if mode == "async":
-        fail[busy_lock] = -EAGAIN  # MIGRATE_ASYNC never waits on the lock or writeback
-    elif busy_lock.any():
-        # MIGRATE_SYNC: the lock holder / the I/O finishes while we wait (from pass 3
-        # in 2006; in the sync passes of the modern split)
-        w = pfns[busy_lock]
-        f.flags[w] &= ~(PG_locked | PG_writeback)
-        m.clock_ns += int(busy_lock.sum()) * m.cost.wait_ns
+        fail[((flags & (PG_locked | PG_writeback)) != 0) & (fail == 0)] = -EAGAIN
     return fail
 
 
-def _alloc_targets(m: Machine, targets: np.ndarray, strict_node: bool, allowed
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """A destination frame per page (-1 when the target has none) and its node:
-    __GFP_THISNODE today, the target's zonelist in 2006."""
-    from .page_alloc import alloc_frames_runs, run_nodes, zonelist
+@dataclass
+class ChunkPlan:
+    """What one migrate_pages() batch will do: per pair 0 (moves) or -errno, the
+    zone its new frame comes from (-1 if none), and whether it waits for the page
+    lock or writeback first."""
 
-    dst = np.full(targets.size, -1, np.int64)
-    dnodes = np.full(targets.size, -1, np.int64)
-    ts = distinct(targets)
-    for t in ts:
-        sel = None if ts.size == 1 else np.flatnonzero(targets == t)
-        n = targets.size if sel is None else sel.size
-        if strict_node:
-            order = [int(t)] if m.node_has_memory(int(t)) else []
-            wm = "min"
-        else:
-            order = zonelist(m, int(t), allowed)
-            wm = "low"
-        if not order:
-            continue
-        got, runs = alloc_frames_runs(m, n, order, wmark=wm)
+    codes: np.ndarray
+    zones: np.ndarray
+    wait: np.ndarray
+
+    @property
+    def waits(self) -> int:
+        return int(self.wait.sum())
+
+    def subset(self, keep: np.ndarray) -> ChunkPlan:
+        return ChunkPlan(self.codes[keep], self.zones[keep], self.wait[keep])
+
+
+def plan_chunk(k: Kernel, books: ZoneBooks, flags: np.ndarray, targets: np.ndarray,
+               ctl: MigrateControl) -> ChunkPlan:
+    """Decide every pair of a chunk of isolated pages (their flags, their targets):
+    the failures known from the pages, then destinations by the allocator's walk,
+    per target node in ascending order, pages in order (the rest: -ENOMEM)."""
+    n = targets.size
+    codes = failure_codes(k.era.mlocked_migration, flags, ctl.mode)
+    zones = np.full(n, -1, np.int64)
+    if ctl.mode != "async":
+        wait = ((flags & (PG_locked | PG_writeback)) != 0) & (codes == 0)
+    else:
+        wait = np.zeros(n, bool)
+    go = codes == 0
+    tg = targets if go.all() else np.where(go, targets, -1)
+    ts = distinct(tg[tg >= 0])
+    for t in ts.tolist():
+        sel = None if ts.size == 1 and go.all() else np.flatnonzero(tg == t)
+        cnt = n if sel is None else sel.size
+        order, wm = target_order(k, t, ctl)
+        takes = zone_takes(k, books, cnt, order, movable=True, wmark=wm) if order else []
+        z = np.repeat(np.fromiter((zid for zid, _ in takes), np.int64, len(takes)),
+                      [c for _, c in takes]) if takes else np.zeros(0, np.int64)
         if sel is None:
-            dst[: got.size] = got
-            dnodes[: got.size] = run_nodes(runs)
+            zones[: z.size] = z
+            codes[z.size:] = -ENOMEM
         else:
-            dst[sel[: got.size]] = got
-            dnodes[sel[: got.size]] = run_nodes(runs)
-    return dst, dnodes
+            zones[sel[: z.size]] = z
+            codes[sel[z.size:]] = -ENOMEM
+    return ChunkPlan(codes, zones, wait)
 
 
-def _copy_frames(m: Machine, src: np.ndarray, dst: np.ndarray):
+# ----------------------------------------------------------------- executors
+
+@dataclass
+class Outcome:
+    """Per pair: the node the page sits on after the call (>= 0), -errno, or UNTRIED;
+    the zone its new frame came from (-1 when it did not move); the new frame (-1 for
+    a rehearsal); the time the migration took and the lock/writeback waits."""
+
+    result: np.ndarray
+    zone: np.ndarray
+    dst: np.ndarray
+    time_ns: int = 0
+    waits: int = 0
+
+
+class FrameMap:
+    """Where pages a call already moved now are: original frame -> values (sorted
+    keys, looked up with one binary search per batch)."""
+
+    def __init__(self) -> None:
+        self.keys = np.zeros(0, np.int64)
+        self.vals: dict[str, np.ndarray] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.keys.size)
+
+    def update(self, keys: np.ndarray, **vals: np.ndarray) -> None:
+        keys = np.asarray(keys, np.int64)
+        if keys.size == 0:
+            return
+        allk = np.concatenate([self.keys, keys])
+        order = np.argsort(allk, kind="stable")
+        s = allk[order]
+        last = np.ones(s.size, bool)
+        last[:-1] = s[1:] != s[:-1]  # a later entry replaces an earlier one
+        self.keys = s[last]
+        for name, v in vals.items():
+            old = self.vals.get(name, np.zeros(0, v.dtype))
+            self.vals[name] = np.concatenate([old, v])[order][last]
+
+    def lookup(self, keys: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(found mask, values where found)."""
+        if not self.keys.size:
+            return np.zeros(keys.size, bool), np.zeros(0)
+        pos = np.minimum(np.searchsorted(self.keys, keys), self.keys.size - 1)
+        found = self.keys[pos] == keys
+        return found, self.vals[name][pos[found]]
+
+
+class Execute:
+    """Carries plans out on the machine."""
+
+    def __init__(self, k: Kernel, hold: bool):
+        self.k = k
+        self.hold = hold  # anon_vma references for pages isolated across yields
+        self.moved = FrameMap()  # original frame -> the frame it moved to
+
+    def isolate(self, pfns: np.ndarray, unique: bool) -> np.ndarray:
+        return isolate(self.k, pfns, unique, self.hold)
+
+    def current(self, pfns: np.ndarray) -> np.ndarray:
+        """The frames pages now sit on (a page this call moved has a new one)."""
+        found, new = self.moved.lookup(pfns, "dst")
+        if not found.any():
+            return pfns
+        out = pfns.copy()
+        out[found] = new
+        return out
+
+    def flags(self, pfns: np.ndarray) -> np.ndarray:
+        return self.k.f.flags[pfns]
+
+    def books(self) -> ZoneBooks:
+        return ZoneBooks(self.k)
+
+    def orphans(self, pfns: np.ndarray) -> np.ndarray:
+        """Pages whose every mapping went while they were isolated: freed, nothing to
+        copy (the isolation held the last reference)."""
+        f = self.k.f
+        orphan = f.mapcount[pfns] == 0
+        if orphan.any():
+            orphan &= (f.kind[pfns] == K_ANON) & (f.refcount[pfns] == 1)
+        if orphan.any():
+            op = pfns[orphan]
+            if self.hold:
+                _inflight(self.k, op, -1)
+            self.k.isolated_pages -= op.size
+            f.refcount[op] = 0
+            free_frames(self.k, op)
+        return orphan
+
+    def perform(self, keys: np.ndarray, pfns: np.ndarray, targets: np.ndarray,
+                plan: ChunkPlan, ctl: MigrateControl, out: Outcome, sel) -> None:
+        """Carry out one chunk's plan: wait, take the planned frames, copy, redirect,
+        account, free the sources, put the failures back."""
+        k = self.k
+        f = k.f
+        codes = plan.codes
+        if plan.waits:
+            f.flags[pfns[plan.wait]] &= ~(PG_locked | PG_writeback)  # the holder finished
+            k.time.advance(plan.waits * k.cost.wait_ns)
+            out.time_ns += plan.waits * k.cost.wait_ns
+        ok = codes == 0
+        okpos = None if ok.all() else np.flatnonzero(ok)
+        src = pfns if okpos is None else pfns[okpos]
+        if src.size:
+            zsel = plan.zones if okpos is None else plan.zones[okpos]
+            dst = np.empty(src.size, np.int64)
+            for zid in distinct(zsel).tolist():
+                m = np.flatnonzero(zsel == zid)
+                z = k.zones[zid]
+                dst[m] = _take_free(k, z, m.size)
+                z.free -= m.size
+            kinds, maps = _copy_frames(k, src, dst)
+            redirect(k, src, dst)
+            snodes = k.node_of(src)
+            dnodes = k.node_of(dst)
+            account_alloc(k, dnodes, targets if okpos is None else targets[okpos], ctl.cpu)
+            cost = migrate_cost_ns(k, snodes, dnodes)
+            k.time.advance(cost)
+            out.time_ns += cost
+            k.record_traffic(snodes, dnodes)
+            if self.hold:
+                _inflight(k, src, -1, kinds, maps)
+            k.isolated_pages -= src.size
+            free_frames(k, src)
+            _store(out.result, sel, okpos, dnodes)
+            _store(out.zone, sel, okpos, zsel)
+            _store(out.dst, sel, okpos, dst)
+            self.moved.update(keys if okpos is None else keys[okpos], dst=dst)
+        bad = ~ok
+        if bad.any():
+            putback(k, pfns[bad], self.hold)
+            _store(out.result, sel, np.flatnonzero(bad), codes[bad])
+        out.waits += plan.waits
+
+    def abandon(self, pfns: np.ndarray) -> None:
+        putback(self.k, pfns, self.hold)
+
+    def finish(self, moved: int, failed: int) -> None:
+        self.k.vmstat_counts["pgmigrate_success"] += moved
+        self.k.vmstat_counts["pgmigrate_fail"] += failed
+
+
+# what a moved page's new frame looks like: on the LRU, no lock, no writeback
+_FRESH_CLEAR = PG_isolated | PG_locked | PG_writeback
+
+
+class Rehearse:
+    """Runs the same plans on a copy of the allocator's books (debited by the new
+    frames, credited by the freed sources) and changes nothing else. Pages it moves
+    are remembered by their original frame (zone, flags), so a page moved twice is
+    rehearsed from where the first move left it. A caller rehearsing pages an earlier
+    step already moved passes that map in."""
+
+    def __init__(self, k: Kernel, books: ZoneBooks | None = None,
+                 moved: FrameMap | None = None):
+        self.k = k
+        self._books = books if books is not None else ZoneBooks(k)
+        self.moved = moved if moved is not None else FrameMap()
+        self._zone_node = np.fromiter((z.node for z in k.zones), np.int64, len(k.zones))
+
+    def _flags_now(self, pfns: np.ndarray) -> np.ndarray:
+        fl = self.k.f.flags[pfns]
+        found, mf = self.moved.lookup(pfns, "flags")
+        if found.any():
+            fl = fl.copy()
+            fl[found] = mf
+        return fl
+
+    def isolate(self, pfns: np.ndarray, unique: bool) -> np.ndarray:
+        fl = self._flags_now(pfns)
+        ok = ((fl & PG_lru) != 0) & ((fl & PG_isolated) == 0)
+        return ok if unique else ok & first_occurrence(pfns)
+
+    def current(self, pfns: np.ndarray) -> np.ndarray:
+        return pfns  # a rehearsal names pages by their original frame
+
+    def flags(self, pfns: np.ndarray) -> np.ndarray:
+        return self._flags_now(pfns)
+
+    def books(self) -> ZoneBooks:
+        return self._books
+
+    def orphans(self, pfns: np.ndarray) -> np.ndarray:
+        return np.zeros(pfns.size, bool)
+
+    def perform(self, keys: np.ndarray, pfns: np.ndarray, targets: np.ndarray,
+                plan: ChunkPlan, ctl: MigrateControl, out: Outcome, sel) -> None:
+        k = self.k
+        ok = plan.codes == 0
+        okpos = None if ok.all() else np.flatnonzero(ok)
+        out.time_ns += plan.waits * k.cost.wait_ns
+        out.waits += plan.waits
+        if ok.any():
+            src = pfns if okpos is None else pfns[okpos]
+            zsel = plan.zones if okpos is None else plan.zones[okpos]
+            szones = k.zone_of(src)
+            found, mz = self.moved.lookup(src, "zone")
+            if found.any():
+                szones[found] = mz
+            dnodes = self._zone_node[zsel]
+            out.time_ns += migrate_cost_ns(k, self._zone_node[szones], dnodes)
+            # the sources go back to their zones once the chunk is done (into an
+            # isolated block's free list if their block is being offlined)
+            self._books.free += np.bincount(szones, minlength=self._books.free.size)
+            if k.blk_isolated.any():
+                iso = k.blk_isolated[src // k.block_pages] & ~found
+                if iso.any():
+                    self._books.iso += np.bincount(szones[iso],
+                                                   minlength=self._books.iso.size)
+            fl = (self._flags_now(src) & ~_FRESH_CLEAR) | PG_lru
+            self.moved.update(src, zone=zsel, flags=fl)
+            _store(out.result, sel, okpos, dnodes)
+            _store(out.zone, sel, okpos, zsel)
+        bad = ~ok
+        if bad.any():
+            _store(out.result, sel, np.flatnonzero(bad), plan.codes[bad])
+
+    def abandon(self, pfns: np.ndarray) -> None:
+        pass
+
+    def finish(self, moved: int, failed: int) -> None:
+        pass
+
+
+def _store(arr: np.ndarray, sel, pos, vals) -> None:
+    """arr[sel][pos] = vals, where sel is the chunk's slice or index array and pos
+    the positions inside the chunk (None: all)."""
+    if isinstance(sel, slice):
+        if pos is None:
+            arr[sel] = vals
+        else:
+            arr[sel.start + pos] = vals
+    else:
+        arr[sel if pos is None else sel[pos]] = vals
+
+
+def _copy_frames(k: Kernel, src: np.ndarray, dst: np.ndarray):
     """Copy contents and flags to the new frames; the isolation reference is dropped.
     Returns the kinds and mappings read (the caller needs them)."""
-    f = m.f
+    f = k.f
     kinds = f.kind[src]
     maps = f.mapping[src]
     f.kind[dst] = kinds
     f.mapping[dst] = maps
-    for name in ("index", "mapcount", "content"):
-        arr = getattr(f, name)
-        arr[dst] = arr[src]
+    f.index[dst] = f.index[src]
+    f.mapcount[dst] = f.mapcount[src]
+    f.content[dst] = f.content[src]
     f.refcount[dst] = f.refcount[src] - 1
-    f.flags[dst] = (f.flags[src] & ~(PG_isolated | PG_locked | PG_writeback)) | PG_lru
+    f.flags[dst] = (f.flags[src] & ~_FRESH_CLEAR) | PG_lru
     return kinds, maps
 
 
-# ----------------------------------------------------------------- move_pages(2)
+# ----------------------------------------------------------------- the loop
 
-def lookup_pages(m: Machine, p, addrs: np.ndarray):
-    """Per address: (vma index or -1, pte value or -1, contained) for the process."""
-    vmas = p.vmas
-    n = addrs.size
-    vidx = np.full(n, -1, np.int64)
-    pte = np.full(n, -1, np.int64)
-    if not vmas:
-        return vidx, pte, vmas
-    starts = np.array([v.start for v in vmas], dtype=np.int64)
-    ends = np.array([v.end for v in vmas], dtype=np.int64)
-    i = np.searchsorted(starts, addrs, side="right") - 1
-    inside = (i >= 0) & (addrs < ends[np.maximum(i, 0)])
-    vidx[inside] = i[inside]
-    for j in distinct(vidx[inside]):
-        sel = np.flatnonzero(vidx == j)
-        v = vmas[int(j)]
-        offs = (addrs[sel] - v.start) >> m.page_shift
-        pte[sel] = v.pte[offs]
-    return vidx, pte, vmas
+@dataclass
+class PairRun:
+    """The inputs of run_pairs() beyond the pairs: chunking and batch structure."""
+
+    chunk: int | None = None  # pages per step of a job (None: one step)
+    batch: np.ndarray | None = None  # per pair: the do_pages_move() batch it is in
+    unique: bool = False  # no frame repeats (else a repeat fails to isolate: -EBUSY)
+    repeats: bool = False  # a frame listed again is the same page moved again later
+    stats: dict = field(default_factory=lambda: {"moved": 0, "failed": 0})
 
 
-def page_status(m: Machine, p, addrs: np.ndarray, *, query: bool, targets=None,
-                move_all: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """The lookup rules of kernel-semantics.md 1.2 for the era, vectorised: returns
-    (status, pfn) where status is >= 0 for a page to queue (its current node) or the
-    final status, and a separate mask of "queue" entries is derived by the caller."""
-    vidx, pte, vmas = lookup_pages(m, p, addrs)
-    n = addrs.size
-    status = np.zeros(n, np.int64)
-    era = m.era
-    if era.status_rules == "2006":
-        # find_vma() without a containment check: only above the last VMA is -EFAULT;
-        # a hole below some VMA walks page tables and finds nothing: -ENOENT
-        last_end = max((v.end for v in vmas), default=0)
-        status[:] = -ENOENT
-        has = pte >= 0
-        status[addrs >= last_end] = -EFAULT
-        # PFN-mapped frames have no struct page for follow_page(): -ENOENT;
-        # the zero page is PageReserved: -ENOENT
-        pfnmap = np.zeros(n, bool)
-        for j in distinct(vidx[vidx >= 0]):
-            if vmas[int(j)].pfnmap:
-                pfnmap |= vidx == j
-        real = has & ~pfnmap & (pte != m.zero_pfn)
-        status[real] = m.node_of(pte[real])
-        return status, np.where(real, pte, -1)
-    # modern (6.12+): vma_lookup + folio_walk
-    status[:] = -EFAULT
-    inv = vidx >= 0
-    migr = np.zeros(n, bool)
-    pfnmap = np.zeros(n, bool)
-    for j in distinct(vidx[inv]):
-        v = vmas[int(j)]
-        sel = vidx == j
-        if v.pfnmap:
-            pfnmap |= sel
-        if m.vma_migratable(v, "move_pages"):
-            migr |= sel
-    if query:
-        ok = inv
-        status[ok & (pte < 0)] = -ENOENT
-        status[ok & pfnmap] = -ENOENT  # no folio behind a PFN map
-    else:
-        ok = inv & migr
-        status[ok & (pte < 0)] = -ENOENT
-    present = ok & (pte >= 0) & ~(pfnmap & query)
-    zero = present & (pte == m.zero_pfn)
-    status[zero] = -EFAULT
-    real = present & ~zero
-    status[real] = m.node_of(pte[real])
-    return status, np.where(real, pte, -1)
+def chunk_bounds(n: int, chunk: int | None, cuts: np.ndarray | None) -> np.ndarray:
+    """Chunk start positions: every `chunk` pairs, plus the forced cuts."""
+    step = n if not chunk else int(chunk)
+    b = np.arange(0, n, max(step, 1), dtype=np.int64)
+    if cuts is not None and cuts.size:
+        b = np.union1d(b, cuts[(cuts > 0) & (cuts < n)])
+    return b
 
 
-def move_pages(m: Machine, pid: int, pages, nodes=None, flags: int = 0, *, caller=None
-               ) -> MoveStatus:
-    return m.run(move_pages_gen(m, pid, pages, nodes, flags, caller=caller))
+def run_pairs(k: Kernel, ex: Execute | Rehearse, pfns: np.ndarray, targets: np.ndarray,
+              ctl: MigrateControl, run: PairRun, job=None):
+    """Migrate pfns[i] to targets[i] (a generator: it yields between chunks, so a job
+    interleaves; closing it puts back what it still holds). Returns an Outcome.
 
-
-def _check_move_pages_call(m: Machine, pid, flags, caller):
-    if not m.era.has_move_pages:
-        raise oserror(ENOSYS, f"move_pages: not implemented in kernel {m.era.name} "
-                              f"(added in 2.6.18)")
-    if not isinstance(flags, (int, np.integer)) or flags & ~(MPOL_MF_MOVE | MPOL_MF_MOVE_ALL):
-        raise oserror(EINVAL, f"move_pages: flags {flags!r} may only hold MPOL_MF_MOVE and "
-                              f"MPOL_MF_MOVE_ALL")
-    cred = m.credentials(caller)
-    if flags & MPOL_MF_MOVE_ALL and not cred.cap_sys_nice:
-        raise oserror(EPERM, "move_pages: MPOL_MF_MOVE_ALL needs CAP_SYS_NICE")
-    p = m.lookup(pid, caller)
-    if p is None:
-        raise oserror(ESRCH, f"move_pages: no process {pid}")
-    m.check_access(cred, p, "move_pages")
-    if not p.has_mm:
-        raise oserror(EINVAL, f"move_pages: pid {p.pid} has no mm (kernel thread)")
-    return p
-
-
-def _as_array(x, what: str) -> np.ndarray:
-    try:
-        a = np.asarray(list(x) if not isinstance(x, np.ndarray) else x)
-    except TypeError:
-        raise oserror(EFAULT, f"move_pages: {what} is not an array") from None
-    if a.size == 0:
-        return np.zeros(0, np.int64)
-    if a.dtype.kind not in "iu":
-        raise oserror(EFAULT, f"move_pages: {what} holds something other than integers")
-    return a.astype(np.int64)
-
-
-def move_pages_gen(m: Machine, pid: int, pages, nodes=None, flags: int = 0, *, caller=None,
-                   chunk=None, job=None):
-    p = _check_move_pages_call(m, pid, flags, caller)
-    addrs = _as_array(pages, "pages")
-    n = addrs.size
-    st = MoveStatus([None] * n)
-    if job is not None:
-        job.total = n
-    if nodes is None:
-        status, _ = page_status(m, p, addrs, query=True)
-        st[:] = status.tolist()
-        st.ret = 0
-        if job is not None:
-            job.done = n
-        return st
-    tg = _as_array(nodes, "nodes")
-    if tg.size < n:
-        raise oserror(EFAULT, f"move_pages: nodes has {tg.size} entries for {n} pages")
-    tg = tg[:n]
-    move_all = bool(flags & MPOL_MF_MOVE_ALL)
-    if job is not None:
-        # what fails before any page moves fails now: a bad first node (modern), any
-        # bad node (2006 validated them all up front)
-        nerr = _node_errors(m, p, tg[:1] if m.era.move_pages_batching else tg)
-        bad = np.flatnonzero(nerr)
-        if bad.size:
-            _node_error(m, p, tg, int(bad[0]), int(-nerr[bad[0]]))
-        yield 0  # the call's checks are done: Machine.start() returns here
-    if m.era.move_pages_batching:
-        return (yield from _move_pages_modern(m, p, addrs, tg, move_all, st, chunk, job))
-    return (yield from _move_pages_2006(m, p, addrs, tg, move_all, st, chunk, job))
-
-
-def _node_errors(m: Machine, p, tg: np.ndarray) -> np.ndarray:
-    """Per entry: 0, -ENODEV (bad or memoryless node), -EACCES (outside the target
-    task's cpuset), checked in that order."""
-    err = np.zeros(tg.size, np.int64)
-    mem = np.zeros(MAX_NUMNODES, bool)
-    mem[list(m.memory_nodes())] = True
-    inrange = (tg >= 0) & (tg < MAX_NUMNODES)
-    bad = ~inrange
-    bad[inrange] = ~mem[tg[inrange]]
-    err[bad] = -ENODEV
-    allowed = np.zeros(MAX_NUMNODES, bool)
-    allowed[list(p.mems_allowed)] = True
-    acc = ~bad
-    acc[~bad] = ~allowed[tg[~bad]]
-    err[acc] = -EACCES
-    return err
-
-
-def _classify(m: Machine, p, addrs, tg, move_all):
-    """Status of each entry against the current state; queue = to be migrated."""
-    f = m.f
-    status, pfn = page_status(m, p, addrs, query=False)
-    real = pfn >= 0
-    queue = real & (status != tg)
-    status[real & (status == tg)] = tg[real & (status == tg)]
-    if not move_all:
-        shared = queue & (f.mapcount[np.maximum(pfn, 0)] > 1)
-        status[shared] = -EACCES
-        queue &= ~shared
-    if m.era.status_rules == "2006":
-        # 2.6.18's check_range had no VMA check: isolate whatever follow_page found
-        pass
-    fl = f.flags[np.maximum(pfn, 0)]
-    unisol = queue & (((fl & PG_lru) == 0) | ((fl & PG_isolated) != 0))
-    status[unisol] = -EBUSY
-    queue &= ~unisol
-    return status, pfn, queue
-
-
-def _predict_failures(m: Machine, pfn: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Failures a migration of these queued pages will have, known before it runs:
-    long-term pins (-EAGAIN on every pass) and, in entry order, pages beyond what
-    each target node can supply (-ENOMEM)."""
-    f = m.f
-    pred = np.zeros(pfn.size, np.int64)
-    pred[(f.flags[pfn] & PG_pinned) != 0] = -EAGAIN
-    ok = pred == 0
-    for node in distinct(t):
-        sel = ok & (t == node)
-        avail = m.node_available(int(node), "min")
-        over = sel & (np.cumsum(sel) > avail)
-        pred[over] = -ENOMEM
-    return pred
-
-
-def _first_queued(pfn: np.ndarray, queue: np.ndarray, nr_frames: int) -> np.ndarray:
-    """Per entry: index of the first queued entry with the same frame (or a large
-    number when none)."""
-    n = pfn.size
-    big = np.iinfo(np.int64).max
-    out = np.full(n, big, np.int64)
-    qidx = np.flatnonzero(queue)
-    if qidx.size == 0:
+    Pages are isolated up front, as queue_pages_range() and do_pages_move() isolate
+    before they migrate. With run.repeats, a page listed again is isolated when its
+    chunk comes, on the frame the earlier move left it on; a chunk never holds a page
+    twice (a repeat starts a new chunk)."""
+    pfns = np.asarray(pfns, dtype=np.int64)
+    targets = np.asarray(targets, dtype=np.int64)
+    n = pfns.size
+    out = Outcome(np.full(n, -EBUSY, np.int64), np.full(n, -1, np.int64),
+                  np.full(n, -1, np.int64))
+    if n == 0:
         return out
-    if not has_duplicates(pfn[pfn >= 0], nr_frames):
-        return out  # no frame repeats: the common case
-    u, first = np.unique(pfn[qidx], return_index=True)
-    pos = np.clip(np.searchsorted(u, pfn), 0, u.size - 1)
-    hit = (pfn >= 0) & (u[pos] == pfn)
-    out[hit] = qidx[first[pos[hit]]]
+    later = None
+    cuts = None
+    if run.repeats:
+        prev = previous_occurrence(pfns)
+        later = prev >= 0
+        cuts = np.flatnonzero(later) if later.any() else None
+        if not later.any():
+            later = None
+    if later is None:
+        held = ex.isolate(pfns, run.unique or run.repeats)
+    else:
+        held = np.ones(n, bool)  # the repeats are isolated when their chunk comes
+        held[~later] = ex.isolate(pfns[~later], True)
+    starts = chunk_bounds(n, run.chunk, cuts)
+    ends = np.append(starts[1:], n)
+    pending = held.copy()  # isolated (or to isolate) and not yet done
+    isolated = held.copy() if later is None else held & ~later
+    stopped = False
+    try:
+        for c0, c1 in zip(starts.tolist(), ends.tolist()):
+            sel = slice(c0, c1)
+            if later is not None and later[sel].any():
+                # the repeat of a page an earlier chunk moved: isolate its frame now
+                rp = c0 + np.flatnonzero(later[sel])
+                ok = ex.isolate(ex.current(pfns[rp]), True)
+                held[rp[~ok]] = False
+                pending[rp[~ok]] = False
+                isolated[rp[ok]] = True
+            h = held[sel]
+            if not h.any():
+                continue
+            hp = None if h.all() else np.flatnonzero(h)
+            keys = pfns[sel] if hp is None else pfns[sel][hp]
+            ct = targets[sel] if hp is None else targets[sel][hp]
+            csel = sel if hp is None else c0 + hp
+            cp = ex.current(keys) if later is not None else keys
+            orphan = ex.orphans(cp)
+            if orphan.any():
+                _store(out.result, csel, np.flatnonzero(orphan), ct[orphan])
+                keep = np.flatnonzero(~orphan)
+                keys, cp, ct = keys[keep], cp[keep], ct[keep]
+                csel = (c0 + keep) if hp is None else csel[keep]
+            plan = plan_chunk(k, ex.books(), ex.flags(cp), ct, ctl)
+            if ctl.batches and run.batch is not None and (plan.codes != 0).any():
+                # do_pages_move(): the batch with a failure is the last one attempted
+                bsel = run.batch[csel]
+                cut = bsel > bsel[np.argmax(plan.codes != 0)]
+                stopped = True
+            elif ctl.stop_on_enomem and (plan.codes == -ENOMEM).any():
+                cut = None
+                stopped = True
+            else:
+                cut = None
+            if cut is not None and cut.any():
+                keep = np.flatnonzero(~cut)
+                ex.abandon(cp[cut])
+                _store(out.result, csel, np.flatnonzero(cut), UNTRIED)
+                plan = plan.subset(keep)
+                keys, cp, ct = keys[keep], cp[keep], ct[keep]
+                csel = (c0 + keep) if isinstance(csel, slice) else csel[keep]
+            ex.perform(keys, cp, ct, plan, ctl, out, csel)
+            pending[c0:c1] = False
+            run.stats["moved"] += int((plan.codes == 0).sum())
+            run.stats["failed"] += int(((plan.codes != 0) & (plan.codes != -ENOMEM)).sum())
+            if job is not None:
+                job.done += c1 - c0
+            if stopped:
+                break
+            if c1 < n:
+                yield c1 - c0
+        left = np.flatnonzero(pending)
+        if left.size:
+            out.result[left] = UNTRIED
+    finally:
+        left = np.flatnonzero(pending & isolated)
+        if left.size:
+            ex.abandon(ex.current(pfns[left]) if later is not None else pfns[left])
+        ex.finish(run.stats["moved"], run.stats["failed"])
     return out
 
 
-def _move_pages_modern(m: Machine, p, addrs, tg, move_all, st, chunk, job):
-    """do_pages_move(): consecutive entries with the same node form a batch; any entry
-    that is not queued (error or already there) writes its status and flushes the
-    pending batch; a batch with failures stops the call: return = failures of that
-    batch + entries never attempted; its statuses stay unwritten."""
-    n = addrs.size
-    out = np.full(n, UNWRITTEN, np.int64)
-    nerr = _node_errors(m, p, tg)
-    bad = np.flatnonzero(nerr)
-    stop = int(bad[0]) if bad.size else n  # the first bad node ends the walk
-    node_error = int(-nerr[stop]) if bad.size else 0
-    i0 = 0
-    ret = 0
-    # an entry whose frame repeats an earlier one must see the state after the
-    # earlier flush, so the walk is cut into rounds at repeated frames
-    while i0 < stop:
-        status, pfn, queue = _classify(m, p, addrs[i0:stop], tg[i0:stop], move_all)
-        seg = stop - i0
-        fq = _first_queued(pfn, queue, m.nr_frames)
-        dup = fq < np.arange(seg)
-        cut = int(np.argmax(dup)) if dup.any() else seg
-        t = tg[i0:i0 + seg]
-        if cut < seg:
-            f0 = int(fq[cut])
-            # the repeat of a page still pending in the current batch fails to
-            # isolate: -EBUSY, which flushes the batch (same node, no flush between)
-            c1 = cut - 1
-            pending = (queue[c1] and t[c1] == t[cut] and f0 <= c1
-                       and not (~queue[f0:cut]).any() and (t[f0:cut] == t[cut]).all())
-            if pending:
-                status[cut] = -EBUSY
-                queue[cut] = False
-                cut += 1
-        status, pfn, queue, t = status[:cut], pfn[:cut], queue[:cut], t[:cut]
-        # a batch starts at a queued entry not preceded by a queued entry of its node
-        prev_q = np.concatenate([[False], queue[:-1]])
-        prev_t = np.concatenate([[-1], t[:-1]])
-        bid = np.cumsum(queue & ~(prev_q & (prev_t == t))) - 1
-        qi = np.flatnonzero(queue)
-        pred = _predict_failures(m, pfn[qi], t[qi])
-        if (pred < 0).any():
-            # batches after the first failing one are never looked at
-            fb = int(bid[qi[np.argmax(pred < 0)]])
-            qi = qi[bid[qi] <= fb]
-        res = yield from migrate_pairs_gen(m, pfn[qi], t[qi], reason="syscall",
-                                           strict_node=True, cpu=p.node, chunk=chunk,
-                                           job=job, fail_on_enomem=True, unique=True)
-        failed = res < 0
-        seg_out = out[i0:i0 + cut]
-        nonq = ~queue
-        if failed.any():
-            fb = int(bid[qi[np.argmax(failed)]])
-            in_fb = bid[qi] == fb
-            last = int(qi[in_fb][-1])
-            trig = last + 1  # the entry after the batch flushed it
-            upto = nonq.copy()
-            upto[trig + 1:] = False
-            seg_out[upto] = status[upto]
-            good = qi[bid[qi] < fb]
-            seg_out[good] = t[good]
-            if (res[in_fb] == -ENOMEM).any():
-                raise oserror(ENOMEM, f"move_pages: node {int(t[last])} has no free "
-                                      f"page for the migration")
-            nf = int(failed[in_fb].sum())
-            if trig < cut and not queue[trig]:
-                ret = nf + (n - (i0 + trig)) - 1  # entry trig was accounted for
-            else:
-                ret = nf + (n - (i0 + trig))
-            return _status_list(out, ret)
-        seg_out[nonq] = status[nonq]
-        seg_out[qi] = t[qi]
-        i0 += cut
-    if node_error:
-        _node_error(m, p, tg, stop, node_error)
-    return _status_list(out, ret)
-
-
-def _node_error(m: Machine, p, tg: np.ndarray, i: int, err: int):
-    raise oserror(err, f"move_pages: node {int(tg[i])} "
-                  + ("has no memory or does not exist" if err == ENODEV else
-                     f"is not in pid {p.pid}'s cpuset ({sorted(p.mems_allowed)})"))
-
-
-UNWRITTEN = -(1 << 40)
-
-
-def _status_list(out: np.ndarray, ret: int) -> MoveStatus:
-    """The status array as Linux leaves it: entries never written are None."""
-    st = MoveStatus(out.tolist())
-    for i in np.flatnonzero(out == UNWRITTEN).tolist():
-        st[i] = None
-    st.ret = ret
-    return st
-
-
-def _move_pages_2006(m: Machine, p, addrs, tg, move_all, st, chunk, job):
-    """2.6.18 do_move_pages(): every node is validated before anything moves, every
-    page is looked up and isolated, then one migrate_pages() call allocates each
-    page's own target (alloc_pages_node with fallback) and the callback writes the
-    node actually used or the page's error."""
-    nerr = _node_errors(m, p, tg)
-    bad = np.flatnonzero(nerr)
-    if bad.size:
-        e = int(-nerr[bad[0]])
-        raise oserror(e, f"move_pages: node {int(tg[bad[0]])} "
-                      + ("is not online" if e == ENODEV else "is not in the cpuset"))
-    status, pfn, queue = _classify(m, p, addrs, tg, move_all)
-    qi = np.flatnonzero(queue)
-    if qi.size == 0:
-        if m.era.move_pages_empty_enoent:
-            raise oserror(ENOENT, "move_pages: no page needed moving (2.6.18 answers ENOENT)")
-    res = yield from migrate_pairs_gen(m, pfn[qi], tg[qi], reason="syscall",
-                                       strict_node=False, cpu=p.node, chunk=chunk, job=job)
-    status[qi] = res
-    st[:] = status.tolist()
-    st.ret = 0
-    return st
+def migrate(k: Kernel, pfns: np.ndarray, targets: np.ndarray, ctl: MigrateControl, *,
+            chunk: int | None = None, job=None, unique: bool = False):
+    """The call's migration of (frame, target) pairs: run_pairs() with Execute (a
+    generator returning the Outcome). Pages isolated across yields hold their
+    anon_vma, as a job's do."""
+    return run_pairs(k, Execute(k, hold=bool(chunk)), pfns, targets, ctl,
+                     PairRun(chunk=chunk, unique=unique), job)

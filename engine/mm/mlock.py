@@ -3,8 +3,6 @@ Mlocked/Unevictable page state (mm/mlock.c)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from ..constants import (
@@ -20,61 +18,48 @@ from ..constants import (
     PG_mlocked,
     oserror,
 )
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ..machine import Machine
+from .fault import fault
+from .memory import merge_vmas, range_holes, vmas_in_range
+from .rmap import recompute_mlocked
+from .state import VMA, Kernel, Process
 
 RLIMIT_MEMLOCK = 8 << 20  # the default soft limit since 5.16 for unprivileged users
 
 
-def recompute_mlocked(m: Machine, pfns: np.ndarray) -> None:
-    """PG_mlocked stays set while any VM_LOCKED VMA maps the page (munlock_folio)."""
-    from .rmap import for_each_mapping
-
-    if len(pfns) == 0:
-        return
-    pfns = np.asarray(pfns, dtype=np.int64)
-    locked = np.zeros(pfns.size, bool)
-    for v, pos, _offs in for_each_mapping(m, pfns):
-        if v.flags & VM_LOCKED:
-            locked[pos] = True
-    f = m.f
-    f.flags[pfns[locked]] |= PG_mlocked
-    f.flags[pfns[~locked]] &= ~PG_mlocked
-
-
-def locked_pages(m: Machine, p) -> int:
+def locked_pages(p: Process) -> int:
     return sum(v.npages for v in p.vmas if v.flags & VM_LOCKED)
 
 
-def _populate(m: Machine, p, v, o0: int, o1: int) -> None:
-    from .memory import fault_range
-
-    # __mm_populate(): write-fault private writable mappings (break COW), read others
+def populate(k: Kernel, p: Process, v: VMA) -> None:
+    """__mm_populate(): write-fault private writable mappings (break COW without
+    writing), read the others."""
     write = (v.flags & (VM_WRITE | VM_SHARED)) == VM_WRITE
-    fault_range(m, p, v, o0, o1, write=write, node=p.node, populate=True)
+    fault(k, p, v, np.arange(v.npages, dtype=np.int64), write=write, populate=True)
 
 
-def do_mlock(m: Machine, p, addr: int, length: int, *, lock: bool) -> None:
-    from .memory import range_holes, vmas_in_range
+def _relock(k: Kernel, v: VMA) -> None:
+    _o, pfns = v.present()
+    recompute_mlocked(k, pfns[pfns != k.zero_pfn])
 
+
+def do_mlock(k: Kernel, p: Process, addr: int, length: int, *, lock: bool) -> None:
     if length < 0:
         raise oserror(EINVAL, "mlock: negative length")
-    start = addr & ~(m.page_size - 1)
-    end = m.page_align(addr + length)
+    start = addr & ~(k.page_size - 1)
+    end = k.page_align(addr + length)
     if end < start:
         raise oserror(EINVAL, "mlock: range wraps around")
     if end == start:
         return
     if lock and p.uid != 0:
         # RLIMIT_MEMLOCK without CAP_IPC_LOCK
-        if (locked_pages(m, p) << m.page_shift) + (end - start) > RLIMIT_MEMLOCK:
+        if (locked_pages(p) << k.page_shift) + (end - start) > RLIMIT_MEMLOCK:
             raise oserror(ENOMEM, f"mlock: more than RLIMIT_MEMLOCK "
                                   f"({RLIMIT_MEMLOCK >> 20} MiB) for uid {p.uid}")
     if range_holes(p, start, end):
         raise oserror(ENOMEM, f"mlock: [{start:#x}, {end:#x}) is not fully mapped")
     touched = []
-    for v in vmas_in_range(m, p, start, end, split=True):
+    for v in vmas_in_range(k, p, start, end, split=True):
         if v.flags & VM_SPECIAL:
             continue  # mlock_fixup() leaves VM_IO/VM_PFNMAP mappings alone
         if lock:
@@ -84,14 +69,12 @@ def do_mlock(m: Machine, p, addr: int, length: int, *, lock: bool) -> None:
         touched.append(v)
     for v in touched:
         if lock:
-            _populate(m, p, v, 0, v.npages)
-        pte = v.pte
-        present = pte[(pte >= 0) & (pte != m.zero_pfn)]
-        recompute_mlocked(m, present)
-    m.merge_vmas(p)
+            populate(k, p, v)
+        _relock(k, v)
+    merge_vmas(p)
 
 
-def do_mlockall(m: Machine, p, flags: int) -> None:
+def do_mlockall(k: Kernel, p: Process, flags: int) -> None:
     if not flags or flags & ~(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) or flags == MCL_ONFAULT:
         raise oserror(EINVAL, f"mlockall: bad flags {flags:#x}")
     if flags & MCL_FUTURE:
@@ -102,28 +85,26 @@ def do_mlockall(m: Machine, p, flags: int) -> None:
         for v in list(p.vmas):
             if v.flags & VM_SPECIAL:
                 continue
-            if p.uid != 0 and (locked_pages(m, p) + v.npages) << m.page_shift > RLIMIT_MEMLOCK:
+            if p.uid != 0 and (locked_pages(p) + v.npages) << k.page_shift > RLIMIT_MEMLOCK:
                 raise oserror(ENOMEM, "mlockall: more than RLIMIT_MEMLOCK")
             v.flags |= VM_LOCKED
             if not flags & MCL_ONFAULT:
-                _populate(m, p, v, 0, v.npages)
-            pte = v.pte
-            recompute_mlocked(m, pte[(pte >= 0) & (pte != m.zero_pfn)])
-        m.merge_vmas(p)
+                populate(k, p, v)
+            _relock(k, v)
+        merge_vmas(p)
 
 
-def do_munlockall(m: Machine, p) -> None:
+def do_munlockall(k: Kernel, p: Process) -> None:
     p.def_flags &= ~VM_LOCKED
     for v in list(p.vmas):
         if v.flags & VM_LOCKED:
             v.flags &= ~VM_LOCKED
-            pte = v.pte
-            recompute_mlocked(m, pte[(pte >= 0) & (pte != m.zero_pfn)])
-    m.merge_vmas(p)
+            _relock(k, v)
+    merge_vmas(p)
 
 
-def mlocked_per_node(m: Machine) -> np.ndarray:
-    f = m.f
+def mlocked_per_node(k: Kernel) -> np.ndarray:
+    f = k.f
     pf = np.flatnonzero(f.flags & PG_mlocked)
-    return np.bincount(m.node_of(pf), minlength=m.nr_node_ids) if pf.size else \
-        np.zeros(m.nr_node_ids, np.int64)
+    return np.bincount(k.node_of(pf), minlength=k.nr_node_ids) if pf.size else \
+        np.zeros(k.nr_node_ids, np.int64)

@@ -3,8 +3,6 @@ nodeN/meminfo and `numactl -H` (fs/proc/task_mmu.c, mm/vmstat.c, drivers/base/no
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from ..constants import (
@@ -18,16 +16,14 @@ from ..constants import (
     PG_mlocked,
     PG_writeback,
 )
+from ..nodemask import nodes_str
 from .page_alloc import NUMASTAT_NAMES
+from .policy import effective_policy
+from .state import Kernel, Process
 
-if TYPE_CHECKING:  # pragma: no cover
-    from ..machine import Machine
 
-
-def numa_maps(m: Machine, p) -> str:
+def numa_maps(m: Kernel, p: Process) -> str:
     """show_numa_map(): one line per VMA."""
-    from .mempolicy import effective_policy
-
     modern = m.era.proc_formats == "modern"
     f = m.f
     lines = []
@@ -39,10 +35,11 @@ def numa_maps(m: Machine, p) -> str:
         parts = [f"{v.start:08x}", pstr]
         if v.backing is not None and not v.pfnmap:
             parts.append(f"file={v.backing.name}")
-        pte = v.pte
-        pfn = pte[(pte >= 0) & (pte != m.zero_pfn)]
         if v.pfnmap:
-            pfn = pfn[:0]  # no struct page behind a PFN map: nothing counted
+            pfn = np.zeros(0, np.int64)  # no struct page behind a PFN map: nothing counted
+        else:
+            _offs, pfn = v.present()
+            pfn = pfn[pfn != m.zero_pfn]
         total = pfn.size
         if total:
             k = f.kind[pfn]
@@ -69,7 +66,7 @@ def numa_maps(m: Machine, p) -> str:
     return "\n".join(lines) + ("\n" if lines else "")
 
 
-def numastat(m: Machine) -> str:
+def numastat(m: Kernel) -> str:
     """The numastat tool's table (pages), from nodeN/numastat."""
     nodes = m.nodes
     w = max(14, *(len(f"node{n}") + 2 for n in nodes))
@@ -80,7 +77,7 @@ def numastat(m: Machine) -> str:
     return "\n".join(rows) + "\n"
 
 
-def zone_counts(m: Machine, z) -> dict:
+def zone_counts(m: Kernel, z) -> dict:
     f = m.f
     s, e = z.start_pfn, z.end_pfn
     k = f.kind[s:e]
@@ -97,7 +94,7 @@ def zone_counts(m: Machine, z) -> dict:
     }
 
 
-def zoneinfo(m: Machine) -> str:
+def zoneinfo(m: Kernel) -> str:
     """/proc/zoneinfo: modern lists every zone (empty ones stop after protection:);
     2006 lists populated zones only, in the old layout."""
     out = []
@@ -111,7 +108,7 @@ def zoneinfo(m: Machine) -> str:
             out.append(f"Node {n.id}, zone {z.name:>8}")
             if modern and z is first_pop:
                 out.append("  per-node stats")
-                ns = m.node_numastat(n.id)
+                ns = node_numastat(m, n.id)
                 for key in ("numa_hit", "numa_miss", "numa_foreign", "numa_interleave",
                             "numa_local", "numa_other"):
                     src = {"numa_interleave": "interleave_hit", "numa_local": "local_node",
@@ -156,7 +153,7 @@ def zoneinfo(m: Machine) -> str:
     return "\n".join(out) + "\n"
 
 
-def vmstat(m: Machine) -> dict:
+def vmstat(m: Kernel) -> dict:
     """/proc/vmstat counters (2006 had no pgmigrate_*)."""
     f = m.f
     st = m.numastat_arr
@@ -185,7 +182,7 @@ def vmstat(m: Machine) -> dict:
     return d
 
 
-def node_meminfo(m: Machine, node: int) -> str:
+def node_meminfo(m: Kernel, node: int) -> str:
     """/sys/devices/system/node/nodeN/meminfo."""
     f = m.f
     zones = m.node_zones(node)
@@ -217,7 +214,7 @@ def node_meminfo(m: Machine, node: int) -> str:
     return "\n".join(out) + "\n"
 
 
-def numactl_hardware(m: Machine) -> str:
+def numactl_hardware(m: Kernel) -> str:
     """`numactl -H`."""
     mb = m.page_size / (1 << 20)
     mem = m.memory_nodes()
@@ -237,6 +234,9 @@ def numactl_hardware(m: Machine) -> str:
 
 
 def _list(ns) -> str:
-    from .mempolicy import nodes_str
-
     return nodes_str(ns)
+
+
+def node_numastat(m: Kernel, node: int) -> dict:
+    """/sys/devices/system/node/nodeN/numastat as a dict."""
+    return {n: int(m.numastat_arr[i, node]) for i, n in enumerate(NUMASTAT_NAMES)}

@@ -2,93 +2,123 @@
 
 Anonymous frames record (anon_vma, index = vpn - anon_vma.base_vpn); page-cache and
 driver frames record (backing object, page index). Walking the anon_vma's or the
-backing's VMA list finds every mapping, as rmap_walk() does."""
+backing's VMA list finds every mapping, as rmap_walk() does. Frames are grouped by
+mapping object with one sort; the loops run over objects and their VMAs, never
+over pages."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
 
 import numpy as np
 
-from ..constants import K_ANON
+from ..constants import VM_LOCKED, PG_mlocked
 from ..vec import distinct
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ..machine import Machine
+from .state import VMA, AnonVMA, Backing, Kernel
 
 
-def vma_offsets(m: Machine, obj, v, index: np.ndarray) -> np.ndarray:
+def vma_offsets(obj: AnonVMA | Backing, v: VMA, index: np.ndarray) -> np.ndarray:
     """Offsets in VMA v of pages with `index` in their mapping object (may be out of range)."""
-    if obj.__class__.__name__ == "AnonVMA":
-        return obj.base_vpn + index - (v.start >> m.page_shift)
+    if isinstance(obj, AnonVMA):
+        return obj.base_vpn + index - v.vpn
     return index - v.pgoff
 
 
-def for_each_mapping(m: Machine, pfns: np.ndarray):
-    """Yield (vma, positions into pfns, offsets in the VMA) for every pte mapping
-    one of `pfns`; a loop over mapping objects and their VMAs, never over pages."""
-    f = m.f
+def by_object(k: Kernel, pfns: np.ndarray
+              ) -> Iterator[tuple[AnonVMA | Backing, np.ndarray | None]]:
+    """(mapping object, positions into pfns) for each object the frames belong to;
+    positions None: every frame (the usual case of one object)."""
     if len(pfns) == 0:
         return
-    mapping = f.mapping[pfns]
-    index = f.index[pfns].astype(np.int64)
+    mapping = k.f.mapping[pfns]
     ids = distinct(mapping)
     if ids.size == 1:
-        groups = [None]  # one mapping object: every position, no index arrays
+        groups = [None]
+        keys = [int(ids[0])]
     elif ids.size <= 16:
         # few mapping objects (the usual case): a mask per object beats a sort
         groups = [np.flatnonzero(mapping == i) for i in ids]
+        keys = ids.tolist()
     else:
         order = np.argsort(mapping, kind="stable")
         bounds = np.flatnonzero(np.diff(mapping[order])) + 1
         groups = np.split(order, bounds)
-    for grp in groups:
-        obj = m.mappings.get(int(mapping[0] if grp is None else mapping[grp[0]]))
-        if obj is None:
-            continue
-        gidx = index if grp is None else index[grp]
+        keys = [int(mapping[g[0]]) for g in groups]
+    for key, grp in zip(keys, groups):
+        obj = k.mappings.get(key)
+        if obj is not None:
+            yield obj, grp
+
+
+def for_each_mapping(k: Kernel, pfns: np.ndarray
+                     ) -> Iterator[tuple[VMA, np.ndarray, np.ndarray]]:
+    """Yield (vma, positions into pfns, offsets in the VMA) for every pte mapping
+    one of `pfns`."""
+    if len(pfns) == 0:
+        return
+    index_all = k.f.index[pfns].astype(np.int64)
+    for obj, grp in by_object(k, pfns):
+        gidx = index_all if grp is None else index_all[grp]
         gpfn = pfns if grp is None else pfns[grp]
         for v in list(obj.vmas):
-            offs = vma_offsets(m, obj, v, gidx)
+            offs = vma_offsets(obj, v, gidx)
             ok = (offs >= 0) & (offs < v.npages)
             if ok.all():
-                hit = v.pte[offs] == gpfn
+                hit = v.ptes(offs) == gpfn
                 if hit.all():  # every page of the group is mapped here (private anon)
                     yield v, (np.arange(pfns.size) if grp is None else grp), offs
                     continue
                 sel = np.flatnonzero(hit)
             else:
                 sel = np.flatnonzero(ok)
-                sel = sel[v.pte[offs[sel]] == gpfn[sel]]
+                sel = sel[v.ptes(offs[sel]) == gpfn[sel]]
             if sel.size:
                 yield v, (sel if grp is None else grp[sel]), offs[sel]
 
 
-def redirect(m: Machine, old: np.ndarray, new: np.ndarray) -> None:
+def redirect(k: Kernel, old: np.ndarray, new: np.ndarray) -> None:
     """remove_migration_ptes(): point every mapping of old[i] at new[i], and the
     page cache / driver slot too."""
-    f = m.f
-    for v, pos, offs in for_each_mapping(m, old):
-        v.pte[offs] = new[pos]
-    shared = f.kind[old] != K_ANON
-    if shared.any():
-        o = old[shared]
-        n = new[shared]
-        mp = f.mapping[o]
-        idx = f.index[o]
-        for mid in distinct(mp):
-            obj = m.mappings.get(int(mid))
-            if obj is None or not hasattr(obj, "pages"):
-                continue
-            sel = mp == mid
-            obj.pages[idx[sel]] = n[sel]
+    index_all = k.f.index[old].astype(np.int64)
+    for obj, grp in by_object(k, old):
+        gidx = index_all if grp is None else index_all[grp]
+        gold = old if grp is None else old[grp]
+        gnew = new if grp is None else new[grp]
+        for v in list(obj.vmas):
+            offs = vma_offsets(obj, v, gidx)
+            ok = (offs >= 0) & (offs < v.npages)
+            sel = ok if not ok.all() else None
+            o = offs if sel is None else offs[sel]
+            cur = v.ptes(o)
+            hit = cur == (gold if sel is None else gold[sel])
+            if hit.all():
+                v.set_ptes(o, gnew if sel is None else gnew[sel])
+            elif hit.any():
+                v.set_ptes(o[hit], (gnew if sel is None else gnew[sel])[hit])
+        if isinstance(obj, Backing):
+            obj.set_pages(gidx, gnew)
 
 
-def mappers(m: Machine, pfn: int) -> list[tuple[int, int]]:
+def mappers(k: Kernel, pfn: int) -> list[tuple[int, int]]:
     """(pid, address) of every mapping of one frame (for inspectors and messages)."""
     out = []
     arr = np.array([pfn], dtype=np.int64)
-    for v, _pos, offs in for_each_mapping(m, arr):
+    for v, _pos, offs in for_each_mapping(k, arr):
         pid = v.mm.pid if v.mm is not None else -1
-        out.append((pid, v.start + (int(offs[0]) << m.page_shift)))
+        out.append((pid, v.start + (int(offs[0]) << k.page_shift)))
     return out
+
+
+def recompute_mlocked(k: Kernel, pfns: np.ndarray) -> None:
+    """PG_mlocked stays set while any VM_LOCKED VMA maps the page: an rmap walk over
+    the page's mappings, as try_to_munlock() did (munlock_folio today)."""
+    if len(pfns) == 0:
+        return
+    pfns = np.asarray(pfns, dtype=np.int64)
+    locked = np.zeros(pfns.size, bool)
+    for v, pos, _offs in for_each_mapping(k, pfns):
+        if v.flags & VM_LOCKED:
+            locked[pos] = True
+    f = k.f
+    f.flags[pfns[locked]] |= PG_mlocked
+    f.flags[pfns[~locked]] &= ~PG_mlocked

@@ -23,15 +23,14 @@ The truth is the workload's per-page, per-node access counts since the last rese
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..constants import EINVAL, oserror
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ..machine import Machine
-    from .workload import Workload
+from ..mm.move_pages import query
+from ..mm.state import Kernel
+from ..units import fmt_ns
+from .workload import Workload
 
 SOURCES = ("truth", "numastat", "query", "hint", "damon")
 OBSERVERS = ("hint", "damon")
@@ -291,7 +290,7 @@ class DamonMonitor:
 
 # ------------------------------------------------------------------ sources
 
-def nearest_thread_node(m: Machine, cur: np.ndarray, threads) -> np.ndarray:
+def nearest_thread_node(m: Kernel, cur: np.ndarray, threads) -> np.ndarray:
     """For each page node, the thread node nearest to it by SLIT (-1 for no page)."""
     threads = np.asarray(sorted(threads), np.int64)
     out = np.full(cur.size, -1, np.int64)
@@ -320,7 +319,7 @@ def truth_estimate(wl: Workload, cur: np.ndarray) -> Estimate:
     return Estimate("truth", remote, node, c[rows, best], 0.0, "per-page, per-node counts")
 
 
-def numastat_estimate(m: Machine, wl: Workload, cur: np.ndarray) -> Estimate:
+def numastat_estimate(m: Kernel, wl: Workload, cur: np.ndarray) -> Estimate:
     """numastat counts allocations: the best it can say is "this machine allocates
     mostly off-node", which flags every page or none."""
     st = m.numastat_arr
@@ -333,12 +332,12 @@ def numastat_estimate(m: Machine, wl: Workload, cur: np.ndarray) -> Estimate:
                     f"(allocation events, not accesses)")
 
 
-def query_estimate(m: Machine, wl: Workload, cur: np.ndarray) -> Estimate:
+def query_estimate(m: Kernel, wl: Workload, cur: np.ndarray) -> Estimate:
     """move_pages(pid, n, pages, NULL, status): where each page is; a page on a node
     where none of the process's threads run is presumed remote."""
     addrs = wl.start + (np.arange(wl.npages, dtype=np.int64) << m.page_shift)
-    st = m.move_pages(wl.pid, addrs, None)
-    where = np.array([s if s is not None and s >= 0 else -1 for s in st], np.int64)
+    st = query(m, wl.pid, addrs).array
+    where = np.where(st >= 0, st, -1)
     threads = sorted(wl.all_thread_nodes())
     remote = (where >= 0) & ~np.isin(where, threads)
     cost = m.cost.syscall_ns + m.cost.query_ns_per_page * wl.npages
@@ -353,7 +352,7 @@ def observer(wl: Workload, name: str):
     return None
 
 
-def watch(m: Machine, wl: Workload, kinds, **kw) -> list:
+def watch(m: Kernel, wl: Workload, kinds, **kw) -> list:
     """Attach hint-fault and/or DAMON observers to a workload (once each)."""
     if isinstance(kinds, str):
         kinds = [k.strip() for k in kinds.split(",") if k.strip()]
@@ -369,7 +368,7 @@ def watch(m: Machine, wl: Workload, kinds, **kw) -> list:
     return out
 
 
-def estimate(m: Machine, wl: Workload, source: str, cur: np.ndarray | None = None
+def estimate(m: Kernel, wl: Workload, source: str, cur: np.ndarray | None = None
              ) -> Estimate | None:
     """The source's estimate for the workload's region (None: source not watching)."""
     cur = wl.page_nodes() if cur is None else cur
@@ -400,7 +399,7 @@ def score(est: Estimate, truth: Estimate, cur: np.ndarray) -> dict:
             "cost_ns": est.cost_ns, "note": est.note}
 
 
-def compare(m: Machine, wl: Workload, sources=SOURCES) -> list[dict]:
+def compare(m: Kernel, wl: Workload, sources=SOURCES) -> list[dict]:
     """Score every available source against the truth for one workload."""
     cur = wl.page_nodes()
     tr = truth_estimate(wl, cur)
@@ -414,16 +413,14 @@ def compare(m: Machine, wl: Workload, sources=SOURCES) -> list[dict]:
     return rows
 
 
-def reset(m: Machine, wl: Workload) -> None:
+def reset(m: Kernel, wl: Workload) -> None:
     """Start a new window: the truth and the observers count from now."""
     wl.mark = wl.counts.copy()
     for o in wl.observers:
         o.reset()
 
 
-def compare_text(m: Machine, wl: Workload) -> str:
-    from .clock import fmt_ns
-
+def compare_text(m: Kernel, wl: Workload) -> str:
     rows = compare(m, wl)
     c = truth_counts(wl)
     accessed = int((c.sum(axis=1) > 0).sum())

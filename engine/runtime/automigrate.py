@@ -27,16 +27,19 @@ from __future__ import annotations
 import errno as _errno
 from collections import Counter
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..constants import EINVAL, ESRCH, MPOL_MF_MOVE, oserror
+from ..mm.cost import migrate_cost_ns
+from ..mm.migrate import MigrateControl, migrate
+from ..mm.move_pages import UNWRITTEN, move_pages_gen
+from ..mm.state import Kernel, drive
+from ..units import fmt_ns, fmt_size
 from ..vec import pair_counts
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ..machine import Machine
-    from .workload import Workload
+from .access import nearest_thread_node, observer, watch
+from .jobs import IDLE
+from .workload import HISTORY, Workload, Workloads
 
 MODES = ("user", "autonuma", "damos")
 # entries per move_pages call the daemon makes: Linux isolates a whole run of entries
@@ -45,7 +48,6 @@ MODES = ("user", "autonuma", "damos")
 CALL_PAGES = 4096
 MAX_CALLS = 256  # move_pages calls per period
 IDLE_LIMIT = 1000  # idle steps, clock standing still, before a lone daemon gives up
-UNWRITTEN = -1000
 USER_SOURCES = ("truth", "hint", "damon", "query")
 
 
@@ -68,7 +70,7 @@ class DaemonConfig:
     duration_ns: int | None = None  # stop after this much simulated time
     report_ticks: int = 20  # workload ticks in the before/after windows
 
-    def validate(self, m: Machine) -> DaemonConfig:
+    def validate(self, m: Kernel) -> DaemonConfig:
         if self.mode not in MODES:
             raise oserror(EINVAL, f"daemon: mode {self.mode!r}: one of {', '.join(MODES)}")
         if self.mode == "user" and self.source not in USER_SOURCES:
@@ -101,7 +103,8 @@ class _PageState:
 
 @dataclass(eq=False)
 class Daemon:
-    m: Machine
+    m: Kernel
+    workloads: Workloads  # the machine's, where it finds the workloads it follows
     pid: int
     cfg: DaemonConfig
     id: int = 0
@@ -138,9 +141,7 @@ class Daemon:
         self._stop = True
 
     def _workloads(self) -> list[Workload]:
-        from .workload import running
-
-        return running(self.m, self.pid)
+        return self.workloads.running(self.pid)
 
     def _state(self, wl: Workload) -> _PageState:
         st = self.pages.get(wl.id)
@@ -155,8 +156,6 @@ class Daemon:
     def _adopt(self, wl: Workload) -> None:
         """First sight of a workload: remember where it stood, attach what the
         source needs."""
-        from .access import watch
-
         self.seen.add(wl.id)
         self.baselines[wl.id] = wl.ticks_done
         cfg = self.cfg
@@ -177,13 +176,11 @@ class Daemon:
 
     # ------------------------------------------------------------ the job
     def run_gen(self, chunk=None, job=None):
-        from .jobs import IDLE
-
         m = self.m
         if job is not None:
             job.owner = self
-        self.started_ns = self._last_t = m.clock_ns
-        self._next = m.clock_ns
+        self.started_ns = self._last_t = m.clock
+        self._next = m.clock
         try:
             while not self._stop:
                 if self.pid not in m.procs:
@@ -195,18 +192,18 @@ class Daemon:
                 if not wls and self.seen:
                     break  # the workloads it followed have ended
                 if self.cfg.duration_ns is not None and \
-                        m.clock_ns - self.started_ns >= self.cfg.duration_ns:
+                        m.clock - self.started_ns >= self.cfg.duration_ns:
                     break
-                if not wls or m.clock_ns < self._next or self.cfg.mode == "autonuma":
+                if not wls or m.clock < self._next or self.cfg.mode == "autonuma":
                     if self.cfg.mode == "autonuma":
-                        self._refill(m.clock_ns)
+                        self._refill(m.clock)
                     if self._stuck(job):
                         break
                     yield IDLE
                     continue
                 self._idle = 0
-                self._next = m.clock_ns + self.cfg.period_ns
-                self._refill(m.clock_ns)
+                self._next = m.clock + self.cfg.period_ns
+                self._refill(m.clock)
                 self.periods += 1
                 for wl in wls:
                     if self.cfg.mode == "damos":
@@ -219,8 +216,6 @@ class Daemon:
         finally:
             self.state = "done"
             for wl in self._workloads():
-                from .access import observer
-
                 sc = observer(wl, "hint")
                 if sc is not None and sc.on_fault == self._autonuma_fault:
                     sc.on_fault = None
@@ -234,8 +229,8 @@ class Daemon:
         IDLE_LIMIT such steps. Under the event loop it waits for one to start."""
         if self.seen or (job is not None and job._task is not None):
             return False
-        if self.m.clock_ns != self._idle_clock:
-            self._idle_clock, self._idle = self.m.clock_ns, 0
+        if self.m.clock != self._idle_clock:
+            self._idle_clock, self._idle = self.m.clock, 0
         self._idle += 1
         return self._idle > IDLE_LIMIT
 
@@ -243,8 +238,6 @@ class Daemon:
     def _evidence(self, wl: Workload, st: _PageState, cur: np.ndarray):
         """Per page: (best node, its evidence, the current node's evidence, total),
         from the configured source, decayed across periods."""
-        from .access import nearest_thread_node, observer
-
         src = self.cfg.source
         if src in ("truth", "hint"):
             raw = wl.counts if src == "truth" else observer(wl, "hint").faults
@@ -276,7 +269,7 @@ class Daemon:
         st = self._state(wl)
         cur = wl.page_nodes()
         best, ev, here, tot = self._evidence(wl, st, cur)
-        now = self.m.clock_ns
+        now = self.m.clock
         min_ev = cfg.min_accesses if cfg.source in ("truth", "hint") else 1e-9
         cand = ((cur >= 0) & (best >= 0) & (best != cur) & (ev >= min_ev)
                 & (ev >= cfg.threshold * tot) & (ev >= cfg.hysteresis * here)
@@ -326,9 +319,6 @@ class Daemon:
 
     def _call(self, wl: Workload, st: _PageState, idx, targets, cur, chunk):
         """One move_pages call; returns the positions whose status stayed unwritten."""
-        from ..mm.migrate import move_pages_gen
-        from .clock import predict_migrate_ns
-
         m = self.m
         addrs = wl.start + (idx.astype(np.int64) << m.page_shift)
         self.attempted += int(idx.size)
@@ -336,25 +326,26 @@ class Daemon:
         try:
             status = yield from move_pages_gen(m, self.pid, addrs, targets, MPOL_MF_MOVE,
                                                chunk=chunk)
-            res = np.array([UNWRITTEN if s is None else s for s in status], np.int64)
+            res = status.array
         except OSError as e:
             # ENOMEM and friends end the call; nothing is known per page
             self.failures[_errno.errorcode.get(e.errno, str(e.errno))] += int(idx.size)
-            st.last_move[idx] = m.clock_ns
+            st.last_move[idx] = m.clock
             return np.empty(0, np.int64)
         moved = (res == targets) & (cur != targets)
         known = (res < 0) & (res != UNWRITTEN)
         hidden = res == UNWRITTEN
         if idx.size == 1 and status.ret:
             known, hidden = hidden | known, np.zeros(1, bool)  # alone: it is the culprit
-        for code in res[known]:
-            self.failures[_errno.errorcode.get(-int(code), "failed alone")
-                          if code != UNWRITTEN else "failed alone"] += 1
+        codes, counts = np.unique(res[known], return_counts=True)
+        for code, c in zip(codes.tolist(), counts.tolist()):
+            self.failures[_errno.errorcode.get(-code, "failed alone")
+                          if code != UNWRITTEN else "failed alone"] += c
         if hidden.any():
             self.failures["unwritten (failed batch)"] += int(hidden.sum())
-        st.last_move[idx[known]] = m.clock_ns + 9 * self.cfg.cooldown_ns  # 10 x backoff
+        st.last_move[idx[known]] = m.clock + 9 * self.cfg.cooldown_ns  # 10 x backoff
         self._record(wl, st, idx[moved], cur[moved], targets[moved])
-        self.migrate_ns += predict_migrate_ns(m, cur[moved], targets[moved], chunk)
+        self.migrate_ns += migrate_cost_ns(m, cur[moved], targets[moved], chunk)
         return np.flatnonzero(hidden)
 
     def _record(self, wl: Workload, st: _PageState, pages, src, dst) -> None:
@@ -364,7 +355,7 @@ class Daemon:
         self.pingpong += int((st.prev_node[pages] == dst).sum())
         st.prev_node[pages] = src
         st.moves[pages] += 1
-        st.last_move[pages] = self.m.clock_ns
+        st.last_move[pages] = self.m.clock
         for (s, d), c in pair_counts(src, dst).items():
             self.by_pair[(s, d)] += c
 
@@ -373,9 +364,6 @@ class Daemon:
         """task_numa_fault() -> migrate_misplaced_folio(): a page faulted from another
         node than its own moves there when the last fault came from that node too,
         and the page is not shared; the faulting thread waits for the copy."""
-        from ..mm.migrate import migrate_pairs_gen
-        from .clock import predict_migrate_ns
-
         m = self.m
         # the last fault's node must be this one, unless no fault was recorded yet
         want = (fnode != pnode) & ((prev == fnode) | (prev < 0)) & (m.f.mapcount[pfn] <= 1)
@@ -389,16 +377,15 @@ class Daemon:
             return
         p = m.procs[wl.pid]
         self.attempted += int(sel.size)
-        res = m.run(migrate_pairs_gen(m, pfn[sel], fnode[sel], reason="numa_misplaced",
-                                      strict_node=True, cpu=p.node))
+        res = drive(migrate(m, pfn[sel], fnode[sel],
+                            MigrateControl("numa_misplaced", thisnode=True, cpu=p.node))).result
         ok = res >= 0
-        for code in res[~ok]:
-            self.failures[_errno.errorcode.get(-int(code), str(code))] += 1
+        self._count_failures(res[~ok])
         st = self._state(wl)
         self._record(wl, st, pages[sel][ok], pnode[sel][ok], fnode[sel][ok])
         m.vmstat_counts["numa_pages_migrated"] += int(ok.sum())
         src, dst = pnode[sel][ok], fnode[sel][ok]
-        cost = predict_migrate_ns(m, src, dst)
+        cost = migrate_cost_ns(m, src, dst)
         self.migrate_ns += cost
         if src.size:
             # each faulting access waits for its page's copy (the flushes shared out)
@@ -408,10 +395,6 @@ class Daemon:
     # ------------------------------------------------------------ DAMOS
     def _damos(self, wl: Workload, chunk):
         """migrate_hot / migrate_cold on DAMON's last aggregation (damos_migrate)."""
-        from ..mm.migrate import migrate_pairs_gen
-        from .access import observer
-        from .clock import predict_migrate_ns
-
         cfg, m = self.cfg, self.m
         mon = observer(wl, "damon")
         st = self._state(wl)
@@ -436,21 +419,23 @@ class Daemon:
         pfn = wl.pages_pfn()[idx]
         p = m.procs[wl.pid]
         self.attempted += int(idx.size)
-        res = yield from migrate_pairs_gen(m, pfn, tgt[idx], reason="damon", strict_node=True,
-                                           cpu=p.node, chunk=chunk)
+        out = yield from migrate(m, pfn, tgt[idx],
+                                 MigrateControl("damon", thisnode=True, cpu=p.node), chunk=chunk)
+        res = out.result
         ok = res >= 0
-        for code in res[~ok]:
-            self.failures[_errno.errorcode.get(-int(code), str(code))] += 1
+        self._count_failures(res[~ok])
         self._record(wl, st, idx[ok], cur[idx][ok], tgt[idx][ok])
-        self.migrate_ns += predict_migrate_ns(m, cur[idx][ok], tgt[idx][ok], chunk)
+        self.migrate_ns += migrate_cost_ns(m, cur[idx][ok], tgt[idx][ok], chunk)
+
+    def _count_failures(self, codes: np.ndarray) -> None:
+        vals, counts = np.unique(codes, return_counts=True)
+        for code, c in zip(vals.tolist(), counts.tolist()):
+            self.failures[_errno.errorcode.get(-code, str(code))] += c
 
     # ------------------------------------------------------------ the report
     def source_cost_ns(self) -> float:
-        from .access import observer
-        from .workload import workloads
-
         tot = self.query_ns
-        for wl in workloads(self.m):
+        for wl in self.workloads:
             if wl.id in self.seen:
                 for name in ("hint", "damon"):
                     o = observer(wl, name)
@@ -459,11 +444,9 @@ class Daemon:
         return tot
 
     def report(self) -> dict:
-        from .workload import workloads
-
         n = self.cfg.report_ticks
         per = []
-        for wl in workloads(self.m):
+        for wl in self.workloads:
             if wl.id not in self.seen:
                 continue
             b0 = self.baselines.get(wl.id, 0)
@@ -485,9 +468,6 @@ class Daemon:
                 "source_cost_ns": self.source_cost_ns(), "workloads": per}
 
     def report_text(self) -> str:
-        from ..units import fmt_size
-        from .clock import fmt_ns
-
         r = self.report()
         what = r["mode"] if r["mode"] != "user" else f"user/{r['source']}"
         lines = [f"daemon {r['id']} pid {r['pid']} {what} {r['state']}: {r['periods']} "
@@ -510,8 +490,6 @@ class Daemon:
 
 def _window_upto(wl: Workload, upto: int, n: int) -> dict:
     """Locality over ticks [upto - n, upto) of the workload's history."""
-    from .workload import HISTORY
-
     lo = max(0, upto - n, wl.ticks_done - HISTORY)
     idx = np.arange(lo, upto) % HISTORY
     loc, rem = int(wl.h_local[idx].sum()), int(wl.h_remote[idx].sum())
@@ -521,107 +499,21 @@ def _window_upto(wl: Workload, upto: int, n: int) -> dict:
             "locality": loc / tot if tot else 1.0, "latency_ns": lat / tot if tot else 0.0}
 
 
-# ------------------------------------------------------------------ registry, job
+# ------------------------------------------------------------------ registry
 
-def daemons(m: Machine) -> list[Daemon]:
-    d = m.__dict__.get("_daemons")
-    if d is None:
-        d = []
-        m.__dict__["_daemons"] = d
-    return d
+class Daemons(list):
+    """The daemons started on a machine (the last 32 are kept)."""
 
-
-def create(m: Machine, pid: int, **kw) -> Daemon:
-    if int(pid) not in m.procs:
-        raise oserror(ESRCH, f"daemon: no process {pid}")
-    bad = [k for k in kw if k not in CONFIG_KEYS]
-    if bad:
-        raise oserror(EINVAL, f"daemon: unknown option {bad[0]!r} (options: "
-                              f"{', '.join(CONFIG_KEYS)})")
-    cfg = DaemonConfig(**kw).validate(m)
-    lst = daemons(m)
-    d = Daemon(m=m, pid=int(pid), cfg=cfg, id=max((x.id for x in lst), default=0) + 1)
-    lst.append(d)
-    del lst[:-32]
-    return d
-
-
-def daemon_job(m: Machine, pid: int, *, chunk=None, job=None, **kw):
-    """Job factory: `m.start("daemon", pid, source="hint", rate_mbps=512, ...)`."""
-    d = create(m, pid, **kw)
-    if job is not None:
-        job.owner = d
-    return d.run_gen(chunk=chunk, job=job)
-
-
-# ------------------------------------------------------------------ experiments
-
-def clone(m: Machine) -> Machine:
-    """A deep copy of the machine without its jobs, listeners and runtime objects
-    (an experiment must not disturb the machine it starts from)."""
-    import copy
-
-    keep = {k: m.__dict__[k] for k in ("jobs", "finished_jobs", "listeners")}
-    extras = {k: m.__dict__.pop(k) for k in list(m.__dict__) if k.startswith("_")
-              and k in ("_clockctl", "_timeline", "_workloads", "_daemons", "_last_bill")}
-    try:
-        m.jobs, m.finished_jobs, m.listeners = [], [], []
-        c = copy.deepcopy(m)
-    finally:
-        m.__dict__.update(keep)
-        m.__dict__.update(extras)
-    return c
-
-
-def experiment(m: Machine, pid: int, workload: dict, daemon: dict | None = None) -> dict:
-    """Run one workload on a copy of `m`, with or without a daemon, stepping jobs
-    round-robin (deterministic: the machine's seed fixes everything)."""
-    from .jobs import start_sync
-
-    c = clone(m)
-    wj = start_sync(c, "workload", pid, **workload)
-    dj = start_sync(c, "daemon", pid, **daemon) if daemon is not None else None
-    c.run_jobs()
-    for j in (wj, dj):
-        if j is not None and j.state == "failed":
-            raise j.error
-    wl = wj.owner
-    c.check()
-    out = {"workload": wl.summary(), "last": wl.window(daemon.get("report_ticks", 20)
-                                                         if daemon else 20),
-           "machine": c}
-    if dj is not None:
-        out["daemon"] = dj.result
-    return out
-
-
-def compare_runs(m: Machine, pid: int, workload: dict, daemon: dict) -> dict:
-    """The same workload, same seed, daemon off and on: did it pay?"""
-    from .clock import fmt_ns
-
-    off = experiment(m, pid, workload, None)
-    on = experiment(m, pid, workload, daemon)
-    wo, wn = off["workload"], on["workload"]
-    d = on["daemon"]
-    text = "\n".join([
-        f"{'':<10} {'locality':>9} {'last-win':>9} {'latency':>9} {'runtime':>12} "
-        f"{'stalls':>7} {'migrated':>9} {'migr-time':>11}",
-        f"{'daemon off':<10} {wo['locality']:>9.1%} {off['last']['locality']:>9.1%} "
-        f"{wo['avg_latency_ns']:>7.0f}ns {fmt_ns(wo['runtime_ns']):>12} {wo['stalls']:>7} "
-        f"{0:>9} {'-':>11}",
-        f"{'daemon on':<10} {wn['locality']:>9.1%} {on['last']['locality']:>9.1%} "
-        f"{wn['avg_latency_ns']:>7.0f}ns {fmt_ns(wn['runtime_ns']):>12} {wn['stalls']:>7} "
-        f"{d['migrated']:>9} {fmt_ns(d['migrate_ns']):>11}",
-        f"paid: runtime {'-' if wo['runtime_ns'] >= wn['runtime_ns'] else '+'}"
-        f"{abs(1 - wn['runtime_ns'] / max(wo['runtime_ns'], 1)):.1%}, "
-        f"ping-pong {d['pingpong']}, failures {d['failures'] or 'none'}"])
-    return {"off": off, "on": on, "text": text}
-
-
-def _register_jobs() -> None:
-    from .jobs import register_job
-
-    register_job("daemon", daemon_job)
-
-
-_register_jobs()
+    def create(self, m: Kernel, workloads: Workloads, pid: int, **kw) -> Daemon:
+        if int(pid) not in m.procs:
+            raise oserror(ESRCH, f"daemon: no process {pid}")
+        bad = [k for k in kw if k not in CONFIG_KEYS]
+        if bad:
+            raise oserror(EINVAL, f"daemon: unknown option {bad[0]!r} (options: "
+                                  f"{', '.join(CONFIG_KEYS)})")
+        cfg = DaemonConfig(**kw).validate(m)
+        d = Daemon(m=m, workloads=workloads, pid=int(pid), cfg=cfg,
+                   id=max((x.id for x in self), default=0) + 1)
+        self.append(d)
+        del self[:-32]
+        return d

@@ -4,36 +4,35 @@
 A job's generator does one batch per `next()`; the machine is consistent at every
 yield. `Job.run` (the asyncio task) obeys the machine's ClockController: no step
 while paused, and at a chosen speed it sleeps so that simulated time tracks real
-time. Without an event loop, `run_jobs(m)` steps every job round-robin: the same
+time. Without an event loop, `run_jobs(jobs)` steps jobs round-robin: the same
 interleaving every time, which is what experiments with a fixed seed need.
 
-Other modules add jobs with `register_job(name, factory)`; the factory is called as
-`factory(m, *args, chunk=..., job=..., **kw)` and returns the generator."""
+A job belongs to a host (the Machine), which names the operations that can run as
+jobs and hears when one finishes."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
-JOB_FACTORIES: dict[str, Callable] = {}
+from .clock import ClockController
+
 IDLE = object()  # yielded by a job with nothing to do until other jobs move the clock
-# modules whose import registers jobs (imported lazily: they import the engine)
-_JOB_MODULES = ("engine.runtime.workload", "engine.runtime.automigrate", "engine.runtime.bill")
 
 
-def register_job(name: str, factory: Callable) -> None:
-    """Make `m.start(name, ...)` run `factory(m, ..., chunk=, job=)`."""
-    JOB_FACTORIES[name] = factory
+class JobHost(Protocol):
+    """What a job needs from the machine it runs on."""
 
+    clockctl: ClockController
 
-def job_factories() -> dict[str, Callable]:
-    """Every registered job factory (importing the modules that register them)."""
-    import importlib
+    @property
+    def clock(self) -> int: ...
 
-    for mod in _JOB_MODULES:
-        importlib.import_module(mod)
-    return JOB_FACTORIES
+    def job_finished(self, job: Job) -> None: ...
+
+    def job_stepped(self, job: Job) -> None: ...
+
+    def cancel_error(self, job: Job) -> OSError: ...
 
 
 class JobCancelled(Exception):
@@ -46,18 +45,19 @@ class Job:
 
     _ids = 0
 
-    def __init__(self, machine, name: str, gen, total: int = 0):
+    def __init__(self, host: JobHost, name: str, gen, total: int = 0):
         Job._ids += 1
         self.id = Job._ids
-        self.machine = machine
+        self.machine = host
         self.name = name
         self.gen = gen
         self.total = total
         self.done = 0
+        self.rounds = 0  # hot-remove: passes over the range so far
         self.state = "running"
         self.result: Any = None
         self.error: BaseException | None = None
-        self.started_ns = machine.clock
+        self.started_ns = host.clock
         self.finished_ns: int | None = None
         self.steps = 0
         self.idle = False  # the last step had nothing to do (it yielded IDLE)
@@ -87,7 +87,7 @@ class Job:
         try:
             self.idle = next(self.gen) is IDLE
             self.steps += 1
-            _sample_timeline(self.machine)
+            self.machine.job_stepped(self)
             return True
         except StopIteration as e:
             if self.total and self.done < self.total:
@@ -102,14 +102,11 @@ class Job:
         self.result = result
         self.error = error
         self.finished_ns = self.machine.clock
-        _sample_timeline(self.machine)
-        self.machine._job_finished(self)
+        self.machine.job_finished(self)
         self._event.set()
 
     async def run(self) -> None:
-        from .clock import controller
-
-        ctl = controller(self.machine)
+        ctl = self.machine.clockctl
         while True:
             await ctl.gate(self)
             if not self.step():
@@ -117,7 +114,7 @@ class Job:
             if self.idle:
                 await asyncio.sleep(ctl.POLL_S)  # nothing to do: do not spin the loop
             else:
-                await ctl.pace(self.machine)
+                await ctl.pace(self.machine.clock)
 
     async def wait(self):
         if not self.finished:
@@ -133,22 +130,14 @@ class Job:
         return (self.done / self.total) if self.total else (1.0 if self.finished else 0.0)
 
 
-def _sample_timeline(m) -> None:
-    """Every batch boundary is a point of the per-node memory timeline."""
-    from .timeline import timeline
-
-    timeline(m).sample(m)
-
-
-def run_jobs(m, jobs=None, *, max_steps: int | None = None) -> int:
+def run_jobs(jobs: list[Job], *, max_steps: int | None = None) -> int:
     """Step jobs round-robin, without an event loop, until all are finished, all are
     idle (nothing can move the clock any more), or max_steps rounds. Jobs with an
     asyncio task are left to their task. Returns the number of rounds.
     Deterministic: same jobs in the same order, same interleaving."""
     rounds = 0
     while True:
-        live = [j for j in (m.jobs if jobs is None else jobs)
-                if not j.finished and j._task is None]
+        live = [j for j in jobs if not j.finished and j._task is None]
         if not live:
             return rounds
         if max_steps is not None and rounds >= max_steps:
@@ -161,17 +150,3 @@ def run_jobs(m, jobs=None, *, max_steps: int | None = None) -> int:
         rounds += 1
         if not progress:
             return rounds
-
-
-def start_sync(m, name: str, *args, batch: int | None = None, **kw) -> Job:
-    """A job that no asyncio task drives: run_jobs() steps it (scripts, experiments,
-    and tests that want the same interleaving every time)."""
-    gen_fn = m._job_generators().get(name)
-    if gen_fn is None:
-        from ..constants import EINVAL, oserror
-
-        raise oserror(EINVAL, f"start: no job {name!r}")
-    job = Job(m, name, None)
-    job.gen = gen_fn(*args, chunk=batch or m.job_batch, job=job, **kw)
-    m.jobs.append(job)
-    return job

@@ -3,28 +3,30 @@ kept in a bounded ring (numpy) for the UI's sparklines and the per-node memory
 timeline that numactl users ask for.
 
 A sample is taken at every job batch boundary and workload tick (Job.step) and on
-every machine change (a listener). Samples at the same simulated time overwrite
+every machine change (the Machine calls sample()). Samples at the same simulated time overwrite
 each other, so the ring holds one point per instant; `min_interval_ns` thins it
 further. Traffic is cumulative (pages migrated out of / into each node since boot);
 `rate()` turns it into pages per simulated second."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
-if TYPE_CHECKING:  # pragma: no cover
-    from ..machine import Machine
+from ..mm.state import Kernel
+from ..units import fmt_ns
 
 FIELDS = ("free", "used", "mig_out", "mig_in")
 BARS = "▁▂▃▄▅▆▇█"
 
 
 class Timeline:
-    def __init__(self, nr_nodes: int, capacity: int = 4096, min_interval_ns: int = 0):
+    def __init__(self, nr_nodes: int = 0, capacity: int = 4096, min_interval_ns: int = 0):
         self.capacity = int(capacity)
         self.min_interval_ns = int(min_interval_ns)
+        self.reset(nr_nodes)
+
+    def reset(self, nr_nodes: int) -> None:
+        """An empty ring for a machine of nr_nodes node ids."""
         self.nr_nodes = int(nr_nodes)
         self.t = np.zeros(self.capacity, np.int64)
         self.data = {f: np.zeros((self.capacity, self.nr_nodes), np.int64) for f in FIELDS}
@@ -33,7 +35,7 @@ class Timeline:
     def __len__(self) -> int:
         return min(self.count, self.capacity)
 
-    def _state(self, m: Machine) -> dict[str, np.ndarray]:
+    def _state(self, m: Kernel) -> dict[str, np.ndarray]:
         nn = self.nr_nodes
         free = np.zeros(nn, np.int64)
         used = np.zeros(nn, np.int64)
@@ -48,10 +50,12 @@ class Timeline:
             out, inn = tr.sum(axis=1), tr.sum(axis=0)
         return {"free": free, "used": used, "mig_out": out, "mig_in": inn}
 
-    def sample(self, m: Machine) -> None:
+    def sample(self, m: Kernel) -> None:
         """Record the machine's state now (or overwrite the last point when it is
         at the same instant, or closer than min_interval_ns to the one before)."""
-        now = int(m.clock_ns)
+        if self.nr_nodes != m.nr_node_ids:
+            self.reset(m.nr_node_ids)
+        now = int(m.clock)
         st = self._state(m)
         if self.count:
             last = (self.count - 1) % self.capacity
@@ -94,10 +98,6 @@ class Timeline:
             r = np.where(dt > 0, dv / dt * 1e9, 0.0)
         return t[1:], r
 
-    def after_load(self, m: Machine) -> None:
-        """A loaded snapshot restores the ring; sampling resumes (the listener)."""
-        timeline(m)
-
     def clear(self) -> None:
         self.count = 0
 
@@ -120,33 +120,8 @@ def sparkline(values, width: int = 40, lo: float | None = None,
     return "".join(BARS[i] for i in k)
 
 
-class _Sampler:
-    """The machine listener that samples the timeline on every change."""
-
-    def __call__(self, m: Machine) -> None:
-        tl = m.__dict__.get("_timeline")
-        if tl is not None:
-            tl.sample(m)
-
-
-def timeline(m: Machine) -> Timeline:
-    """The machine's timeline, created on first use; it samples on every change
-    (a snapshot restores the ring, and the listener is installed again here)."""
-    tl = m.__dict__.get("_timeline")
-    if tl is None or tl.nr_nodes != m.nr_node_ids:
-        tl = Timeline(m.nr_node_ids)
-        m.__dict__["_timeline"] = tl
-        tl.sample(m)
-    if not any(isinstance(cb, _Sampler) for cb in m.listeners):
-        m.listeners.append(_Sampler())
-    return tl
-
-
-def timeline_text(m: Machine, width: int = 40) -> str:
+def timeline_text(m: Kernel, tl: Timeline, width: int = 40) -> str:
     """Per node: used pages and migration traffic (in + out) as sparklines."""
-    from .clock import fmt_ns
-
-    tl = timeline(m)
     t, _ = tl.series("used")
     if t.size == 0:
         return "timeline: no samples yet"

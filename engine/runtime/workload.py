@@ -4,13 +4,14 @@ pattern, tick by tick, as jobs (`m.start("workload", pid, ...)`).
 Each tick every thread issues `rate` sampled accesses at once (numpy, one RNG seeded
 from the machine's seed and the pid, so the same seed gives the same run). Patterns:
 uniform, zipf (a hot set: rank r is hit with weight 1/(r+1)^a over a fixed random
-permutation of the pages; "hot" packs the ranks at the start instead), seq (a stream), stairs and zigzag (a window that moves
-every `step` ticks), and any list of phases that change pattern and threads.
+permutation of the pages; "hot" packs the ranks at the start instead), seq (a
+stream), stairs and zigzag (a window that moves every `step` ticks), and any list of
+phases that change pattern and threads.
 
-Writes go through the same state as memory.fault_range(): frame content, PG_dirty
-and the integrity oracle (VMA.expect for private pages, Backing.expect for shared
-ones), so m.check() holds at every tick. A page under migration (isolated) still
-takes the access, but the thread sleeps on the migration entry: a stall.
+Faults and writes go through the one fault path (engine/mm/fault.py): frame content,
+PG_dirty and the integrity oracle, so m.check() holds at every tick. A page under
+migration (isolated) still takes the access, but the thread sleeps on the migration
+entry: a stall.
 
 Ground truth: per page of the region, per node, how many sampled accesses came from
 CPUs of that node (uint32, npages x nnodes, only for regions with a workload). Per
@@ -26,16 +27,26 @@ catches up."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..constants import EINVAL, ESRCH, K_ANON, PG_dirty, PG_isolated, oserror
+from ..constants import (
+    EINVAL,
+    ESRCH,
+    MAP_ANONYMOUS,
+    MAP_PRIVATE,
+    PROT_READ,
+    PROT_WRITE,
+    PG_isolated,
+    oserror,
+)
+from ..mm.fault import fault, touch
+from ..mm.memory import range_holes
+from ..mm.mmap import do_mmap
+from ..mm.state import VMA, Kernel, Process
+from ..nodemask import parse_nodes
+from ..units import fmt_ns, fmt_size, parse_size
 from ..vec import distinct, unique
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ..machine import Machine
-    from ..mm.memory import VMA, Process
 
 PATTERNS = ("uniform", "zipf", "seq", "stairs", "zigzag")
 ALIASES = {"hot": "zipf", "stream": "seq", "sequential": "seq", "random": "uniform"}
@@ -58,7 +69,7 @@ class Phase:
     scatter: bool | None = None  # zipf: hot pages spread over the domain (default), or
     # packed at its start (pattern "hot": a contiguous hot set that DAMON regions can see)
 
-    def validate(self, m: Machine) -> Phase:
+    def validate(self, m: Kernel) -> Phase:
         scatter = self.scatter
         if scatter is None:
             scatter = self.pattern != "hot"
@@ -83,7 +94,7 @@ PHASE_KEYS = tuple(f.name for f in fields(Phase))
 
 @dataclass(eq=False)
 class Workload:
-    m: Machine
+    m: Kernel
     pid: int
     start: int  # first address of the region
     npages: int
@@ -212,9 +223,6 @@ class Workload:
                 "overhead_ns": round(self.extra_ns + self.stall_ns)}
 
     def describe(self) -> str:
-        from ..units import fmt_size
-        from .clock import fmt_ns
-
         ph = self.phase
         thr = ",".join(str(int(n)) for n in self.thread_nodes())
         return (f"workload {self.id} pid {self.pid} {self.state} {ph.pattern} threads@{thr} "
@@ -251,7 +259,7 @@ class Workload:
             if sel.any():
                 vo = offs[sel] - r0 + ((self.start + (r0 << self.m.page_shift) - v.start)
                                        >> self.m.page_shift)
-                pfn[sel] = v.pte[vo]
+                pfn[sel] = v.ptes(vo)
                 seg[sel] = i
         return pfn, seg
 
@@ -349,14 +357,14 @@ class Workload:
         nodes = self.thread_nodes(ph)
         offs, tid, pfn = self._resolve(p, ph, nodes)
         wr = self.rng.random(offs.size) < ph.write
-        now = max(self.t_ns, m.clock_ns) if self.ticks_done == 0 else self.t_ns
+        now = max(self.t_ns, m.clock) if self.ticks_done == 0 else self.t_ns
         if offs.size:
             dur = self._account(p, offs, tid, nodes, pfn, wr, now)
         else:  # nothing mapped to touch: the threads still spin a little
             dur = 1000
             self._history(now + dur, 0, 0, 0.0)
         self.t_ns = now + dur
-        m.clock_ns = max(m.clock_ns, self.t_ns)
+        m.time.advance_to(self.t_ns)
         self.ticks_done += 1
         self._advance_phase()
         return self.state == "running"
@@ -435,63 +443,28 @@ class Workload:
 
     def _fault(self, p: Process, segs, offs: np.ndarray, anode: np.ndarray) -> None:
         """Fault in missing pages (or the zero page) as writes from the first thread
-        that touches each: first-touch placement. Private anonymous VMAs take the
-        scattered pages at once (_fault_anon); others go through fault_range() run by
-        run."""
-        from ..mm.memory import fault_range
-
+        that touches each: first-touch placement."""
         u, first = np.unique(offs, return_index=True)
         un = anode[first]
         for node in distinct(un):
             mine = u[un == node]
             for v, r0, r1 in segs:
                 sel = mine[(mine >= r0) & (mine < r1)]
-                if sel.size == 0:
-                    continue
-                vo = self._vma_offs(v, r0, sel)
-                if v.backing is None and not v.shared and not v.pfnmap:
-                    _fault_anon(self.m, p, v, vo, int(node))
-                    continue
-                for a, b in _runs(vo):
-                    fault_range(self.m, p, v, a, b, write=True, node=int(node))
+                if sel.size:
+                    fault(self.m, p, v, self._vma_offs(v, r0, sel), write=True,
+                          cpu=int(node))
 
     def _write(self, p: Process, offs: np.ndarray) -> None:
-        """Write the pages at these region offsets: new content in the frame, PG_dirty,
-        and the integrity oracle, exactly as fault_range() does for a present page.
-        Pages that need a fault to be written (copy-on-write of a private file page,
-        driver regions) go through fault_range() itself."""
-        from ..mm.memory import fault_range
-
+        """Write the pages at these region offsets through the fault path (a present
+        page just takes the write; copy-on-write and driver regions as a fault does)."""
         if offs.size == 0:
             return
-        m = self.m
-        f = m.f
         u = unique(offs)
         self.writes += int(u.size)
         for v, r0, r1 in self.segments(p):
             sel = u[(u >= r0) & (u < r1)]
-            if sel.size == 0:
-                continue
-            vo = self._vma_offs(v, r0, sel)
-            pfn = v.pte[vo]
-            if v.pfnmap:
-                fast = np.zeros(vo.size, bool)
-            elif v.shared:
-                fast = pfn >= 0
-            else:
-                fast = (pfn >= 0) & (pfn != m.zero_pfn)
-                fast[fast] = f.kind[pfn[fast]] == K_ANON
-            fo, fp = vo[fast], pfn[fast]
-            if fo.size:
-                tok = m.new_tokens(fo.size, v.start >> m.page_shift, fo)
-                f.content[fp] = tok
-                f.flags[fp] |= PG_dirty
-                if v.shared:
-                    v.backing.expect[v.pgoff + fo] = tok
-                else:
-                    v.expect[fo] = tok
-            for a, b in _runs(vo[~fast]):
-                fault_range(m, p, v, int(a), int(b), write=True, node=p.node)
+            if sel.size:
+                fault(self.m, p, v, self._vma_offs(v, r0, sel), write=True)
 
     # -------------------------------------------------------------- the job
     def run_gen(self, job=None):
@@ -520,68 +493,26 @@ class Workload:
         return self.summary()
 
 
-def _fault_anon(m: Machine, p: Process, v: VMA, offs: np.ndarray, cpu: int) -> None:
-    """Write faults at scattered offsets of a private anonymous VMA, all at once: the
-    same steps as memory.fault_range() (policy placement, allocation with fallback,
-    numastat, anon rmap, mlock, new content and the integrity oracle)."""
-    from ..constants import ENOMEM, PG_lru, PG_mlocked
-    from ..mm.memory import alloc_by_target, ensure_anon_vma
-    from ..mm.mempolicy import policy_nodes_for_fault
-
-    f = m.f
-    cur = v.pte[offs]
-    noffs = offs[(cur < 0) | (cur == m.zero_pfn)]  # the zero page is not counted
-    if noffs.size == 0:
-        return
-    av = ensure_anon_vma(m, p, v)
-    targets, pref, il = policy_nodes_for_fault(m, p, v, noffs, cpu)
-    newp, _ = alloc_by_target(m, p, v, targets, pref, cpu, il)
-    got = newp >= 0
-    g_offs, g_pfn = noffs[got], newp[got]
-    f.kind[g_pfn] = K_ANON
-    f.mapping[g_pfn] = av.id
-    f.index[g_pfn] = (v.start >> m.page_shift) + g_offs - av.base_vpn
-    f.mapcount[g_pfn] = 1
-    f.refcount[g_pfn] = 1
-    f.flags[g_pfn] = PG_lru | PG_dirty | (PG_mlocked if v.locked else 0)
-    v.pte[g_offs] = g_pfn
-    tok = m.new_tokens(g_offs.size, v.start >> m.page_shift, g_offs)
-    f.content[g_pfn] = tok
-    v.expect[g_offs] = tok
-    if not got.all():
-        raise oserror(ENOMEM, "out of memory: no free page on any allowed node")
-
-
-def _runs(sorted_offs: np.ndarray) -> list[tuple[int, int]]:
-    """Contiguous runs [a, b) of sorted distinct integers."""
-    s = np.asarray(sorted_offs, dtype=np.int64)
-    if s.size == 0:
-        return []
-    cut = np.flatnonzero(np.diff(s) != 1) + 1
-    starts = np.concatenate([[0], cut])
-    ends = np.concatenate([cut, [s.size]])
-    return [(int(s[a]), int(s[b - 1]) + 1) for a, b in zip(starts, ends)]
-
-
 # ------------------------------------------------------------------ registry, creation
 
-def workloads(m: Machine) -> list[Workload]:
-    """Every workload started on the machine (the last 32 finished ones are kept)."""
-    wl = m.__dict__.get("_workloads")
-    if wl is None:
-        wl = []
-        m.__dict__["_workloads"] = wl
-    return wl
+class Workloads(list):
+    """Every workload started on a machine (the last 32 finished ones are kept)."""
+
+    def running(self, pid: int | None = None) -> list[Workload]:
+        return [w for w in self if w.running and (pid is None or w.pid == pid)]
+
+    def add(self, wl: Workload) -> None:
+        wl.id = max((w.id for w in self), default=0) + 1
+        self.append(wl)
+        done = [w for w in self if not w.running]
+        for w in done[:-32]:
+            self.remove(w)
 
 
-def running(m: Machine, pid: int | None = None) -> list[Workload]:
-    return [w for w in workloads(m) if w.running and (pid is None or w.pid == pid)]
-
-
-def process_stats(m: Machine, pid: int) -> dict:
+def process_stats(m: Kernel, workloads: Workloads, pid: int) -> dict:
     """Per process, over all its workloads: local and remote accesses, the average
     latency they cost by SLIT, and stalls on pages under migration."""
-    ws = [w for w in workloads(m) if w.pid == pid]
+    ws = [w for w in workloads if w.pid == pid]
     loc = sum(w.local for w in ws)
     rem = sum(w.remote for w in ws)
     lat = sum(w.lat_ns for w in ws)
@@ -592,16 +523,7 @@ def process_stats(m: Machine, pid: int) -> dict:
             "stalls": p.stalls if p is not None else sum(w.stalls for w in ws)}
 
 
-def _register(m: Machine, wl: Workload) -> None:
-    lst = workloads(m)
-    wl.id = max((w.id for w in lst), default=0) + 1
-    lst.append(wl)
-    done = [w for w in lst if not w.running]
-    for w in done[:-32]:
-        lst.remove(w)
-
-
-def make_phases(m: Machine, phases=None, **kw) -> list[Phase]:
+def make_phases(m: Kernel, phases=None, **kw) -> list[Phase]:
     """Phases from a list of dicts (later phases inherit unset keys from the one
     before), or one phase from keyword arguments."""
     bad = [k for k in kw if k not in PHASE_KEYS]
@@ -623,8 +545,6 @@ def make_phases(m: Machine, phases=None, **kw) -> list[Phase]:
 
 
 def _coerce(k: str, v):
-    from ..mm.mempolicy import parse_nodes
-
     if k == "threads":
         if isinstance(v, str):
             # "1,1,2" = three threads; a range "0-3" = one thread on each node
@@ -642,9 +562,9 @@ def _coerce(k: str, v):
     return v
 
 
-def create(m: Machine, pid: int, addr: int | None = None, length: int | None = None, *,
-           size: int | None = None, phases=None, loop: bool = False, init="process",
-           seed=None, watch=(), **kw) -> Workload:
+def create(m: Kernel, workloads: Workloads, pid: int, addr: int | None = None,
+           length: int | None = None, *, size: int | None = None, phases=None,
+           loop: bool = False, init="process", seed=None, **kw) -> Workload:
     """Validate, map (when no range is given) and populate the region; the Workload
     is registered but has not ticked yet."""
     p = m.procs.get(int(pid))
@@ -655,18 +575,17 @@ def create(m: Machine, pid: int, addr: int | None = None, length: int | None = N
     ph = make_phases(m, phases, **kw)
     if addr is None:
         size = int(size if size is not None else 64 << 20)
-        addr = m.mmap(pid, size)
+        addr = do_mmap(m, p, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                       None, None)
         length = m.page_align(size)
     else:
-        from ..mm.memory import range_holes
-
         addr = int(addr) & ~(m.page_size - 1)
         length = m.page_align(int(length if length is not None else m.page_size))
         if range_holes(p, addr, addr + length):
             raise oserror(EINVAL, f"workload: [{addr:#x}, {addr + length:#x}) is not "
                                   f"fully mapped")
     npages = length >> m.page_shift
-    k = sum(1 for w in workloads(m) if w.pid == int(pid))
+    k = sum(1 for w in workloads if w.pid == int(pid))
     sd = (int(m.seed), int(pid), k) if seed is None else (int(seed),)
     wl = Workload(m=m, pid=int(pid), start=addr, npages=npages, phases=ph, seed=sd,
                   loop=bool(loop))
@@ -675,21 +594,16 @@ def create(m: Machine, pid: int, addr: int | None = None, length: int | None = N
         node = p.node if init == "process" else int(init)
         if node not in m.nodes:
             raise oserror(EINVAL, f"workload: init node {node} does not exist")
-        m.touch(pid, addr, length, write=True, node=node)
-    wl.t_ns = wl.started_ns = m.clock_ns
-    _register(m, wl)
-    if watch:
-        from .access import watch as watch_fn
-
-        watch_fn(m, wl, watch)
+        touch(m, p, addr, length, write=True, node=node)
+    wl.t_ns = wl.started_ns = m.clock
+    workloads.add(wl)
     return wl
 
 
-def described(m: Machine) -> list[dict]:
+def described(m: Kernel) -> list[dict]:
     """The `[[workloads]]` of the machine's description: tables of `pid` and the
     options of m.start("workload", ...) (size "64M", pattern, threads "1,2", ticks,
     phases = [{...}], ...), checked when started."""
-    from ..units import parse_size
 
     out = []
     for i, d in enumerate((m.description or {}).get("workloads", []) or []):
@@ -703,22 +617,3 @@ def described(m: Machine) -> list[dict]:
                 raise oserror(EINVAL, f"workloads[{i}].size: {e}") from None
         out.append(kw)
     return out
-
-
-def workload_job(m: Machine, pid: int, addr: int | None = None, length: int | None = None,
-                 *, chunk=None, job=None, **kw):
-    """Job factory: `m.start("workload", pid, [addr, length], pattern=..., threads=...)`."""
-    wl = create(m, pid, addr, length, **kw)
-    if job is not None:  # visible before the first step (commands, the UI)
-        job.owner, wl.job = wl, job
-        job.total = 0 if wl.loop else wl.total_ticks
-    return wl.run_gen(job)
-
-
-def _register_jobs() -> None:
-    from .jobs import register_job
-
-    register_job("workload", workload_job)
-
-
-_register_jobs()

@@ -13,7 +13,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input
 
-from ..model import find_vma, frame_owner, zone_at
+from engine.views import find_vma, frame_owner, zone_at
+
 from ..widgets.cmdline import CommandLine
 from ..widgets.consolelog import ConsoleLog
 from ..widgets.distance import DistanceGrid

@@ -14,8 +14,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from engine.commands import execute
+from engine.views import find_vma, fmt_pages, policy_str
 
-from ..model import fmt_pages, policy_str
 from ..widgets.cmdline import CommandLine
 from ..widgets.quiet import quiet_update
 from ..widgets.titlebar import TitleBar
@@ -57,8 +57,6 @@ class ProcessScreen(Screen):
         self.refresh_from_machine(m, slow=True)
         table = self.query_one("#vmas", VmaTable)
         if self.addr is not None:
-            from ..model import find_vma
-
             v = find_vma(m, self.pid, self.addr)
             if v is not None:
                 table.select_start(v.start)
@@ -111,8 +109,6 @@ class ProcessScreen(Screen):
         if start is None or self.pid not in m.procs:
             detail.update("no VMA selected")
             return
-        from ..model import find_vma
-
         v = find_vma(m, self.pid, start)
         if v is None:
             detail.update("no VMA selected")
@@ -138,8 +134,6 @@ class ProcessScreen(Screen):
         m: Any = self.app.machine  # type: ignore[attr-defined]
         sel = Selection(pid=self.pid)
         if start is not None:
-            from ..model import find_vma
-
             v = find_vma(m, self.pid, start)
             if v is not None:
                 sel.vma = (v.start, v.end)

@@ -7,7 +7,8 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import Static
 
-from ..model import cell_summary, describe_frame
+from engine.views import cell_summary, describe_frame
+
 from .pagemap import SAMPLE
 from .quiet import quiet_update
 

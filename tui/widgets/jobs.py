@@ -8,7 +8,8 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Label, ProgressBar, Static
 
-from ..model import job_line
+from engine.views import job_line
+
 from .quiet import quiet_update
 
 

@@ -7,6 +7,8 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import Static
 
+from engine.views import vma_frames
+
 from .pagemap import (
     C_FILE,
     C_FREE,
@@ -60,7 +62,7 @@ def legend_text(m: Any, colors: PidColors | None = None, top: int = 9,
         if counts is not None:
             n = int(counts.process(pid, anon_only=True).sum())
         else:
-            n = sum(int(((v.pte >= 0) & (v.pte != m.zero_pfn)).sum()) for v in p.vmas
+            n = sum(int((vma_frames(v) != m.zero_pfn).sum()) for v in p.vmas
                     if v.kind == "anon")
         if n:
             rss.append((n, pid, p.name))

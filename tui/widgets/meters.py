@@ -10,7 +10,8 @@ import numpy as np
 from rich.text import Text
 from textual.widgets import Static
 
-from ..model import fmt_bytes
+from engine.views import fmt_bytes
+
 from .quiet import quiet_update
 
 SPARK = "▁▂▃▄▅▆▇█"

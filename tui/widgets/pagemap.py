@@ -38,8 +38,8 @@ from engine.constants import (
     PG_mlocked,
     PG_pinned,
 )
-
-from ..model import fmt_bytes, nodes_str
+from engine.nodemask import nodes_str
+from engine.views import fmt_bytes
 
 GUTTER = 8
 GUTTER_COMPACT = 10  # "N12 DMA32 " when node headers are left out

@@ -9,7 +9,8 @@ from typing import Any
 from textual.binding import Binding
 from textual.widgets import DataTable
 
-from ..model import NodeCounts, ProcRow, fmt_pages, process_rows
+from engine.views import NodeCounts, ProcRow, fmt_pages, process_rows
+
 from .cells import Num, sort_value
 from .tablediff import sync_rows
 

@@ -7,7 +7,8 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import Static
 
-from ..model import fmt_bytes
+from engine.views import fmt_bytes
+
 from .quiet import quiet_update
 
 

@@ -7,7 +7,8 @@ from typing import Any
 
 from textual.widgets import DataTable
 
-from ..model import VmaRow, fmt_bytes, fmt_pages, vma_rows
+from engine.views import VmaRow, fmt_bytes, fmt_pages, vma_rows
+
 from .cells import Num, sort_value
 from .tablediff import sync_rows
 

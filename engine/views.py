@@ -1,15 +1,22 @@
-"""Read-only views of engine state for the console: process and VMA rows, frame
-descriptions, owner look-ups. Pure functions over a Machine; nothing here changes it
-(every change goes through engine.commands.execute)."""
+"""The read-only view API: what the console may read of a machine. Process and VMA
+rows with pages per node, frame descriptions for the inspector, owner look-ups,
+classes of a PFN range for the map, status summaries. Pure functions over a
+Machine; nothing here changes it (every change goes through engine.commands).
+The console draws from these and never from frame arrays or page tables."""
 
 from __future__ import annotations
 
+import errno
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from engine.constants import FLAG_NAMES, K_ANON, K_FILE, K_KERNEL, K_PFNMAP, KIND_NAMES
+from .constants import FLAG_NAMES, K_ANON, K_FILE, K_KERNEL, K_PFNMAP, KIND_NAMES
+from .mm.move_pages import UNWRITTEN, MoveStatus
+from .mm.rmap import mappers
+from .mm.state import VMA, Kernel
 
 KUSE_NAMES = {0: "memmap", 1: "slab", 2: "page tables", 3: "zero page"}
 
@@ -28,20 +35,6 @@ def fmt_bytes(n: float) -> str:
 
 def fmt_pages(m: Any, pages: int) -> str:
     return fmt_bytes(int(pages) * m.page_size)
-
-
-def nodes_str(nodes) -> str:
-    """[0, 1, 2, 5] -> '0-2,5' (numactl style)."""
-    ns = sorted({int(n) for n in nodes})
-    out: list[str] = []
-    i = 0
-    while i < len(ns):
-        j = i
-        while j + 1 < len(ns) and ns[j + 1] == ns[j] + 1:
-            j += 1
-        out.append(str(ns[i]) if i == j else f"{ns[i]}-{ns[j]}")
-        i = j + 1
-    return ",".join(out)
 
 
 def policy_str(policy: Any) -> str:
@@ -88,7 +81,8 @@ _BUCKETS: dict[tuple, Any] = {}
 
 
 def pages_per_node(m: Any, pfns: np.ndarray) -> np.ndarray:
-    """Counts of present pages (not the zero page) per node, in m.nodes order."""
+    """Counts of pages (PFNs; -1 and the zero page not counted) per node, in m.nodes
+    order."""
     pfns = np.asarray(pfns)
     out = np.zeros(len(m.nodes_list), np.int64)
     for i in range(0, pfns.size, COUNT_SLICE):
@@ -152,11 +146,10 @@ class NodeCounts:
         out: dict[tuple[int, int, int], np.ndarray] = {}
         todo = [(pid, v) for pid, p in list(m.procs.items()) for v in list(p.vmas)]
         for pid, v in todo:
-            pte = v.pte
             per = np.zeros(len(m.nodes_list), np.int64)
-            n = 0 if pte is None else len(pte)
+            n = v.npages if v.mm is not None else 0
             for i in range(0, n, self.slice):
-                per += _count_slice(m, pte[i:i + self.slice])
+                per += _count_slice(m, vma_frames(v, i, min(n, i + self.slice)))
                 yield
             out[(pid, v.start, v.end)] = per
         self.vmas = out
@@ -164,8 +157,6 @@ class NodeCounts:
 
     def step(self, budget_s: float = 0.004) -> bool:
         """Count for about budget_s seconds (at least one slice). True when a pass ended."""
-        import time
-
         if self._gen is None:
             if not self._dirty:
                 return False
@@ -193,7 +184,7 @@ class NodeCounts:
         when that pass did not see it (a new VMA)."""
         per = self.vmas.get((pid, v.start, v.end))
         if per is None or per.size != len(self.m.nodes_list):
-            per = pages_per_node(self.m, v.pte if v.pte is not None else np.zeros(0, np.int64))
+            per = vma_pages_per_node(self.m, v)
             self.vmas[(pid, v.start, v.end)] = per
         return per
 
@@ -228,10 +219,7 @@ def process_rows(m: Any, counts: NodeCounts | None = None) -> list[ProcRow]:
         if counts is not None:
             per = counts.process(pid)
         else:
-            per = np.zeros(len(m.nodes_list), np.int64)
-            for v in p.vmas:
-                if v.pte is not None:
-                    per += pages_per_node(m, v.pte)
+            per = process_pages_per_node(m, p)
         rss = int(per.sum())
         loc = None
         if rss and p.node in idx:
@@ -256,7 +244,7 @@ def vma_rows(m: Any, pid: int, counts: NodeCounts | None = None) -> list[VmaRow]
     p = m.process(pid)
     out = []
     for v in p.vmas:
-        per = counts.vma(pid, v) if counts is not None else pages_per_node(m, v.pte)
+        per = counts.vma(pid, v) if counts is not None else vma_pages_per_node(m, v)
         out.append(VmaRow(v.start, v.end, v.kind, v.flag_string(), policy_str(v.policy),
                           bool(getattr(v, "locked", False)), int(per.sum()), per))
     return out
@@ -275,8 +263,6 @@ def find_vma(m: Any, pid: int, start: int) -> Any:
 
 def frame_owner(m: Any, pfn: int) -> tuple[int, int] | None:
     """(pid, address) of the first mapping of a frame, or None."""
-    from engine.mm.rmap import mappers
-
     try:
         ms = mappers(m, int(pfn))
     except Exception:  # noqa: BLE001 - an inspector never fails
@@ -362,12 +348,8 @@ def describe_frame(m: Any, pfn: int) -> list[tuple[str, str]]:
 def _accesses(m: Any, owner: tuple[int, int]) -> str:
     """Sampled accesses by node to the page at (pid, addr), when a workload covers it
     (engine.runtime.workload; counts since the last access-statistics reset)."""
-    try:
-        from engine.runtime.workload import workloads
-    except ImportError:
-        return ""
     pid, addr = owner
-    for wl in reversed(workloads(m)):
+    for wl in reversed(m.workloads):
         if getattr(wl, "pid", None) != pid or getattr(wl, "counts", None) is None:
             continue
         i = (addr - wl.start) >> m.page_shift
@@ -415,38 +397,11 @@ def job_line(m: Any, job: Any) -> str:
     return s
 
 
-def value_counts(values: list) -> dict:
-    """How often each value occurs in a list of a few distinct values (a status array
-    of a million pages): list.count (a C loop) per value seen in a sample of them, and
-    a Python count of the rest only when the sample missed some."""
-    from collections import Counter
-
-    n = len(values)
-    step = max(1, n // 4096)
-    out: dict = {}
-    for v in dict.fromkeys(values[:64] + values[::step]):
-        out[v] = values.count(v)
-    if sum(out.values()) != n:  # values the sample missed (or unequal to themselves)
-        out = dict(Counter(values))
-    return out
-
-
 def summarize_result(result: Any) -> str:
     """A job's result in one line: a move_pages status list as counts per node or
     errno, a count of pages not moved, or the result's own text."""
-    import errno
-
-    if isinstance(result, list):
-        counts: dict[str, int] = {}
-        for s, c in value_counts(result).items():
-            if s is None:
-                k = "unwritten"
-            elif s >= 0:
-                k = f"N{s}"
-            else:
-                k = "-" + errno.errorcode.get(-s, str(-s))
-            counts[k] = counts.get(k, 0) + c
-        return f"{len(result)} pages: " + " ".join(f"{k}={v}" for k, v in sorted(counts.items()))
+    if isinstance(result, MoveStatus):
+        return f"{len(result)} pages: " + status_counts_text(result.array)
     if isinstance(result, bool):
         return str(result)
     if isinstance(result, int):
@@ -457,3 +412,61 @@ def summarize_result(result: Any) -> str:
     if isinstance(text, str):
         return text.splitlines()[0] if text else ""
     return str(result)
+
+
+def status_counts(status: np.ndarray) -> dict[str, int]:
+    """A status array (move_pages) as counts: N<node>, -E<errno>, unwritten."""
+    vals, counts = np.unique(np.asarray(status, np.int64), return_counts=True)
+    out: dict[str, int] = {}
+    for s, c in zip(vals.tolist(), counts.tolist()):
+        if s == UNWRITTEN:
+            k = "unwritten"
+        elif s >= 0:
+            k = f"N{s}"
+        else:
+            k = "-" + errno.errorcode.get(-s, str(-s))
+        out[k] = out.get(k, 0) + c
+    return out
+
+
+def status_counts_text(status: np.ndarray) -> str:
+    return " ".join(f"{k}={v}" for k, v in sorted(status_counts(status).items()))
+
+
+# ------------------------------------------------------------------ page tables
+
+def vma_frames(v: VMA, o0: int = 0, o1: int | None = None) -> np.ndarray:
+    """PFNs mapped in [o0, o1) of a VMA (driver frames included; -1 never)."""
+    _offs, pfns = v.present(o0, o1)
+    return pfns
+
+
+def vma_pages_per_node(m: Kernel, v: VMA) -> np.ndarray:
+    """Pages per node (m.nodes order) mapped by a VMA, the zero page not counted."""
+    return pages_per_node(m, vma_frames(v))
+
+
+def process_pages_per_node(m: Kernel, p) -> np.ndarray:
+    per = np.zeros(len(m.nodes_list), np.int64)
+    for v in p.vmas:
+        per += vma_pages_per_node(m, v)
+    return per
+
+
+def process_frames(m: Kernel, pid: int) -> np.ndarray:
+    """Every frame a process maps (the zero page not included), for marking a
+    process's pages on the map."""
+    p = m.procs.get(pid)
+    if p is None:
+        return np.zeros(0, np.int64)
+    _keys, pfns = p.pt.present(0, 1 << 62)
+    return pfns[pfns != m.zero_pfn]
+
+
+def resident_pages(m: Kernel, p) -> int:
+    return int(sum((vma_frames(v) != m.zero_pfn).sum() for v in p.vmas))
+
+
+def frame_kinds(m: Kernel, a: int, b: int) -> np.ndarray:
+    """The kind (K_*) of frames [a, b) (a view: do not write to it)."""
+    return m.f.kind[a:b]

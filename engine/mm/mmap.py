@@ -1,0 +1,97 @@
+"""The mmap and munmap system calls (mm/mmap.c do_mmap(), mm/util.c vm_mmap_pgoff()):
+argument checks, overcommit accounting, the new VMA (anonymous, shmem, a page-cache
+file or a driver's PFN map), and the populate that VM_LOCKED asks for."""
+
+from __future__ import annotations
+
+from ..constants import (
+    EINVAL,
+    ENOMEM,
+    MAP_ANONYMOUS,
+    MAP_NORESERVE,
+    MAP_PRIVATE,
+    MAP_SHARED,
+    VM_LOCKED,
+    VM_NORESERVE,
+    VM_SHARED,
+    VM_WRITE,
+    oserror,
+)
+from .drivers import map_into
+from .memory import (
+    TASK_SIZE,
+    get_unmapped_area,
+    insert_vma,
+    merge_vmas,
+    new_vma,
+    prot_to_vmflags,
+    remove_vma,
+    vmas_in_range,
+)
+from .mlock import populate
+from .state import Kernel, Process
+
+
+def overcommit_ok(k: Kernel, vmflags: int, shared_anon: bool, npages: int) -> bool:
+    """__vm_enough_memory() with vm.overcommit_memory=0 (OVERCOMMIT_GUESS): an
+    accountable mapping (private writable, or shared anonymous memory, and not
+    MAP_NORESERVE) larger than RAM + swap fails; swap is 0 here."""
+    if vmflags & VM_NORESERVE:
+        return True
+    accountable = shared_anon or (vmflags & (VM_SHARED | VM_WRITE)) == VM_WRITE
+    return not accountable or npages <= k.totalram_pages()
+
+
+def do_mmap(k: Kernel, p: Process, length: int, prot: int, flags: int, file: str | None,
+            driver: str | None) -> int:
+    """mmap(NULL, length, prot, flags, ...): returns the address."""
+    if length <= 0:
+        raise oserror(EINVAL, f"mmap: length {length} must be positive")
+    if not (flags & (MAP_SHARED | MAP_PRIVATE)) or (flags & MAP_SHARED and flags & MAP_PRIVATE):
+        raise oserror(EINVAL, "mmap: exactly one of MAP_SHARED and MAP_PRIVATE is required")
+    if file is not None and driver is not None:
+        raise oserror(EINVAL, "mmap: give a file or a driver, not both")
+    if length > TASK_SIZE:
+        raise oserror(ENOMEM, f"mmap: {length} bytes is more than the address space")
+    length = k.page_align(length)
+    npages = length >> k.page_shift
+    if driver is not None:
+        return map_into(k, k.driver(driver), p, length, prot)
+    if file is None and not flags & MAP_ANONYMOUS:
+        raise oserror(EINVAL, "mmap: a file mapping needs file=NAME")
+    vmflags = prot_to_vmflags(prot, flags) | p.def_flags
+    if flags & MAP_NORESERVE:
+        vmflags |= VM_NORESERVE
+    shared_anon = file is None and bool(flags & MAP_SHARED)
+    if not overcommit_ok(k, vmflags, shared_anon, npages):
+        raise oserror(ENOMEM, f"mmap: {npages} pages is more than the machine's "
+                              f"{k.totalram_pages()} pages of RAM (vm.overcommit_memory=0; "
+                              f"MAP_NORESERVE skips the check)")
+    addr = get_unmapped_area(p, length)
+    if addr is None:
+        raise oserror(ENOMEM, f"mmap: no gap of {length} bytes left in pid {p.pid}")
+    backing = None
+    if file is not None:
+        backing = k.file(file, create=True)
+        backing.grow(npages)
+    elif shared_anon:
+        # MAP_SHARED|MAP_ANONYMOUS is shmem: a page-cache object of its own
+        backing = k.file(f"/dev/zero (deleted) #{k.next_mapping_id()}", create=True)
+        backing.grow(npages)
+    v = new_vma(p, addr, length, vmflags, backing, 0)
+    insert_vma(p, v)
+    if vmflags & VM_LOCKED:
+        populate(k, p, v)  # mlockall(MCL_FUTURE): new mappings come in locked
+    merge_vmas(p)
+    return addr
+
+
+def do_munmap(k: Kernel, p: Process, addr: int, length: int) -> None:
+    if addr < 0 or addr & (k.page_size - 1) or length <= 0:
+        raise oserror(EINVAL, f"munmap: address {addr:#x} must be page aligned and "
+                              f"length positive")
+    end = addr + k.page_align(length)
+    if end > TASK_SIZE:
+        raise oserror(EINVAL, f"munmap: [{addr:#x}, {end:#x}) is outside the address space")
+    for v in vmas_in_range(k, p, addr, end, split=True):
+        remove_vma(k, p, v)

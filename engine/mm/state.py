@@ -1,0 +1,775 @@
+"""The machine's state: what Linux keeps in mmzone.h, mm_types.h and sched.h.
+
+Every mm/ and runtime/ module takes a `Kernel` (the state below plus lookups that
+only read it) as its first argument; the public facade `engine.Machine` subclasses
+it and sits on top. This module imports nothing from the rest of mm/, so the
+engine's import graph points down to it and has no cycle.
+
+Page frames are numpy arrays indexed by PFN (`Frames`); nodes, zones and memory
+blocks are PFN ranges; an address space (`Process`) has VMAs over one sparse page
+table (`PageTable`), as mm->pgd; page-cache objects and driver regions
+(`Backing`) index their pages in the same kind of table."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..constants import (
+    EINVAL,
+    ENODEV,
+    EPERM,
+    ESRCH,
+    MIGRATE_BATCH,
+    MODE_NAMES,
+    MPOL_BIND,
+    MPOL_DEFAULT,
+    MPOL_F_NUMA_BALANCING,
+    MPOL_F_RELATIVE_NODES,
+    MPOL_F_STATIC_NODES,
+    MPOL_INTERLEAVE,
+    MPOL_LOCAL,
+    MPOL_PREFERRED,
+    VM_EXEC,
+    VM_IO,
+    VM_LOCKED,
+    VM_PFNMAP,
+    VM_READ,
+    VM_SHARED,
+    VM_WRITE,
+    ZONE_MOVABLE,
+    ZONE_NAMES,
+    oserror,
+)
+from ..nodemask import nodes_str
+from .era import MODERN, Era
+from .pagetable import NO_PAGE, PTE_DTYPE, PageTable
+
+__all__ = ["NO_PAGE", "PTE_DTYPE", "Node", "Zone", "Frames", "Policy", "Backing", "AnonVMA",
+           "VMA", "Process", "Driver", "Cred", "SimClock", "CostModel", "Kernel",
+           "compute_watermarks", "drive"]
+
+
+# ================================================================ nodes and zones
+
+@dataclass
+class Node:
+    id: int
+    cpus: tuple[int, ...]
+    start_pfn: int
+    spanned: int  # frames from start_pfn to the end of the node's last zone
+
+    @property
+    def end_pfn(self) -> int:
+        return self.start_pfn + self.spanned
+
+
+@dataclass
+class Zone:
+    node: int
+    name: str
+    zone_type: int  # index into ZONE_NAMES
+    start_pfn: int
+    spanned: int
+    present: int = 0
+    managed: int = 0
+    free: int = 0
+    wmark_min: int = 0
+    wmark_low: int = 0
+    wmark_high: int = 0
+    zid: int = 0  # index in Kernel.zones
+    cursor: int = 0  # next-fit allocation cursor (relative to start_pfn)
+    isolated: int = 0  # isolated pageblocks (memory blocks) in this zone
+    isolated_free: int = 0  # free frames inside isolated blocks (not allocatable)
+
+    @property
+    def end_pfn(self) -> int:
+        return self.start_pfn + self.spanned
+
+    @property
+    def online(self) -> bool:
+        return self.present > 0
+
+    @property
+    def movable(self) -> bool:
+        return self.zone_type == ZONE_MOVABLE
+
+    @property
+    def label(self) -> str:
+        return f"node{self.node}/{self.name}"
+
+    def available(self, wmark: str) -> int:
+        """Free pages above the watermark (`none`: all free pages)."""
+        mark = {"low": self.wmark_low, "min": self.wmark_min, "high": self.wmark_high,
+                "none": 0}[wmark]
+        return max(0, self.free - mark)
+
+
+def compute_watermarks(zones: list[Zone], page_size: int, modern: bool) -> None:
+    """__setup_per_zone_wmarks(): min_free_kbytes = clamp(sqrt(lowmem_kB * 16), 128, 262144)
+    (2006 capped at 65536); each lowmem zone gets its share of pages_min; ZONE_MOVABLE (like
+    highmem) gets managed/1024 clamped to [32, 128]. Modern: delta = max(min/4,
+    managed * watermark_scale_factor(10) / 10000); 2006: low = 5/4 min, high = 3/2 min."""
+    page_kb = page_size // 1024
+    lowmem_pages = sum(z.managed for z in zones if not z.movable)
+    lowmem_kb = lowmem_pages * page_kb
+    min_free_kbytes = int(math.isqrt(lowmem_kb * 16)) if lowmem_kb else 128
+    min_free_kbytes = max(128, min(min_free_kbytes, 262144 if modern else 65536))
+    pages_min = min_free_kbytes // page_kb
+    for z in zones:
+        if z.managed == 0:
+            z.wmark_min = z.wmark_low = z.wmark_high = 0
+            continue
+        if z.movable:
+            zmin = max(32, min(z.managed // 1024, 128))
+        else:
+            zmin = pages_min * z.managed // lowmem_pages if lowmem_pages else 0
+        z.wmark_min = zmin
+        if modern:
+            delta = max(zmin // 4, z.managed * 10 // 10000)
+            z.wmark_low = zmin + delta
+            z.wmark_high = zmin + 2 * delta
+        else:
+            z.wmark_low = zmin + (zmin >> 2)
+            z.wmark_high = zmin + (zmin >> 1)
+
+
+# ================================================================ page frames
+
+class Frames:
+    """Struct of arrays, one entry per PFN: 18 bytes a frame."""
+
+    FIELDS = ("kind", "flags", "mapping", "index", "mapcount", "refcount", "content")
+    DTYPES = (np.uint8, np.uint8, np.int32, np.int32, np.int16, np.int16, np.uint32)
+
+    def __init__(self, n: int):
+        self.n = n
+        self.kind = np.zeros(n, np.uint8)  # K_*: what holds the frame
+        self.flags = np.zeros(n, np.uint8)  # PG_* bits
+        self.mapping = np.zeros(n, np.int32)  # anon_vma / backing id (kernel use for K_KERNEL)
+        self.index = np.zeros(n, np.int32)  # page index in its mapping object
+        self.mapcount = np.zeros(n, np.int16)  # page-table entries mapping it
+        self.refcount = np.zeros(n, np.int16)
+        self.content = np.zeros(n, np.uint32)  # what the page holds (0: never written)
+
+    def nbytes(self) -> int:
+        return sum(getattr(self, f).nbytes for f in self.FIELDS)
+
+    def clear(self, pfns) -> None:
+        for f in self.FIELDS:
+            getattr(self, f)[pfns] = 0
+
+
+# ================================================================ policies
+
+@dataclass(frozen=True)
+class Policy:
+    """struct mempolicy: a mode, its effective nodes, mode flags, and the nodes the
+    user gave (STATIC/RELATIVE remember them). MPOL_DEFAULT is None, not a Policy."""
+
+    mode: int
+    nodes: tuple[int, ...] = ()
+    flags: int = 0  # MPOL_F_STATIC_NODES / RELATIVE_NODES / NUMA_BALANCING
+    user_nodes: tuple[int, ...] = ()
+
+    def describe(self, era_formats: str = "modern") -> str:
+        """The policy string of /proc/PID/numa_maps (mpol_to_str)."""
+        if self.mode == MPOL_DEFAULT:
+            return "default"
+        if era_formats == "2006":
+            name = {MPOL_PREFERRED: "prefer", MPOL_BIND: "bind", MPOL_INTERLEAVE: "interleave"}
+            return f"{name.get(self.mode, MODE_NAMES[self.mode])}={nodes_str(self.nodes)}"
+        if self.mode == MPOL_LOCAL:
+            return "local"
+        s = MODE_NAMES[self.mode]
+        fl = []
+        if self.flags & MPOL_F_STATIC_NODES:
+            fl.append("static")
+        if self.flags & MPOL_F_RELATIVE_NODES:
+            fl.append("relative")
+        if self.flags & MPOL_F_NUMA_BALANCING:
+            fl.append("balancing")
+        if fl:
+            s += "=" + "|".join(fl)
+        return f"{s}:{nodes_str(self.nodes)}"
+
+
+# ================================================================ address spaces
+
+@dataclass(eq=False)
+class Backing:
+    """A shared object pages are indexed in: a page-cache file or a driver's
+    PFN-mapped region (its address_space / i_mmap). Its table maps page index to
+    PFN and to the content last written (the integrity oracle)."""
+
+    id: int
+    name: str
+    kind: str  # "file" | "driver"
+    npages: int = 0  # the object's size in pages
+    pt: PageTable = field(default_factory=PageTable)
+    vmas: list = field(default_factory=list)
+
+    def grow(self, n: int) -> None:
+        self.npages = max(self.npages, int(n))
+
+    def pages(self, idx) -> np.ndarray:
+        """PFN of each page index (NO_PAGE when not cached)."""
+        return self.pt.get(idx, "pfn", 0, self.npages)
+
+    def set_pages(self, idx, pfns) -> None:
+        self.pt.set(idx, pfns, "pfn", 0, self.npages)
+
+    def expects(self, idx) -> np.ndarray:
+        return self.pt.get(idx, "expect", 0, self.npages)
+
+    def set_expects(self, idx, vals) -> None:
+        self.pt.set(idx, vals, "expect", 0, self.npages)
+
+    def present(self) -> tuple[np.ndarray, np.ndarray]:
+        """(page indexes, PFNs) of the cached pages."""
+        return self.pt.present(0, self.npages)
+
+
+@dataclass(eq=False)
+class AnonVMA:
+    """anon_vma: the reverse-map root of a process's anonymous pages. page->index is
+    stored relative to `base_vpn`. `inflight` counts isolated pages whose migration
+    holds it alive after its VMAs are gone (the modern anon_vma refcount rule)."""
+
+    id: int
+    pid: int
+    base_vpn: int
+    vmas: list = field(default_factory=list)
+    inflight: int = 0
+
+
+@dataclass(eq=False)
+class VMA:
+    """vm_area_struct: [start, end) of an address space, its flags, policy and the
+    objects its pages belong to. Its page-table entries live in the owner's table."""
+
+    start: int
+    end: int
+    flags: int
+    policy: Policy | None = None
+    anon: AnonVMA | None = None
+    backing: Backing | None = None
+    pgoff: int = 0  # index of the first page in its backing (file/driver)
+    mm: Process | None = None
+
+    @property
+    def shift(self) -> int:
+        return self.mm.page_shift
+
+    @property
+    def vpn(self) -> int:
+        return self.start >> self.mm.page_shift
+
+    @property
+    def npages(self) -> int:
+        return (self.end - self.start) >> self.mm.page_shift
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start
+
+    @property
+    def shared(self) -> bool:
+        return bool(self.flags & VM_SHARED)
+
+    @property
+    def locked(self) -> bool:
+        return bool(self.flags & VM_LOCKED)
+
+    @property
+    def pfnmap(self) -> bool:
+        return bool(self.flags & VM_PFNMAP)
+
+    @property
+    def private(self) -> bool:
+        """Private pages whose content the VMA's own oracle (expect) records."""
+        return not self.flags & (VM_SHARED | VM_PFNMAP)
+
+    @property
+    def kind(self) -> str:
+        if self.pfnmap:
+            return "driver"
+        if self.backing is not None:
+            return "file"
+        return "anon"
+
+    def flag_string(self) -> str:
+        s = "".join(c if self.flags & b else "-" for c, b in
+                    (("r", VM_READ), ("w", VM_WRITE), ("x", VM_EXEC)))
+        s += "s" if self.shared else "p"
+        extra = [n for n, b in (("locked", VM_LOCKED), ("io", VM_IO), ("pfnmap", VM_PFNMAP))
+                 if self.flags & b]
+        return s + (" " + ",".join(extra) if extra else "")
+
+    # page-table access: offsets are page offsets inside the VMA
+    def ptes(self, offs) -> np.ndarray:
+        v0 = self.vpn
+        return self.mm.pt.get(np.asarray(offs, np.int64) + v0, "pfn", v0, v0 + self.npages)
+
+    def pte_range(self, o0: int, o1: int) -> np.ndarray:
+        """Entries [o0, o1) as a new array (a copy)."""
+        v0 = self.vpn
+        return self.mm.pt.dense(v0 + o0, v0 + o1)
+
+    def set_ptes(self, offs, pfns) -> None:
+        v0 = self.vpn
+        self.mm.pt.set(np.asarray(offs, np.int64) + v0, pfns, "pfn", v0, v0 + self.npages)
+
+    def expects(self, offs) -> np.ndarray:
+        v0 = self.vpn
+        return self.mm.pt.get(np.asarray(offs, np.int64) + v0, "expect", v0,
+                              v0 + self.npages)
+
+    def set_expects(self, offs, vals) -> None:
+        v0 = self.vpn
+        self.mm.pt.set(np.asarray(offs, np.int64) + v0, vals, "expect", v0,
+                       v0 + self.npages)
+
+    def present(self, o0: int = 0, o1: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(offsets, PFNs) of the entries of [o0, o1) that map a frame (the zero page
+        included), ascending."""
+        v0 = self.vpn
+        keys, pfns = self.mm.pt.present(v0 + o0, v0 + (self.npages if o1 is None else o1))
+        return keys - v0, pfns
+
+    def written(self) -> tuple[np.ndarray, np.ndarray]:
+        """(offsets, expected contents) of the private pages written so far."""
+        v0 = self.vpn
+        keys, vals = self.mm.pt.written(v0, v0 + self.npages)
+        return keys - v0, vals
+
+
+@dataclass(eq=False)
+class Process:
+    pid: int
+    name: str
+    uid: int
+    node: int
+    mems_allowed: frozenset
+    page_shift: int = 12
+    policy: Policy | None = None
+    vmas: list = field(default_factory=list)  # sorted by start
+    pt: PageTable = field(default_factory=PageTable)  # the address space's page table
+    has_mm: bool = True
+    def_flags: int = 0  # mlockall(MCL_FUTURE) sets VM_LOCKED here
+    il_next: int = 0  # interleave cursor for task-policy allocations without a VMA
+    stalls: int = 0  # accesses that waited on a page under migration
+
+    def find_vma(self, addr: int) -> VMA | None:
+        """vma_lookup(): the VMA containing addr."""
+        i = self._index_above(addr)
+        if i < len(self.vmas) and self.vmas[i].start <= addr:
+            return self.vmas[i]
+        return None
+
+    def find_vma_above(self, addr: int) -> VMA | None:
+        """find_vma(): first VMA with end > addr (no containment check; 2.6.18 used this)."""
+        i = self._index_above(addr)
+        return self.vmas[i] if i < len(self.vmas) else None
+
+    def _index_above(self, addr: int) -> int:
+        lo, hi = 0, len(self.vmas)
+        while lo < hi:  # binary search: VMAs are sorted and disjoint
+            mid = (lo + hi) // 2
+            if self.vmas[mid].end <= addr:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+
+    def vma_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """(starts, ends) of the VMAs as arrays (for vectorised lookups)."""
+        return (np.fromiter((v.start for v in self.vmas), np.int64, len(self.vmas)),
+                np.fromiter((v.end for v in self.vmas), np.int64, len(self.vmas)))
+
+
+# ================================================================ drivers
+
+@dataclass(eq=False)
+class Driver:
+    """A simulated driver: a PFN-mapped region (uncached, framebuffer) with an
+    optional vm_ops->migrate hook, or an RDMA driver that pins pages long-term."""
+
+    name: str
+    kind: str  # uncached | framebuffer (PFN-mapped region) | rdma (long-term pins)
+    node: int
+    npages: int
+    has_hook: bool = False
+    hook_enabled: bool = False
+    backing: Backing | None = None  # its region (PFN-mapped kinds)
+    pins: list = field(default_factory=list)  # (pid, addr, length) pinned by rdma
+
+    @property
+    def pfnmap(self) -> bool:
+        return self.kind != "rdma"
+
+
+# ================================================================ credentials, time, cost
+
+@dataclass(frozen=True)
+class Cred:
+    """The credentials a call runs with (struct cred, plus the caller's cpuset)."""
+
+    uid: int
+    cap_sys_nice: bool
+    mems_allowed: frozenset
+    node: int
+    pid: int | None = None
+
+    @property
+    def cap_sys_admin(self) -> bool:
+        return self.uid == 0
+
+
+class SimClock:
+    """Simulated time in ns. Everything that takes time goes through advance()."""
+
+    __slots__ = ("ns",)
+
+    def __init__(self, ns: int = 0) -> None:
+        self.ns = int(ns)
+
+    def advance(self, ns: float) -> None:
+        self.ns += int(ns)
+
+    def advance_to(self, t: int) -> None:
+        """Catch up with a point in time (a workload that ran ahead); never back."""
+        self.ns = max(self.ns, int(t))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SimClock) and other.ns == self.ns
+
+    __hash__ = None  # mutable
+
+    def __repr__(self) -> str:
+        return f"SimClock({self.ns})"
+
+
+REF_DISTANCE = 21  # the measured 2-socket machine's remote distance
+
+
+@dataclass
+class CostModel:
+    """What simulated operations cost, from measured Linux (engine/mm/cost.py)."""
+
+    page_ns_4k: float = 1200.0  # per 4 KiB page, remote (distance 21), flush amortised
+    copy_share: float = 0.25  # the copy part, which scales with distance
+    wait_ns: int = 20_000  # waiting for a page lock or writeback to clear
+    tlb_flush_ns: float = 2500.0  # one TLB shootdown (IPIs to the mm's CPUs)
+    local_access_ns: float = 80.0  # a local DRAM access; remote scales with distance
+    hint_fault_ns: float = 1500.0  # a NUMA hint fault: trap, task_numa_fault(), return
+    scan_ns_per_page: float = 15.0  # change_prot_numa(): arming one page for a hint fault
+    damon_check_ns: float = 250.0  # DAMON: one sampled page's Accessed-bit check and reset
+    query_ns_per_page: float = 60.0  # move_pages(nodes=NULL): one page-table lookup
+    syscall_ns: float = 1000.0  # entering and leaving one system call
+
+    def per_page_ns(self, page_size: int, distance: np.ndarray) -> np.ndarray:
+        scale = page_size / 4096
+        fixed = self.page_ns_4k * (1 - self.copy_share)
+        copy = self.page_ns_4k * self.copy_share * (distance / REF_DISTANCE) * scale
+        return fixed + copy
+
+    def flushes(self, npages: int, modern: bool) -> int:
+        """TLB shootdowns for migrating npages in one batch call: one per 512-page
+        batch in modern kernels, one per page in the 2006 kernels."""
+        if npages <= 0:
+            return 0
+        return -(-npages // MIGRATE_BATCH) if modern else npages
+
+    def access_ns(self, distance) -> np.ndarray:
+        """Latency of one access at SLIT distance d: 80 ns x d / 10."""
+        return self.local_access_ns * np.asarray(distance, dtype=np.float64) / 10.0
+
+    def stall_ns(self) -> float:
+        """A task that hits a migration entry sleeps until the page's batch is done:
+        on average half a batch of copies."""
+        return self.page_ns_4k * MIGRATE_BATCH / 2
+
+
+def drive(gen):
+    """Run a batch generator to completion and return its value (the synchronous
+    form of every long operation; a job steps the same generator)."""
+    try:
+        while True:
+            next(gen)
+    except StopIteration as e:
+        return e.value
+
+
+# ================================================================ the kernel state
+
+class Kernel:
+    """The state of a NUMA machine and its kernel, with read-only lookups. The
+    operations live in the mm/ modules, which take a Kernel; `engine.Machine` adds
+    the runtime subsystems and the public API."""
+
+    def __init__(self) -> None:
+        self.name = "machine"
+        self.page_size = 4096
+        self.page_shift = 12
+        self._era: Era = MODERN
+        self.nodes_list: list[Node] = []
+        self.zones: list[Zone] = []
+        self.distances = np.zeros((0, 0), np.uint8)
+        self.f = Frames(0)
+        self.block_pages = 32768
+        self.blk_state = np.zeros(0, np.uint8)
+        self.blk_isolated = np.zeros(0, bool)
+        self.procs: dict[int, Process] = {}
+        self.mappings: dict[int, AnonVMA | Backing] = {}  # rmap objects by id
+        self.files: dict[str, Backing] = {}
+        self.drivers_map: dict[str, Driver] = {}
+        self.il_weights: dict[int, int] = {}
+        self.numastat_arr = np.zeros((6, 0), np.int64)
+        self.vmstat_counts: Counter = Counter()
+        self.vmstat_extra: Counter = Counter()
+        self.time = SimClock()
+        self.cost = CostModel()
+        self.seed = 0
+        self.zero_pfn = -1
+        self.isolated_pages = 0
+        self.traffic: np.ndarray | None = None  # pages migrated, (source, target) node
+        self.description: dict | None = None
+        self.next_id = 1  # ids of rmap objects (anon_vmas, backings)
+        self.write_seq = 0  # content tokens of writes
+        self.next_pid = 1
+        self._node_starts = np.zeros(0, np.int64)
+        self._node_ids = np.zeros(0, np.int64)
+        self._zone_starts = np.zeros(0, np.int64)
+        self._zone_ids = np.zeros(0, np.int64)
+        self._tabs: tuple | None = None
+
+    # ------------------------------------------------------------ layout
+    def layout(self, page_size: int, nodes: list[tuple[int, tuple, list[int]]],
+               distances: np.ndarray, block_size: int) -> None:
+        """nodes: (id, cpus, [pages per zone type]). Lays nodes out in PFN order."""
+        self.page_size = page_size
+        self.page_shift = page_size.bit_length() - 1
+        self.block_pages = max(1, block_size // page_size)
+        pfn = 0
+        for nid, cpus, sizes in nodes:
+            start = pfn
+            for zt, npg in enumerate(sizes):
+                z = Zone(node=nid, name=ZONE_NAMES[zt], zone_type=zt, start_pfn=pfn,
+                         spanned=npg, present=npg, managed=npg, free=npg, zid=len(self.zones))
+                self.zones.append(z)
+                pfn += npg
+            self.nodes_list.append(Node(id=nid, cpus=tuple(cpus), start_pfn=start,
+                                        spanned=pfn - start))
+        self.f = Frames(pfn)
+        self.distances = distances
+        nblk = (pfn + self.block_pages - 1) // self.block_pages
+        self.blk_state = np.zeros(nblk, np.uint8)
+        self.blk_isolated = np.zeros(nblk, bool)
+        self.numastat_arr = np.zeros((6, self.nr_node_ids), np.int64)
+        self.index_ranges()
+
+    def index_ranges(self) -> None:
+        """Rebuild the PFN -> node/zone lookup tables (after a layout or a load)."""
+        ne = [n for n in self.nodes_list if n.spanned > 0]
+        self._node_starts = np.array([n.start_pfn for n in ne], np.int64)
+        self._node_ids = np.array([n.id for n in ne], np.int64)
+        zs = [z for z in self.zones if z.spanned > 0]
+        self._zone_starts = np.array([z.start_pfn for z in zs], np.int64)
+        self._zone_ids = np.array([z.zid for z in zs], np.int64)
+        # tables node/zone by (pfn >> shift): every node and zone boundary is a
+        # multiple of 2**shift, so a gather replaces a binary search per frame
+        bounds = [int(b) for b in np.concatenate([self._zone_starts, self._node_starts]) if b]
+        bounds += [z.end_pfn for z in self.zones if z.spanned] + [self.nr_frames]
+        shift = min((b & -b).bit_length() - 1 for b in bounds if b) if any(bounds) else 20
+        shift = min(shift, 20)
+        if shift < 6 or not self.nr_frames:
+            self._tabs = None  # boundaries too fine: keep the binary search
+            return
+        base = np.arange(0, self.nr_frames, 1 << shift, dtype=np.int64)
+        zt = self._zone_ids[np.searchsorted(self._zone_starts, base, side="right") - 1]
+        nt = self._node_ids[np.searchsorted(self._node_starts, base, side="right") - 1]
+        self._tabs = (shift, nt.astype(np.int64), zt.astype(np.int64))
+
+    # ------------------------------------------------------------ topology
+    @property
+    def nodes(self) -> list[int]:
+        return [n.id for n in self.nodes_list]
+
+    @property
+    def nr_node_ids(self) -> int:
+        return max(self.nodes) + 1 if self.nodes_list else 0
+
+    @property
+    def nr_frames(self) -> int:
+        return self.f.n
+
+    @property
+    def clock(self) -> int:
+        """Simulated time in ns."""
+        return self.time.ns
+
+    @property
+    def era(self) -> Era:
+        return self._era
+
+    @era.setter
+    def era(self, era: Era) -> None:
+        self._era = era
+        compute_watermarks(self.zones, self.page_size, era.is_modern)
+
+    def node(self, nid: int) -> Node:
+        for n in self.nodes_list:
+            if n.id == nid:
+                return n
+        raise oserror(ENODEV, f"no node {nid}")
+
+    def distance(self, a: int, b: int) -> int:
+        return int(self.distances[a, b])
+
+    def node_zones(self, nid: int) -> list[Zone]:
+        return [z for z in self.zones if z.node == nid]
+
+    def zone(self, nid: int, name: str) -> Zone:
+        for z in self.node_zones(nid):
+            if z.name.lower() == str(name).lower():
+                return z
+        raise oserror(EINVAL, f"node {nid} has no zone {name!r}")
+
+    def memory_nodes(self) -> list[int]:
+        """Nodes in N_MEMORY: those with present memory."""
+        return [n.id for n in self.nodes_list if self.node_has_memory(n.id)]
+
+    def node_has_memory(self, nid: int) -> bool:
+        return any(z.present > 0 for z in self.zones if z.node == nid)
+
+    def node_available(self, nid: int, wmark: str = "min") -> int:
+        return sum(max(0, z.available(wmark) - z.isolated_free) for z in self.node_zones(nid))
+
+    def totalram_pages(self) -> int:
+        return sum(z.managed for z in self.zones)
+
+    def node_of(self, pfns) -> np.ndarray:
+        pfns = np.asarray(pfns, dtype=np.int64)
+        if self._tabs is not None:
+            return self._tabs[1][pfns >> self._tabs[0]]
+        i = np.searchsorted(self._node_starts, pfns, side="right") - 1
+        return self._node_ids[i]
+
+    def zone_of(self, pfns) -> np.ndarray:
+        pfns = np.asarray(pfns, dtype=np.int64)
+        if self._tabs is not None:
+            return self._tabs[2][pfns >> self._tabs[0]]
+        i = np.searchsorted(self._zone_starts, pfns, side="right") - 1
+        return self._zone_ids[i]
+
+    def page_align(self, n: int) -> int:
+        return (int(n) + self.page_size - 1) & ~(self.page_size - 1)
+
+    def il_weight(self, nid: int) -> int:
+        return int(self.il_weights.get(nid, 1))
+
+    # ------------------------------------------------------------ objects
+    def driver(self, name: str) -> Driver:
+        try:
+            return self.drivers_map[name]
+        except KeyError:
+            raise oserror(EINVAL, f"no driver {name!r} (drivers: "
+                                  f"{', '.join(self.drivers_map) or 'none'})") from None
+
+    def driver_of(self, v: VMA) -> Driver | None:
+        if v.backing is None:
+            return None
+        for d in self.drivers_map.values():
+            if d.backing is v.backing:
+                return d
+        return None
+
+    def next_mapping_id(self) -> int:
+        self.next_id += 1
+        return self.next_id
+
+    def new_backing(self, name: str, kind: str, npages: int) -> Backing:
+        b = Backing(id=self.next_mapping_id(), name=name, kind=kind, npages=int(npages))
+        self.mappings[b.id] = b
+        return b
+
+    def file(self, name: str, create: bool = False) -> Backing:
+        b = self.files.get(name)
+        if b is None:
+            if not create:
+                raise oserror(EINVAL, f"no file {name!r} in the page cache")
+            b = self.new_backing(name, "file", 0)
+            self.files[name] = b
+        return b
+
+    def new_tokens(self, k: int, base_vpn: int, offs: np.ndarray) -> np.ndarray:
+        """Content values for k page writes: distinct, never 0 (0 = never written).
+        uint32 arithmetic wraps modulo 2**32, which is the hash we want."""
+        self.write_seq += 1
+        seed = np.uint32((self.write_seq * 0x9E3779B1 + base_vpn * 2654435761) & 0xFFFFFFFF)
+        t = np.asarray(offs).astype(np.uint32)
+        t *= np.uint32(2654435761)
+        t += seed
+        t[t == 0] = 1
+        return t
+
+    def record_traffic(self, src: np.ndarray, dst: np.ndarray) -> None:
+        nn = self.nr_node_ids
+        if self.traffic is None or self.traffic.shape[0] != nn:
+            self.traffic = np.zeros((nn, nn), np.int64)
+        pair = np.asarray(src, np.int64) * nn + np.asarray(dst, np.int64)
+        self.traffic += np.bincount(pair, minlength=nn * nn).reshape(nn, nn)
+
+    # ------------------------------------------------------------ tasks and credentials
+    def credentials(self, caller) -> Cred:
+        """The console operator (None: uid 0, CAP_SYS_NICE, every node) or a process."""
+        if caller is None:
+            return Cred(uid=0, cap_sys_nice=True, mems_allowed=frozenset(self.nodes), node=0)
+        p = self.procs.get(_pid_arg(caller, "caller"))
+        if p is None:
+            raise oserror(ESRCH, f"caller pid {caller} does not exist")
+        return Cred(uid=p.uid, cap_sys_nice=p.uid == 0, mems_allowed=p.mems_allowed,
+                    node=p.node, pid=p.pid)
+
+    def lookup(self, pid, caller=None) -> Process | None:
+        """find_task_by_vpid(); pid 0 = the caller."""
+        pid = _pid_arg(pid, "pid")
+        if pid == 0:
+            if caller is None:
+                return None
+            pid = _pid_arg(caller, "caller")
+        return self.procs.get(pid)
+
+    def task(self, pid, caller=None) -> Process:
+        p = self.lookup(pid, caller)
+        if p is None:
+            raise oserror(ESRCH, f"no process {pid}")
+        return p
+
+    def user(self, pid, caller=None) -> Process:
+        """A process with an address space (not a kernel thread)."""
+        p = self.task(pid, caller)
+        if not p.has_mm:
+            raise oserror(EINVAL, f"pid {p.pid} is a kernel thread with no address space")
+        return p
+
+    def check_access(self, cred: Cred, p: Process, call: str) -> None:
+        """ptrace_may_access(PTRACE_MODE_READ_REALCREDS) (modern), or the <= 4.12 rule:
+        caller uid matches the target's uid, or CAP_SYS_NICE. Root passes both."""
+        if cred.uid == 0 or cred.uid == p.uid:
+            return
+        if self.era.perm_model == "uid" and cred.cap_sys_nice:
+            return
+        raise oserror(EPERM, f"{call}: uid {cred.uid} may not act on pid {p.pid} "
+                             f"(uid {p.uid})")
+
+
+def _pid_arg(x, what: str) -> int:
+    """A pid from the API: an int (not a bool, not a float that would be truncated)."""
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, np.integer)):
+        raise TypeError(f"{what} must be an integer, not {type(x).__name__}")
+    return int(x)
