@@ -1024,6 +1024,21 @@ def _bill(m, args, bg):
          args=["pid"])
 def _experiment(m, args, bg):
 
+    pid, wopts, dopts = parse_experiment(args)
+    r = compare_runs(m, pid, wopts, dopts)
+    # sweep (tools/sweep.py, issue 17): last_off/last_on, the last-window locality the
+    # table prints, so that a sweep row carries every figure of the text
+    return Result(True, r["text"], value={"off": r["off"]["workload"],
+                                          "on": r["on"]["workload"],
+                                          "daemon": r["on"]["daemon"],
+                                          "last_off": r["off"]["last"],
+                                          "last_on": r["on"]["last"]})
+
+
+def parse_experiment(args: list[str]) -> tuple[int, dict, dict]:
+    """`experiment`'s arguments -> (pid, workload options, daemon options); raises
+    CommandError. Split out of _experiment so that a sweep spec (tools/sweep.py) is
+    checked by this same parser before any run starts."""
     usage = "experiment PID [size=S] [pattern=P] [threads=NODES] ... -- [mode=..] [source=..] .."
     if "--" in args:
         i = args.index("--")
@@ -1034,7 +1049,7 @@ def _experiment(m, args, bg):
     _need(pos, 1, usage, 1)
     _check_opts(kv, fl, ("size", "pattern", "threads", "ticks", "rate", "write", "zipf",
                          "width", "step", "shard", "scatter", "init", "seed"))
-    pid = _pid(m, pos[0])
+    pid = _pid(None, pos[0])
     wopts = {}
     if "size" in kv:
         wopts["size"] = _size(kv.pop("size"))
@@ -1047,7 +1062,4 @@ def _experiment(m, args, bg):
     dpos, dkv, dfl = _kv(dargs)
     if dpos or dfl:
         raise CommandError(f"experiment: daemon options are KEY=V ({usage})")
-    r = compare_runs(m, pid, wopts, _daemon_opts(dkv))
-    return Result(True, r["text"], value={"off": r["off"]["workload"],
-                                          "on": r["on"]["workload"],
-                                          "daemon": r["on"]["daemon"]})
+    return pid, wopts, _daemon_opts(dkv)

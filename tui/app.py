@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import gc
+import shlex
 import time
 from pathlib import Path
 from typing import Any
@@ -32,12 +33,14 @@ from engine.views import (
     summarize_result,
     vma_frames,
 )
+from tools.sweep import SweepError, read_results
 
 from .palette import EngineCommands
 from .screens.confirm import ConfirmScreen
 from .screens.help import HelpScreen
 from .screens.main import MainScreen, Selection
 from .screens.process import ProcessScreen
+from .screens.sweep import SweepScreen
 from .widgets.consolelog import ConsoleLog
 from .widgets.pagemap import PageMap
 
@@ -91,8 +94,9 @@ class NumaConsoleApp(App):
         Binding("q", "quit", "Quit", id="app.quit"),
     ]
 
-    def __init__(self, machine: Any = None, **kw: Any) -> None:
+    def __init__(self, machine: Any = None, *, sweep: str | None = None, **kw: Any) -> None:
         super().__init__(**kw)
+        self._sweep_path = sweep  # results to open at start (numacon sweep --show FILE.csv)
         self.machine: Any = None
         self.paused = False
         self.history: list[str] = []
@@ -152,6 +156,10 @@ class NumaConsoleApp(App):
     def on_mount(self) -> None:
         self.set_interval(1 / FPS, self._tick, name="redraw")
         self.call_after_refresh(self._freeze_gc)
+        if self._sweep_path is not None:
+            r = self.open_sweep(self._sweep_path)
+            if not r.ok:
+                self.console_log.result(r.text, False)
 
     # ------------------------------------------------------------ the garbage collector
     # The objects of a started console (widgets, styles, the machine) live as long as it
@@ -226,7 +234,9 @@ class NumaConsoleApp(App):
         """Run one command line through engine.commands.execute; log it and its result."""
         log = self.console_log
         log.command(line)
-        r = execute(self.machine, line, background=True)
+        # `sweep FILE.csv` opens results in a screen: a console view, not an engine command
+        r = self.sweep_command(line) if line.split(None, 1)[:1] == ["sweep"] else \
+            execute(self.machine, line, background=True)
         self.last_result = r
         log.result(r.text, r.ok)
         if r.job is not None:
@@ -287,6 +297,25 @@ class NumaConsoleApp(App):
                 back.focus()
             self.run_command(line)
 
+    def open_sweep(self, path: str) -> Result:
+        """The sweep screen on the results of `numacon sweep` at path (a CSV file)."""
+        try:
+            r = Result(True, f"sweep results {path}", value=read_results(path))
+        except SweepError as e:
+            return Result(False, f"error: {e}")
+        self.push_screen(SweepScreen(r.value))
+        return r
+
+    def sweep_command(self, line: str) -> Result:
+        """`sweep FILE.csv` on the command line."""
+        try:
+            words = shlex.split(line)
+        except ValueError as e:
+            return Result(False, f"error: cannot split the line: {e}")
+        if len(words) != 2:
+            return Result(False, "error: usage: sweep FILE.csv (results of numacon sweep)")
+        return self.open_sweep(words[1])
+
     # ------------------------------------------------------------ helpers
     def selection(self) -> Selection:
         scr = self.screen
@@ -334,6 +363,7 @@ class NumaConsoleApp(App):
         groups.append(("main", list(MainScreen.BINDINGS)))
         groups.append(("map", list(PageMap.BINDINGS)))
         groups.append(("process", list(ProcessScreen.BINDINGS)))
+        groups.append(("sweep", list(SweepScreen.BINDINGS)))
         from .widgets.cmdline import CommandLine
 
         groups.append(("command line", list(CommandLine.BINDINGS)))
@@ -342,6 +372,9 @@ class NumaConsoleApp(App):
     # ------------------------------------------------------------ actions
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if isinstance(self.screen, ModalScreen) and action not in ("quit", "help"):
+            return False
+        allowed = getattr(self.screen, "APP_ACTIONS", None)
+        if allowed is not None and action not in allowed:
             return False
         if isinstance(self.screen, ProcessScreen) and action in ("zoom", "view", "offline",
                                                                   "online"):

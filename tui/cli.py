@@ -9,6 +9,9 @@
     numacon bench [--json]                     the benchmark (tools.bench)
     numacon serve [MACHINE] [--port N]         the console in a browser (textual-serve; open
                                                the URL it prints: it carries a token)
+    numacon sweep SPEC.toml [-o FILE.csv] [--workers N | --scheduler tcp://HOST:PORT]
+                  [--resume]                   a grid of experiments (tools.sweep)
+    numacon sweep --show FILE.csv              its results in the console
 
 `run` prints results on stdout and errors on stderr, and stops with exit status 1 at
 the first command that fails (0 when all succeed)."""
@@ -31,7 +34,7 @@ from engine.machines.description import dumps
 from tools import bench
 
 PROG = "numacon"
-SUBCOMMANDS = ("run", "hardware", "capture", "bench", "serve")
+SUBCOMMANDS = ("run", "hardware", "capture", "bench", "serve", "sweep")
 
 
 def _err(msg: str) -> None:
@@ -193,6 +196,53 @@ def cmd_serve(argv: Sequence[str]) -> int:
     return 0
 
 
+def cmd_sweep(argv: Sequence[str]) -> int:
+    """Parse, then hand over to tools.sweep (tools.sweep_dask for --scheduler)."""
+    ap = argparse.ArgumentParser(
+        prog=f"{PROG} sweep", description="run a grid of experiments (each one workload "
+                                          "and seed, the daemon off and on) on local "
+                                          "processes or a Dask cluster")
+    ap.add_argument("spec", nargs="?", metavar="SPEC.toml", help="the sweep spec")
+    ap.add_argument("-o", dest="out", metavar="FILE.csv",
+                    help="results (default: SPEC with .csv); JSON lines go to FILE.jsonl")
+    be = ap.add_mutually_exclusive_group()
+    be.add_argument("--workers", type=int, metavar="N",
+                    help="local worker processes (default: the CPU count)")
+    be.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="a Dask scheduler")
+    ap.add_argument("--timeout", type=float, default=10.0, metavar="S",
+                    help="seconds to reach the scheduler (default 10)")
+    ap.add_argument("--resume", action="store_true",
+                    help="continue FILE.csv: run only what it does not have")
+    ap.add_argument("--show", metavar="FILE.csv", help="open results in the console")
+    a = ap.parse_args(argv)
+    if (a.spec is None) == (a.show is None):
+        _err("error: give a SPEC.toml to run, or --show FILE.csv to look at results")
+        return 2
+    from tools import sweep
+
+    if a.show is not None:
+        try:
+            sweep.read_results(a.show)
+        except sweep.SweepError as e:
+            _err(f"error: {e}")
+            return 1
+        from .app import NumaConsoleApp
+
+        NumaConsoleApp(sweep=a.show).run()
+        return 0
+    if a.scheduler is None:
+        return sweep.sweep_main(a.spec, a.out, lambda: sweep.LocalBackend(a.workers),
+                                resume=a.resume)
+    try:
+        from tools.sweep_dask import connect
+    except ImportError as e:
+        _err(f"error: --scheduler needs dask.distributed ({e}); pip install "
+             f"'dask[distributed]'")
+        return 1
+    return sweep.sweep_main(a.spec, a.out, lambda: connect(a.scheduler, a.timeout),
+                            resume=a.resume)
+
+
 def serve_command(machine: str | None) -> str:
     """The shell command textual-serve runs per browser session."""
     root = str(Path(__file__).resolve().parent.parent)
@@ -235,6 +285,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_bench(args[1:])
         if sub == "serve":
             return cmd_serve(args[1:])
+        if sub == "sweep":
+            return cmd_sweep(args[1:])
         return cmd_app(args)
     except KeyboardInterrupt:
         return 130

@@ -37,6 +37,8 @@ LONG = {
     "main.focus_processes": "focus the processes table",
     "map.open": "open the process that maps the frame under the cursor",
     "process.show_on_map": "mark the selected VMA's pages on the map",
+    "sweep.replay": "replay the selected run as an experiment, on screen",
+    "sweep.sort": "sort the runs by the next column (runtime change, run, locality...)",
     "command.complete": "accept the completion",
 }
 
@@ -73,6 +75,9 @@ def commands_renderable() -> Text:
         c = COMMANDS[n]
         t.append(c.usage + "\n", style="bold #6fa8dc")
         t.append(f"    {c.help}\n")
+    # the console's own (not an engine command: it opens a screen)
+    t.append("sweep FILE.csv\n", style="bold #6fa8dc")
+    t.append("    open the results of `numacon sweep` (runs, heat grid, enter replays)\n")
     t.rstrip()
     return t
 
