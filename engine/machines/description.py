@@ -331,7 +331,6 @@ def _boot_kernel(m, kshares) -> None:
             f.kind[s:s + take] = K_KERNEL
             f.flags[s:s + take] = PG_reserved
             f.mapping[s:s + take] = KUSE_MEMMAP
-            f.refcount[s:s + take] = 1
             z.managed -= take
             z.free -= take
             z.cursor = take
@@ -343,14 +342,12 @@ def _boot_kernel(m, kshares) -> None:
         f.kind[got] = K_KERNEL
         f.flags[got] = 0
         f.mapping[got] = KUSE_SLAB
-        f.refcount[got] = 1
     first = m.memory_nodes()[0]
     z, _ = alloc_frames(m, 1, [first], movable=False, wmark="none")
     zp = int(z[0])
     f.kind[zp] = K_KERNEL
     f.flags[zp] = PG_reserved
     f.mapping[zp] = KUSE_ZERO
-    f.refcount[zp] = 1
     m.zero_pfn = zp
 
 

@@ -493,7 +493,7 @@ def _cat(parts: list[np.ndarray], dtype, empty_shape) -> np.ndarray:
 def snapshot_state(m: Machine) -> tuple[dict, dict[str, np.ndarray]]:
     """(JSON-able state, arrays) that restore_state() turns back into an equal machine."""
     _covered(m)
-    arrays: dict[str, np.ndarray] = {f"frames.{n}": getattr(m.f, n) for n in m.f.FIELDS}
+    arrays: dict[str, np.ndarray] = {f"frames.{n}": a for n, a in m.f.blobs().items()}
     arrays.update({k: getattr(m, k) for k in ARRAYS})
     if m.traffic is not None:
         arrays["traffic"] = m.traffic
@@ -622,14 +622,11 @@ def _list(x: Any, cls: type, what: str) -> list:
 
 
 def _restore_frames(m: Machine, n: int, arrays: dict[str, np.ndarray]) -> None:
-    m.f = Frames(0)
-    m.f.n = n
-    for name, dt in zip(Frames.FIELDS, Frames.DTYPES):
-        a = arrays.pop(f"frames.{name}")
-        if a.shape != (n,) or a.dtype != dt:
-            raise SaveError(f"frames.{name} is {a.shape} {a.dtype}, expected ({n},) "
-                            f"{np.dtype(dt)}")
-        setattr(m.f, name, a)
+    blobs = {name: arrays.pop(f"frames.{name}") for name in Frames.FIELDS}
+    try:
+        m.f = Frames.from_blobs(n, blobs)
+    except ValueError as e:
+        raise SaveError(str(e)) from None
 
 
 class _TableReader:

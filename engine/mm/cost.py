@@ -22,25 +22,23 @@ from .state import Kernel
 HUGE_PAGE_NS = 190_000  # per 2 MiB huge page
 
 
-def _per_page_sum(k: Kernel, src_nodes: np.ndarray, dst_nodes) -> float:
-    """Sum of the per-page cost: pages counted per (source, target) pair, then one
-    cost per pair (the cost depends on the pair's distance only)."""
-    nn = k.distances.shape[0]
-    pair = np.asarray(src_nodes, np.int64) * nn + np.asarray(dst_nodes, dtype=np.int64)
-    counts = np.bincount(pair, minlength=nn * nn)
-    d = k.distances.reshape(-1).astype(np.float64)
-    return float((counts * k.cost.per_page_ns(k.page_size, d)).sum())
-
-
 def migrate_cost_ns(k: Kernel, src_nodes: np.ndarray, dst_nodes: np.ndarray,
                     chunk: int | None = None) -> int:
     """Cost of migrating these pages (source and target node per page) in calls of
     `chunk` pages (None: one call): per page by distance, plus the era's TLB
     flushes, which follow the calls."""
-    n = int(np.asarray(src_nodes).size)
+    return pairs_cost_ns(k, k.node_pairs(src_nodes, dst_nodes), chunk)
+
+
+def pairs_cost_ns(k: Kernel, pairs: np.ndarray, chunk: int | None = None) -> int:
+    """migrate_cost_ns() of pages counted per (source, target) node pair
+    (Kernel.node_pairs): one cost per pair, as the cost depends on its distance only."""
+    n = int(pairs.sum())
     if n == 0:
         return 0
-    per_page = _per_page_sum(k, src_nodes, dst_nodes)
+    nn = pairs.shape[0]
+    d = k.distances[:nn, :nn].reshape(-1).astype(np.float64)
+    per_page = float((pairs.reshape(-1) * k.cost.per_page_ns(k.page_size, d)).sum())
     modern = k.era.is_modern
     if chunk:
         full, rest = divmod(n, int(chunk))

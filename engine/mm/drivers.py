@@ -50,8 +50,7 @@ def setup(k: Kernel, d: Driver) -> None:
     f.kind[pfns] = K_PFNMAP
     f.flags[pfns] = PG_reserved
     f.mapping[pfns] = b.id
-    f.index[pfns] = np.arange(d.npages)
-    f.refcount[pfns] = 1  # the driver's own reference
+    f.index[pfns] = np.arange(d.npages)  # K_PFNMAP: the driver holds a reference
     b.set_pages(np.arange(d.npages), pfns)
     d.backing = b
 
@@ -74,7 +73,6 @@ def map_into(k: Kernel, d: Driver, p: Process, length: int, prot: int) -> int:
     pfns = d.backing.pages(np.arange(npages))
     v.set_ptes(np.arange(npages), pfns)
     k.f.mapcount[pfns] += 1
-    k.f.refcount[pfns] += 1
     return addr
 
 
@@ -110,12 +108,9 @@ def relocate(k: Kernel, d: Driver, where: Callable[[int], int],
         if dst.size < src.size:
             free_frames(k, dst)
             raise oserror(ENOMEM, f"driver {d.name}: no room on node {int(t)}")
-        for name in f.FIELDS:
-            arr = getattr(f, name)
-            arr[dst] = arr[src]
+        f.put(dst, *f.take(src))
         redirect(k, src, dst)
         k.time.advance(migrate_cost_ns(k, k.node_of(src), dnodes))
-        f.refcount[src] = 0
         free_frames(k, src)
         moved += src.size
     return moved
@@ -132,8 +127,7 @@ def pin_range(k: Kernel, p: Process, addr: int, length: int, d: Driver) -> int:
         o1 = (min(v.end, end) - v.start) >> k.page_shift
         _offs, pfn = v.present(o0, o1)
         pfn = pfn[(k.f.flags[pfn] & PG_pinned) == 0]
-        k.f.flags[pfn] |= PG_pinned
-        k.f.refcount[pfn] += 1
+        k.f.flags[pfn] |= PG_pinned  # the pin's reference
         n += pfn.size
     d.pins.append((p.pid, addr, end - addr))
     return n
@@ -148,7 +142,6 @@ def unpin_range(k: Kernel, p: Process, addr: int, length: int, d: Driver) -> int
         _offs, pfn = v.present(o0, o1)
         pfn = pfn[(k.f.flags[pfn] & PG_pinned) != 0]
         k.f.flags[pfn] &= ~PG_pinned
-        k.f.refcount[pfn] -= 1
         n += pfn.size
     d.pins = [x for x in d.pins if not (x[0] == p.pid and addr <= x[1] < end)]
     return n

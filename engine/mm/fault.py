@@ -101,7 +101,6 @@ def _cache_pages(k: Kernel, p: Process, b: Backing, idx: np.ndarray, cpu: int
         f.kind[newp] = K_FILE
         f.mapping[newp] = b.id
         f.index[newp] = nidx
-        f.refcount[newp] = 1  # the page cache's reference
         f.content[newp] = b.expects(nidx)
         b.set_pages(nidx, newp)
         cached = b.pages(idx)
@@ -109,11 +108,10 @@ def _cache_pages(k: Kernel, p: Process, b: Backing, idx: np.ndarray, cpu: int
 
 
 def _map(k: Kernel, v: VMA, offs: np.ndarray, pfns: np.ndarray) -> None:
-    """Install ptes for distinct pages (each frame once): mapcount and refcount."""
+    """Install ptes for distinct pages (each frame once): their mapcount."""
     v.set_ptes(offs, pfns)
     f = k.f
     f.mapcount[pfns] += 1
-    f.refcount[pfns] += 1
     if v.locked:
         f.flags[pfns] |= PG_mlocked
 
@@ -152,7 +150,6 @@ def _fault_private_read(k: Kernel, p: Process, v: VMA, offs: np.ndarray, cpu: in
     f = k.f
     v.set_ptes(missing, cached)
     f.mapcount[cached] += 1
-    f.refcount[cached] += 1
 
 
 def _fault_private_write(k: Kernel, p: Process, v: VMA, offs: np.ndarray, cpu: int,
@@ -193,13 +190,11 @@ def _fault_private_write(k: Kernel, p: Process, v: VMA, offs: np.ndarray, cpu: i
     oldf = old[(old >= 0) & (old != zero)]
     if oldf.size:
         f.mapcount[oldf] -= 1
-        f.refcount[oldf] -= 1
     w = as_slice(g_pfn)  # a fresh zone hands out runs: block writes, not scatters
     f.kind[w] = K_ANON
     f.mapping[w] = av.id
     f.index[w] = v.vpn + g_offs - av.base_vpn
     f.mapcount[w] = 1
-    f.refcount[w] = 1
     f.flags[w] = PG_lru | (PG_mlocked if v.locked else 0)
     v.set_ptes(g_offs, g_pfn)
     if got.all():

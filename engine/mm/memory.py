@@ -90,7 +90,6 @@ def unmap_ptes(k: Kernel, v: VMA, o0: int, o1: int) -> None:
         return
     f = k.f
     f.mapcount[present] -= 1
-    f.refcount[present] -= 1
     if v.locked:
         recompute_mlocked(k, present)
     anon = present[f.kind[present] == K_ANON]

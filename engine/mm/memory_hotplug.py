@@ -329,8 +329,7 @@ def _commit(k: Kernel, blks: list[int]) -> None:
         s, e = block_range(k, b)
         z = block_zone(k, b)
         n = e - s
-        for name in f.FIELDS:
-            getattr(f, name)[s:e] = 0
+        f.clear(slice(s, e))
         f.kind[s:e] = K_OFFLINE
         z.free -= n
         z.present -= n
@@ -639,9 +638,7 @@ def online_blocks(k: Kernel, blks: list[int], how: str = "online") -> int:
     n = 0
     for b, z in zip(blks, zones):
         s, e = block_range(k, b)
-        for name in f.FIELDS:
-            getattr(f, name)[s:e] = 0
-        f.kind[s:e] = K_FREE
+        f.clear(slice(s, e))  # K_FREE is 0
         z.present += e - s
         z.managed += e - s
         z.free += e - s

@@ -38,8 +38,14 @@ from ..constants import (
     PG_pinned,
     PG_writeback,
 )
-from ..vec import distinct, distinct_counts, first_occurrence, previous_occurrence
-from .cost import migrate_cost_ns
+from ..vec import (
+    distinct,
+    distinct_counts,
+    first_occurrence,
+    previous_occurrence,
+    stable_argsort,
+)
+from .cost import migrate_cost_ns, pairs_cost_ns
 from .page_alloc import ZoneBooks, _take_free, account_alloc, free_frames, zone_takes, zonelist
 from .rmap import redirect
 from .state import Kernel
@@ -72,11 +78,12 @@ def target_order(k: Kernel, target: int, ctl: MigrateControl) -> tuple[list[int]
 
 # ----------------------------------------------------------------- isolation
 
-def isolatable(k: Kernel, pfns: np.ndarray, unique: bool = False) -> np.ndarray:
+def isolatable(k: Kernel, pfns: np.ndarray, unique: bool = False,
+               flags: np.ndarray | None = None) -> np.ndarray:
     """isolate_lru_page() would succeed: on the LRU, not isolated already, and (for a
-    frame listed twice) only the first time."""
-    fl = k.f.flags[pfns]
-    ok = ((fl & PG_lru) != 0) & ((fl & PG_isolated) == 0)
+    frame listed twice) only the first time. flags: the frames' flags, if read already."""
+    fl = k.f.flags[pfns] if flags is None else flags
+    ok = (fl & (PG_lru | PG_isolated)) == PG_lru
     if not unique and ok.any():
         ok &= first_occurrence(pfns)
     return ok
@@ -84,12 +91,17 @@ def isolatable(k: Kernel, pfns: np.ndarray, unique: bool = False) -> np.ndarray:
 
 def isolate(k: Kernel, pfns: np.ndarray, unique: bool = False, hold: bool = True
             ) -> np.ndarray:
-    """Isolate the frames that can be; returns the mask of those isolated."""
-    ok = isolatable(k, pfns, unique)
-    got = pfns[ok]
+    """Isolate the frames that can be (the isolation is a reference: refcount_rule);
+    returns the mask of those isolated."""
     f = k.f
-    f.flags[got] = (f.flags[got] & ~PG_lru) | PG_isolated
-    f.refcount[got] += 1
+    fl = f.flags[pfns]
+    ok = isolatable(k, pfns, unique, fl)
+    if ok.all():
+        got = pfns
+        f.flags[pfns] = (fl & ~PG_lru) | PG_isolated
+    else:
+        got = pfns[ok]
+        f.flags[got] = (fl[ok] & ~PG_lru) | PG_isolated
     if hold:
         _inflight(k, got, +1)
     k.isolated_pages += got.size
@@ -103,7 +115,6 @@ def putback(k: Kernel, pfns: np.ndarray, hold: bool = True) -> None:
         return
     f = k.f
     f.flags[pfns] = (f.flags[pfns] & ~PG_isolated) | PG_lru
-    f.refcount[pfns] -= 1
     if hold:
         _inflight(k, pfns, -1)
     k.isolated_pages -= pfns.size
@@ -229,7 +240,7 @@ class FrameMap:
         if keys.size == 0:
             return
         allk = np.concatenate([self.keys, keys])
-        order = np.argsort(allk, kind="stable")
+        order = stable_argsort(allk)
         s = allk[order]
         last = np.ones(s.size, bool)
         last[:-1] = s[1:] != s[:-1]  # a later entry replaces an earlier one
@@ -254,6 +265,10 @@ class Execute:
         self.k = k
         self.hold = hold  # anon_vma references for pages isolated across yields
         self.moved = FrameMap()  # original frame -> the frame it moved to
+        self.track = False  # keep `moved` (a call that moves a page again needs it)
+
+    def expect_repeats(self, repeats: bool) -> None:
+        self.track = repeats
 
     def isolate(self, pfns: np.ndarray, unique: bool) -> np.ndarray:
         return isolate(self.k, pfns, unique, self.hold)
@@ -285,7 +300,6 @@ class Execute:
             if self.hold:
                 _inflight(self.k, op, -1)
             self.k.isolated_pages -= op.size
-            f.refcount[op] = 0
             free_frames(self.k, op)
         return orphan
 
@@ -305,21 +319,28 @@ class Execute:
         src = pfns if okpos is None else pfns[okpos]
         if src.size:
             zsel = plan.zones if okpos is None else plan.zones[okpos]
+            zids = distinct(zsel).tolist()
             dst = np.empty(src.size, np.int64)
-            for zid in distinct(zsel).tolist():
-                m = np.flatnonzero(zsel == zid)
+            for zid in zids:
+                m = None if len(zids) == 1 else np.flatnonzero(zsel == zid)
                 z = k.zones[zid]
-                dst[m] = _take_free(k, z, m.size)
-                z.free -= m.size
-            kinds, maps = _copy_frames(k, src, dst)
-            redirect(k, src, dst)
+                cnt = src.size if m is None else m.size
+                got = _take_free(k, z, cnt)
+                if m is None:
+                    dst = got
+                else:
+                    dst[m] = got
+                z.free -= cnt
+            kinds, maps, index = _copy_frames(k, src, dst)
+            redirect(k, src, dst, index, maps)
             snodes = k.node_of(src)
-            dnodes = k.node_of(dst)
+            dnodes = k.zone_nodes()[zsel]
             account_alloc(k, dnodes, targets if okpos is None else targets[okpos], ctl.cpu)
-            cost = migrate_cost_ns(k, snodes, dnodes)
+            pairs = k.node_pairs(snodes, dnodes)
+            cost = pairs_cost_ns(k, pairs)
             k.time.advance(cost)
             out.time_ns += cost
-            k.record_traffic(snodes, dnodes)
+            k.record_traffic_pairs(pairs)
             if self.hold:
                 _inflight(k, src, -1, kinds, maps)
             k.isolated_pages -= src.size
@@ -327,7 +348,8 @@ class Execute:
             _store(out.result, sel, okpos, dnodes)
             _store(out.zone, sel, okpos, zsel)
             _store(out.dst, sel, okpos, dst)
-            self.moved.update(keys if okpos is None else keys[okpos], dst=dst)
+            if self.track:
+                self.moved.update(keys if okpos is None else keys[okpos], dst=dst)
         bad = ~ok
         if bad.any():
             putback(k, pfns[bad], self.hold)
@@ -358,7 +380,7 @@ class Rehearse:
         self.k = k
         self._books = books if books is not None else ZoneBooks(k)
         self.moved = moved if moved is not None else FrameMap()
-        self._zone_node = np.fromiter((z.node for z in k.zones), np.int64, len(k.zones))
+        self._zone_node = k.zone_nodes()
 
     def _flags_now(self, pfns: np.ndarray) -> np.ndarray:
         fl = self.k.f.flags[pfns]
@@ -381,6 +403,9 @@ class Rehearse:
 
     def books(self) -> ZoneBooks:
         return self._books
+
+    def expect_repeats(self, repeats: bool) -> None:
+        pass  # a rehearsal always remembers what it moved (its frames do not change)
 
     def orphans(self, pfns: np.ndarray) -> np.ndarray:
         return np.zeros(pfns.size, bool)
@@ -437,19 +462,16 @@ def _store(arr: np.ndarray, sel, pos, vals) -> None:
 
 
 def _copy_frames(k: Kernel, src: np.ndarray, dst: np.ndarray):
-    """Copy contents and flags to the new frames; the isolation reference is dropped.
-    Returns the kinds and mappings read (the caller needs them)."""
+    """Copy the frames' entries to the new frames, which come fresh: on the LRU, not
+    isolated (the isolation's reference is dropped), unlocked. Returns the kinds,
+    mappings and indexes read (the caller needs them): one read of each entry."""
     f = k.f
-    kinds = f.kind[src]
-    maps = f.mapping[src]
-    f.kind[dst] = kinds
-    f.mapping[dst] = maps
-    f.index[dst] = f.index[src]
-    f.mapcount[dst] = f.mapcount[src]
-    f.content[dst] = f.content[src]
-    f.refcount[dst] = f.refcount[src] - 1
-    f.flags[dst] = (f.flags[src] & ~_FRESH_CLEAR) | PG_lru
-    return kinds, maps
+    kf, rec = f.take(src)
+    fl = kf["flags"]
+    fl &= ~_FRESH_CLEAR
+    fl |= PG_lru
+    f.put(dst, kf, rec)
+    return kf["kind"], rec["mapping"], rec["index"]
 
 
 # ----------------------------------------------------------------- the loop
@@ -498,6 +520,7 @@ def run_pairs(k: Kernel, ex: Execute | Rehearse, pfns: np.ndarray, targets: np.n
         cuts = np.flatnonzero(later) if later.any() else None
         if not later.any():
             later = None
+    ex.expect_repeats(later is not None)
     if later is None:
         held = ex.isolate(pfns, run.unique or run.repeats)
     else:

@@ -160,17 +160,21 @@ def account_alloc(k: Kernel, z_nodes: np.ndarray, p_nodes, c_node: int,
     an interleave page that landed on its intended node: interleave_hit[z]++."""
     if len(z_nodes) == 0:
         return
-    nn = k.nr_node_ids
     st = k.numastat_arr
     z = np.asarray(z_nodes, dtype=np.int64)
     p = np.broadcast_to(np.asarray(p_nodes, dtype=np.int64), z.shape)
-    hit = z == p
-    st[NUMA_HIT] += np.bincount(z[hit], minlength=nn)
-    st[NUMA_MISS] += np.bincount(z[~hit], minlength=nn)
-    st[NUMA_FOREIGN] += np.bincount(p[~hit], minlength=nn)
-    local = z == c_node
-    st[LOCAL_NODE] += np.bincount(z[local], minlength=nn)
-    st[OTHER_NODE] += np.bincount(z[~local], minlength=nn)
+    # every row follows from the pages counted per (supplying, preferred) node pair
+    zp = k.node_pairs(z, p)
+    hit = np.diagonal(zp)
+    by_z = zp.sum(axis=1)
+    st[NUMA_HIT] += hit
+    st[NUMA_MISS] += by_z - hit
+    st[NUMA_FOREIGN] += zp.sum(axis=0) - hit
+    local = np.zeros_like(by_z)
+    if 0 <= c_node < by_z.size:
+        local[c_node] = by_z[c_node]
+    st[LOCAL_NODE] += local
+    st[OTHER_NODE] += by_z - local
     if interleave is not None:
-        il = np.broadcast_to(np.asarray(interleave, dtype=bool), z.shape) & hit
-        st[INTERLEAVE_HIT] += np.bincount(z[il], minlength=nn)
+        il = np.broadcast_to(np.asarray(interleave, dtype=bool), z.shape) & (z == p)
+        st[INTERLEAVE_HIT] += np.bincount(z[il], minlength=k.nr_node_ids)

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from ..constants import VM_LOCKED, PG_mlocked
-from ..vec import distinct
+from ..vec import distinct, stable_argsort
 from .state import VMA, AnonVMA, Backing, Kernel
 
 
@@ -24,13 +24,15 @@ def vma_offsets(obj: AnonVMA | Backing, v: VMA, index: np.ndarray) -> np.ndarray
     return index - v.pgoff
 
 
-def by_object(k: Kernel, pfns: np.ndarray
+def by_object(k: Kernel, pfns: np.ndarray, mapping: np.ndarray | None = None
               ) -> Iterator[tuple[AnonVMA | Backing, np.ndarray | None]]:
     """(mapping object, positions into pfns) for each object the frames belong to;
-    positions None: every frame (the usual case of one object)."""
+    positions None: every frame (the usual case of one object). mapping: the frames'
+    mapping ids, if read already."""
     if len(pfns) == 0:
         return
-    mapping = k.f.mapping[pfns]
+    if mapping is None:
+        mapping = k.f.mapping[pfns]
     ids = distinct(mapping)
     if ids.size == 1:
         groups = [None]
@@ -40,7 +42,7 @@ def by_object(k: Kernel, pfns: np.ndarray
         groups = [np.flatnonzero(mapping == i) for i in ids]
         keys = ids.tolist()
     else:
-        order = np.argsort(mapping, kind="stable")
+        order = stable_argsort(mapping)
         bounds = np.flatnonzero(np.diff(mapping[order])) + 1
         groups = np.split(order, bounds)
         keys = [int(mapping[g[0]]) for g in groups]
@@ -76,11 +78,12 @@ def for_each_mapping(k: Kernel, pfns: np.ndarray
                 yield v, (sel if grp is None else grp[sel]), offs[sel]
 
 
-def redirect(k: Kernel, old: np.ndarray, new: np.ndarray) -> None:
+def redirect(k: Kernel, old: np.ndarray, new: np.ndarray, index: np.ndarray | None = None,
+             mapping: np.ndarray | None = None) -> None:
     """remove_migration_ptes(): point every mapping of old[i] at new[i], and the
-    page cache / driver slot too."""
-    index_all = k.f.index[old].astype(np.int64)
-    for obj, grp in by_object(k, old):
+    page cache / driver slot too. index, mapping: the frames' fields, if read already."""
+    index_all = (k.f.index[old] if index is None else index).astype(np.int64)
+    for obj, grp in by_object(k, old, mapping):
         gidx = index_all if grp is None else index_all[grp]
         gold = old if grp is None else old[grp]
         gnew = new if grp is None else new[grp]

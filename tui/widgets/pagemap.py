@@ -251,9 +251,11 @@ def rows_codes(m: Any, starts: np.ndarray, counts: np.ndarray, zoom: int, lut: n
         dom[mixed] = counts_.reshape(k, NCLASS + 1)[:, :NCLASS].argmax(1)
     if int(csize.sum()) <= exact_limit:
         groups = _contiguous(cstart, csize)
-        fl = _reduce_cells(np.bitwise_or, f.flags, cstart, groups)
-        held = _reduce_cells(np.bitwise_or, f.kind, cstart, groups,
-                             None if K_FREE == 0 else lambda a: a != K_FREE) != 0
+        # kind | flags << 8 in one contiguous word per frame (engine Frames.words):
+        # one pass ORs both (K_FREE is 0, so a kind byte not 0 means held)
+        both = _reduce_cells(np.bitwise_or, f.words(), cstart, groups)
+        fl = (both >> 8).astype(np.uint8)
+        held = (both & 0xFF) != 0
         hl = None if hilite is None else \
             _reduce_cells(np.bitwise_or, hilite.view(np.uint8), cstart, groups) != 0
     else:
