@@ -209,6 +209,9 @@ def vma_index(p: Process, addrs: np.ndarray) -> np.ndarray:
     over the VMA bounds for all addresses)."""
     if not p.vmas:
         return np.full(addrs.size, -1, np.int64)
+    if len(p.vmas) == 1:  # a bounds check, no search
+        v = p.vmas[0]
+        return ((addrs >= v.start) & (addrs < v.end)).astype(np.int64) - 1
     starts, ends = p.vma_bounds()
     i = np.searchsorted(starts, addrs, side="right") - 1
     inside = (i >= 0) & (addrs < ends[np.maximum(i, 0)])

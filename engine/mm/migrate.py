@@ -21,6 +21,7 @@ operation; Python loops run over chunks, targets and zones, never over pages."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -89,12 +90,12 @@ def isolatable(k: Kernel, pfns: np.ndarray, unique: bool = False,
     return ok
 
 
-def isolate(k: Kernel, pfns: np.ndarray, unique: bool = False, hold: bool = True
-            ) -> np.ndarray:
+def isolate(k: Kernel, pfns: np.ndarray, unique: bool = False, hold: bool = True,
+            flags: np.ndarray | None = None) -> np.ndarray:
     """Isolate the frames that can be (the isolation is a reference: refcount_rule);
-    returns the mask of those isolated."""
+    returns the mask of those isolated. flags: the frames' flags, if read already."""
     f = k.f
-    fl = f.flags[pfns]
+    fl = f.flags[pfns] if flags is None else flags
     ok = isolatable(k, pfns, unique, fl)
     if ok.all():
         got = pfns
@@ -169,6 +170,9 @@ class ChunkPlan:
     codes: np.ndarray
     zones: np.ndarray
     wait: np.ndarray
+    # the pairs each zone supplies, as the planner found them: [(zone id, positions
+    # or a slice)]; None when not known (a subset)
+    groups: list | None = None
 
     @property
     def waits(self) -> int:
@@ -176,6 +180,17 @@ class ChunkPlan:
 
     def subset(self, keep: np.ndarray) -> ChunkPlan:
         return ChunkPlan(self.codes[keep], self.zones[keep], self.wait[keep])
+
+    def zone_groups(self, okpos: np.ndarray | None) -> list:
+        """[(zone id, positions among the moving pairs)]: the pairs that move (okpos:
+        their positions in the chunk, None: all) grouped by the zone supplying them."""
+        if okpos is None and self.groups is not None:
+            return self.groups
+        zsel = self.zones if okpos is None else self.zones[okpos]
+        zids = distinct(zsel).tolist()
+        if len(zids) == 1:
+            return [(zids[0], slice(None))]
+        return [(z, np.flatnonzero(zsel == z)) for z in zids]
 
 
 def plan_chunk(k: Kernel, books: ZoneBooks, flags: np.ndarray, targets: np.ndarray,
@@ -186,27 +201,32 @@ def plan_chunk(k: Kernel, books: ZoneBooks, flags: np.ndarray, targets: np.ndarr
     n = targets.size
     codes = failure_codes(k.era.mlocked_migration, flags, ctl.mode)
     zones = np.full(n, -1, np.int64)
+    groups: list = []
     if ctl.mode != "async":
         wait = ((flags & (PG_locked | PG_writeback)) != 0) & (codes == 0)
     else:
         wait = np.zeros(n, bool)
     go = codes == 0
-    tg = targets if go.all() else np.where(go, targets, -1)
-    ts = distinct(tg[tg >= 0])
+    if go.all():
+        tg, ts = targets, distinct(targets)
+    else:
+        tg, ts = np.where(go, targets, -1), distinct(targets[go])
     for t in ts.tolist():
+        # the pages going to t, in order (None: all of them, t is the only target)
         sel = None if ts.size == 1 and go.all() else np.flatnonzero(tg == t)
         cnt = n if sel is None else sel.size
         order, wm = target_order(k, t, ctl)
         takes = zone_takes(k, books, cnt, order, movable=True, wmark=wm) if order else []
-        z = np.repeat(np.fromiter((zid for zid, _ in takes), np.int64, len(takes)),
-                      [c for _, c in takes]) if takes else np.zeros(0, np.int64)
-        if sel is None:
-            zones[: z.size] = z
-            codes[z.size:] = -ENOMEM
-        else:
-            zones[sel[: z.size]] = z
-            codes[sel[z.size:]] = -ENOMEM
-    return ChunkPlan(codes, zones, wait)
+        pos = 0
+        for zid, c in takes:
+            where = slice(pos, pos + c) if sel is None else sel[pos:pos + c]
+            zones[where] = zid
+            groups.append((zid, where))
+            pos += c
+        if pos < cnt:
+            codes[slice(pos, None) if sel is None else sel[pos:]] = -ENOMEM
+    # the groups are positions among the moving pairs when every pair moves
+    return ChunkPlan(codes, zones, wait, groups if (codes == 0).all() else None)
 
 
 # ----------------------------------------------------------------- executors
@@ -270,8 +290,9 @@ class Execute:
     def expect_repeats(self, repeats: bool) -> None:
         self.track = repeats
 
-    def isolate(self, pfns: np.ndarray, unique: bool) -> np.ndarray:
-        return isolate(self.k, pfns, unique, self.hold)
+    def isolate(self, pfns: np.ndarray, unique: bool, flags: np.ndarray | None = None
+                ) -> np.ndarray:
+        return isolate(self.k, pfns, unique, self.hold, flags)
 
     def current(self, pfns: np.ndarray) -> np.ndarray:
         """The frames pages now sit on (a page this call moved has a new one)."""
@@ -304,9 +325,11 @@ class Execute:
         return orphan
 
     def perform(self, keys: np.ndarray, pfns: np.ndarray, targets: np.ndarray,
-                plan: ChunkPlan, ctl: MigrateControl, out: Outcome, sel) -> None:
+                plan: ChunkPlan, ctl: MigrateControl, out: Outcome, sel,
+                taken: tuple | None = None) -> None:
         """Carry out one chunk's plan: wait, take the planned frames, copy, redirect,
-        account, free the sources, put the failures back."""
+        account, free the sources, put the failures back. taken: the pages' entries
+        (Frames.take) read with nothing run since, if the caller has them."""
         k = self.k
         f = k.f
         codes = plan.codes
@@ -319,22 +342,21 @@ class Execute:
         src = pfns if okpos is None else pfns[okpos]
         if src.size:
             zsel = plan.zones if okpos is None else plan.zones[okpos]
-            zids = distinct(zsel).tolist()
+            groups = plan.zone_groups(okpos)
             dst = np.empty(src.size, np.int64)
-            for zid in zids:
-                m = None if len(zids) == 1 else np.flatnonzero(zsel == zid)
+            dnodes = np.empty(src.size, np.int64)
+            for zid, where in groups:
                 z = k.zones[zid]
-                cnt = src.size if m is None else m.size
-                got = _take_free(k, z, cnt)
-                if m is None:
-                    dst = got
-                else:
-                    dst[m] = got
+                cnt = where.size if isinstance(where, np.ndarray) else \
+                    len(range(src.size)[where])
+                dst[where] = _take_free(k, z, cnt)
+                dnodes[where] = z.node
                 z.free -= cnt
-            kinds, maps, index = _copy_frames(k, src, dst)
-            redirect(k, src, dst, index, maps)
+            if taken is not None and okpos is not None:
+                taken = (taken[0][okpos], taken[1][okpos])
+            kinds, maps, index, mapcount = _copy_frames(k, src, dst, taken)
+            redirect(k, src, dst, index, maps, mapcount)
             snodes = k.node_of(src)
-            dnodes = k.zone_nodes()[zsel]
             account_alloc(k, dnodes, targets if okpos is None else targets[okpos], ctl.cpu)
             pairs = k.node_pairs(snodes, dnodes)
             cost = pairs_cost_ns(k, pairs)
@@ -390,10 +412,10 @@ class Rehearse:
             fl[found] = mf
         return fl
 
-    def isolate(self, pfns: np.ndarray, unique: bool) -> np.ndarray:
-        fl = self._flags_now(pfns)
-        ok = ((fl & PG_lru) != 0) & ((fl & PG_isolated) == 0)
-        return ok if unique else ok & first_occurrence(pfns)
+    def isolate(self, pfns: np.ndarray, unique: bool, flags: np.ndarray | None = None
+                ) -> np.ndarray:
+        fl = self._flags_now(pfns) if flags is None else flags
+        return isolatable(self.k, pfns, unique, fl)
 
     def current(self, pfns: np.ndarray) -> np.ndarray:
         return pfns  # a rehearsal names pages by their original frame
@@ -411,7 +433,8 @@ class Rehearse:
         return np.zeros(pfns.size, bool)
 
     def perform(self, keys: np.ndarray, pfns: np.ndarray, targets: np.ndarray,
-                plan: ChunkPlan, ctl: MigrateControl, out: Outcome, sel) -> None:
+                plan: ChunkPlan, ctl: MigrateControl, out: Outcome, sel,
+                taken: tuple | None = None) -> None:
         k = self.k
         ok = plan.codes == 0
         okpos = None if ok.all() else np.flatnonzero(ok)
@@ -461,17 +484,20 @@ def _store(arr: np.ndarray, sel, pos, vals) -> None:
         arr[sel if pos is None else sel[pos]] = vals
 
 
-def _copy_frames(k: Kernel, src: np.ndarray, dst: np.ndarray):
+def _copy_frames(k: Kernel, src: np.ndarray, dst: np.ndarray, taken: tuple | None = None):
     """Copy the frames' entries to the new frames, which come fresh: on the LRU, not
     isolated (the isolation's reference is dropped), unlocked. Returns the kinds,
-    mappings and indexes read (the caller needs them): one read of each entry."""
+    mappings, indexes and mapcounts read (the caller needs them): one read of each
+    entry, none when the caller read them (taken: as Frames.take gives them, before
+    isolation or the wait for a lock: the bits those change are the ones reset here).
+    """
     f = k.f
-    kf, rec = f.take(src)
+    kf, rec = f.take(src) if taken is None else (taken[0].copy(), taken[1])
     fl = kf["flags"]
     fl &= ~_FRESH_CLEAR
     fl |= PG_lru
     f.put(dst, kf, rec)
-    return kf["kind"], rec["mapping"], rec["index"]
+    return kf["kind"], rec["mapping"], rec["index"], rec["mapcount"]
 
 
 # ----------------------------------------------------------------- the loop
@@ -481,7 +507,9 @@ class PairRun:
     """The inputs of run_pairs() beyond the pairs: chunking and batch structure."""
 
     chunk: int | None = None  # pages per step of a job (None: one step)
-    batch: np.ndarray | None = None  # per pair: the do_pages_move() batch it is in
+    # per pair: the do_pages_move() batch it is in, or a function that computes them
+    # (asked only when a pair fails)
+    batch: np.ndarray | Callable[[], np.ndarray] | None = None
     unique: bool = False  # no frame repeats (else a repeat fails to isolate: -EBUSY)
     repeats: bool = False  # a frame listed again is the same page moved again later
     stats: dict = field(default_factory=lambda: {"moved": 0, "failed": 0})
@@ -497,9 +525,11 @@ def chunk_bounds(n: int, chunk: int | None, cuts: np.ndarray | None) -> np.ndarr
 
 
 def run_pairs(k: Kernel, ex: Execute | Rehearse, pfns: np.ndarray, targets: np.ndarray,
-              ctl: MigrateControl, run: PairRun, job=None):
+              ctl: MigrateControl, run: PairRun, job=None, taken: tuple | None = None):
     """Migrate pfns[i] to targets[i] (a generator: it yields between chunks, so a job
     interleaves; closing it puts back what it still holds). Returns an Outcome.
+    taken: the pages' entries (Frames.take), read by the caller with nothing run
+    since; then neither isolation nor the first chunk reads the frames again.
 
     Pages are isolated up front, as queue_pages_range() and do_pages_move() isolate
     before they migrate. With run.repeats, a page listed again is isolated when its
@@ -521,16 +551,26 @@ def run_pairs(k: Kernel, ex: Execute | Rehearse, pfns: np.ndarray, targets: np.n
         if not later.any():
             later = None
     ex.expect_repeats(later is not None)
+    # the flags are read once: isolation and the first chunk's plan (which looks at no
+    # flag isolation changes) use them, as nothing runs before a yield
+    flags = None if taken is None else taken[0]["flags"]
+    fl0 = None
     if later is None:
-        held = ex.isolate(pfns, run.unique or run.repeats)
+        fl0 = ex.flags(pfns) if flags is None else flags
+        held = ex.isolate(pfns, run.unique or run.repeats, fl0)
     else:
+        taken = None  # (the chunks of repeats come after yields)
         held = np.ones(n, bool)  # the repeats are isolated when their chunk comes
-        held[~later] = ex.isolate(pfns[~later], True)
+        held[~later] = ex.isolate(pfns[~later], True,
+                                  None if flags is None else flags[~later])
     starts = chunk_bounds(n, run.chunk, cuts)
     ends = np.append(starts[1:], n)
     pending = held.copy()  # isolated (or to isolate) and not yet done
     isolated = held.copy() if later is None else held & ~later
     stopped = False
+    # an isolated page's mappings can go only while the call yields (a job), so the
+    # pages of a chunk that comes before any yield cannot be orphans
+    yielded = False
     try:
         for c0, c1 in zip(starts.tolist(), ends.tolist()):
             sel = slice(c0, c1)
@@ -549,15 +589,24 @@ def run_pairs(k: Kernel, ex: Execute | Rehearse, pfns: np.ndarray, targets: np.n
             ct = targets[sel] if hp is None else targets[sel][hp]
             csel = sel if hp is None else c0 + hp
             cp = ex.current(keys) if later is not None else keys
-            orphan = ex.orphans(cp)
-            if orphan.any():
+            orphan = ex.orphans(cp) if yielded else None
+            if orphan is not None and orphan.any():
                 _store(out.result, csel, np.flatnonzero(orphan), ct[orphan])
                 keep = np.flatnonzero(~orphan)
                 keys, cp, ct = keys[keep], cp[keep], ct[keep]
                 csel = (c0 + keep) if hp is None else csel[keep]
-            plan = plan_chunk(k, ex.books(), ex.flags(cp), ct, ctl)
+            ct_taken = None
+            if fl0 is not None and not yielded:  # (no orphans then: nothing was dropped)
+                cf = fl0[sel] if hp is None else fl0[sel][hp]
+                if taken is not None:
+                    ct_taken = tuple(t[sel] if hp is None else t[sel][hp] for t in taken)
+            else:
+                cf = ex.flags(cp)
+            plan = plan_chunk(k, ex.books(), cf, ct, ctl)
             if ctl.batches and run.batch is not None and (plan.codes != 0).any():
                 # do_pages_move(): the batch with a failure is the last one attempted
+                if callable(run.batch):
+                    run.batch = run.batch()
                 bsel = run.batch[csel]
                 cut = bsel > bsel[np.argmax(plan.codes != 0)]
                 stopped = True
@@ -572,8 +621,10 @@ def run_pairs(k: Kernel, ex: Execute | Rehearse, pfns: np.ndarray, targets: np.n
                 _store(out.result, csel, np.flatnonzero(cut), UNTRIED)
                 plan = plan.subset(keep)
                 keys, cp, ct = keys[keep], cp[keep], ct[keep]
+                if ct_taken is not None:
+                    ct_taken = (ct_taken[0][keep], ct_taken[1][keep])
                 csel = (c0 + keep) if isinstance(csel, slice) else csel[keep]
-            ex.perform(keys, cp, ct, plan, ctl, out, csel)
+            ex.perform(keys, cp, ct, plan, ctl, out, csel, ct_taken)
             pending[c0:c1] = False
             run.stats["moved"] += int((plan.codes == 0).sum())
             run.stats["failed"] += int(((plan.codes != 0) & (plan.codes != -ENOMEM)).sum())
@@ -582,6 +633,7 @@ def run_pairs(k: Kernel, ex: Execute | Rehearse, pfns: np.ndarray, targets: np.n
             if stopped:
                 break
             if c1 < n:
+                yielded = True
                 yield c1 - c0
         left = np.flatnonzero(pending)
         if left.size:

@@ -12,6 +12,7 @@ outcomes into the status array and return value with one function, `finish()`.""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -34,7 +35,7 @@ from ..constants import (
     VM_PFNMAP,
     oserror,
 )
-from ..vec import distinct, previous_occurrence
+from ..vec import has_duplicates, previous_occurrence, stable_argsort
 from .memory import vma_index
 from .migrate import UNTRIED, Execute, MigrateControl, PairRun, isolatable, run_pairs
 from .state import VMA, Kernel, Process
@@ -52,9 +53,13 @@ class MoveStatus(list):
 
     @classmethod
     def of(cls, arr: np.ndarray, ret: int) -> MoveStatus:
-        obj = arr.astype(object)
-        obj[arr == UNWRITTEN] = None
-        st = cls(obj.tolist())
+        unwritten = arr == UNWRITTEN
+        if unwritten.any():
+            obj = arr.astype(object)
+            obj[unwritten] = None
+            st = cls(obj.tolist())
+        else:
+            st = cls(arr.tolist())
         st.ret = int(ret)
         st.array = arr
         return st
@@ -79,19 +84,23 @@ def vma_migratable(k: Kernel, v: VMA, path: str) -> bool:
 
 # ----------------------------------------------------------------- lookups
 
-def lookup_pages(k: Kernel, p: Process, addrs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per address: (index of its VMA or -1, page-table entry or -1). One binary search
-    over the VMAs, one gather from the mm's page table."""
+def lookup_pages(k: Kernel, p: Process, addrs: np.ndarray
+                 ) -> tuple[np.ndarray | int, np.ndarray]:
+    """Per address: (index of its VMA or -1, page-table entry or -1), one gather from
+    the mm's page table. When one VMA holds every address (the usual case) the index
+    is that VMA's, as an int, and its range makes the gather a slice's."""
+    n = addrs.size
+    if n and p.vmas:
+        lo, hi = int(addrs.min()), int(addrs.max())
+        i = p._index_above(lo)
+        if i < len(p.vmas) and p.vmas[i].start <= lo and hi < p.vmas[i].end:
+            v = p.vmas[i]
+            return i, p.pt.get(addrs >> k.page_shift, "pfn", v.vpn, v.vpn + v.npages)
     vidx = vma_index(p, addrs)
-    pte = np.full(addrs.size, -1, np.int64)
     inside = vidx >= 0
+    pte = np.full(n, -1, np.int64)
     if inside.any():
-        vs = distinct(vidx[inside])
-        if vs.size == 1:  # one VMA (the usual case): its range makes the gather cheap
-            v = p.vmas[int(vs[0])]
-            pte[inside] = v.ptes((addrs[inside] - v.start) >> k.page_shift)
-        else:
-            pte[inside] = p.pt.get(addrs[inside] >> k.page_shift)
+        pte[inside] = p.pt.get(addrs[inside] >> k.page_shift)
     return vidx, pte
 
 
@@ -100,40 +109,38 @@ def page_status(k: Kernel, p: Process, addrs: np.ndarray, *, query: bool
     """The lookup rules of kernel-semantics.md 1.2 for the era: (status, pfn) where
     status is the page's node for a page found (pfn >= 0) or its final -errno."""
     vidx, pte = lookup_pages(k, p, addrs)
-    n = addrs.size
-    status = np.zeros(n, np.int64)
     vmas = p.vmas
-    pfnmap_v = np.fromiter((v.pfnmap for v in vmas), bool, len(vmas))
-    inv = vidx >= 0
-    pfnmap = np.zeros(n, bool)
-    pfnmap[inv] = pfnmap_v[vidx[inv]]
     if k.era.status_rules == "2006":
         # find_vma() without a containment check: only above the last VMA is -EFAULT;
         # a hole below some VMA walks page tables and finds nothing: -ENOENT
         last_end = vmas[-1].end if vmas else 0
-        status[:] = -ENOENT
+        status = np.full(addrs.size, -ENOENT, np.int64)
         status[addrs >= last_end] = -EFAULT
         # PFN-mapped frames have no struct page for follow_page(), and the zero page
         # is PageReserved: both -ENOENT
-        real = (pte >= 0) & ~pfnmap & (pte != k.zero_pfn)
+        real = (pte >= 0) & (pte != k.zero_pfn)
+        if isinstance(vidx, int):
+            real &= not vmas[vidx].pfnmap
+        else:
+            pfnmap = np.fromiter((v.pfnmap for v in vmas), bool, len(vmas))
+            inv = vidx >= 0
+            real[inv] &= ~pfnmap[vidx[inv]]
         status[real] = k.node_of(pte[real])
         return status, np.where(real, pte, -1)
-    # modern (6.12+): vma_lookup + folio_walk
-    status[:] = -EFAULT
-    if query:
-        ok = inv
-        status[ok & (pte < 0)] = -ENOENT
-        status[ok & pfnmap] = -ENOENT  # no folio behind a PFN map
-    else:
-        migr_v = np.fromiter((vma_migratable(k, v, "move_pages") for v in vmas), bool,
-                             len(vmas))
-        ok = inv.copy()
-        ok[inv] = migr_v[vidx[inv]]
-        status[ok & (pte < 0)] = -ENOENT
-    present = ok & (pte >= 0) & ~(pfnmap & query)
-    zero = present & (pte == k.zero_pfn)
-    status[zero] = -EFAULT
-    real = present & ~zero
+    # modern (6.12+): vma_lookup + folio_walk. What a VMA says of its entries, whatever
+    # the page: -EFAULT outside every VMA or in one move_pages may not migrate from,
+    # -ENOENT for a query of a PFN map (no folio behind it), else 0: look at the page
+    said = np.array([(-ENOENT if v.pfnmap else 0) if query else
+                     (0 if vma_migratable(k, v, "move_pages") else -EFAULT)
+                     for v in vmas] + [-EFAULT], np.int64)  # [-1]: no VMA
+    absent = pte < 0
+    zero = pte == k.zero_pfn
+    if isinstance(vidx, int) and said[vidx] == 0 and not absent.any() and not zero.any():
+        return k.node_of(pte), pte  # every page present in one VMA: its node
+    pre = said[vidx] if not isinstance(vidx, int) else np.full(pte.size, said[vidx])
+    # no page in the page table: -ENOENT; the zero page: -EFAULT (no struct page to move)
+    status = np.where(pre != 0, pre, np.where(absent, -ENOENT, -EFAULT))
+    real = (pre == 0) & ~absent & ~zero
     status[real] = k.node_of(pte[real])
     return status, np.where(real, pte, -1)
 
@@ -179,19 +186,13 @@ def as_int_array(x, what: str) -> np.ndarray:
 def node_errors(k: Kernel, p: Process, tg: np.ndarray) -> np.ndarray:
     """Per entry: 0, -ENODEV (no such node, or no memory), -EACCES (outside the
     target task's cpuset), checked in that order."""
-    err = np.zeros(tg.size, np.int64)
-    mem = np.zeros(MAX_NUMNODES, bool)
-    mem[list(k.memory_nodes())] = True
-    inrange = (tg >= 0) & (tg < MAX_NUMNODES)
-    bad = ~inrange
-    bad[inrange] = ~mem[tg[inrange]]
-    err[bad] = -ENODEV
-    allowed = np.zeros(MAX_NUMNODES, bool)
-    allowed[list(p.mems_allowed)] = True
-    acc = ~bad
-    acc[~bad] = ~allowed[tg[~bad]]
-    err[acc] = -EACCES
-    return err
+    # one look-up per entry in a table of the answers by node (MAX_NUMNODES: no node)
+    table = np.full(MAX_NUMNODES + 1, -ENODEV, np.int64)
+    mem = list(k.memory_nodes())
+    table[mem] = np.where(np.isin(mem, list(p.mems_allowed)), 0, -EACCES)
+    if tg.size and (int(tg.min()) < 0 or int(tg.max()) >= MAX_NUMNODES):
+        tg = np.where((tg >= 0) & (tg < MAX_NUMNODES), tg, MAX_NUMNODES)
+    return table[tg]
 
 
 def node_error(p: Process, node: int, err: int, modern: bool) -> OSError:
@@ -214,15 +215,27 @@ class MovePlan:
     pfn: np.ndarray  # per entry: the frame found (-1: none)
     node_now: np.ndarray  # per entry: the node its page is on when the walk reaches it
     queue: np.ndarray  # per entry: queued for migration
-    batch: np.ndarray  # per entry: its batch (-1: not queued)
     stop: int  # entries [0, stop) are walked; stop < n: entry stop has a bad node
     stop_error: OSError | None  # that entry's error
     modern: bool
     error: OSError | None = None  # a whole-call error known up front (2006 ENOENT)
+    repeats: bool = True  # some page is listed more than once
+    entries: tuple | None = None  # per entry: its frame's entry when looked up (take)
 
     @property
-    def qi(self) -> np.ndarray:
-        return np.flatnonzero(self.queue)
+    def qi(self) -> np.ndarray | slice:
+        """The queued entries: their positions, or slice(None) when all are queued."""
+        return slice(None) if self.queue.all() else np.flatnonzero(self.queue)
+
+    @cached_property
+    def batch(self) -> np.ndarray:
+        """Per entry: its do_pages_move() batch (-1: not queued). Consecutive queued
+        entries with the same node are a batch (computed when a failure asks)."""
+        q, tg = self.queue, self.targets
+        start = q.copy()
+        start[1:] &= ~(q[:-1] & (tg[1:] == tg[:-1]))
+        return np.where(q, np.cumsum(start) - 1, -1) if self.modern else \
+            np.full(q.size, -1, np.int64)
 
     def control(self, k: Kernel) -> MigrateControl:
         if self.modern:
@@ -234,8 +247,9 @@ class MovePlan:
         moves again from where the first move left it; 2006: one migrate_pages()
         call, where a page listed twice fails to isolate the second time (-EBUSY)."""
         if not self.modern:
-            return PairRun(chunk=chunk)
-        return PairRun(chunk=chunk, batch=self.batch[self.qi], repeats=True)
+            return PairRun(chunk=chunk, unique=not self.repeats)
+        return PairRun(chunk=chunk, batch=lambda: self.batch[self.qi], repeats=self.repeats,
+                       unique=not self.repeats)
 
 
 def plan_move_pages(k: Kernel, pid, pages, nodes, flags: int = 0, *, caller=None) -> MovePlan:
@@ -256,20 +270,19 @@ def plan_move_pages(k: Kernel, pid, pages, nodes, flags: int = 0, *, caller=None
         raise node_error(p, int(tg[bad[0]]), int(-nerr[bad[0]]), modern)
     stop = int(bad[0]) if bad.size else n
     stop_error = node_error(p, int(tg[stop]), int(-nerr[stop]), modern) if bad.size else None
-    status = np.full(n, UNWRITTEN, np.int64)
-    pfn = np.full(n, -1, np.int64)
-    node_now = np.full(n, -1, np.int64)
-    queue = np.zeros(n, bool)
-    st, pf, nn, q = classify(k, p, addrs[:stop], tg[:stop], move_all, modern)
-    status[:stop], pfn[:stop], node_now[:stop], queue[:stop] = st, pf, nn, q
-    batch = np.full(n, -1, np.int64)
-    if modern and queue.any():
-        # do_pages_move(): consecutive queued entries with the same node are a batch
-        prev_q = np.concatenate([[False], queue[:-1]])
-        prev_t = np.concatenate([[-1], tg[:-1]])
-        bid = np.cumsum(queue & ~(prev_q & (prev_t == tg))) - 1
-        batch[queue] = bid[queue]
-    plan = MovePlan(p, tg, status, pfn, node_now, queue, batch, stop, stop_error, modern)
+    walked = classify(k, p, addrs[:stop], tg[:stop], move_all, modern)
+    if stop == n:
+        status, pfn, node_now, queue, repeats, entries = walked
+    else:  # the entries after a bad node are not walked
+        status = np.full(n, UNWRITTEN, np.int64)
+        pfn = np.full(n, -1, np.int64)
+        node_now = np.full(n, -1, np.int64)
+        queue = np.zeros(n, bool)
+        status[:stop], pfn[:stop], node_now[:stop], queue[:stop], repeats, e = walked
+        entries = tuple(np.zeros(n, x.dtype) for x in e)
+        entries[0][:stop], entries[1][:stop] = e
+    plan = MovePlan(p, tg, status, pfn, node_now, queue, stop, stop_error, modern,
+                    repeats=repeats, entries=entries)
     if not modern and not queue.any() and k.era.move_pages_empty_enoent:
         plan.error = oserror(ENOENT, "move_pages: no page needed moving (2.6.18 answers "
                                      "ENOENT)")
@@ -277,33 +290,68 @@ def plan_move_pages(k: Kernel, pid, pages, nodes, flags: int = 0, *, caller=None
 
 
 def classify(k: Kernel, p: Process, addrs: np.ndarray, tg: np.ndarray, move_all: bool,
-             modern: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+             modern: bool):
     """add_folio_for_migration() for every entry: (status, pfn, node when looked up,
-    queued). A page already on its node gives its node; a shared page without
-    MOVE_ALL -EACCES; a page that cannot be isolated -EBUSY."""
-    f = k.f
+    queued, whether a page is listed twice, frame entries). A page already on its node gives
+    its node; a shared page without MOVE_ALL -EACCES; a page that cannot be isolated
+    -EBUSY."""
     status, pfn = page_status(k, p, addrs, query=False)
     real = pfn >= 0
+    allreal = bool(real.all())
     node0 = status.copy()
-    shared = real & (f.mapcount[np.maximum(pfn, 0)] > 1) & (not move_all)
-    iso_ok = real & isolatable(k, np.maximum(pfn, 0), unique=True)
-    queue = _decide(real, node0, tg, shared, iso_ok, status)
-    node_now = np.where(real, node0, -1)
-    if modern and real.any():
+    found = pfn if allreal else np.maximum(pfn, 0)
+    # every field the call looks at, and the migration copies, in one read of each
+    # frame's entry (the entries of entries with no page are frame 0's: never used)
+    kf, rec = k.f.take(found)
+    multi = rec["mapcount"] > 1
+    shared = (multi if allreal else real & multi) if not move_all \
+        else np.zeros(pfn.size, bool)
+    iso_ok = isolatable(k, found, True, kf["flags"])
+    if not allreal:
+        iso_ok &= real
+    # a page's status is its node until decided otherwise: node0 (the status holds it)
+    queue = _decide(real, node0, tg, shared, iso_ok, status, status_is_node=True)
+    node_now = node0 if allreal else np.where(real, node0, -1)
+    repeats = _frames_repeat(k, addrs, pfn, real, allreal, multi)
+    if modern and repeats:
         _resolve_repeats(pfn, real, node0, tg, shared, iso_ok, status, queue, node_now)
-    return status, pfn, node_now, queue
+    return status, pfn, node_now, queue, repeats, (kf, rec)
 
 
-def _decide(real, node_now, tg, shared, iso_ok, status, pending=None) -> np.ndarray:
+def _frames_repeat(k: Kernel, addrs, pfn, real, allreal: bool, multi) -> bool:
+    """Whether a frame is found twice. A frame mapped once (mapcount 1) has one
+    address, so unless some frame is mapped more than once, frames repeat exactly when
+    page addresses do: checked over the (smaller, denser) range of page numbers."""
+    if not real.any():
+        return False
+    if (multi if allreal else multi & real).any():
+        return has_duplicates(pfn if allreal else pfn[real], k.nr_frames)
+    vpn = (addrs if allreal else addrs[real]) >> k.page_shift
+    lo = int(vpn.min())
+    return has_duplicates(vpn - lo, int(vpn.max()) - lo + 1)
+
+
+def _decide(real, node_now, tg, shared, iso_ok, status, pending=None,
+            status_is_node: bool = False) -> np.ndarray:
     """The order of add_folio_for_migration(): already there (status = node), shared
-    (-EACCES), not isolatable or pending in this batch (-EBUSY), else queued."""
-    already = real & (node_now == tg)
-    status[already] = tg[already]
-    acc = real & ~already & shared
-    status[acc] = -EACCES
-    busy = real & ~already & ~acc & (~iso_ok if pending is None else (~iso_ok | pending))
-    status[busy] = -EBUSY
-    return real & ~already & ~acc & ~busy
+    (-EACCES), not isolatable or pending in this batch (-EBUSY), else queued.
+    status_is_node: the status of each page found holds node_now already."""
+    q = node_now != tg
+    if not real.all():
+        q &= real
+    if not status_is_node:
+        already = real & ~q
+        status[already] = tg[already]
+    if shared.any():
+        acc = q & shared
+        status[acc] = -EACCES
+        q &= ~acc
+    busy = ~iso_ok if pending is None else (~iso_ok | pending)
+    if busy.any():
+        busy &= q
+        status[busy] = -EBUSY
+        q &= ~busy
+    return q
 
 
 def _resolve_repeats(pfn, real, node0, tg, shared, iso_ok, status, queue, node_now) -> None:
@@ -318,7 +366,7 @@ def _resolve_repeats(pfn, real, node0, tg, shared, iso_ok, status, queue, node_n
         return
     n = pfn.size
     key = np.where(real, pfn, -1 - np.arange(n))
-    order = np.argsort(key, kind="stable")
+    order = stable_argsort(key)
     grp_start = np.ones(n, bool)
     grp_start[1:] = key[order][1:] != key[order][:-1]
     first_of = np.maximum.accumulate(np.where(grp_start, np.arange(n), 0))
@@ -381,23 +429,22 @@ def finish(plan: MovePlan, result: np.ndarray) -> MoveResult:
     Modern: a batch with a failure ends the walk; its statuses stay unwritten and the
     return value counts its failures and every entry never looked at."""
     n = plan.targets.size
-    out = np.full(n, UNWRITTEN, np.int64)
     qi = plan.qi
     if plan.error is not None:
-        return MoveResult(out, 0, plan.error)
+        return MoveResult(np.full(n, UNWRITTEN, np.int64), 0, plan.error)
     if not plan.modern:
-        out[:] = plan.status
+        out = plan.status.copy()
         out[qi] = result
         return MoveResult(out, 0, None)
+    if not ((result < 0) & (result != UNTRIED)).any():
+        # every queued page moved: its target; the rest walked: their status (the
+        # entries never walked hold UNWRITTEN in the plan)
+        out = np.where(plan.queue, plan.targets, plan.status)
+        return MoveResult(out, 0, plan.stop_error, n - plan.stop)
+    out = np.full(n, UNWRITTEN, np.int64)
     res = np.full(n, UNWRITTEN, np.int64)
     res[qi] = result
     failed = plan.queue & (res < 0) & (res != UNTRIED)
-    walked = np.arange(n) < plan.stop
-    if not failed.any():
-        w = walked & ~plan.queue
-        out[w] = plan.status[w]
-        out[qi] = plan.targets[qi]
-        return MoveResult(out, 0, plan.stop_error, n - plan.stop)
     fb = plan.batch[int(np.argmax(failed))]
     in_fb = plan.batch == fb
     trig = int(np.flatnonzero(in_fb)[-1]) + 1  # the entry that flushed the batch
@@ -442,8 +489,11 @@ def move_pages_gen(k: Kernel, pid, pages, nodes=None, flags: int = 0, *, caller=
             raise plan.stop_error  # a bad first node fails before the job starts
         yield 0  # the call's checks are done: Machine.start() returns here
     qi = plan.qi
+    # a job yielded since the plan read the frames: run_pairs reads them again
+    taken = None if job is not None else (plan.entries[0][qi], plan.entries[1][qi])
     out = yield from run_pairs(k, Execute(k, hold=bool(chunk)), plan.pfn[qi],
-                               plan.targets[qi], plan.control(k), plan.pair_run(chunk), job)
+                               plan.targets[qi], plan.control(k), plan.pair_run(chunk), job,
+                               taken)
     r = finish(plan, out.result)
     if r.error is not None:
         raise r.error

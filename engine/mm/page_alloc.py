@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..constants import K_FREE, PG_lru
+from ..constants import PG_lru
 from .state import Kernel
 
 # numastat rows, in nodeN/numastat order (kernel-semantics.md 8.4)
@@ -83,10 +83,11 @@ def _take_free(k: Kernel, z, n: int) -> np.ndarray:
     zone's cursor, skipping isolated pageblocks (MIGRATE_ISOLATE). Scans in windows
     a little larger than what is still needed, so a bulk allocation from a mostly
     free zone reads about n entries, not the whole zone."""
-    kind = k.f.kind
+    f = k.f
     s, e = z.start_pfn, z.end_pfn
     c = s + z.cursor
-    if not z.isolated and c + n <= e and (kind[c:c + n] == K_FREE).all():
+    # a free frame's word (kind | flags << 8) is 0: K_FREE, no flags (check() holds it)
+    if not z.isolated and c + n <= e and not f.words(c, c + n).any():
         z.cursor = (c + n - s) % max(z.spanned, 1)
         return np.arange(c, c + n, dtype=np.int64)  # the free run at the cursor
     out = []
@@ -95,7 +96,7 @@ def _take_free(k: Kernel, z, n: int) -> np.ndarray:
         pos = a
         while pos < b and got < n:
             end = min(b, pos + max(2 * (n - got), 1 << 16))
-            free = kind[pos:end] == K_FREE
+            free = f.words(pos, end) == 0
             if z.isolated:
                 free &= ~k.blk_isolated[np.arange(pos, end) // k.block_pages]
             idx = np.flatnonzero(free)[: n - got]

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..vec import distinct
+
 # a chunk of 4096 entries (16 MiB of 4 KiB pages): large enough that a 1 TiB
 # mapping needs only 65536 directory entries, small enough that a scattered touch
 # costs 32 KiB a chunk
@@ -129,6 +131,8 @@ class PageTable:
             sp = self.span(lo, hi, field)
             if sp is not None:
                 return sp[keys - lo].astype(out_dtype, copy=False)
+            if self._empty(lo, hi):  # nothing there yet (a first touch)
+                return np.full(keys.size, fill, out_dtype)
         r = self._row_lookup(keys, lo, hi)
         ok = r >= 0
         flat = pool.reshape(-1)
@@ -150,13 +154,30 @@ class PageTable:
             if sp is not None:
                 sp[keys - lo] = values
                 return
+            if keys.size == hi - lo and self._empty(lo, hi):
+                # every entry of a range with no chunk yet (a range touched whole): its
+                # chunks, in consecutive rows, make it a slice
+                self._alloc(np.arange(lo >> CHUNK_SHIFT, ((hi - 1) >> CHUNK_SHIFT) + 1))
+                self.span(lo, hi, field)[keys - lo] = values
+                return
         r = self._row_lookup(keys, lo, hi)
-        if (r < 0).any():
-            missing = np.unique(keys[r < 0] >> CHUNK_SHIFT)
-            self._alloc(missing)
+        missing = r < 0
+        if missing.any():
+            self._alloc(distinct((keys if missing.all() else keys[missing]) >> CHUNK_SHIFT))
+            if lo is not None and hi is not None:
+                sp = self.span(lo, hi, field)  # a range touched in one go: now a slice
+                if sp is not None:
+                    sp[keys - lo] = values
+                    return
             r = self._row_lookup(keys, lo, hi)
         pool = self.pfn if field == "pfn" else self.expect
         pool.reshape(-1)[r * CHUNK + (keys & MASK)] = values
+
+    def _empty(self, lo: int, hi: int) -> bool:
+        """No chunk of [lo, hi) is allocated."""
+        c0, c1 = lo >> CHUNK_SHIFT, (hi - 1) >> CHUNK_SHIFT
+        return int(np.searchsorted(self.keys, c0)) == \
+            int(np.searchsorted(self.keys, c1, side="right"))
 
     def span(self, lo: int, hi: int, field: str = "pfn") -> np.ndarray | None:
         """The entries [lo, hi) as a view of the pool when every chunk of the range

@@ -33,7 +33,8 @@ def by_object(k: Kernel, pfns: np.ndarray, mapping: np.ndarray | None = None
         return
     if mapping is None:
         mapping = k.f.mapping[pfns]
-    ids = distinct(mapping)
+    lo, hi = int(mapping.min()), int(mapping.max())
+    ids = np.array([lo]) if lo == hi else distinct(mapping)
     if ids.size == 1:
         groups = [None]
         keys = [int(ids[0])]
@@ -79,21 +80,30 @@ def for_each_mapping(k: Kernel, pfns: np.ndarray
 
 
 def redirect(k: Kernel, old: np.ndarray, new: np.ndarray, index: np.ndarray | None = None,
-             mapping: np.ndarray | None = None) -> None:
+             mapping: np.ndarray | None = None, mapcount: np.ndarray | None = None) -> None:
     """remove_migration_ptes(): point every mapping of old[i] at new[i], and the
-    page cache / driver slot too. index, mapping: the frames' fields, if read already."""
+    page cache / driver slot too. index, mapping, mapcount: the frames' fields, if
+    read already."""
     index_all = (k.f.index[old] if index is None else index).astype(np.int64)
     for obj, grp in by_object(k, old, mapping):
         gidx = index_all if grp is None else index_all[grp]
         gold = old if grp is None else old[grp]
         gnew = new if grp is None else new[grp]
+        # an anonymous page mapped once, of an anon_vma with one VMA, is mapped there,
+        # at its index (the rmap invariant check() holds): no entry to compare first
+        sole = isinstance(obj, AnonVMA) and len(obj.vmas) == 1 and mapcount is not None \
+            and bool(((mapcount if grp is None else mapcount[grp]) == 1).all())
         for v in list(obj.vmas):
             offs = vma_offsets(obj, v, gidx)
-            ok = (offs >= 0) & (offs < v.npages)
-            sel = ok if not ok.all() else None
+            if offs.size and int(offs.min()) >= 0 and int(offs.max()) < v.npages:
+                sel = None  # every page falls inside the VMA
+            else:
+                sel = np.flatnonzero((offs >= 0) & (offs < v.npages))
             o = offs if sel is None else offs[sel]
-            cur = v.ptes(o)
-            hit = cur == (gold if sel is None else gold[sel])
+            if sole and sel is None:
+                v.set_ptes(o, gnew)
+                continue
+            hit = v.ptes(o) == (gold if sel is None else gold[sel])
             if hit.all():
                 v.set_ptes(o, gnew if sel is None else gnew[sel])
             elif hit.any():
