@@ -16,7 +16,7 @@ import numpy as np
 from .constants import FLAG_NAMES, K_ANON, K_FILE, K_KERNEL, K_PFNMAP, KIND_NAMES
 from .mm.move_pages import UNWRITTEN, MoveStatus
 from .mm.rmap import mappers
-from .mm.state import VMA, Kernel
+from .mm.state import HELD, VMA, Kernel
 
 KUSE_NAMES = {0: "memmap", 1: "slab", 2: "page tables", 3: "zero page"}
 
@@ -336,7 +336,8 @@ def describe_frame(m: Any, pfn: int) -> list[tuple[str, str]]:
         out.append(("driver", drv))
     fl = flag_names(int(f.flags[pfn]))
     out.append(("flags", ",".join(fl) if fl else "-"))
-    out.append(("mapcount", str(int(f.mapcount[pfn]))))
+    # (a frame nothing holds has a record that means nothing but its bytes)
+    out.append(("mapcount", str(int(f.mapcount[pfn]) if HELD[kind] else 0)))
     out.append(("refcount", str(int(f.refcount[pfn]))))
     out.append(("content", f"{int(f.content[pfn]):#010x}"))
     acc = _accesses(m, owner) if owner is not None else ""

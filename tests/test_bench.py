@@ -13,13 +13,15 @@ from pathlib import Path
 import pytest
 
 from engine.units import parse_size
-from tools import bench
+from tools import bench, proto
 from tui import bench_ui, cli
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--quick", "--frames", "16384"]  # a 64 MiB reference machine, one run
 NUMBER_KEYS = ("build_s", "move_pages_pps", "migrate_pages_pps", "offline_s",
-               "bytes_per_frame", "save_s", "load_s", "redraw_ms", "key_latency_ms")
+               "bytes_per_frame", "save_s", "load_s", "redraw_ms", "key_latency_ms",
+               "proto_pps", "move_pages_ratio", "migrate_pages_ratio", "help_ms", "view_ms")
+TIB_KEYS = ("tib_ok", "tib_rss_gib", "tib_check_s", "tib_views_s", "tib_peak_gib")
 
 
 @pytest.fixture(scope="module")
@@ -38,14 +40,20 @@ def test_json_has_every_figure_in_order(cli_json):
     assert bench.KEYS == (
         "build_s", "move_pages_pps", "migrate_pages_pps", "offline_s", "bytes_per_frame",
         "save_s", "load_s", "tib_ok", "tib_rss_gib", "redraw_ms", "key_latency_ms",
-        "query_ratio_vs_kernel")
+        "query_ratio_vs_kernel",  # the keys before issue 15, then its own
+        "proto_pps", "move_pages_ratio", "migrate_pages_ratio", "tib_check_s", "tib_views_s",
+        "tib_peak_gib", "help_ms", "view_ms")
 
 
 def test_json_figures_have_their_types(cli_json):
     for k in NUMBER_KEYS:  # the console's figures too: numacon bench hands in the UI
         assert isinstance(cli_json[k], float) and cli_json[k] > 0, (k, cli_json[k])
-    # --quick skips the 1 TiB machine
-    assert cli_json["tib_ok"] is None and cli_json["tib_rss_gib"] is None
+    # the ratios are the rates over the prototype's, measured in the same run
+    for k in ("move_pages", "migrate_pages"):
+        assert cli_json[f"{k}_ratio"] == pytest.approx(
+            cli_json[f"{k}_pps"] / cli_json["proto_pps"], rel=1e-2)
+    # --quick skips the 1 TiB machine (test_the_1_tib_child_produces_its_figures)
+    assert all(cli_json[k] is None for k in TIB_KEYS)
     # null only where the host's move_pages(2) cannot be called
     q = cli_json["query_ratio_vs_kernel"]
     assert q is None or (isinstance(q, float) and q > 0)
@@ -56,11 +64,29 @@ def test_json_figures_have_their_types(cli_json):
 def test_text_report_without_ui_puts_each_figure_beside_its_goal(capsys):
     assert bench.main([*TINY, "--runs", "1"]) == 0  # no ui: the console's figures skipped
     out = capsys.readouterr().out
-    for _, what, _, _ in bench.FIGURES:
+    for _, what, (op, _), _ in bench.FIGURES:
         line = next((ln for ln in out.splitlines() if ln.startswith(what)), None)
         assert line is not None, what
-        assert re.search(r"(≤|≥|yes)", line) and line.rstrip().endswith(("yes", "NO", "-"))
+        assert re.search(r"(≤|≥|yes)" if op != "info" else r"\(yardstick\)", line)
+        assert line.rstrip().endswith(("yes", "NO", "-"))
     assert "no UI given" in out and "host:" in out and "skipped" in out
+
+
+def test_the_1_tib_child_produces_its_figures():
+    """The same child `numacon bench` runs for the 1 TiB machine, on four 256 MiB
+    nodes: it builds, migrates, checks and produces every view, and reports each
+    time and its peak RSS (wait4)."""
+    r = bench.run_tib(size="256M,4M")
+    assert r["ok"] and r["rc"] == 0 and r["moved"] == 1024
+    assert r["check_s"] > 0 and r["rss_gib"] > 0
+    assert set(r["views_s"]) == {"numa_maps", "numastat", "vmstat", "offline_dry_run"}
+    assert all(v > 0 for v in r["views_s"].values())
+
+
+def test_the_prototype_is_the_designs_with_sizes():
+    """tools/proto.py moves pages as shared/design/move_pages_prototype.py does; only
+    the sizes are parameters (a small machine here)."""
+    assert proto.proto_move_pages_pps(1, frames=16384, moves=1024) > 0
 
 
 def test_goals_are_judged_as_the_issue_states():
@@ -68,6 +94,12 @@ def test_goals_are_judged_as_the_issue_states():
     assert bench.goal_met("move_pages_pps", 10e6) and not bench.goal_met("move_pages_pps", 9e6)
     assert bench.goal_met("tib_ok", True) is True and bench.goal_met("tib_ok", False) is False
     assert bench.goal_met("query_ratio_vs_kernel", None) is None
+    assert bench.goal_met("move_pages_ratio", 1.25) and not bench.goal_met("move_pages_ratio", 1.2)
+    assert bench.goal_met("proto_pps", 5e6) is None  # the yardstick has no goal
+    assert bench.goal_met("bytes_per_frame", 20.0) and not bench.goal_met("bytes_per_frame", 21)
+    for k, goal in (("tib_check_s", 3.0), ("tib_views_s", 2.0), ("tib_peak_gib", 8.0),
+                    ("help_ms", 100.0), ("view_ms", 100.0)):
+        assert bench.goal_met(k, goal) and not bench.goal_met(k, goal * 1.01)
     r = bench.rounded({"build_s": 0.123456, "tib_ok": True})
     assert list(r) == list(bench.KEYS) and r["build_s"] == 0.1235 and r["tib_ok"] is True
 
@@ -100,3 +132,4 @@ def test_engine_never_imports_the_console():
     bad = [p.name for p in (ROOT / "engine").glob("*.py") if pat.search(p.read_text())]
     assert bad == []
     assert callable(bench_ui.redraw_ms) and callable(bench_ui.key_latency_ms)
+    assert callable(bench_ui.help_view_ms)

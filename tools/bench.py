@@ -33,6 +33,7 @@ import gc
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -47,6 +48,8 @@ import numpy as np
 from engine.constants import K_ANON, K_FILE
 from engine.machine import Machine
 from engine.machines.snapshot import load, save
+from engine.units import parse_size
+from tools.proto import proto_move_pages_pps
 
 # (key, what, goal as (operator, value), unit) in the issue's order: --json keys
 FIGURES: tuple[tuple[str, str, tuple[str, Any], str], ...] = (
@@ -57,7 +60,7 @@ FIGURES: tuple[tuple[str, str, tuple[str, Any], str], ...] = (
      (">=", 15e6), "pages/s"),
     ("offline_s", "offline the 16 GiB Movable zone, 75 % used", ("<=", 0.5), "s"),
     ("bytes_per_frame", "engine memory per page frame (RSS growth / frames)",
-     ("<=", 24.0), "B"),
+     ("<=", 20.0), "B"),
     ("save_s", "snapshot save of the reference machine", ("<=", 1.0), "s"),
     ("load_s", "snapshot load of the reference machine", ("<=", 1.0), "s"),
     ("tib_ok", "1 TiB machine: builds, migrates 1 Mi pages, <= 8 GiB", ("is", True), ""),
@@ -68,6 +71,17 @@ FIGURES: tuple[tuple[str, str, tuple[str, Any], str], ...] = (
      ("<=", 50.0), "ms"),
     ("query_ratio_vs_kernel", "query 1 Mi pages: host kernel time / engine time",
      (">=", 1.0), "x"),
+    ("proto_pps", "the design's numpy prototype of move_pages, same machine and run",
+     ("info", None), "pages/s"),
+    ("move_pages_ratio", "move_pages rate / the prototype's", (">=", 1.25), "x"),
+    ("migrate_pages_ratio", "migrate_pages rate / the prototype's", ("info", None), "x"),
+    ("tib_check_s", "1 TiB machine: check()", ("<=", 3.0), "s"),
+    ("tib_views_s", "1 TiB machine: slowest view (numa_maps, numastat, vmstat, "
+     "offline --dry-run)", ("<=", 2.0), "s"),
+    ("tib_peak_gib", "1 TiB machine: peak RSS over build, check and views", ("<=", 8.0),
+     "GiB"),
+    ("help_ms", "console: `?` to the help screen shown", ("<=", 100.0), "ms"),
+    ("view_ms", "console: `v` to the next view shown", ("<=", 100.0), "ms"),
 )
 KEYS = tuple(k for k, _, _, _ in FIGURES)
 
@@ -123,16 +137,16 @@ def reference_description(scale: float = 1.0) -> dict:
     }
 
 
-def tib_description() -> dict:
+def tib_description(node: str = "256G", proc: str = "4G") -> dict:
     """1 TiB: four nodes of 256 GiB of 4 KiB pages (268 M frames), one process of
-    4 GiB (1 Mi pages) on node 0."""
+    4 GiB (1 Mi pages) on node 0. (Smaller sizes: the tests' run of the same code.)"""
     return {
         "machine": {"name": "bench-1T", "page_size": "4K", "seed": 7},
-        "nodes": [{"id": i, "cpus": f"{8 * i}-{8 * i + 7}", "zones": {"Normal": "256G"}}
+        "nodes": [{"id": i, "cpus": f"{8 * i}-{8 * i + 7}", "zones": {"Normal": node}}
                   for i in range(4)],
         "distances": {"local": 10, "remote": 21},
         "processes": [{"name": "p", "pid": 100, "node": 0,
-                       "vmas": [{"size": "4G", "touch_node": 0}]}],
+                       "vmas": [{"size": proc, "touch_node": 0}]}],
     }
 
 
@@ -199,63 +213,110 @@ def db_vma(m):
 
 # ----------------------------------------------------------------- the host kernel
 
-def kernel_query_s(n: int, runs: int) -> tuple[float | None, str]:
+class HostQuery:
     """The host kernel's move_pages(2) query (nodes = NULL) of n pages of this
     process's own memory: a private anonymous mapping of n pages (no huge pages),
-    each written. Returns (median seconds, note); None where it cannot run."""
-    nr = SYS_MOVE_PAGES.get(platform.machine())
-    if not sys.platform.startswith("linux") or nr is None:
-        return None, f"no move_pages(2) syscall number for {sys.platform}/{platform.machine()}"
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.mmap.restype = ctypes.c_void_p
-    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
-                          ctypes.c_int, ctypes.c_long]
-    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    libc.syscall.restype = ctypes.c_long
-    ps = os.sysconf("SC_PAGE_SIZE")
-    length = n * ps
-    base = libc.mmap(None, length, 0x3, 0x22, -1, 0)  # RW, MAP_PRIVATE | MAP_ANONYMOUS
-    if base is None or base == ctypes.c_void_p(-1).value:
-        return None, f"mmap of {length >> 20} MiB failed (errno {ctypes.get_errno()})"
+    each written. `once()` times one call; `note` says what was measured, or why it
+    cannot be (then `ok` is False)."""
+
+    def __init__(self, n: int) -> None:
+        self.n, self.ok, self.note = n, False, ""
+        self.base = None
+        nr = SYS_MOVE_PAGES.get(platform.machine())
+        if not sys.platform.startswith("linux") or nr is None:
+            self.note = f"no move_pages(2) syscall number for {sys.platform}/" \
+                        f"{platform.machine()}"
+            return
+        self.nr = nr
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.mmap.restype = ctypes.c_void_p
+        libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                              ctypes.c_int, ctypes.c_long]
+        libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+        libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        libc.syscall.restype = ctypes.c_long
+        self.libc = libc
+        ps = os.sysconf("SC_PAGE_SIZE")
+        self.length = n * ps
+        base = libc.mmap(None, self.length, 0x3, 0x22, -1, 0)  # RW, PRIVATE | ANONYMOUS
+        if base is None or base == ctypes.c_void_p(-1).value:
+            self.note = f"mmap of {self.length >> 20} MiB failed (errno {ctypes.get_errno()})"
+            return
+        self.base = base
+        libc.madvise(base, self.length, 15)  # MADV_NOHUGEPAGE: n base pages, as the engine
+        ctypes.memset(base, 1, self.length)  # touch (write) every page
+        self.pages = np.arange(n, dtype=np.uint64) * np.uint64(ps) + np.uint64(base)
+        self.status = np.full(n, -123, np.int32)
+        self.ok = True
+        self.note = f"{n} pages of {ps >> 10} KiB"
+
+    def once(self) -> float | None:
+        """Seconds of one query, or None (then `note` says why)."""
+        if not self.ok:
+            return None
+        self.status[:] = -123
+        ctypes.set_errno(0)
+        t0 = time.perf_counter()
+        r = self.libc.syscall(ctypes.c_long(self.nr), ctypes.c_long(0), ctypes.c_ulong(self.n),
+                              ctypes.c_void_p(self.pages.ctypes.data), ctypes.c_void_p(None),
+                              ctypes.c_void_p(self.status.ctypes.data), ctypes.c_int(0))
+        t = time.perf_counter() - t0
+        if r != 0:
+            self.ok = False
+            self.note = f"move_pages(2) answered {r} (errno {os.strerror(ctypes.get_errno())})"
+            return None
+        if (self.status < 0).any():
+            self.ok = False
+            self.note = f"move_pages(2) query: {int((self.status < 0).sum())} of {self.n} " \
+                        f"pages without a node"
+            return None
+        self.note = f"{self.n} pages of {os.sysconf('SC_PAGE_SIZE') >> 10} KiB, nodes " \
+                    f"{sorted(set(self.status.tolist()))}"
+        return t
+
+    def close(self) -> None:
+        if self.base is not None:
+            self.libc.munmap(self.base, self.length)
+            self.base = None
+            self.ok = False
+
+
+def kernel_query_s(n: int, runs: int) -> tuple[float | None, str]:
+    """The host kernel's query of n pages, median of runs: (seconds, note); None where
+    it cannot run."""
     try:
-        libc.madvise(base, length, 15)  # MADV_NOHUGEPAGE: n base pages, as the engine has
-        ctypes.memset(base, 1, length)  # touch (write) every page
-        pages = np.arange(n, dtype=np.uint64) * np.uint64(ps) + np.uint64(base)
-        status = np.full(n, -123, np.int32)
-        times = []
-        for _ in range(runs):
-            status[:] = -123
-            ctypes.set_errno(0)
-            t0 = time.perf_counter()
-            r = libc.syscall(ctypes.c_long(nr), ctypes.c_long(0), ctypes.c_ulong(n),
-                             ctypes.c_void_p(pages.ctypes.data), ctypes.c_void_p(None),
-                             ctypes.c_void_p(status.ctypes.data), ctypes.c_int(0))
-            times.append(time.perf_counter() - t0)
-            if r != 0:
-                e = ctypes.get_errno()
-                return None, f"move_pages(2) answered {r} (errno {os.strerror(e)})"
-        if (status < 0).any():
-            bad = int((status < 0).sum())
-            return None, f"move_pages(2) query: {bad} of {n} pages without a node"
-        return median(times), f"{n} pages of {ps >> 10} KiB, nodes {sorted(set(status.tolist()))}"
+        q = HostQuery(n)
+    except (OSError, AttributeError, ValueError) as e:  # no libc, no syscall()
+        return None, f"the host's move_pages(2) cannot be called: {e}"
+    try:
+        ts = [q.once() for _ in range(runs)]
+        return (median(ts) if q.ok else None), q.note
     finally:
-        libc.munmap(base, length)
+        q.close()
 
 
 # ----------------------------------------------------------------- the 1 TiB child
 
-def tib_child() -> int:
+def tib_child(size: str | None = None) -> int:
     """In a process of its own (`python -m tools.bench --tib-child`): build the 1 TiB
-    machine, migrate its 1 Mi-page process to another node, print a JSON line."""
-    t_build, m = timed(lambda: build(tib_description()))
+    machine, migrate its 1 Mi-page process to another node, then check() it and
+    produce the views a console shows (numa_maps of every process, numastat,
+    vmstat, the bill of offlining the zone the process now sits in), each timed;
+    print a JSON line. size: "NODE,PROC" sizes for a smaller machine (the tests)."""
+    d = tib_description(*size.split(",")) if size else tib_description()
+    t_build, m = timed(lambda: build(d))
     before = m.vmstat().get("pgmigrate_success", 0)
     t_mig, r = timed(lambda: m.migrate_pages(100, [0], [1]))
     moved = m.vmstat().get("pgmigrate_success", 0) - before
-    import resource
-
+    t_check, _ = timed(m.check)
+    views = {
+        "numa_maps": timed(lambda: [m.numa_maps(pid) for pid in m.pids])[0],
+        "numastat": timed(m.numastat)[0],
+        "vmstat": timed(m.vmstat)[0],
+        "offline_dry_run": timed(lambda: m.offline_plan(1, "Normal"))[0],
+    }
     print(json.dumps({"frames": m.nr_frames, "build_s": t_build, "migrate_s": t_mig,
-                      "ret": r, "moved": moved,
+                      "ret": r, "moved": moved, "check_s": t_check, "views_s": views,
                       "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
     return 0
 
@@ -293,11 +354,12 @@ def run_child(args: list[str], timeout: float = 900.0) -> dict:
     return res
 
 
-def run_tib(timeout: float = 900.0) -> dict:
-    """The 1 TiB machine in a child; ok when it finished, moved 1 Mi pages and its
-    peak RSS stayed within 8 GiB."""
-    res = run_child(["--tib-child"], timeout)
-    res["ok"] = bool(res["rc"] == 0 and res.get("moved") == MI
+def run_tib(timeout: float = 900.0, size: str | None = None) -> dict:
+    """The 1 TiB machine in a child; ok when it finished, moved its process's pages
+    (1 Mi) and its peak RSS stayed within 8 GiB."""
+    res = run_child(["--tib-child"] + (["--tib-size", size] if size else []), timeout)
+    want = MI if size is None else parse_size(size.split(",")[1], "size") // 4096
+    res["ok"] = bool(res["rc"] == 0 and res.get("moved") == want
                      and res["rss_gib"] <= TIB_RSS_LIMIT_GIB)
     return res
 
@@ -352,25 +414,23 @@ def measure(*, scale: float = 1.0, runs: int = 3, tib: bool = True, ui: Any = No
     gc.collect()
     _reference_figures(d, runs, fig, det, log, ui, quick)
     gc.collect()
-
-    # the host kernel's query of as many pages as the engine's
-    n = det["move_pages_n"]
-    try:
-        kt, note = kernel_query_s(n, 1 if quick else 5)
-    except (OSError, AttributeError, ValueError) as e:  # no libc, no syscall()
-        kt, note = None, f"the host's move_pages(2) cannot be called: {e}"
-    det["kernel_query_s"], det["kernel_query_note"] = kt, note
-    if kt is not None and det["engine_query_s"] > 0:
-        fig["query_ratio_vs_kernel"] = kt / det["engine_query_s"]
-    log(f"kernel query: {note}")
+    if fig["proto_pps"]:
+        for k in ("move_pages", "migrate_pages"):
+            if fig[f"{k}_pps"]:
+                fig[f"{k}_ratio"] = fig[f"{k}_pps"] / fig["proto_pps"]
 
     # the 1 TiB machine in a child process
     if tib:
         log("1 TiB machine (a child process) ...")
         r = run_tib()
         fig["tib_ok"], fig["tib_rss_gib"] = r["ok"], r["rss_gib"]
+        fig["tib_peak_gib"] = r["rss_gib"]  # wait4(): the whole child, build to views
+        if "check_s" in r:
+            fig["tib_check_s"] = r["check_s"]
+            fig["tib_views_s"] = max(r["views_s"].values())
         det["tib"] = r
-        log(f"1 TiB: ok={r['ok']} rss {r['rss_gib']:.2f} GiB")
+        log(f"1 TiB: ok={r['ok']} rss {r['rss_gib']:.2f} GiB, check "
+            f"{r.get('check_s', float('nan')):.2f} s, views {r.get('views_s')}")
     return {"figures": fig, "details": det}
 
 
@@ -423,20 +483,44 @@ def _reference_figures(d: dict, runs: int, fig: dict, det: dict, log, ui: Any,
     fig["save_s"], fig["load_s"] = median(saves_t), median(loads_t)
     log(f"save {fig['save_s']:.3f} s, load {fig['load_s']:.3f} s")
 
-    # the engine's query of n pages (nodes = NULL); the kernel's comes later
+    # the engine's query of n pages (nodes = NULL) and the host kernel's of as many
+    # pages, taken in turn the same number of times (a load that comes and goes on
+    # the host then weighs on both sides alike): medians
     q_addrs = v.start + np.arange(n, dtype=np.int64) * ps
-    q = []
-    for _ in range(1 if quick else 5):
-        t, st = timed(lambda: m.move_pages(db, q_addrs, None))
-        q.append(t)
-        if set(st) != {0}:
-            raise RuntimeError(f"engine query: statuses {sorted(set(st))[:5]}")
+    try:
+        host = HostQuery(n)
+    except (OSError, AttributeError, ValueError) as e:  # no libc, no syscall()
+        host = None
+        det["kernel_query_note"] = f"the host's move_pages(2) cannot be called: {e}"
+    q, kq = [], []
+    try:
+        for _ in range(1 if quick else 5):
+            gc.collect()
+            t, st = timed(lambda: m.move_pages(db, q_addrs, None))
+            q.append(t)
+            if set(st) != {0}:
+                raise RuntimeError(f"engine query: statuses {sorted(set(st))[:5]}")
+            st = None
+            if host is not None:
+                kq.append(host.once())
+    finally:
+        host_ok = host is not None and host.ok and bool(kq)
+        if host is not None:
+            det["kernel_query_note"] = host.note
+            host.close()
     det["engine_query_s"] = median(q)
+    det["kernel_query_s"] = median(kq) if host_ok else None
+    if det["kernel_query_s"] is not None and det["engine_query_s"] > 0:
+        fig["query_ratio_vs_kernel"] = det["kernel_query_s"] / det["engine_query_s"]
+    log(f"query: engine {det['engine_query_s'] * 1e3:.1f} ms, host kernel "
+        f"{(det['kernel_query_s'] or 0) * 1e3:.1f} ms ({det['kernel_query_note']})")
 
     # move_pages: n random pages of db, each to a random node other than its own;
-    # put back home (untimed) after each run
+    # put back home (untimed) after each run. Each run is followed by one of the
+    # design's prototype on a machine of as many frames moving as many pages (the
+    # yardstick, in turn with the engine)
     rng = np.random.default_rng(12345)
-    mp = []
+    mp, pp = [], []
     for i in range(runs):
         idx = rng.choice(db_pages, n, replace=False)  # distinct pages, random order
         addrs = v.start + idx.astype(np.int64) * ps
@@ -448,10 +532,14 @@ def _reference_figures(d: dict, runs: int, fig: dict, det: dict, log, ui: Any,
         if st.ret != 0 or moved != n or not np.array_equal(np.asarray(st, np.int64), tgt):
             raise RuntimeError(f"move_pages run {i}: ret {st.ret}, {moved} of {n} moved")
         mp.append(n / t)
-        log(f"move_pages {i + 1}/{runs}: {t:.3f} s, {n / t / 1e6:.2f} M pages/s")
         st = None
         m.migrate_pages(db, [1, 2, 3], [0])  # back home (untimed)
+        gc.collect()
+        pp.append(proto_move_pages_pps(1, frames=m.nr_frames, moves=n))
+        log(f"move_pages {i + 1}/{runs}: {t:.3f} s, {n / t / 1e6:.2f} M pages/s; "
+            f"prototype {pp[-1] / 1e6:.2f} M pages/s")
     fig["move_pages_pps"] = median(mp)
+    fig["proto_pps"] = median(pp)
 
     # migrate_pages: the whole of db between nodes 0 and 1 (web killed for room)
     m.kill(PIDS["web"])
@@ -480,6 +568,12 @@ def _reference_figures(d: dict, runs: int, fig: dict, det: dict, log, ui: Any,
         if r is not None:
             fig["key_latency_ms"] = r["median_ms"]
             log(f"key latency: {r['median_ms']:.1f} ms")
+        r = _ui_figure(det, "help_view",
+                       lambda: ui.help_view_ms(m, rounds=1 if quick else 3))
+        if r is not None:
+            fig["help_ms"], fig["view_ms"] = r["help_ms"], r["view_ms"]
+            log(f"help {r['help_ms']:.1f} ms, view {r['view_ms']:.1f} ms "
+                f"(slowest {r['view_max_ms']:.1f} ms)")
 
 
 def _ui_figure(det: dict, name: str, fn: Callable[[], dict]) -> dict | None:
@@ -518,7 +612,7 @@ def rounded(fig: dict) -> dict:
 
 def goal_met(key: str, v: Any) -> bool | None:
     op, goal = next(g for k, _, g, _ in FIGURES if k == key)
-    if v is None:
+    if v is None or op == "info":
         return None
     if op == "is":
         return v is goal
@@ -540,6 +634,8 @@ def _fmt(key: str, v: Any, unit: str) -> str:
 
 
 def _fmt_goal(op: str, goal: Any, unit: str) -> str:
+    if op == "info":
+        return "(yardstick)"
     if op == "is":
         return "yes"
     sym = {"<=": "≤", ">=": "≥"}[op]
@@ -602,6 +698,12 @@ def report(res: dict, *, scale: float, runs: int) -> str:
     for name in ("redraw", "key_latency"):
         if f"{name}_error" in det:
             lines.append(f"  {name.replace('_', ' ')}: failed: {det[name + '_error']}")
+    if "help_view" in det:
+        r = det["help_view"]
+        lines.append(f"  help: {r['help_ms']:.1f} ms (max {r['help_max_ms']:.1f}); views: "
+                     + ", ".join(f"{k} {v:.1f} ms" for k, v in r["views"].items()))
+    if "help_view_error" in det:
+        lines.append(f"  help, views: failed: {det['help_view_error']}")
     if "key_latency" in det:
         r = det["key_latency"]
         lines.append(f"  key latency: {r.get('presses')} presses during jobs "
@@ -614,7 +716,9 @@ def report(res: dict, *, scale: float, runs: int) -> str:
         else:
             lines.append(f"  1 TiB: {t.get('frames')} frames, build {t.get('build_s', 0):.2f} s,"
                          f" migrate {t.get('moved')} pages {t.get('migrate_s', 0):.2f} s, "
-                         f"peak RSS {t['rss_gib']:.2f} GiB")
+                         f"check {t.get('check_s', 0):.2f} s, peak RSS {t['rss_gib']:.2f} GiB")
+            vs = t.get("views_s") or {}
+            lines.append("  1 TiB views: " + ", ".join(f"{k} {v:.2f} s" for k, v in vs.items()))
     return "\n".join(lines)
 
 
@@ -638,6 +742,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("-v", "--verbose", action="store_true",
                     help="progress on stderr (the default when stderr is a terminal)")
     ap.add_argument("--tib-child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--tib-size", help=argparse.SUPPRESS)
     ap.add_argument("--build-child", action="store_true", help=argparse.SUPPRESS)
     return ap
 
@@ -646,7 +751,7 @@ def main(argv: Sequence[str] | None = None, ui: Any = None) -> int:
     """`numacon bench`. ui: the console's figures (tui.bench_ui), or None."""
     a = parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     if a.tib_child:
-        return tib_child()
+        return tib_child(a.tib_size)
     if a.build_child:
         return build_child(a.scale)
     if a.frames is not None:

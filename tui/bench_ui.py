@@ -9,7 +9,12 @@ key_latency_ms: the whole console on a 200x60 screen under Textual's pilot, a
 migration job of about 1 Mi pages running (`move_pages ... &`, restarted when it
 ends): from the moment a key (+ or -, the zoom) is pressed until the screen's next
 compositor update that shows the new zoom (App._display is where a terminal would
-get the bytes; headless it writes nothing, but the update has been rendered)."""
+get the bytes; headless it writes nothing, but the update has been rendered).
+
+help_ms, view_ms: the whole console on the reference machine (200x60, pilot): from
+`?` to the update that shows the help screen, and from `v` to the update that
+shows the next view (numa_maps of the selected process, numastat, zoneinfo,
+vmstat, then the map again), each press timed as key_latency_ms times one."""
 
 from __future__ import annotations
 
@@ -169,3 +174,71 @@ def key_latency_ms(m: Any, jobs: list[str], *, size: tuple[int, int] = SIZE,
     """Median ms from a zoom key to the screen update showing it, while one of the
     `jobs` (command lines ending in `&`, taken in turn) runs."""
     return asyncio.run(_key_latency(m, jobs, size, presses, idle_presses, timeout))
+
+
+async def _press_timed(app: Any, key: str, char: str | None, done: Any, timeout: float
+                       ) -> float:
+    """ms from a key (as a terminal sends it) to the first screen update after which
+    done() holds."""
+    seen: dict[str, Any] = {"t": None, "event": asyncio.Event()}
+    original = app._display
+
+    def display(screen: Any, renderable: Any) -> None:
+        original(screen, renderable)
+        if renderable is not None and seen["t"] is None and done():
+            seen["t"] = time.perf_counter()
+            seen["event"].set()
+
+    app._display = display
+    try:
+        ev = events.Key(key, char)
+        ev.set_sender(app)
+        t0 = time.perf_counter()
+        app._driver.send_message(ev)
+        await asyncio.wait_for(seen["event"].wait(), timeout)
+        return (seen["t"] - t0) * 1e3
+    finally:
+        app._display = original
+
+
+async def _help_and_views(m: Any, size: tuple[int, int], rounds: int, timeout: float
+                          ) -> dict:
+    from .app import VIEWS, NumaConsoleApp
+    from .screens.help import HelpScreen
+    from .widgets.viewpanel import ViewPanel
+
+    app = NumaConsoleApp(m)
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        await asyncio.sleep(0.2)  # let the first page counts settle
+        helps, closes, views = [], [], []
+        for _ in range(rounds):
+            helps.append(await _press_timed(
+                app, "question_mark", "?", lambda: isinstance(app.screen, HelpScreen),
+                timeout))
+            await asyncio.sleep(0.05)
+            closes.append(await _press_timed(
+                app, "question_mark", "?", lambda: not isinstance(app.screen, HelpScreen),
+                timeout))
+            await asyncio.sleep(0.05)
+        panel = app.main_screen.query_one("#view", ViewPanel)
+        names = []
+        for _ in range(rounds):
+            for i in range(len(VIEWS) + 1):  # every view, then the map again
+                want = i if i < len(VIEWS) else -1
+                views.append(await _press_timed(
+                    app, "v", "v", lambda w=want: app.view_index == w and
+                    (panel.display if w >= 0 else not panel.display), timeout))
+                names.append(VIEWS[want] if want >= 0 else "map")
+                await asyncio.sleep(0.05)
+        return {"help_ms": statistics.median(helps), "help_max_ms": max(helps),
+                "help_close_ms": statistics.median(closes),
+                "view_ms": statistics.median(views), "view_max_ms": max(views),
+                "views": dict(zip(names[:len(VIEWS) + 1], views[:len(VIEWS) + 1])),
+                "presses": len(helps) + len(views), "screen": f"{size[0]}x{size[1]}"}
+
+
+def help_view_ms(m: Any, *, size: tuple[int, int] = SIZE, rounds: int = 3,
+                 timeout: float = 30.0) -> dict:
+    """Medians of `?` (open help) and `v` (next view) to the update that shows them."""
+    return asyncio.run(_help_and_views(m, size, rounds, timeout))

@@ -64,7 +64,7 @@ from .drivers import relocate
 from .migrate import Execute, MigrateControl, Outcome, PairRun, Rehearse, run_pairs
 from .page_alloc import ZoneBooks, zone_takes, zonelist
 from .rmap import for_each_mapping
-from .state import Kernel, Zone, compute_watermarks, drive
+from .state import SCAN_SLICE, Kernel, Zone, compute_watermarks, drive
 
 OfflineGen = Generator[int, None, dict]  # yields between batches, returns the result
 BLOCK_ONLINE, BLOCK_OFFLINE, BLOCK_GOING_OFFLINE = 0, 1, 2
@@ -154,7 +154,22 @@ def _check_block_index(k: Kernel, b) -> int:
 
 
 def _block_pfns(k: Kernel, blks: list[int]) -> np.ndarray:
-    return np.concatenate([np.arange(*block_range(k, b), dtype=np.int64) for b in blks])
+    """The frames of the blocks that hold something (not free), ascending: what the
+    scans of offline_pages() look at. One pass over the words of each run of
+    consecutive blocks, a slice at a time (no array the size of the range)."""
+    out = []
+    runs = np.split(np.asarray(blks, np.int64),
+                    np.flatnonzero(np.diff(np.asarray(blks, np.int64)) != 1) + 1)
+    for run in runs:
+        if run.size == 0:
+            continue
+        s0, e0 = block_range(k, int(run[0]))[0], block_range(k, int(run[-1]))[1]
+        for s_ in range(s0, e0, SCAN_SLICE):
+            e_ = min(e0, s_ + SCAN_SLICE)
+            used = np.flatnonzero(k.f.words(s_, e_).astype(np.uint8))  # kind != K_FREE
+            if used.size:
+                out.append(used + s_)
+    return np.concatenate(out) if out else np.zeros(0, np.int64)
 
 
 def _block_mask(k: Kernel, blks: list[int]) -> np.ndarray:
@@ -329,7 +344,7 @@ def _commit(k: Kernel, blks: list[int]) -> None:
         s, e = block_range(k, b)
         z = block_zone(k, b)
         n = e - s
-        f.clear(slice(s, e))
+        f.release(slice(s, e))  # (their records mean nothing now, as a free frame's)
         f.kind[s:e] = K_OFFLINE
         z.free -= n
         z.present -= n
@@ -554,7 +569,11 @@ def _evacuate(k: Kernel, blks: list[int], pfns: np.ndarray, src: int, label: str
     drivers: dict = {}
     state = {"rounds": 0, "retries": OFFLINE_RETRY_MAX,
              "deadline": k.clock + OFFLINE_TIMEOUT_NS}
+    first = True
     while True:
+        if not first:
+            pfns = _block_pfns(k, blks)  # rescan: what the last round freed drops out
+        first = False
         blockers = find_blockers(k, pfns)  # a pin taken while we ran
         if blockers:
             raise _ebusy(label, blockers)
@@ -638,7 +657,7 @@ def online_blocks(k: Kernel, blks: list[int], how: str = "online") -> int:
     n = 0
     for b, z in zip(blks, zones):
         s, e = block_range(k, b)
-        f.clear(slice(s, e))  # K_FREE is 0
+        f.release(slice(s, e))  # K_FREE is 0
         z.present += e - s
         z.managed += e - s
         z.free += e - s

@@ -90,23 +90,27 @@ def _take_free(k: Kernel, z, n: int) -> np.ndarray:
     if not z.isolated and c + n <= e and not f.words(c, c + n).any():
         z.cursor = (c + n - s) % max(z.spanned, 1)
         return np.arange(c, c + n, dtype=np.int64)  # the free run at the cursor
-    out = []
+    res = np.empty(n, np.int64)
     got = 0
     for a, b in ((c, e), (s, c)):
         pos = a
         while pos < b and got < n:
             end = min(b, pos + max(2 * (n - got), 1 << 16))
             free = f.words(pos, end) == 0
-            if z.isolated:
-                free &= ~k.blk_isolated[np.arange(pos, end) // k.block_pages]
+            if z.isolated:  # skip isolated blocks: the window's blocks, expanded
+                bp = k.block_pages
+                b0 = pos // bp
+                iso = np.repeat(k.blk_isolated[b0:(end - 1) // bp + 1], bp)
+                free &= ~iso[pos - b0 * bp:end - b0 * bp]
             idx = np.flatnonzero(free)[: n - got]
             if idx.size:
-                out.append(idx + pos)
+                dst = res[got:got + idx.size]
+                np.add(idx, pos, out=dst)
                 got += idx.size
             pos = end
-    if not out:
-        return np.empty(0, np.int64)
-    res = np.concatenate(out).astype(np.int64, copy=False)
+    if not got:
+        return res[:0]
+    res = res[:got]
     z.cursor = int(res[-1] + 1 - s) % max(z.spanned, 1)
     return res
 
@@ -129,10 +133,14 @@ def alloc_frames(k: Kernel, n: int, nodes: list[int], *, movable: bool = True,
     nodes_of = np.repeat(np.fromiter((k.zones[zid].node for zid, _ in takes), np.int64,
                                      len(takes)), [g.size for g in got])
     flag = PG_lru if movable else 0
+    # a free frame's record is stale (Frames.release): the caller gets it clean
     if len(got) == 1 and res.size and int(res[-1]) - int(res[0]) == res.size - 1:
-        k.f.flags[int(res[0]):int(res[-1]) + 1] = flag  # one run: a block write
+        run = slice(int(res[0]), int(res[-1]) + 1)  # one run: block writes
+        k.f.flags[run] = flag
+        k.f.rec[run] = 0
     else:
         k.f.flags[res] = flag
+        k.f.rec[res] = 0
     return res, nodes_of
 
 
@@ -141,7 +149,7 @@ def free_frames(k: Kernel, pfns: np.ndarray) -> None:
     if len(pfns) == 0:
         return
     pfns = np.asarray(pfns, dtype=np.int64)
-    k.f.clear(pfns)  # K_FREE is 0: clearing the kind frees the frame
+    k.f.release(pfns)  # K_FREE is 0: clearing the kind frees the frame
     zids = k.zone_of(pfns)
     counts = np.bincount(zids, minlength=len(k.zones))
     for zi in np.flatnonzero(counts):

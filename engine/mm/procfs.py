@@ -19,7 +19,7 @@ from ..constants import (
 from ..nodemask import nodes_str
 from .page_alloc import NUMASTAT_NAMES
 from .policy import effective_policy
-from .state import Kernel, Process
+from .state import SCAN_SLICE, Kernel, Process
 
 
 def numa_maps(m: Kernel, p: Process) -> str:
@@ -77,20 +77,57 @@ def numastat(m: Kernel) -> str:
     return "\n".join(rows) + "\n"
 
 
-def zone_counts(m: Kernel, z) -> dict:
+def frame_counts(m: Kernel, s: int, e: int, kernel_uses: bool = False,
+                 file_mapped: bool = False) -> dict[str, int]:
+    """Counts of frames [s, e) by what the vmstat counters ask: kinds, flags, and
+    (on request) the kernel's uses and the page-cache pages mapped. A slice at a time
+    over the 2-byte words (SCAN_SLICE: no temporary as large as the range, which
+    on a 1 TiB machine is 268 M frames); the records are read only for the kernel's
+    or the page cache's frames, when asked."""
     f = m.f
-    s, e = z.start_pfn, z.end_pfn
-    k = f.kind[s:e]
-    fl = f.flags[s:e]
+    c = dict.fromkeys(("anon", "file", "mlocked", "isolated_anon", "isolated_file",
+                       "dirty", "writeback", "write_pending", "slab", "pagetable",
+                       "file_mapped"), 0)
+    for a in range(s, e, SCAN_SLICE):
+        b = min(e, a + SCAN_SLICE)
+        w = f.words(a, b)
+        kind = w.astype(np.uint8)
+        fl = (w >> 8).astype(np.uint8)
+        anon, file = kind == K_ANON, kind == K_FILE
+        c["anon"] += int(np.count_nonzero(anon))
+        c["file"] += int(np.count_nonzero(file))
+        c["mlocked"] += int(np.count_nonzero(fl & PG_mlocked))
+        iso = (fl & PG_isolated) != 0
+        if iso.any():
+            c["isolated_anon"] += int(np.count_nonzero(iso & anon))
+            c["isolated_file"] += int(np.count_nonzero(iso & file))
+        c["dirty"] += int(np.count_nonzero(fl & PG_dirty))
+        c["writeback"] += int(np.count_nonzero(fl & PG_writeback))
+        c["write_pending"] += int(np.count_nonzero(fl & (PG_dirty | PG_writeback)))
+        if kernel_uses:
+            kern = np.flatnonzero(kind == K_KERNEL)
+            if kern.size:
+                use = f.mapping[a + kern]
+                c["slab"] += int(np.count_nonzero(use == KUSE_SLAB))
+                c["pagetable"] += int(np.count_nonzero(use == KUSE_PAGETABLE))
+        if file_mapped:
+            fi = np.flatnonzero(file)
+            if fi.size:
+                c["file_mapped"] += int(np.count_nonzero(f.mapcount[a + fi] > 0))
+    return c
+
+
+def zone_counts(m: Kernel, z) -> dict:
+    c = frame_counts(m, z.start_pfn, z.end_pfn, kernel_uses=True)
     return {
         "nr_free_pages": z.free,
-        "nr_zone_anon": int((k == K_ANON).sum()),
-        "nr_zone_file": int((k == K_FILE).sum()),
-        "nr_zone_unevictable": int(((fl & PG_mlocked) != 0).sum()),
-        "nr_zone_write_pending": int(((fl & (PG_dirty | PG_writeback)) != 0).sum()),
-        "nr_mlock": int(((fl & PG_mlocked) != 0).sum()),
-        "nr_slab_unreclaimable": int(((k == K_KERNEL) & (f.mapping[s:e] == KUSE_SLAB)).sum()),
-        "nr_page_table_pages": int(((k == K_KERNEL) & (f.mapping[s:e] == KUSE_PAGETABLE)).sum()),
+        "nr_zone_anon": c["anon"],
+        "nr_zone_file": c["file"],
+        "nr_zone_unevictable": c["mlocked"],
+        "nr_zone_write_pending": c["write_pending"],
+        "nr_mlock": c["mlocked"],
+        "nr_slab_unreclaimable": c["slab"],
+        "nr_page_table_pages": c["pagetable"],
     }
 
 
@@ -155,16 +192,15 @@ def zoneinfo(m: Kernel) -> str:
 
 def vmstat(m: Kernel) -> dict:
     """/proc/vmstat counters (2006 had no pgmigrate_*)."""
-    f = m.f
     st = m.numastat_arr
-    iso = (f.flags & PG_isolated) != 0
+    c = frame_counts(m, 0, m.nr_frames)
     d = {
         "nr_free_pages": int(sum(z.free for z in m.zones)),
-        "nr_anon_pages": int((f.kind == K_ANON).sum()),
-        "nr_file_pages": int((f.kind == K_FILE).sum()),
-        "nr_mlock": int(((f.flags & PG_mlocked) != 0).sum()),
-        "nr_isolated_anon": int((iso & (f.kind == K_ANON)).sum()),
-        "nr_isolated_file": int((iso & (f.kind == K_FILE)).sum()),
+        "nr_anon_pages": c["anon"],
+        "nr_file_pages": c["file"],
+        "nr_mlock": c["mlocked"],
+        "nr_isolated_anon": c["isolated_anon"],
+        "nr_isolated_file": c["isolated_file"],
         "numa_hit": int(st[0].sum()),
         "numa_miss": int(st[1].sum()),
         "numa_foreign": int(st[2].sum()),
@@ -184,28 +220,23 @@ def vmstat(m: Kernel) -> dict:
 
 def node_meminfo(m: Kernel, node: int) -> str:
     """/sys/devices/system/node/nodeN/meminfo."""
-    f = m.f
     zones = m.node_zones(node)
     kb = m.page_size // 1024
     if not zones:
         s = e = 0
     else:
         s, e = zones[0].start_pfn, zones[-1].end_pfn
-    k = f.kind[s:e]
-    fl = f.flags[s:e]
+    c = frame_counts(m, s, e, kernel_uses=True, file_mapped=True)
     total = sum(z.managed for z in zones)
     free = sum(z.free for z in zones)
-    anon = int((k == K_ANON).sum())
-    file = int((k == K_FILE).sum())
-    mlocked = int(((fl & PG_mlocked) != 0).sum())
-    slab = int(((k == K_KERNEL) & (f.mapping[s:e] == KUSE_SLAB)).sum())
+    anon, file, mlocked, slab = c["anon"], c["file"], c["mlocked"], c["slab"]
     rows = [("MemTotal", total), ("MemFree", free), ("MemUsed", total - free),
             ("SwapCached", 0), ("Active", anon + file - mlocked), ("Inactive", 0),
             ("Active(anon)", anon), ("Inactive(anon)", 0), ("Active(file)", file),
             ("Inactive(file)", 0), ("Unevictable", mlocked), ("Mlocked", mlocked),
-            ("Dirty", int(((fl & PG_dirty) != 0).sum())),
-            ("Writeback", int(((fl & PG_writeback) != 0).sum())),
-            ("FilePages", file), ("Mapped", int(((k == K_FILE) & (f.mapcount[s:e] > 0)).sum())),
+            ("Dirty", c["dirty"]),
+            ("Writeback", c["writeback"]),
+            ("FilePages", file), ("Mapped", c["file_mapped"]),
             ("AnonPages", anon), ("Shmem", 0), ("KernelStack", 0), ("PageTables", 0),
             ("Slab", slab), ("SReclaimable", 0), ("SUnreclaim", slab), ("AnonHugePages", 0)]
     out = [f"Node {node} {name + ':':<16}{v * kb:>8} kB" for name, v in rows]

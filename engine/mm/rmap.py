@@ -18,10 +18,10 @@ from .state import VMA, AnonVMA, Backing, Kernel
 
 
 def vma_offsets(obj: AnonVMA | Backing, v: VMA, index: np.ndarray) -> np.ndarray:
-    """Offsets in VMA v of pages with `index` in their mapping object (may be out of range)."""
-    if isinstance(obj, AnonVMA):
-        return obj.base_vpn + index - v.vpn
-    return index - v.pgoff
+    """Offsets in VMA v of pages with `index` in their mapping object (may be out of
+    range), as int64 (one pass over the indexes, whatever their dtype)."""
+    base = obj.base_vpn - v.vpn if isinstance(obj, AnonVMA) else -v.pgoff
+    return np.add(index, base, dtype=np.int64)
 
 
 def by_object(k: Kernel, pfns: np.ndarray, mapping: np.ndarray | None = None
@@ -84,7 +84,7 @@ def redirect(k: Kernel, old: np.ndarray, new: np.ndarray, index: np.ndarray | No
     """remove_migration_ptes(): point every mapping of old[i] at new[i], and the
     page cache / driver slot too. index, mapping, mapcount: the frames' fields, if
     read already."""
-    index_all = (k.f.index[old] if index is None else index).astype(np.int64)
+    index_all = k.f.index[old] if index is None else index
     for obj, grp in by_object(k, old, mapping):
         gidx = index_all if grp is None else index_all[grp]
         gold = old if grp is None else old[grp]
@@ -109,7 +109,7 @@ def redirect(k: Kernel, old: np.ndarray, new: np.ndarray, index: np.ndarray | No
             elif hit.any():
                 v.set_ptes(o[hit], (gnew if sel is None else gnew[sel])[hit])
         if isinstance(obj, Backing):
-            obj.set_pages(gidx, gnew)
+            obj.set_pages(gidx.astype(np.int64), gnew)
 
 
 def mappers(k: Kernel, pfn: int) -> list[tuple[int, int]]:
