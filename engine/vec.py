@@ -21,9 +21,29 @@ def distinct(a: np.ndarray) -> np.ndarray:
         return a[:0].astype(np.int64)
     lo = int(a.min())
     hi = int(a.max())
+    if lo == hi:  # one value (a call's one target, one zone): no count needed
+        return np.array([lo], np.int64)
     if lo >= 0 and hi < _DENSE_LIMIT:
         return np.flatnonzero(np.bincount(a, minlength=hi + 1))
     return unique(a)
+
+
+def counts(a: np.ndarray, minlength: int) -> np.ndarray:
+    """np.bincount(a, minlength=minlength) of small non-negative ints (zone or node
+    ids). A bincount costs several times a min and a max, and most arrays here hold
+    one value (every page of a call from one zone, to one node): then those two
+    passes are all."""
+    out = np.zeros(minlength, np.int64)
+    a = np.asarray(a)
+    if a.size == 0:
+        return out
+    lo, hi = int(a.min()), int(a.max())
+    if lo == hi:
+        out[lo] = a.size
+        return out
+    c = np.bincount(a, minlength=minlength)
+    out[:c.size] += c if c.size <= minlength else c[:minlength]
+    return out
 
 
 def stable_argsort(a: np.ndarray) -> np.ndarray:

@@ -438,8 +438,7 @@ def status_counts_text(status: np.ndarray) -> str:
 
 def vma_frames(v: VMA, o0: int = 0, o1: int | None = None) -> np.ndarray:
     """PFNs mapped in [o0, o1) of a VMA (driver frames included; -1 never)."""
-    _offs, pfns = v.present(o0, o1)
-    return pfns
+    return v.frames(o0, o1)
 
 
 def vma_pages_per_node(m: Kernel, v: VMA) -> np.ndarray:

@@ -390,7 +390,10 @@ class NumaConsoleApp(App):
         if isinstance(self.screen, HelpScreen):
             self.pop_screen()
         else:
-            self.push_screen(HelpScreen(self.binding_groups()))
+            # installed once: opening it again reuses its layout and rendered lines
+            if not self.is_screen_installed("help"):
+                self.install_screen(HelpScreen(self.binding_groups()), "help")
+            self.push_screen("help")
 
     def action_pause(self) -> None:
         self.paused = not self.paused

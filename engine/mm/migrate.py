@@ -40,6 +40,7 @@ from ..constants import (
     PG_writeback,
 )
 from ..vec import (
+    counts,
     distinct,
     distinct_counts,
     first_occurrence,
@@ -47,11 +48,12 @@ from ..vec import (
     stable_argsort,
 )
 from .cost import migrate_cost_ns, pairs_cost_ns
-from .page_alloc import ZoneBooks, _take_free, account_alloc, free_frames, zone_takes, zonelist
+from .page_alloc import ZoneBooks, _take_free, account_pairs, free_frames, zone_takes, zonelist
 from .rmap import redirect
 from .state import Kernel
 
 UNTRIED = -(1 << 40)  # an outcome for a pair the call never reached
+PERFORM_SLICE = 1 << 20  # pages Execute.perform copies, redirects and frees at a time
 
 
 @dataclass(frozen=True)
@@ -149,7 +151,7 @@ def failure_codes(era_mlocked: str, flags: np.ndarray, mode: str) -> np.ndarray:
     Long-term pins keep the refcount from freezing on every pass (-EAGAIN); 2.6.16/17's
     try_to_unmap() refuses VM_LOCKED mappings (-EPERM); MIGRATE_ASYNC never waits on
     the page lock or writeback (-EAGAIN), the sync passes do."""
-    fail = np.zeros(flags.size, np.int64)
+    fail = np.zeros(flags.size, np.int32)
     special = (flags & (PG_pinned | PG_locked | PG_writeback | PG_mlocked)) != 0
     if not special.any():
         return fail
@@ -200,7 +202,7 @@ def plan_chunk(k: Kernel, books: ZoneBooks, flags: np.ndarray, targets: np.ndarr
     per target node in ascending order, pages in order (the rest: -ENOMEM)."""
     n = targets.size
     codes = failure_codes(k.era.mlocked_migration, flags, ctl.mode)
-    zones = np.full(n, -1, np.int64)
+    zones = np.full(n, -1, np.int32)  # (int32: half the bytes of a per-pair array)
     groups: list = []
     if ctl.mode != "async":
         wait = ((flags & (PG_locked | PG_writeback)) != 0) & (codes == 0)
@@ -343,30 +345,68 @@ class Execute:
         if src.size:
             zsel = plan.zones if okpos is None else plan.zones[okpos]
             groups = plan.zone_groups(okpos)
-            dst = np.empty(src.size, np.int64)
-            dnodes = np.empty(src.size, np.int64)
-            for zid, where in groups:
-                z = k.zones[zid]
-                cnt = where.size if isinstance(where, np.ndarray) else \
-                    len(range(src.size)[where])
-                dst[where] = _take_free(k, z, cnt)
-                dnodes[where] = z.node
-                z.free -= cnt
+            if len(groups) == 1 and isinstance(groups[0][1], slice) and \
+                    len(range(src.size)[groups[0][1]]) == src.size:  # one zone supplies all
+                z = k.zones[groups[0][0]]
+                dst = _take_free(k, z, src.size)
+                dnodes = np.int64(z.node)
+                z.free -= src.size
+            else:
+                dst = np.empty(src.size, np.int64)
+                dnodes = np.empty(src.size, np.int32)
+                for zid, where in groups:
+                    z = k.zones[zid]
+                    if isinstance(where, slice):  # the frames go straight into place
+                        cnt = len(range(src.size)[where])
+                        _take_free(k, z, cnt, dst[where])
+                    else:
+                        cnt = where.size
+                        dst[where] = _take_free(k, z, cnt)
+                    dnodes[where] = z.node
+                    z.free -= cnt
             if taken is not None and okpos is not None:
                 taken = (taken[0][okpos], taken[1][okpos])
-            kinds, maps, index, mapcount = _copy_frames(k, src, dst, taken)
-            redirect(k, src, dst, index, maps, mapcount)
-            snodes = k.node_of(src)
-            account_alloc(k, dnodes, targets if okpos is None else targets[okpos], ctl.cpu)
-            pairs = k.node_pairs(snodes, dnodes)
+            tg = targets if okpos is None else targets[okpos]
+            if tg.size and tg[0] == tg[-1] and (tg == tg[0]).all():
+                tg = tg[0]  # one target (migrate_pages, offline): counted as one
+            zone_node = k.zone_nodes()
+            nn = k.nr_node_ids
+            pairs = np.zeros((nn, nn), np.int64)  # pages per (source, new) node
+            zp = np.zeros((nn, nn), np.int64)  # pages per (new, preferred) node: numastat
+            # the pages a slice at a time: the temporaries of a slice stay in cache
+            # and on malloc's heap (arrays of 32 MiB and more are mapped afresh by
+            # every allocation: their page faults cost more than the work)
+            for a in range(0, src.size, PERFORM_SLICE):
+                b = slice(a, min(src.size, a + PERFORM_SLICE))
+                s_src, s_dst = src[b], dst[b]
+                kinds, maps, index, mapcount = _copy_frames(
+                    k, s_src, s_dst, None if taken is None else (taken[0][b], taken[1][b]))
+                redirect(k, s_src, s_dst, index, maps, mapcount)
+                s_dn = dnodes if dnodes.ndim == 0 else dnodes[b]
+                s_tg = tg if tg.ndim == 0 else tg[b]
+                if s_dn.ndim == 0 and s_tg.ndim == 0:
+                    zp[int(s_dn), int(s_tg)] += s_src.size
+                elif s_dn.ndim == 0:
+                    zp[int(s_dn)] += counts(s_tg, nn)
+                elif s_tg.ndim == 0:
+                    zp[:, int(s_tg)] += counts(s_dn, nn)
+                else:
+                    zp += k.node_pairs(s_dn, s_tg)
+                szones = k.zone_of(s_src)
+                snodes = zone_node[szones]
+                if dnodes.ndim == 0:  # every page to one node: pages per source node
+                    pairs[:, int(dnodes)] += counts(snodes, nn)
+                else:
+                    pairs += k.node_pairs(snodes, s_dn)
+                if self.hold:
+                    _inflight(k, s_src, -1, kinds, maps)
+                free_frames(k, s_src, szones)
+            account_pairs(k, zp, ctl.cpu)
             cost = pairs_cost_ns(k, pairs)
             k.time.advance(cost)
             out.time_ns += cost
             k.record_traffic_pairs(pairs)
-            if self.hold:
-                _inflight(k, src, -1, kinds, maps)
             k.isolated_pages -= src.size
-            free_frames(k, src)
             _store(out.result, sel, okpos, dnodes)
             _store(out.zone, sel, okpos, zsel)
             _store(out.dst, sel, okpos, dst)

@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..constants import PG_lru
-from .state import Kernel
+from ..vec import counts
+from .state import SCAN_SLICE, Kernel
 
 # numastat rows, in nodeN/numastat order (kernel-semantics.md 8.4)
 NUMA_HIT, NUMA_MISS, NUMA_FOREIGN, INTERLEAVE_HIT, LOCAL_NODE, OTHER_NODE = range(6)
@@ -78,7 +79,7 @@ def zone_takes(k: Kernel, books: ZoneBooks, n: int, nodes: list[int], *,
     return takes
 
 
-def _take_free(k: Kernel, z, n: int) -> np.ndarray:
+def _take_free(k: Kernel, z, n: int, out: np.ndarray | None = None) -> np.ndarray:
     """n free frames of zone z (the walk guarantees there are), next-fit from the
     zone's cursor, skipping isolated pageblocks (MIGRATE_ISOLATE). Scans in windows
     a little larger than what is still needed, so a bulk allocation from a mostly
@@ -89,13 +90,17 @@ def _take_free(k: Kernel, z, n: int) -> np.ndarray:
     # a free frame's word (kind | flags << 8) is 0: K_FREE, no flags (check() holds it)
     if not z.isolated and c + n <= e and not f.words(c, c + n).any():
         z.cursor = (c + n - s) % max(z.spanned, 1)
-        return np.arange(c, c + n, dtype=np.int64)  # the free run at the cursor
-    res = np.empty(n, np.int64)
+        if out is None:
+            return np.arange(c, c + n, dtype=np.int64)  # the free run at the cursor
+        out[:] = np.arange(c, c + n, dtype=np.int64)
+        return out
+    res = np.empty(n, np.int64) if out is None else out  # (out: the caller's array)
     got = 0
     for a, b in ((c, e), (s, c)):
         pos = a
         while pos < b and got < n:
-            end = min(b, pos + max(2 * (n - got), 1 << 16))
+            # windows of at most SCAN_SLICE frames: small temporaries, kept in cache
+            end = min(b, pos + min(max(2 * (n - got), 1 << 16), SCAN_SLICE))
             free = f.words(pos, end) == 0
             if z.isolated:  # skip isolated blocks: the window's blocks, expanded
                 bp = k.block_pages
@@ -144,16 +149,18 @@ def alloc_frames(k: Kernel, n: int, nodes: list[int], *, movable: bool = True,
     return res, nodes_of
 
 
-def free_frames(k: Kernel, pfns: np.ndarray) -> None:
-    """Return frames to the buddy allocator: clear them and credit their zones."""
+def free_frames(k: Kernel, pfns: np.ndarray, zids: np.ndarray | None = None) -> None:
+    """Return frames to the buddy allocator: clear them and credit their zones.
+    zids: the frames' zones, if the caller has them."""
     if len(pfns) == 0:
         return
     pfns = np.asarray(pfns, dtype=np.int64)
     k.f.release(pfns)  # K_FREE is 0: clearing the kind frees the frame
-    zids = k.zone_of(pfns)
-    counts = np.bincount(zids, minlength=len(k.zones))
-    for zi in np.flatnonzero(counts):
-        k.zones[zi].free += int(counts[zi])
+    if zids is None:
+        zids = k.zone_of(pfns)
+    per_zone = counts(zids, len(k.zones))
+    for zi in np.flatnonzero(per_zone):
+        k.zones[zi].free += int(per_zone[zi])
     if k.blk_isolated.any():
         iso = k.blk_isolated[pfns // k.block_pages]
         if iso.any():
@@ -169,11 +176,24 @@ def account_alloc(k: Kernel, z_nodes: np.ndarray, p_nodes, c_node: int,
     an interleave page that landed on its intended node: interleave_hit[z]++."""
     if len(z_nodes) == 0:
         return
+    z = np.asarray(z_nodes)
+    p = np.asarray(p_nodes)
+    # every row but interleave_hit follows from the pages counted per (supplying,
+    # preferred) node pair
+    if p.ndim == 0:  # one preferred node: a count per supplier
+        zp = np.zeros((k.nr_node_ids, k.nr_node_ids), np.int64)
+        zp[:, int(p)] = counts(z, k.nr_node_ids)
+    else:
+        zp = k.node_pairs(z, p)
+    account_pairs(k, zp, c_node)
+    if interleave is not None:
+        il = np.broadcast_to(np.asarray(interleave, dtype=bool), z.shape) & (z == p)
+        k.numastat_arr[INTERLEAVE_HIT] += np.bincount(z[il], minlength=k.nr_node_ids)
+
+
+def account_pairs(k: Kernel, zp: np.ndarray, c_node: int) -> None:
+    """account_alloc() of pages counted per (supplying, preferred) node pair: zp[z, p]."""
     st = k.numastat_arr
-    z = np.asarray(z_nodes, dtype=np.int64)
-    p = np.broadcast_to(np.asarray(p_nodes, dtype=np.int64), z.shape)
-    # every row follows from the pages counted per (supplying, preferred) node pair
-    zp = k.node_pairs(z, p)
     hit = np.diagonal(zp)
     by_z = zp.sum(axis=1)
     st[NUMA_HIT] += hit
@@ -184,6 +204,3 @@ def account_alloc(k: Kernel, z_nodes: np.ndarray, p_nodes, c_node: int,
         local[c_node] = by_z[c_node]
     st[LOCAL_NODE] += local
     st[OTHER_NODE] += by_z - local
-    if interleave is not None:
-        il = np.broadcast_to(np.asarray(interleave, dtype=bool), z.shape) & (z == p)
-        st[INTERLEAVE_HIT] += np.bincount(z[il], minlength=k.nr_node_ids)

@@ -221,6 +221,14 @@ class PageTable:
             keys, vals = keys[sel], vals[sel]
         return keys, vals
 
+    def frames(self, lo: int, hi: int) -> np.ndarray:
+        """The PFNs of the entries in [lo, hi) that hold a frame, in key order: what
+        present() gives without the keys (half the passes over a slice)."""
+        sp = self.span(lo, hi)
+        if sp is not None:
+            return sp[sp >= 0].astype(np.int64)
+        return self.present(lo, hi)[1]
+
     def written(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
         """(keys, expect) of the entries in [lo, hi) whose expected content is not 0."""
         if hi <= lo or self.keys.size == 0:

@@ -25,7 +25,6 @@ from .state import SCAN_SLICE, Kernel, Process
 def numa_maps(m: Kernel, p: Process) -> str:
     """show_numa_map(): one line per VMA."""
     modern = m.era.proc_formats == "modern"
-    f = m.f
     lines = []
     for v in p.vmas:
         # show_numa_map(): the VMA's own policy, else the task's (task_mempolicy);
@@ -35,35 +34,54 @@ def numa_maps(m: Kernel, p: Process) -> str:
         parts = [f"{v.start:08x}", pstr]
         if v.backing is not None and not v.pfnmap:
             parts.append(f"file={v.backing.name}")
-        if v.pfnmap:
-            pfn = np.zeros(0, np.int64)  # no struct page behind a PFN map: nothing counted
-        else:
-            _offs, pfn = v.present()
-            pfn = pfn[pfn != m.zero_pfn]
-        total = pfn.size
+        c = _vma_counts(m, v)
+        total, anon = c["total"], c["anon"]
         if total:
-            k = f.kind[pfn]
-            anon = int((k == K_ANON).sum())
-            dirty = int(((f.flags[pfn] & PG_dirty) != 0).sum())
-            mapmax = int(f.mapcount[pfn].max())
             if anon:
                 parts.append(f"anon={anon}")
-            if dirty:
-                parts.append(f"dirty={dirty}")
-            if total != anon and total != dirty:
+            if c["dirty"]:
+                parts.append(f"dirty={c['dirty']}")
+            if total != anon and total != c["dirty"]:
                 parts.append(f"mapped={total}")
-            if mapmax > 1:
-                parts.append(f"mapmax={mapmax}")
-            wb = int(((f.flags[pfn] & PG_writeback) != 0).sum())
-            if wb:
-                parts.append(f"writeback={wb}")
-            nodes = np.bincount(m.node_of(pfn), minlength=m.nr_node_ids)
+            if c["mapmax"] > 1:
+                parts.append(f"mapmax={c['mapmax']}")
+            if c["writeback"]:
+                parts.append(f"writeback={c['writeback']}")
+            nodes = c["nodes"]
             for n in np.flatnonzero(nodes):
                 parts.append(f"N{n}={int(nodes[n])}")
             if modern:
                 parts.append(f"kernelpagesize_kB={m.page_size // 1024}")
         lines.append(" ".join(parts))
     return "\n".join(lines) + ("\n" if lines else "")
+
+
+def _vma_counts(m: Kernel, v) -> dict:
+    """What show_numa_map() counts of a VMA's pages (the zero page and PFN maps not
+    counted: no struct page), a slice of the page table at a time (temporaries that
+    stay in cache, whatever the VMA's size)."""
+    f = m.f
+    c = {"total": 0, "anon": 0, "dirty": 0, "writeback": 0, "mapmax": 0,
+         "nodes": np.zeros(m.nr_node_ids, np.int64)}
+    if v.pfnmap:  # no struct page behind a PFN map: nothing counted
+        return c
+    for o0 in range(0, v.npages, SCAN_SLICE):
+        pfn = v.frames(o0, min(v.npages, o0 + SCAN_SLICE))
+        zero = pfn == m.zero_pfn
+        if zero.any():
+            pfn = pfn[~zero]
+        if pfn.size == 0:
+            continue
+        w = f.words()[pfn]
+        kind = w.astype(np.uint8)
+        fl = (w >> 8).astype(np.uint8)
+        c["total"] += pfn.size
+        c["anon"] += int(np.count_nonzero(kind == K_ANON))
+        c["dirty"] += int(np.count_nonzero(fl & PG_dirty))
+        c["writeback"] += int(np.count_nonzero(fl & PG_writeback))
+        c["mapmax"] = max(c["mapmax"], int(f.mapcount[pfn].max()))
+        c["nodes"] += np.bincount(m.node_of(pfn), minlength=m.nr_node_ids)
+    return c
 
 
 def numastat(m: Kernel) -> str:

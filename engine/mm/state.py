@@ -51,6 +51,7 @@ from ..constants import (
     oserror,
 )
 from ..nodemask import nodes_str
+from ..vec import counts
 from .era import MODERN, Era
 from .pagetable import NO_PAGE, PTE_DTYPE, PageTable
 
@@ -547,6 +548,11 @@ class VMA:
         keys, pfns = self.mm.pt.present(v0 + o0, v0 + (self.npages if o1 is None else o1))
         return keys - v0, pfns
 
+    def frames(self, o0: int = 0, o1: int | None = None) -> np.ndarray:
+        """The PFNs mapped in [o0, o1) (the zero page included), by offset."""
+        v0 = self.vpn
+        return self.mm.pt.frames(v0 + o0, v0 + (self.npages if o1 is None else o1))
+
     def written(self) -> tuple[np.ndarray, np.ndarray]:
         """(offsets, expected contents) of the private pages written so far."""
         v0 = self.vpn
@@ -932,8 +938,13 @@ class Kernel:
         """Pages per (source, target) node: an nr_node_ids x nr_node_ids matrix."""
         nn = self.nr_node_ids
         src = np.asarray(src)
+        out = np.zeros((nn, nn), np.int64)
         if src.size == 0:
-            return np.zeros((nn, nn), np.int64)
+            return out
+        lo, hi = int(src.min()), int(src.max())
+        if lo == hi:  # one source node (a process that sits on one node): a row
+            out[lo] = counts(np.broadcast_to(dst, src.shape), nn)
+            return out
         pair = src.astype(np.int64) * nn
         pair += np.asarray(dst)
         return np.bincount(pair, minlength=nn * nn).reshape(nn, nn)
