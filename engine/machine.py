@@ -23,6 +23,7 @@ from .constants import (
     PROT_WRITE,
     oserror,
 )
+from .heap import trim
 from .machines.description import build_machine
 from .machines.presets import DEFAULT_DESCRIPTION
 from .mm import check as mm_check
@@ -76,7 +77,9 @@ class Machine(Kernel):
 
     @classmethod
     def from_description(cls, d: dict, *, source: str = "<description>") -> Machine:
-        return build_machine(cls(), d, source=source)
+        m = build_machine(cls(), d, source=source)
+        trim()  # the build's temporaries (freed by now): back to the system, not the heap
+        return m
 
     def clone(self) -> Machine:
         """A deep copy of the machine's state with fresh runtime subsystems (an

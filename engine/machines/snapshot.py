@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ..heap import trim
 from ..machine import RUNTIME, InvariantError, Machine
 from ..mm.era import ERAS, Era
 from ..mm.pagetable import CHUNK, PTE_DTYPE, PageTable
@@ -104,7 +105,9 @@ def load_description(text: str, source: str = "<description>") -> Machine:
     offending key."""
     d = tomllib.loads(text)
     try:
-        return build_machine(Machine(), d, source=source)
+        m = build_machine(Machine(), d, source=source)
+        trim()  # (as Machine.from_description)
+        return m
     except DescriptionError as e:
         e.line = key_line(text, e.key)
         raise

@@ -22,6 +22,7 @@ from ..constants import (
     PG_pinned,
 )
 from ..vec import distinct
+from .pagetable import CHUNK
 from .state import SCAN_SLICE, Backing, Kernel
 
 # kind | flags << 8 words
@@ -104,7 +105,8 @@ def _check_frames(m: Kernel, mapped: tuple[np.ndarray, np.ndarray]) -> None:
         bad = mc != counts
         if bad.any():
             i = int(np.argmax(bad))
-            _fail(f"frame {int(pfns[i])}: mapcount {int(mc[i])} but {int(counts[i])} "
+            want = int(counts[i] if counts.size > 1 else counts[0])
+            _fail(f"frame {int(pfns[i])}: mapcount {int(mc[i])} but {want} "
                   f"page-table entries map it")
     isolated = 0
     owned: list[np.ndarray] = []
@@ -191,11 +193,13 @@ def _check_page_tables(m: Kernel) -> tuple[np.ndarray, np.ndarray]:
     if not parts:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     s = np.sort(np.concatenate(parts))
+    if s.size < 2 or not (s[1:] == s[:-1]).any():
+        return s, np.ones(1, np.int64)  # every frame mapped once (the usual case)
     first = np.ones(s.size, bool)
     np.not_equal(s[1:], s[:-1], out=first[1:])
     starts = np.flatnonzero(first)
-    counts = np.diff(np.append(starts, s.size))
-    return s[starts].astype(np.int64), counts
+    counts = np.diff(starts, append=s.size)
+    return s[starts], counts
 
 
 def _check_entries(m: Kernel, p, v, offs: np.ndarray, pfn: np.ndarray) -> None:
@@ -244,30 +248,36 @@ def _check_entries(m: Kernel, p, v, offs: np.ndarray, pfn: np.ndarray) -> None:
 def _check_lost(m, p, v) -> None:
     if not v.private:
         return
-    written, _vals = v.written()
-    if written.size == 0:
-        return
-    pte = v.ptes(written)
-    lost = (pte < 0) | (pte == m.zero_pfn)
-    if lost.any():
-        addr = v.start + (int(written[np.argmax(lost)]) << m.page_shift)
+    vpn = v.mm.pt.first_lost(v.vpn, v.vpn + v.npages, m.zero_pfn)
+    if vpn is not None:
+        addr = v.start + ((vpn - v.vpn) << m.page_shift)
         _fail(f"pid {p.pid}: page {addr:#x} was written and is no longer mapped (lost)")
 
 
 def _check_outside(m, p) -> None:
-    """No page-table entry outside every VMA (munmap clears what it unmaps)."""
-    keys, pfns = p.pt.present(0, 1 << 62)
-    if keys.size == 0:
+    """No page-table entry outside every VMA (munmap clears what it unmaps). A chunk
+    of the table that some VMA covers whole needs no look; the others (a VMA's edges,
+    chunks no VMA reaches) are read entry by entry."""
+    pt = p.pt
+    chunks = pt.keys
+    if chunks.size == 0:
         return
-    inside = np.zeros(keys.size, bool)
+    covered = np.zeros(chunks.size, bool)
     for v in p.vmas:
-        a = np.searchsorted(keys, v.vpn)
-        b = np.searchsorted(keys, v.vpn + v.npages)
-        inside[a:b] = True
-    if not inside.all():
-        vpn = int(keys[np.argmax(~inside)])
-        _fail(f"pid {p.pid}: a page-table entry at {vpn << m.page_shift:#x} lies outside "
-              f"every VMA")
+        c0 = -(-v.vpn // CHUNK)  # the first chunk inside the VMA whole
+        c1 = (v.vpn + v.npages) // CHUNK
+        covered[np.searchsorted(chunks, c0):np.searchsorted(chunks, c1)] = True
+    for c in chunks[~covered].tolist():
+        keys, _pfns = pt.present(c * CHUNK, (c + 1) * CHUNK)
+        if keys.size == 0:
+            continue
+        inside = np.zeros(keys.size, bool)
+        for v in p.vmas:
+            inside |= (keys >= v.vpn) & (keys < v.vpn + v.npages)
+        if not inside.all():
+            vpn = int(keys[np.argmax(~inside)])
+            _fail(f"pid {p.pid}: a page-table entry at {vpn << m.page_shift:#x} lies "
+                  f"outside every VMA")
 
 
 # ----------------------------------------------------------------- page cache

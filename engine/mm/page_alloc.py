@@ -142,10 +142,10 @@ def alloc_frames(k: Kernel, n: int, nodes: list[int], *, movable: bool = True,
     if len(got) == 1 and res.size and int(res[-1]) - int(res[0]) == res.size - 1:
         run = slice(int(res[0]), int(res[-1]) + 1)  # one run: block writes
         k.f.flags[run] = flag
-        k.f.rec[run] = 0
+        k.f.clear_records(run)
     else:
         k.f.flags[res] = flag
-        k.f.rec[res] = 0
+        k.f.clear_records(res)
     return res, nodes_of
 
 

@@ -9,9 +9,18 @@ table by page index. A chunk holds CHUNK consecutive entries; chunks live as row
 of one pool per field, so a lookup is a gather through a small directory and a
 range whose chunks sit in consecutive rows is a plain slice of the pool.
 
+The oracle of a chunk written whole by one write is not stored: the contents the
+engine writes are tokens, the page number times TOKEN_MUL plus a seed per write
+(tokens()), so such a chunk is "seeded": its row keeps the seed, and its values are
+computed when read. Memory written once in bulk (what a machine's description
+maps) then costs 4 bytes a page for its table, not 8: on the 64 GiB reference
+machine, 3 bytes a frame. A write that does not follow the formula, or covers
+part of a seeded chunk, stores the chunk's values (the row becomes dense).
+
 Contract: `get` never allocates; `set` allocates the chunks it writes to; `clear`
 frees chunks left empty. Views returned by `span` are valid until the next `set`
-or `clear` (a pool may be reallocated when it grows)."""
+or `clear` (a pool may be reallocated when it grows); `span` of the oracle is None
+where a chunk is seeded."""
 
 from __future__ import annotations
 
@@ -27,19 +36,33 @@ CHUNK = 1 << CHUNK_SHIFT
 MASK = CHUNK - 1
 NO_PAGE = -1
 PTE_DTYPE = np.int32  # PFNs: int32 covers 8 TiB of 4 KiB frames
+TOKEN_MUL = np.uint32(2654435761)  # Knuth's multiplicative hash: odd, so a bijection
+
+
+def tokens(keys, seed) -> np.ndarray:
+    """Content tokens of pages: uint32(key) * TOKEN_MUL + seed (mod 2**32), never 0
+    (0 means never written: a 0 becomes 1). seed: one value or one per key."""
+    t = np.asarray(keys).astype(np.uint32)
+    t *= TOKEN_MUL
+    t += np.asarray(seed, np.uint32)
+    t[t == 0] = 1
+    return t
 
 
 class PageTable:
     """Sparse table of (pfn, expect) entries keyed by a non-negative page number.
     Unset entries read pfn NO_PAGE and expect 0."""
 
-    __slots__ = ("keys", "rows", "pfn", "expect", "nrows", "free_rows", "version")
+    __slots__ = ("keys", "rows", "pfn", "expect", "seeded", "seed", "nrows", "free_rows",
+                 "version")
 
     def __init__(self) -> None:
         self.keys = np.zeros(0, np.int64)  # sorted chunk numbers
         self.rows = np.zeros(0, np.int64)  # pool row of each chunk
         self.pfn = np.full((0, CHUNK), NO_PAGE, PTE_DTYPE)
         self.expect = np.zeros((0, CHUNK), np.uint32)
+        self.seeded = np.zeros(0, bool)  # per row: the oracle is tokens(key, seed)
+        self.seed = np.zeros(0, np.uint32)  # per row: its seed (when seeded)
         self.nrows = 0  # rows handed out so far (some may be on free_rows)
         self.free_rows: list[int] = []
         self.version = 0  # bumped whenever chunks come or go
@@ -71,6 +94,8 @@ class PageTable:
         t.rows = np.arange(self.keys.size, dtype=np.int64)
         t.pfn = self.pfn[self.rows].copy()
         t.expect = self.expect[self.rows].copy()
+        t.seeded = self.seeded[self.rows].copy()
+        t.seed = self.seed[self.rows].copy()
         t.nrows = int(self.keys.size)
         return t
 
@@ -107,11 +132,16 @@ class PageTable:
         self.nrows += fresh
         if self.nrows > self.pfn.shape[0]:
             cap = max(self.nrows, 2 * self.pfn.shape[0], 4)
+            old = self.pfn.shape[0]
             pfn = np.full((cap, CHUNK), NO_PAGE, PTE_DTYPE)
-            exp = np.zeros((cap, CHUNK), np.uint32)
-            pfn[: self.pfn.shape[0]] = self.pfn
-            exp[: self.expect.shape[0]] = self.expect
-            self.pfn, self.expect = pfn, exp
+            exp = np.zeros((cap, CHUNK), np.uint32)  # calloc'd: rows never written are free
+            pfn[:old] = self.pfn
+            dense = np.flatnonzero(~self.seeded[:old])  # a seeded row holds nothing
+            exp[dense] = self.expect[dense]
+            seeded = np.zeros(cap, bool)
+            seed = np.zeros(cap, np.uint32)
+            seeded[:old], seed[:old] = self.seeded, self.seed
+            self.pfn, self.expect, self.seeded, self.seed = pfn, exp, seeded, seed
         pos = np.searchsorted(self.keys, chunks)
         self.keys = np.insert(self.keys, pos, chunks)
         self.rows = np.insert(self.rows, pos, new_rows)
@@ -137,6 +167,14 @@ class PageTable:
         ok = r >= 0
         flat = pool.reshape(-1)
         idx = r * CHUNK + (keys & MASK)
+        if field != "pfn" and self.seeded.any():
+            sd = self.seeded[np.maximum(r, 0)] & ok
+            if sd.any():
+                out = np.full(keys.size, fill, out_dtype)
+                dn = ok & ~sd
+                out[dn] = flat[idx[dn]]
+                out[sd] = tokens(keys[sd], self.seed[r[sd]])
+                return out
         if ok.all():
             return flat[idx].astype(out_dtype, copy=False)
         out = np.full(keys.size, fill, out_dtype)
@@ -148,6 +186,9 @@ class PageTable:
         """Store values at keys, allocating chunks as needed."""
         keys = np.asarray(keys, np.int64)
         if keys.size == 0:
+            return
+        if field != "pfn":
+            self._set_expect(keys, np.asarray(values, np.uint32), lo, hi)
             return
         if lo is not None and hi is not None:
             sp = self.span(lo, hi, field)
@@ -173,6 +214,48 @@ class PageTable:
         pool = self.pfn if field == "pfn" else self.expect
         pool.reshape(-1)[r * CHUNK + (keys & MASK)] = values
 
+    def _set_expect(self, keys: np.ndarray, values: np.ndarray, lo, hi) -> None:
+        """set() of the oracle. A run of consecutive keys whose values are tokens of
+        one seed seeds the chunks it covers whole; any other write stores values,
+        after giving the seeded chunks it touches their values."""
+        values = np.broadcast_to(values, keys.shape)
+        n = keys.size
+        a, b = int(keys[0]), int(keys[-1]) + 1
+        seed = None
+        if n >= CHUNK and b - a == n and (np.diff(keys) == 1).all():
+            s = np.uint32((int(values[0]) - a * int(TOKEN_MUL)) & 0xFFFFFFFF)
+            if np.array_equal(tokens(keys, s), values):
+                seed = s
+        c_all = np.arange(a >> CHUNK_SHIFT, ((b - 1) >> CHUNK_SHIFT) + 1, dtype=np.int64) \
+            if seed is not None else distinct(keys >> CHUNK_SHIFT)
+        r = self._rows_of(c_all)
+        if (r < 0).any():
+            self._alloc(c_all[r < 0])
+            r = self._rows_of(c_all)
+        whole = np.zeros(c_all.size, bool)
+        if seed is not None:  # the chunks the run covers whole
+            whole = (c_all * CHUNK >= a) & ((c_all + 1) * CHUNK <= b)
+            self.seeded[r[whole]] = True
+            self.seed[r[whole]] = seed
+        part = r[~whole]
+        self._materialize(part)
+        if part.size:
+            rk = self._row_lookup(keys, lo, hi)
+            sel = ~self.seeded[rk] if seed is not None else slice(None)
+            self.expect.reshape(-1)[(rk * CHUNK + (keys & MASK))[sel]] = values[sel]
+
+    def _materialize(self, rows: np.ndarray) -> None:
+        """Give seeded rows their values (they become dense)."""
+        rows = rows[self.seeded[rows]] if rows.size else rows
+        if rows.size == 0:
+            return
+        key_of = np.full(self.pfn.shape[0], -1, np.int64)
+        key_of[self.rows] = self.keys
+        for row in rows.tolist():  # a row a time: a chunk of 4096 entries
+            base = int(key_of[row]) * CHUNK
+            self.expect[row] = tokens(np.arange(base, base + CHUNK), self.seed[row])
+        self.seeded[rows] = False
+
     def _empty(self, lo: int, hi: int) -> bool:
         """No chunk of [lo, hi) is allocated."""
         c0, c1 = lo >> CHUNK_SHIFT, (hi - 1) >> CHUNK_SHIFT
@@ -194,6 +277,8 @@ class PageTable:
         if n > 1 and not (self.rows[i0 + n - 1] - r0 == n - 1 and
                           (np.diff(self.rows[i0:i0 + n]) == 1).all()):
             return None
+        if field != "pfn" and self.seeded[r0:r0 + n].any():
+            return None  # a seeded chunk's values are computed, not stored
         pool = self.pfn if field == "pfn" else self.expect
         base = r0 * CHUNK + (lo & MASK)
         return pool.reshape(-1)[base: base + (hi - lo)]
@@ -238,12 +323,37 @@ class PageTable:
         i1 = int(np.searchsorted(self.keys, c1, side="right"))
         if i1 <= i0:
             return np.zeros(0, np.int64), np.zeros(0, np.uint32)
-        block = self.expect[self.rows[i0:i1]]
+        rows = self.rows[i0:i1]
+        block = self.expect[rows]
+        sd = self.seeded[rows]
+        if sd.any():  # (a seeded chunk was written whole)
+            ck = self.keys[i0:i1][sd]
+            block[sd] = tokens(ck[:, None] * CHUNK + np.arange(CHUNK), self.seed[rows[sd]][:, None])
         ci, col = np.nonzero(block)
         keys = self.keys[i0:i1][ci] * CHUNK + col
         vals = block[ci, col]
         sel = (keys >= lo) & (keys < hi)
         return keys[sel], vals[sel]
+
+    def first_lost(self, lo: int, hi: int, zero: int) -> int | None:
+        """The first key of [lo, hi) whose content was written (expect not 0) but that
+        maps no frame (or the zero page), or None: a chunk at a time, a seeded chunk
+        written whole."""
+        c0, c1 = lo >> CHUNK_SHIFT, (hi - 1) >> CHUNK_SHIFT
+        i0 = int(np.searchsorted(self.keys, c0))
+        i1 = int(np.searchsorted(self.keys, c1, side="right"))
+        for i in range(i0, i1):
+            r = int(self.rows[i])
+            pfn = self.pfn[r]
+            gone = (pfn < 0) | (pfn == zero)
+            if not self.seeded[r]:
+                gone &= self.expect[r] != 0
+            base = int(self.keys[i]) * CHUNK
+            a, b = max(lo - base, 0), min(hi - base, CHUNK)
+            hit = np.flatnonzero(gone[a:b])
+            if hit.size:
+                return base + a + int(hit[0])
+        return None
 
     def dense(self, lo: int, hi: int, field: str = "pfn") -> np.ndarray:
         """A copy of the entries [lo, hi) (for small ranges: views, messages)."""
@@ -267,6 +377,7 @@ class PageTable:
         a = np.maximum(lo - chunks * CHUNK, 0)
         b = np.minimum(hi - chunks * CHUNK, CHUNK)
         whole = (a == 0) & (b == CHUNK)
+        self._materialize(rows[~whole])
         for r, x, y in zip(rows[~whole].tolist(), a[~whole].tolist(), b[~whole].tolist()):
             self.pfn[r, x:y] = NO_PAGE  # at most the two edge chunks of the range
             self.expect[r, x:y] = 0
@@ -278,6 +389,7 @@ class PageTable:
             gone = rows[empty]
             self.pfn[gone] = NO_PAGE
             self.expect[gone] = 0
+            self.seeded[gone] = False
             self.free_rows.extend(gone.tolist())
             keep = np.ones(self.keys.size, bool)
             keep[i0:i1] = ~empty
@@ -288,7 +400,12 @@ class PageTable:
     # ---------------------------------------------------------------- snapshots
     def export(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(chunk numbers, pfn rows, expect rows) in key order."""
-        return self.keys.copy(), self.pfn[self.rows].copy(), self.expect[self.rows].copy()
+        exp = self.expect[self.rows]
+        sd = self.seeded[self.rows]
+        if sd.any():
+            ck = self.keys[sd]
+            exp[sd] = tokens(ck[:, None] * CHUNK + np.arange(CHUNK), self.seed[self.rows[sd]][:, None])
+        return self.keys.copy(), self.pfn[self.rows].copy(), exp
 
     @classmethod
     def from_export(cls, keys: np.ndarray, pfn: np.ndarray, expect: np.ndarray) -> PageTable:
@@ -302,5 +419,7 @@ class PageTable:
         t.rows = np.arange(keys.size, dtype=np.int64)
         t.pfn = np.ascontiguousarray(pfn, dtype=PTE_DTYPE)
         t.expect = np.ascontiguousarray(expect, dtype=np.uint32)
+        t.seeded = np.zeros(keys.size, bool)
+        t.seed = np.zeros(keys.size, np.uint32)
         t.nrows = int(keys.size)
         return t

@@ -53,7 +53,7 @@ from ..constants import (
 from ..nodemask import nodes_str
 from ..vec import counts
 from .era import MODERN, Era
-from .pagetable import NO_PAGE, PTE_DTYPE, PageTable
+from .pagetable import NO_PAGE, PTE_DTYPE, TOKEN_MUL, PageTable, tokens
 
 __all__ = ["NO_PAGE", "PTE_DTYPE", "Node", "Zone", "Frames", "Policy", "Backing", "AnonVMA",
            "VMA", "Process", "Driver", "Cred", "SimClock", "CostModel", "Kernel",
@@ -276,15 +276,25 @@ class Frames:
     # ------------------------------------------------------------ whole entries
     def clear(self, pfns) -> None:
         """Every field 0 (a free frame with a clean record: K_FREE is 0)."""
-        self.kf[pfns] = 0
-        self.rec[pfns] = 0
+        self.release(pfns)
+        self.clear_records(pfns)
 
     def release(self, pfns) -> None:
         """Free frames: kind K_FREE, no flags; the record stays as it was (a freed
         page keeps its bytes), so freeing writes 2 bytes a frame, not 18. Whoever
         hands a frame out again writes its record (alloc_frames clears it, a
         migration copies a whole entry over it)."""
-        self.kf[pfns] = 0
+        # (numpy writes a scalar into a structured array field by field: through a
+        # plain view of the same bytes it is a memset, 50 times faster for a range)
+        self.kf.view(np.uint16)[pfns] = 0
+
+    def clear_records(self, pfns) -> None:
+        """Zero the records of frames (a slice, or PFNs)."""
+        if isinstance(pfns, slice):
+            s, e, _ = pfns.indices(self.n)
+            self.rec.view(np.uint64)[2 * s:2 * e] = 0
+        else:
+            self.rec[pfns] = 0
 
     def take(self, pfns) -> tuple[np.ndarray, np.ndarray]:
         """The entries of these frames (copies): (kf, rec)."""
@@ -927,12 +937,8 @@ class Kernel:
         """Content values for k page writes: distinct, never 0 (0 = never written).
         uint32 arithmetic wraps modulo 2**32, which is the hash we want."""
         self.write_seq += 1
-        seed = np.uint32((self.write_seq * 0x9E3779B1 + base_vpn * 2654435761) & 0xFFFFFFFF)
-        t = np.asarray(offs).astype(np.uint32)
-        t *= np.uint32(2654435761)
-        t += seed
-        t[t == 0] = 1
-        return t
+        seed = np.uint32((self.write_seq * 0x9E3779B1 + base_vpn * int(TOKEN_MUL)) & 0xFFFFFFFF)
+        return tokens(offs, seed)  # (the page table stores a chunk of them as its seed)
 
     def node_pairs(self, src, dst) -> np.ndarray:
         """Pages per (source, target) node: an nr_node_ids x nr_node_ids matrix."""
