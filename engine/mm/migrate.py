@@ -53,7 +53,7 @@ from .rmap import redirect
 from .state import Kernel
 
 UNTRIED = -(1 << 40)  # an outcome for a pair the call never reached
-PERFORM_SLICE = 1 << 20  # pages Execute.perform copies, redirects and frees at a time
+PERFORM_SLICE = 1 << 18  # pages Execute.perform copies, redirects and frees at a time
 
 
 @dataclass(frozen=True)

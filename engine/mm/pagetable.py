@@ -290,7 +290,10 @@ class PageTable:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         sp = self.span(lo, hi)
         if sp is not None:
-            k = np.flatnonzero(sp >= 0)
+            there = sp >= 0
+            if there.all():  # a range mapped whole (the usual VMA): no look-up
+                return np.arange(lo, hi, dtype=np.int64), sp.astype(np.int64)
+            k = np.flatnonzero(there)
             return k + lo, sp[k].astype(np.int64)
         c0, c1 = lo >> CHUNK_SHIFT, (hi - 1) >> CHUNK_SHIFT
         i0 = int(np.searchsorted(self.keys, c0))
