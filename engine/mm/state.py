@@ -325,12 +325,10 @@ class Frames:
         out = {name: np.empty(self.n, dt) for name, dt in zip(self.FIELDS, self.DTYPES)}
         for s in range(0, self.n, COPY_SLICE):
             e = min(self.n, s + COPY_SLICE)
-            kf, rec = self.kf[s:e].copy(), self.rec[s:e].copy()
-            for name in ("kind", "flags"):
-                out[name][s:e] = kf[name]
-            for name in ("mapping", "index", "content", "mapcount"):
-                out[name][s:e] = rec[name]
-            out["refcount"][s:e] = refcount_rule(kf["kind"], kf["flags"], rec["mapcount"])
+            for name in self.STORED:  # (the slice's records: read once, then in cache)
+                out[name][s:e] = getattr(self, name)[s:e]
+            out["refcount"][s:e] = refcount_rule(out["kind"][s:e], out["flags"][s:e],
+                                                 out["mapcount"][s:e])
         return out
 
     @classmethod
@@ -354,18 +352,19 @@ class Frames:
                 a[name] = arrays[name][s:e]
             for name in ("mapping", "index", "content", "mapcount"):
                 b[name] = arrays[name][s:e]
-            bad = np.flatnonzero(refcount_rule(a["kind"], a["flags"], b["mapcount"])
-                                 != stored[s:e])
+            bad = np.flatnonzero(refcount_rule(arrays["kind"][s:e], arrays["flags"][s:e],
+                                               arrays["mapcount"][s:e]) != stored[s:e])
             if bad.size:
                 pf = s + int(bad[0])
                 f.kf[pf], f.rec[pf] = a[bad[0]], b[bad[0]]
                 raise ValueError(f"frames.refcount of frame {pf} is {int(stored[pf])}, but "
                                  f"its mappings, holder, isolation and pin make "
                                  f"{int(f.refcount[pf])}")
-            if a.view(np.uint16).any():  # (calloc'd: zero slices are left untouched)
-                f.kf[s:e] = a
-            if b.view(np.uint32).any():
-                f.rec[s:e] = b
+            # (calloc'd: zero slices are left untouched; plain views copy as memcpy)
+            if a.view(np.uint16).any():
+                f.kf.view(np.uint16)[s:e] = a.view(np.uint16)
+            if b.view(np.uint64).any():
+                f.rec.view(np.uint64)[2 * s:2 * e] = b.view(np.uint64)
         return f
 
 
