@@ -1,13 +1,14 @@
-"""`numacon bench`: the measurement harness of issue 7 (speed and scale).
+"""`numacon bench`: the measurement harness of issues 7 and 15 (speed and scale).
 
     numacon bench [--json] [--quick] [--scale F | --frames N] [--runs N] [--no-tib]
 
 It builds the reference machine and measures, each figure the median of several
-runs, the figures of the issue's table (FIGURES below, with their goals). `--json`
-prints one JSON object with exactly the keys of FIGURES, in order; a figure that
-could not be measured here is null (the host kernel's move_pages where the syscall
-is missing, the 1 TiB machine with --no-tib or --quick, the console's figures when
-no UI is given). Without --json each figure is printed beside its goal.
+runs, the figures of the issues' tables (FIGURES below, with their goals). `--json`
+prints one JSON object with exactly the keys of FIGURES, in order (issue 7's keys,
+then issue 15's); a figure that could not be measured here is null (the host
+kernel's move_pages where the syscall is missing, the 1 TiB machine with --no-tib or
+--quick, the console's figures when no UI is given). Without --json each figure is
+printed beside its goal.
 
 The reference machine (`reference_description()`, 64 GiB at scale 1): four nodes of
 18, 17, 13 and 16 GiB of 4 KiB pages, node 3 all ZONE_MOVABLE, SLIT 10/16/32, and
@@ -19,11 +20,18 @@ figure kills `batch`, the migrate_pages figure kills `web`. The move_pages figur
 moves 1 Mi random pages of `db` (each to a random node other than its own) and puts
 them back, untimed, between runs, so every run starts from the same state.
 
-The console's figures (map redraw, key latency) need Textual. engine/ never imports
-tui/, so they come in through `ui`: an object with `redraw_ms(m, ...)` and
-`key_latency_ms(m, ...)` (tui.bench_ui, which `numacon bench` passes). Benchmarks
-are not tests: nothing here fails on timing; `numacon bench` exits 0 once it has
-measured, whether the goals are met or not."""
+A yardstick in the same run: after each move_pages run, the design's numpy
+prototype of move_pages (tools/proto.py) moves as many pages on a machine of as many
+frames; `proto_pps` is its median and each engine rate is also given as a ratio to
+it, which holds across machines and across the load of a shared host. The query
+figure alternates the engine's query and the host kernel's, the same number of
+times, and compares medians (measured apart, a host whose load swings weighs on one
+side only: that is how one run once gave 0.56).
+
+The console's figures (map redraw, key latency, help, views) need Textual. engine/
+never imports tui/, so they come in through `ui`: tui.bench_ui, which `numacon
+bench` passes. Benchmarks are not tests: nothing here fails on timing; `numacon
+bench` exits 0 once it has measured, whether the goals are met or not."""
 
 from __future__ import annotations
 

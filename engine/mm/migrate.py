@@ -93,18 +93,23 @@ def isolatable(k: Kernel, pfns: np.ndarray, unique: bool = False,
 
 
 def isolate(k: Kernel, pfns: np.ndarray, unique: bool = False, hold: bool = True,
-            flags: np.ndarray | None = None) -> np.ndarray:
+            flags: np.ndarray | None = None, mark: bool = True) -> np.ndarray:
     """Isolate the frames that can be (the isolation is a reference: refcount_rule);
-    returns the mask of those isolated. flags: the frames' flags, if read already."""
+    returns the mask of those isolated. flags: the frames' flags, if read already.
+    mark=False: counted, but PG_isolated not written, for a call that migrates or puts
+    back every page before anything else runs (nothing could see the mark, which the
+    migration or the putback would clear again)."""
     f = k.f
     fl = f.flags[pfns] if flags is None else flags
     ok = isolatable(k, pfns, unique, fl)
     if ok.all():
         got = pfns
-        f.flags[pfns] = (fl & ~PG_lru) | PG_isolated
+        if mark:
+            f.flags[pfns] = (fl & ~PG_lru) | PG_isolated
     else:
         got = pfns[ok]
-        f.flags[got] = (fl[ok] & ~PG_lru) | PG_isolated
+        if mark:
+            f.flags[got] = (fl[ok] & ~PG_lru) | PG_isolated
     if hold:
         _inflight(k, got, +1)
     k.isolated_pages += got.size
@@ -292,9 +297,9 @@ class Execute:
     def expect_repeats(self, repeats: bool) -> None:
         self.track = repeats
 
-    def isolate(self, pfns: np.ndarray, unique: bool, flags: np.ndarray | None = None
-                ) -> np.ndarray:
-        return isolate(self.k, pfns, unique, self.hold, flags)
+    def isolate(self, pfns: np.ndarray, unique: bool, flags: np.ndarray | None = None,
+                mark: bool = True) -> np.ndarray:
+        return isolate(self.k, pfns, unique, self.hold, flags, mark)
 
     def current(self, pfns: np.ndarray) -> np.ndarray:
         """The frames pages now sit on (a page this call moved has a new one)."""
@@ -452,8 +457,8 @@ class Rehearse:
             fl[found] = mf
         return fl
 
-    def isolate(self, pfns: np.ndarray, unique: bool, flags: np.ndarray | None = None
-                ) -> np.ndarray:
+    def isolate(self, pfns: np.ndarray, unique: bool, flags: np.ndarray | None = None,
+                mark: bool = True) -> np.ndarray:
         fl = self._flags_now(pfns) if flags is None else flags
         return isolatable(self.k, pfns, unique, fl)
 
@@ -597,7 +602,9 @@ def run_pairs(k: Kernel, ex: Execute | Rehearse, pfns: np.ndarray, targets: np.n
     fl0 = None
     if later is None:
         fl0 = ex.flags(pfns) if flags is None else flags
-        held = ex.isolate(pfns, run.unique or run.repeats, fl0)
+        # one chunk, no job: every page migrates or goes back before anything runs
+        one_go = run.chunk is None and job is None
+        held = ex.isolate(pfns, run.unique or run.repeats, fl0, mark=not one_go)
     else:
         taken = None  # (the chunks of repeats come after yields)
         held = np.ones(n, bool)  # the repeats are isolated when their chunk comes

@@ -17,6 +17,7 @@ from ..constants import (
     PG_writeback,
 )
 from ..nodemask import nodes_str
+from ..vec import counts
 from .page_alloc import NUMASTAT_NAMES
 from .policy import effective_policy
 from .state import SCAN_SLICE, Kernel, Process
@@ -80,7 +81,7 @@ def _vma_counts(m: Kernel, v) -> dict:
         c["dirty"] += int(np.count_nonzero(fl & PG_dirty))
         c["writeback"] += int(np.count_nonzero(fl & PG_writeback))
         c["mapmax"] = max(c["mapmax"], int(f.mapcount[pfn].max()))
-        c["nodes"] += np.bincount(m.node_of(pfn), minlength=m.nr_node_ids)
+        c["nodes"] += counts(m.node_of(pfn), m.nr_node_ids)
     return c
 
 
