@@ -40,7 +40,6 @@ from ..constants import (
     PG_writeback,
 )
 from ..vec import (
-    counts,
     distinct,
     distinct_counts,
     first_occurrence,
@@ -388,21 +387,9 @@ class Execute:
                     k, s_src, s_dst, None if taken is None else (taken[0][b], taken[1][b]))
                 redirect(k, s_src, s_dst, index, maps, mapcount)
                 s_dn = dnodes if dnodes.ndim == 0 else dnodes[b]
-                s_tg = tg if tg.ndim == 0 else tg[b]
-                if s_dn.ndim == 0 and s_tg.ndim == 0:
-                    zp[int(s_dn), int(s_tg)] += s_src.size
-                elif s_dn.ndim == 0:
-                    zp[int(s_dn)] += counts(s_tg, nn)
-                elif s_tg.ndim == 0:
-                    zp[:, int(s_tg)] += counts(s_dn, nn)
-                else:
-                    zp += k.node_pairs(s_dn, s_tg)
+                zp += k.node_pairs(s_dn, tg if tg.ndim == 0 else tg[b], s_src.size)
                 szones = k.zone_of(s_src)
-                snodes = zone_node[szones]
-                if dnodes.ndim == 0:  # every page to one node: pages per source node
-                    pairs[:, int(dnodes)] += counts(snodes, nn)
-                else:
-                    pairs += k.node_pairs(snodes, s_dn)
+                pairs += k.node_pairs(zone_node[szones], s_dn, s_src.size)
                 if self.hold:
                     _inflight(k, s_src, -1, kinds, maps)
                 free_frames(k, s_src, szones)

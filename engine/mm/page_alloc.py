@@ -180,12 +180,7 @@ def account_alloc(k: Kernel, z_nodes: np.ndarray, p_nodes, c_node: int,
     p = np.asarray(p_nodes)
     # every row but interleave_hit follows from the pages counted per (supplying,
     # preferred) node pair
-    if p.ndim == 0:  # one preferred node: a count per supplier
-        zp = np.zeros((k.nr_node_ids, k.nr_node_ids), np.int64)
-        zp[:, int(p)] = counts(z, k.nr_node_ids)
-    else:
-        zp = k.node_pairs(z, p)
-    account_pairs(k, zp, c_node)
+    account_pairs(k, k.node_pairs(z, p), c_node)
     if interleave is not None:
         il = np.broadcast_to(np.asarray(interleave, dtype=bool), z.shape) & (z == p)
         k.numastat_arr[INTERLEAVE_HIT] += np.bincount(z[il], minlength=k.nr_node_ids)

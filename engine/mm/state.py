@@ -939,19 +939,29 @@ class Kernel:
         seed = np.uint32((self.write_seq * 0x9E3779B1 + base_vpn * int(TOKEN_MUL)) & 0xFFFFFFFF)
         return tokens(offs, seed)  # (the page table stores a chunk of them as its seed)
 
-    def node_pairs(self, src, dst) -> np.ndarray:
-        """Pages per (source, target) node: an nr_node_ids x nr_node_ids matrix."""
+    def node_pairs(self, src, dst, size: int | None = None) -> np.ndarray:
+        """Pages per (source, target) node: an nr_node_ids x nr_node_ids matrix. Either
+        side may be one node for every page (size: the pages, when both are)."""
         nn = self.nr_node_ids
-        src = np.asarray(src)
+        src, dst = np.asarray(src), np.asarray(dst)
         out = np.zeros((nn, nn), np.int64)
-        if src.size == 0:
+        if src.ndim == 0 and dst.ndim == 0:
+            out[int(src), int(dst)] = size or 0
             return out
-        lo, hi = int(src.min()), int(src.max())
-        if lo == hi:  # one source node (a process that sits on one node): a row
-            out[lo] = counts(np.broadcast_to(dst, src.shape), nn)
+        if src.ndim and src.size:
+            lo, hi = int(src.min()), int(src.max())
+            if lo == hi:  # one source node (a process that sits on one node): a row
+                src, size = np.int64(lo), src.size
+        if src.ndim == 0:
+            out[int(src)] = counts(dst, nn) if dst.ndim else 0
+            if dst.ndim == 0:
+                out[int(src), int(dst)] = size or 0
+            return out
+        if dst.ndim == 0:
+            out[:, int(dst)] = counts(src, nn)
             return out
         pair = src.astype(np.int64) * nn
-        pair += np.asarray(dst)
+        pair += dst
         return np.bincount(pair, minlength=nn * nn).reshape(nn, nn)
 
     def record_traffic(self, src: np.ndarray, dst: np.ndarray) -> None:
