@@ -349,25 +349,24 @@ class Execute:
         if src.size:
             zsel = plan.zones if okpos is None else plan.zones[okpos]
             groups = plan.zone_groups(okpos)
-            if len(groups) == 1 and isinstance(groups[0][1], slice) and \
-                    len(range(src.size)[groups[0][1]]) == src.size:  # one zone supplies all
-                z = k.zones[groups[0][0]]
-                dst = _take_free(k, z, src.size)
-                dnodes = np.int64(z.node)
-                z.free -= src.size
-            else:
-                dst = np.empty(src.size, np.int64)
-                dnodes = np.empty(src.size, np.int32)
-                for zid, where in groups:
-                    z = k.zones[zid]
-                    if isinstance(where, slice):  # the frames go straight into place
-                        cnt = len(range(src.size)[where])
-                        _take_free(k, z, cnt, dst[where])
-                    else:
-                        cnt = where.size
-                        dst[where] = _take_free(k, z, cnt)
+            # the new frames go straight into the outcome when the chunk is a run of
+            # it (no array of its own: one of 32 MiB would be mapped afresh)
+            direct = okpos is None and isinstance(sel, slice)
+            dst = out.dst[sel] if direct else np.empty(src.size, np.int64)
+            nodes = {k.zones[zid].node for zid, _ in groups}
+            dnodes = np.int64(nodes.pop()) if len(nodes) == 1 else \
+                np.empty(src.size, np.int32)  # (one node, the usual: a number)
+            for zid, where in groups:
+                z = k.zones[zid]
+                if isinstance(where, slice):  # the frames go straight into place
+                    cnt = len(range(src.size)[where])
+                    _take_free(k, z, cnt, dst[where])
+                else:
+                    cnt = where.size
+                    dst[where] = _take_free(k, z, cnt)
+                if dnodes.ndim:
                     dnodes[where] = z.node
-                    z.free -= cnt
+                z.free -= cnt
             if taken is not None and okpos is not None:
                 taken = (taken[0][okpos], taken[1][okpos])
             tg = targets if okpos is None else targets[okpos]
@@ -401,7 +400,8 @@ class Execute:
             k.isolated_pages -= src.size
             _store(out.result, sel, okpos, dnodes)
             _store(out.zone, sel, okpos, zsel)
-            _store(out.dst, sel, okpos, dst)
+            if not direct:
+                _store(out.dst, sel, okpos, dst)
             if self.track:
                 self.moved.update(keys if okpos is None else keys[okpos], dst=dst)
         bad = ~ok
@@ -570,8 +570,8 @@ def run_pairs(k: Kernel, ex: Execute | Rehearse, pfns: np.ndarray, targets: np.n
     pfns = np.asarray(pfns, dtype=np.int64)
     targets = np.asarray(targets, dtype=np.int64)
     n = pfns.size
-    out = Outcome(np.full(n, -EBUSY, np.int64), np.full(n, -1, np.int64),
-                  np.full(n, -1, np.int64))
+    out = Outcome(np.full(n, -EBUSY, np.int64), np.full(n, -1, np.int32),
+                  np.full(n, -1, np.int64))  # (zone ids: int32, half the bytes)
     if n == 0:
         return out
     later = None
