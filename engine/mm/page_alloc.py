@@ -123,8 +123,8 @@ def _take_free(k: Kernel, z, n: int, out: np.ndarray | None = None) -> np.ndarra
 def alloc_frames(k: Kernel, n: int, nodes: list[int], *, movable: bool = True,
                  wmark: str = "low") -> tuple[np.ndarray, np.ndarray]:
     """Take n frames walking `nodes` (zone_takes()). Returns (PFNs, the node that
-    supplied each); fewer than n when memory runs out. The caller fills the frames
-    in; they come marked PG_lru when movable."""
+    supplied each: read-only); fewer than n when memory runs out. The caller fills
+    the frames in; they come with clean records, marked PG_lru when movable."""
     takes = zone_takes(k, ZoneBooks(k), n, nodes, movable=movable, wmark=wmark)
     if not takes:
         return np.empty(0, np.int64), np.empty(0, np.int64)
@@ -135,8 +135,11 @@ def alloc_frames(k: Kernel, n: int, nodes: list[int], *, movable: bool = True,
         z.free -= pfns.size
         got.append(pfns)
     res = np.concatenate(got) if len(got) > 1 else got[0]
-    nodes_of = np.repeat(np.fromiter((k.zones[zid].node for zid, _ in takes), np.int64,
-                                     len(takes)), [g.size for g in got])
+    supplied = [k.zones[zid].node for zid, _ in takes]
+    if len(set(supplied)) == 1:  # one node supplied all (the usual): a read-only view
+        nodes_of = np.broadcast_to(np.int64(supplied[0]), res.shape)
+    else:
+        nodes_of = np.repeat(np.asarray(supplied, np.int64), [g.size for g in got])
     flag = PG_lru if movable else 0
     # a free frame's record is stale (Frames.release): the caller gets it clean
     if len(got) == 1 and res.size and int(res[-1]) - int(res[0]) == res.size - 1:
