@@ -50,6 +50,7 @@ from ..constants import (
     PG_pinned,
     oserror,
 )
+from ..heap import small_pages
 from ..nodemask import nodes_str
 from ..vec import counts
 from .era import MODERN, Era
@@ -251,6 +252,8 @@ class Frames:
         # np.zeros: calloc'd, so the frames nothing writes (free memory) cost no RSS
         self.kf = np.zeros(n, KF_DTYPE)
         self.rec = np.zeros(n, REC_DTYPE)
+        small_pages(self.kf)  # (what is touched, a little at a time: see heap.py)
+        small_pages(self.rec)
         self._bind()
 
     def _bind(self) -> None:
