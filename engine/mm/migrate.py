@@ -660,8 +660,10 @@ def run_pairs(k: Kernel, ex: Execute | Rehearse, pfns: np.ndarray, targets: np.n
                 csel = (c0 + keep) if isinstance(csel, slice) else csel[keep]
             ex.perform(keys, cp, ct, plan, ctl, out, csel, ct_taken)
             pending[c0:c1] = False
-            run.stats["moved"] += int((plan.codes == 0).sum())
-            run.stats["failed"] += int(((plan.codes != 0) & (plan.codes != -ENOMEM)).sum())
+            moved = int(np.count_nonzero(plan.codes == 0))
+            run.stats["moved"] += moved
+            if moved < plan.codes.size:
+                run.stats["failed"] += int(((plan.codes != 0) & (plan.codes != -ENOMEM)).sum())
             if job is not None:
                 job.done += c1 - c0
             if stopped:

@@ -227,13 +227,18 @@ def rows_codes(m: Any, starts: np.ndarray, counts: np.ndarray, zoom: int, lut: n
         return np.zeros(0, np.int64), offsets
     pfn, valid = sample_frames(cstart, csize, zoom)
     f = m.f
-    kind = f.kind[pfn]
+    kind = f.words()[pfn].astype(np.uint8)  # (the low byte of kind|flags: contiguous)
     # a sample's holder: its kind (< 256), or for anonymous memory 257 + its mapping
     # (anon_vma) id; cells whose samples share one holder (most) take its class, the
     # others count their samples' classes
     anon = kind == K_ANON
-    holder = np.where(anon, np.maximum(f.mapping[pfn], -1) + 257, kind) if anon.any() \
-        else kind
+    if anon.any():
+        mp = f.mapping[pfn]
+        np.maximum(mp, -1, out=mp)
+        mp += 257
+        holder = np.where(anon, mp, kind)
+    else:
+        holder = kind
     table = np.concatenate((KIND_TO_CLASS, [C_ANON], lut, [C_ANON])).astype(np.uint8)
     first = holder[:, 0]
     dom = np.take(table, first, mode="clip").astype(np.int64)  # unknown ids: plain anon
