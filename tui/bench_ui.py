@@ -27,8 +27,13 @@ from typing import Any
 from textual import events
 from textual.app import App, ComposeResult
 
+import engine
+
+from .app import VIEWS, NumaConsoleApp
+from .screens.help import HelpScreen
 from .widgets import pagemap as pagemap_mod
 from .widgets.pagemap import PageMap
+from .widgets.viewpanel import ViewPanel
 
 SIZE = (200, 60)
 
@@ -79,8 +84,6 @@ def redraw_ms(m: Any, *, size: tuple[int, int] = SIZE, runs: int = 20,
     """Median ms of a full map redraw of m (and of the default machine, for context)."""
     r = asyncio.run(_redraw(m, size, runs))
     if default_machine:
-        import engine
-
         r["default_machine_ms"] = asyncio.run(
             _redraw(engine.Machine.default(), size, runs))["median_ms"]
     return r
@@ -88,8 +91,6 @@ def redraw_ms(m: Any, *, size: tuple[int, int] = SIZE, runs: int = 20,
 
 async def _key_latency(m: Any, jobs: list[str], size: tuple[int, int], presses: int,
                        idle_presses: int, timeout: float) -> dict:
-    from .app import NumaConsoleApp
-
     app = NumaConsoleApp(m)
     async with app.run_test(size=size) as pilot:
         await pilot.pause()
@@ -203,10 +204,6 @@ async def _press_timed(app: Any, key: str, char: str | None, done: Any, timeout:
 
 async def _help_and_views(m: Any, size: tuple[int, int], rounds: int, timeout: float
                           ) -> dict:
-    from .app import VIEWS, NumaConsoleApp
-    from .screens.help import HelpScreen
-    from .widgets.viewpanel import ViewPanel
-
     app = NumaConsoleApp(m)
     async with app.run_test(size=size) as pilot:
         await pilot.pause()

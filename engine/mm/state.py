@@ -148,26 +148,33 @@ def compute_watermarks(zones: list[Zone], page_size: int, modern: bool) -> None:
 # ================================================================ page frames
 
 # what a frame's layout is: measured on the 2-CPU VM of README "Speed and scale"
-# (numpy 2.4, 16 Mi frames, 1 Mi distinct random frames, median of 9):
+# (numpy 2.4, 16 Mi frames, 1 Mi distinct random frames; minimum or median of 9):
 #
 #   layout                                  copy src->dst  clear  scan kind  OR per cell
-#   7 arrays (18 B, engine v1)                    127 ms   82 ms     1.2 ms      0.6 ms
-#   one 16 B record of every field                 20 ms  6.5 ms      20 ms       16 ms
-#   kind|flags 2 B + 16 B record (this one)        37 ms   11 ms     2.1 ms      0.6 ms
+#   7 arrays (18 B, engine v1)                    127 ms   82 ms     1.1 ms      1.2 ms
+#   one 16 B record of every field                 20 ms  6.5 ms      21 ms       17 ms
+#   kind|flags 2 B + 16 B record (this one)        37 ms   11 ms     2.3 ms      1.1 ms
 #   4 + 8 + 4 B arrays                             71 ms   25 ms       5 ms      2.3 ms
 #   12, 14 or 15 B records                    210-240 ms       -         -           -
 #
+# (scan kind: count the free frames, a slice of 256 Ki frames at a time; OR per cell:
+# kind and flags ORed over every cell of the console's map of a 64 GiB machine.)
 # A random access costs a cache and TLB miss per array touched, so the migration
 # path wants few arrays; numpy copies records of 1, 2, 4, 8 and 16 bytes with fast
 # loops and any other size with a generic one ten times slower, so records are a
 # power of two. The one-record layout copies fastest, but the console's map, check()
 # and the views scan kind and flags over every frame, and a strided scan of a 16 B
-# record reads 16 times the bytes: its OR per map cell alone (16 ms at 64 GiB) is
+# record reads 16 times the bytes: its OR per map cell alone (17 ms at 64 GiB) is
 # more than a whole redraw may take (10 ms). So kind and flags sit together in a
 # 2-byte array (`kf`, read as one uint16 word: kind | flags << 8) that scans at
 # memory speed and holds what isolation and the planner read and write, and the
 # rest in a 16-byte record (`rec`): 18 bytes a frame, two random accesses to copy
-# one. refcount is not stored: it is what Linux's rule makes it (refcount_rule).
+# one. What it costs: the map's sampled look-up of each sample's mapping reads two
+# cache lines of records per run of 8 samples, where a 4-byte array needed one
+# (3.7 ms a redraw against 1.2). refcount is not stored: it is what Linux's rule
+# makes it (refcount_rule). Resident on the reference machine, frames and page
+# tables together: 17.7 bytes a frame (free frames' records are never touched; see
+# also Frames.release and PageTable's seeded chunks).
 
 KF_DTYPE = np.dtype([("kind", "u1"), ("flags", "u1")])
 REC_DTYPE = np.dtype([("mapping", "<i4"), ("index", "<i4"), ("content", "<u4"),
