@@ -13,8 +13,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from engine.views import vma_frames
-
 
 async def shoot(path: str, machine: Any = None, size: tuple[int, int] = (160, 50),
                 commands: Sequence[str] = (), keys: Sequence[str] = (),
@@ -22,7 +20,7 @@ async def shoot(path: str, machine: Any = None, size: tuple[int, int] = (160, 50
     """Run the app headless, apply commands and keys, save an SVG; returns its path."""
     from .app import NumaConsoleApp
 
-    app = NumaConsoleApp(machine)
+    app = NumaConsoleApp(machine, pace="fast")
     async with app.run_test(size=size) as pilot:
         await pilot.pause()
         if select_pid is not None:
@@ -32,10 +30,11 @@ async def shoot(path: str, machine: Any = None, size: tuple[int, int] = (160, 50
             while app.machine.jobs:
                 await asyncio.sleep(0.01)
             await pilot.pause()
-        if cursor_pid is not None and cursor_pid in app.machine.procs:
-            ptes = [vma_frames(v) for v in app.machine.process(cursor_pid).vmas
-                    if v.kind == "anon"]
-            pfns = [int(p[0]) for p in ptes if p.size]
+        if cursor_pid is not None:
+            view = app.view
+            pfns = [int(f[0]) for f in (view.vma_frames(cursor_pid, r.start)
+                                        for r in view.vmas(cursor_pid) if r.kind == "anon")
+                    if f.size]
             if pfns:
                 app.main_screen.query_one("#pagemap").move_to(pfns[0])
         if keys:

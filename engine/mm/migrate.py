@@ -313,6 +313,7 @@ class Execute:
                 z.free -= m.size
             kinds, maps = _copy_frames(k, src, dst)
             redirect(k, src, dst)
+            k.note_moved(src, dst)
             snodes = k.node_of(src)
             dnodes = k.node_of(dst)
             account_alloc(k, dnodes, targets if okpos is None else targets[okpos], ctl.cpu)
@@ -332,6 +333,7 @@ class Execute:
         if bad.any():
             putback(k, pfns[bad], self.hold)
             _store(out.result, sel, np.flatnonzero(bad), codes[bad])
+            k.note_failed(pfns[bad], codes[bad])
         out.waits += plan.waits
 
     def abandon(self, pfns: np.ndarray) -> None:
