@@ -85,7 +85,7 @@ __all__ = ["MachineView", "Topology", "NodeInfo", "ZoneInfo", "Status", "ClockIn
            "NodeStat", "DriverInfo", "ProcRow", "VmaRow", "JobInfo", "NodeCounts",
            "K_FREE", "K_KERNEL", "K_ANON", "K_FILE", "K_PFNMAP", "K_OFFLINE", "KIND_NAMES",
            "MARK_MLOCKED", "MARK_PINNED", "MARK_ISOLATED", "fmt_bytes", "fmt_count",
-           "fmt_pages", "clock_label", "job_outcome", "status_counts", "status_counts_text",
+           "fmt_pages", "clock_label", "daemon_sentence", "job_outcome", "status_counts", "status_counts_text",
            "summarize_result", "pages_per_node", "resident_pages"]
 
 KUSE_NAMES = {0: "memmap", 1: "slab", 2: "page tables", 3: "zero page"}
@@ -177,6 +177,13 @@ def summarize_result(result: Any) -> str:
     return "" if result is None else str(result)
 
 
+def daemon_sentence(r: dict, verb: str) -> str:
+    """A daemon's report (Daemon.report()) as a sentence."""
+    return (f"daemon {r['id']} on pid {r['pid']} {verb}: it migrated {r['migrated']} of "
+            f"{r['attempted']} pages in {r['periods']} periods "
+            f"({fmt_ns(r['migrate_ns'])} of migration), ping-pong {r['pingpong']}")
+
+
 def job_outcome(m: Any, job: Any) -> tuple[str, bool]:
     """(one line, ok) for a finished job: a migration's says what moved and why the
     rest did not (its MoveRecord), a daemon's what it migrated, a workload's how it
@@ -184,11 +191,8 @@ def job_outcome(m: Any, job: Any) -> tuple[str, bool]:
     rec = m.moves.of_job(job.id)
     what = f"job {job.id} {job.name} {job.state}"
     if job.name == "daemon" and job.owner is not None:
-        r = job.owner.report()
-        body = (f"daemon {r['id']} on pid {r['pid']} {r['state']}: {r['migrated']} of "
-                f"{r['attempted']} pages migrated in {r['periods']} periods "
-                f"({fmt_ns(r['migrate_ns'])}), ping-pong {r['pingpong']}")
-        return f"{what}: {body}", job.state != "failed"
+        return (f"{what}: {daemon_sentence(job.owner.report(), job.owner.state)}",
+                job.state != "failed")
     if rec is not None and job.state == "done" and not rec.query:
         return f"{what}: {rec.summary(job.result)}", True
     err = job.error
