@@ -78,7 +78,6 @@ from .mm.move_pages import UNWRITTEN, MoveStatus
 from .mm.rmap import mappers
 from .mm.state import VMA, Kernel
 from .nodemask import nodes_str
-from .runtime.moves import status_summary
 from .units import fmt_ns
 
 __all__ = ["MachineView", "Topology", "NodeInfo", "ZoneInfo", "Status", "ClockInfo",
@@ -193,6 +192,8 @@ def job_outcome(m: Any, job: Any) -> tuple[str, bool]:
     if job.name == "daemon" and job.owner is not None:
         return (f"{what}: {daemon_sentence(job.owner.report(), job.owner.state)}",
                 job.state != "failed")
+    if job.name == "workload" and job.owner is not None and job.state != "failed":
+        return f"{what}: {job.owner.describe()}", True
     if rec is not None and job.state == "done" and not rec.query:
         return f"{what}: {rec.summary(job.result)}", True
     err = job.error
@@ -418,12 +419,16 @@ def vma_frames(v: VMA, o0: int = 0, o1: int | None = None) -> np.ndarray:
 
 
 def vma_pages_per_node(m: Kernel, v: VMA) -> np.ndarray:
-    """Pages per node (m.nodes order) mapped by a VMA, the zero page not counted."""
+    """Pages per node (m.nodes order) mapped by a VMA, as numa_maps counts them: the
+    zero page and a VM_PFNMAP region's frames (no struct page behind them) left out."""
+    if v.pfnmap:
+        return np.zeros(len(m.nodes_list), np.int64)
     return pages_per_node(m, vma_frames(v))
 
 
 def resident_pages(m: Kernel, p) -> int:
-    return int(sum((vma_frames(v) != m.zero_pfn).sum() for v in p.vmas))
+    """Resident pages as numa_maps and VmRSS count them (PFN-mapped frames not)."""
+    return int(sum((vma_frames(v) != m.zero_pfn).sum() for v in p.vmas if not v.pfnmap))
 
 
 class NodeCounts:
@@ -457,7 +462,7 @@ class NodeCounts:
         todo = [(pid, v) for pid, p in list(m.procs.items()) for v in list(p.vmas)]
         for pid, v in todo:
             per = np.zeros(len(m.nodes_list), np.int64)
-            n = v.npages if v.mm is not None else 0
+            n = v.npages if v.mm is not None and not v.pfnmap else 0
             for i in range(0, n, self.slice):
                 per += _count_slice(m, vma_frames(v, i, min(n, i + self.slice)))
                 yield
@@ -600,7 +605,7 @@ class MachineView:
         key = (id(m.mappings), len(m.mappings), m.next_id)
         if key != self._lut_key:
             maps = m.mappings
-            lut = np.full(max(maps, default=0) + 2, -1, np.int64)
+            lut = np.full(max(maps, default=0) + 2, -1, np.int32)
             for mid, obj in maps.items():
                 pid = getattr(obj, "pid", None)  # AnonVMA; Backing has none
                 if pid is not None:
@@ -609,15 +614,11 @@ class MachineView:
         return self._lut
 
     def frame_sample(self, pfns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(kind, owner pid or -1) of each frame of pfns (any shape)."""
+        """(kind, owner pid or -1) of each frame of pfns (any shape; owner int32)."""
         f = self.m.f
         kind = f.kind[pfns]
-        owner = np.full(kind.shape, -1, np.int64)
-        anon = kind == K_ANON
-        if anon.any():
-            lut = self._owner_lut()
-            mp = f.mapping[pfns][anon].astype(np.int64)
-            owner[anon] = lut[np.clip(mp, 0, lut.size - 1)]
+        owner = np.take(self._owner_lut(), f.mapping[pfns], mode="clip")
+        np.putmask(owner, kind != K_ANON, -1)
         return kind, owner
 
     def frame_range(self, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
@@ -870,11 +871,6 @@ class MachineView:
         """(kind, job id, pages moved) of the migration `undo` would reverse."""
         rec = self.m.moves.last
         return None if rec is None else (rec.kind, rec.job_id, rec.moved)
-
-
-def status_line(kind: str, status: MoveStatus, moved: int) -> str:
-    """move_pages' result line (engine/runtime/moves.py's summary)."""
-    return status_summary(kind, status, moved)
 
 
 def source_nodes(row: ProcRow, nodes: list[int]) -> str:

@@ -483,7 +483,7 @@ async def test_command_palette_runs_engine_command():
         assert "numa_hit" in log_text(app)
 
 
-async def test_clock_daemon_and_save_keys():
+async def test_clock_and_save_keys():
     app = NumaConsoleApp(pace="fast")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
@@ -498,15 +498,7 @@ async def test_clock_daemon_and_save_keys():
             assert ctl.mode == "speed" and ctl.speed == 1000
             await pilot.press("less_than_sign", "greater_than_sign", "greater_than_sign")
             assert ctl.mode == "fast"
-        table(app).select_pid(103)
-        await command(pilot, "workload 103 --loop &")
-        await pilot.press("d")
-        assert "> daemon start 103" in log_text(app)
-        await pilot.pause(0.1)
-        await pilot.press("d")
-        assert "> daemon stop" in log_text(app)
-        await command(pilot, "workload stop all")
-        await wait_jobs(pilot, app)
+        # the daemon key: tests/test_console.py
         await pilot.press("ctrl+s")
         assert app.command_input().value == "save snapshots/default.numacon"
         await pilot.press("escape", "ctrl+o")

@@ -88,11 +88,8 @@ def _move_pages(m, a, bg):
         return dry_run(m, "move_pages", a.pid, pages, targets, flags)
     if bg:
         return start_or_run(m, True, "move_pages", a.pid, pages, targets, flags)
-    r = recorded(m, "move_pages", (a.pid, pages, targets, flags),
-                 lambda: m.move_pages(a.pid, pages, targets, flags))
-    if r.ok:
-        r.text += f"; ret {r.value.ret}"
-    return r
+    return recorded(m, "move_pages", (a.pid, pages, targets, flags),
+                    lambda: m.move_pages(a.pid, pages, targets, flags))
 
 
 @command("migratepages", "migrate_pages(2): move a process's pages between node sets", Spec(

@@ -256,7 +256,10 @@ class Execute:
         self.moved = FrameMap()  # original frame -> the frame it moved to
 
     def isolate(self, pfns: np.ndarray, unique: bool) -> np.ndarray:
-        return isolate(self.k, pfns, unique, self.hold)
+        ok = isolate(self.k, pfns, unique, self.hold)
+        if not ok.all():
+            self.k.note_failed(pfns[~ok], np.full(int((~ok).sum()), -EBUSY, np.int64))
+        return ok
 
     def current(self, pfns: np.ndarray) -> np.ndarray:
         """The frames pages now sit on (a page this call moved has a new one)."""

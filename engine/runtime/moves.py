@@ -48,7 +48,7 @@ from ..constants import (
 )
 from ..mm.mempolicy import plan_mbind, plan_migrate_pages, queue_node_pages, walk_pages
 from ..mm.migrate import UNTRIED, Execute, MigrateControl, PairRun, run_pairs
-from ..mm.move_pages import UNWRITTEN, MoveStatus
+from ..mm.move_pages import UNWRITTEN, MoveStatus, plan_move_pages
 from ..mm.state import Kernel
 from ..nodemask import node_mask, nodes_str
 from ..vec import distinct_counts, pair_counts
@@ -141,16 +141,6 @@ def summary_line(kind: str, moved: int, considered: int | None, *, pairs: Counte
     return s
 
 
-def status_summary(kind: str, st: MoveStatus, moved: int, era: str = "") -> str:
-    """move_pages: a status per entry (node, -errno, unwritten) and the pages the call
-    moved."""
-    a = np.asarray(st.array, np.int64)
-    ok = int((a >= 0).sum())
-    return summary_line(kind, moved, int(a.size), already=max(0, ok - moved),
-                        reasons=code_counts(a, era),
-                        unattempted=int((a == UNWRITTEN).sum()))
-
-
 # ------------------------------------------------------------------ the record
 
 class MoveRecord:
@@ -232,10 +222,7 @@ class MoveRecord:
 
     # -------------------------------------------------------------- the one line
     def summary(self, result: Any = None) -> str:
-        """The job's result in one line. result: the call's return value (a move_pages
-        status array gives its own per-entry reasons)."""
-        if isinstance(result, MoveStatus):
-            return status_summary(self.kind, result, self.moved, self.era)
+        """The job's result in one line (move_pages: with its return value)."""
         sc = self.scope
         reasons = Counter(self.failures)
         considered = None
@@ -248,9 +235,12 @@ class MoveRecord:
             already = sc.already
             unattempted = max(0, considered - self.moved - already - sum(reasons.values()))
         verb = "moved back" if self.kind == "undo" else "moved"
-        return summary_line(self.kind, self.moved, considered, pairs=self.pairs,
+        line = summary_line(self.kind, self.moved, considered, pairs=self.pairs,
                             hooks=self.hooks, already=already, reasons=reasons,
                             unattempted=unattempted, verb=verb)
+        if isinstance(result, MoveStatus):
+            line += f"; ret {result.ret}"
+        return line
 
 
 def _follow(src: np.ndarray, dst: np.ndarray, src_node: np.ndarray
@@ -337,11 +327,23 @@ def migrate_pages_scope(k: Kernel, plan) -> Scope:
     return Scope(int(queued.size) + locked + shared, already, skipped)
 
 
+def move_pages_scope(k: Kernel, plan) -> Scope:
+    """move_pages' lookup (plan_move_pages): entries already on their node, and those
+    that fail before any migration (-ENOENT, -EFAULT, -EACCES...). Entries from the
+    first bad node on are never tried."""
+    n = int(plan.status.size)
+    pre = ~plan.queue & (np.arange(n) < plan.stop)
+    return Scope(n, int((pre & (plan.status >= 0)).sum()),
+                 code_counts(plan.status[pre & (plan.status < 0)], k.era.name))
+
+
 def scope_of(k: Kernel, kind: str, args: tuple, kw: dict) -> Scope | None:
-    """The scope of a migration call from its own planning functions (None for calls
-    whose result carries it: move_pages' statuses, offline's report). Raises what the
-    call would raise for bad arguments."""
+    """The scope of a migration call from its own planning functions (None for
+    offline, whose report carries it, and a move_pages query). Raises what the call
+    would raise for bad arguments."""
     caller = kw.get("caller")
+    if kind == "move_pages" and len(args) > 2 and args[2] is not None:
+        return move_pages_scope(k, plan_move_pages(k, *args, caller=caller))
     if kind == "mbind":
         return mbind_scope(plan_mbind(k, *args, caller=caller))
     if kind == "migrate_pages":
@@ -484,5 +486,4 @@ def undo_gen(k: Kernel, rec: MoveRecord | None, *, chunk: int | None = None, job
 
 
 __all__ = ["RECORDED", "MoveBook", "MoveRecord", "Scope", "UndoPlan", "code_counts",
-           "plan_undo", "scope_of", "short_reason", "status_summary", "summary_line",
-           "undo_gen"]
+           "plan_undo", "scope_of", "short_reason", "summary_line", "undo_gen"]

@@ -251,16 +251,19 @@ def rows_codes(view: MachineView, starts: np.ndarray, counts: np.ndarray, zoom: 
         return np.zeros(0, np.int64), offsets
     pfn, valid = sample_frames(cstart, csize, zoom)
     kind, owner = view.frame_sample(pfn)
-    cls = classes_of(kind, owner, ptab).astype(np.int64)
-    first = cls[:, 0]
-    dom = first.copy()
-    same = cls == first[:, None]
+    # a sample's holder: its kind (< 256), or for anonymous memory 257 + its owner's
+    # pid; cells whose samples share one holder (most) take its class, the others count
+    # their samples' classes
+    anon = kind == K_ANON
+    holder = np.where(anon, owner.astype(np.int64) + 257, kind) if anon.any() else kind
+    dom = classes_of(kind[:, 0], owner[:, 0], ptab).astype(np.int64)
+    same = holder == holder[:, :1]
     if valid is not None:
         same |= ~valid
     mixed = np.flatnonzero(~same.all(1))
     if mixed.size:
         k = mixed.size
-        c = cls[mixed]
+        c = classes_of(kind[mixed], owner[mixed], ptab).astype(np.int64)
         if valid is not None:
             c = np.where(valid[mixed], c, NCLASS)
         key = np.arange(k, dtype=np.int64)[:, None] * (NCLASS + 1) + c
@@ -472,10 +475,13 @@ def fit_zoom(topo: Any, ncols: int, height: int, headers: bool = True) -> int:
     return lo
 
 
+FOLD_GAIN = 1.5  # folding must make cells this much finer (or make the map fit)
+
+
 def choose_fold(topo: Any, width: int, height: int) -> tuple[int, int, bool]:
     """(columns side by side, zoom, node headers) for a map of width x height cells:
-    one column unless folding into more shows the machine without scrolling at a
-    finer zoom (many zones, few lines)."""
+    one column unless folding into more shows the machine without scrolling where one
+    column cannot, or at a zoom FOLD_GAIN times finer (many zones, few lines)."""
     best = None
     for fold in range(1, 9):
         colw = (width - (fold - 1)) // fold
@@ -486,10 +492,12 @@ def choose_fold(topo: Any, width: int, height: int) -> tuple[int, int, bool]:
             break
         zoom = fit_zoom(topo, max(1, ncols), height * fold, headers)
         fits = layout_height(topo, max(1, ncols), zoom, headers) <= height * fold
-        key = (not fits, zoom, fold)
-        if best is None or key < best[0]:
-            best = (key, fold, zoom, headers)
-    return best[1], best[2], best[3]
+        if best is None:
+            best = (fits, zoom, fold, headers)
+            continue
+        if (fits and not best[0]) or (fits == best[0] and zoom * FOLD_GAIN <= best[1]):
+            best = (fits, zoom, fold, headers)
+    return best[2], best[1], best[3]
 
 
 class PageMap(ScrollView, can_focus=True):
@@ -626,15 +634,25 @@ class PageMap(ScrollView, can_focus=True):
         self._hooked = hooked_runs(self.view)
         self._gen += 1
         self.virtual_size = Size(max(1, width), self._rows)
-        cell = fmt_bytes(self.zoom * topo.page_size)
-        sampled = f", colour of {SAMPLE} sampled" if self.sampled else ""
-        cols = f" · {self.fold} columns" if self.fold > 1 else ""
-        self.border_title = (f"page frames · {self.zoom} frame{'s' if self.zoom > 1 else ''} "
-                             f"({cell}) a cell{sampled}{cols} · +/- zoom")
+        self.border_title = self.title_for(max(1, width) - 4)
         self.cursor = min(max(0, self.cursor), max(0, topo.nr_frames - 1))
         self._scroll_to_cursor()
         self.refresh()
         self.post_message(self.CursorMoved(self.cursor, self.zoom))
+
+    def title_for(self, width: int) -> str:
+        """The border title, its less important parts left out to fit `width`."""
+        cell = fmt_bytes(self.zoom * self.topo.page_size)
+        parts = [f"page frames · {self.zoom} frame{'s' if self.zoom > 1 else ''} ({cell}) "
+                 f"a cell", f"colour of {SAMPLE} sampled" if self.sampled else "",
+                 f"{self.fold} columns" if self.fold > 1 else "", "+/- zoom"]
+        for drop in (None, 1, 2, 3):
+            if drop is not None:
+                parts[drop] = ""
+            title = " · ".join(p for p in parts if p)
+            if len(title) <= width:
+                break
+        return title
 
     def on_resize(self, event: events.Resize) -> None:
         self.relayout()

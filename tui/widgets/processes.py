@@ -5,8 +5,8 @@ filterable by a substring.
 Columns follow their content and the table's width, never cutting a number: node
 columns hold exact page counts when they fit, else counts formatted to fit (131k),
 else (many nodes) one NODES column, a bar of one character per node, beside TOP, the
-node holding most of the process. UID goes first when room is short; LOCAL and
-POLICY always stay."""
+node holding most of the process, else TOP alone. UID goes first when room is short;
+LOCAL and POLICY always stay."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ from .cells import Num, sort_value
 from .tablediff import sync_rows
 
 BARS = " ▁▂▃▄▅▆▇█"
-MODES = ((True, "exact"), (False, "exact"), (False, "short"), (False, "bar"))
+MODES = ((True, "exact"), (False, "exact"), (False, "short"), (False, "bar"),
+         (False, "top"))
 
 
 def node_bar(per: Any, rss: int) -> Text:
@@ -75,8 +76,9 @@ class ProcessTable(DataTable):
         if uid:
             total += w("UID", [str(r.uid) for r in rows])
         total += w("RSS", [fmt_bytes(r.rss * ps) for r in rows])
-        if nodes == "bar":
-            total += w("NODES", ["x" * len(self._node_ids)])
+        if nodes in ("bar", "top"):
+            if nodes == "bar":
+                total += w("NODES", ["x" * len(self._node_ids)])
             total += w("TOP", [f"N{max(self._node_ids, default=0)} 100%"])
         else:
             fmt = str if nodes == "exact" else fmt_count
@@ -87,8 +89,8 @@ class ProcessTable(DataTable):
 
     def choose_mode(self, rows: list[ProcRow]) -> tuple[bool, str]:
         width = self.size.width
-        if not width:
-            return MODES[0]
+        if not width:  # hidden (the panels in front): keep what it shows
+            return self.mode or MODES[0]
         for mode in MODES:
             if self.widths(rows, mode) <= width:
                 return mode
@@ -106,6 +108,7 @@ class ProcessTable(DataTable):
         self.add_column("RSS", key="rss")
         if nodes == "bar":
             self.add_column("NODES", key="nodes")
+        if nodes in ("bar", "top"):
             self.add_column("TOP", key="top")
         else:
             for n in self._node_ids:
@@ -120,8 +123,9 @@ class ProcessTable(DataTable):
             cells.append(Num(r.uid))
         cells.append(Num(r.rss, fmt_bytes(r.rss * self._page_size)))
         if nodes == "bar":
-            cells += [node_bar(r.per_node, r.rss), top_node(self._node_ids, r.per_node,
-                                                            r.rss)]
+            cells.append(node_bar(r.per_node, r.rss))
+        if nodes in ("bar", "top"):
+            cells.append(top_node(self._node_ids, r.per_node, r.rss))
         else:
             fmt = str if nodes == "exact" else fmt_count
             cells += [Num(int(c), fmt(int(c))) for c in r.per_node]

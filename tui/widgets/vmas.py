@@ -1,7 +1,8 @@
 """A process's VMAs as numa_maps shows them: range, size, kind, flags, policy, RSS and
 pages per node (engine.views: vmas). Diff-updated; the row key is the VMA start in hex.
 Columns follow their content: node counts exact when they fit, else formatted to fit
-(81.9k), else a bar of one character per node; never cut."""
+(81.9k); on a narrow screen the range becomes its start (SIZE says the rest) and KIND
+and FLAGS go to the detail panel; then a bar of one character per node. Never cut."""
 
 from __future__ import annotations
 
@@ -27,44 +28,54 @@ class VmaTable(DataTable):
         self._node_ids: list[int] = []
         self.sort_column: str | None = None
         self.sort_reverse = False
-        self.mode: str | None = None  # exact | short | bar
+        self.mode: tuple[bool, str] | None = None  # (full columns, exact | short | bar)
         self._page_size = 4096
         self._rows: list[VmaRow] = []
 
-    def widths(self, rows: list[VmaRow], mode: str) -> int:
+    def widths(self, rows: list[VmaRow], mode: tuple[bool, str]) -> int:
         def w(label: str, vals: list[str]) -> int:
             return max([len(label)] + [len(v) for v in vals]) + 2 * self.cell_padding
 
+        full, nodes = mode
         ps = self._page_size
-        total = w("RANGE", [f"{r.start:x}-{r.end:x}" for r in rows])
+        if full:
+            total = w("RANGE", [f"{r.start:x}-{r.end:x}" for r in rows])
+            total += w("KIND", [r.kind for r in rows]) + w("FLAGS", [r.flags for r in rows])
+        else:
+            total = w("START", [f"{r.start:x}" for r in rows])
         total += w("SIZE", [fmt_bytes(r.end - r.start) for r in rows])
-        total += w("KIND", [r.kind for r in rows]) + w("FLAGS", [r.flags for r in rows])
         total += w("POLICY", [r.policy for r in rows])
         total += w("RSS", [fmt_bytes(r.rss * ps) for r in rows])
-        if mode == "bar":
+        if nodes == "bar":
             total += w("NODES", ["x" * len(self._node_ids)]) + w("TOP", ["N00 100%"])
         else:
-            fmt = str if mode == "exact" else fmt_count
+            fmt = str if nodes == "exact" else fmt_count
             for i, n in enumerate(self._node_ids):
                 total += w(f"N{n}", [fmt(int(r.per_node[i])) for r in rows])
         return total + 1
 
-    def choose_mode(self, rows: list[VmaRow]) -> str:
+    MODES = ((True, "exact"), (True, "short"), (False, "exact"), (False, "short"),
+             (False, "bar"))
+
+    def choose_mode(self, rows: list[VmaRow]) -> tuple[bool, str]:
         width = self.size.width
-        if not width:
-            return "exact"
-        for mode in ("exact", "short"):
+        if not width:  # hidden (the panels in front): keep what it shows
+            return self.mode or self.MODES[0]
+        for mode in self.MODES:
             if self.widths(rows, mode) <= width:
                 return mode
-        return "bar"
+        return self.MODES[-1]
 
-    def setup_columns(self, mode: str) -> None:
+    def setup_columns(self, mode: tuple[bool, str]) -> None:
         self.clear(columns=True)
         self.mode = mode
-        for label, key in (("RANGE", "range"), ("SIZE", "size"), ("KIND", "kind"),
-                           ("FLAGS", "flags"), ("POLICY", "policy"), ("RSS", "rss")):
+        full, nodes = mode
+        cols = [("RANGE", "range"), ("SIZE", "size"), ("KIND", "kind"), ("FLAGS", "flags"),
+                ("POLICY", "policy"), ("RSS", "rss")] if full else \
+            [("START", "range"), ("SIZE", "size"), ("POLICY", "policy"), ("RSS", "rss")]
+        for label, key in cols:
             self.add_column(label, key=key)
-        if mode == "bar":
+        if nodes == "bar":
             self.add_column("NODES", key="nodes")
             self.add_column("TOP", key="top")
         else:
@@ -72,15 +83,19 @@ class VmaTable(DataTable):
                 self.add_column(f"N{n}", key=f"N{n}")
 
     def row_cells(self, r: VmaRow) -> list[object]:
-        cells: list[object] = [Text(f"{r.start:x}-{r.end:x}"),
-                               Num(r.end - r.start, fmt_bytes(r.end - r.start)),
-                               Text(r.kind), Text(r.flags), Text(r.policy),
-                               Num(r.rss, fmt_bytes(r.rss * self._page_size))]
-        if self.mode == "bar":
+        full, nodes = self.mode
+        size = Num(r.end - r.start, fmt_bytes(r.end - r.start))
+        rss = Num(r.rss, fmt_bytes(r.rss * self._page_size))
+        if full:
+            cells: list[object] = [Text(f"{r.start:x}-{r.end:x}"), size, Text(r.kind),
+                                   Text(r.flags), Text(r.policy), rss]
+        else:
+            cells = [Text(f"{r.start:x}"), size, Text(r.policy), rss]
+        if nodes == "bar":
             cells += [node_bar(r.per_node, r.rss), top_node(self._node_ids, r.per_node,
                                                             r.rss)]
         else:
-            fmt = str if self.mode == "exact" else fmt_count
+            fmt = str if nodes == "exact" else fmt_count
             cells += [Num(int(c), fmt(int(c))) for c in r.per_node]
         return cells
 
