@@ -188,7 +188,7 @@ def job_outcome(m: Any, job: Any) -> tuple[str, bool]:
     rest did not (its MoveRecord), a daemon's what it migrated, a workload's how it
     ran; a failure names the errno."""
     rec = m.moves.of_job(job.id)
-    what = f"job {job.id} {job.name} {job.state}"
+    what = f"job {job.id} {job.state}"  # the line that follows names the call
     if job.name == "daemon" and job.owner is not None:
         return (f"{what}: {daemon_sentence(job.owner.report(), job.owner.state)}",
                 job.state != "failed")
@@ -199,7 +199,8 @@ def job_outcome(m: Any, job: Any) -> tuple[str, bool]:
     err = job.error
     if job.state == "done":
         line = summarize_result(job.result)
-        return what + (f": {line}" if line else ""), True
+        return f"job {job.id} {job.name} done" + (f": {line}" if line else ""), True
+    what = f"job {job.id} {job.name} {job.state}"
     if isinstance(err, OSError) and err.errno is not None:
         msg = f"{errno.errorcode.get(err.errno, err.errno)}: {err.strerror or err}"
     else:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from rich.text import Text
 
 import engine
 from engine.commands import execute
@@ -406,7 +407,12 @@ async def test_watchable_pace_named_in_the_title_and_fast_one_key_away():
         label = app.main_screen.query_one(".job-label")
         shown = str(label.render())
         assert "ETA" in shown and shown.startswith(f"#{jobs[0].id} migrate_pages ")
-        assert label.size.width >= len(shown) and shown in screen_text(app)  # not cut
+        text = screen_text(app)
+        assert label.size.width >= len(shown) and shown in text  # not cut
+        for w in app.main_screen.query("#pagemap, #inspector, #legend, #meters, #distances, "
+                                       "#jobs, #log, #procbox"):
+            title = Text.from_markup(w.border_title).plain
+            assert len(title) + 4 <= w.size.width and title in text, title
         await pilot.press("F")
         assert app.view.status().clock.label == "fast"
         await settle(pilot, app)
@@ -563,3 +569,30 @@ async def test_main_screen_picture(size, request):
         path.parent.mkdir(exist_ok=True)
         path.write_text(svg)
     assert svg == path.read_text(), f"{path} differs (NUMACON_SNAPSHOT_UPDATE=1 rewrites it)"
+
+
+async def test_readme_first_session():
+    """README's first session, key by key: p, down to java, m, 0, Enter; then u."""
+    app = NumaConsoleApp(pace="fast")
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pilot.pause()
+        row = next(r for r in app.view.processes() if r.pid == 103)
+        assert f"{row.locality:.0f}" == "10"
+        assert cell_text(table(app), "103", "local") == "10%"
+        await pilot.press("p", *["down"] * 5)
+        assert table(app).selected_pid() == 103
+        await pilot.press("m")
+        assert app.command_input().value == "migratepages 103 0,2 "
+        await pilot.press("0", "enter")
+        await settle(pilot, app)
+        assert log_text(app).splitlines()[-3:] == [
+            "> migratepages 103 0,2 0",
+            "job 1 (migrate_pages) runs in the foreground: c cancels; a line ending in & "
+            "runs in the background".replace("job 1", f"job {app.machine.finished_jobs[-1].id}"),
+            f"job {app.machine.finished_jobs[-1].id} done: migrate_pages: 73728 of 81920 "
+            f"pages moved (2→0: 73728): 8192 already in place"]
+        assert cell_text(table(app), "103", "local") == "100%"
+        await pilot.press("u")
+        await settle(pilot, app)
+        assert last_log(app).endswith("undo: 73728 of 73728 pages moved back (0→2: 73728)")
+        assert cell_text(table(app), "103", "local") == "10%"

@@ -615,7 +615,7 @@ def test_cli_run_script_and_jobs(tmp_path, capsys):
     rc = cli.main(["run", "--script", str(script)])
     out, err = capsys.readouterr()
     assert rc == 0, err
-    assert "N0=81920" in out and "move_pages done" in out and err == ""
+    assert "N0=81920" in out and "done: move_pages: " in out and err == ""
 
 
 def test_cli_bad_machine_file(tmp_path, capsys):

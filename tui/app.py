@@ -272,9 +272,9 @@ class NumaConsoleApp(App):
             self._watch[job.id] = job
             if not background and job.name not in SERVICES and not job.finished:
                 self.foreground = job
-                r = Result(r.ok, f"job {job.id} {job.name} runs in the foreground: its "
-                                 f"result follows (c cancels; a line ending in & runs in "
-                                 f"the background)", job=job)
+                r = Result(r.ok, f"job {job.id} ({job.name}) runs in the foreground: c "
+                                 f"cancels; a line ending in & runs in the background",
+                           job=job)
                 self._hold_command_line(job)
         log.result(r.text, r.ok)
         self._show_result(r.ok, r.text)

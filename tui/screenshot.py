@@ -16,11 +16,12 @@ from typing import Any
 
 async def shoot(path: str, machine: Any = None, size: tuple[int, int] = (160, 50),
                 commands: Sequence[str] = (), keys: Sequence[str] = (),
-                select_pid: int | None = None, cursor_pid: int | None = None) -> str:
+                select_pid: int | None = None, cursor_pid: int | None = None,
+                pace: str = "watch") -> str:
     """Run the app headless, apply commands and keys, save an SVG; returns its path."""
     from .app import NumaConsoleApp
 
-    app = NumaConsoleApp(machine, pace="fast")
+    app = NumaConsoleApp(machine, pace=pace)
     async with app.run_test(size=size) as pilot:
         await pilot.pause()
         if select_pid is not None:
@@ -56,6 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--size", default="160x50")
     ap.add_argument("--command", action="append", default=[])
     ap.add_argument("--keys", default="")
+    ap.add_argument("--pace", default="watch", choices=("watch", "fast"),
+                    help="the simulated clock (watch: the console's default)")
     ap.add_argument("--select", type=int, default=None, help="pid to select in the table")
     ap.add_argument("--cursor-pid", type=int, default=None,
                     help="put the map cursor on this process's first anonymous page")
@@ -66,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     w, h = (int(x) for x in a.size.lower().split("x"))
     keys = [k for k in a.keys.split(",") if k]
     print(asyncio.run(shoot(a.output, m, (w, h), a.command, keys, a.select,
-                              a.cursor_pid)))
+                              a.cursor_pid, a.pace)))
     return 0
 
 

@@ -61,7 +61,8 @@ def legend_text(view: Any, colors: PidColors | None = None, top: int = 9,
         t.append(MARK_GLYPHS[5] if d.hook else " ",
                  style=f"bold #ffffff on {CLASS_COLORS[C_PFNMAP]}")
         users = ", ".join(f"{pid} {name}" for pid, name in d.users) or "no process"
-        t.append(f" {d.name} ({d.kind}, node {d.node}): ")
+        kind = "" if d.kind == d.name else f"{d.kind}, "
+        t.append(f" {d.name} ({kind}node {d.node}): ")
         t.append(d.hook_text, style="bold #c9a227" if d.hook else DIM)
         t.append(f"; mapped by {users}", style=DIM)
     if note:
