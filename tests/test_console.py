@@ -24,7 +24,7 @@ from tui.screens.help import HelpScreen
 from tui.screens.main import MainScreen
 from tui.screens.process import ProcessScreen
 from tui.widgets.cmdline import CommandLine, candidates, split_line
-from tui.widgets.pagemap import M_HOOK, NCLASS, NMARK, PageMap
+from tui.widgets.pagemap import M_HOOK, M_ISOLATED, NCLASS, NMARK, PageMap
 from tui.widgets.processes import ProcessTable
 from tui.widgets.vmas import VmaTable
 
@@ -147,6 +147,18 @@ async def test_small_screen_command_line_results_undo_and_markup():
         await pilot.pause()
         names = {cell_text(table(app), str(p), "name") for p in m.pids}
         assert {"[/]", "[bold]x[/bold]"} <= names and app.is_running
+        odd = max(m.pids)
+        app.open_process(odd)  # its screen, title and detail: text too
+        await pilot.pause()
+        assert "[bold]x[/bold]" in str(app.screen.query_one("#pinfo").render())
+        await pilot.press("b")
+
+        # the filter takes every key as text too
+        main.action_filter()
+        await pilot.press("m", "u", "q", "w")
+        assert main.query_one("#filter").value == "muqw" and app.is_running
+        assert not main.has_class("-panels") and app.view.last_migration() is None
+        await pilot.press("escape")
 
         # m prefills, escape leaves it, `:` opens an empty line
         table(app).focus()
@@ -404,6 +416,10 @@ async def test_watchable_pace_named_in_the_title_and_fast_one_key_away():
         await pilot.pause()
         jobs = app.view.jobs()
         assert jobs and 0 < jobs[0].done < jobs[0].total  # still running: watchable
+        pm = pagemap(app)  # pages in flight are marked on the map
+        marks = {(int(c) // NCLASS) % NMARK for y in pm._visible_cell_rows()
+                 for c in pm._row_codes(y)}
+        assert M_ISOLATED in marks
         label = app.main_screen.query_one(".job-label")
         shown = str(label.render())
         assert "ETA" in shown and shown.startswith(f"#{jobs[0].id} migrate_pages ")
@@ -419,6 +435,7 @@ async def test_watchable_pace_named_in_the_title_and_fast_one_key_away():
         assert "(F: watchable)" in screen_text(app)
         await pilot.press("F")
         assert app.view.status().clock.label == "1/20 real time"
+        assert execute(app.machine, "clock").text.endswith(", 1/20 real time")
         await pilot.press("less_than_sign")
         assert app.view.status().clock.label == "1/100 real time"
         await pilot.press("greater_than_sign", "greater_than_sign", "greater_than_sign")

@@ -7,7 +7,7 @@ from ..runtime import access
 from ..runtime.experiment import compare_runs
 from ..runtime.workload import described, process_stats
 from ..units import fmt_ns
-from ..views import daemon_sentence, job_outcome
+from ..views import clock_label, daemon_sentence, job_outcome
 from .core import Result, command
 from .spec import (
     Arg,
@@ -31,8 +31,8 @@ from .spec import (
 PID = Arg("PID", pid, "pid")
 
 
-@command("clock", "simulated time: show it, pause jobs, run at X times real time, or as fast "
-         "as possible", Spec(Arg("pause|resume|fast|speed", choice("pause", "resume", "fast",
+@command("clock", "simulated time: show it, pause jobs, run at X times real time (0.05: "
+         "1/20 of real time, slow motion), or as fast as possible", Spec(Arg("pause|resume|fast|speed", choice("pause", "resume", "fast",
                                                                   "speed"), optional=True,
                                  name="verb"),
                              Arg("X", number("speed"), optional=True, name="speed")))
@@ -50,8 +50,8 @@ def _clock(m, a, bg):
         ctl.set_speed(a.speed)
     if a.speed is not None and a.verb != "speed":
         raise CommandError("clock: a number goes with speed")
-    return Result(True, f"clock {fmt_ns(m.clock)} ({m.clock} ns), {ctl.describe()}",
-                  value=m.clock)
+    return Result(True, f"clock {fmt_ns(m.clock)} ({m.clock} ns), "
+                        f"{clock_label(ctl.mode, ctl.speed, ctl._resume_mode)}", value=m.clock)
 
 
 @command("cancel", "cancel a running job", Spec(Arg("JOB", integer("job"), "job")))

@@ -5,7 +5,6 @@ nodes fit in a few lines."""
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Any
 
 from rich.text import Text
@@ -44,20 +43,17 @@ class NodeMeters(Static):
 
     def __init__(self, *args: Any, history: int = 10, **kw: Any) -> None:
         super().__init__(*args, **kw)
-        self._hist: dict[int, deque] = {}
         self._len = history
 
     def reset(self) -> None:
-        self._hist.clear()
+        pass
 
     def show(self, view: Any) -> None:
+        """The history is the engine's timeline, in simulated time (none yet: now)."""
         stats = view.node_stats()
         hist = view.free_history(self._len)
-        if hist is None:  # no timeline samples yet: sample at our own redraws
-            for st in stats:
-                h = self._hist.setdefault(st.id, deque(maxlen=self._len))
-                h.append(st.free / st.managed if st.managed else 0.0)
-            hist = {k: list(v) for k, v in self._hist.items()}
+        if hist is None:
+            hist = {st.id: [st.free / st.managed if st.managed else 0.0] for st in stats}
         width = self.content_size.width or 52
         quiet_update(self, meters_text(stats, view.topology().page_size, hist, width))
 
