@@ -45,8 +45,15 @@ def title_text(view: Any, paused: bool = False, extra: str = "", width: int = 20
 
 
 class TitleBar(Static):
-    """One line about the machine."""
+    """One line about the machine, fitted to its width."""
+
+    _args: tuple | None = None
 
     def show(self, view: Any, paused: bool = False, extra: str = "") -> None:
-        width = self.size.width or 200
+        self._args = (view, paused, extra)
+        width = self.size.width or self.app.size.width
         quiet_update(self, title_text(view, paused, extra, width), fixed_height=True)
+
+    def on_resize(self) -> None:
+        if self._args is not None:
+            self.show(*self._args)
