@@ -613,3 +613,21 @@ async def test_readme_first_session():
         await settle(pilot, app)
         assert last_log(app).endswith("undo: 73728 of 73728 pages moved back (0→2: 73728)")
         assert cell_text(table(app), "103", "local") == "10%"
+
+
+def test_undo_follows_a_page_moved_twice_in_one_call():
+    """move_pages with a page listed again in a later batch moves it twice: the record
+    follows it to its last frame and undo sends it to the node it started on."""
+    m = engine.Machine.default()
+    v = m.process(103).vmas[0]
+    a, b = v.start, v.start + m.page_size
+    before = m.move_pages(103, [a, b], None)
+    with m.moves.recording(m, "move_pages", (103, [a, b, a], [1, 1, 3], 2)) as rec:
+        st = m.move_pages(103, [a, b, a], [1, 1, 3], 2)
+    assert list(st) == [1, 1, 3] and rec.moved == 2
+    assert rec.summary(st).startswith("move_pages: 2 of 3 pages moved (") and \
+        rec.summary(st).endswith("; ret 0") and "not attempted" not in rec.summary(st)
+    assert rec.pairs == {(int(before[0]), 3): 1, (int(before[1]), 1): 1}
+    r = m.undo()
+    assert r["pages"] == 2 and list(m.move_pages(103, [a, b], None)) == list(before)
+    m.check()

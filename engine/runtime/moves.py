@@ -166,6 +166,7 @@ class MoveRecord:
         self.pairs: Counter = Counter()  # (origin node, node now) -> pages
         self.hooks: Counter = Counter()  # driver -> frames its hook relocated
         self.failures: Counter = Counter()  # short reason -> pages that failed in the end
+        self.steps = 0  # single moves made (a page moved twice makes two)
         self.fail_codes = np.zeros(0, np.int64)
 
     def __repr__(self) -> str:
@@ -195,7 +196,8 @@ class MoveRecord:
             src = np.concatenate([s for _q, s, _d, _v in self._moves])
             dst = np.concatenate([d for _q, _s, d, _v in self._moves])
             drv = np.concatenate([np.full(s.size, v, np.int64) for _q, s, _d, v in self._moves])
-            final, origin = _follow(src, dst, k.node_of(src))
+            self.steps = int(src.size)
+            final, origin = _follow(src, dst, k.node_of(src), k.nr_frames)
             self.frame, self.origin, self.driver = dst[final], origin[final], drv[final]
             f = k.f
             self.ident = np.stack([f.kind[self.frame].astype(np.int64),
@@ -233,7 +235,7 @@ class MoveRecord:
             reasons.update(sc.skipped)
             considered = sc.considered + hooked
             already = sc.already
-            unattempted = max(0, considered - self.moved - already - sum(reasons.values()))
+            unattempted = max(0, considered - self.steps - already - sum(reasons.values()))
         verb = "moved back" if self.kind == "undo" else "moved"
         line = summary_line(self.kind, self.moved, considered, pairs=self.pairs,
                             hooks=self.hooks, already=already, reasons=reasons,
@@ -243,12 +245,16 @@ class MoveRecord:
         return line
 
 
-def _follow(src: np.ndarray, dst: np.ndarray, src_node: np.ndarray
+def _follow(src: np.ndarray, dst: np.ndarray, src_node: np.ndarray, nr_frames: int
             ) -> tuple[np.ndarray, np.ndarray]:
     """Moves in order (src[i] -> dst[i]); a move whose source is the frame an earlier
     move (the latest one before it) left a page on continues that page. Returns (mask
     of the moves that are a page's last, the node each move's page came from first)."""
     n = src.size
+    seen = np.zeros(nr_frames, bool)
+    seen[dst] = True
+    if not seen[src].any():  # no page moved twice (the usual case): one pass, no sort
+        return np.ones(n, bool), src_node
     order = np.argsort(dst, kind="stable")  # by frame, then by time
     key = dst[order] * n + order
     q = src * n + np.arange(n)
