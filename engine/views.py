@@ -38,15 +38,21 @@ way. Every change goes through engine.commands.execute; nothing here writes.
                                      pages, RSS, pages per node
       v.vma_at(pid, addr) -> VmaRow | None
       v.vma_frames(pid, start) -> PFNs     the frames a VMA maps (to mark them)
-      v.node_counts() -> NodeCounts  pages per node of every VMA, counted a slice at
-                                     a time (the console's frame budget)
+      v.vma_ranges(pid) -> [(start, end)]
+      v.node_counts() -> counts      pages per node of every VMA, counted a slice at a
+                                     time (the console's frame budget): counts.stale(),
+                                     .busy, .step(budget_s), .run(), .process(pid,
+                                     anon_only); handed back to processes/vmas/vma_at
     runtime
       v.jobs() -> [JobInfo]          running jobs: id, name, done, total, its line
-      v.job_outcome(job) -> (text, ok)  a finished job's result in one line
-      v.workloads(pid) / v.daemons()   ids, pids, states
+      v.job_line(job), v.job_outcome(job) -> (text, ok)   a finished job in one line
+      v.workloads(pid) / v.daemons()   (id, pid, state) of the running ones
       v.last_migration() -> (kind, job id, pages) | None   what `undo` reverses
       v.zone_names(node), v.driver_names(), v.job_ids(), v.pids(), v.nodes()
                                      (completion)
+
+VIEW_API names every method; another backend provides them all (tests check
+MachineView does)
 
 Pages per node and the status summary are counted with arrays: no Python loop per
 page (statuses as counts per node and errno, the results of migrations from the
@@ -80,13 +86,19 @@ from .mm.state import VMA, Kernel
 from .nodemask import nodes_str
 from .units import fmt_ns
 
-__all__ = ["MachineView", "Topology", "NodeInfo", "ZoneInfo", "Status", "ClockInfo",
+__all__ = ["VIEW_API", "MachineView", "Topology", "NodeInfo", "ZoneInfo", "Status", "ClockInfo",
            "NodeStat", "DriverInfo", "ProcRow", "VmaRow", "JobInfo", "NodeCounts",
            "K_FREE", "K_KERNEL", "K_ANON", "K_FILE", "K_PFNMAP", "K_OFFLINE", "KIND_NAMES",
            "MARK_MLOCKED", "MARK_PINNED", "MARK_ISOLATED", "fmt_bytes", "fmt_count",
            "fmt_pages", "clock_label", "daemon_sentence", "job_outcome", "status_counts", "status_counts_text",
            "summarize_result", "pages_per_node", "resident_pages"]
 
+VIEW_API = ("topology", "status", "node_stats", "free_history", "frame_sample",
+            "frame_range", "frame_flags", "describe_frame", "cell_summary", "frame_owner",
+            "zone_at", "driver_at", "drivers", "processes", "process", "vmas", "vma_at",
+            "vma_frames", "vma_ranges", "node_counts", "jobs", "job_line", "job_outcome",
+            "workloads", "daemons", "last_migration", "zone_names", "driver_names",
+            "job_ids", "pids", "nodes")
 KUSE_NAMES = {0: "memmap", 1: "slab", 2: "page tables", 3: "zero page"}
 MARK_MLOCKED = int(PG_mlocked)
 MARK_PINNED = int(PG_pinned)

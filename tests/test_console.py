@@ -631,3 +631,20 @@ def test_undo_follows_a_page_moved_twice_in_one_call():
     r = m.undo()
     assert r["pages"] == 2 and list(m.move_pages(103, [a, b], None)) == list(before)
     m.check()
+
+
+def test_the_console_reads_only_the_view_api():
+    """tui/ never touches frame arrays, page tables or the machine's private books:
+    every name it reads of a machine goes through engine.views (issue 12, item 7)."""
+    from engine.views import VIEW_API
+
+    view = MachineView(engine.Machine.default())
+    assert all(callable(getattr(view, name)) for name in VIEW_API)
+    forbidden = re.compile(r"\.f\.|\bm\.f\b|\.pte|\bmappings\b|drivers_map|\bprocs\b|"
+                           r"zero_pfn|nodes_list|\.traffic\b|\.clockctl|\.moves\b|"
+                           r"\bfind_vma\b|\.vmas\b(?!\()|\.pt\b")
+    hits = [f"{p.relative_to(ROOT)}:{i}: {line.strip()}"
+            for p in sorted((ROOT / "tui").rglob("*.py"))
+            for i, line in enumerate(p.read_text().splitlines(), 1)
+            if forbidden.search(line) and not line.lstrip().startswith(("#", "from "))]
+    assert hits == []
