@@ -65,7 +65,8 @@ def _css_paths() -> list[Path]:
 class NumaConsoleApp(App):
     """The numacon console. `machine` is the engine Machine it shows; pace "watch"
     (default: WATCH_SPEED) or "fast" (tests) sets the simulated clock of each machine
-    it adopts."""
+    it adopts; view_factory(machine) gives the view API it draws from (engine.views.
+    MachineView, or another backend's object with the same methods: VIEW_API)."""
 
     TITLE = "numacon"
     CSS_PATH = _css_paths()
@@ -104,10 +105,11 @@ class NumaConsoleApp(App):
     ]
 
     def __init__(self, machine: Any = None, *, sweep: str | None = None,
-                 pace: str = "watch", **kw: Any) -> None:
+                 pace: str = "watch", view_factory: Any = MachineView, **kw: Any) -> None:
         super().__init__(**kw)
         self._sweep_path = sweep  # results to open at start (numacon sweep --show FILE.csv)
         self.pace = pace
+        self.view_factory = view_factory  # machine -> its view API (another backend's)
         self.machine: Any = None
         self.view: MachineView
         self.paused = False
@@ -132,7 +134,7 @@ class NumaConsoleApp(App):
             for jid in self.view.job_ids():
                 execute(old, f"cancel {jid}")
         self.machine = m
-        self.view = MachineView(m)
+        self.view = self.view_factory(m)
         self.node_counts = self.view.node_counts()
         m.listeners.append(self._on_change)
         if self.pace == "watch" and self.view.status().clock.mode == "fast":
