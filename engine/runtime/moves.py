@@ -160,9 +160,10 @@ class MoveRecord:
         self.finished = False
         # after finish(): one entry per page moved, at its last frame
         self.frame = np.zeros(0, np.int64)
-        self.origin = np.zeros(0, np.int64)
-        self.driver = np.zeros(0, np.int64)  # index in self.drivers, -1: the migration core
-        self.ident = np.zeros((3, 0), np.int64)  # kind, mapping, index of the frame then
+        self.origin = np.zeros(0, np.int32)
+        self.driver = np.zeros(0, np.int16)  # index in self.drivers, -1: the migration core
+        self.ident = np.zeros((3, 0), np.int32)  # kind, mapping, index of the frame then
+        self.n_moved = 0
         self.pairs: Counter = Counter()  # (origin node, node now) -> pages
         self.hooks: Counter = Counter()  # driver -> frames its hook relocated
         self.failures: Counter = Counter()  # short reason -> pages that failed in the end
@@ -198,11 +199,14 @@ class MoveRecord:
             drv = np.concatenate([np.full(s.size, v, np.int64) for _q, s, _d, v in self._moves])
             self.steps = int(src.size)
             final, origin = _follow(src, dst, k.node_of(src), k.nr_frames)
-            self.frame, self.origin, self.driver = dst[final], origin[final], drv[final]
+            self.frame = dst[final]
+            self.origin = origin[final].astype(np.int32)
+            self.driver = drv[final].astype(np.int16)
+            self.n_moved = int(self.frame.size)
             f = k.f
-            self.ident = np.stack([f.kind[self.frame].astype(np.int64),
-                                   f.mapping[self.frame].astype(np.int64),
-                                   f.index[self.frame].astype(np.int64)])
+            self.ident = np.stack([f.kind[self.frame].astype(np.int32),
+                                   f.mapping[self.frame].astype(np.int32),
+                                   f.index[self.frame].astype(np.int32)])
             self.pairs = Counter(pair_counts(self.origin, k.node_of(self.frame)))
             hv, hc = distinct_counts(drv[drv >= 0])
             self.hooks = Counter({self.drivers[v]: int(c) for v, c in zip(hv.tolist(),
@@ -220,7 +224,16 @@ class MoveRecord:
 
     @property
     def moved(self) -> int:
-        return int(self.frame.size)
+        return self.n_moved
+
+    def drop_pages(self) -> None:
+        """Forget the pages (what undo needs), keep the counts (what the result says):
+        only the last record can be undone."""
+        self.frame = np.zeros(0, np.int64)
+        self.origin = np.zeros(0, np.int32)
+        self.driver = np.zeros(0, np.int16)
+        self.ident = np.zeros((3, 0), np.int32)
+        self.fail_codes = np.zeros(0, np.int64)
 
     # -------------------------------------------------------------- the one line
     def summary(self, result: Any = None) -> str:
@@ -395,6 +408,8 @@ class MoveBook:
     def end(self, k: Kernel, rec: MoveRecord) -> None:
         rec.finish(k)
         if not rec.query:
+            if self.last is not None and self.last is not rec:
+                self.last.drop_pages()
             self.last = rec
         if rec.job_id is not None:
             self.by_job[rec.job_id] = rec
