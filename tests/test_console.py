@@ -648,3 +648,34 @@ def test_the_console_reads_only_the_view_api():
             for i, line in enumerate(p.read_text().splitlines(), 1)
             if forbidden.search(line) and not line.lstrip().startswith(("#", "from "))]
     assert hits == []
+
+
+def test_smaller_points_ps_offline_bench_labels(capsys):
+    """`ps` in numacon run has the per-node columns its help promises, in one unit;
+    `offline` suggests a command that exists; bench labels say what ran."""
+    from tools import bench
+    from tui import cli
+
+    assert cli.main(["run", "-c", "ps"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[:9] == ["PID", "UID", "NODE", "NAME", "RSS", "N0", "N1", "N2", "N3"]
+    assert "(memory in MiB)" in out[0]
+    java = next(ln for ln in out if " java " in ln).split()
+    assert java[4:9] == ["320.0", "32.0", "0.0", "288.0", "0.0"]  # 81920 pages, 4 KiB
+    m = engine.Machine.default()
+    r = execute(m, "offline 0 DMA")
+    assert not r.ok and "offline_block INDEX; `blocks` lists them" in r.text
+    assert execute(m, "blocks").text.splitlines()[2].split()[:4] == ["1", "online", "0",
+                                                                     "DMA32"]
+    assert execute(m, "offline_block 2").text.startswith("memory2 offline: migrated")
+    assert execute(m, "online_block 2").text == "memory2 online: 32768 pages"
+    det = {"page_size": 4096, "move_pages_n": 1 << 17, "migrate_pages_n": 1 << 19,
+           "key_latency": {"job_pages": 1 << 17}}
+    labels = {k: bench.figure_label(k, w, det, 0.125) for k, w, _, _ in bench.FIGURES}
+    assert labels["move_pages_pps"] == \
+        "move_pages, one call, 128 Ki random pages to random nodes"
+    assert labels["migrate_pages_pps"] == \
+        "migrate_pages, a whole 2 GiB process to another node"
+    assert labels["offline_s"] == "offline the 2 GiB Movable zone, 75 % used"
+    assert labels["key_latency_ms"] == \
+        "key press to visible change while a 128 Ki-page job runs"
