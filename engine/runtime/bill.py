@@ -17,16 +17,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..constants import (
-    EACCES,
-    EAGAIN,
     EBUSY,
-    EFAULT,
     EINVAL,
     EIO,
-    ENODEV,
-    ENOENT,
-    ENOMEM,
-    EPERM,
     oserror,
 )
 from ..mm.memory_hotplug import plan_blocks, zone_offline_blocks
@@ -42,24 +35,12 @@ from ..mm.move_pages import UNWRITTEN, finish, plan_move_pages
 from ..mm.state import Kernel, drive
 from ..units import fmt_ns, fmt_size
 from ..vec import pair_counts
-from .moves import MoveRecord, plan_undo, undo_control
+from .moves import MoveRecord, plan_undo, reason_text, undo_control
 
 KINDS = ("move_pages", "migrate_pages", "mbind", "offline", "undo")
-REASONS = {
-    -EACCES: "-EACCES shared (mapped by more than one process, no MPOL_MF_MOVE_ALL)",
-    -EBUSY: "-EBUSY off the LRU or already isolated (under migration)",
-    -EAGAIN: "-EAGAIN pinned (a long-term pin keeps the refcount from freezing)",
-    -EFAULT: "-EFAULT zero page, no VMA, or a VM_PFNMAP/VM_IO mapping",
-    -ENOENT: "-ENOENT not present (never touched)",
-    -ENOMEM: "-ENOMEM no free frame on the target node",
-    -EPERM: "-EPERM mlocked (2.6.16/17 try_to_unmap refuses VM_LOCKED)",
-    -ENODEV: "-ENODEV target node has no memory",
-}
-
-
 def reason(code: int) -> str:
-    """The bill's and the console's name of a failure code."""
-    return REASONS.get(int(code), f"-{_errno.errorcode.get(-int(code), str(-int(code)))}")
+    """The bill's name of a failure code (engine/runtime/moves.py holds the table)."""
+    return reason_text(code, long=True)
 
 
 def count_reasons(codes: np.ndarray) -> Counter:

@@ -65,20 +65,38 @@ GONE = "gone since (freed, reused, or moved again)"
 HOME = "already on their node"
 
 
+# a failure code: (the one-line results' name, the bill's); {era}: the era's name
+REASONS = {
+    -EACCES: ("-EACCES (shared, no MPOL_MF_MOVE_ALL)",
+              "-EACCES shared (mapped by more than one process, no MPOL_MF_MOVE_ALL)"),
+    -EBUSY: ("-EBUSY (isolated by another migration, or off the LRU)",
+             "-EBUSY off the LRU or already isolated (under migration)"),
+    -EAGAIN: ("-EAGAIN (pinned)",
+              "-EAGAIN pinned (a long-term pin keeps the refcount from freezing)"),
+    -EFAULT: ("-EFAULT (zero page, no VMA, or PFN-mapped)",
+              "-EFAULT zero page, no VMA, or a VM_PFNMAP/VM_IO mapping"),
+    -ENOENT: ("-ENOENT (not present)", "-ENOENT not present (never touched)"),
+    -ENOMEM: ("-ENOMEM (no free frame on the target node)",
+              "-ENOMEM no free frame on the target node"),
+    -EPERM: ("-EPERM (mlocked, era {era})",
+             "-EPERM mlocked (2.6.16/17 try_to_unmap refuses VM_LOCKED)"),
+    -ENODEV: ("-ENODEV (node without memory)", "-ENODEV target node has no memory"),
+}
+
+
+def reason_text(code: int, long: bool = False, era: str = "") -> str:
+    """A failure code as the one-line results (or, long, the bill) name it."""
+    code = int(code)
+    hit = REASONS.get(code)
+    if hit is None:
+        return f"-{_errno.errorcode.get(-code, str(-code))}"
+    text = hit[1] if long else hit[0]
+    return text.format(era=era) if era else text.replace(", era {era}", "")
+
+
 def short_reason(code: int, era: str = "") -> str:
     """A failure code as the one-line results name it."""
-    code = int(code)
-    text = {
-        -EACCES: "-EACCES (shared, no MPOL_MF_MOVE_ALL)",
-        -EBUSY: "-EBUSY (isolated by another migration, or off the LRU)",
-        -EAGAIN: "-EAGAIN (pinned)",
-        -EFAULT: "-EFAULT (zero page, no VMA, or PFN-mapped)",
-        -ENOENT: "-ENOENT (not present)",
-        -ENOMEM: "-ENOMEM (no free frame on the target node)",
-        -EPERM: f"-EPERM (mlocked, era {era})" if era else "-EPERM (mlocked)",
-        -ENODEV: "-ENODEV (node without memory)",
-    }.get(code)
-    return text or f"-{_errno.errorcode.get(-code, str(-code))}"
+    return reason_text(code, False, era)
 
 
 def code_counts(codes: np.ndarray, era: str = "") -> Counter:
@@ -506,5 +524,5 @@ def undo_gen(k: Kernel, rec: MoveRecord | None, *, chunk: int | None = None, job
             "text": f"undo: {moved} of {plan.scope.considered} pages moved back"}
 
 
-__all__ = ["RECORDED", "MoveBook", "MoveRecord", "Scope", "UndoPlan", "code_counts",
-           "plan_undo", "scope_of", "short_reason", "summary_line", "undo_gen"]
+__all__ = ["REASONS", "RECORDED", "MoveBook", "MoveRecord", "Scope", "UndoPlan", "code_counts",
+           "plan_undo", "reason_text", "scope_of", "short_reason", "summary_line", "undo_gen"]
