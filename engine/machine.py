@@ -319,11 +319,12 @@ class Machine(Kernel):
         return d.run_gen(chunk=chunk, job=job)
 
     def _bill_job(self, b: Bill | None = None, *, chunk=None, job=None):
-        """`m.start("bill", bill)` makes the billed call (default: the last bill)."""
+        """`m.start("bill", bill)` makes the billed call (default: the last bill), in
+        the bill's own chunks (a job's batch would change what the bill predicted)."""
         b = b if b is not None else self.bills.last
         if b is None:
             raise oserror(EINVAL, "bill: no bill to run (make one with --dry-run first)")
-        return b.run_gen(self, self.job_generators()[b.kind], chunk=chunk, job=job)
+        return b.run_gen(self, self.job_generators()[b.kind], job=job)
 
     def _job(self, name: str, args, kw, batch: int | None) -> Job:
         gens = self.job_generators()

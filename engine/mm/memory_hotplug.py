@@ -58,11 +58,9 @@ from ..constants import (
     PG_pinned,
     oserror,
 )
-from ..vec import distinct, distinct_counts
-from .cost import migrate_cost_ns
-from .drivers import relocate
+from ..vec import distinct, value_counts
 from .migrate import Execute, MigrateControl, Outcome, PairRun, Rehearse, run_pairs
-from .page_alloc import ZoneBooks, zone_takes, zonelist
+from .page_alloc import ZoneBooks, zonelist
 from .rmap import for_each_mapping
 from .state import Kernel, Zone, compute_watermarks, drive
 
@@ -215,7 +213,7 @@ def find_blockers(k: Kernel, pfns: np.ndarray) -> list[dict]:
     out = []
     kern = pfns[kind == K_KERNEL]
     if kern.size:
-        uses = Counter(dict(zip(*(x.tolist() for x in distinct_counts(f.mapping[kern])))))
+        uses = value_counts(f.mapping[kern])
         detail = ", ".join(f"{KUSE_NAMES.get(u, 'kernel')} {n}" for u, n in sorted(uses.items()))
         out.append({"kind": "kernel", "what": "kernel", "pages": int(kern.size),
                     "detail": detail})
@@ -358,19 +356,9 @@ def _movable(k: Kernel, pfns: np.ndarray) -> np.ndarray:
     return pfns[(kind == K_ANON) | (kind == K_FILE)]
 
 
-def _relocation_takes(k: Kernel, books: ZoneBooks, d, mask: np.ndarray) -> Counter:
-    """What relocate() will take for a hooked driver's frames inside the blocks:
-    the same allocator walk over the rehearsal's books (its own node's zonelist, not
-    movable, down to min). Returns frames per node."""
-    idx, pfns = d.backing.present()
-    inside = mask[pfns // k.block_pages]
-    to: Counter = Counter()
-    if inside.any():
-        node = int(k.node_of(pfns[inside][:1])[0])
-        for zid, c in zone_takes(k, books, int(inside.sum()), zonelist(k, node),
-                                 movable=False, wmark="min"):
-            to[k.zones[zid].node] += c
-    return to
+def _stay(node: int) -> int:
+    """Hot-remove's relocation target: the same node, outside the blocks."""
+    return node
 
 
 def _round(k: Kernel, ex, blks: list[int], pfns: np.ndarray, src: int, chunk, job,
@@ -382,19 +370,7 @@ def _round(k: Kernel, ex, blks: list[int], pfns: np.ndarray, src: int, chunk, jo
     mask = _block_mask(k, blks)
     for d in _hooked_drivers(k, pfns):
         rec = drivers.setdefault(d.name, {"frames": 0, "to": {}})
-        if isinstance(ex, Rehearse):
-            to = _relocation_takes(k, ex.books(), d, mask)
-            ex.time_ns += sum(migrate_cost_ns(k, np.full(c, src), np.full(c, n))
-                              for n, c in to.items())
-        else:
-            _idx, before = d.backing.present()
-            t0 = k.clock
-            relocate(k, d, lambda n: n, avoid_blocks=mask)
-            _idx, after = d.backing.present()
-            moved = after != before
-            to = Counter(dict(zip(*(x.tolist() for x in distinct_counts(
-                k.node_of(after[moved]))))))
-            ex.time_ns += k.clock - t0
+        to = ex.relocate(d, _stay, avoid_blocks=mask)
         rec["frames"] += sum(to.values())
         for n, c in to.items():
             rec["to"][n] = rec["to"].get(n, 0) + c
@@ -412,16 +388,16 @@ def _round(k: Kernel, ex, blks: list[int], pfns: np.ndarray, src: int, chunk, jo
 # ----------------------------------------------------------------- the rehearsal
 
 class OfflineRehearsal(Rehearse):
-    """A rehearsal that also sees the blocks isolated and keeps the drivers' time."""
+    """A rehearsal that also sees the blocks isolated (start_isolate_page_range())."""
 
     def __init__(self, k: Kernel, blks: list[int]):
         books = ZoneBooks(k)
         for b in blks:
             s_, e_ = block_range(k, b)
             z = block_zone(k, b)
-            books.iso[z.zid] += _free_in(k, s_, e_)  # start_isolate_page_range()
+            books.iso[z.zid] += _free_in(k, s_, e_)
         super().__init__(k, books)
-        self.time_ns = 0
+        self.isolated_blocks = _block_mask(k, blks)
 
 
 def offline_plan(k: Kernel, node: int, zone: str, *, chunk: int | None = None) -> dict:
@@ -443,7 +419,7 @@ def plan_blocks(k: Kernel, blks: list[int], label: str, *, chunk: int | None = N
     drivers: dict = {}
     out = drive(_round(k, ex, blks, pfns, src, chunk, None, drivers))
     ok = out.result >= 0
-    moves = Counter(dict(zip(*(x.tolist() for x in distinct_counts(out.result[ok])))))
+    moves = value_counts(out.result[ok])
     unplaced = int((out.result == -ENOMEM).sum())
     plan = {"label": label, "node": src, "zone": z.name, "blocks": list(blks),
             "pages": int(ok.sum()), "moves": dict(sorted(moves.items())),
@@ -539,14 +515,6 @@ def describe_result(r: dict) -> str:
     return s + f"; {r['time_ns'] / 1e6:.3f} ms"
 
 
-class _OfflineExecute(Execute):
-    """The call's executor; it keeps the drivers' relocation time as the rehearsal does."""
-
-    def __init__(self, k: Kernel, hold: bool):
-        super().__init__(k, hold)
-        self.time_ns = 0
-
-
 def _evacuate(k: Kernel, blks: list[int], pfns: np.ndarray, src: int, label: str,
               chunk: int | None, job) -> OfflineGen:
     """The offline_pages() loop: rescan, relocate hooked driver frames, migrate the
@@ -575,11 +543,11 @@ def _evacuate(k: Kernel, blks: list[int], pfns: np.ndarray, src: int, label: str
             job.rounds = state["rounds"]
             job.done = moved
             job.total = moved + nmov
-        out: Outcome = yield from _round(k, _OfflineExecute(k, hold=bool(chunk)), blks,
+        out: Outcome = yield from _round(k, Execute(k, hold=bool(chunk)), blks,
                                          pfns, src, chunk, job, drivers)
         res = out.result
         ok = res >= 0
-        moves.update(dict(zip(*(x.tolist() for x in distinct_counts(res[ok])))))
+        moves.update(value_counts(res[ok]))
         if job is not None:
             # a retried page counts once
             job.done = sum(moves.values()) + sum(d["frames"] for d in drivers.values())
