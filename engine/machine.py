@@ -394,8 +394,19 @@ class Machine(Kernel):
 
     def run_bill(self, b: Bill | None = None):
         """Make the billed call (default: the last bill) and record the outcome in the
-        bill; returns the call's result or raises its error."""
-        return self.run(self._bill_job(b))
+        bill; returns the call's result or raises its error. A bill made for a job
+        (with a chunk) runs as that job, stepped here to its end."""
+        b = b if b is not None else self.bills.last
+        if b is None or b.chunk is None:
+            return self.run(self._bill_job(b))
+        if b.endless:
+            raise oserror(EINVAL, "bill: this job would retry until cancelled; start it "
+                                  "as a job (`bill run` in the console) and cancel it")
+        job = self.start_sync("bill", b)
+        self.run_jobs([job])
+        if job.error is not None:
+            raise job.error
+        return job.result
 
     @property
     def last_bill(self) -> Bill | None:

@@ -21,6 +21,7 @@ from ..constants import (
     EAGAIN,
     EBUSY,
     EFAULT,
+    EINTR,
     EINVAL,
     EIO,
     ENODEV,
@@ -84,6 +85,7 @@ class Bill:
     predicted_ns: int = 0
     ret: int | None = None  # predicted return value (move_pages ret, migrate_pages left)
     error: tuple | None = None  # predicted whole-call error: (errno, message)
+    endless: bool = False  # a job that would retry until cancelled (offline, modern)
     status: np.ndarray | None = None  # move_pages: predicted status per entry
     notes: list = field(default_factory=list)
     actual: dict | None = None
@@ -155,6 +157,10 @@ class Bill:
             result = yield from call(*self.args, chunk=self.chunk, job=job, **self.kwargs)
         except OSError as e:
             err = e
+        except GeneratorExit:
+            # cancelled at a batch boundary: what moved until then is the outcome
+            self._record(k, None, oserror(EINTR, "cancelled"), t0, tr0)
+            raise
         self._record(k, result, err, t0, tr0)
         if err is not None:
             raise err
@@ -310,6 +316,11 @@ def bill_offline(k: Kernel, node: int, zone: str, *, chunk: int | None = None) -
             sum(x["pages"] for x in plan["blockers"])
         b.error = (EBUSY, "the zone has pages that cannot move: "
                           + "; ".join(x["what"] for x in plan["blockers"]))
+    elif plan["error"] is not None:
+        _error(b, plan["error"])
+    b.endless = plan["endless"]
+    if b.endless:
+        b.notes.append("the job retries until cancelled: nothing it waits for changes")
     b.failures.update(count_reasons(plan["outcome"].result))
     b.notes.extend(plan["text"].splitlines()[1:-1])  # the rehearsal's own lines
     return b
