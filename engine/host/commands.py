@@ -205,6 +205,8 @@ def _raise(call) -> None:
 @host_command("move_pages", "move_pages(2) on the host: NODES moves (needs --allow-actions), "
               "no NODES queries, --dry-run rehearses", _spec("move_pages"))
 def _move_pages(m: Host, a, bg):
+    if a.nodes is not None and "dry-run" not in a.flags:
+        m.actions.refuse("move_pages")  # before anything is read
     pages = host_pages(m, a.pid, a.range)
     flags = MPOL_MF_MOVE_ALL if "all" in a.flags else MPOL_MF_MOVE
     if a.nodes is None:

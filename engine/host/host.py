@@ -115,7 +115,7 @@ class Host:
         self.zones: list[Zone] = topo.zones
         self.distances = topo.distances
         self.memtotal = topo.memtotal
-        self.block_size, self._blocks = read_blocks(self.root, self.page_size, self.zones)
+        self.block_size, self._blocks = read_blocks(self.root, self.page_size)
         ends = [z.end_pfn for z in self.zones if z.spanned]
         self._nr_frames = max(ends, default=0)
         spans = sorted((z.start_pfn, z.end_pfn, z.node, z.zid) for z in self.zones

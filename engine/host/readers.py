@@ -104,7 +104,7 @@ def read_topology(root: str) -> Topology:
     return Topology(nodes, zones, dist, {n["id"]: n["memtotal"] for n in raw})
 
 
-def read_blocks(root: str, page_size: int, zones: list[Zone]) -> tuple[int, list[dict]]:
+def read_blocks(root: str, page_size: int) -> tuple[int, list[dict]]:
     """(block size in bytes, one dict per /sys/devices/system/memory/memoryN) with the
     keys the simulator's Machine.blocks() gives: index, state, node, zone, valid_zones,
     removable, start_pfn, pages, isolated."""
@@ -129,10 +129,9 @@ def read_blocks(root: str, page_size: int, zones: list[Zone]) -> tuple[int, list
         valid = (try_text(root, f"{d}/valid_zones") or "").strip()
         removable = (try_text(root, f"{d}/removable") or "0").strip()
         start = i * bpages
-        zone = None
-        if state == "online":
-            zone = next((z.name for z in zones if z.spanned and z.node == node and
-                         z.start_pfn <= start < z.end_pfn), None)
+        # an online block's valid_zones is the zone it is in ("none" across zones)
+        zone = valid if state == "online" and valid and " " not in valid and \
+            valid != "none" else None
         out.append({"index": i, "state": state, "node": node, "zone": zone,
                     "valid_zones": valid or "none",
                     "removable": int(removable) if removable.isdigit() else 0,
