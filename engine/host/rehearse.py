@@ -243,6 +243,7 @@ class Rehearsal:
     scale: float
     nprocs: int
     predicted_status: np.ndarray | None = None  # move_pages: per entry, as Linux writes it
+    replayed_status: np.ndarray | None = None  # move_pages: a query of the replay
     actual: Actual | None = None
     refused: str | None = None
 
@@ -268,6 +269,7 @@ def rehearse(h: Host, kind: str, pid: int, *args, scale: float | None = None) ->
     on the host."""
     if kind not in KINDS:
         raise RehearsalError(f"rehearse: {kind!r}: one of {', '.join(KINDS)}")
+    h.process(pid)  # ESRCH now, before the capture
     try:
         d = capture(choose_scale(h, scale), h.root)
     except ValueError as e:
@@ -284,21 +286,24 @@ def rehearse(h: Host, kind: str, pid: int, *args, scale: float | None = None) ->
         sim_pages = rep.translate(pages)
         bill = m.migration_bill("move_pages", pid, sim_pages, nodes, flags, caller=caller)
         status = bill.status
-        if nodes is None and bill.error is None:  # a query: the bill has nothing to move
-            try:
-                status = m.move_pages(pid, sim_pages, None, flags, caller=caller).array
-            except OSError as e:
-                bill.error = (e.errno, e.strerror)
-                bill.ret = None
+        try:  # where the replay has each page (a query changes nothing)
+            replayed = m.move_pages(pid, sim_pages, None, 0, caller=caller).array
+        except OSError as e:
+            replayed = None
+            if nodes is None and bill.error is None:
+                bill.error, bill.ret = (e.errno, e.strerror), None
+        if nodes is None:  # a query: the bill has nothing to move
+            status = replayed
         host_args = (pages, None if nodes is None else np.asarray(nodes, np.int64), flags)
     else:
         old, new = args
         bill = m.migration_bill("migrate_pages", pid, tuple(old), tuple(new), caller=caller)
         host_args = (tuple(old), tuple(new))
-        status = None
+        status = replayed = None
     name = h.procs[pid].name if pid in h.procs else str(pid)
     return Rehearsal(kind, pid, name, host_args, m, bill, rep, d["host"]["scale"],
-                     len(d["processes"]) + 1, predicted_status=status)
+                     len(d["processes"]) + 1, predicted_status=status,
+                     replayed_status=replayed)
 
 
 def act(h: Host, r: Rehearsal) -> Actual:
@@ -325,6 +330,14 @@ def act(h: Host, r: Rehearsal) -> Actual:
             ps_ = r.predicted_status
             if ps_ is not None and ps_.size == st.size:
                 a.status_mismatch = int((ps_ != st).sum())
+            rs = r.replayed_status
+            if before.ok and rs is not None and rs.size == b.size:
+                drift = int(((rs >= 0) != (b >= 0)).sum())
+                if drift:
+                    a.notes.append(
+                        f"{drift} page(s) changed on the host between the capture and the "
+                        f"call (faulted in or freed while the process ran): differences "
+                        f"there are the host's, not the model's")
             if not before.ok:
                 a.notes.append(f"the query before the call failed "
                                f"({_errno.errorcode.get(before.errno, before.errno)}): "
