@@ -20,8 +20,19 @@ from engine.constants import K_ANON, K_FILE, K_FREE, K_KERNEL, K_OFFLINE, PG_lru
 from engine.host import Host, host_execute
 from engine.host import views as host_views
 from engine.host.commands import REFUSED
-from engine.host.kpage import CLASSES, KPF, FrameMap, classify, why_unreadable
+from engine.host.kpage import (
+    CLASSES,
+    KPF,
+    PM_PRESENT,
+    FrameMap,
+    classify,
+    classify_words,
+    present,
+    why_unreadable,
+)
+from engine.host.readers import HostVma
 from engine.host.refresh import Rates, RefreshPolicy
+from engine.host.rehearse import _page_nodes, _zero_pages
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 LINUX = os.path.exists("/proc/self/numa_maps") and os.path.isdir("/sys/devices/system/node")
@@ -435,6 +446,27 @@ def test_classify_synthetic_words():
                              K_KERNEL, K_KERNEL, K_KERNEL, K_OFFLINE, K_OFFLINE, K_OFFLINE,
                              K_FILE]
     assert fl[5] == PG_lru | PG_mlocked and fl[0] == 0
+    # long runs of one word are classified once per run: the same answer
+    rng = np.random.default_rng(0)
+    long = np.repeat(words, rng.integers(1, 5000, words.size))
+    for got, want in zip(classify(long), classify_words(long)):
+        assert np.array_equal(got, want)
+
+
+def test_replay_without_pfns_uses_numa_maps_order(fake):
+    """Without PFNs (no CAP_SYS_ADMIN) a replayed page's node comes from numa_maps'
+    counts in address order, and present pages numa_maps does not count are the zero
+    page (it never counts it)."""
+    h = Host(fake)
+    assert not h.pfns_visible
+    v = HostVma(A, A + 10 * PAGE, "rw-p", "", per_node=np.array([3, 2]))
+    e = np.zeros(10, np.uint64)
+    e[[0, 1, 2, 4, 5, 7, 9]] = PM_PRESENT
+    pres = present(e)
+    zero = _zero_pages(h, v, e, pres)
+    assert np.flatnonzero(zero).tolist() == [7, 9]
+    node = _page_nodes(h, v, e, pres, zero)
+    assert node[[0, 1, 2, 4, 5]].tolist() == [0, 0, 0, 1, 1]
 
 
 @pytest.mark.skipif(not KPAGEFLAGS_READABLE, reason="/proc/kpageflags needs root")

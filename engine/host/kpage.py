@@ -76,6 +76,19 @@ def flag_names(raw: int) -> list[str]:
 
 
 def classify(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """classify_words() of each run of equal words once (free memory and large
+    allocations are long runs of one flags word), expanded back with np.repeat."""
+    raw = np.asarray(raw, np.uint64)
+    if raw.size > 64:
+        change = np.flatnonzero(raw[1:] != raw[:-1]) + 1
+        if change.size < raw.size // 4:
+            starts = np.concatenate([[0], change])
+            lens = np.diff(np.append(starts, raw.size))
+            return tuple(np.repeat(x, lens) for x in classify_words(raw[starts]))
+    return classify_words(raw)
+
+
+def classify_words(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """kpageflags words -> (class, simulator kind K_*, simulator flags PG_*) per frame.
     The first rule that matches wins, in this order: hole (KPF_NOPAGE: no struct
     page), offline, free (KPF_BUDDY), slab, page table, zero page, reserved, then
