@@ -409,9 +409,11 @@ class Host:
         nid = int(self.node_of([pfn])[0])
         col = self.nodes.index(nid) if nid in self.nodes else -1
         cands = []
-        for pid, p in self.procs.items():
-            if p.kthread or p.vmas_read is None:
+        for pid, p in list(self.procs.items()):
+            if p.kthread:
                 continue
+            if p.vmas_read is None:  # never read: read it now (the candidates need it)
+                self.read_vmas(pid)
             for v in p.vmas:
                 if v.per_node.size and (col < 0 or v.per_node[col]):
                     cands.append((-int(v.per_node.sum()), pid, v))
