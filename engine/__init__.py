@@ -3,6 +3,7 @@ Pure Python + numpy; no UI imports."""
 
 from .constants import (
     MAP_ANONYMOUS,
+    MAP_NORESERVE,
     MAP_PRIVATE,
     MAP_SHARED,
     MAX_NUMNODES,
@@ -36,7 +37,7 @@ from .machines.snapshot import SaveError, load, save
 
 __all__ = [
     "Machine", "InvariantError", "SaveError", "DescriptionError", "load", "save",
-    "MAP_ANONYMOUS", "MAP_PRIVATE", "MAP_SHARED", "MAX_NUMNODES", "MCL_CURRENT", "MCL_FUTURE",
+    "MAP_ANONYMOUS", "MAP_NORESERVE", "MAP_PRIVATE", "MAP_SHARED", "MAX_NUMNODES", "MCL_CURRENT", "MCL_FUTURE",
     "MCL_ONFAULT", "MPOL_BIND", "MPOL_DEFAULT", "MPOL_F_ADDR", "MPOL_F_MEMS_ALLOWED",
     "MPOL_F_NODE", "MPOL_F_NUMA_BALANCING", "MPOL_F_RELATIVE_NODES", "MPOL_F_STATIC_NODES",
     "MPOL_INTERLEAVE", "MPOL_LOCAL", "MPOL_MF_MOVE", "MPOL_MF_MOVE_ALL", "MPOL_MF_STRICT",

@@ -90,7 +90,8 @@ __all__ = ["VIEW_API", "MachineView", "Topology", "NodeInfo", "ZoneInfo", "Statu
            "NodeStat", "DriverInfo", "ProcRow", "VmaRow", "JobInfo", "NodeCounts",
            "K_FREE", "K_KERNEL", "K_ANON", "K_FILE", "K_PFNMAP", "K_OFFLINE", "KIND_NAMES",
            "MARK_MLOCKED", "MARK_PINNED", "MARK_ISOLATED", "fmt_bytes", "fmt_count",
-           "fmt_pages", "clock_label", "daemon_sentence", "job_outcome", "status_counts", "status_counts_text",
+           "fmt_pages", "clock_label", "daemon_sentence", "job_outcome", "job_line",
+           "policy_str", "node_index", "flag_names", "COUNT_SLICE", "KUSE_NAMES", "status_counts", "status_counts_text",
            "summarize_result", "pages_per_node", "resident_pages"]
 
 VIEW_API = ("topology", "status", "node_stats", "free_history", "frame_sample",
@@ -135,6 +136,38 @@ def fmt_count(n: float) -> str:
             s = f"{v:.2f}" if v < 10 else f"{v:.1f}" if v < 100 else f"{v:.0f}"
             return s + unit
     return str(int(n))  # pragma: no cover
+
+
+def policy_str(policy: Any) -> str:
+    """A policy as numa_maps names it ("default" for none)."""
+    return "default" if policy is None else policy.describe()
+
+
+def node_index(m: Any) -> dict[int, int]:
+    """node id -> column position (node ids may be sparse)."""
+    return {n: i for i, n in enumerate(m.nodes)}
+
+
+def flag_names(flags: int) -> list[str]:
+    """PG_* bits as names."""
+    return [n for bit, n in FLAG_NAMES if flags & int(bit)]
+
+
+def job_line(m: Any, job: Any) -> str:
+    """'#3 migrate_pages 1024/4096 25% 204k pg/s ETA 0.25s' (rate and ETA in
+    simulated time)."""
+    done, total = int(job.done), int(job.total)
+    s = f"#{job.id} {job.name} {fmt_count(done)}/{fmt_count(total)}"
+    if total:
+        s += f" {100 * done // total}%"
+    if done:
+        dt = (m.clock - job.started_ns) / 1e9
+        if dt > 0:
+            rate = done / dt
+            s += f" {fmt_count(rate)} pg/s"
+            if total > done and rate > 0:
+                s += f" ETA {(total - done) / rate:.2g}s"
+    return s
 
 
 def clock_label(mode: str, speed: float, resume: str = "fast") -> str:
@@ -527,10 +560,6 @@ class NodeCounts:
 
 # ------------------------------------------------------------------ the view
 
-def _policy_str(policy: Any) -> str:
-    return "default" if policy is None else policy.describe()
-
-
 def _readonly(a: np.ndarray) -> np.ndarray:
     v = a.view()
     v.flags.writeable = False
@@ -559,9 +588,9 @@ class MachineView:
                           for n in m.nodes_list)
             zones = tuple(ZoneInfo(i, z.node, z.name, z.start_pfn, z.spanned)
                           for i, z in enumerate(m.zones))
-            ids = np.asarray(m.nodes, np.int64)
-            dist = np.asarray(m.distances)[np.ix_(ids, ids)].astype(np.int64) \
-                if ids.size else np.zeros((0, 0), np.int64)
+            ids = list(m.nodes)
+            dist = np.array([[m.distance(a, b) for b in ids] for a in ids],
+                            np.int64).reshape(len(ids), len(ids))
             self._topo = Topology(m.name, m.page_size, m.nr_frames, nodes, zones, dist)
             self._topo_key = key
         return self._topo
@@ -579,7 +608,7 @@ class MachineView:
 
     def node_stats(self) -> list[NodeStat]:
         m = self.m
-        tr = m.traffic
+        tr = self._traffic()
         out = []
         for n in m.nodes_list:
             zs = [z for z in m.zones if z.node == n.id]
@@ -591,6 +620,10 @@ class MachineView:
                                 sum(z.wmark_min for z in zs), sum(z.wmark_low for z in zs),
                                 sum(z.wmark_high for z in zs), mo, mi))
         return out
+
+    def _traffic(self) -> np.ndarray | None:
+        """Pages migrated, [source, target] node (None: none recorded)."""
+        return self.m.traffic
 
     def free_history(self, n: int) -> dict[int, list[float]] | None:
         """Free memory per node over simulated time from the engine's timeline (its last
@@ -725,7 +758,7 @@ class MachineView:
         d = self.driver_at(pfn)
         if d is not None:
             out.append(("driver", f"{d.name} ({d.kind}, node {d.node}), {d.hook_text}"))
-        fl = [n for bit, n in FLAG_NAMES if int(f.flags[pfn]) & int(bit)]
+        fl = flag_names(int(f.flags[pfn]))
         out.append(("flags", ",".join(fl) if fl else "-"))
         out.append(("mapcount", str(int(f.mapcount[pfn]))))
         out.append(("refcount", str(int(f.refcount[pfn]))))
@@ -770,7 +803,7 @@ class MachineView:
         loc = None
         if rss and p.node in idx:
             loc = 100.0 * float(per[idx[p.node]]) / rss
-        return ProcRow(p.pid, p.name, p.uid, p.node, rss, per, loc, _policy_str(p.policy))
+        return ProcRow(p.pid, p.name, p.uid, p.node, rss, per, loc, policy_str(p.policy))
 
     def processes(self, counts: NodeCounts | None = None) -> list[ProcRow]:
         """A row per process; pages per node from `counts` (its last pass) when given,
@@ -806,7 +839,7 @@ class MachineView:
             pfns = vma_frames(v)
             pfns = pfns[pfns != m.zero_pfn]
             shared = int((m.f.mapcount[pfns] > 1).sum()) if pfns.size else 0
-        return VmaRow(v.start, v.end, v.kind, v.flag_string(), _policy_str(v.policy),
+        return VmaRow(v.start, v.end, v.kind, v.flag_string(), policy_str(v.policy),
                       v.locked, shared, int(per.sum()), per, v.npages,
                       drv.name if drv is not None else None)
 
@@ -845,20 +878,7 @@ class MachineView:
 
     # -------------------------------------------------------------- runtime
     def job_line(self, job: Any) -> str:
-        """'#3 migrate_pages 1024/4096 25% 204k pg/s ETA 0.25s' (rate and ETA in
-        simulated time)."""
-        done, total = int(job.done), int(job.total)
-        s = f"#{job.id} {job.name} {fmt_count(done)}/{fmt_count(total)}"
-        if total:
-            s += f" {100 * done // total}%"
-        if done:
-            dt = (self.m.clock - job.started_ns) / 1e9
-            if dt > 0:
-                rate = done / dt
-                s += f" {fmt_count(rate)} pg/s"
-                if total > done and rate > 0:
-                    s += f" ETA {(total - done) / rate:.2g}s"
-        return s
+        return job_line(self.m, job)
 
     def jobs(self) -> list[JobInfo]:
         return [JobInfo(j.id, j.name, int(j.done), int(j.total), self.job_line(j))

@@ -66,7 +66,9 @@ class NumaConsoleApp(App):
     """The numacon console. `machine` is the engine Machine it shows; pace "watch"
     (default: WATCH_SPEED) or "fast" (tests) sets the simulated clock of each machine
     it adopts; view_factory(machine) gives the view API it draws from (engine.views.
-    MachineView, or another backend's object with the same methods: VIEW_API)."""
+    MachineView, or another backend's object with the same methods: VIEW_API), and
+    executor(machine, line, background=) runs its command lines (engine.commands.
+    execute; the live host's host_execute with engine.host.views.view_for)."""
 
     TITLE = "numacon"
     CSS_PATH = _css_paths()
@@ -105,8 +107,10 @@ class NumaConsoleApp(App):
     ]
 
     def __init__(self, machine: Any = None, *, sweep: str | None = None,
-                 pace: str = "watch", view_factory: Any = MachineView, **kw: Any) -> None:
+                 pace: str = "watch", view_factory: Any = MachineView,
+                 executor: Any = execute, **kw: Any) -> None:
         super().__init__(**kw)
+        self.execute = executor  # (machine, line, background=) -> Result: the commands
         self._sweep_path = sweep  # results to open at start (numacon sweep --show FILE.csv)
         self.pace = pace
         self.view_factory = view_factory  # machine -> its view API (another backend's)
@@ -132,13 +136,13 @@ class NumaConsoleApp(App):
             if self._on_change in old.listeners:
                 old.listeners.remove(self._on_change)
             for jid in self.view.job_ids():
-                execute(old, f"cancel {jid}")
+                self.execute(old, f"cancel {jid}")
         self.machine = m
         self.view = self.view_factory(m)
         self.node_counts = self.view.node_counts()
         m.listeners.append(self._on_change)
         if self.pace == "watch" and self.view.status().clock.mode == "fast":
-            execute(m, f"clock speed {WATCH_SPEED:g}")
+            self.execute(m, f"clock speed {WATCH_SPEED:g}")
         self.foreground = None
         self._dirty = True
 
@@ -267,7 +271,7 @@ class NumaConsoleApp(App):
             _snapshot_dir(words[1])
         # `sweep FILE.csv` opens results in a screen: a console view, not an engine command
         r = self.sweep_command(line) if words[:1] == ["sweep"] else \
-            execute(self.machine, line, background=True)
+            self.execute(self.machine, line, background=True)
         self.last_result = r
         job = r.job
         if job is not None:
@@ -414,7 +418,7 @@ class NumaConsoleApp(App):
                 return
             line = f"numa_maps {pid}"
             title = f"/proc/{pid}/numa_maps ({row.name})"
-        r = execute(self.machine, line)
+        r = self.execute(self.machine, line)
         self.main_screen.show_view(title, r.text, r.ok)
 
     def binding_groups(self) -> list[tuple[str, list[Binding]]]:

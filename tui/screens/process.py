@@ -14,7 +14,6 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
-from engine.commands import execute
 from engine.views import fmt_bytes
 
 from ..widgets.cmdline import CommandLine
@@ -106,7 +105,7 @@ class ProcessScreen(Screen):
         self.update_detail()
         if slow or now >= self._view_due:
             self._view_due = now + VIEW_PERIOD
-            r = execute(app.machine, f"numa_maps {self.pid}")
+            r = app.execute(app.machine, f"numa_maps {self.pid}")
             self.query_one("#pnuma", ViewPanel).show(
                 f"/proc/{self.pid}/numa_maps ({row.name})", r.text, r.ok)
         else:
