@@ -10,7 +10,7 @@ the page's index (the exact formula of interleave_nid()/weighted_interleave_nid(
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -163,7 +163,9 @@ def set_shared_policy(b: Backing, start: int, end: int, pol: Policy | None) -> N
         if s1 > end:
             out.append((end, s1, old))
     if pol is not None:
-        out.append((start, end, pol))
+        # sp_alloc() keeps its own copy (mpol_dup())
+        out.append((start, end, replace(pol, nodes=tuple(list(pol.nodes)),
+                                        user_nodes=tuple(list(pol.user_nodes)))))
     b.shared_policy = sorted(out, key=lambda r: r[0])
 
 
