@@ -115,3 +115,113 @@ def test_node_beyond_max_numnodes_is_ENODEV_on_both(both):
     h = host.move_pages(0, host.addrs, nodes, 2)
     e = eng.move_pages(0, eng.addrs, nodes, 2)
     assert h == e == ("errno", errno.ENODEV)
+
+
+# ---------------------------------------------------------------- round 2: maxnode, mlock
+
+SYS_NR = {"x86_64": {"set_mempolicy": 238, "get_mempolicy": 239, "migrate_pages": 256,
+                     "mlockall": 151, "mlock2": 325},
+          "aarch64": {"set_mempolicy": 237, "get_mempolicy": 236, "migrate_pages": 238,
+                      "mlockall": 230, "mlock2": 284}}.get(platform.machine(), {})
+
+
+def _sys(name, *args):
+    libc = ctypes.CDLL(None, use_errno=True)
+    ctypes.set_errno(0)
+    r = libc.syscall(SYS_NR[name], *args)
+    return 0 if r >= 0 else ctypes.get_errno()
+
+
+def _single_node() -> bool:
+    try:
+        with open("/sys/devices/system/node/online") as fh:
+            return fh.read().strip() == "0"
+    except OSError:
+        return False
+
+
+def _mask(bits):
+    m = (ctypes.c_ulong * 1024)()
+    for b in bits:
+        m[b // 64] |= 1 << (b % 64)
+    return m
+
+
+# bits chosen above both MAX_NUMNODES the host may have (64 or 1024)
+MAXNODE_CASES = [([0], 1), ([0], 2), ([0], 0), ([0, 2000], 2002), ([0, 2010], 2002),
+                 ([0, 2050], 2002), ([1], 3), ([0], 32769), ([0], 32770)]
+
+
+@pytest.mark.skipif(os.sysconf("SC_PAGE_SIZE") != 4096 or not _single_node() or not SYS_NR,
+                    reason="needs a single-node host with 4 KiB pages")
+@pytest.mark.parametrize("bits,maxnode", MAXNODE_CASES,
+                         ids=[f"{b}-{n}" for b, n in MAXNODE_CASES])
+def test_set_mempolicy_maxnode_like_the_host(bits, maxnode):
+    """get_nodes() (off-by-one, PAGE_SIZE*8 limit, whole words above MAX_NUMNODES) and
+    mpol_new() (an empty BIND mask): set_mempolicy(MPOL_BIND) on this process, reset to
+    MPOL_DEFAULT after."""
+    try:
+        host = _sys("set_mempolicy", 2, _mask(bits), ctypes.c_ulong(maxnode))
+    finally:
+        _sys("set_mempolicy", 0, None, ctypes.c_ulong(0))
+    m = small(nodes=1, size="16M")
+    pid = m.spawn("t")
+    try:
+        m.set_mempolicy(pid, 2, bits, maxnode=maxnode)
+        eng = 0
+    except OSError as e:
+        eng = e.errno
+    assert eng == host
+
+
+@pytest.mark.skipif(not _single_node() or not SYS_NR, reason="needs a single-node host")
+@pytest.mark.parametrize("maxnode", [0, 1, 64, 32769, 32770])
+def test_get_mempolicy_maxnode_like_the_host(maxnode):
+    """kernel_get_mempolicy(): maxnode < nr_node_ids, copy_nodes_to_user() > a page."""
+    pol = ctypes.c_int()
+    host = _sys("get_mempolicy", ctypes.byref(pol), _mask([]), ctypes.c_ulong(maxnode), None,
+                ctypes.c_ulong(0))
+    m = small(nodes=1, size="16M")
+    pid = m.spawn("t")
+    try:
+        m.get_mempolicy(pid, maxnode=maxnode)
+        eng = 0
+    except OSError as e:
+        eng = e.errno
+    assert eng == host
+
+
+@pytest.mark.skipif(not SYS_NR, reason="syscall numbers known for x86_64 and aarch64")
+def test_mlock_family_flag_checks_like_the_host():
+    """mlock2(): flags other than MLOCK_ONFAULT -> EINVAL; mlockall(): 0, MCL_ONFAULT
+    alone, unknown bits -> EINVAL; migrate_pages to a node that is not in the caller's
+    cpuset -> EINVAL."""
+    m = small(nodes=1, size="16M")
+    pid = m.spawn("t")
+    a = m.mmap(pid, m.page_size)
+
+    def eng(fn):
+        try:
+            fn()
+        except OSError as e:
+            return e.errno
+        return 0
+
+    assert _sys("mlock2", None, ctypes.c_size_t(0), 2) == eng(lambda: m.mlock2(pid, a, 0, 2)) \
+        == errno.EINVAL
+    for flags in (0, 4, 8):
+        assert _sys("mlockall", flags) == eng(lambda f=flags: m.mlockall(pid, f)) == errno.EINVAL
+    host = _sys("migrate_pages", 0, ctypes.c_ulong(64), _mask([0]), _mask([5]))
+    assert host == eng(lambda: m.migrate_pages(pid, [0], [5])) == errno.EINVAL
+
+
+def test_default_memlock_limit_is_the_hosts():
+    """RLIMIT_MEMLOCK defaults to 8 MiB since 5.16 (MLOCK_LIMIT); the host's limit is
+    what its login set, so only an 8 MiB host is compared."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)
+    if (soft, hard) != (8 << 20, 8 << 20):
+        pytest.skip(f"host RLIMIT_MEMLOCK is {soft}/{hard}, not the kernel default")
+    m = small(nodes=1, size="16M")
+    assert m.getrlimit(m.spawn("t", uid=1000), "memlock") == (soft, hard)
