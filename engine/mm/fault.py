@@ -214,8 +214,6 @@ def _fault_private_write(k: Kernel, p: Process, v: VMA, offs: np.ndarray, cpu: i
     if oldf.size:
         f.mapcount[oldf] -= 1
         f.refcount[oldf] -= 1
-        if v.locked:
-            recompute_mlocked(k, oldf)  # munlock_vma_folio(): this mapping no longer locks it
     w = as_slice(g_pfn)  # a fresh zone hands out runs: block writes, not scatters
     f.kind[w] = K_ANON
     f.mapping[w] = av.id
@@ -224,6 +222,8 @@ def _fault_private_write(k: Kernel, p: Process, v: VMA, offs: np.ndarray, cpu: i
     f.refcount[w] = 1
     f.flags[w] = PG_lru | (PG_mlocked if v.locked else 0)
     v.set_ptes(g_offs, g_pfn)
+    if oldf.size and v.locked:
+        recompute_mlocked(k, oldf)  # munlock_vma_folio(): this mapping no longer locks it
     if got.all():
         cur[need] = newp
         _write_private(k, v, offs, cur, tok, not populate)
