@@ -677,7 +677,7 @@ def _restore_mappings(m: Machine, state: dict, arrays: dict, dec: Decoder) -> No
         elif d["type"] == "backing":
             obj = Backing(id=d["id"], name=d["name"], kind=d["kind"],
                           npages=_int(d["npages"], "npages"), pt=tables.take(d["pt"]),
-                          shmem=d.get("shmem", False) is True,
+                          shmem=d.get("shmem", _shmem_name(d["name"])) is True,
                           shared_policy=_shared_policy(d.get("spol", []), dec))
         else:
             raise SaveError(f"unknown mapping type {str(d['type'])[:20]!r}")
@@ -699,6 +699,11 @@ def _restore_mappings(m: Machine, state: dict, arrays: dict, dec: Decoder) -> No
         if isinstance(obj, AnonVMA):
             for v in obj.vmas:  # the anon_vma_chain: every anon_vma a VMA is linked to
                 v.chain.append(obj)
+
+
+def _shmem_name(name: Any) -> bool:
+    """Snapshots before shared policies: shmem objects are known by their names."""
+    return type(name) is str and name.startswith(("/dev/zero (deleted)", "/dev/shm/"))
 
 
 def _shared_policy(x: Any, dec: Decoder) -> list:
