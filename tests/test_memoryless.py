@@ -128,3 +128,27 @@ def test_memoryless_preset():
     for pid in m.pids:
         assert 1 not in m.process(pid).mems_allowed
     assert "(nodes with memory: 0,2-3)" in m.hardware()
+
+
+def test_2_6_18_refused_masks_instead_of_intersecting_them():
+    """2.6.18 (before node_states): contextualize_policy() refused a set_mempolicy mask
+    outside the cpuset and mpol_check_policy() one with a node that is not online
+    (EINVAL) where today's mpol_set_nodemask() intersects; mbind checked only the
+    online map; get_mempolicy had no MPOL_F_MEMS_ALLOWED (2.6.24); migrate_pages took
+    its new nodes as given (a memoryless node's allocations fall back to the nearest
+    memory)."""
+    m = machine()
+    pid = m.spawn("p", mems_allowed={0, 2})
+    a = m.mmap(pid, 2 * PS)
+    m.touch(pid, a, 2 * PS)
+    m.set_mempolicy(pid, MPOL_BIND, [0, 3])  # today: intersected with the cpuset
+    assert m.get_mempolicy(pid) == (MPOL_BIND, (0,))
+    m.era = "2.6.18"
+    assert err(lambda: m.set_mempolicy(pid, MPOL_BIND, [0, 3])) == errno.EINVAL
+    assert err(lambda: m.set_mempolicy(pid, MPOL_BIND, [0, 7])) == errno.EINVAL
+    m.mbind(pid, a, PS, MPOL_BIND, [0, 3])  # mbind: the online map only
+    assert m.get_mempolicy(pid, a, 2) == (MPOL_BIND, (0, 3))
+    assert err(lambda: m.get_mempolicy(pid, flags=MPOL_F_MEMS_ALLOWED)) == errno.EINVAL
+    assert m.migrate_pages(pid, [0], [1]) == 0  # to memoryless node 1: lands on node 0
+    assert set(m.move_pages(pid, [a, a + PS])) == {0}
+    m.check()

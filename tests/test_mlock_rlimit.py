@@ -83,6 +83,9 @@ def test_setrlimit_rules_of_do_prlimit():
     assert err(lambda: m.setrlimit(a, "memlock", -1)) == errno.EINVAL
     with pytest.raises(TypeError):
         m.setrlimit(a, "memlock", 1.5)
+    m.era = "2.6.18"  # no prlimit() before 2.6.36: setrlimit() acts on the caller only
+    assert err(lambda: m.setrlimit(a, "memlock", 0, caller=root)) == errno.EPERM
+    m.setrlimit(a, "memlock", 0, caller=a)
 
 
 def test_rlimit_command_and_description(tmp_path):

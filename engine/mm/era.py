@@ -77,6 +77,8 @@ class Era:
     anon_vma_chains: bool = True
     # shmem interleave index biased by the inode number (shmem_get_pgoff_policy())
     shmem_ino_bias: bool = True
+    # prlimit() (2.6.36): another process's limits; before it only setrlimit() of oneself
+    has_prlimit: bool = True
 
     @property
     def is_modern(self) -> bool:
@@ -143,6 +145,7 @@ V2_6_18 = Era(
     migrate_pages_caller_mems=False,
     anon_vma_chains=False,
     shmem_ino_bias=False,
+    has_prlimit=False,
 )
 
 V2_6_17 = Era(**{**V2_6_18.__dict__, "name": "2.6.17", "mlocked_migration": "eperm",
