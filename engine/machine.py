@@ -368,11 +368,12 @@ class Machine(Kernel):
         return d.run_gen(chunk=chunk, job=job)
 
     def _bill_job(self, b: Bill | None = None, *, chunk=None, job=None):
-        """`m.start("bill", bill)` makes the billed call (default: the last bill)."""
+        """`m.start("bill", bill)` makes the billed call (default: the last bill), in
+        the bill's own chunks (a job's batch would change what the bill predicted)."""
         b = b if b is not None else self.bills.last
         if b is None:
             raise oserror(EINVAL, "bill: no bill to run (make one with --dry-run first)")
-        return b.run_gen(self, self.job_generators()[b.kind], chunk=chunk, job=job)
+        return b.run_gen(self, self.job_generators()[b.kind], job=job)
 
     def _job(self, name: str, args, kw, batch: int | None) -> Job:
         gens = self.job_generators()
@@ -442,8 +443,19 @@ class Machine(Kernel):
 
     def run_bill(self, b: Bill | None = None):
         """Make the billed call (default: the last bill) and record the outcome in the
-        bill; returns the call's result or raises its error."""
-        return self.run(self._bill_job(b))
+        bill; returns the call's result or raises its error. A bill made for a job
+        (with a chunk) runs as that job, stepped here to its end."""
+        b = b if b is not None else self.bills.last
+        if b is None or b.chunk is None:
+            return self.run(self._bill_job(b))
+        if b.endless:
+            raise oserror(EINVAL, "bill: this job would retry until cancelled; start it "
+                                  "as a job (`bill run` in the console) and cancel it")
+        job = self.start_sync("bill", b)
+        self.run_jobs([job])
+        if job.error is not None:
+            raise job.error
+        return job.result
 
     @property
     def last_bill(self) -> Bill | None:

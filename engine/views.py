@@ -40,8 +40,7 @@ def fmt_pages(m: Any, pages: int) -> str:
 def policy_str(policy: Any) -> str:
     if policy is None:
         return "default"
-    describe = getattr(policy, "describe", None)
-    return describe() if describe else str(policy)
+    return policy.describe()
 
 
 def node_index(m: Any) -> dict[int, int]:
@@ -246,7 +245,7 @@ def vma_rows(m: Any, pid: int, counts: NodeCounts | None = None) -> list[VmaRow]
     for v in p.vmas:
         per = counts.vma(pid, v) if counts is not None else vma_pages_per_node(m, v)
         out.append(VmaRow(v.start, v.end, v.kind, v.flag_string(), policy_str(v.policy),
-                          bool(getattr(v, "locked", False)), int(per.sum()), per))
+                          v.locked, int(per.sum()), per))
     return out
 
 

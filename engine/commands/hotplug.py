@@ -14,7 +14,7 @@ ZONE = Arg("ZONE", text, "zone")
          "offline", Spec(NODE, ZONE, Flag("dry-run")), job="offline")
 def _offline(m, a, bg):
     if "dry-run" in a.flags:
-        return dry_run(m, "offline", a.node, a.zone)
+        return dry_run(m, bg, "offline", a.node, a.zone)
     if bg:
         m.zone(a.node, a.zone)  # EINVAL now, not from inside a job that already "started"
         return start_or_run(m, True, "offline", a.node, a.zone)

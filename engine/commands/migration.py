@@ -24,10 +24,11 @@ PID = Arg("PID", pid, "pid")
 MAX_RANGE_PAGES = 1 << 26
 
 
-def dry_run(m, what: str, *args) -> Result:
+def dry_run(m, bg: bool, what: str, *args) -> Result:
     """The bill; a dry run that predicts the call fails as a whole fails too, its
-    first line the error the call would answer."""
-    b = m.migration_bill(what, *args)
+    first line the error the call would answer. In the console (bg) the call is
+    billed in the job's batches, the way `bill run` will then make it."""
+    b = m.migration_bill(what, *args, chunk=m.job_batch if bg else None)
     if b.error is None:
         return Result(True, b.text, value=b)
     err = f"error: {oserr(OSError(*b.error))} (predicted by --dry-run)"
@@ -64,7 +65,7 @@ def _move_pages(m, a, bg):
     flags = MPOL_MF_MOVE_ALL if "all" in a.flags else MPOL_MF_MOVE
     targets = np.asarray(a.nodes, np.int64)[np.arange(pages.size) % len(a.nodes)]
     if "dry-run" in a.flags:
-        return dry_run(m, "move_pages", a.pid, pages, targets, flags)
+        return dry_run(m, bg, "move_pages", a.pid, pages, targets, flags)
     if bg:
         return start_or_run(m, True, "move_pages", a.pid, pages, targets, flags)
     st = m.move_pages(a.pid, pages, targets, flags)
@@ -78,7 +79,7 @@ def _move_pages(m, a, bg):
     aliases=("migrate_pages",), job="migrate_pages")
 def _migratepages(m, a, bg):
     if "dry-run" in a.flags:
-        return dry_run(m, "migrate_pages", a.pid, a.from_nodes, a.to_nodes)
+        return dry_run(m, bg, "migrate_pages", a.pid, a.from_nodes, a.to_nodes)
     if bg:
         return start_or_run(m, True, "migrate_pages", a.pid, a.from_nodes, a.to_nodes)
     left = m.migrate_pages(a.pid, a.from_nodes, a.to_nodes)
@@ -96,7 +97,7 @@ def _mbind(m, a, bg):
     flags = sum(MBIND_WORDS[w] for w in a.words)
     mode, ns = a.policy
     if "dry-run" in a.flags:
-        return dry_run(m, "mbind", a.pid, *a.range, mode, ns, flags)
+        return dry_run(m, bg, "mbind", a.pid, *a.range, mode, ns, flags)
     if bg and flags & (MPOL_MF_MOVE | MPOL_MF_MOVE_ALL):
         return start_or_run(m, True, "mbind", a.pid, *a.range, mode, ns, flags)
     m.mbind(a.pid, *a.range, mode, ns, flags)

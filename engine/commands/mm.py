@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..constants import (
     MAP_ANONYMOUS,
+    MAP_NORESERVE,
     MAP_PRIVATE,
     MAP_SHARED,
     MCL_CURRENT,
@@ -103,10 +104,13 @@ def _prot(m, s: str) -> int:
 
 @command("mmap", "map memory; prints the address", Spec(
     PID, Arg("SIZE", positive_size, "size"), Opt("file", text, "NAME"),
-    Opt("driver", text, "NAME", "driver"), Opt("prot", _prot, "rw"), Flag("shared")))
+    Opt("driver", text, "NAME", "driver"), Opt("prot", _prot, "rw"), Flag("shared"),
+    Flag("noreserve")))
 def _mmap(m, a, bg):
     shared = "shared" in a.flags or a.driver is not None
     flags = MAP_SHARED if shared else MAP_PRIVATE
+    if "noreserve" in a.flags:
+        flags |= MAP_NORESERVE  # no overcommit check, as with vm.overcommit_memory=0
     if a.file is None and a.driver is None:
         flags |= MAP_ANONYMOUS
     prot = PROT_READ | PROT_WRITE if a.prot is None else a.prot

@@ -53,6 +53,7 @@ class HostZone:
     min: int = 0
     low: int = 0
     high: int = 0
+    start_pfn: int = 0  # reported for populated zones only
 
 
 @dataclass
@@ -145,6 +146,8 @@ def read_zoneinfo(root: str) -> list[HostZone]:
         elif len(words) == 2 and words[0] in ("spanned", "present", "managed", "min",
                                                "low", "high") and words[1].isdigit():
             setattr(z, words[0], int(words[1]))
+        elif len(words) == 2 and words[0] == "start_pfn:" and words[1].isdigit():
+            z.start_pfn = int(words[1])
     return zones
 
 

@@ -37,7 +37,7 @@ from ..constants import (
 )
 from ..nodemask import get_nodes, node_mask, node_remap, nodes_str
 from ..vec import unique_frames
-from .drivers import migrate_hook
+from .drivers import hook_target
 from .fault import fault
 from .memory import merge_vmas, range_holes, vmas_in_range
 from .migrate import UNTRIED, Execute, MigrateControl, Outcome, PairRun, Rehearse, run_pairs
@@ -468,9 +468,21 @@ class _TrackedPages:
 
 def do_migrate_pages(k: Kernel, plan: MigratePagesPlan, ex, pages, chunk=None, job=None):
     """The pair loop: one node pair at a time, every page on the source to the
-    destination; -ENOMEM aborts the call. Returns (pages not moved, per-pair outcomes)."""
+    destination. Returns (pages not moved, per-pair outcomes, error): -ENOMEM stops
+    the loop and is the call's error, the pairs before it (and the pages of that pair
+    that did move) stay moved."""
     failed = 0
     outs = []
+    if k.era.vm_ops_migrate_hook:
+        # 2.6.18 migrate_vmas(): vm_ops->migrate of every VMA first; an error ends the
+        # call. A driver mapped twice has nothing left to move the second time.
+        hooked = {id(d): d for v in plan.p.vmas if v.pfnmap
+                  for d in [k.driver_of(v)] if d is not None and d.hook_enabled}
+        for drv in hooked.values():
+            try:
+                ex.relocate(drv, hook_target(plan.old, plan.new))
+            except OSError as e:
+                return None, outs, e
     ctl = plan.control(k)
     for s, d in plan.pairs:
         pfns = pages.on(s)
@@ -482,9 +494,10 @@ def do_migrate_pages(k: Kernel, plan: MigratePagesPlan, ex, pages, chunk=None, j
         outs.append((s, d, out))
         if (out.result == -ENOMEM).any():
             # migrate_to_node() < 0 aborts do_migrate_pages() with that error
-            raise oserror(ENOMEM, f"migrate_pages: node {d} has no free page left")
+            return None, outs, oserror(ENOMEM, f"migrate_pages: node {d} has no free "
+                                               f"page left")
         failed += int(((out.result < 0) & (out.result != UNTRIED)).sum())
-    return min(failed, 2**31 - 1), outs
+    return min(failed, 2**31 - 1), outs, None
 
 
 def migrate_pages_gen(k: Kernel, pid, old_nodes, new_nodes, *, caller=None, maxnode=None,
@@ -494,19 +507,17 @@ def migrate_pages_gen(k: Kernel, pid, old_nodes, new_nodes, *, caller=None, maxn
     if job is not None:
         job.total = int(queue_node_pages(k, plan.p, plan.old, plan.move_all).size)
         yield 0  # the call's checks are done: Machine.start() returns here
-    if k.era.vm_ops_migrate_hook:
-        # 2.6.18 migrate_vmas(): vm_ops->migrate of every VMA first, abort on error
-        for v in list(plan.p.vmas):
-            drv = k.driver_of(v) if v.pfnmap else None
-            if drv is not None and drv.hook_enabled:
-                migrate_hook(k, drv, plan.old, plan.new)
-    left, _outs = yield from do_migrate_pages(k, plan, Execute(k, hold=bool(chunk)),
-                                              _LivePages(k, plan), chunk, job)
+    left, _outs, err = yield from do_migrate_pages(k, plan, Execute(k, hold=bool(chunk)),
+                                                   _LivePages(k, plan), chunk, job)
+    if err is not None:
+        raise err
     return left
 
 
 def rehearse_migrate_pages(k: Kernel, plan: MigratePagesPlan, chunk: int | None = None):
-    """The rehearsal of migrate_pages: (pages not moved, per-pair outcomes); raises
-    what the call would raise."""
-    return drive(do_migrate_pages(k, plan, Rehearse(k), _TrackedPages(k, plan), chunk))
+    """The rehearsal of migrate_pages: (pages not moved, per-pair outcomes, the error
+    the call would raise or None, the drivers' relocation time)."""
+    ex = Rehearse(k)
+    left, outs, err = drive(do_migrate_pages(k, plan, ex, _TrackedPages(k, plan), chunk))
+    return left, outs, err, ex.time_ns
 

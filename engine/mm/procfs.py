@@ -75,13 +75,13 @@ def file_path(b: Backing) -> str:
 
 
 def numastat(m: Kernel) -> str:
-    """The numastat tool's table (pages), from nodeN/numastat."""
+    """The numastat tool's default table (pages), from nodeN/numastat: a 16-column
+    label, then a 16-column field per node (numactl's numastat, compatible with the
+    original perl script)."""
     nodes = m.nodes
-    w = max(14, *(len(f"node{n}") + 2 for n in nodes))
-    head = " " * 24 + "".join(f"{'node' + str(n):>{w}}" for n in nodes)
-    rows = [head]
+    rows = [" " * 16 + "".join(f"{'node' + str(n):>16}" for n in nodes)]
     for i, name in enumerate(NUMASTAT_NAMES):
-        rows.append(f"{name:<24}" + "".join(f"{int(m.numastat_arr[i, n]):>{w}}" for n in nodes))
+        rows.append(f"{name:<16}" + "".join(f"{int(m.numastat_arr[i, n]):>16}" for n in nodes))
     return "\n".join(rows) + "\n"
 
 
@@ -235,9 +235,10 @@ def numactl_hardware(m: Kernel) -> str:
         out.append(f"node {n.id} size: {int(sum(z.managed for z in zones) * mb)} MB")
         out.append(f"node {n.id} free: {int(sum(z.free for z in zones) * mb)} MB")
     out.append("node distances:")
-    out.append("node " + "".join(f"{i:>4}" for i in m.nodes))
+    # numactl's print_distances(): "% 3d " per column, "% 3d: " per row
+    out.append("node " + "".join(f"{i:>3} " for i in m.nodes))
     for a in m.nodes:
-        out.append(f"{a:>3}: " + "".join(f"{m.distance(a, b):>4}" for b in m.nodes))
+        out.append(f"{a:>3}: " + "".join(f"{m.distance(a, b):>3} " for b in m.nodes))
     if len(mem) != len(m.nodes):
         out.append(f"(nodes with memory: {_list(mem)})")
     return "\n".join(out) + "\n"

@@ -21,6 +21,7 @@ from ..constants import (
     EAGAIN,
     EBUSY,
     EFAULT,
+    EINTR,
     EINVAL,
     EIO,
     ENODEV,
@@ -77,6 +78,7 @@ class Bill:
     kwargs: dict
     era: str
     page_size: int
+    chunk: int | None = None  # pages per job step the call is billed (and run) with
     pairs: Counter = field(default_factory=Counter)  # (src, dst) -> pages predicted to move
     failures: Counter = field(default_factory=Counter)  # reason -> pages
     already: int = 0  # pages already where the call wants them
@@ -84,6 +86,7 @@ class Bill:
     predicted_ns: int = 0
     ret: int | None = None  # predicted return value (move_pages ret, migrate_pages left)
     error: tuple | None = None  # predicted whole-call error: (errno, message)
+    endless: bool = False  # a job that would retry until cancelled (offline, modern)
     status: np.ndarray | None = None  # move_pages: predicted status per entry
     notes: list = field(default_factory=list)
     actual: dict | None = None
@@ -144,16 +147,21 @@ class Bill:
                 f"{self.predicted_ns} ns>")
 
     # -------------------------------------------------------------- the real run
-    def run_gen(self, k: Kernel, call, chunk=None, job=None):
-        """Make the billed call (`call`: the call's batch generator factory) and record
-        the outcome beside the prediction."""
+    def run_gen(self, k: Kernel, call, job=None):
+        """Make the billed call (`call`: the call's batch generator factory) with the
+        chunking it was billed with (chunks change what the allocator sees between
+        steps) and record the outcome beside the prediction."""
         t0, tr0 = k.clock, _traffic(k)
         err = None
         result = None
         try:
-            result = yield from call(*self.args, chunk=chunk, job=job, **self.kwargs)
+            result = yield from call(*self.args, chunk=self.chunk, job=job, **self.kwargs)
         except OSError as e:
             err = e
+        except GeneratorExit:
+            # cancelled at a batch boundary: what moved until then is the outcome
+            self._record(k, None, oserror(EINTR, "cancelled"), t0, tr0)
+            raise
         self._record(k, result, err, t0, tr0)
         if err is not None:
             raise err
@@ -187,9 +195,9 @@ def _call_kw(caller, maxnode) -> dict:
     return {"caller": caller} if maxnode is None else {"caller": caller, "maxnode": maxnode}
 
 
-def _new_bill(k: Kernel, kind: str, args, kwargs) -> Bill:
+def _new_bill(k: Kernel, kind: str, args, kwargs, chunk: int | None) -> Bill:
     return Bill(kind=kind, args=tuple(args), kwargs=dict(kwargs), era=k.era.name,
-                page_size=k.page_size)
+                page_size=k.page_size, chunk=chunk)
 
 
 def _add_pairs(b: Bill, src: np.ndarray, dst: np.ndarray) -> None:
@@ -206,7 +214,7 @@ def _error(b: Bill, e: OSError) -> Bill:
 
 def bill_move_pages(k: Kernel, pid, pages, nodes=None, flags: int = 0, *, caller=None,
                     chunk: int | None = None) -> Bill:
-    b = _new_bill(k, "move_pages", (pid, pages, nodes, flags), {"caller": caller})
+    b = _new_bill(k, "move_pages", (pid, pages, nodes, flags), {"caller": caller}, chunk)
     if nodes is None:
         b.notes.append("no nodes: a query, nothing moves")
         b.ret = 0
@@ -240,7 +248,7 @@ def bill_move_pages(k: Kernel, pid, pages, nodes=None, flags: int = 0, *, caller
 def bill_migrate_pages(k: Kernel, pid, old_nodes, new_nodes, *, caller=None,
                        maxnode=None, chunk: int | None = None) -> Bill:
     b = _new_bill(k, "migrate_pages", (pid, old_nodes, new_nodes),
-                  _call_kw(caller, maxnode))
+                  _call_kw(caller, maxnode), chunk)
     try:
         plan = plan_migrate_pages(k, pid, old_nodes, new_nodes, caller=caller,
                                   maxnode=maxnode)
@@ -257,15 +265,14 @@ def bill_migrate_pages(k: Kernel, pid, old_nodes, new_nodes, *, caller=None,
                   if not migratable and not v.pfnmap)
     if skipped:
         b.failures["skipped: mlocked VMA (2.6.18-20 mempolicy paths)"] += skipped
-    if k.era.vm_ops_migrate_hook:
-        b.notes.append("2.6.18: vm_ops->migrate of hooked driver VMAs runs first (not billed)")
-    try:
-        left, outs = rehearse_migrate_pages(k, plan, chunk)
-    except OSError as e:
-        outs = []
-        left = None
-        _error(b, e)
-    for s, _d, out in outs if left is not None else []:
+    left, outs, err, hook_ns = rehearse_migrate_pages(k, plan, chunk)
+    if hook_ns:
+        b.notes.append("2.6.18: vm_ops->migrate relocates hooked driver regions first "
+                       f"({fmt_ns(hook_ns)}; driver frames are not migrated pages)")
+        b.predicted_ns += hook_ns
+    if err is not None:
+        _error(b, err)  # the pairs before the failing one still move
+    for s, _d, out in outs:
         ok = out.result >= 0
         _add_pairs(b, np.full(int(ok.sum()), s), out.result[ok])
         b.failures.update(count_reasons(out.result))
@@ -277,7 +284,7 @@ def bill_migrate_pages(k: Kernel, pid, old_nodes, new_nodes, *, caller=None,
 def bill_mbind(k: Kernel, pid, addr, length, mode, nodemask=(), flags: int = 0, *,
                caller=None, maxnode=None, chunk: int | None = None) -> Bill:
     b = _new_bill(k, "mbind", (pid, addr, length, mode, nodemask, flags),
-                  _call_kw(caller, maxnode))
+                  _call_kw(caller, maxnode), chunk)
     try:
         plan = plan_mbind(k, pid, addr, length, mode, nodemask, flags, caller=caller,
                           maxnode=maxnode)
@@ -309,7 +316,7 @@ def bill_mbind(k: Kernel, pid, addr, length, mode, nodemask=(), flags: int = 0, 
 
 
 def bill_offline(k: Kernel, node: int, zone: str, *, chunk: int | None = None) -> Bill:
-    b = _new_bill(k, "offline", (node, zone), {})
+    b = _new_bill(k, "offline", (node, zone), {}, chunk)
     try:
         z, blks = zone_offline_blocks(k, int(node), zone)
         plan = plan_blocks(k, blks, z.label, chunk=chunk)
@@ -323,6 +330,11 @@ def bill_offline(k: Kernel, node: int, zone: str, *, chunk: int | None = None) -
             sum(x["pages"] for x in plan["blockers"])
         b.error = (EBUSY, "the zone has pages that cannot move: "
                           + "; ".join(x["what"] for x in plan["blockers"]))
+    elif plan["error"] is not None:
+        _error(b, plan["error"])
+    b.endless = plan["endless"]
+    if b.endless:
+        b.notes.append("the job retries until cancelled: nothing it waits for changes")
     b.failures.update(count_reasons(plan["outcome"].result))
     b.notes.extend(plan["text"].splitlines()[1:-1])  # the rehearsal's own lines
     return b
