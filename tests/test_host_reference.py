@@ -225,3 +225,57 @@ def test_default_memlock_limit_is_the_hosts():
         pytest.skip(f"host RLIMIT_MEMLOCK is {soft}/{hard}, not the kernel default")
     m = small(nodes=1, size="16M")
     assert m.getrlimit(m.spawn("t", uid=1000), "memlock") == (soft, hard)
+
+
+def _smaps_entry(addr: int) -> dict:
+    with open("/proc/self/smaps") as fh:
+        text = fh.read()
+    i = text.find(f"{addr:x}-")
+    assert i >= 0
+    out = {}
+    for line in text[i:].splitlines()[1:]:
+        if ":" not in line or "-" in line.split()[0]:
+            break
+        k, v = line.split(":", 1)
+        out[k] = v.strip()
+    return out
+
+
+@pytest.mark.skipif(os.sysconf("SC_PAGE_SIZE") != 4096, reason="4 KiB pages")
+def test_mlock_hole_and_prot_none_like_the_host():
+    """apply_vma_lock_flags(): mlock over a VMA followed by a hole locks the VMA
+    (VmFlags lo), populates nothing (Rss 0) and returns ENOMEM; a PROT_NONE VMA is locked
+    and not faulted in (populate_vma_page_range(): EFAULT -> ENOMEM)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                          ctypes.c_int, ctypes.c_long]
+    ps = 4096
+    b = libc.mmap(None, 2 * ps, 3, 0x22, -1, 0)
+    c = libc.mmap(None, ps, 0, 0x22, -1, 0)
+    try:
+        libc.munmap(ctypes.c_void_p(b + ps), ctypes.c_size_t(ps))
+        ctypes.set_errno(0)
+        assert libc.mlock(ctypes.c_void_p(b), ctypes.c_size_t(2 * ps)) == -1
+        hole_errno = ctypes.get_errno()
+        hole = _smaps_entry(b)
+        ctypes.set_errno(0)
+        assert libc.mlock(ctypes.c_void_p(c), ctypes.c_size_t(ps)) == -1
+        none_errno = ctypes.get_errno()
+        pnone = _smaps_entry(c)
+    finally:
+        libc.munmap(ctypes.c_void_p(b), ctypes.c_size_t(ps))
+        libc.munmap(ctypes.c_void_p(c), ctypes.c_size_t(ps))
+    m = small(nodes=1, size="16M")
+    pid = m.spawn("t")
+    eb = m.mmap(pid, 2 * ps)
+    ec = m.mmap(pid, ps, 0)
+    m.munmap(pid, eb + ps, ps)
+    for host_errno, smaps, addr, length in ((hole_errno, hole, eb, 2 * ps),
+                                           (none_errno, pnone, ec, ps)):
+        with pytest.raises(OSError) as e:
+            m.mlock(pid, addr, length)
+        assert e.value.errno == host_errno == errno.ENOMEM
+        v = m.process(pid).find_vma(addr)
+        assert ("lo" in smaps["VmFlags"].split()) == bool(v.flags & 0x2000)
+        assert smaps["Rss"] == "0 kB" and v.present()[0].size == 0

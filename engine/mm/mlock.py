@@ -24,11 +24,13 @@ from ..constants import (
     MCL_ONFAULT,
     MLOCK_ONFAULT,
     RLIM_INFINITY,
+    VM_EXEC,
     VM_IO,
     VM_LOCKED,
     VM_LOCKED_MASK,
     VM_LOCKONFAULT,
     VM_PFNMAP,
+    VM_READ,
     VM_SHARED,
     VM_SPECIAL,
     VM_WRITE,
@@ -97,9 +99,11 @@ def populate(k: Kernel, p: Process, v: VMA, o0: int = 0, o1: int | None = None) 
     """populate_vma_page_range() over VMA offsets [o0, o1): write-fault private
     writable mappings (break COW without writing), read the others; nothing for
     VM_LOCKONFAULT (pages lock as they fault) or VM_IO/VM_PFNMAP (__mm_populate()
-    skips them)."""
+    skips them); a PROT_NONE mapping is never faulted in (EFAULT)."""
     if v.flags & (VM_LOCKONFAULT | VM_IO | VM_PFNMAP):
         return
+    if not v.flags & (VM_READ | VM_WRITE | VM_EXEC):
+        raise oserror(EFAULT, f"{v.start:#x}-{v.end:#x} is PROT_NONE: not populated")
     o1 = v.npages if o1 is None else o1
     write = (v.flags & (VM_WRITE | VM_SHARED)) == VM_WRITE
     fault(k, p, v, np.arange(o0, o1, dtype=np.int64), write=write, populate=True)
@@ -119,13 +123,17 @@ def mm_populate(k: Kernel, p: Process, start: int, end: int, *, ignore_errors: b
         except OSError as e:
             if ignore_errors:
                 continue
-            # __mlock_posix_error_return()
-            if e.errno == ENOMEM:
-                raise oserror(EAGAIN, f"mlock: {e.strerror}; the range is locked but not "
-                                      f"all of it is present") from None
-            if e.errno == EFAULT:
-                raise oserror(ENOMEM, f"mlock: {e.strerror}") from None
-            raise
+            raise _posix_error(e) from None
+
+
+def _posix_error(e: OSError) -> OSError:
+    """__mlock_posix_error_return(): EFAULT -> ENOMEM, ENOMEM -> EAGAIN."""
+    if e.errno == ENOMEM:
+        return oserror(EAGAIN, f"mlock: {e.strerror}; the range is locked but not all of "
+                               f"it is present")
+    if e.errno == EFAULT:
+        return oserror(ENOMEM, f"mlock: {e.strerror}")
+    return e
 
 
 def _relock(k: Kernel, v: VMA) -> None:
@@ -153,7 +161,10 @@ def mlock_fixup(k: Kernel, p: Process, v: VMA, start: int, end: int, newflags: i
     if not (was_locked and newflags & VM_LOCKED):
         _relock(k, v)  # locking twice would change nothing
     if k.era.mlock_populates_per_vma and newflags & VM_LOCKED:
-        populate(k, p, v)  # 2.6.18: make_pages_present() inside mlock_fixup()
+        try:
+            populate(k, p, v)  # 2.6.18: make_pages_present() inside mlock_fixup()
+        except OSError as e:
+            raise _posix_error(e) from None
     return v
 
 

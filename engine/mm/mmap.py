@@ -29,7 +29,7 @@ from .memory import (
     remove_vma,
     vmas_in_range,
 )
-from .mlock import limit_text, mlock_future_ok, populate
+from .mlock import limit_text, mlock_future_ok, mm_populate
 from .state import Kernel, Process
 
 
@@ -89,7 +89,8 @@ def do_mmap(k: Kernel, p: Process, length: int, prot: int, flags: int, file: str
     v = new_vma(p, addr, length, vmflags, backing, 0)
     insert_vma(p, v)
     if vmflags & VM_LOCKED:
-        populate(k, p, v)  # mlockall(MCL_FUTURE): new mappings come in locked
+        # mlockall(MCL_FUTURE): vm_mmap_pgoff() populates the new mapping, errors ignored
+        mm_populate(k, p, addr, addr + length, ignore_errors=True)
     merge_vmas(p, addr, addr + length)
     return addr
 
