@@ -3,11 +3,16 @@ answers single-node cases; the engine (era modern, one node) must answer the sam
 
 import ctypes
 import errno
+import json
 import os
 import platform
+import subprocess
+import sys
 
 import pytest
 from conftest import small
+
+from engine.constants import VM_LOCKED, VM_LOCKONFAULT
 
 SYS_move_pages = {"x86_64": 279, "aarch64": 239}.get(platform.machine())
 
@@ -277,5 +282,95 @@ def test_mlock_hole_and_prot_none_like_the_host():
             m.mlock(pid, addr, length)
         assert e.value.errno == host_errno == errno.ENOMEM
         v = m.process(pid).find_vma(addr)
-        assert ("lo" in smaps["VmFlags"].split()) == bool(v.flags & 0x2000)
+        assert ("lo" in smaps["VmFlags"].split()) == bool(v.flags & VM_LOCKED)
         assert smaps["Rss"] == "0 kB" and v.present()[0].size == 0
+
+
+HOST_MLOCK_SCRIPT = r'''
+import ctypes, json, os, resource
+if os.geteuid() == 0:
+    os.setgroups([]); os.setresgid(65534, 65534, 65534); os.setresuid(65534, 65534, 65534)
+resource.setrlimit(resource.RLIMIT_MEMLOCK, (8 << 20, 8 << 20))
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                      ctypes.c_int, ctypes.c_long]
+def call(f, *a):
+    ctypes.set_errno(0)
+    return 0 if f(*a) == 0 else ctypes.get_errno()
+def flags(addr):
+    sm = open("/proc/self/smaps").read()
+    i = sm.find("%x-" % addr)
+    return sm[i:].split("VmFlags:")[1].split("\n")[0].split()
+def rss(addr):
+    sm = open("/proc/self/smaps").read()
+    i = sm.find("%x-" % addr)
+    return sm[i:].split("\nRss:")[1].split("\n")[0].strip()
+out = {}
+a = libc.mmap(None, 6 << 20, 3, 0x22, -1, 0)
+out["mlock_5M"] = call(libc.mlock, ctypes.c_void_p(a), ctypes.c_size_t(5 << 20))
+out["mlock_5M_again"] = call(libc.mlock, ctypes.c_void_p(a), ctypes.c_size_t(5 << 20))
+libc.munlockall()
+out["mlockall_current_future"] = call(libc.mlockall, 3)
+b = libc.mmap(None, 4096, 3, 0x22, -1, 0)
+out["after_failed_mlockall_new_mapping_locked"] = "lo" in flags(b)
+out["mlockall_future"] = call(libc.mlockall, 2)
+c = libc.mmap(None, 16 << 20, 3, 0x22, -1, 0)
+out["mmap_past_limit_after_future"] = ctypes.get_errno() if c in (None, 2**64 - 1) else 0
+libc.munlockall()
+d = libc.mmap(None, 1 << 20, 3, 0x22, -1, 0)
+out["mlock2_onfault"] = call(libc.syscall, 325, ctypes.c_void_p(d), ctypes.c_size_t(1 << 20), 1)
+out["onfault_flags"] = [f for f in flags(d) if f in ("lo", "lf")]
+out["onfault_rss"] = rss(d)
+resource.setrlimit(resource.RLIMIT_MEMLOCK, (0, 8 << 20))
+out["mlock_limit_0"] = call(libc.mlock, ctypes.c_void_p(d), ctypes.c_size_t(4096))
+out["munlock_limit_0"] = call(libc.munlock, ctypes.c_void_p(d), ctypes.c_size_t(4096))
+print(json.dumps(out))
+'''
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64" or os.sysconf("SC_PAGE_SIZE") != 4096,
+                    reason="mlock2 syscall number and 4 KiB pages of x86_64")
+def test_rlimit_memlock_rules_like_the_host():
+    """An unprivileged process with RLIMIT_MEMLOCK 8 MiB, on the host (a child process
+    that drops root) and in the engine: count_mm_mlocked_page_nr() (mlock twice),
+    mlockall(MCL_CURRENT) against total_vm with nothing left behind, mlock_future_ok()
+    EAGAIN, MLOCK_ONFAULT (VmFlags lo lf, nothing resident), can_do_mlock() EPERM."""
+    r = subprocess.run([sys.executable, "-c", HOST_MLOCK_SCRIPT], capture_output=True,
+                       text=True, timeout=60)
+    if r.returncode != 0:
+        pytest.skip(f"the host script could not run: {r.stderr.strip()[-200:]}")
+    host = json.loads(r.stdout)
+    m = small(nodes=1, size="64M")
+    pid = m.spawn("t", uid=1000)
+    m.mmap(pid, 32 << 20)  # the rest of the process: total_vm past the limit, as Python's
+
+    def call(fn):
+        try:
+            fn()
+        except OSError as e:
+            return e.errno
+        return 0
+
+    eng = {}
+    a = m.mmap(pid, 6 << 20)
+    eng["mlock_5M"] = call(lambda: m.mlock(pid, a, 5 << 20))
+    eng["mlock_5M_again"] = call(lambda: m.mlock(pid, a, 5 << 20))
+    m.munlockall(pid)
+    eng["mlockall_current_future"] = call(lambda: m.mlockall(pid, 3))
+    b = m.mmap(pid, 4096)
+    eng["after_failed_mlockall_new_mapping_locked"] = \
+        bool(m.process(pid).find_vma(b).flags & VM_LOCKED)
+    eng["mlockall_future"] = call(lambda: m.mlockall(pid, 2))
+    eng["mmap_past_limit_after_future"] = call(lambda: m.mmap(pid, 16 << 20))
+    m.munlockall(pid)
+    d = m.mmap(pid, 1 << 20)
+    eng["mlock2_onfault"] = call(lambda: m.mlock2(pid, d, 1 << 20, 1))
+    v = m.process(pid).find_vma(d)
+    eng["onfault_flags"] = [f for f, bit in (("lo", VM_LOCKED), ("lf", VM_LOCKONFAULT))
+                            if v.flags & bit]
+    eng["onfault_rss"] = f"{v.present()[0].size * 4} kB"
+    m.setrlimit(pid, "memlock", 0)
+    eng["mlock_limit_0"] = call(lambda: m.mlock(pid, d, 4096))
+    eng["munlock_limit_0"] = call(lambda: m.munlock(pid, d, 4096))
+    assert eng == host
