@@ -374,3 +374,67 @@ def test_rlimit_memlock_rules_like_the_host():
     eng["mlock_limit_0"] = call(lambda: m.mlock(pid, d, 4096))
     eng["munlock_limit_0"] = call(lambda: m.munlock(pid, d, 4096))
     assert eng == host
+
+
+def _numa_maps_fields(pid, addr: int) -> list[str]:
+    """The numa_maps fields of the VMA at addr, without active= (the engine has no
+    active/inactive LRU lists; since 5.9 new anonymous pages start inactive)."""
+    path = "/proc/self/numa_maps" if pid is None else f"/proc/{pid}/numa_maps"
+    with open(path) as fh:
+        for line in fh:
+            if line.startswith(f"{addr:x} "):
+                return [f for f in line.split()[1:] if not f.startswith("active=")]
+    raise AssertionError(f"{addr:#x} not in {path}")
+
+
+@pytest.mark.skipif(not _single_node() or os.sysconf("SC_PAGE_SIZE") != 4096,
+                    reason="needs a single-node host with 4 KiB pages")
+def test_fork_copy_on_write_in_numa_maps_like_the_host():
+    """After fork() both processes map the written private pages (numa_maps mapmax=2);
+    a write by the child copies its pages (copy-on-write): the parent's count drops."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                          ctypes.c_int, ctypes.c_long]
+    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    ps = 4096
+    base = libc.mmap(None, 6 * ps, 3, 0x22, -1, 0)
+    # PROT_NONE guard pages: the four pages between them are a VMA of their own
+    libc.mprotect(base, ps, 0)
+    libc.mprotect(base + 5 * ps, ps, 0)
+    a = base + ps
+    ctypes.memset(a, 1, 4 * ps)
+    go_r, go_w = os.pipe()
+    done_r, done_w = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child: wait, write all four pages, report, wait to be reaped
+        try:
+            os.read(go_r, 1)
+            ctypes.memset(a, 2, 4 * ps)
+            os.write(done_w, b"x")
+            os.read(go_r, 1)
+        finally:
+            os._exit(0)
+    try:
+        host = [_numa_maps_fields(None, a), _numa_maps_fields(child, a)]
+        os.write(go_w, b"x")
+        os.read(done_r, 1)
+        host += [_numa_maps_fields(None, a), _numa_maps_fields(child, a)]
+    finally:
+        os.write(go_w, b"x")
+        os.waitpid(child, 0)
+        libc.munmap(ctypes.c_void_p(base), ctypes.c_size_t(6 * ps))
+    m = small(nodes=1, size="16M")
+    pid = m.spawn("t")
+    ea = m.mmap(pid, 4 * ps)
+    m.touch(pid, ea, 4 * ps)
+    c = m.fork(pid)
+
+    def line(p):
+        return next(x.split()[1:] for x in m.numa_maps(p).splitlines()
+                    if x.startswith(f"{ea:x} "))
+
+    eng = [line(pid), line(c)]
+    m.touch(c, ea, 4 * ps)
+    eng += [line(pid), line(c)]
+    assert eng == host
