@@ -438,3 +438,46 @@ def test_fork_copy_on_write_in_numa_maps_like_the_host():
     m.touch(c, ea, 4 * ps)
     eng += [line(pid), line(c)]
     assert eng == host
+
+
+@pytest.mark.skipif(not _single_node() or not SYS_NR or platform.machine() != "x86_64",
+                    reason="needs a single-node x86_64 host")
+def test_shared_anonymous_policy_like_the_host():
+    """mbind(BIND, {0}) on MAP_SHARED|MAP_ANONYMOUS memory: numa_maps names the policy
+    and /dev/zero\\040(deleted); get_mempolicy(MPOL_F_ADDR) reports the shared policy;
+    a fork() child sees it on its own VMA, with nothing mapped until it faults."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                          ctypes.c_int, ctypes.c_long]
+    ps = 4096
+    a = libc.mmap(None, 4 * ps, 3, 0x21, -1, 0)  # RW, MAP_SHARED|MAP_ANONYMOUS
+    rd, wr = os.pipe()
+    try:
+        assert libc.syscall(237, ctypes.c_void_p(a), ctypes.c_ulong(4 * ps), 2, _mask([0]),
+                            ctypes.c_ulong(2), 0) == 0
+        ctypes.memset(a, 1, 4 * ps)
+        pol, nm = ctypes.c_int(), _mask([])
+        libc.syscall(239, ctypes.byref(pol), nm, ctypes.c_ulong(64), ctypes.c_void_p(a),
+                     ctypes.c_ulong(2))
+        host = [(pol.value, nm[0]), _numa_maps_fields(None, a)]
+        child = os.fork()
+        if child == 0:
+            try:
+                os.write(wr, json.dumps(_numa_maps_fields(None, a)).encode())
+            finally:
+                os._exit(0)
+        os.waitpid(child, 0)
+        host.append(json.loads(os.read(rd, 4096)))
+    finally:
+        libc.munmap(ctypes.c_void_p(a), ctypes.c_size_t(4 * ps))
+    m = small(nodes=1, size="16M")
+    pid = m.spawn("t")
+    ea = m.mmap(pid, 4 * ps, 3, 0x21)
+    m.mbind(pid, ea, 4 * ps, 2, [0])
+    m.touch(pid, ea, 4 * ps)
+    mode, nodes = m.get_mempolicy(pid, ea, 2)
+    c = m.fork(pid)
+    eng = [(mode, sum(1 << n for n in nodes)), m.numa_maps(pid).split()[1:],
+           m.numa_maps(c).split()[1:]]
+    assert eng == [tuple(host[0]), host[1], host[2]]
