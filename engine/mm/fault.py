@@ -171,9 +171,16 @@ def _fault_private_write(k: Kernel, p: Process, v: VMA, offs: np.ndarray, cpu: i
     cur = v.ptes(offs)
     have = (cur >= 0) & (cur != zero)
     c = np.maximum(cur, 0)
-    anon = have & (f.kind[c] == K_ANON)
-    cow = anon & (f.mapcount[c] > 1)
-    need = ~have | cow
+    # only a VMA whose anon_vma another VMA is linked to (fork(), or a split) can map
+    # an anonymous page someone else maps too: skip the gathers otherwise
+    forked = v.anon is not None and (len(v.chain) > 1 or len(v.anon.vmas) > 1)
+    if forked:
+        anon = have & (f.kind[c] == K_ANON)
+        cow = anon & (f.mapcount[c] > 1)
+        need = ~have | cow
+    else:
+        anon = cow = None
+        need = ~have
     if v.backing is not None:
         need |= have & (f.kind[c] == K_FILE)
     if populate:
@@ -188,9 +195,10 @@ def _fault_private_write(k: Kernel, p: Process, v: VMA, offs: np.ndarray, cpu: i
             tok[miss] = fc
     else:
         tok = k.new_tokens(offs.size, v.vpn, offs)
-    reuse = anon & ~cow
-    if reuse.any() and k.era.anon_vma_chains:
-        _move_anon_rmap(k, v, offs[reuse], cur[reuse])
+    if forked and k.era.anon_vma_chains:
+        reuse = anon & ~cow
+        if reuse.any():
+            _move_anon_rmap(k, v, offs[reuse], cur[reuse])
     if not need.any():
         _write_private(k, v, offs, cur, tok, not populate)
         return
