@@ -348,7 +348,7 @@ async def test_help_opens_and_closes():
         await pilot.pause()
         assert isinstance(app.screen, HelpScreen)
         text = app.export_screenshot().replace("&#160;", " ")
-        assert "app.migrate" in text and "hook DRIVER on|off" in text
+        assert "app.migrate" in text and "cancel JOB" in text
         await pilot.press("m")  # keys of the console do nothing under help
         assert isinstance(app.screen, HelpScreen)
         await pilot.press("escape")
