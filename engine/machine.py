@@ -98,7 +98,15 @@ class Machine(Kernel):
     def drivers(self) -> list[str]:
         return list(self.drivers_map)
 
-    def set_migrate_hook(self, driver: str, enabled: bool) -> None:
+    def set_era(self, name, *, caller=None) -> None:
+        """`m.era = name` as an administrator act: a caller without CAP_SYS_ADMIN gets
+        EPERM (booting another kernel is root's)."""
+        self.require_admin(caller, "era")
+        self.era = name
+        self._changed()
+
+    def set_migrate_hook(self, driver: str, enabled: bool, *, caller=None) -> None:
+        self.require_admin(caller, "hook")
         d = self.driver(driver)
         if not d.pfnmap:
             raise oserror(EINVAL, f"driver {driver} pins pages; it has no vm_ops->migrate")
@@ -123,6 +131,25 @@ class Machine(Kernel):
     def kill(self, pid: int) -> None:
         task.exit_task(self, self.task(pid))
         self._changed()
+
+    def fork(self, pid: int, *, caller=None) -> int:
+        """fork() of process pid (the caller itself: caller= another process is EPERM);
+        returns the child's pid. Private pages are shared copy-on-write."""
+        child = task.fork(self, pid, caller=caller)
+        self._changed()
+        return child
+
+    def setrlimit(self, pid: int, resource: str, soft: int, hard: int | None = None, *,
+                  caller=None) -> None:
+        """prlimit(pid, RLIMIT_MEMLOCK, {soft, hard}) in bytes (RLIM_INFINITY: none);
+        hard None keeps the hard limit."""
+        task.setrlimit(self, pid, resource, soft, hard, caller=caller)
+        self._changed()
+
+    def getrlimit(self, pid: int, resource: str = "memlock", *, caller=None
+                  ) -> tuple[int, int]:
+        """(soft, hard) of a resource limit, in bytes."""
+        return task.getrlimit(self, pid, resource, caller=caller)
 
     def mmap(self, pid: int, length: int, prot: int = PROT_READ | PROT_WRITE,
              flags: int = MAP_PRIVATE | MAP_ANONYMOUS, *, file: str | None = None,
@@ -166,26 +193,36 @@ class Machine(Kernel):
         return self.run(move_pages.move_pages_gen(self, pid, pages, nodes, flags,
                                                   caller=caller))
 
-    def migrate_pages(self, pid: int, old_nodes, new_nodes, *, caller=None) -> int:
+    # maxnode: the nodemask's size in bits as Linux reads it (None: large enough)
+    def migrate_pages(self, pid: int, old_nodes, new_nodes, *, caller=None,
+                      maxnode: int | None = None) -> int:
         return self.run(mempolicy.migrate_pages_gen(self, pid, old_nodes, new_nodes,
-                                                    caller=caller))
+                                                    caller=caller, maxnode=maxnode))
 
     def mbind(self, pid: int, addr: int, length: int, mode: int, nodemask=(), flags: int = 0,
-              *, caller=None) -> None:
+              *, caller=None, maxnode: int | None = None) -> None:
         self.run(mempolicy.mbind_gen(self, pid, addr, length, mode, nodemask, flags,
-                                     caller=caller))
+                                     caller=caller, maxnode=maxnode))
 
-    def set_mempolicy(self, pid: int, mode: int, nodemask=(), *, caller=None) -> None:
-        mempolicy.set_mempolicy(self, pid, mode, nodemask, caller=caller)
+    def set_mempolicy(self, pid: int, mode: int, nodemask=(), *, caller=None,
+                      maxnode: int | None = None) -> None:
+        mempolicy.set_mempolicy(self, pid, mode, nodemask, caller=caller, maxnode=maxnode)
         self._changed()
 
     def get_mempolicy(self, pid: int, addr: int | None = None, flags: int = 0, *,
-                      caller=None):
-        return mempolicy.get_mempolicy(self, pid, addr, flags, caller=caller)
+                      caller=None, maxnode: int | None = None):
+        return mempolicy.get_mempolicy(self, pid, addr, flags, caller=caller,
+                                       maxnode=maxnode)
 
     def mlock(self, pid: int, addr: int, length: int) -> None:
         mlock.do_mlock(self, self.user(pid), _int(addr, "addr"), _int(length, "length"),
                        lock=True)
+        self._changed()
+
+    def mlock2(self, pid: int, addr: int, length: int, flags: int = 0) -> None:
+        """mlock2(): flags 0 or MLOCK_ONFAULT (lock pages as they fault)."""
+        mlock.do_mlock2(self, self.user(pid), _int(addr, "addr"), _int(length, "length"),
+                        _int(flags, "flags"))
         self._changed()
 
     def munlock(self, pid: int, addr: int, length: int) -> None:
@@ -237,9 +274,10 @@ class Machine(Kernel):
             return self.run(undo_gen(self, last))
 
     # ------------------------------------------------------------ hot-remove / hot-add
-    def offline(self, node: int, zone: str, *, dry_run: bool = False) -> dict:
+    def offline(self, node: int, zone: str, *, dry_run: bool = False, caller=None) -> dict:
         """Offline every online block of a zone; returns what moved. dry_run: the
-        rehearsal, changing nothing."""
+        rehearsal, changing nothing. An administrator act (caller: uid 0 only)."""
+        self.require_admin(caller, "offline")
         if dry_run:
             return hotplug.offline_plan(self, node, zone)
         return self.run(hotplug.offline_zone_gen(self, node, zone))
@@ -248,15 +286,18 @@ class Machine(Kernel):
         """The rehearsal (`offline --dry-run`); chunk: predict a job of that batch."""
         return hotplug.offline_plan(self, node, zone, chunk=chunk)
 
-    def online(self, node: int, zone: str) -> int:
+    def online(self, node: int, zone: str, *, caller=None) -> int:
+        self.require_admin(caller, "online")
         n = hotplug.online_zone(self, node, zone)
         self._changed()
         return n
 
-    def offline_block(self, index: int) -> dict:
+    def offline_block(self, index: int, *, caller=None) -> dict:
+        self.require_admin(caller, "offline")
         return self.run(hotplug.offline_block_gen(self, index))
 
-    def online_block(self, index: int, how: str = "online") -> int:
+    def online_block(self, index: int, how: str = "online", *, caller=None) -> int:
+        self.require_admin(caller, "online")
         n = hotplug.online_block(self, index, how)
         self._changed()
         return n
@@ -303,14 +344,22 @@ class Machine(Kernel):
             "move_pages": lambda *a, **k: move_pages.move_pages_gen(self, *a, **k),
             "migrate_pages": lambda *a, **k: mempolicy.migrate_pages_gen(self, *a, **k),
             "mbind": lambda *a, **k: mempolicy.mbind_gen(self, *a, **k),
-            "offline": lambda *a, **k: hotplug.offline_zone_gen(self, *a, **k),
-            "offline_block": lambda *a, **k: hotplug.offline_block_gen(self, *a, **k),
+            "offline": self._admin_job("offline", hotplug.offline_zone_gen),
+            "offline_block": self._admin_job("offline", hotplug.offline_block_gen),
             "workload": self._workload_job,
             "daemon": self._daemon_job,
             "bill": self._bill_job,
             "undo": lambda rec=None, **k: undo_gen(self, rec if rec is not None
                                                    else self.moves.last, **k),
         }
+
+    def _admin_job(self, what: str, gen_fn: Callable) -> Callable:
+        """A job of an administrator act: the caller's CAP_SYS_ADMIN is checked when the
+        job is made (m.start() raises EPERM)."""
+        def make(*a, caller=None, **k):
+            self.require_admin(caller, what)
+            return gen_fn(self, *a, **k)
+        return make
 
     def _workload_job(self, pid: int, addr: int | None = None, length: int | None = None,
                       *, chunk=None, job=None, watch=(), **kw):

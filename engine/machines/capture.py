@@ -370,8 +370,9 @@ def _task_policy(p: HostProc) -> str:
 def _proc_desc(p: HostProc, page: int, scale: float, fit: float, ids: list[int],
                mem_nodes: set, stats: Counter) -> dict:
     d: dict = {"name": p.name, "pid": p.pid, "uid": p.uid, "node": p.node}
-    mems = [n for n in p.mems if n in ids] or ids
-    if sorted(mems) != sorted(ids):
+    # a cpuset holds only nodes with memory (the top cpuset is N_MEMORY)
+    mems = [n for n in p.mems if n in mem_nodes] or sorted(mem_nodes)
+    if sorted(mems) != sorted(mem_nodes):
         d["cpuset"] = nodes_str(mems)
     if p.kthread:
         d["kthread"] = True

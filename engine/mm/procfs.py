@@ -19,7 +19,7 @@ from ..constants import (
 from ..nodemask import nodes_str
 from .page_alloc import NUMASTAT_NAMES
 from .policy import effective_policy
-from .state import Kernel, Process
+from .state import Backing, Kernel, Process
 
 
 def numa_maps(m: Kernel, p: Process) -> str:
@@ -34,7 +34,7 @@ def numa_maps(m: Kernel, p: Process) -> str:
         pstr = "default" if pol is None else pol.describe(m.era.proc_formats)
         parts = [f"{v.start:08x}", pstr]
         if v.backing is not None and not v.pfnmap:
-            parts.append(f"file={v.backing.name}")
+            parts.append(f"file={file_path(v.backing)}")
         if v.pfnmap:
             pfn = np.zeros(0, np.int64)  # no struct page behind a PFN map: nothing counted
         else:
@@ -64,6 +64,14 @@ def numa_maps(m: Kernel, p: Process) -> str:
                 parts.append(f"kernelpagesize_kB={m.page_size // 1024}")
         lines.append(" ".join(parts))
     return "\n".join(lines) + ("\n" if lines else "")
+
+
+def file_path(b: Backing) -> str:
+    """The path show_numa_map() prints (seq_path() escapes blanks as \\040): shared
+    anonymous memory is "/dev/zero (deleted)" (the engine numbers its objects)."""
+    name = b.name.split(" #", 1)[0] if b.name.startswith("/dev/zero (deleted)") else b.name
+    return name.replace("\\", "\\134").replace(" ", "\\040").replace("\t", "\\011") \
+        .replace("\n", "\\012").replace("=", "\\075")
 
 
 def numastat(m: Kernel) -> str:
@@ -199,6 +207,8 @@ def node_meminfo(m: Kernel, node: int) -> str:
     file = int((k == K_FILE).sum())
     mlocked = int(((fl & PG_mlocked) != 0).sum())
     slab = int(((k == K_KERNEL) & (f.mapping[s:e] == KUSE_SLAB)).sum())
+    shmem_ids = [b.id for b in m.files.values() if b.shmem]
+    shmem = int(np.isin(f.mapping[s:e][k == K_FILE], shmem_ids).sum()) if shmem_ids else 0
     rows = [("MemTotal", total), ("MemFree", free), ("MemUsed", total - free),
             ("SwapCached", 0), ("Active", anon + file - mlocked), ("Inactive", 0),
             ("Active(anon)", anon), ("Inactive(anon)", 0), ("Active(file)", file),
@@ -206,7 +216,7 @@ def node_meminfo(m: Kernel, node: int) -> str:
             ("Dirty", int(((fl & PG_dirty) != 0).sum())),
             ("Writeback", int(((fl & PG_writeback) != 0).sum())),
             ("FilePages", file), ("Mapped", int(((k == K_FILE) & (f.mapcount[s:e] > 0)).sum())),
-            ("AnonPages", anon), ("Shmem", 0), ("KernelStack", 0), ("PageTables", 0),
+            ("AnonPages", anon), ("Shmem", shmem), ("KernelStack", 0), ("PageTables", 0),
             ("Slab", slab), ("SReclaimable", 0), ("SUnreclaim", slab), ("AnonHugePages", 0)]
     out = [f"Node {node} {name + ':':<16}{v * kb:>8} kB" for name, v in rows]
     for name in ("HugePages_Total", "HugePages_Free", "HugePages_Surp"):
@@ -221,7 +231,7 @@ def numactl_hardware(m: Kernel) -> str:
     out = [f"available: {len(m.nodes)} nodes ({_list(m.nodes)})"]
     for n in m.nodes_list:
         zones = m.node_zones(n.id)
-        out.append(f"node {n.id} cpus: {' '.join(str(c) for c in n.cpus)}")
+        out.append(f"node {n.id} cpus:" + "".join(f" {c}" for c in n.cpus))
         out.append(f"node {n.id} size: {int(sum(z.managed for z in zones) * mb)} MB")
         out.append(f"node {n.id} free: {int(sum(z.free for z in zones) * mb)} MB")
     out.append("node distances:")

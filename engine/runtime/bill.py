@@ -27,6 +27,7 @@ from ..mm.memory_hotplug import plan_blocks, zone_offline_blocks
 from ..mm.mempolicy import (
     plan_mbind,
     plan_migrate_pages,
+    queue_node_pages,
     rehearse_mbind,
     rehearse_migrate_pages,
     walk_pages,
@@ -171,6 +172,11 @@ def _traffic(k: Kernel) -> np.ndarray:
     return k.traffic.copy()
 
 
+def _call_kw(caller, maxnode) -> dict:
+    """The keyword arguments the billed call is made with (maxnode only when given)."""
+    return {"caller": caller} if maxnode is None else {"caller": caller, "maxnode": maxnode}
+
+
 def _new_bill(k: Kernel, kind: str, args, kwargs, chunk: int | None) -> Bill:
     return Bill(kind=kind, args=tuple(args), kwargs=dict(kwargs), era=k.era.name,
                 page_size=k.page_size, chunk=chunk)
@@ -222,13 +228,20 @@ def bill_move_pages(k: Kernel, pid, pages, nodes=None, flags: int = 0, *, caller
 
 
 def bill_migrate_pages(k: Kernel, pid, old_nodes, new_nodes, *, caller=None,
-                       chunk: int | None = None) -> Bill:
-    b = _new_bill(k, "migrate_pages", (pid, old_nodes, new_nodes), {"caller": caller},
-                  chunk)
+                       maxnode=None, chunk: int | None = None) -> Bill:
+    b = _new_bill(k, "migrate_pages", (pid, old_nodes, new_nodes),
+                  _call_kw(caller, maxnode), chunk)
     try:
-        plan = plan_migrate_pages(k, pid, old_nodes, new_nodes, caller=caller)
+        plan = plan_migrate_pages(k, pid, old_nodes, new_nodes, caller=caller,
+                                  maxnode=maxnode)
     except OSError as e:
         return _error(b, e)
+    if not plan.move_all:
+        shared = queue_node_pages(k, plan.p, plan.old, True).size - \
+            queue_node_pages(k, plan.p, plan.old, False).size
+        if shared:
+            b.notes.append(f"{shared} shared page(s) skipped silently (MPOL_MF_MOVE: the "
+                           f"caller has no CAP_SYS_NICE)")
     skipped = sum(int(pfn.size) for v, migratable, _o, pfn in
                   walk_pages(k, plan.p, 0, 1 << 62, "migrate_pages")
                   if not migratable and not v.pfnmap)
@@ -251,11 +264,12 @@ def bill_migrate_pages(k: Kernel, pid, old_nodes, new_nodes, *, caller=None,
 
 
 def bill_mbind(k: Kernel, pid, addr, length, mode, nodemask=(), flags: int = 0, *,
-               caller=None, chunk: int | None = None) -> Bill:
+               caller=None, maxnode=None, chunk: int | None = None) -> Bill:
     b = _new_bill(k, "mbind", (pid, addr, length, mode, nodemask, flags),
-                  {"caller": caller}, chunk)
+                  _call_kw(caller, maxnode), chunk)
     try:
-        plan = plan_mbind(k, pid, addr, length, mode, nodemask, flags, caller=caller)
+        plan = plan_mbind(k, pid, addr, length, mode, nodemask, flags, caller=caller,
+                          maxnode=maxnode)
     except OSError as e:
         if e.errno == EIO:
             e = oserror(EIO, f"{e.strerror}; the policy is not applied")
