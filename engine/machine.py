@@ -37,6 +37,7 @@ from .runtime.automigrate import Daemons
 from .runtime.bill import Bill, Bills
 from .runtime.clock import ClockController
 from .runtime.jobs import Job, run_jobs
+from .runtime.moves import RECORDED, MoveBook, undo_gen
 from .runtime.timeline import Timeline
 from .runtime.workload import Workloads
 from .runtime.workload import create as create_workload
@@ -46,7 +47,7 @@ InvariantError = mm_check.InvariantError
 # attributes that belong to the running program, not to the machine: a clone or a
 # snapshot starts them afresh
 RUNTIME = ("jobs", "finished_jobs", "listeners", "clockctl", "timeline", "workloads",
-           "daemons", "bills")
+           "daemons", "bills", "moves")
 
 
 class Machine(Kernel):
@@ -55,7 +56,8 @@ class Machine(Kernel):
 
     job_batch = 512  # Linux migrates in batches of 512 base pages
     # jobs whose generators yield once their argument checks are done
-    CHECKED_JOBS = ("move_pages", "migrate_pages", "mbind", "offline", "offline_block")
+    CHECKED_JOBS = ("move_pages", "migrate_pages", "mbind", "offline", "offline_block",
+                    "undo")
 
     def __init__(self) -> None:
         super().__init__()
@@ -67,6 +69,7 @@ class Machine(Kernel):
         self.workloads = Workloads()
         self.daemons = Daemons()
         self.bills = Bills()
+        self.moves = MoveBook()  # what migration jobs moved: their results, and undo
 
     # ------------------------------------------------------------ construction
     @classmethod
@@ -263,6 +266,13 @@ class Machine(Kernel):
     def vma_migratable(self, v: VMA, path: str) -> bool:
         return move_pages.vma_migratable(self, v, path)
 
+    def undo(self) -> dict:
+        """Move every page the last migration job moved back to the node it came from
+        (engine/runtime/moves.py); recorded itself, so a second undo redoes."""
+        last = self.moves.last
+        with self.moves.recording(self, "undo", (last,)):
+            return self.run(undo_gen(self, last))
+
     # ------------------------------------------------------------ hot-remove / hot-add
     def offline(self, node: int, zone: str, *, dry_run: bool = False, caller=None) -> dict:
         """Offline every online block of a zone; returns what moved. dry_run: the
@@ -339,6 +349,8 @@ class Machine(Kernel):
             "workload": self._workload_job,
             "daemon": self._daemon_job,
             "bill": self._bill_job,
+            "undo": lambda rec=None, **k: undo_gen(self, rec if rec is not None
+                                                   else self.moves.last, **k),
         }
 
     def _admin_job(self, what: str, gen_fn: Callable) -> Callable:
@@ -382,6 +394,11 @@ class Machine(Kernel):
             raise oserror(EINVAL, f"start: no job {name!r} (jobs: {', '.join(sorted(gens))})")
         job = Job(self, name, None)
         job.gen = gen_fn(*args, chunk=batch or self.job_batch, job=job, **kw)
+        if name in RECORDED:  # its moves make its result and what `undo` reverses
+            if name == "undo" and not args:
+                args = (self.moves.last,)
+            rec = self.moves.begin(self, name, args, kw, job.id)
+            job.gen = self.moves.wrap(self, rec, job.gen)
         self.jobs.append(job)
         return job
 
@@ -427,6 +444,16 @@ class Machine(Kernel):
         self.finished_jobs.append(job)
         del self.finished_jobs[:-50]
         self._changed()
+
+    def note_moved(self, src: np.ndarray, dst: np.ndarray, driver: str | None = None) -> None:
+        rec = self.moves.active
+        if rec is not None:
+            rec.note_moved(src, dst, driver)
+
+    def note_failed(self, pfns: np.ndarray, codes: np.ndarray) -> None:
+        rec = self.moves.active
+        if rec is not None:
+            rec.note_failed(pfns, codes)
 
     def _changed(self) -> None:
         self.timeline.sample(self)

@@ -15,6 +15,7 @@ import re
 import numpy as np
 import pytest
 
+import engine
 import engine.views as sim_views
 from engine.constants import K_ANON, K_FILE, K_FREE, K_KERNEL, K_OFFLINE, PG_lru, PG_mlocked
 from engine.host import Host, host_execute
@@ -537,26 +538,25 @@ def test_without_kpageflags_the_rest_works(tmp_path):
 
 # ------------------------------------------------------------------ the view API
 
-def _public(mod):
-    return {n: o for n, o in vars(mod).items() if not n.startswith("_")
-            and (inspect.isfunction(o) or inspect.isclass(o))
-            and getattr(o, "__module__", "") == mod.__name__}
-
-
 def test_host_views_offer_every_view_of_the_simulator():
-    """The console may take either module: every function and class of engine.views
-    is in engine.host.views under the same name with the same parameters."""
-    for name, obj in _public(sim_views).items():
-        twin = getattr(host_views, name, None)
-        assert twin is not None, f"engine.host.views lacks {name}"
-        if inspect.isfunction(obj):
-            assert list(inspect.signature(twin).parameters) == \
-                list(inspect.signature(obj).parameters), name
+    """The console draws either: HostView has every method of the view API
+    (engine.views.VIEW_API) with MachineView's parameters, and the module keeps the
+    simulator's helpers under the same names and parameters."""
+    for name in sim_views.VIEW_API:
+        ours, theirs = getattr(sim_views.MachineView, name), getattr(host_views.HostView, name)
+        assert list(inspect.signature(theirs).parameters) == \
+            list(inspect.signature(ours).parameters), name
+    for name in ("pages_per_node", "resident_pages", "vma_frames", "vma_pages_per_node",
+                 "summarize_result", "status_counts", "status_counts_text"):
+        assert list(inspect.signature(getattr(host_views, name)).parameters) == \
+            list(inspect.signature(getattr(sim_views, name)).parameters), name
     for attr in ("step", "run", "stale", "vma", "process", "busy", "passes"):
         assert hasattr(host_views.NodeCounts, attr) or attr == "passes"
     assert host_views.ProcRow is sim_views.ProcRow and host_views.VmaRow is sim_views.VmaRow
     assert host_views.views_for(Host.__new__(Host)) is host_views
     assert host_views.views_for(object()) is sim_views
+    assert type(host_views.view_for(Host.__new__(Host))) is host_views.HostView
+    assert type(host_views.view_for(engine.Machine.default())) is sim_views.MachineView
 
 
 # ------------------------------------------------------------------ refresh policy
@@ -634,3 +634,31 @@ def test_tick_reads_what_is_due(fake):
     h.refresh.done("frames")
     assert h.tick(budget_s=10)  # system and the watched process
     assert h.procs[200].vmas_read == 103.0 and h.procs[100].vmas_read == 100.0
+
+
+async def test_console_draws_the_fake_host_through_the_view_api(fake):
+    """The console on a Host, through HostView: the map from kpageflags, the process
+    table from numa_maps, no simulated clock to pace."""
+    from tui.app import NumaConsoleApp
+    from tui.widgets.pagemap import C_ANON, C_FREE, NCLASS
+
+    h = Host(fake)
+    view = host_views.view_for(h)
+    assert all(callable(getattr(view, n)) for n in sim_views.VIEW_API)
+    kinds, owners = view.frame_sample(np.array([[4094, 4096], [5096, 65536]]))
+    assert kinds.tolist() == [[K_FREE, K_ANON], [K_FILE, K_ANON]] and (owners == -1).all()
+    assert view.frame_flags(np.array([65536])).tolist() == [int(PG_lru | PG_mlocked)]
+    app = NumaConsoleApp(h, view_factory=host_views.view_for, executor=host_execute)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        t = app.main_screen.query_one("#processes")
+        assert t.get_cell("100", "N0").text == "8448"  # numa_maps: 8192 anon + 256 file
+        assert "live host" in app.export_screenshot().replace("&#160;", " ")
+        pm = app.main_screen.query_one("#pagemap")
+        codes = {int(c) % NCLASS for y in pm._visible_cell_rows() for c in pm._row_codes(y)}
+        assert {C_FREE, C_ANON} <= codes
+        t.select_pid(100)
+        await pilot.press("v")  # numa_maps through the host's commands
+        assert app.main_screen.query_one("#view").view_name == "/proc/100/numa_maps (db)"
+        app.run_command("mmap 100 4K")  # the simulator's commands: refused in one line
+        assert "not on the live host" in app.console_log.entries[-1]

@@ -12,7 +12,11 @@ come from:
 
 Host-only additions the console will want (the simulator has no equivalent yet):
 frame_flags, frame_classes, zone_class_counts, frames_unavailable, limits,
-status_line, refresh_text."""
+status_line, refresh_text.
+
+`HostView` is the view object the console draws (engine.views.VIEW_API, as
+MachineView): `view_for(m)` gives a HostView for a Host and a MachineView for a
+simulated machine."""
 
 from __future__ import annotations
 
@@ -26,7 +30,12 @@ from ..constants import K_OFFLINE
 from ..views import (
     COUNT_SLICE,
     KUSE_NAMES,
+    VIEW_API,
+    ClockInfo,
+    DriverInfo,
+    MachineView,
     ProcRow,
+    Status,
     VmaRow,
     flag_names,
     fmt_bytes,
@@ -133,8 +142,10 @@ def vma_rows(m: Host, pid: int, counts: NodeCounts | None = None) -> list[VmaRow
     out = []
     for v in m.vmas_of(pid):
         per = v.per_node
+        # numa_maps' mapmax says a page is shared, not how many are: none counted
         out.append(VmaRow(v.start, v.end, v.kind, v.flag_string(), v.policy, v.locked,
-                          int(per.sum()), per))
+                          shared_pages=0, rss=int(per.sum()), per_node=per,
+                          npages=(v.end - v.start) // m.page_size))
     return out
 
 
@@ -329,6 +340,119 @@ def views_for(m: Any):
     return sys.modules[__name__] if getattr(m, "is_host", False) else engine_views
 
 
+# ------------------------------------------------------------------ the view object
+
+class HostView(MachineView):
+    """engine.views' view API (VIEW_API) over a Host, for the console: the topology,
+    zones and watermarks as the simulator's (the host reads them into the same types);
+    frames from kpageflags (kinds and flags, no owner per frame); processes and VMAs
+    from numa_maps; no simulated jobs, drivers, workloads or migrations to undo."""
+
+    def status(self) -> Status:
+        m = self.m
+        return Status(m.name, f"host (Linux {m.kernel})", True, len(m.nodes_list),
+                      sum(z.present for z in m.zones) * m.page_size, m.nr_frames,
+                      m.page_size, 0, ClockInfo("host", 1.0, "live host"), 0)
+
+    def _traffic(self) -> np.ndarray | None:
+        return None  # the host's migration counters are per system, not per node pair
+
+    def free_history(self, n: int) -> dict[int, list[float]] | None:
+        return None
+
+    def _gather(self, pfns: np.ndarray, which: int) -> np.ndarray:
+        """Kinds (0) or flags (2) of arbitrary frames: one read per chunk they fall in
+        (unknown frames: offline kind, no flags)."""
+        m = self.m
+        pfns = np.asarray(pfns, np.int64)
+        out = np.full(pfns.shape, K_OFFLINE if which == 1 else 0, np.uint8)
+        if frames_unavailable(m) is not None or pfns.size == 0:
+            return out
+        fm = m.frames
+        flat, res = pfns.ravel(), out.ravel()
+        ok = (flat >= 0) & (flat < fm.nr_frames)
+        chunk = np.where(ok, flat // fm.chunk, -1)
+        for c in np.unique(chunk[ok]).tolist():
+            sel = chunk == c
+            res[sel] = fm._chunk(c)[which][flat[sel] - c * fm.chunk]
+        return res.reshape(pfns.shape)
+
+    def frame_sample(self, pfns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        kinds = self._gather(pfns, 1)
+        return kinds, np.full(kinds.shape, -1, np.int32)
+
+    def frame_range(self, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+        return frame_kinds(self.m, a, b), frame_flags(self.m, a, b)
+
+    def frame_flags(self, pfns: np.ndarray) -> np.ndarray:
+        return self._gather(pfns, 2)
+
+    def frame_owner(self, pfn: int) -> tuple[int, int] | None:
+        return frame_owner(self.m, pfn)
+
+    def describe_frame(self, pfn: int) -> list[tuple[str, str]]:
+        return describe_frame(self.m, pfn)
+
+    def cell_summary(self, a: int, b: int) -> str:
+        return cell_summary(self.m, a, b)
+
+    def drivers(self) -> list[DriverInfo]:
+        return []
+
+    def driver_names(self) -> list[str]:
+        return []
+
+    def driver_at(self, pfn: int) -> DriverInfo | None:
+        return None
+
+    def node_counts(self) -> NodeCounts:
+        return NodeCounts(self.m)
+
+    def processes(self, counts: Any = None) -> list[ProcRow]:
+        return process_rows(self.m, counts)
+
+    def process(self, pid: int, counts: Any = None) -> ProcRow | None:
+        if pid not in self.m.procs:
+            return None
+        # from the last readings (counts given or not: one process never reads them all)
+        rows = process_rows(self.m, counts if counts is not None else NodeCounts(self.m))
+        return next((r for r in rows if r.pid == pid), None)
+
+    def vmas(self, pid: int, counts: Any = None) -> list[VmaRow]:
+        try:
+            return vma_rows(self.m, pid, counts)
+        except OSError:  # the process is gone
+            return []
+
+    def vma_at(self, pid: int, addr: int, counts: Any = None) -> VmaRow | None:
+        return next((r for r in self.vmas(pid) if r.start <= addr < r.end), None)
+
+    def vma_frames(self, pid: int, start: int) -> np.ndarray:
+        v = find_vma(self.m, pid, start)
+        return np.zeros(0, np.int64) if v is None else vma_frames(v)
+
+    def vma_ranges(self, pid: int) -> list[tuple[int, int]]:
+        return [(r.start, r.end) for r in self.vmas(pid)]
+
+    def job_outcome(self, job: Any) -> tuple[str, bool]:
+        return summarize_result(job.result), job.state == "done"
+
+    def workloads(self, pid: int | None = None, running: bool = True
+                  ) -> list[tuple[int, int, str]]:
+        return []
+
+    def daemons(self, running: bool = True) -> list[tuple[int, int, str]]:
+        return []
+
+    def last_migration(self) -> tuple[str, int | None, int] | None:
+        return None
+
+
+def view_for(m: Any) -> MachineView:
+    """The view object that draws `m`: a HostView for a Host, else a MachineView."""
+    return HostView(m) if getattr(m, "is_host", False) else MachineView(m)
+
+
 __all__ = [
     "COUNT_SLICE", "FRAME_CLASSES", "KUSE_NAMES", "NodeCounts", "ProcRow", "VmaRow",
     "cell_summary", "describe_frame", "driver_of_frame", "find_vma", "flag_names",
@@ -337,5 +461,5 @@ __all__ = [
     "pages_per_node", "policy_str", "process_frames", "process_pages_per_node",
     "process_rows", "refresh_text", "resident_pages", "status_counts", "status_counts_text",
     "status_line", "summarize_result", "vma_frames", "vma_pages_per_node", "vma_rows",
-    "views_for", "zone_at", "zone_class_counts",
+    "views_for", "zone_at", "zone_class_counts", "HostView", "view_for", "VIEW_API",
 ]

@@ -125,6 +125,7 @@ def relocate(k: Kernel, d: Driver, where: Callable[[int], int],
             arr = getattr(f, name)
             arr[dst] = arr[src]
         redirect(k, src, dst)
+        k.note_moved(src, dst, d.name)
         k.time.advance(migrate_cost_ns(k, k.node_of(src), dnodes))
         f.refcount[src] = 0
         free_frames(k, src)

@@ -137,7 +137,8 @@ def zone_blocks(k: Kernel, z: Zone) -> list[int]:
         if edge % bp:
             b = edge // bp
             raise oserror(EINVAL, f"{z.label}: block {b} is shared with another zone "
-                                  f"(valid_zones none); offline single blocks instead")
+                                  f"(valid_zones none); offline its whole blocks one by one "
+                                  f"instead (offline_block INDEX; `blocks` lists them)")
     return list(range(z.start_pfn // bp, z.end_pfn // bp))
 
 

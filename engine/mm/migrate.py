@@ -259,7 +259,10 @@ class Execute:
         self.moved = FrameMap()  # original frame -> the frame it moved to
 
     def isolate(self, pfns: np.ndarray, unique: bool) -> np.ndarray:
-        return isolate(self.k, pfns, unique, self.hold)
+        ok = isolate(self.k, pfns, unique, self.hold)
+        if not ok.all():
+            self.k.note_failed(pfns[~ok], np.full(int((~ok).sum()), -EBUSY, np.int64))
+        return ok
 
     def current(self, pfns: np.ndarray) -> np.ndarray:
         """The frames pages now sit on (a page this call moved has a new one)."""
@@ -321,6 +324,7 @@ class Execute:
                 z.free -= m.size
             kinds, maps = _copy_frames(k, src, dst)
             redirect(k, src, dst)
+            k.note_moved(src, dst)
             snodes = k.node_of(src)
             dnodes = k.node_of(dst)
             account_alloc(k, dnodes, targets if okpos is None else targets[okpos], ctl.cpu)
@@ -340,6 +344,7 @@ class Execute:
         if bad.any():
             putback(k, pfns[bad], self.hold)
             _store(out.result, sel, np.flatnonzero(bad), codes[bad])
+            k.note_failed(pfns[bad], codes[bad])
         out.waits += plan.waits
 
     def abandon(self, pfns: np.ndarray) -> None:

@@ -738,6 +738,15 @@ class Kernel:
         pair = np.asarray(src, np.int64) * nn + np.asarray(dst, np.int64)
         self.traffic += np.bincount(pair, minlength=nn * nn).reshape(nn, nn)
 
+    # ------------------------------------------------------------ observers
+    def note_moved(self, src: np.ndarray, dst: np.ndarray, driver: str | None = None) -> None:
+        """Pages left frames src for frames dst (the migration core, or `driver`'s
+        vm_ops->migrate hook). The kernel keeps nothing; the facade records them for
+        the results and the undo of migration jobs (engine/runtime/moves.py)."""
+
+    def note_failed(self, pfns: np.ndarray, codes: np.ndarray) -> None:
+        """The migration of the pages on frames pfns failed with codes (-errno)."""
+
     # ------------------------------------------------------------ tasks and credentials
     def credentials(self, caller) -> Cred:
         """The console operator (None: uid 0, CAP_SYS_NICE, the top cpuset: every node

@@ -17,17 +17,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..constants import (
-    EACCES,
-    EAGAIN,
     EBUSY,
-    EFAULT,
     EINTR,
     EINVAL,
     EIO,
-    ENODEV,
-    ENOENT,
-    ENOMEM,
-    EPERM,
     oserror,
 )
 from ..mm.memory_hotplug import plan_blocks, zone_offline_blocks
@@ -39,28 +32,17 @@ from ..mm.mempolicy import (
     rehearse_migrate_pages,
     walk_pages,
 )
-from ..mm.migrate import UNTRIED, Rehearse, run_pairs
+from ..mm.migrate import UNTRIED, PairRun, Rehearse, run_pairs
 from ..mm.move_pages import UNWRITTEN, finish, plan_move_pages
 from ..mm.state import Kernel, drive
 from ..units import fmt_ns, fmt_size
 from ..vec import pair_counts
+from .moves import MoveRecord, plan_undo, reason_text, undo_control
 
-KINDS = ("move_pages", "migrate_pages", "mbind", "offline")
-REASONS = {
-    -EACCES: "-EACCES shared (mapped by more than one process, no MPOL_MF_MOVE_ALL)",
-    -EBUSY: "-EBUSY off the LRU or already isolated (under migration)",
-    -EAGAIN: "-EAGAIN pinned (a long-term pin keeps the refcount from freezing)",
-    -EFAULT: "-EFAULT zero page, no VMA, or a VM_PFNMAP/VM_IO mapping",
-    -ENOENT: "-ENOENT not present (never touched)",
-    -ENOMEM: "-ENOMEM no free frame on the target node",
-    -EPERM: "-EPERM mlocked (2.6.16/17 try_to_unmap refuses VM_LOCKED)",
-    -ENODEV: "-ENODEV target node has no memory",
-}
-
-
+KINDS = ("move_pages", "migrate_pages", "mbind", "offline", "undo")
 def reason(code: int) -> str:
-    """The bill's and the console's name of a failure code."""
-    return REASONS.get(int(code), f"-{_errno.errorcode.get(-int(code), str(-int(code)))}")
+    """The bill's name of a failure code (engine/runtime/moves.py holds the table)."""
+    return reason_text(code, long=True)
 
 
 def count_reasons(codes: np.ndarray) -> Counter:
@@ -340,8 +322,31 @@ def bill_offline(k: Kernel, node: int, zone: str, *, chunk: int | None = None) -
     return b
 
 
+def bill_undo(k: Kernel, rec: MoveRecord | None = None, *, chunk: int | None = None) -> Bill:
+    """The rehearsal of `undo`: the recorded pages that can go back, moved back on a
+    copy of the allocator's books by the same loop the undo runs."""
+    b = _new_bill(k, "undo", (rec,), {}, chunk)
+    try:
+        plan = plan_undo(k, rec)
+    except OSError as e:
+        return _error(b, e)
+    out = drive(run_pairs(k, Rehearse(k), plan.pfns, plan.targets, undo_control(k),
+                          PairRun(chunk=chunk, unique=True)))
+    ok = out.result >= 0
+    _add_pairs(b, k.node_of(plan.pfns[ok]), out.result[ok])
+    b.failures = count_reasons(out.result)
+    b.failures.update({f"skipped: {r}": c for r, c in plan.scope.skipped.items()})
+    b.already = plan.scope.already
+    b.predicted_ns = out.time_ns
+    b.notes.append(f"reverses job {rec.job_id} ({rec.kind}): {rec.moved} pages recorded"
+                   if rec.job_id is not None else
+                   f"reverses the last {rec.kind}: {rec.moved} pages recorded")
+    b.ret = 0
+    return b
+
+
 BILLS = {"move_pages": bill_move_pages, "migrate_pages": bill_migrate_pages,
-         "mbind": bill_mbind, "offline": bill_offline}
+         "mbind": bill_mbind, "offline": bill_offline, "undo": bill_undo}
 
 
 def migration_bill(k: Kernel, kind: str, *args, **kw) -> Bill:
