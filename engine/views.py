@@ -81,6 +81,7 @@ from .constants import (
     PG_pinned,
 )
 from .mm.move_pages import UNWRITTEN, MoveStatus
+from .mm.policy import vma_policy
 from .mm.rmap import mappers
 from .mm.state import VMA, Kernel
 from .nodemask import nodes_str
@@ -839,7 +840,8 @@ class MachineView:
             pfns = vma_frames(v)
             pfns = pfns[pfns != m.zero_pfn]
             shared = int((m.f.mapcount[pfns] > 1).sum()) if pfns.size else 0
-        return VmaRow(v.start, v.end, v.kind, v.flag_string(), policy_str(v.policy),
+        # as numa_maps: the policy at vm_start (a shmem object's shared policy)
+        return VmaRow(v.start, v.end, v.kind, v.flag_string(), policy_str(vma_policy(v)),
                       v.locked, shared, int(per.sum()), per, v.npages,
                       drv.name if drv is not None else None)
 

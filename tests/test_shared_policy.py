@@ -21,6 +21,7 @@ from engine import (
     PROT_READ,
     PROT_WRITE,
 )
+from engine.views import MachineView
 
 PS = 4096
 RW = PROT_READ | PROT_WRITE
@@ -84,6 +85,8 @@ def test_a_second_process_mapping_the_object_sees_the_policy():
     assert m.numa_maps(b_pid).split()[1] == "default"  # the policy at the VMA's start
     m.mbind(a_pid, a, 4 * PS, MPOL_PREFERRED, [2])
     assert m.numa_maps(b_pid).split()[1] == "prefer:2"
+    # the console's VMA table says what numa_maps says, not the VMA's own (none)
+    assert [r.policy for r in MachineView(m).vmas(b_pid) if r.start == b] == ["prefer:2"]
     m.check()
 
 
