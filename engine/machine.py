@@ -28,8 +28,8 @@ from .machines.presets import DEFAULT_DESCRIPTION
 from .mm import check as mm_check
 from .mm import drivers as mm_drivers
 from .mm import fault as mm_fault
+from .mm import memory, mempolicy, mlock, mmap, move_pages, procfs, task
 from .mm import memory_hotplug as hotplug
-from .mm import mempolicy, mlock, mmap, move_pages, procfs, task
 from .mm.era import Era, get_era
 from .mm.state import VMA, Kernel, Process, drive
 from .runtime import access, bill
@@ -369,9 +369,13 @@ class Machine(Kernel):
         return oserror(EINTR, f"{job.name}: cancelled after {job.done} of {job.total} pages")
 
     def job_stepped(self, job: Job) -> None:
+        # a batch put back or moved the pages it held: shared anonymous memory that
+        # only they kept alive goes now
+        memory.release_orphan_shmem(self)
         self.timeline.sample(self)  # every batch boundary is a point of the timeline
 
     def job_finished(self, job: Job) -> None:
+        memory.release_orphan_shmem(self)
         if job in self.jobs:
             self.jobs.remove(job)
         self.finished_jobs.append(job)

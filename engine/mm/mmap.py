@@ -5,6 +5,7 @@ file or a driver's PFN map), and the populate that VM_LOCKED asks for."""
 from __future__ import annotations
 
 from ..constants import (
+    ANON_SHMEM,
     EINVAL,
     ENOMEM,
     MAP_ANONYMOUS,
@@ -76,7 +77,7 @@ def do_mmap(k: Kernel, p: Process, length: int, prot: int, flags: int, file: str
         backing.grow(npages)
     elif shared_anon:
         # MAP_SHARED|MAP_ANONYMOUS is shmem: a page-cache object of its own
-        backing = k.file(f"/dev/zero (deleted) #{k.next_mapping_id()}", create=True)
+        backing = k.file(f"{ANON_SHMEM} #{k.next_mapping_id()}", create=True)
         backing.grow(npages)
     v = new_vma(p, addr, length, vmflags, backing, 0)
     insert_vma(p, v)

@@ -405,7 +405,9 @@ class Driver:
     has_hook: bool = False
     hook_enabled: bool = False
     backing: Backing | None = None  # its region (PFN-mapped kinds)
-    pins: list = field(default_factory=list)  # (pid, addr, length) pinned by rdma
+    # rdma: memory registrations (pid, addr, length, PFNs pinned), each alive until
+    # deregistered or its process exits
+    pins: list = field(default_factory=list)
 
     @property
     def pfnmap(self) -> bool:
