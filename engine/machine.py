@@ -37,6 +37,7 @@ from .runtime.automigrate import Daemons
 from .runtime.bill import Bill, Bills
 from .runtime.clock import ClockController
 from .runtime.jobs import Job, run_jobs
+from .runtime.moves import RECORDED, MoveBook, undo_gen
 from .runtime.timeline import Timeline
 from .runtime.workload import Workloads
 from .runtime.workload import create as create_workload
@@ -46,7 +47,7 @@ InvariantError = mm_check.InvariantError
 # attributes that belong to the running program, not to the machine: a clone or a
 # snapshot starts them afresh
 RUNTIME = ("jobs", "finished_jobs", "listeners", "clockctl", "timeline", "workloads",
-           "daemons", "bills")
+           "daemons", "bills", "moves")
 
 
 class Machine(Kernel):
@@ -55,7 +56,8 @@ class Machine(Kernel):
 
     job_batch = 512  # Linux migrates in batches of 512 base pages
     # jobs whose generators yield once their argument checks are done
-    CHECKED_JOBS = ("move_pages", "migrate_pages", "mbind", "offline", "offline_block")
+    CHECKED_JOBS = ("move_pages", "migrate_pages", "mbind", "offline", "offline_block",
+                    "undo")
 
     def __init__(self) -> None:
         super().__init__()
@@ -67,6 +69,7 @@ class Machine(Kernel):
         self.workloads = Workloads()
         self.daemons = Daemons()
         self.bills = Bills()
+        self.moves = MoveBook()  # what migration jobs moved: their results, and undo
 
     # ------------------------------------------------------------ construction
     @classmethod
@@ -97,7 +100,15 @@ class Machine(Kernel):
     def drivers(self) -> list[str]:
         return list(self.drivers_map)
 
-    def set_migrate_hook(self, driver: str, enabled: bool) -> None:
+    def set_era(self, name, *, caller=None) -> None:
+        """`m.era = name` as an administrator act: a caller without CAP_SYS_ADMIN gets
+        EPERM (booting another kernel is root's)."""
+        self.require_admin(caller, "era")
+        self.era = name
+        self._changed()
+
+    def set_migrate_hook(self, driver: str, enabled: bool, *, caller=None) -> None:
+        self.require_admin(caller, "hook")
         d = self.driver(driver)
         enabled = _bool(enabled, "enabled")
         if not d.pfnmap:
@@ -125,6 +136,25 @@ class Machine(Kernel):
     def kill(self, pid: int) -> None:
         task.exit_task(self, self.task(pid))
         self._changed()
+
+    def fork(self, pid: int, *, caller=None) -> int:
+        """fork() of process pid (the caller itself: caller= another process is EPERM);
+        returns the child's pid. Private pages are shared copy-on-write."""
+        child = task.fork(self, pid, caller=caller)
+        self._changed()
+        return child
+
+    def setrlimit(self, pid: int, resource: str, soft: int, hard: int | None = None, *,
+                  caller=None) -> None:
+        """prlimit(pid, RLIMIT_MEMLOCK, {soft, hard}) in bytes (RLIM_INFINITY: none);
+        hard None keeps the hard limit."""
+        task.setrlimit(self, pid, resource, soft, hard, caller=caller)
+        self._changed()
+
+    def getrlimit(self, pid: int, resource: str = "memlock", *, caller=None
+                  ) -> tuple[int, int]:
+        """(soft, hard) of a resource limit, in bytes."""
+        return task.getrlimit(self, pid, resource, caller=caller)
 
     def mmap(self, pid: int, length: int, prot: int = PROT_READ | PROT_WRITE,
              flags: int = MAP_PRIVATE | MAP_ANONYMOUS, *, file: str | None = None,
@@ -170,30 +200,41 @@ class Machine(Kernel):
         return self.run(move_pages.move_pages_gen(self, pid, pages, nodes, flags,
                                                   caller=caller))
 
-    def migrate_pages(self, pid: int, old_nodes, new_nodes, *, caller=None) -> int:
+    # maxnode: the nodemask's size in bits as Linux reads it (None: large enough)
+    def migrate_pages(self, pid: int, old_nodes, new_nodes, *, caller=None,
+                      maxnode: int | None = None) -> int:
         return self.run(mempolicy.migrate_pages_gen(self, pid, old_nodes, new_nodes,
-                                                    caller=caller))
+                                                    caller=caller, maxnode=maxnode))
 
     def mbind(self, pid: int, addr: int, length: int, mode: int, nodemask=(), flags: int = 0,
-              *, caller=None) -> None:
-        self.run(self._mbind_gen(pid, addr, length, mode, nodemask, flags, caller=caller))
+              *, caller=None, maxnode: int | None = None) -> None:
+        self.run(self._mbind_gen(pid, addr, length, mode, nodemask, flags, caller=caller,
+                                 maxnode=maxnode))
 
     def _mbind_gen(self, pid, addr, length, mode, nodemask=(), flags=0, **kw):
         return mempolicy.mbind_gen(self, pid, _int(addr, "addr"), _int(length, "length"),
                                    _int(mode, "mode"), nodemask, _int(flags, "flags"), **kw)
 
-    def set_mempolicy(self, pid: int, mode: int, nodemask=(), *, caller=None) -> None:
-        mempolicy.set_mempolicy(self, pid, _int(mode, "mode"), nodemask, caller=caller)
+    def set_mempolicy(self, pid: int, mode: int, nodemask=(), *, caller=None,
+                      maxnode: int | None = None) -> None:
+        mempolicy.set_mempolicy(self, pid, _int(mode, "mode"), nodemask, caller=caller,
+                                maxnode=maxnode)
         self._changed()
 
     def get_mempolicy(self, pid: int, addr: int | None = None, flags: int = 0, *,
-                      caller=None):
+                      caller=None, maxnode: int | None = None):
         return mempolicy.get_mempolicy(self, pid, None if addr is None else _int(addr, "addr"),
-                                       _int(flags, "flags"), caller=caller)
+                                       _int(flags, "flags"), caller=caller, maxnode=maxnode)
 
     def mlock(self, pid: int, addr: int, length: int) -> None:
         mlock.do_mlock(self, self.user(pid), _int(addr, "addr"), _int(length, "length"),
                        lock=True)
+        self._changed()
+
+    def mlock2(self, pid: int, addr: int, length: int, flags: int = 0) -> None:
+        """mlock2(): flags 0 or MLOCK_ONFAULT (lock pages as they fault)."""
+        mlock.do_mlock2(self, self.user(pid), _int(addr, "addr"), _int(length, "length"),
+                        _int(flags, "flags"))
         self._changed()
 
     def munlock(self, pid: int, addr: int, length: int) -> None:
@@ -239,10 +280,18 @@ class Machine(Kernel):
     def vma_migratable(self, v: VMA, path: str) -> bool:
         return move_pages.vma_migratable(self, v, path)
 
+    def undo(self) -> dict:
+        """Move every page the last migration job moved back to the node it came from
+        (engine/runtime/moves.py); recorded itself, so a second undo redoes."""
+        last = self.moves.last
+        with self.moves.recording(self, "undo", (last,)):
+            return self.run(undo_gen(self, last))
+
     # ------------------------------------------------------------ hot-remove / hot-add
-    def offline(self, node: int, zone: str, *, dry_run: bool = False) -> dict:
+    def offline(self, node: int, zone: str, *, dry_run: bool = False, caller=None) -> dict:
         """Offline every online block of a zone; returns what moved. dry_run: the
-        rehearsal, changing nothing."""
+        rehearsal, changing nothing. An administrator act (caller: uid 0 only)."""
+        self.require_admin(caller, "offline")
         if _bool(dry_run, "dry_run"):
             return self.offline_plan(node, zone)
         return self.run(self._offline_gen(node, zone))
@@ -255,18 +304,21 @@ class Machine(Kernel):
         return hotplug.offline_plan(self, _int(node, "node"), _str(zone, "zone"),
                                     chunk=_batch(chunk, "chunk"))
 
-    def online(self, node: int, zone: str) -> int:
+    def online(self, node: int, zone: str, *, caller=None) -> int:
+        self.require_admin(caller, "online")
         n = hotplug.online_zone(self, _int(node, "node"), _str(zone, "zone"))
         self._changed()
         return n
 
-    def offline_block(self, index: int) -> dict:
+    def offline_block(self, index: int, *, caller=None) -> dict:
+        self.require_admin(caller, "offline")
         return self.run(self._offline_block_gen(index))
 
     def _offline_block_gen(self, index, **kw):
         return hotplug.offline_block_gen(self, _int(index, "index"), **kw)
 
-    def online_block(self, index: int, how: str = "online") -> int:
+    def online_block(self, index: int, how: str = "online", *, caller=None) -> int:
+        self.require_admin(caller, "online")
         n = hotplug.online_block(self, _int(index, "index"), _str(how, "how"))
         self._changed()
         return n
@@ -313,12 +365,24 @@ class Machine(Kernel):
             "move_pages": lambda *a, **k: move_pages.move_pages_gen(self, *a, **k),
             "migrate_pages": lambda *a, **k: mempolicy.migrate_pages_gen(self, *a, **k),
             "mbind": self._mbind_gen,
-            "offline": self._offline_gen,
-            "offline_block": self._offline_block_gen,
+            "offline": self._admin_job("offline", lambda _m, *a, **k:
+                                       self._offline_gen(*a, **k)),
+            "offline_block": self._admin_job("offline", lambda _m, *a, **k:
+                                             self._offline_block_gen(*a, **k)),
             "workload": self._workload_job,
             "daemon": self._daemon_job,
             "bill": self._bill_job,
+            "undo": lambda rec=None, **k: undo_gen(self, rec if rec is not None
+                                                   else self.moves.last, **k),
         }
+
+    def _admin_job(self, what: str, gen_fn: Callable) -> Callable:
+        """A job of an administrator act: the caller's CAP_SYS_ADMIN is checked when the
+        job is made (m.start() raises EPERM)."""
+        def make(*a, caller=None, **k):
+            self.require_admin(caller, what)
+            return gen_fn(self, *a, **k)
+        return make
 
     def _workload_job(self, pid: int, addr: int | None = None, length: int | None = None,
                       *, chunk=None, job=None, watch=(), **kw):
@@ -340,11 +404,12 @@ class Machine(Kernel):
         return d.run_gen(chunk=chunk, job=job)
 
     def _bill_job(self, b: Bill | None = None, *, chunk=None, job=None):
-        """`m.start("bill", bill)` makes the billed call (default: the last bill)."""
+        """`m.start("bill", bill)` makes the billed call (default: the last bill), in
+        the bill's own chunks (a job's batch would change what the bill predicted)."""
         b = b if b is not None else self.bills.last
         if b is None:
             raise oserror(EINVAL, "bill: no bill to run (make one with --dry-run first)")
-        return b.run_gen(self, self.job_generators()[b.kind], chunk=chunk, job=job)
+        return b.run_gen(self, self.job_generators()[b.kind], job=job)
 
     def _job(self, name: str, args, kw, batch: int | None) -> Job:
         gens = self.job_generators()
@@ -354,6 +419,11 @@ class Machine(Kernel):
             raise oserror(EINVAL, f"start: no job {name!r} (jobs: {', '.join(sorted(gens))})")
         job = Job(self, name, None)
         job.gen = gen_fn(*args, chunk=batch or self.job_batch, job=job, **kw)
+        if name in RECORDED:  # its moves make its result and what `undo` reverses
+            if name == "undo" and not args:
+                args = (self.moves.last,)
+            rec = self.moves.begin(self, name, args, kw, job.id)
+            job.gen = self.moves.wrap(self, rec, job.gen)
         self.jobs.append(job)
         return job
 
@@ -405,6 +475,16 @@ class Machine(Kernel):
         del self.finished_jobs[:-50]
         self._changed()
 
+    def note_moved(self, src: np.ndarray, dst: np.ndarray, driver: str | None = None) -> None:
+        rec = self.moves.active
+        if rec is not None:
+            rec.note_moved(src, dst, driver)
+
+    def note_failed(self, pfns: np.ndarray, codes: np.ndarray) -> None:
+        rec = self.moves.active
+        if rec is not None:
+            rec.note_failed(pfns, codes)
+
     def _changed(self) -> None:
         self.timeline.sample(self)
         for cb in self.listeners:
@@ -420,8 +500,19 @@ class Machine(Kernel):
 
     def run_bill(self, b: Bill | None = None):
         """Make the billed call (default: the last bill) and record the outcome in the
-        bill; returns the call's result or raises its error."""
-        return self.run(self._bill_job(b))
+        bill; returns the call's result or raises its error. A bill made for a job
+        (with a chunk) runs as that job, stepped here to its end."""
+        b = b if b is not None else self.bills.last
+        if b is None or b.chunk is None:
+            return self.run(self._bill_job(b))
+        if b.endless:
+            raise oserror(EINVAL, "bill: this job would retry until cancelled; start it "
+                                  "as a job (`bill run` in the console) and cancel it")
+        job = self.start_sync("bill", b)
+        self.run_jobs([job])
+        if job.error is not None:
+            raise job.error
+        return job.result
 
     @property
     def last_bill(self) -> Bill | None:

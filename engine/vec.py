@@ -7,6 +7,8 @@ engine never calls it on large arrays: use unique() below."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 
 _DENSE_LIMIT = 1 << 22
@@ -69,6 +71,12 @@ def has_duplicates(pfns: np.ndarray, nr_frames: int) -> bool:
     mask = np.zeros(nr_frames, bool)
     mask[pfns] = True
     return int(np.count_nonzero(mask)) < pfns.size
+
+
+def value_counts(a) -> Counter:
+    """Counter {value: occurrences} of an integer array, without a loop over it."""
+    vals, counts = distinct_counts(np.asarray(a, np.int64))
+    return Counter(dict(zip(vals.tolist(), counts.tolist())))
 
 
 def pair_counts(src, dst) -> dict:

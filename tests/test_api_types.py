@@ -72,6 +72,26 @@ CALLS = {
     "munlock(length)": (lambda m, v: m.munlock(P, X, v), NOT_INT),
     "mlockall(flags)": (lambda m, v: m.mlockall(P, v), NOT_INT),
     "munlockall(pid)": (lambda m, v: m.munlockall(v), NOT_INT),
+    "mlock2(flags)": (lambda m, v: m.mlock2(P, X, PAGE, v), NOT_INT),
+    "fork(pid)": (lambda m, v: m.fork(v), NOT_INT),
+    "fork(caller)": (lambda m, v: m.fork(P, caller=v), NOT_OPT_INT),
+    "setrlimit(soft)": (lambda m, v: m.setrlimit(P, "memlock", v), NOT_INT),
+    "setrlimit(hard)": (lambda m, v: m.setrlimit(P, "memlock", 0, v), NOT_OPT_INT),
+    "setrlimit(resource)": (lambda m, v: m.setrlimit(P, v, 0), NOT_STR),
+    "getrlimit(resource)": (lambda m, v: m.getrlimit(P, v), NOT_STR),
+    "set_era(name)": (lambda m, v: m.set_era(v), [2006, 2.6, None, b"modern"]),
+    "set_era(caller)": (lambda m, v: m.set_era("2.6.18", caller=v), NOT_OPT_INT),
+    "mbind(maxnode)": (lambda m, v: m.mbind(P, X, PAGE, MPOL_BIND, [1], maxnode=v),
+                       NOT_OPT_INT),
+    "mbind(caller)": (lambda m, v: m.mbind(P, X, PAGE, MPOL_BIND, [1], caller=v),
+                      NOT_OPT_INT),
+    "set_mempolicy(maxnode)": (lambda m, v: m.set_mempolicy(P, MPOL_BIND, [1], maxnode=v),
+                               NOT_OPT_INT),
+    "get_mempolicy(maxnode)": (lambda m, v: m.get_mempolicy(P, maxnode=v), NOT_OPT_INT),
+    "migrate_pages(maxnode)": (lambda m, v: m.migrate_pages(P, [0], [1], maxnode=v),
+                               NOT_OPT_INT),
+    "move_pages(caller)": (lambda m, v: m.move_pages(P, [X], [1], caller=v), NOT_OPT_INT),
+    "offline(caller)": (lambda m, v: m.offline(2, "Movable", caller=v), NOT_OPT_INT),
     "move_pages(pid)": (lambda m, v: m.move_pages(v, [X], [1]), NOT_INT),
     "migrate_pages(old_nodes)": (lambda m, v: m.migrate_pages(P, v, [1]),
                                  [1.9, "x", [1.5], [True], 1 + 0j]),
@@ -163,7 +183,8 @@ def test_every_public_call_is_in_the_table():
               "user", "node_of", "zone_of", "new_backing", "new_tokens", "record_traffic",
               "vma_migratable", "cancel_error", "job_finished", "job_stepped", "run",
               "run_bill", "migration_bill", "from_description", "node_zones",
-              "node_has_memory", "clone", "check"}
+              "node_has_memory", "clone", "check", "note_moved", "note_failed", "own_task",
+              "require_admin", "undo"}
     covered = {n.split("(")[0] for n in CALLS} | {"start_sync"}
     missing = []
     for name, fn in inspect.getmembers(Machine, inspect.isfunction):

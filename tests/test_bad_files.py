@@ -555,6 +555,10 @@ DEEP_TABLES = "a = " + "{ b = " * 3000 + "1" + " }" * 3000 + "\n"
      "machine.era: 5 is not a string"),  # was "x.toml:2: machine.era: x.toml: ..."
     (GOOD_TOML.replace('block_size = "4M"', 'block_size = "4M"\nkernel = "100%"'),
      "machine.kernel: the kernel's memmap and slab leave no page"),  # was IndexError
+    (GOOD_TOML.replace('vmas = [{ size = "4M", touch = "100%" }]',
+                       'vmas = [{ size = "4M", kind = "driver", driver = "x" }]') +
+     '[[drivers]]\nname = "a\\nb"\nkind = "rdma"\n',
+     "'x' is not a driver of this machine (a\\nb)"),  # a newline in a name: still one line
     ("a" + ".a" * 20_000 + " = 1\n", "dotted key of more than 8 parts"),  # quadratic
     ("[a" + ".a" * 20_000 + "]\n", "dotted key of more than 8 parts"),
 ])

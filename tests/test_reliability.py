@@ -842,9 +842,8 @@ def test_many_jobs_and_workloads_at_once_on_the_default_machine():
     ]
     writers = {103, 104}
     rounds = checks = 0
-    t0 = time.perf_counter()
     while any(not j.finished for j in jobs):
-        assert time.perf_counter() - t0 < 60, jobs
+        assert checks < 10_000, jobs  # every job progresses: no livelock
         rounds += m.run_jobs(max_steps=20)
         m.check()  # consistent at every interval, every write accounted for
         checks += 1

@@ -22,6 +22,9 @@ from typing import Any
 from textual import events
 from textual.app import App, ComposeResult
 
+from engine.commands import execute
+from engine.views import MachineView
+
 from .widgets import pagemap as pagemap_mod
 from .widgets.pagemap import PageMap
 
@@ -39,7 +42,7 @@ class MapOnlyApp(App):
         self.machine = machine
 
     def compose(self) -> ComposeResult:
-        yield PageMap(self.machine, id="pagemap")
+        yield PageMap(MachineView(self.machine), id="pagemap")
 
 
 def _clear_caches(pm: PageMap) -> None:
@@ -85,7 +88,7 @@ async def _key_latency(m: Any, jobs: list[str], size: tuple[int, int], presses: 
                        idle_presses: int, timeout: float) -> dict:
     from .app import NumaConsoleApp
 
-    app = NumaConsoleApp(m)
+    app = NumaConsoleApp(m, pace="fast")
     async with app.run_test(size=size) as pilot:
         await pilot.pause()
         pm = app.main_screen.query_one("#pagemap", PageMap)
@@ -112,7 +115,7 @@ async def _key_latency(m: Any, jobs: list[str], size: tuple[int, int], presses: 
                 seen["done"] = lambda: pm.zoom == zoom // 2
             elif not pm.auto_fit:  # zoom back out to the whole machine
                 key, char = "minus", "-"
-                seen["done"] = lambda: pm.zoom == zoom * 2
+                seen["done"] = lambda: pm.zoom > zoom
             else:  # a machine small enough for one frame a cell: move the cursor
                 key, char = ("right", None) if cursor == 0 else ("home", None)
                 seen["done"] = lambda: pm.cursor != cursor
@@ -137,7 +140,7 @@ async def _key_latency(m: Any, jobs: list[str], size: tuple[int, int], presses: 
         for _ in range(presses * 20):
             if len(lat) >= presses:
                 break
-            running = [j for j in m.jobs if not j.finished]
+            running = [j for j in app.view.jobs()]
             if not running:
                 line = jobs[started % len(jobs)]
                 r = app.run_command(line)
@@ -148,12 +151,12 @@ async def _key_latency(m: Any, jobs: list[str], size: tuple[int, int], presses: 
             else:
                 job = running[0]
             lat.append(await press_once())  # the job was running when the key came
-            during += not job.finished
+            during += job.id in app.view.job_ids()
             await asyncio.sleep(0.07)
-        for j in list(m.jobs):
-            j.cancel()
+        for jid in app.view.job_ids():
+            execute(m, f"cancel {jid}")
         t_end = time.monotonic()
-        while m.jobs and time.monotonic() - t_end < timeout:
+        while app.view.job_ids() and time.monotonic() - t_end < timeout:
             await asyncio.sleep(0.01)
         if not lat:
             raise RuntimeError("no key press could be timed while a job ran")

@@ -99,13 +99,17 @@ def command(name: str, help: str, spec: Spec | None = None, *, aliases=(), job=N
     return deco
 
 
-def command_names() -> list[str]:
-    return sorted({c.name for c in COMMANDS.values()})
+def command_names(commands: dict[str, Command] | None = None) -> list[str]:
+    return sorted({c.name for c in (COMMANDS if commands is None else commands).values()})
 
 
-def execute(m: Machine, line: str, *, background: bool = False) -> Result:
+def execute(m: Machine, line: str, *, background: bool = False,
+            commands: dict[str, Command] | None = None) -> Result:
     """Run one command line. background=True starts long operations as jobs (the TUI);
-    otherwise they run to completion. Never raises: errors come back as a Result."""
+    otherwise they run to completion. `commands`: another registry built from the same
+    Command and Spec objects (the live host's, engine/host/commands.py). Never raises:
+    errors come back as a Result."""
+    registry = COMMANDS if commands is None else commands
     try:
         if not isinstance(line, str):
             raise CommandError("a command is a line of text")
@@ -123,9 +127,9 @@ def execute(m: Machine, line: str, *, background: bool = False) -> Result:
         if rest and rest[-1] == "&":
             rest = rest[:-1]
             bg = True
-        cmd = COMMANDS.get(name)
+        cmd = registry.get(name)
         if cmd is None:
-            close = [c for c in command_names() if c.startswith(name[:3])]
+            close = [c for c in command_names(registry) if c.startswith(name[:3])]
             hint = f" (did you mean {', '.join(close[:3])}?)" if close else ""
             raise CommandError(f"unknown command {name!r}{hint}; try: help")
         form, rest = cmd.form(rest)

@@ -1,10 +1,15 @@
-"""Commands for the migration calls and their bill (the dry run)."""
+"""Commands for the migration calls, their bill (the dry run) and undo.
+
+Every migration runs under the machine's MoveBook (engine/runtime/moves.py), so its
+result is one line saying what moved and why the rest did not, by reason, and
+`undo` can move it back."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from ..constants import MPOL_MF_MOVE, MPOL_MF_MOVE_ALL, MPOL_MF_STRICT
+from ..runtime.moves import undo_gen
 from ..views import status_counts_text
 from .core import Result, command, oserr, start_or_run
 from .spec import (
@@ -24,14 +29,31 @@ PID = Arg("PID", pid, "pid")
 MAX_RANGE_PAGES = 1 << 26
 
 
-def dry_run(m, what: str, *args) -> Result:
+def dry_run(m, bg: bool, what: str, *args) -> Result:
     """The bill; a dry run that predicts the call fails as a whole fails too, its
-    first line the error the call would answer."""
-    b = m.migration_bill(what, *args)
+    first line the error the call would answer. In the console (bg) the call is
+    billed in the job's batches, the way `bill run` will then make it."""
+    b = m.migration_bill(what, *args, chunk=m.job_batch if bg else None)
     if b.error is None:
         return Result(True, b.text, value=b)
     err = f"error: {oserr(OSError(*b.error))} (predicted by --dry-run)"
     return Result(False, err + "\n" + b.text, value=b)
+
+
+def recorded(m, kind: str, args: tuple, call) -> Result:
+    """Run a migration call (`call()`) under a record of what it moves: its result is
+    the record's one line (an error says what moved before it)."""
+    err = None
+    out = None
+    with m.moves.recording(m, kind, args) as rec:
+        try:
+            out = call()
+        except OSError as e:
+            err = e
+    if err is not None:
+        moved = f"; {rec.summary()}" if rec.moved or rec.failures else ""
+        return Result(False, f"error: {oserr(err)}{moved}")
+    return Result(True, rec.summary(out), value=out)
 
 
 def range_pages(m, pid_: int, rng) -> np.ndarray:
@@ -64,12 +86,11 @@ def _move_pages(m, a, bg):
     flags = MPOL_MF_MOVE_ALL if "all" in a.flags else MPOL_MF_MOVE
     targets = np.asarray(a.nodes, np.int64)[np.arange(pages.size) % len(a.nodes)]
     if "dry-run" in a.flags:
-        return dry_run(m, "move_pages", a.pid, pages, targets, flags)
+        return dry_run(m, bg, "move_pages", a.pid, pages, targets, flags)
     if bg:
         return start_or_run(m, True, "move_pages", a.pid, pages, targets, flags)
-    st = m.move_pages(a.pid, pages, targets, flags)
-    return Result(True, f"{len(st)} pages: {status_counts_text(st.array)}; ret={st.ret}",
-                  value=st)
+    return recorded(m, "move_pages", (a.pid, pages, targets, flags),
+                    lambda: m.move_pages(a.pid, pages, targets, flags))
 
 
 @command("migratepages", "migrate_pages(2): move a process's pages between node sets", Spec(
@@ -78,11 +99,11 @@ def _move_pages(m, a, bg):
     aliases=("migrate_pages",), job="migrate_pages")
 def _migratepages(m, a, bg):
     if "dry-run" in a.flags:
-        return dry_run(m, "migrate_pages", a.pid, a.from_nodes, a.to_nodes)
+        return dry_run(m, bg, "migrate_pages", a.pid, a.from_nodes, a.to_nodes)
     if bg:
         return start_or_run(m, True, "migrate_pages", a.pid, a.from_nodes, a.to_nodes)
-    left = m.migrate_pages(a.pid, a.from_nodes, a.to_nodes)
-    return Result(True, f"{left} page(s) not moved", value=left)
+    return recorded(m, "migrate_pages", (a.pid, a.from_nodes, a.to_nodes),
+                    lambda: m.migrate_pages(a.pid, a.from_nodes, a.to_nodes))
 
 
 MBIND_WORDS = {"strict": MPOL_MF_STRICT, "move": MPOL_MF_MOVE, "move_all": MPOL_MF_MOVE_ALL}
@@ -96,11 +117,14 @@ def _mbind(m, a, bg):
     flags = sum(MBIND_WORDS[w] for w in a.words)
     mode, ns = a.policy
     if "dry-run" in a.flags:
-        return dry_run(m, "mbind", a.pid, *a.range, mode, ns, flags)
-    if bg and flags & (MPOL_MF_MOVE | MPOL_MF_MOVE_ALL):
+        return dry_run(m, bg, "mbind", a.pid, *a.range, mode, ns, flags)
+    if not flags & (MPOL_MF_MOVE | MPOL_MF_MOVE_ALL):
+        m.mbind(a.pid, *a.range, mode, ns, flags)
+        return "policy set (no page moves without move or move_all)"
+    if bg:
         return start_or_run(m, True, "mbind", a.pid, *a.range, mode, ns, flags)
-    m.mbind(a.pid, *a.range, mode, ns, flags)
-    return "policy set"
+    args = (a.pid, *a.range, mode, ns, flags)
+    return recorded(m, "mbind", args, lambda: m.mbind(*args))
 
 
 @command("bill", "the last migration bill (--dry-run); `bill run` makes the call and shows "
@@ -121,3 +145,20 @@ def _bill(m, a, bg):
         except OSError:
             pass  # the outcome, error included, is in the bill
     return Result(True, b.text, value=b)
+
+
+@command("undo", "move every page the last migration moved back to the node it came from "
+         "(a second undo redoes)", Spec(Flag("dry-run")), job="undo")
+def _undo(m, a, bg):
+    last = m.moves.last
+    if last is None:
+        raise CommandError("nothing to undo: no migration has run yet")
+    if "dry-run" in a.flags:
+        return dry_run(m, bg, "undo", last)
+    if not last.moved:
+        raise CommandError(f"nothing to undo: the last migration ({last.kind}"
+                           f"{'' if last.job_id is None else f', job {last.job_id}'}) "
+                           f"moved no page")
+    if bg:
+        return start_or_run(m, True, "undo")
+    return recorded(m, "undo", (last,), lambda: m.run(undo_gen(m, last)))

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 from ..constants import (
     MAP_ANONYMOUS,
+    MAP_NORESERVE,
     MAP_PRIVATE,
     MAP_SHARED,
     MCL_CURRENT,
     MCL_FUTURE,
+    MCL_ONFAULT,
+    MLOCK_ONFAULT,
     MODE_NAMES,
     MPOL_F_ADDR,
     PROT_EXEC,
     PROT_READ,
     PROT_WRITE,
+    RLIM_INFINITY,
 )
 from ..mm.era import get_era
 from ..nodemask import nodes_str
+from ..units import fmt_size
 from .core import Result, command
 from .spec import (
     Arg,
@@ -33,6 +38,7 @@ from .spec import (
     pid,
     policy,
     positive_size,
+    size,
     text,
 )
 
@@ -54,6 +60,39 @@ def _kill(m, a, bg):
     return "killed"
 
 
+@command("fork", "fork(): a child sharing the private pages copy-on-write; prints its pid",
+         Spec(PID))
+def _fork(m, a, bg):
+    c = m.fork(a.pid)
+    return Result(True, f"pid {c}", value=c)
+
+
+def _limit(m, s: str) -> tuple[int, int | None]:
+    """SOFT[:HARD], each a size or "unlimited"."""
+    def one(x: str) -> int:
+        if x.lower() in ("unlimited", "infinity"):
+            return RLIM_INFINITY
+        return size(m, x, "limit")
+    soft, _, hard = s.partition(":")
+    return one(soft), (one(hard) if hard else None)
+
+
+def _limit_str(v: int) -> str:
+    return "unlimited" if v == RLIM_INFINITY else fmt_size(v)
+
+
+@command("rlimit", "show or set a process's RLIMIT_MEMLOCK (prlimit): SOFT[:HARD], sizes or "
+         "unlimited; without HARD the hard limit stays", Spec(
+             PID, Arg("memlock", choice("memlock"), name="resource"),
+             Arg("SOFT[:HARD]", _limit, optional=True, name="limit")))
+def _rlimit(m, a, bg):
+    if a.limit is not None:
+        m.setrlimit(a.pid, a.resource, *a.limit)
+    soft, hard = m.getrlimit(a.pid, a.resource)
+    return Result(True, f"memlock soft {_limit_str(soft)} hard {_limit_str(hard)}",
+                  value=(soft, hard))
+
+
 def _prot(m, s: str) -> int:
     prot = 0
     for ch in s:
@@ -65,10 +104,13 @@ def _prot(m, s: str) -> int:
 
 @command("mmap", "map memory; prints the address", Spec(
     PID, Arg("SIZE", positive_size, "size"), Opt("file", text, "NAME"),
-    Opt("driver", text, "NAME", "driver"), Opt("prot", _prot, "rw"), Flag("shared")))
+    Opt("driver", text, "NAME", "driver"), Opt("prot", _prot, "rw"), Flag("shared"),
+    Flag("noreserve")))
 def _mmap(m, a, bg):
     shared = "shared" in a.flags or a.driver is not None
     flags = MAP_SHARED if shared else MAP_PRIVATE
+    if "noreserve" in a.flags:
+        flags |= MAP_NORESERVE  # no overcommit check, as with vm.overcommit_memory=0
     if a.file is None and a.driver is None:
         flags |= MAP_ANONYMOUS
     prot = PROT_READ | PROT_WRITE if a.prot is None else a.prot
@@ -114,9 +156,13 @@ def _get_mempolicy(m, a, bg):
                   value=(mode, ns))
 
 
-@command("mlock", "lock a range in memory (VM_LOCKED)", Spec(PID, RANGE))
+@command("mlock", "lock a range in memory (VM_LOCKED); onfault: mlock2(MLOCK_ONFAULT), "
+         "pages lock as they fault", Spec(PID, RANGE, Words("onfault")))
 def _mlock(m, a, bg):
-    m.mlock(a.pid, *a.range)
+    if "onfault" in a.words:
+        m.mlock2(a.pid, *a.range, MLOCK_ONFAULT)
+    else:
+        m.mlock(a.pid, *a.range)
     return "mlock done"
 
 
@@ -126,11 +172,13 @@ def _munlock(m, a, bg):
     return "munlock done"
 
 
-@command("mlockall", "lock all of a process's memory", Spec(PID, Words("current", "future")))
+@command("mlockall", "lock all of a process's memory (onfault: MCL_ONFAULT)",
+         Spec(PID, Words("current", "future", "onfault")))
 def _mlockall(m, a, bg):
-    words = a.words or {"current"}
+    words = a.words - {"onfault"} or {"current"}
     m.mlockall(a.pid, (MCL_CURRENT if "current" in words else 0) |
-               (MCL_FUTURE if "future" in words else 0))
+               (MCL_FUTURE if "future" in words else 0) |
+               (MCL_ONFAULT if "onfault" in a.words else 0))
     return "mlockall done"
 
 

@@ -7,6 +7,7 @@ from ..runtime import access
 from ..runtime.experiment import compare_runs
 from ..runtime.workload import described, process_stats
 from ..units import fmt_ns
+from ..views import clock_label, daemon_sentence, job_outcome
 from .core import Result, command
 from .spec import (
     Arg,
@@ -30,8 +31,8 @@ from .spec import (
 PID = Arg("PID", pid, "pid")
 
 
-@command("clock", "simulated time: show it, pause jobs, run at X times real time, or as fast "
-         "as possible", Spec(Arg("pause|resume|fast|speed", choice("pause", "resume", "fast",
+@command("clock", "simulated time: show it, pause jobs, run at X times real time (0.05: "
+         "1/20 of real time, slow motion), or as fast as possible", Spec(Arg("pause|resume|fast|speed", choice("pause", "resume", "fast",
                                                                   "speed"), optional=True,
                                  name="verb"),
                              Arg("X", number("speed"), optional=True, name="speed")))
@@ -49,8 +50,8 @@ def _clock(m, a, bg):
         ctl.set_speed(a.speed)
     if a.speed is not None and a.verb != "speed":
         raise CommandError("clock: a number goes with speed")
-    return Result(True, f"clock {fmt_ns(m.clock)} ({m.clock} ns), {ctl.describe()}",
-                  value=m.clock)
+    return Result(True, f"clock {fmt_ns(m.clock)} ({m.clock} ns), "
+                        f"{clock_label(ctl.mode, ctl.speed, ctl._resume_mode)}", value=m.clock)
 
 
 @command("cancel", "cancel a running job", Spec(Arg("JOB", integer("job"), "job")))
@@ -69,10 +70,10 @@ def _wait(m, a, bg):
         return "no pending jobs" + (" (jobs run in the background)" if m.jobs else "")
     rounds = m.run_jobs()
     left = [j for j in m.jobs if not j.finished and j._task is None]
-    out = f"{rounds} rounds; " + ", ".join(f"{j.name} {j.state}" for j in pending)
+    lines = [f"{rounds} rounds"] + [job_outcome(m, j)[0] for j in pending if j.finished]
     if left:
-        out += f"; {len(left)} job(s) idle (waiting for something to run)"
-    return out
+        lines.append(f"{len(left)} job(s) idle (waiting for something to run)")
+    return "\n".join(lines)
 
 
 # ------------------------------------------------------------------ workloads
@@ -232,7 +233,11 @@ def _daemon_start(m, a, bg):
         job = m.start("daemon", a.pid, **daemon_options(a))
     else:
         job = m.start_sync("daemon", a.pid, **daemon_options(a))
-    return Result(True, f"job {job.id} started: daemon on pid {a.pid}", job=job)
+    text = f"job {job.id} started: daemon {job.owner.id} on pid {a.pid}"
+    if not m.workloads.running(a.pid):
+        text += (f" (pid {a.pid} runs no workload yet: the daemon acts on the accesses a "
+                 f"workload makes; start one, e.g. `workload {a.pid} --loop &`)")
+    return Result(True, text, job=job)
 
 
 @command("daemon", "stop a daemon (all running ones by default)", Spec(
@@ -244,7 +249,8 @@ def _daemon_stop(m, a, bg):
     for d in hit:
         d.stop()
     m.run_jobs()  # scripts: let it finish and report; the event loop does it otherwise
-    return "\n".join(d.report_text() for d in hit)
+    return "\n".join(daemon_sentence(d.report(), "stopped") for d in hit)
+
 
 
 @command("daemon", "the daemons' reports", Spec(

@@ -4,8 +4,7 @@ views (ps, jobs, timeline, help)."""
 from __future__ import annotations
 
 from ..runtime.timeline import timeline_text
-from ..units import fmt_size
-from ..views import resident_pages
+from ..views import MachineView
 from .core import COMMANDS, Result, command, command_names
 from .spec import Arg, CommandError, Spec, Words, integer, node, pid, text
 
@@ -53,13 +52,24 @@ def _hardware(m, a, bg):
     return m.hardware().rstrip("\n")
 
 
-@command("ps", "processes with pages per node")
+@command("ps", "processes with their memory per node (MiB, as numastat -p)")
 def _ps(m, a, bg):
-    rows = [f"{'PID':>6} {'UID':>5} {'NODE':>4} {'RSS':>8}  NAME"]
-    for p_ in map(m.process, m.pids):
-        rows.append(f"{p_.pid:>6} {p_.uid:>5} {p_.node:>4} "
-                    f"{fmt_size(resident_pages(m, p_) * m.page_size):>8}  {p_.name}")
-    return "\n".join(rows)
+    mib = m.page_size / (1 << 20)
+    rows = MachineView(m).processes()
+    cols = ["RSS"] + [f"N{n}" for n in m.nodes]
+    vals = [[r.rss * mib] + [c * mib for c in r.per_node.tolist()] for r in rows]
+    w = [max(len(c), *(len(f"{v[i]:.1f}") for v in vals)) if vals else len(c)
+         for i, c in enumerate(cols)]
+    name_w = max([4] + [len(r.name) for r in rows])
+    out = [f"{'PID':>6} {'UID':>5} {'NODE':>4} {'NAME':<{name_w}} "
+           + " ".join(f"{c:>{w[i]}}" for i, c in enumerate(cols)) + f" {'LOCAL':>5}"
+           + "  POLICY  (memory in MiB)"]
+    for r, v in zip(rows, vals):
+        loc = "-" if r.locality is None else f"{r.locality:.0f}%"
+        out.append(f"{r.pid:>6} {r.uid:>5} {r.node:>4} {r.name:<{name_w}} "
+                   + " ".join(f"{x:>{w[i]}.1f}" for i, x in enumerate(v))
+                   + f" {loc:>5}  {r.policy}")
+    return "\n".join(out)
 
 
 @command("jobs", "running jobs")

@@ -39,6 +39,15 @@ import numpy as np
 class SaveError(Exception):
     """A file that cannot be loaded or saved: a one-line reason naming the file."""
 
+    def __str__(self) -> str:
+        return one_line(super().__str__())
+
+
+def one_line(s: str) -> str:
+    """A message as one line: line breaks in names taken from a file or a path (a driver
+    called "\\n") are shown escaped."""
+    return s.replace("\r", "\\r").replace("\n", "\\n")
+
 
 MAGIC = b"\x89NUMACON\r\n\x1a\n"  # the PNG trick: binary, and text-mode mangling shows
 HEADER = struct.Struct("<12sQQI")

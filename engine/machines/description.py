@@ -11,12 +11,14 @@ Schema (sizes take K/M/G/T suffixes, node lists "0-3,5"):
     [weights]   "0" = 3, "1" = 1                 (weighted interleave, default 1)
     [[drivers]] name, kind (uncached | framebuffer | rdma), node, size, hook (has a
                 vm_ops->migrate), hook_enabled
-    [[processes]] name, pid, uid, node, cpuset, policy ("interleave:0-3", "bind:1", ...),
-                mlockall, kthread
+    [[processes]] name, pid, uid, node, cpuset (default: the nodes with memory), policy
+                ("interleave:0-3", "bind:1", ...), mlockall, memlock (RLIMIT_MEMLOCK:
+                "64M", "unlimited"), kthread
       [[processes.vmas]] size, kind (anon | file | driver), file, shared, driver, policy,
                 touch ("100%"), touch_node, touch_pages ({ "0" = 512, "1" = 128 }: pages
                 touched from a CPU on each node, in order; instead of touch/touch_node),
-                write, mlock, pin (an rdma driver name), name (a label)
+                write, mlock (true, or "onfault": mlock2(MLOCK_ONFAULT)), pin (an rdma
+                driver name), name (a label)
     [host]      anything: what `numacon capture` recorded about the host (not used)
     workloads   passed through for engine/workload.py
 
@@ -39,9 +41,11 @@ from ..constants import (
     MAP_PRIVATE,
     MAP_SHARED,
     MAX_NUMNODES,
+    MLOCK_ONFAULT,
     MODE_NAMES,
     PROT_READ,
     PROT_WRITE,
+    RLIM_INFINITY,
     ZONE_MOVABLE,
     ZONE_NAMES,
     PG_reserved,
@@ -54,7 +58,7 @@ from ..mm.page_alloc import alloc_frames
 from ..mm.state import Driver, Kernel, compute_watermarks, drive
 from ..nodemask import nodes_str, parse_nodes, parse_policy_string
 from ..units import parse_fraction, parse_size
-from .container import memory_budget
+from .container import memory_budget, one_line
 
 
 class DescriptionError(ValueError):
@@ -67,7 +71,7 @@ class DescriptionError(ValueError):
 
     def __str__(self) -> str:
         where = f"{self.source}:{self.line}" if self.line else self.source
-        return f"{where}: {self.key}: {self.msg}"
+        return one_line(f"{where}: {self.key}: {self.msg}")
 
 
 def _err(source: str, key: str, msg: str) -> DescriptionError:
@@ -79,7 +83,8 @@ TOP_KEYS = {"machine", "nodes", "distances", "weights", "drivers", "processes", 
 MACHINE_KEYS = {"name", "page_size", "era", "seed", "block_size", "kernel", "description"}
 NODE_KEYS = {"id", "cpus", "zones", "kernel"}
 DRIVER_KEYS = {"name", "kind", "node", "size", "hook", "hook_enabled"}
-PROC_KEYS = {"name", "pid", "uid", "node", "cpuset", "policy", "vmas", "mlockall", "kthread"}
+PROC_KEYS = {"name", "pid", "uid", "node", "cpuset", "policy", "vmas", "mlockall", "kthread",
+             "memlock"}
 VMA_KEYS = {"size", "kind", "file", "shared", "driver", "policy", "touch", "touch_node",
             "touch_pages", "write", "mlock", "pin", "name"}
 MAX_ZONE = 1 << 44  # 16 TiB a zone
@@ -484,7 +489,8 @@ def _add_process(m, source: str, i: int, pd: dict, rng) -> None:
         if pid in m.procs:
             raise _err(source, f"{where}.pid", f"pid {pid} is taken")
     cpuset = pd.get("cpuset")
-    mems = m.nodes if cpuset is None else _node_list(m, source, f"{where}.cpuset", cpuset)
+    mems = m.memory_nodes() if cpuset is None else _node_list(m, source, f"{where}.cpuset",
+                                                               cpuset)
     if not mems:
         raise _err(source, f"{where}.cpuset", "an empty cpuset")
     try:
@@ -498,6 +504,9 @@ def _add_process(m, source: str, i: int, pd: dict, rng) -> None:
             raise _err(source, where, "a kernel thread has no address space (no vmas or "
                                       "policy)")
         return
+    if "memlock" in pd:
+        lim = _memlock(source, f"{where}.memlock", pd["memlock"])
+        m.procs[pid].memlock_cur = m.procs[pid].memlock_max = lim
     if "policy" in pd:
         mode, nodes = _policy(m, source, f"{where}.policy", pd["policy"], mems)
         try:
@@ -512,6 +521,16 @@ def _add_process(m, source: str, i: int, pd: dict, rng) -> None:
             mlock.do_mlockall(m, m.user(pid), 3)
         except OSError as e:
             raise _err(source, f"{where}.mlockall", e.strerror or str(e)) from None
+
+
+def _memlock(source: str, key: str, x) -> int:
+    """An RLIMIT_MEMLOCK (soft = hard): a size, or "unlimited"."""
+    if isinstance(x, str) and x.strip().lower() in ("unlimited", "infinity"):
+        return RLIM_INFINITY
+    v = _size(source, key, x)
+    if v >= RLIM_INFINITY:
+        raise _err(source, key, f"{x!r} is too large (use \"unlimited\")")
+    return v
 
 
 def _touch_plan(m, source: str, where: str, vd: dict, npages: int) -> list[tuple[int, int]]:
@@ -559,7 +578,11 @@ def _add_vma(m, source: str, where: str, pid: int, vd: dict, mems) -> None:
     fname = _str(source, f"{where}.file", vd.get("file"), "file")
     _str(source, f"{where}.name", vd.get("name"))
     shared = _bool(source, f"{where}.shared", vd.get("shared"), kind == "file")
-    lock = _bool(source, f"{where}.mlock", vd.get("mlock"))
+    lock = vd.get("mlock")
+    onfault = lock == "onfault"
+    if not onfault and lock is not None and not isinstance(lock, bool):
+        raise _err(source, f"{where}.mlock", f"{lock!r} is not true, false or \"onfault\""[:100])
+    lock = onfault or bool(lock)
     pin = _str(source, f"{where}.pin", vd.get("pin"))
     if pin is not None and (pin not in m.drivers_map or m.drivers_map[pin].pfnmap):
         rdma = [d.name for d in m.drivers_map.values() if not d.pfnmap]
@@ -592,7 +615,9 @@ def _add_vma(m, source: str, where: str, pid: int, vd: dict, mems) -> None:
                 fault.touch(m, p, addr + off * m.page_size, n * m.page_size, write=write,
                             node=node)
             off += n
-        if lock:
+        if onfault:
+            mlock.do_mlock2(m, p, addr, size, MLOCK_ONFAULT)
+        elif lock:
             mlock.do_mlock(m, p, addr, size, lock=True)
         if pin is not None:
             pin_range(m, p, addr, off * m.page_size or size, m.driver(pin))

@@ -52,10 +52,16 @@ __all__ = ["load", "save", "SaveError", "snapshot_state", "restore_state"]
 
 # =================================================================== public API
 
-def load(path: str | os.PathLike, *, check: bool = False) -> Machine:
+def load(path: str | os.PathLike, *, check: bool = False, machine: Machine | None = None,
+         caller=None) -> Machine:
     """A machine from a snapshot or a TOML description; the format is sniffed from the
     first bytes. Raises SaveError("PATH: reason") for anything that cannot be loaded.
-    check=True also runs Machine.check() on the result."""
+    check=True also runs Machine.check() on the result. Loading over `machine` is an
+    administrator act of its process `caller` (EPERM without CAP_SYS_ADMIN)."""
+    if caller is not None:
+        if machine is None:
+            raise ValueError("load: caller= names a process of machine=, which is missing")
+        machine.require_admin(caller, "load")
     p = os.fspath(path)
     _no_nul(p)
     try:
@@ -83,10 +89,12 @@ def load(path: str | os.PathLike, *, check: bool = False) -> Machine:
     return m
 
 
-def save(m: Machine, path: str | os.PathLike) -> None:
+def save(m: Machine, path: str | os.PathLike, *, caller=None) -> None:
     """Write an exact snapshot of m, atomically: a temporary file in the same
     directory, flushed and fsynced, renamed over PATH. Refused while jobs run (a job
-    is a Python generator suspended mid-operation: it cannot be written down)."""
+    is a Python generator suspended mid-operation: it cannot be written down), and to
+    a caller process without CAP_SYS_ADMIN (an administrator act: EPERM)."""
+    m.require_admin(caller, "save")
     p = os.fspath(path)
     _no_nul(p)
     if m.jobs:
@@ -618,7 +626,8 @@ def snapshot_state(m: Machine) -> tuple[dict, dict[str, np.ndarray]]:
         else:
             maps.append({"key": key, "type": "backing", "id": obj.id, "name": obj.name,
                          "kind": obj.kind, "npages": obj.npages, "pt": tables.add(obj.pt),
-                         "vmas": members})
+                         "vmas": members, "shmem": obj.shmem,
+                         "spol": [[a, b, e(pol)] for a, b, pol in obj.shared_policy]})
     arrays.update(tables.arrays())
     state = {
         "machine": {k: e(getattr(m, k)) for k in SCALARS},
@@ -772,7 +781,9 @@ def _restore_mappings(m: Machine, state: dict, arrays: dict, dec: Decoder) -> No
                           inflight=d["inflight"])
         elif d["type"] == "backing":
             obj = Backing(id=d["id"], name=d["name"], kind=d["kind"],
-                          npages=_int(d["npages"], "npages"), pt=tables.take(d["pt"]))
+                          npages=_int(d["npages"], "npages"), pt=tables.take(d["pt"]),
+                          shmem=d.get("shmem", _shmem_name(d["name"])) is True,
+                          shared_policy=_shared_policy(d.get("spol", []), dec))
         else:
             raise SaveError(f"unknown mapping type {str(d['type'])[:20]!r}")
         m.mappings[d["key"]] = obj
@@ -788,7 +799,33 @@ def _restore_mappings(m: Machine, state: dict, arrays: dict, dec: Decoder) -> No
                 backing=None if vd["backing"] is None else m.mappings[vd["backing"]], mm=p))
         m.procs[p.pid] = p
     for d in state["mappings"]:
-        m.mappings[d["key"]].vmas = [m.procs[pid].vmas[i] for pid, i in d["vmas"]]
+        obj = m.mappings[d["key"]]
+        obj.vmas = [m.procs[pid].vmas[i] for pid, i in d["vmas"]]
+        if isinstance(obj, AnonVMA):
+            for v in obj.vmas:  # the anon_vma_chain: every anon_vma a VMA is linked to
+                v.chain.append(obj)
+
+
+def _shmem_name(name: Any) -> bool:
+    """Snapshots before shared policies: shmem objects are known by their names."""
+    return type(name) is str and name.startswith(("/dev/zero (deleted)", "/dev/shm/"))
+
+
+def _shared_policy(x: Any, dec: Decoder) -> list:
+    """A shmem object's shared policy: [start, end, policy] ranges, sorted, disjoint."""
+    if type(x) is not list:
+        raise SaveError("malformed shared policy")
+    out, last = [], 0
+    for r in x:
+        if type(r) is not list or len(r) != 3 or type(r[0]) is not int or \
+                type(r[1]) is not int or not last <= r[0] < r[1]:
+            raise SaveError("malformed shared policy range")
+        pol = dec(r[2])
+        if not isinstance(pol, Policy):
+            raise SaveError("shared policy range without a policy")
+        out.append((r[0], r[1], pol))
+        last = r[1]
+    return out
 
 
 def _verify_structure(m: Machine) -> None:

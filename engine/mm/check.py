@@ -17,6 +17,7 @@ from ..constants import (
     PG_pinned,
 )
 from ..vec import distinct
+from .rmap import for_each_mapping
 from .state import AnonVMA, Backing, Frames, Kernel
 
 
@@ -109,6 +110,7 @@ def check_machine(m: Kernel) -> None:
         pf = int(np.flatnonzero(diff)[0])
         _fail(f"frame {pf} ({KIND_NAMES[kind[pf]]}): refcount {int(f.refcount[pf])}, "
               f"expected {int(want[pf])}")
+    _check_shared_anon(m)
     orphan = (kind == K_ANON) & (f.mapcount == 0) & ~iso & ~pin
     if orphan.any():
         _fail(f"anonymous frame {int(np.flatnonzero(orphan)[0])} is mapped by nothing "
@@ -215,16 +217,41 @@ def _check_rmap(m, p, v, offs, pfn, k) -> None:
                       f"(frame {int(pf[i])}) does not lead back to {v.backing.name}")
     anon = k == K_ANON
     if anon.any():
-        if v.anon is None or v not in v.anon.vmas:
-            _fail(f"pid {p.pid}: VMA {v.start:#x} maps anonymous pages without an anon_vma")
+        if v.anon is None or v.anon not in v.chain or \
+                any(v not in av.vmas for av in v.chain):
+            _fail(f"pid {p.pid}: VMA {v.start:#x} maps anonymous pages without an anon_vma "
+                  f"chain that leads back to it")
         o = offs[anon]
         pf = pfn[anon]
-        want = (v.start >> m.page_shift) + o - v.anon.base_vpn
-        bad = (f.mapping[pf] != v.anon.id) | (f.index[pf] != want)
+        # the page's anon_vma is one the VMA is chained to (its own, or after fork() an
+        # ancestor's for a COW-shared page), and its index places it at this address
+        mp = f.mapping[pf]
+        bad = np.ones(pf.size, bool)
+        for av in v.chain:
+            sel = mp == av.id
+            bad[sel] = f.index[pf[sel]] != (v.start >> m.page_shift) + o[sel] - av.base_vpn
         if bad.any():
             i = int(np.argmax(bad))
             _fail(f"pid {p.pid}: rmap of {v.start + (int(o[i]) << m.page_shift):#x} "
                   f"(frame {int(pf[i])}) does not lead back to it")
+
+
+def _check_shared_anon(m) -> None:
+    """A COW-shared anonymous frame (mapcount > 1, after fork()) is found by the rmap
+    walk of its anon_vma as many times as it is mapped: every process mapping it is
+    on that anon_vma's chain, so migration redirects all of them."""
+    f = m.f
+    shared = np.flatnonzero((f.kind == K_ANON) & (f.mapcount > 1))
+    if shared.size == 0:
+        return
+    found = np.zeros(shared.size, np.int64)
+    for _v, pos, _offs in for_each_mapping(m, shared):
+        np.add.at(found, pos, 1)
+    bad = found != f.mapcount[shared]
+    if bad.any():
+        i = int(np.argmax(bad))
+        _fail(f"anonymous frame {int(shared[i])}: mapcount {int(f.mapcount[shared[i]])} but "
+              f"the rmap walk of its anon_vma finds {int(found[i])} mapping(s)")
 
 
 def _check_content(m, p, v, offs, pfn, k) -> None:

@@ -7,6 +7,7 @@ never had an in-tree user; the console lets you switch it on to see what it was 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 
 import numpy as np
@@ -28,7 +29,7 @@ from ..constants import (
     oserror,
 )
 from ..nodemask import node_remap
-from ..vec import distinct
+from ..vec import distinct, value_counts
 from .cost import migrate_cost_ns
 from .fault import touch
 from .memory import (
@@ -40,7 +41,7 @@ from .memory import (
     release_shmem,
     vmas_in_range,
 )
-from .page_alloc import alloc_frames, free_frames, zonelist
+from .page_alloc import ZoneBooks, alloc_frames, free_frames, zone_takes, zonelist
 from .rmap import redirect
 from .state import Backing, Driver, Kernel, Process
 
@@ -89,21 +90,21 @@ def map_into(k: Kernel, d: Driver, p: Process, length: int, prot: int) -> int:
     return addr
 
 
-def migrate_hook(k: Kernel, d: Driver, old_nodes, new_nodes) -> int:
-    """vm_ops->migrate(vma, from, to, flags): the driver relocates the region's
-    frames that sit on `old_nodes` to the matching node of `new_nodes` itself,
-    keeping their content. Returns the number of frames moved."""
-    return relocate(k, d, lambda n: node_remap(tuple(old_nodes), tuple(new_nodes), n))
+def hook_target(old_nodes, new_nodes) -> Callable[[int], int]:
+    """vm_ops->migrate(vma, from, to, flags): a frame on a node of `from` goes to the
+    matching node of `to` (the driver relocates it itself, keeping its content)."""
+    old, new = tuple(old_nodes), tuple(new_nodes)
+    return lambda n: node_remap(old, new, n)
 
 
-def relocate(k: Kernel, d: Driver, where: Callable[[int], int],
-             avoid_blocks: np.ndarray | None = None) -> int:
-    """Move region frames: where(node) -> target node (same node = stay); frames in
+def relocation_moves(k: Kernel, d: Driver, where: Callable[[int], int],
+                     avoid_blocks: np.ndarray | None = None) -> list[tuple[int, np.ndarray]]:
+    """The region frames a relocation moves, as [(target node, source frames)] in the
+    order it moves them: where(node) -> target node (same node = stay); frames in
     blocks marked in avoid_blocks move too (hot-remove)."""
     if not d.pfnmap:
-        return 0
-    b = d.backing
-    idx, pfns = b.present()
+        return []
+    _idx, pfns = d.backing.present()
     nodes = k.node_of(pfns)
     # where() per distinct node, then a gather: no Python loop over frames
     uniq, inv = np.unique(nodes, return_inverse=True)
@@ -111,25 +112,55 @@ def relocate(k: Kernel, d: Driver, where: Callable[[int], int],
     move = tgt != nodes
     if avoid_blocks is not None:
         move |= avoid_blocks[pfns // k.block_pages]
-    moved = 0
+    return [(int(t), pfns[move & (tgt == t)]) for t in distinct(tgt[move])]
+
+
+def _no_room(d: Driver, node: int) -> OSError:
+    return oserror(ENOMEM, f"driver {d.name}: no room on node {node}")
+
+
+def relocate(k: Kernel, d: Driver, where: Callable[[int], int],
+             avoid_blocks: np.ndarray | None = None) -> Counter:
+    """Move the frames relocation_moves() names, each target's frames from its
+    zonelist (not movable, down to the min watermark). Returns frames per node they
+    landed on; raises ENOMEM when a target has no room (the earlier targets' frames
+    stay moved)."""
     f = k.f
-    for t in distinct(tgt[move]):
-        sel = np.flatnonzero(move & (tgt == t))
-        src = pfns[sel]
-        dst, dnodes = alloc_frames(k, src.size, zonelist(k, int(t)), movable=False,
-                                   wmark="min")
+    to: Counter = Counter()
+    for t, src in relocation_moves(k, d, where, avoid_blocks):
+        dst, dnodes = alloc_frames(k, src.size, zonelist(k, t), movable=False, wmark="min")
         if dst.size < src.size:
             free_frames(k, dst)
-            raise oserror(ENOMEM, f"driver {d.name}: no room on node {int(t)}")
+            raise _no_room(d, t)
         for name in f.FIELDS:
             arr = getattr(f, name)
             arr[dst] = arr[src]
         redirect(k, src, dst)
+        k.note_moved(src, dst, d.name)
         k.time.advance(migrate_cost_ns(k, k.node_of(src), dnodes))
         f.refcount[src] = 0
         free_frames(k, src)
-        moved += src.size
-    return moved
+        to.update(value_counts(dnodes))
+    return to
+
+
+def rehearse_relocate(k: Kernel, books: ZoneBooks, d: Driver, where: Callable[[int], int],
+                      avoid_blocks: np.ndarray | None = None,
+                      isolated_blocks: np.ndarray | None = None) -> tuple[Counter, int]:
+    """relocate() on a copy of the allocator's books (the same walk, debited by the
+    new frames, credited by the freed ones): (frames per node they would land on,
+    simulated ns). Raises relocate()'s ENOMEM."""
+    to: Counter = Counter()
+    ns = 0
+    for t, src in relocation_moves(k, d, where, avoid_blocks):
+        takes = zone_takes(k, books, src.size, zonelist(k, t), movable=False, wmark="min")
+        if sum(c for _z, c in takes) < src.size:
+            raise _no_room(d, t)
+        dnodes = np.concatenate([np.full(c, k.zones[z].node, np.int64) for z, c in takes])
+        ns += migrate_cost_ns(k, k.node_of(src), dnodes)
+        books.credit(k, src, isolated_blocks)
+        to.update(value_counts(dnodes))
+    return to, ns
 
 
 def pin_range(k: Kernel, p: Process, addr: int, length: int, d: Driver) -> int:

@@ -107,10 +107,10 @@ def remove_vma(k: Kernel, p: Process, v: VMA) -> None:
     """Unmap a whole VMA and drop it from its mm and its rmap objects."""
     unmap_ptes(k, v, 0, v.npages)
     p.vmas.remove(v)
-    if v.anon is not None:
-        v.anon.vmas.remove(v)
-        if not v.anon.vmas and v.anon.inflight <= 0:
-            k.mappings.pop(v.anon.id, None)
+    for av in v.chain:  # unlink_anon_vmas(): an anon_vma with no VMA left goes
+        av.vmas.remove(v)
+        if not av.vmas and av.inflight <= 0:
+            k.mappings.pop(av.id, None)
     if v.backing is not None:
         v.backing.vmas.remove(v)
         release_shmem(k, v.backing)
@@ -144,10 +144,10 @@ def split_vma(k: Kernel, p: Process, v: VMA, addr: int) -> VMA:
     entries stay where they are in the mm's page table."""
     o = (addr - v.start) >> k.page_shift
     hi = VMA(start=addr, end=v.end, flags=v.flags, policy=v.policy, anon=v.anon,
-             backing=v.backing, pgoff=v.pgoff + o, mm=p)
+             backing=v.backing, pgoff=v.pgoff + o, mm=p, chain=list(v.chain))
     v.end = addr
-    if v.anon is not None:
-        v.anon.vmas.append(hi)
+    for av in v.chain:  # anon_vma_clone(): the new part is linked where the old one is
+        av.vmas.append(hi)
     if v.backing is not None:
         v.backing.vmas.append(hi)
     insert_vma(p, hi)
@@ -184,7 +184,8 @@ def range_holes(p: Process, start: int, end: int) -> bool:
 
 def can_merge(a: VMA, b: VMA) -> bool:
     """vma_merge() compatibility: adjacent, same flags/policy/backing, contiguous pgoff,
-    and anon_vmas compatible (same, or one side has none yet)."""
+    and anon_vmas compatible (is_mergeable_anon_vma(): the same, or one side has none
+    yet and the other is linked to its own only -- not a fork()ed VMA's chain)."""
     if a.end != b.start or a.flags != b.flags or a.policy != b.policy:
         return False
     if a.flags & VM_SPECIAL:
@@ -195,29 +196,37 @@ def can_merge(a: VMA, b: VMA) -> bool:
         return False
     if a.anon is not None and b.anon is not None and a.anon is not b.anon:
         return False
+    if (a.anon is None) != (b.anon is None) and len(a.chain or b.chain) > 1:
+        return False
     return True
 
 
 def merge_pair(p: Process, a: VMA, b: VMA) -> None:
-    av = a.anon or b.anon
-    if av is not None and a.anon is None:
+    if a.anon is None and b.anon is not None:
         # anon page index is vpn - base_vpn, so adopting the neighbour's anon_vma is free
-        a.anon = av
-        av.vmas.append(a)
+        a.anon = b.anon
+        a.chain = list(b.chain)
+        for av in a.chain:
+            av.vmas.append(a)
     a.end = b.end
     p.vmas.remove(b)
-    if b.anon is not None:
-        b.anon.vmas.remove(b)
+    for av in b.chain:
+        av.vmas.remove(b)
     if b.backing is not None:
         b.backing.vmas.remove(b)
 
 
-def merge_vmas(p: Process) -> None:
-    i = 0
+def merge_vmas(p: Process, start: int | None = None, end: int | None = None) -> None:
+    """vma_merge() after a call changed [start, end) (None: the whole address space):
+    neighbours that became compatible merge where they meet inside the range or at its
+    bounds; VMAs elsewhere are left as they are."""
+    i = 0 if start is None else max(0, p._index_above(start) - 1)
     vs = p.vmas
     while i + 1 < len(vs):
         a, b = vs[i], vs[i + 1]
-        if can_merge(a, b):
+        if end is not None and a.end > end:
+            break
+        if (start is None or a.end >= start) and can_merge(a, b):
             merge_pair(p, a, b)
         else:
             i += 1

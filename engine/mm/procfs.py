@@ -19,7 +19,7 @@ from ..constants import (
 from ..nodemask import nodes_str
 from .page_alloc import NUMASTAT_NAMES
 from .policy import effective_policy
-from .state import Kernel, Process
+from .state import Backing, Kernel, Process
 
 
 def numa_maps(m: Kernel, p: Process) -> str:
@@ -34,7 +34,7 @@ def numa_maps(m: Kernel, p: Process) -> str:
         pstr = "default" if pol is None else pol.describe(m.era.proc_formats)
         parts = [f"{v.start:08x}", pstr]
         if v.backing is not None and not v.pfnmap:
-            parts.append(f"file={v.backing.name}")
+            parts.append(f"file={file_path(v.backing)}")
         if v.pfnmap:
             pfn = np.zeros(0, np.int64)  # no struct page behind a PFN map: nothing counted
         else:
@@ -66,14 +66,22 @@ def numa_maps(m: Kernel, p: Process) -> str:
     return "\n".join(lines) + ("\n" if lines else "")
 
 
+def file_path(b: Backing) -> str:
+    """The path show_numa_map() prints (seq_path() escapes blanks as \\040): shared
+    anonymous memory is "/dev/zero (deleted)" (the engine numbers its objects)."""
+    name = b.name.split(" #", 1)[0] if b.name.startswith("/dev/zero (deleted)") else b.name
+    return name.replace("\\", "\\134").replace(" ", "\\040").replace("\t", "\\011") \
+        .replace("\n", "\\012").replace("=", "\\075")
+
+
 def numastat(m: Kernel) -> str:
-    """The numastat tool's table (pages), from nodeN/numastat."""
+    """The numastat tool's default table (pages), from nodeN/numastat: a 16-column
+    label, then a 16-column field per node (numactl's numastat, compatible with the
+    original perl script)."""
     nodes = m.nodes
-    w = max(14, *(len(f"node{n}") + 2 for n in nodes))
-    head = " " * 24 + "".join(f"{'node' + str(n):>{w}}" for n in nodes)
-    rows = [head]
+    rows = [" " * 16 + "".join(f"{'node' + str(n):>16}" for n in nodes)]
     for i, name in enumerate(NUMASTAT_NAMES):
-        rows.append(f"{name:<24}" + "".join(f"{int(m.numastat_arr[i, n]):>{w}}" for n in nodes))
+        rows.append(f"{name:<16}" + "".join(f"{int(m.numastat_arr[i, n]):>16}" for n in nodes))
     return "\n".join(rows) + "\n"
 
 
@@ -199,6 +207,8 @@ def node_meminfo(m: Kernel, node: int) -> str:
     file = int((k == K_FILE).sum())
     mlocked = int(((fl & PG_mlocked) != 0).sum())
     slab = int(((k == K_KERNEL) & (f.mapping[s:e] == KUSE_SLAB)).sum())
+    shmem_ids = [b.id for b in m.files.values() if b.shmem]
+    shmem = int(np.isin(f.mapping[s:e][k == K_FILE], shmem_ids).sum()) if shmem_ids else 0
     rows = [("MemTotal", total), ("MemFree", free), ("MemUsed", total - free),
             ("SwapCached", 0), ("Active", anon + file - mlocked), ("Inactive", 0),
             ("Active(anon)", anon), ("Inactive(anon)", 0), ("Active(file)", file),
@@ -206,7 +216,7 @@ def node_meminfo(m: Kernel, node: int) -> str:
             ("Dirty", int(((fl & PG_dirty) != 0).sum())),
             ("Writeback", int(((fl & PG_writeback) != 0).sum())),
             ("FilePages", file), ("Mapped", int(((k == K_FILE) & (f.mapcount[s:e] > 0)).sum())),
-            ("AnonPages", anon), ("Shmem", 0), ("KernelStack", 0), ("PageTables", 0),
+            ("AnonPages", anon), ("Shmem", shmem), ("KernelStack", 0), ("PageTables", 0),
             ("Slab", slab), ("SReclaimable", 0), ("SUnreclaim", slab), ("AnonHugePages", 0)]
     out = [f"Node {node} {name + ':':<16}{v * kb:>8} kB" for name, v in rows]
     for name in ("HugePages_Total", "HugePages_Free", "HugePages_Surp"):
@@ -221,13 +231,14 @@ def numactl_hardware(m: Kernel) -> str:
     out = [f"available: {len(m.nodes)} nodes ({_list(m.nodes)})"]
     for n in m.nodes_list:
         zones = m.node_zones(n.id)
-        out.append(f"node {n.id} cpus: {' '.join(str(c) for c in n.cpus)}")
+        out.append(f"node {n.id} cpus:" + "".join(f" {c}" for c in n.cpus))
         out.append(f"node {n.id} size: {int(sum(z.managed for z in zones) * mb)} MB")
         out.append(f"node {n.id} free: {int(sum(z.free for z in zones) * mb)} MB")
     out.append("node distances:")
-    out.append("node " + "".join(f"{i:>4}" for i in m.nodes))
+    # numactl's print_distances(): "% 3d " per column, "% 3d: " per row
+    out.append("node " + "".join(f"{i:>3} " for i in m.nodes))
     for a in m.nodes:
-        out.append(f"{a:>3}: " + "".join(f"{m.distance(a, b):>4}" for b in m.nodes))
+        out.append(f"{a:>3}: " + "".join(f"{m.distance(a, b):>3} " for b in m.nodes))
     if len(mem) != len(m.nodes):
         out.append(f"(nodes with memory: {_list(mem)})")
     return "\n".join(out) + "\n"

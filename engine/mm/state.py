@@ -36,6 +36,7 @@ from ..constants import (
     VM_EXEC,
     VM_IO,
     VM_LOCKED,
+    VM_LOCKONFAULT,
     VM_PFNMAP,
     VM_READ,
     VM_SHARED,
@@ -211,6 +212,11 @@ class Backing:
     npages: int = 0  # the object's size in pages
     pt: PageTable = field(default_factory=PageTable)
     vmas: list = field(default_factory=list)
+    # shmem/tmpfs (shared anonymous memory, /dev/shm files): pages are allocated by the
+    # object's shared policy (struct shared_policy: [start, end) page-index ranges ->
+    # Policy, sorted, disjoint), not by a VMA's
+    shmem: bool = False
+    shared_policy: list = field(default_factory=list)
 
     def grow(self, n: int) -> None:
         self.npages = max(self.npages, int(n))
@@ -242,7 +248,7 @@ class AnonVMA:
     id: int
     pid: int
     base_vpn: int
-    vmas: list = field(default_factory=list)
+    vmas: list = field(default_factory=list)  # every VMA linked to it (its anon_vma_chains)
     inflight: int = 0
 
 
@@ -255,10 +261,13 @@ class VMA:
     end: int
     flags: int
     policy: Policy | None = None
-    anon: AnonVMA | None = None
+    anon: AnonVMA | None = None  # its own anon_vma: where its new anonymous pages go
     backing: Backing | None = None
     pgoff: int = 0  # index of the first page in its backing (file/driver)
     mm: Process | None = None
+    # anon_vma_chain: every anon_vma the VMA is linked into -- its own, and after fork()
+    # its parent's, whose COW-shared pages it maps (an rmap walk of those finds it)
+    chain: list = field(default_factory=list)
 
     @property
     def shift(self) -> int:
@@ -305,8 +314,8 @@ class VMA:
         s = "".join(c if self.flags & b else "-" for c, b in
                     (("r", VM_READ), ("w", VM_WRITE), ("x", VM_EXEC)))
         s += "s" if self.shared else "p"
-        extra = [n for n, b in (("locked", VM_LOCKED), ("io", VM_IO), ("pfnmap", VM_PFNMAP))
-                 if self.flags & b]
+        extra = [n for n, b in (("locked", VM_LOCKED), ("onfault", VM_LOCKONFAULT),
+                                ("io", VM_IO), ("pfnmap", VM_PFNMAP)) if self.flags & b]
         return s + (" " + ",".join(extra) if extra else "")
 
     # page-table access: offsets are page offsets inside the VMA
@@ -359,7 +368,9 @@ class Process:
     vmas: list = field(default_factory=list)  # sorted by start
     pt: PageTable = field(default_factory=PageTable)  # the address space's page table
     has_mm: bool = True
-    def_flags: int = 0  # mlockall(MCL_FUTURE) sets VM_LOCKED here
+    def_flags: int = 0  # mlockall(MCL_FUTURE) sets VM_LOCKED (| VM_LOCKONFAULT) here
+    memlock_cur: int = 8 << 20  # RLIMIT_MEMLOCK soft limit in bytes (RLIM_INFINITY: none)
+    memlock_max: int = 8 << 20  # RLIMIT_MEMLOCK hard limit
     il_next: int = 0  # interleave cursor for task-policy allocations without a VMA
     stalls: int = 0  # accesses that waited on a page under migration
 
@@ -454,6 +465,8 @@ class SimClock:
     def __repr__(self) -> str:
         return f"SimClock({self.ns})"
 
+
+SHMEM_DIRS = ("/dev/shm/",)  # files there are on tmpfs: shmem objects with shared policies
 
 REF_DISTANCE = 21  # the measured 2-socket machine's remote distance
 
@@ -718,6 +731,7 @@ class Kernel:
             if not create:
                 raise oserror(EINVAL, f"no file {name!r} in the page cache")
             b = self.new_backing(name, "file", 0)
+            b.shmem = name.startswith(SHMEM_DIRS)  # tmpfs: POSIX shared memory
             self.files[name] = b
         return b
 
@@ -739,11 +753,22 @@ class Kernel:
         pair = np.asarray(src, np.int64) * nn + np.asarray(dst, np.int64)
         self.traffic += np.bincount(pair, minlength=nn * nn).reshape(nn, nn)
 
+    # ------------------------------------------------------------ observers
+    def note_moved(self, src: np.ndarray, dst: np.ndarray, driver: str | None = None) -> None:
+        """Pages left frames src for frames dst (the migration core, or `driver`'s
+        vm_ops->migrate hook). The kernel keeps nothing; the facade records them for
+        the results and the undo of migration jobs (engine/runtime/moves.py)."""
+
+    def note_failed(self, pfns: np.ndarray, codes: np.ndarray) -> None:
+        """The migration of the pages on frames pfns failed with codes (-errno)."""
+
     # ------------------------------------------------------------ tasks and credentials
     def credentials(self, caller) -> Cred:
-        """The console operator (None: uid 0, CAP_SYS_NICE, every node) or a process."""
+        """The console operator (None: uid 0, CAP_SYS_NICE, the top cpuset: every node
+        with memory) or a process."""
         if caller is None:
-            return Cred(uid=0, cap_sys_nice=True, mems_allowed=frozenset(self.nodes), node=0)
+            return Cred(uid=0, cap_sys_nice=True, mems_allowed=frozenset(self.memory_nodes()),
+                        node=0)
         p = self.procs.get(int_arg(caller, "caller"))
         if p is None:
             raise oserror(ESRCH, f"caller pid {caller} does not exist")
@@ -771,6 +796,28 @@ class Kernel:
         if not p.has_mm:
             raise oserror(EINVAL, f"pid {p.pid} is a kernel thread with no address space")
         return p
+
+    def own_task(self, pid, caller, call: str) -> Process:
+        """The process a call that acts on the caller's own address space acts on
+        (mbind, set_mempolicy, get_mempolicy, mlock, fork): Linux has no pid argument for
+        them, so a caller naming another process gets EPERM. The console operator
+        (caller None) acts as the process itself."""
+        p = self.task(pid, caller)
+        if caller is not None:
+            cp = self.credentials(caller).pid
+            if cp != p.pid:
+                raise oserror(EPERM, f"{call}: acts on the caller's own address space; pid "
+                                     f"{cp} cannot make it for pid {p.pid}")
+        return p
+
+    def require_admin(self, caller, what: str) -> None:
+        """An administrator act (hooks, hot-remove, the era, load, save): refused to a
+        caller without CAP_SYS_ADMIN (uid != 0), as the sysfs files and the reboot into
+        another kernel are."""
+        cred = self.credentials(caller)
+        if not cred.cap_sys_admin:
+            raise oserror(EPERM, f"{what}: needs CAP_SYS_ADMIN (pid {cred.pid} runs as uid "
+                                 f"{cred.uid})")
 
     def check_access(self, cred: Cred, p: Process, call: str) -> None:
         """ptrace_may_access(PTRACE_MODE_READ_REALCREDS) (modern), or the <= 4.12 rule:

@@ -493,10 +493,6 @@ class Workload:
         finally:
             if self.state == "running":
                 self.state = "stopped"  # cancelled or closed
-            for obs in self.observers:
-                detach = getattr(obs, "detach", None)
-                if detach is not None:
-                    detach(self)
         if job is not None:
             job.done = self.ticks_done
         return self.summary()

@@ -1,4 +1,6 @@
-"""The inspector: what the frame (and cell) under the map cursor holds."""
+"""The inspector: what the frame (and cell) under the map cursor holds, from the view
+API (engine.views.MachineView.describe_frame): PFN, node, zone, kind, owner, the driver
+whose region it is (and its migrate hook), flags, counts."""
 
 from __future__ import annotations
 
@@ -7,8 +9,6 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import Static
 
-from engine.views import cell_summary, describe_frame
-
 from .pagemap import SAMPLE
 from .quiet import quiet_update
 
@@ -16,18 +16,18 @@ LABEL = "#8b93a1"
 
 
 class Inspector(Static):
-    """Shows the frame under the map cursor: PFN, node, zone, kind, owner, flags, counts."""
+    """Shows the frame under the map cursor."""
 
-    def show(self, m: Any, pfn: int, cell: tuple[int, int] | None = None,
+    def show(self, view: Any, pfn: int, cell: tuple[int, int] | None = None,
              sampled: bool = False) -> None:
-        quiet_update(self, inspector_text(m, pfn, cell, sampled))
+        quiet_update(self, inspector_text(view, pfn, cell, sampled))
 
 
-def inspector_text(m: Any, pfn: int, cell: tuple[int, int] | None = None,
+def inspector_text(view: Any, pfn: int, cell: tuple[int, int] | None = None,
                    sampled: bool = False) -> Text:
     """sampled: the map colours this cell from SAMPLE of its frames (the counts here
-    are of all of them; said when the cell has more)."""
-    d = dict(describe_frame(m, pfn))
+    are of all of them; said when the cell has more). Every value is plain text."""
+    d = dict(view.describe_frame(pfn))
     t = Text()
 
     def kv(label: str, sep: str = "  ") -> None:
@@ -46,7 +46,11 @@ def inspector_text(m: Any, pfn: int, cell: tuple[int, int] | None = None,
     if "owner" in d:
         t.append("owner ", style=LABEL)
         t.append(f"{d['owner']} @ {d.get('address', '?')}\n", style="bold")
-    for extra in ("file", "driver", "accesses"):
+    if "driver" in d:
+        t.append("driver ", style=LABEL)
+        hook_on = d["driver"].endswith("hook on")
+        t.append(d["driver"] + "\n", style="bold #c9a227" if hook_on else "")
+    for extra in ("file", "accesses"):
         if extra in d:
             kv(extra, "\n")
     kv("flags", "\n")
@@ -56,7 +60,7 @@ def inspector_text(m: Any, pfn: int, cell: tuple[int, int] | None = None,
     if cell is not None and cell[1] - cell[0] > 1:
         a, b = cell
         t.append(f"\ncell {a:#x}..{b - 1:#x} ({b - a} frames): ", style=LABEL)
-        t.append(cell_summary(m, a, b))
+        t.append(view.cell_summary(a, b))
         if sampled and b - a > SAMPLE:
             t.append(f" (map colour: {SAMPLE} sampled)", style=LABEL)
     return t
