@@ -561,6 +561,14 @@ DEEP_TABLES = "a = " + "{ b = " * 3000 + "1" + " }" * 3000 + "\n"
      "'x' is not a driver of this machine (a\\nb)"),  # a newline in a name: still one line
     ("a" + ".a" * 20_000 + " = 1\n", "dotted key of more than 8 parts"),  # quadratic
     ("[a" + ".a" * 20_000 + "]\n", "dotted key of more than 8 parts"),
+    # [[workloads]] are checked at load as `workloads start` will check them (a badly
+    # typed one was an "internal: TypeError" at start)
+    (GOOD_TOML + '[[workloads]]\npid = 10\nticks = "x"\n',
+     "workloads[0]: ticks must be an integer, not str"),
+    (GOOD_TOML + '[[workloads]]\npid = 10\nphases = "x"\n',
+     "workloads[0]: phases must be a list of tables, not str"),
+    (GOOD_TOML + '[[workloads]]\npid = 99\n', "workloads[0]: workload: no process 99"),
+    (GOOD_TOML + '[[workloads]]\npid = 10\nsize = "1T"\n', "larger than the machine"),
 ])
 def test_bad_description_is_one_line_with_its_key(tmp_path, text, needle):
     msg = _refused(tmp_path, text)

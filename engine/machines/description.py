@@ -20,7 +20,7 @@ Schema (sizes take K/M/G/T suffixes, node lists "0-3,5"):
                 write, mlock (true, or "onfault": mlock2(MLOCK_ONFAULT)), pin (an rdma
                 driver name), name (a label)
     [host]      anything: what `numacon capture` recorded about the host (not used)
-    workloads   passed through for engine/workload.py
+    workloads   checked as engine/runtime/workload.py will start them
 
 Errors name the source, the key and the problem; load_description() adds the line
 of the key in the TOML text: "saves/x.toml:12: nodes[1].zones.Normal: ...".
@@ -57,6 +57,7 @@ from ..mm.era import get_era
 from ..mm.page_alloc import alloc_frames
 from ..mm.state import Driver, Kernel, compute_watermarks, drive
 from ..nodemask import nodes_str, parse_nodes, parse_policy_string
+from ..runtime.workload import described_one, error_text
 from ..units import parse_fraction, parse_size
 from .container import memory_budget, one_line
 
@@ -202,6 +203,12 @@ def build_machine(m: Kernel, d: dict, *, source: str = "<description>") -> Kerne
     rng = np.random.default_rng(m.seed)
     for i, pd in enumerate(_list_of_tables(source, "processes", d.get("processes", []))):
         _add_process(m, source, i, pd, rng)
+    # the workloads start later (`workloads start`): checked now, as they will be then
+    for i, wd in enumerate(_list_of_tables(source, "workloads", d.get("workloads", []))):
+        try:
+            described_one(m, wd)
+        except (TypeError, ValueError, OSError) as e:
+            raise _err(source, f"workloads[{i}]", error_text(e)) from None
     m.vmstat_counts.clear()
     return m
 

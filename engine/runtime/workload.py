@@ -535,10 +535,14 @@ def make_phases(m: Kernel, phases=None, **kw) -> list[Phase]:
     if bad:
         raise oserror(EINVAL, f"workload: unknown option {bad[0]!r} (options: "
                               f"{', '.join(PHASE_KEYS)})")
+    if phases is not None and not isinstance(phases, (list, tuple)):
+        raise TypeError(f"phases must be a list of tables, not {type(phases).__name__}")
     raw = list(phases) if phases else [{}]
     out: list[Phase] = []
     prev = Phase(**{k: _coerce(k, v) for k, v in kw.items()})
     for i, d in enumerate(raw):
+        if not isinstance(d, dict):
+            raise TypeError(f"phase {i} must be a table, not {type(d).__name__}")
         d = dict(d)
         bad = [k for k in d if k not in PHASE_KEYS]
         if bad:
@@ -592,23 +596,9 @@ def create(m: Kernel, workloads: Workloads, pid: int, addr: int | None = None,
     is registered but has not ticked yet. Every argument is checked before anything
     is mapped, and a failure after that unmaps what this call mapped: a failed
     workload leaves nothing behind."""
-    pid = int_arg(pid, "pid")
-    p = m.procs.get(pid)
-    if p is None:
-        raise oserror(ESRCH, f"workload: no process {pid}")
-    if not p.has_mm:
-        raise oserror(EINVAL, f"workload: pid {pid} is a kernel thread")
-    ph = make_phases(m, phases, **kw)
-    if not isinstance(loop, (bool, np.bool_)):
-        raise TypeError(f"loop must be True or False, not {type(loop).__name__}")
-    seed = None if seed is None else int_arg(seed, "seed")
-    node = None  # the node the process initialises its memory from (first touch)
-    if isinstance(init, str) and init in ("process", "none"):
-        node = p.node if init == "process" else None
-    elif init is not None and init is not False:
-        node = int_arg(init, "init")
-        if node not in m.nodes:
-            raise oserror(EINVAL, f"workload: init node {node} does not exist")
+    p, ph, loop, seed, node = check_options(m, pid, phases=phases, loop=loop, init=init,
+                                            seed=seed, **kw)
+    pid = p.pid
     if addr is None:
         size = 64 << 20 if size is None else int_arg(size, "size")
         _region_fits(m, m.page_align(size) >> m.page_shift)
@@ -644,6 +634,31 @@ def create(m: Kernel, workloads: Workloads, pid: int, addr: int | None = None,
     return wl
 
 
+def check_options(m: Kernel, pid: int, *, phases=None, loop: bool = False, init="process",
+                  seed=None, **kw) -> tuple:
+    """create()'s checks of everything but the region, changing nothing: (process,
+    phases, loop, seed, the node that initialises the memory or None). Raises
+    TypeError for a wrong type, OSError for a wrong value."""
+    pid = int_arg(pid, "pid")
+    p = m.procs.get(pid)
+    if p is None:
+        raise oserror(ESRCH, f"workload: no process {pid}")
+    if not p.has_mm:
+        raise oserror(EINVAL, f"workload: pid {pid} is a kernel thread")
+    ph = make_phases(m, phases, **kw)
+    if not isinstance(loop, (bool, np.bool_)):
+        raise TypeError(f"loop must be True or False, not {type(loop).__name__}")
+    seed = None if seed is None else int_arg(seed, "seed")
+    node = None  # the node the process initialises its memory from (first touch)
+    if isinstance(init, str) and init in ("process", "none"):
+        node = p.node if init == "process" else None
+    elif init is not None and init is not False:
+        node = int_arg(init, "init")
+        if node not in m.nodes:
+            raise oserror(EINVAL, f"workload: init node {node} does not exist")
+    return p, ph, bool(loop), seed, node
+
+
 def _region_fits(m: Kernel, npages: int) -> None:
     """A workload keeps per-page ground truth (npages x nodes counters): its region is
     at most the machine's memory, so that table is bounded by the machine's size."""
@@ -655,17 +670,31 @@ def _region_fits(m: Kernel, npages: int) -> None:
 def described(m: Kernel) -> list[dict]:
     """The `[[workloads]]` of the machine's description: tables of `pid` and the
     options of m.start("workload", ...) (size "64M", pattern, threads "1,2", ticks,
-    phases = [{...}], ...), checked when started."""
-
+    phases = [{...}], ...), each checked as create() checks it (the description is
+    checked when it is built). Raises EINVAL naming the table."""
+    specs = (m.description or {}).get("workloads", []) or []
     out = []
-    for i, d in enumerate((m.description or {}).get("workloads", []) or []):
-        if not isinstance(d, dict) or "pid" not in d:
-            raise oserror(EINVAL, f"workloads[{i}]: a table with a pid is required")
-        kw = dict(d)
-        if "size" in kw:
-            try:
-                kw["size"] = parse_size(kw["size"], "size")
-            except ValueError as e:
-                raise oserror(EINVAL, f"workloads[{i}].size: {e}") from None
-        out.append(kw)
+    for i, d in enumerate(specs):
+        try:
+            out.append(described_one(m, d))
+        except (TypeError, ValueError, OSError) as e:
+            raise oserror(EINVAL, f"workloads[{i}]: {error_text(e)}") from None
     return out
+
+
+def described_one(m: Kernel, d) -> dict:
+    """One `[[workloads]]` table as m.start("workload", ...) keywords, checked as
+    create() checks them (nothing is mapped); raises TypeError/ValueError/OSError."""
+    if not isinstance(d, dict) or "pid" not in d:
+        raise ValueError("a table with a pid is required")
+    kw = dict(d)
+    if "size" in kw:
+        kw["size"] = parse_size(kw["size"], "size")
+        _region_fits(m, m.page_align(kw["size"]) >> m.page_shift)
+    check_options(m, **{k: v for k, v in kw.items() if k not in ("size", "watch")})
+    return kw
+
+
+def error_text(e: BaseException) -> str:
+    """An error's sentence without its errno (OSError's strerror)."""
+    return e.strerror if isinstance(e, OSError) and e.strerror else str(e)
