@@ -608,7 +608,7 @@ def snapshot_state(m: Machine) -> tuple[dict, dict[str, np.ndarray]]:
         arrays["traffic"] = m.traffic
     e = Encoder(m, arrays)
     tables = _Tables()
-    procs = [{"fields": e.fields(p, skip=("vmas", "pt")), "pt": tables.add(p.pt),
+    procs = [{"fields": e.fields(p, skip=("vmas", "pt", "bounds")), "pt": tables.add(p.pt),
               "vmas": [{"start": v.start, "end": v.end, "flags": v.flags,
                         "policy": e(v.policy), "pgoff": v.pgoff,
                         "anon": None if v.anon is None else v.anon.id,

@@ -70,6 +70,12 @@ def check_machine(m: Kernel) -> None:
     maps = np.zeros(m.nr_frames, np.int64)
     zero = m.zero_pfn
     for p in m.procs.values():
+        if p.bounds is not None:  # the cached bounds (get_unmapped_area, lookups)
+            n = len(p.vmas)
+            if p.bounds[0].size != n or any(
+                    (int(p.bounds[0][i]), int(p.bounds[1][i])) != (v.start, v.end)
+                    for i, v in enumerate(p.vmas)):
+                _fail(f"pid {p.pid}: stale VMA bounds (a VMA change not recorded)")
         last = -1
         for v in p.vmas:
             if v.start < last:

@@ -7,8 +7,6 @@ in mmap.py."""
 
 from __future__ import annotations
 
-import bisect
-
 import numpy as np
 
 from ..constants import (
@@ -48,19 +46,21 @@ def prot_to_vmflags(prot: int, flags: int) -> int:
 
 
 def get_unmapped_area(p: Process, length: int, align: int = 0) -> int | None:
-    """Top-down first fit below MMAP_BASE, as arch_get_unmapped_area_topdown();
-    align: a power of two the start must be a multiple of (0: page alignment).
-    None when no gap is large enough."""
-    hi = MMAP_BASE
-    for v in reversed(p.vmas):
-        if v.start >= hi:
-            continue
-        a = _align_down(hi - length, align)
-        if a >= v.end:
-            return a
-        hi = min(hi, v.start)
-    a = _align_down(hi - length, align)
-    return a if a >= 0 else None
+    """Top-down first fit below MMAP_BASE, as arch_get_unmapped_area_topdown() (whose
+    gap-augmented VMA tree finds the highest gap that fits): the gaps between the VMAs,
+    compared at once. align: a power of two the start must be a multiple of (0: page
+    alignment). None when no gap is large enough."""
+    starts, ends = p.vma_bounds()
+    below = starts < MMAP_BASE
+    s, e = starts[below], ends[below]
+    # the gap above VMA j ends at the next VMA's start (the last one's: MMAP_BASE)
+    hi = np.minimum(np.append(s[1:], MMAP_BASE), MMAP_BASE) - length
+    a = hi & ~np.int64(align - 1) if align else hi
+    fits = np.flatnonzero(a >= e)
+    if fits.size:
+        return int(a[fits[-1]])
+    a0 = _align_down((int(s[0]) if s.size else MMAP_BASE) - length, align)
+    return a0 if a0 >= 0 else None
 
 
 def _align_down(x: int, align: int) -> int:
@@ -77,8 +77,25 @@ def new_vma(p: Process, start: int, length: int, vmflags: int, backing: Backing 
 
 
 def insert_vma(p: Process, v: VMA) -> None:
-    i = bisect.bisect_left([x.start for x in p.vmas], v.start)
+    """Put v into the mm's sorted VMA list (and its bounds arrays, kept in step: a
+    process with thousands of VMAs maps each new one in O(log n) Python steps)."""
+    starts, ends = p.vma_bounds()
+    i = int(np.searchsorted(starts, v.start))
     p.vmas.insert(i, v)
+    p.bounds = (np.insert(starts, i, v.start), np.insert(ends, i, v.end))
+
+
+def _unlink_vma(p: Process, v: VMA) -> None:
+    starts, ends = p.vma_bounds()
+    i = int(np.searchsorted(starts, v.start))
+    del p.vmas[i]
+    p.bounds = (np.delete(starts, i), np.delete(ends, i))
+
+
+def _set_end(p: Process, v: VMA, end: int) -> None:
+    starts, ends = p.vma_bounds()
+    v.end = end
+    ends[int(np.searchsorted(starts, v.start))] = end
 
 
 def unmap_ptes(k: Kernel, v: VMA, o0: int, o1: int) -> None:
@@ -106,7 +123,7 @@ def unmap_ptes(k: Kernel, v: VMA, o0: int, o1: int) -> None:
 def remove_vma(k: Kernel, p: Process, v: VMA) -> None:
     """Unmap a whole VMA and drop it from its mm and its rmap objects."""
     unmap_ptes(k, v, 0, v.npages)
-    p.vmas.remove(v)
+    _unlink_vma(p, v)
     for av in v.chain:  # unlink_anon_vmas(): an anon_vma with no VMA left goes
         av.vmas.remove(v)
         if not av.vmas and av.inflight <= 0:
@@ -145,7 +162,7 @@ def split_vma(k: Kernel, p: Process, v: VMA, addr: int) -> VMA:
     o = (addr - v.start) >> k.page_shift
     hi = VMA(start=addr, end=v.end, flags=v.flags, policy=v.policy, anon=v.anon,
              backing=v.backing, pgoff=v.pgoff + o, mm=p, chain=list(v.chain))
-    v.end = addr
+    _set_end(p, v, addr)
     for av in v.chain:  # anon_vma_clone(): the new part is linked where the old one is
         av.vmas.append(hi)
     if v.backing is not None:
@@ -208,8 +225,8 @@ def merge_pair(p: Process, a: VMA, b: VMA) -> None:
         a.chain = list(b.chain)
         for av in a.chain:
             av.vmas.append(a)
-    a.end = b.end
-    p.vmas.remove(b)
+    _set_end(p, a, b.end)
+    _unlink_vma(p, b)
     for av in b.chain:
         av.vmas.remove(b)
     if b.backing is not None:

@@ -373,6 +373,9 @@ class Process:
     memlock_max: int = 8 << 20  # RLIMIT_MEMLOCK hard limit
     il_next: int = 0  # interleave cursor for task-policy allocations without a VMA
     stalls: int = 0  # accesses that waited on a page under migration
+    # (starts, ends) of `vmas` as arrays, built on demand and kept in step by memory.py's
+    # VMA book-keeping (insert, unlink, set_end): derived, never saved
+    bounds: tuple | None = field(default=None, repr=False, compare=False)
 
     def find_vma(self, addr: int) -> VMA | None:
         """vma_lookup(): the VMA containing addr."""
@@ -397,9 +400,17 @@ class Process:
         return lo
 
     def vma_bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        """(starts, ends) of the VMAs as arrays (for vectorised lookups)."""
-        return (np.fromiter((v.start for v in self.vmas), np.int64, len(self.vmas)),
-                np.fromiter((v.end for v in self.vmas), np.int64, len(self.vmas)))
+        """(starts, ends) of the VMAs as arrays (for vectorised lookups; read only)."""
+        if self.bounds is None:
+            n = len(self.vmas)
+            self.bounds = (np.fromiter((v.start for v in self.vmas), np.int64, n),
+                           np.fromiter((v.end for v in self.vmas), np.int64, n))
+        return self.bounds
+
+    def __getstate__(self) -> dict:
+        # a copy (clone, pickle) rebuilds the derived bounds on demand
+        return {**self.__dict__, "bounds": None}
+
 
 
 # ================================================================ drivers
