@@ -109,6 +109,10 @@ KUSE_SLAB = 1
 KUSE_PAGETABLE = 2
 KUSE_ZERO = 3
 
+# the page-cache name of a MAP_SHARED|MAP_ANONYMOUS object (shmem_zero_setup()), as
+# /proc/PID/maps shows it; such an object lives as long as something maps or pins it
+ANON_SHMEM = "/dev/zero (deleted)"
+
 ZONE_NAMES = ("DMA", "DMA32", "Normal", "Movable")
 ZONE_MOVABLE = 3
 

@@ -28,10 +28,10 @@ from .machines.presets import DEFAULT_DESCRIPTION
 from .mm import check as mm_check
 from .mm import drivers as mm_drivers
 from .mm import fault as mm_fault
+from .mm import memory, mempolicy, mlock, mmap, move_pages, procfs, task
 from .mm import memory_hotplug as hotplug
-from .mm import mempolicy, mlock, mmap, move_pages, procfs, task
 from .mm.era import Era, get_era
-from .mm.state import VMA, Kernel, Process, drive
+from .mm.state import VMA, Kernel, Process, drive, int_arg
 from .runtime import access, bill
 from .runtime.automigrate import Daemons
 from .runtime.bill import Bill, Bills
@@ -92,6 +92,8 @@ class Machine(Kernel):
     # ------------------------------------------------------------ topology
     @Kernel.era.setter
     def era(self, name) -> None:
+        if not isinstance(name, (str, Era)):
+            raise TypeError(f"era must be an era name, not {type(name).__name__}")
         Kernel.era.fset(self, name if isinstance(name, Era) else get_era(name))
 
     @property
@@ -108,6 +110,7 @@ class Machine(Kernel):
     def set_migrate_hook(self, driver: str, enabled: bool, *, caller=None) -> None:
         self.require_admin(caller, "hook")
         d = self.driver(driver)
+        enabled = _bool(enabled, "enabled")
         if not d.pfnmap:
             raise oserror(EINVAL, f"driver {driver} pins pages; it has no vm_ops->migrate")
         d.has_hook = True
@@ -124,7 +127,9 @@ class Machine(Kernel):
 
     def spawn(self, name: str, uid: int = 0, node: int = 0, mems_allowed=None, *,
               pid: int | None = None, kthread: bool = False) -> int:
-        pid = task.spawn(self, name, uid, node, mems_allowed, pid=pid, kthread=kthread)
+        pid = task.spawn(self, _str(name, "name"), _int(uid, "uid"), _int(node, "node"),
+                         mems_allowed, pid=None if pid is None else _int(pid, "pid"),
+                         kthread=_bool(kthread, "kthread"))
         self._changed()
         return pid
 
@@ -155,7 +160,8 @@ class Machine(Kernel):
              flags: int = MAP_PRIVATE | MAP_ANONYMOUS, *, file: str | None = None,
              driver: str | None = None) -> int:
         addr = mmap.do_mmap(self, self.user(pid), _int(length, "length"), _int(prot, "prot"),
-                            _int(flags, "flags"), file, driver)
+                            _int(flags, "flags"), _opt_str(file, "file"),
+                            _opt_str(driver, "driver"))
         self._changed()
         return addr
 
@@ -168,7 +174,8 @@ class Machine(Kernel):
         """Fault in / access [addr, addr+length) from a CPU on `node` (default: the
         process's node). An address outside every VMA is EFAULT (a SIGSEGV)."""
         mm_fault.touch(self, self.user(pid), _int(addr, "addr"), _int(length, "length"),
-                       write=bool(write), node=None if node is None else _int(node, "node"))
+                       write=_bool(write, "write"),
+                       node=None if node is None else _int(node, "node"))
         self._changed()
 
     def read(self, pid: int, addr: int) -> int:
@@ -201,18 +208,23 @@ class Machine(Kernel):
 
     def mbind(self, pid: int, addr: int, length: int, mode: int, nodemask=(), flags: int = 0,
               *, caller=None, maxnode: int | None = None) -> None:
-        self.run(mempolicy.mbind_gen(self, pid, addr, length, mode, nodemask, flags,
-                                     caller=caller, maxnode=maxnode))
+        self.run(self._mbind_gen(pid, addr, length, mode, nodemask, flags, caller=caller,
+                                 maxnode=maxnode))
+
+    def _mbind_gen(self, pid, addr, length, mode, nodemask=(), flags=0, **kw):
+        return mempolicy.mbind_gen(self, pid, _int(addr, "addr"), _int(length, "length"),
+                                   _int(mode, "mode"), nodemask, _int(flags, "flags"), **kw)
 
     def set_mempolicy(self, pid: int, mode: int, nodemask=(), *, caller=None,
                       maxnode: int | None = None) -> None:
-        mempolicy.set_mempolicy(self, pid, mode, nodemask, caller=caller, maxnode=maxnode)
+        mempolicy.set_mempolicy(self, pid, _int(mode, "mode"), nodemask, caller=caller,
+                                maxnode=maxnode)
         self._changed()
 
     def get_mempolicy(self, pid: int, addr: int | None = None, flags: int = 0, *,
                       caller=None, maxnode: int | None = None):
-        return mempolicy.get_mempolicy(self, pid, addr, flags, caller=caller,
-                                       maxnode=maxnode)
+        return mempolicy.get_mempolicy(self, pid, None if addr is None else _int(addr, "addr"),
+                                       _int(flags, "flags"), caller=caller, maxnode=maxnode)
 
     def mlock(self, pid: int, addr: int, length: int) -> None:
         mlock.do_mlock(self, self.user(pid), _int(addr, "addr"), _int(length, "length"),
@@ -242,13 +254,15 @@ class Machine(Kernel):
         """Long-term pin (an RDMA memory registration) of a range: its pages can no
         longer migrate. Returns the number of pages pinned."""
         n = mm_drivers.pin_range(self, self.user(pid), _int(addr, "addr"),
-                                 _int(length, "length"), self._pin_driver(driver))
+                                 _int(length, "length"),
+                                 self._pin_driver(_opt_str(driver, "driver")))
         self._changed()
         return n
 
     def unpin(self, pid: int, addr: int, length: int, driver: str | None = None) -> int:
         n = mm_drivers.unpin_range(self, self.user(pid), _int(addr, "addr"),
-                                   _int(length, "length"), self._pin_driver(driver))
+                                   _int(length, "length"),
+                                   self._pin_driver(_opt_str(driver, "driver")))
         self._changed()
         return n
 
@@ -278,27 +292,34 @@ class Machine(Kernel):
         """Offline every online block of a zone; returns what moved. dry_run: the
         rehearsal, changing nothing. An administrator act (caller: uid 0 only)."""
         self.require_admin(caller, "offline")
-        if dry_run:
-            return hotplug.offline_plan(self, node, zone)
-        return self.run(hotplug.offline_zone_gen(self, node, zone))
+        if _bool(dry_run, "dry_run"):
+            return self.offline_plan(node, zone)
+        return self.run(self._offline_gen(node, zone))
+
+    def _offline_gen(self, node, zone, **kw):
+        return hotplug.offline_zone_gen(self, _int(node, "node"), _str(zone, "zone"), **kw)
 
     def offline_plan(self, node: int, zone: str, *, chunk: int | None = None) -> dict:
         """The rehearsal (`offline --dry-run`); chunk: predict a job of that batch."""
-        return hotplug.offline_plan(self, node, zone, chunk=chunk)
+        return hotplug.offline_plan(self, _int(node, "node"), _str(zone, "zone"),
+                                    chunk=_batch(chunk, "chunk"))
 
     def online(self, node: int, zone: str, *, caller=None) -> int:
         self.require_admin(caller, "online")
-        n = hotplug.online_zone(self, node, zone)
+        n = hotplug.online_zone(self, _int(node, "node"), _str(zone, "zone"))
         self._changed()
         return n
 
     def offline_block(self, index: int, *, caller=None) -> dict:
         self.require_admin(caller, "offline")
-        return self.run(hotplug.offline_block_gen(self, index))
+        return self.run(self._offline_block_gen(index))
+
+    def _offline_block_gen(self, index, **kw):
+        return hotplug.offline_block_gen(self, _int(index, "index"), **kw)
 
     def online_block(self, index: int, how: str = "online", *, caller=None) -> int:
         self.require_admin(caller, "online")
-        n = hotplug.online_block(self, index, how)
+        n = hotplug.online_block(self, _int(index, "index"), _str(how, "how"))
         self._changed()
         return n
 
@@ -327,7 +348,7 @@ class Machine(Kernel):
         return procfs.numactl_hardware(self)
 
     def node_numastat(self, node: int) -> dict:
-        return procfs.node_numastat(self, node)
+        return procfs.node_numastat(self, self.node(node).id)
 
     # ------------------------------------------------------------ jobs
     def run(self, gen):
@@ -343,9 +364,11 @@ class Machine(Kernel):
         return {
             "move_pages": lambda *a, **k: move_pages.move_pages_gen(self, *a, **k),
             "migrate_pages": lambda *a, **k: mempolicy.migrate_pages_gen(self, *a, **k),
-            "mbind": lambda *a, **k: mempolicy.mbind_gen(self, *a, **k),
-            "offline": self._admin_job("offline", hotplug.offline_zone_gen),
-            "offline_block": self._admin_job("offline", hotplug.offline_block_gen),
+            "mbind": self._mbind_gen,
+            "offline": self._admin_job("offline", lambda _m, *a, **k:
+                                       self._offline_gen(*a, **k)),
+            "offline_block": self._admin_job("offline", lambda _m, *a, **k:
+                                             self._offline_block_gen(*a, **k)),
             "workload": self._workload_job,
             "daemon": self._daemon_job,
             "bill": self._bill_job,
@@ -364,9 +387,10 @@ class Machine(Kernel):
     def _workload_job(self, pid: int, addr: int | None = None, length: int | None = None,
                       *, chunk=None, job=None, watch=(), **kw):
         """`m.start("workload", pid, [addr, length], pattern=..., threads=...)`."""
+        kinds = access.watch_kinds(watch)  # checked before create() maps anything
         wl = create_workload(self, self.workloads, pid, addr, length, **kw)
-        if watch:
-            access.watch(self, wl, watch)
+        if kinds:
+            access.watch(self, wl, kinds)
         if job is not None:  # visible before the first step (commands, the UI)
             job.owner, wl.job = wl, job
             job.total = 0 if wl.loop else wl.total_ticks
@@ -389,7 +413,8 @@ class Machine(Kernel):
 
     def _job(self, name: str, args, kw, batch: int | None) -> Job:
         gens = self.job_generators()
-        gen_fn = gens.get(name)
+        gen_fn = gens.get(_str(name, "job name"))
+        batch = _batch(batch, "batch")
         if gen_fn is None:
             raise oserror(EINVAL, f"start: no job {name!r} (jobs: {', '.join(sorted(gens))})")
         job = Job(self, name, None)
@@ -430,15 +455,20 @@ class Machine(Kernel):
 
     def run_jobs(self, jobs=None, *, max_steps: int | None = None) -> int:
         """Step jobs round-robin without an event loop (deterministic)."""
-        return run_jobs(self.jobs if jobs is None else jobs, max_steps=max_steps)
+        return run_jobs(self.jobs if jobs is None else jobs,
+                        max_steps=None if max_steps is None else _int(max_steps, "max_steps"))
 
     def cancel_error(self, job: Job) -> OSError:
         return oserror(EINTR, f"{job.name}: cancelled after {job.done} of {job.total} pages")
 
     def job_stepped(self, job: Job) -> None:
+        # a batch put back or moved the pages it held: shared anonymous memory that
+        # only they kept alive goes now
+        memory.release_orphan_shmem(self)
         self.timeline.sample(self)  # every batch boundary is a point of the timeline
 
     def job_finished(self, job: Job) -> None:
+        memory.release_orphan_shmem(self)
         if job in self.jobs:
             self.jobs.remove(job)
         self.finished_jobs.append(job)
@@ -497,12 +527,35 @@ class Machine(Kernel):
                 f"{self.nr_frames} frames of {self.page_size} B, era {self.era.name}>")
 
 
-def _int(x, what: str) -> int:
-    """An integer argument of the API: ints only (a float or a bool is a TypeError,
-    never silently truncated)."""
-    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, np.integer)):
-        raise TypeError(f"{what} must be an integer, not {type(x).__name__}")
-    return int(x)
+_int = int_arg  # ints only, within 64 bits: see engine/mm/state.py
+
+
+def _bool(x, what: str) -> bool:
+    """A true/false argument: a bool only (1, "no" or None are TypeErrors: a switch
+    is never guessed from another type)."""
+    if not isinstance(x, (bool, np.bool_)):
+        raise TypeError(f"{what} must be True or False, not {type(x).__name__}")
+    return bool(x)
+
+
+def _str(x, what: str) -> str:
+    if not isinstance(x, str):
+        raise TypeError(f"{what} must be a string, not {type(x).__name__}")
+    return x
+
+
+def _opt_str(x, what: str) -> str | None:
+    return None if x is None else _str(x, what)
+
+
+def _batch(x, what: str) -> int | None:
+    """A batch size: None (the default) or a positive integer."""
+    if x is None:
+        return None
+    x = _int(x, what)
+    if x < 1:
+        raise oserror(EINVAL, f"{what} {x} must be at least 1")
+    return x
 
 
 __all__ = ["Machine", "InvariantError", "RUNTIME"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..constants import (
+    ANON_SHMEM,
     K_ANON,
     K_FILE,
     K_FREE,
@@ -17,11 +18,23 @@ from ..constants import (
 )
 from ..vec import distinct
 from .rmap import for_each_mapping
-from .state import Backing, Kernel
+from .state import AnonVMA, Backing, Frames, Kernel
 
 
 class InvariantError(AssertionError):
     """Raised by Machine.check() naming the first broken invariant."""
+
+
+# check()'s working arrays per frame, beyond the frames themselves (measured: a peak of
+# 34 bytes a frame on 1M and 4M frames; rounded up)
+CHECK_BYTES_PER_FRAME = 40
+
+
+def bytes_needed(nr_frames: int) -> int:
+    """The memory a machine of nr_frames frames needs to exist and be checked: its frame
+    arrays and check()'s working arrays (page tables and the rest come on top)."""
+    per_frame = sum(np.dtype(d).itemsize for d in Frames.DTYPES) + CHECK_BYTES_PER_FRAME
+    return int(nr_frames) * per_frame
 
 
 def _fail(msg: str):
@@ -142,6 +155,51 @@ def check_machine(m: Kernel) -> None:
             idx = f.index[sel]
             if (idx >= obj.npages).any() or (obj.pages(idx) != sel).any():
                 _fail(f"frame {int(sel[0])} is not in {obj.name}'s index (leaked)")
+    _check_owners(m)
+
+
+def _check_owners(m: Kernel) -> None:
+    """6. The leak audit: every pinned frame is held by a live memory registration
+    (of a live process, with a pinning driver), and every mapping object by
+    something live: an anon_vma by a VMA or a migration in flight, a page-cache
+    object by its name or its driver, anonymous shared memory by a mapping, a pin
+    or a migration."""
+    f = m.f
+    held = np.zeros(m.nr_frames, bool)
+    for d in m.drivers_map.values():
+        for pid, addr, _length, pfns in d.pins:
+            where = f"driver {d.name}: the registration of pid {pid} at {addr:#x}"
+            if d.pfnmap:
+                _fail(f"{where} is held by a driver that maps a region, not one that pins")
+            if pid not in m.procs:
+                _fail(f"{where} outlived its process (leaked pin)")
+            if pfns.size == 0:
+                continue
+            if pfns.min() < 0 or pfns.max() >= m.nr_frames:
+                _fail(f"{where} holds a frame that does not exist")
+            loose = (f.flags[pfns] & PG_pinned) == 0
+            if loose.any():
+                _fail(f"{where} holds frame {int(pfns[np.argmax(loose)])}, which is not "
+                      f"pinned")
+            held[pfns] = True
+    stray = ((f.flags & PG_pinned) != 0) & ~held
+    if stray.any():
+        _fail(f"frame {int(np.argmax(stray))} is pinned but no live registration holds it "
+              f"(leaked pin)")
+    named = {id(b) for b in m.files.values()}
+    named |= {id(d.backing) for d in m.drivers_map.values() if d.backing is not None}
+    for obj in m.mappings.values():
+        if isinstance(obj, AnonVMA):
+            if not obj.vmas and obj.inflight <= 0:
+                _fail(f"anon_vma {obj.id} of pid {obj.pid} has no VMA and no migration in "
+                      f"flight (leaked)")
+        elif id(obj) not in named:
+            _fail(f"{obj.name} is neither a file nor a driver region (leaked)")
+        elif not obj.vmas and obj.name.startswith(ANON_SHMEM):
+            _idx, pf = obj.present()
+            if not ((f.flags[pf] & (PG_pinned | PG_isolated)) != 0).any():
+                _fail(f"{obj.name}: anonymous shared memory that nothing maps, pins or "
+                      f"migrates (leaked)")
 
 
 def _check_rmap(m, p, v, offs, pfn, k) -> None:

@@ -13,8 +13,11 @@ from collections.abc import Callable
 import numpy as np
 
 from ..constants import (
+    EFAULT,
     EINVAL,
     ENOMEM,
+    K_ANON,
+    K_FILE,
     K_PFNMAP,
     VM_IO,
     VM_PFNMAP,
@@ -29,10 +32,18 @@ from ..nodemask import node_remap
 from ..vec import distinct, value_counts
 from .cost import migrate_cost_ns
 from .fault import touch
-from .memory import get_unmapped_area, insert_vma, new_vma, prot_to_vmflags, vmas_in_range
+from .memory import (
+    get_unmapped_area,
+    insert_vma,
+    new_vma,
+    prot_to_vmflags,
+    range_holes,
+    release_shmem,
+    vmas_in_range,
+)
 from .page_alloc import ZoneBooks, alloc_frames, free_frames, zone_takes, zonelist
 from .rmap import redirect
-from .state import Driver, Kernel, Process
+from .state import Backing, Driver, Kernel, Process
 
 DRIVER_KINDS = ("uncached", "framebuffer", "rdma")
 
@@ -153,33 +164,78 @@ def rehearse_relocate(k: Kernel, books: ZoneBooks, d: Driver, where: Callable[[i
 
 
 def pin_range(k: Kernel, p: Process, addr: int, length: int, d: Driver) -> int:
-    """An RDMA registration: fault the range in for write and take a long-term pin on
-    every page (refcount + PG_pinned), which makes the pages fail migration."""
-    end = addr + k.page_align(length)
-    touch(k, p, addr, end - addr, write=True)
-    n = 0
-    for v in vmas_in_range(k, p, addr, end, split=False):
-        o0 = (max(v.start, addr) - v.start) >> k.page_shift
+    """An RDMA memory registration (ib_umem_get(): pin_user_pages(FOLL_WRITE |
+    FOLL_LONGTERM)): fault the range in as a write would, without writing (the fault
+    path's populate mode breaks copy-on-write and never changes data), then take a
+    long-term pin on every page (refcount + PG_pinned), which makes them fail
+    migration. The registration keeps its frames, as an MR keeps its pages, until
+    unpin_range() deregisters it or the process exits. Returns the number of pages
+    that were not pinned before."""
+    if length <= 0:
+        raise oserror(EINVAL, "pin: length must be positive")
+    start = addr & ~(k.page_size - 1)
+    end = k.page_align(addr + length)
+    if range_holes(p, start, end):  # __get_user_pages(): no VMA is -EFAULT
+        raise oserror(EFAULT, f"pin: [{start:#x}, {end:#x}) is not fully mapped")
+    for v in vmas_in_range(k, p, start, end, split=False):
+        # check_vma_flags(): no struct pages behind VM_IO|VM_PFNMAP; FOLL_WRITE needs
+        # VM_WRITE
+        if v.flags & (VM_IO | VM_PFNMAP):
+            raise oserror(EFAULT, f"pin: {v.start:#x}-{v.end:#x} maps driver memory "
+                                  f"(VM_IO|VM_PFNMAP); it has no pages to pin")
+        if not v.flags & VM_WRITE:
+            raise oserror(EFAULT, f"pin: {v.start:#x}-{v.end:#x} is mapped without "
+                                  f"PROT_WRITE")
+    touch(k, p, start, end - start, write=True, populate=True)
+    parts = []
+    for v in vmas_in_range(k, p, start, end, split=False):
+        o0 = (max(v.start, start) - v.start) >> k.page_shift
         o1 = (min(v.end, end) - v.start) >> k.page_shift
-        _offs, pfn = v.present(o0, o1)
-        pfn = pfn[(k.f.flags[pfn] & PG_pinned) == 0]
-        k.f.flags[pfn] |= PG_pinned
-        k.f.refcount[pfn] += 1
-        n += pfn.size
-    d.pins.append((p.pid, addr, end - addr))
-    return n
+        parts.append(v.present(o0, o1)[1])
+    pfns = distinct(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+    new = pfns[(k.f.flags[pfns] & PG_pinned) == 0]
+    k.f.flags[new] |= PG_pinned
+    k.f.refcount[new] += 1
+    d.pins.append((p.pid, start, end - start, pfns.astype(np.int64)))
+    return int(new.size)
 
 
 def unpin_range(k: Kernel, p: Process, addr: int, length: int, d: Driver) -> int:
-    end = addr + k.page_align(length)
-    n = 0
-    for v in vmas_in_range(k, p, addr, end, split=False):
-        o0 = (max(v.start, addr) - v.start) >> k.page_shift
-        o1 = (min(v.end, end) - v.start) >> k.page_shift
-        _offs, pfn = v.present(o0, o1)
-        pfn = pfn[(k.f.flags[pfn] & PG_pinned) != 0]
-        k.f.flags[pfn] &= ~PG_pinned
-        k.f.refcount[pfn] -= 1
-        n += pfn.size
-    d.pins = [x for x in d.pins if not (x[0] == p.pid and addr <= x[1] < end)]
-    return n
+    """Deregister the process's registrations with `d` that start in the range (an
+    MR is deregistered whole); returns the number of pages no longer pinned."""
+    start = addr & ~(k.page_size - 1)
+    end = k.page_align(addr + length)
+    gone = [r for r in d.pins if r[0] == p.pid and start <= r[1] < end]
+    return release_pins(k, d, gone)
+
+
+def release_pins(k: Kernel, d: Driver, regs: list) -> int:
+    """Drop registrations of `d`: their frames that no other registration (of any
+    driver) holds lose PG_pinned and the pin's reference; a page whose last
+    reference that was is freed (put_page()), and an anonymous shared memory object
+    that only the pins kept alive goes with it."""
+    if not regs:
+        return 0
+    ids = {id(r) for r in regs}
+    d.pins = [r for r in d.pins if id(r) not in ids]
+    f = k.f
+    mask = np.zeros(k.nr_frames, bool)
+    for r in regs:
+        mask[r[3]] = True
+    for dd in k.drivers_map.values():
+        for r in dd.pins:
+            mask[r[3]] = False  # still held by a live registration
+    pfns = np.flatnonzero(mask)
+    if pfns.size == 0:
+        return 0
+    f.flags[pfns] &= ~PG_pinned
+    f.refcount[pfns] -= 1
+    files = pfns[f.kind[pfns] == K_FILE]
+    dead = pfns[(f.refcount[pfns] <= 0) & (f.kind[pfns] == K_ANON)]
+    if dead.size:
+        free_frames(k, dead)
+    for mid in distinct(f.mapping[files]).tolist():
+        b = k.mappings.get(int(mid))
+        if isinstance(b, Backing):
+            release_shmem(k, b)
+    return int(pfns.size)

@@ -74,6 +74,8 @@ def fault(k: Kernel, p: Process, v: VMA, offs: np.ndarray, *, write: bool,
     if offs.size == 0:
         return
     cpu = p.node if cpu is None else int(cpu)
+    if populate:
+        write = write and v.private  # populate never writes: COW breaks, data stays
     if v.pfnmap:
         if write:
             pte = v.ptes(offs)
@@ -270,10 +272,11 @@ def _write_private(k: Kernel, v: VMA, offs: np.ndarray, pfns: np.ndarray, tok: n
 
 
 def touch(k: Kernel, p: Process, addr: int, length: int, *, write: bool = True,
-          node: int | None = None) -> None:
+          node: int | None = None, populate: bool = False) -> None:
     """Access [addr, addr+length) from a CPU on `node` (default: the process's node),
     faulting in what is missing. An address outside every VMA, a write to a read-only
-    mapping or any access to PROT_NONE is EFAULT (a SIGSEGV)."""
+    mapping or any access to PROT_NONE is EFAULT (a SIGSEGV). populate: fault in as
+    the access would, without writing (a long-term pin's FOLL_WRITE fault)."""
     if length <= 0:
         raise oserror(EINVAL, "touch: length must be positive")
     if node is not None and node not in k.nodes:
@@ -293,4 +296,4 @@ def touch(k: Kernel, p: Process, addr: int, length: int, *, write: bool = True,
         o1 = (min(v.end, end) - v.start) >> k.page_shift
         offs = np.arange(o0, o1, dtype=np.int64)
         count_stalls(k, p, v.ptes(offs))
-        fault(k, p, v, offs, write=write, cpu=node)
+        fault(k, p, v, offs, write=write, cpu=node, populate=populate)

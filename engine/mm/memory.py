@@ -12,6 +12,7 @@ import bisect
 import numpy as np
 
 from ..constants import (
+    ANON_SHMEM,
     K_ANON,
     MAP_SHARED,
     PROT_EXEC,
@@ -22,6 +23,8 @@ from ..constants import (
     VM_SHARED,
     VM_SPECIAL,
     VM_WRITE,
+    PG_isolated,
+    PG_pinned,
 )
 from .page_alloc import free_frames
 from .rmap import recompute_mlocked
@@ -110,6 +113,30 @@ def remove_vma(k: Kernel, p: Process, v: VMA) -> None:
             k.mappings.pop(av.id, None)
     if v.backing is not None:
         v.backing.vmas.remove(v)
+        release_shmem(k, v.backing)
+
+
+def release_shmem(k: Kernel, b: Backing) -> None:
+    """The last mapping of an anonymous shared memory object (MAP_SHARED|
+    MAP_ANONYMOUS) went: its pages are freed and the object goes (shmem_evict_inode()).
+    While a long-term pin or a migration still holds one of its pages, the object
+    stays; whoever drops that hold calls this again."""
+    if b.vmas or b.kind != "file" or not b.name.startswith(ANON_SHMEM):
+        return
+    _idx, pfns = b.present()
+    f = k.f
+    if ((f.flags[pfns] & (PG_pinned | PG_isolated)) != 0).any():
+        return
+    free_frames(k, pfns)
+    k.files.pop(b.name, None)
+    k.mappings.pop(b.id, None)
+
+
+def release_orphan_shmem(k: Kernel) -> None:
+    """release_shmem() for every object whose hold may have ended meanwhile (a job's
+    migration batch put back or moved its pages)."""
+    for b in [b for b in k.files.values() if not b.vmas]:
+        release_shmem(k, b)
 
 
 def split_vma(k: Kernel, p: Process, v: VMA, addr: int) -> VMA:

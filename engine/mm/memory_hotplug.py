@@ -242,15 +242,27 @@ def _pin_owners(k: Kernel, pinned: np.ndarray) -> list[dict]:
         out.append({"kind": "pin", "what": f"pid {pid} ({name}) VMA {start:#x}-{end:#x} "
                                            f"pinned by {drv}",
                     "pages": n, "detail": "long-term pin", "pid": pid})
-    if not seen.all():
+    rest = pinned[~seen]
+    for d in k.drivers_map.values():  # unmapped: the registration still holds them
+        for ppid, a, ln, pf in d.pins:
+            held = np.isin(rest, pf)
+            if held.any():
+                p = k.procs.get(ppid)
+                out.append({"kind": "pin", "what": f"pid {ppid} ({p.name if p else '?'}) "
+                                                   f"unmapped {a:#x}-{a + ln:#x}, still "
+                                                   f"registered with {d.name}",
+                            "pages": int(held.sum()), "detail": "pin outlived its mapping",
+                            "pid": ppid})
+                rest = rest[~held]
+    if rest.size:
         out.append({"kind": "pin", "what": "unmapped pages with a long-term pin",
-                    "pages": int((~seen).sum()), "detail": "pin outlived its mapping"})
+                    "pages": int(rest.size), "detail": "pin outlived its mapping"})
     return out
 
 
 def _pinning_driver(k: Kernel, pid: int, start: int, end: int) -> str:
     for d in k.drivers_map.values():
-        for (ppid, a, ln) in d.pins:
+        for (ppid, a, ln, _pfns) in d.pins:
             if ppid == pid and a < end and a + ln > start:
                 return d.name
     return "a long-term pin"

@@ -5,6 +5,7 @@ file or a driver's PFN map), and the populate that VM_LOCKED asks for."""
 from __future__ import annotations
 
 from ..constants import (
+    ANON_SHMEM,
     EAGAIN,
     EINVAL,
     ENOMEM,
@@ -83,7 +84,7 @@ def do_mmap(k: Kernel, p: Process, length: int, prot: int, flags: int, file: str
     elif shared_anon:
         # MAP_SHARED|MAP_ANONYMOUS is shmem (shmem_zero_setup()): an object of its own,
         # whose pages follow its shared policy
-        backing = k.file(f"/dev/zero (deleted) #{k.next_mapping_id()}", create=True)
+        backing = k.file(f"{ANON_SHMEM} #{k.next_mapping_id()}", create=True)
         backing.shmem = True
         backing.grow(npages)
     v = new_vma(p, addr, length, vmflags, backing, 0)

@@ -416,7 +416,9 @@ class Driver:
     has_hook: bool = False
     hook_enabled: bool = False
     backing: Backing | None = None  # its region (PFN-mapped kinds)
-    pins: list = field(default_factory=list)  # (pid, addr, length) pinned by rdma
+    # rdma: memory registrations (pid, addr, length, PFNs pinned), each alive until
+    # deregistered or its process exits
+    pins: list = field(default_factory=list)
 
     @property
     def pfnmap(self) -> bool:
@@ -635,18 +637,23 @@ class Kernel:
         compute_watermarks(self.zones, self.page_size, era.is_modern)
 
     def node(self, nid: int) -> Node:
+        nid = int_arg(nid, "node")
         for n in self.nodes_list:
             if n.id == nid:
                 return n
         raise oserror(ENODEV, f"no node {nid}")
 
     def distance(self, a: int, b: int) -> int:
-        return int(self.distances[a, b])
+        """node_distance(): the SLIT entry; a node that does not exist is ENODEV."""
+        return int(self.distances[self.node(a).id, self.node(b).id])
 
     def node_zones(self, nid: int) -> list[Zone]:
+        nid = int_arg(nid, "node")
         return [z for z in self.zones if z.node == nid]
 
     def zone(self, nid: int, name: str) -> Zone:
+        if not isinstance(name, str):
+            raise TypeError(f"zone must be a zone name, not {type(name).__name__}")
         for z in self.node_zones(nid):
             if z.name.lower() == str(name).lower():
                 return z
@@ -657,9 +664,11 @@ class Kernel:
         return [n.id for n in self.nodes_list if self.node_has_memory(n.id)]
 
     def node_has_memory(self, nid: int) -> bool:
+        nid = int_arg(nid, "node")
         return any(z.present > 0 for z in self.zones if z.node == nid)
 
     def node_available(self, nid: int, wmark: str = "min") -> int:
+        nid = int_arg(nid, "node")
         return sum(max(0, z.available(wmark) - z.isolated_free) for z in self.node_zones(nid))
 
     def totalram_pages(self) -> int:
@@ -680,13 +689,17 @@ class Kernel:
         return self._zone_ids[i]
 
     def page_align(self, n: int) -> int:
+        if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)):
+            raise TypeError(f"length must be an integer, not {type(n).__name__}")
         return (int(n) + self.page_size - 1) & ~(self.page_size - 1)
 
     def il_weight(self, nid: int) -> int:
-        return int(self.il_weights.get(nid, 1))
+        return int(self.il_weights.get(int_arg(nid, "node"), 1))
 
     # ------------------------------------------------------------ objects
     def driver(self, name: str) -> Driver:
+        if not isinstance(name, str):
+            raise TypeError(f"driver must be a driver name, not {type(name).__name__}")
         try:
             return self.drivers_map[name]
         except KeyError:
@@ -711,6 +724,8 @@ class Kernel:
         return b
 
     def file(self, name: str, create: bool = False) -> Backing:
+        if not isinstance(name, str):
+            raise TypeError(f"file must be a file name, not {type(name).__name__}")
         b = self.files.get(name)
         if b is None:
             if not create:
@@ -754,7 +769,7 @@ class Kernel:
         if caller is None:
             return Cred(uid=0, cap_sys_nice=True, mems_allowed=frozenset(self.memory_nodes()),
                         node=0)
-        p = self.procs.get(_pid_arg(caller, "caller"))
+        p = self.procs.get(int_arg(caller, "caller"))
         if p is None:
             raise oserror(ESRCH, f"caller pid {caller} does not exist")
         return Cred(uid=p.uid, cap_sys_nice=p.uid == 0, mems_allowed=p.mems_allowed,
@@ -762,11 +777,11 @@ class Kernel:
 
     def lookup(self, pid, caller=None) -> Process | None:
         """find_task_by_vpid(); pid 0 = the caller."""
-        pid = _pid_arg(pid, "pid")
+        pid = int_arg(pid, "pid")
         if pid == 0:
             if caller is None:
                 return None
-            pid = _pid_arg(caller, "caller")
+            pid = int_arg(caller, "caller")
         return self.procs.get(pid)
 
     def task(self, pid, caller=None) -> Process:
@@ -815,8 +830,13 @@ class Kernel:
                              f"(uid {p.uid})")
 
 
-def _pid_arg(x, what: str) -> int:
-    """A pid from the API: an int (not a bool, not a float that would be truncated)."""
+def int_arg(x, what: str) -> int:
+    """An integer argument of the API: ints only (a float or a bool is a TypeError,
+    never silently truncated), and one a C caller could pass: a value that does not
+    fit in 64 bits is EINVAL."""
     if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, np.integer)):
         raise TypeError(f"{what} must be an integer, not {type(x).__name__}")
-    return int(x)
+    x = int(x)
+    if not -(1 << 63) <= x < 1 << 64:
+        raise oserror(EINVAL, f"{what} {x} does not fit in 64 bits")
+    return x

@@ -18,7 +18,7 @@ from ..constants import (
     oserror,
 )
 from ..nodemask import nodes_str, parse_nodes
-from .drivers import unpin_range
+from .drivers import release_pins
 from .memory import insert_vma, new_vma, remove_vma
 from .page_alloc import free_frames
 from .policy import alloc_by_target, fault_targets, vma_policy_groups
@@ -64,14 +64,14 @@ def spawn(k: Kernel, name: str, uid: int = 0, node: int = 0, mems_allowed=None, 
 
 
 def exit_task(k: Kernel, p: Process) -> None:
-    """exit_mm(): drop the long-term pins the process took, unmap everything (frees
-    what only it maps), and remove it."""
-    for d in k.drivers_map.values():
-        for (ppid, a, ln) in list(d.pins):
-            if ppid == p.pid:
-                unpin_range(k, p, a, ln, d)
+    """do_exit(): exit_mm() unmaps everything (frees what only it maps), then
+    exit_files() closes the RDMA device, which deregisters the process's memory
+    registrations: the pages they pinned, even those unmapped earlier, are released
+    (and freed when that was their last reference). Then the task goes."""
     for v in list(p.vmas):
         remove_vma(k, p, v)
+    for d in k.drivers_map.values():
+        release_pins(k, d, [r for r in d.pins if r[0] == p.pid])
     del k.procs[p.pid]
 
 
