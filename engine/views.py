@@ -43,6 +43,14 @@ way. Every change goes through engine.commands.execute; nothing here writes.
                                      time (the console's frame budget): counts.stale(),
                                      .busy, .step(budget_s), .run(), .process(pid,
                                      anon_only); handed back to processes/vmas/vma_at
+    a live machine (the host: engine/host/views.py; a simulated machine answers
+    "nothing" to each)
+      v.frames_unavailable() -> str | None   why the page-frame map cannot be shown
+      v.refresh_info() -> RefreshInfo | None  how often what is read, and its CPU share
+      v.limits() -> [str]            what the current credentials hide, a sentence each
+      v.status_line() -> str         one line about the machine
+      v.watch(pids, selected)        the processes the console shows (a hint: the host
+                                     reads them more often; changes nothing)
     runtime
       v.jobs() -> [JobInfo]          running jobs: id, name, done, total, its line
       v.job_line(job), v.job_outcome(job) -> (text, ok)   a finished job in one line
@@ -88,6 +96,7 @@ from .nodemask import nodes_str
 from .units import fmt_ns
 
 __all__ = ["VIEW_API", "MachineView", "Topology", "NodeInfo", "ZoneInfo", "Status", "ClockInfo",
+           "RefreshInfo",
            "NodeStat", "DriverInfo", "ProcRow", "VmaRow", "JobInfo", "NodeCounts",
            "K_FREE", "K_KERNEL", "K_ANON", "K_FILE", "K_PFNMAP", "K_OFFLINE", "KIND_NAMES",
            "MARK_MLOCKED", "MARK_PINNED", "MARK_ISOLATED", "fmt_bytes", "fmt_count",
@@ -100,7 +109,8 @@ VIEW_API = ("topology", "status", "node_stats", "free_history", "frame_sample",
             "zone_at", "driver_at", "drivers", "processes", "process", "vmas", "vma_at",
             "vma_frames", "vma_ranges", "node_counts", "jobs", "job_line", "job_outcome",
             "workloads", "daemons", "last_migration", "zone_names", "driver_names",
-            "job_ids", "pids", "nodes")
+            "job_ids", "pids", "nodes", "frames_unavailable", "refresh_info", "limits",
+            "status_line", "watch")
 KUSE_NAMES = {0: "memmap", 1: "slab", 2: "page tables", 3: "zero page"}
 MARK_MLOCKED = int(PG_mlocked)
 MARK_PINNED = int(PG_pinned)
@@ -326,6 +336,20 @@ class Status:
     clock_ns: int
     clock: ClockInfo
     jobs: int
+    live: bool = False  # a live machine (the host), not a simulated one
+    read_only: bool = False  # its actions are refused (the host without --allow-actions)
+
+
+@dataclass(frozen=True)
+class RefreshInfo:
+    """How often a live machine is read (seconds between readings) and what it costs."""
+
+    watched: float  # the processes the console shows or has selected
+    others: float  # every other process
+    system: float  # zones, counters, the process list
+    frames: float  # the page-frame map
+    cpu_share: float  # fraction of one CPU spent reading, lately
+    text: str  # all of it in a sentence
 
 
 @dataclass(frozen=True)
@@ -906,6 +930,28 @@ class MachineView:
         """(kind, job id, pages moved) of the migration `undo` would reverse."""
         rec = self.m.moves.last
         return None if rec is None else (rec.kind, rec.job_id, rec.moved)
+
+    # -------------------------------------------------------------- a live machine
+    def frames_unavailable(self) -> str | None:
+        """Why the page-frame map cannot be shown (None: it can; always, here)."""
+        return None
+
+    def refresh_info(self) -> RefreshInfo | None:
+        """None: a simulated machine is never re-read (its state is the engine's)."""
+        return None
+
+    def limits(self) -> list[str]:
+        """What cannot be shown or done (nothing is hidden of a simulated machine)."""
+        return []
+
+    def status_line(self) -> str:
+        st = self.status()
+        return (f"{st.name}: {st.nodes} node(s), {fmt_bytes(st.memory_bytes)}, "
+                f"{len(self.m.pids)} processes; era {st.era}")
+
+    def watch(self, pids: list[int], selected: int | None = None) -> None:
+        """The processes the console shows: nothing to do for a simulated machine."""
+        return None
 
 
 def source_nodes(row: ProcRow, nodes: list[int]) -> str:

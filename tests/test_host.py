@@ -251,6 +251,11 @@ def kpf(*names):
 
 @pytest.fixture
 def fake(tmp_path):
+    return fake_root(tmp_path)
+
+
+def fake_root(tmp_path) -> str:
+    """A synthetic two-node host under tmp_path (its /sys and /proc files)."""
     r = str(tmp_path)
     write(r, "sys/devices/system/node/online", "0-1\n")
     for n, cpus, dist in ((0, "0-1", "10 21"), (1, "2-3", "21 10")):
@@ -658,7 +663,11 @@ async def test_console_draws_the_fake_host_through_the_view_api(fake):
         codes = {int(c) % NCLASS for y in pm._visible_cell_rows() for c in pm._row_codes(y)}
         assert {C_FREE, C_ANON} <= codes
         t.select_pid(100)
-        await pilot.press("v")  # numa_maps through the host's commands
+        await pilot.press("v")  # numa_maps through the host's commands (in a thread)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
         assert app.main_screen.query_one("#view").view_name == "/proc/100/numa_maps (db)"
         app.run_command("mmap 100 4K")  # the simulator's commands: refused in one line
+        await app.workers.wait_for_complete()
+        await pilot.pause()
         assert "not on the live host" in app.console_log.entries[-1]

@@ -177,11 +177,14 @@ def test_rehearse_without_allow_actions_predicts_only(readonly):
     assert not r.ok and r.text == "error: ESRCH: no process 4194000"
 
 
-def test_numacon_host_says_what_comes(capsys):
-    assert cli.main(["host"]) == 0
+def test_numacon_host_arguments(capsys):
+    """`numacon host` opens the console (tests/test_host_console.py drives it); its
+    flags are run --host's, read-only the default, the two modes exclusive."""
+    assert cli.main(["host", "--help"]) == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[0].startswith("host ") and "read-only" in out.splitlines()[0]
-    assert "numacon run --host" in out
+    assert "--allow-actions" in out and "--read-only" in out and "rehearsed" in out
+    assert cli.main(["host", "--read-only", "--allow-actions"]) == 2
+    assert "not allowed with argument" in capsys.readouterr().err
     assert cli.main(["run", "--host", "somefile.toml", "-c", "ps"]) == 2
     assert "give no MACHINE" in capsys.readouterr().err
     assert cli.main(["run", "--allow-actions", "-c", "ps"]) == 2

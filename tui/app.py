@@ -12,7 +12,17 @@ A migration typed without `&` runs in the foreground: the command line waits for
 result (the map and the progress bar move meanwhile; `c` cancels); with `&` it runs in
 the background and the line is free at once. The simulated clock starts at a
 watchable pace (WATCH_SPEED: a whole-process migration takes a second or two); `F`
-switches to as fast as possible and back."""
+switches to as fast as possible and back.
+
+On a live machine (the host: `view.status().live`) the same keys and command line
+apply, with three differences. The host is read by a thread (`NodeCounts.step` within
+HOST_BUDGET, whenever something is due), told which processes the table shows
+(`view.watch`); `[` and `]` make the reading slower and faster. Every command line runs
+in a thread too, the command line waiting for its result. And nothing acts on the host
+at once: an action's result is its rehearsal (`Result.review`), shown in a dialog
+(screens/rehearsal.py) whose confirmation, a key of its own, runs the real call
+(`Result.confirm`) and shows predicted against actual. Keys that only make sense in
+the simulator say so in one line."""
 
 from __future__ import annotations
 
@@ -27,6 +37,7 @@ from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Input
+from textual.worker import get_current_worker
 
 import engine
 from engine.commands import Result, execute
@@ -38,6 +49,7 @@ from .screens.confirm import ConfirmScreen
 from .screens.help import LONG, HelpScreen
 from .screens.main import MainScreen, Selection
 from .screens.process import ProcessScreen
+from .screens.rehearsal import RehearsalScreen
 from .screens.sweep import SweepScreen
 from .widgets.cmdline import CommandLine
 from .widgets.consolelog import ConsoleLog
@@ -53,6 +65,25 @@ WATCH_SPEED = 0.05  # the default pace: 1/20 of real time (java's 288 MiB in ~2 
 CLOCK_LADDER = (0.001, 0.01, 0.05, 0.1, 1.0, 10.0, 100.0, 1000.0, None)  # None: fast
 SERVICES = ("daemon", "workload")  # jobs that run until stopped: never in the foreground
 TYPING_ACTIONS = ("quit", "command_palette", "help")  # allowed while typing (ctrl keys)
+HOST_BUDGET = 0.05  # seconds one step of reading the live host may take (in its thread)
+# keys of the simulator that have no meaning on the live host: one line each instead
+NOT_ON_HOST = {
+    "undo": "undo: not on the live host (numacon keeps no record of where the host's "
+            "pages were, and its moves cannot be taken back)",
+    "mlock": "mlock: not on the live host (mlock locks the caller's own memory, never "
+             "another process's)",
+    "hook": "driver hooks: not on the live host (only the simulator models a driver's "
+            "migrate hook)",
+    "offline": "offline: not on the live host (numacon does not hot-remove the host's "
+               "memory)",
+    "online": "online: not on the live host (numacon does not hot-add the host's memory)",
+    "clock": "the live host runs in real time: there is no simulated clock to pace "
+             "([ and ] set how often it is read)",
+    "daemon": "daemon: not on the live host (the automatic-migration daemon runs in the "
+              "simulator)",
+    "save": "save: not on the live host (numacon capture writes a description of it)",
+    "load": "load: not on the live host (quit, then numacon PATH opens a machine)",
+}
 
 
 def _css_paths() -> list[Path]:
@@ -99,6 +130,10 @@ class NumaConsoleApp(App):
         Binding("less_than_sign", "clock_speed(-1)", "Slower", id="app.clock_slower",
                 key_display="<"),
         Binding("F", "clock_fast", "Fast", id="app.clock_fast"),
+        Binding("right_square_bracket", "refresh_rate(1)", "Refresh faster",
+                id="app.refresh_faster", key_display="]"),
+        Binding("left_square_bracket", "refresh_rate(-1)", "Refresh slower",
+                id="app.refresh_slower", key_display="["),
         Binding("d", "daemon", "Daemon", id="app.daemon"),
         Binding("b,escape", "back", "Back", id="app.back", key_display="b"),
         Binding("ctrl+s", "save", "Save", id="app.save"),
@@ -127,6 +162,11 @@ class NumaConsoleApp(App):
         self._watch: dict[int, Any] = {}
         self.foreground: Any = None  # the job the command line waits for
         self._return_focus: Any = None
+        self.live = False  # a live machine (the host): read and commanded in threads
+        self._host_worker: Any = None  # the thread reading the host, while it runs
+        self._host_error: str | None = None  # why its last reading failed
+        self._host_error_shown: str | None = None
+        self._live_lines = 0  # command lines running in threads
         self._adopt(machine if machine is not None else engine.Machine.default())
 
     # ------------------------------------------------------------ machine
@@ -139,6 +179,7 @@ class NumaConsoleApp(App):
                 self.execute(old, f"cancel {jid}")
         self.machine = m
         self.view = self.view_factory(m)
+        self.live = self.view.status().live
         self.node_counts = self.view.node_counts()
         m.listeners.append(self._on_change)
         if self.pace == "watch" and self.view.status().clock.mode == "fast":
@@ -215,13 +256,15 @@ class NumaConsoleApp(App):
         if self.paused:
             return
         counts = self.node_counts
-        if self.machine.jobs:
+        if self.live:
+            self._step_host(counts)
+        elif self.machine.jobs:
             self._dirty = True
             now = time.monotonic()
             if now - self._counted_at >= COUNT_PERIOD:
                 self._counted_at = now
                 counts.stale()
-        if counts.busy and counts.step(COUNT_BUDGET):
+        if not self.live and counts.busy and counts.step(COUNT_BUDGET):
             self._dirty = True  # a count ended: the slow parts show it
         if not self._dirty:
             return
@@ -233,6 +276,31 @@ class NumaConsoleApp(App):
                     scr.refresh_from_machine()
             except NoMatches:  # the screen is being torn down (exit)
                 pass
+
+    def _step_host(self, counts: Any) -> None:
+        """What the live host's refresh policy says is due, read in a thread (a
+        numa_maps read walks a process's page tables: never in the event loop), one
+        step of HOST_BUDGET at a time."""
+        w = self._host_worker
+        if w is not None and not w.is_finished:
+            return
+        err = self._host_error
+        if err is not None and err != self._host_error_shown:
+            self._host_error_shown = err  # once, not every tick it recurs
+            self.console_log.result(err, False)
+        if not counts.busy:
+            return
+
+        def step() -> None:
+            try:
+                if counts.step(HOST_BUDGET):
+                    self._dirty = True
+                self._host_error = None
+            except Exception as e:  # noqa: BLE001 - a failed reading never ends the console
+                self._host_error = f"reading the host failed: {type(e).__name__}: {e}"
+
+        self._host_worker = self.run_worker(step, thread=True, group="host-refresh",
+                                            exit_on_error=False)
 
     def redraw_now(self) -> None:
         """Redraw everything at once (tests, and after a pause)."""
@@ -267,6 +335,9 @@ class NumaConsoleApp(App):
         log.command(line)
         words = line.split()
         background = bool(words) and words[-1] == "&"
+        if self.live and words[:1] != ["sweep"]:
+            self.run_live_line(line, self._live_result)
+            return Result(True, f"running on the host: {line}")
         if words[:1] == ["save"] and len(words) == 2:
             _snapshot_dir(words[1])
         # `sweep FILE.csv` opens results in a screen: a console view, not an engine command
@@ -293,6 +364,74 @@ class NumaConsoleApp(App):
         self._dirty = True
         self.node_counts.stale()
         return r
+
+    def run_live_line(self, line: str, done: Any) -> None:
+        """Run a command line on the live host in a thread (a rehearsal captures the
+        host: a second or two), the command line waiting; done(result) runs in the
+        event loop afterwards."""
+        self._live_lines += 1
+        for scr in self.screen_stack:
+            for inp in scr.query(CommandLine):
+                inp.placeholder = f"running on the host: {line}"
+                inp.disabled = True
+        m = self.machine
+
+        def work() -> None:
+            r = self.execute(m, line, background=True)
+            try:
+                self.call_from_thread(self._live_line_done, r, done)
+            except RuntimeError:  # the console has ended
+                pass
+
+        self.run_worker(work, thread=True, group="host-command", exit_on_error=False)
+
+    def _live_line_done(self, r: Result, done: Any) -> None:
+        self._live_lines -= 1
+        if self._live_lines <= 0:
+            self._live_lines = 0
+            self._release_command_line()
+        self.last_result = r
+        self._dirty = True
+        self.node_counts.stale()  # the host may have changed: read what is shown soon
+        done(r)
+
+    def _live_result(self, r: Result) -> None:
+        """A command line's result on the live host: logged; a rehearsal is shown in
+        its dialog, which alone can confirm it."""
+        log = self.console_log
+        if r.review is not None and r.confirm is not None:
+            log.result(f"{r.review}: shown in the dialog; y applies it, escape cancels", True)
+        else:
+            log.result(r.text, r.ok)
+        short = r.review if r.review is not None else (r.text.splitlines() or [""])[-1]
+        self._show_result(r.ok, short)
+        if not r.ok:
+            self.bell()
+        if r.review is not None:
+            self.push_screen(RehearsalScreen(r.review, r.text, r.confirm,
+                                             self.view.status().read_only, r.ok),
+                             self._rehearsal_closed)
+
+    def _rehearsal_closed(self, applied: Result | None) -> None:
+        if applied is None:
+            self.console_log.info("rehearsal closed: nothing was applied to the host")
+
+    def log_applied(self, line: str, r: Result) -> None:
+        """The confirmed call's result (predicted against actual), as it ends."""
+        self.console_log.command(line)
+        self.console_log.result(r.text, r.ok)
+        self._show_result(r.ok, r.review or (r.text.splitlines() or [""])[0])
+        if not r.ok:
+            self.bell()
+
+    def _not_on_host(self, what: str) -> bool:
+        """On the live host, a key that only makes sense in the simulator says so."""
+        if not self.live:
+            return False
+        msg = NOT_ON_HOST[what]
+        self.console_log.result(msg, False)
+        self._show_result(False, msg)
+        return True
 
     def command_input(self) -> CommandLine | None:
         try:
@@ -418,14 +557,41 @@ class NumaConsoleApp(App):
                 return
             line = f"numa_maps {pid}"
             title = f"/proc/{pid}/numa_maps ({row.name})"
+        main = self.main_screen
+        if self.live:  # numa_maps walks page tables: in a thread, shown when it ends
+            self.execute_view(line, lambda r: main.show_view(title, r.text, r.ok)
+                              if self.view_index >= 0 else None)
+            return
         r = self.execute(self.machine, line)
-        self.main_screen.show_view(title, r.text, r.ok)
+        main.show_view(title, r.text, r.ok)
+
+    def execute_view(self, line: str, done: Any) -> None:
+        """A command whose text a view shows (numa_maps, zoneinfo...): at once on a
+        simulated machine; on the live host in a thread (one at a time), done(result)
+        in the event loop afterwards."""
+        if not self.live:
+            done(self.execute(self.machine, line))
+            return
+        m = self.machine
+
+        def work() -> None:
+            r = self.execute(m, line)
+            if get_current_worker().is_cancelled:  # a newer one replaced it
+                return
+            try:
+                self.call_from_thread(done, r)
+            except RuntimeError:  # the console has ended
+                pass
+
+        self.run_worker(work, thread=True, group="host-view", exclusive=True,
+                        exit_on_error=False)
 
     def binding_groups(self) -> list[tuple[str, list[Binding]]]:
         groups: list[tuple[str, list[Binding]]] = [("everywhere", list(self.BINDINGS))]
         groups.append(("main", list(MainScreen.BINDINGS)))
         groups.append(("map", list(PageMap.BINDINGS)))
         groups.append(("process", list(ProcessScreen.BINDINGS)))
+        groups.append(("host rehearsal", list(RehearsalScreen.BINDINGS)))
         groups.append(("sweep", list(SweepScreen.BINDINGS)))
         groups.append(("command line", list(CommandLine.BINDINGS)))
         return groups
@@ -464,7 +630,9 @@ class NumaConsoleApp(App):
         if isinstance(self.screen, HelpScreen):
             self.pop_screen()
         else:
-            self.push_screen(HelpScreen(self.binding_groups()))
+            # the live host has its own commands: its `help` lists them
+            commands = self.execute(self.machine, "help").text if self.live else None
+            self.push_screen(HelpScreen(self.binding_groups(), commands))
 
     def action_pause(self) -> None:
         self.paused = not self.paused
@@ -525,9 +693,11 @@ class NumaConsoleApp(App):
             self.console_log.result("select a process in the table first", False)
             return
         src = source_nodes(row, view.nodes())
+        after = (": numacon rehearses it in the simulator and asks before it acts"
+                 if self.live else "")
         self.prefill_command(f"migratepages {row.pid} {src} ",
                              f"migrate {row.name} (pid {row.pid}) from nodes {src}: type "
-                             f"the target node(s) and press enter")
+                             f"the target node(s) and press enter{after}")
 
     def _migrate_vma(self, sel: Selection) -> None:
         """The call that fits the selected VMA: mbind with MOVE (MOVE_ALL when it has
@@ -548,6 +718,13 @@ class NumaConsoleApp(App):
             self.console_log.result(f"no call moves a PFN-mapped VMA ({v.driver}): only "
                                     f"its driver's migrate hook does", False)
             return
+        if self.live:
+            # mbind changes the caller's own address space only: on the host, move_pages
+            head = f"move_pages {sel.pid} {a:x}..{b:x} "
+            self.prefill_command(head, f"move VMA {a:x}-{b:x} of pid {sel.pid}: type the "
+                                       f"target node and press enter (numacon rehearses it "
+                                       f"in the simulator and asks before it acts)")
+            return
         flag = "move_all" if v.shared_pages else "move"
         head = f"mbind {sel.pid} {a:x}..{b:x} bind:"
         line = f"{head} {flag}"
@@ -562,6 +739,8 @@ class NumaConsoleApp(App):
                              cursor=len(head))
 
     def action_undo(self) -> None:
+        if self._not_on_host("undo"):
+            return
         last = self.view.last_migration()
         if last is None:
             self.console_log.result("nothing to undo: no migration has run yet", False)
@@ -570,6 +749,8 @@ class NumaConsoleApp(App):
         self.run_command("undo")
 
     def action_mlock(self) -> None:
+        if self._not_on_host("mlock"):
+            return
         sel = self.selection()
         if sel.vma is None or sel.vma_pid is None:
             self.console_log.result("put the map cursor on a process's page, or open a "
@@ -583,6 +764,8 @@ class NumaConsoleApp(App):
 
     def action_hook(self) -> None:
         """Toggle the migrate hook of the driver whose region is under the map cursor."""
+        if self._not_on_host("hook"):
+            return
         view = self.view
         pfn = self.main_screen.query_one("#pagemap", PageMap).cursor
         d = view.driver_at(pfn)
@@ -596,6 +779,8 @@ class NumaConsoleApp(App):
         self.run_command(f"hook {d.name} {'off' if d.hook else 'on'}")
 
     def action_offline(self) -> None:
+        if self._not_on_host("offline"):
+            return
         z = self.main_screen.zone_under_cursor()
         if z is None:
             return
@@ -614,6 +799,8 @@ class NumaConsoleApp(App):
                                        f"o / y / enter: {line}    escape / n: cancel"), done)
 
     def action_online(self) -> None:
+        if self._not_on_host("online"):
+            return
         z = self.main_screen.zone_under_cursor()
         if z is not None:
             self.run_command(f"online {z.node} {z.name}")
@@ -626,11 +813,15 @@ class NumaConsoleApp(App):
         self.run_command(f"cancel {max(ids)}")
 
     def action_clock_pause(self) -> None:
+        if self._not_on_host("clock"):
+            return
         self.run_command("clock resume" if self.view.status().clock.mode == "paused"
                          else "clock pause")
 
     def action_clock_speed(self, step: int) -> None:
         """Walk the ladder 1/1000 .. 1000x real time, and fast (as fast as possible)."""
+        if self._not_on_host("clock"):
+            return
         clock = self.view.status().clock
         ladder = list(CLOCK_LADDER)
         if clock.mode == "fast":
@@ -643,14 +834,29 @@ class NumaConsoleApp(App):
 
     def action_clock_fast(self) -> None:
         """As fast as possible, or back to the watchable pace."""
+        if self._not_on_host("clock"):
+            return
         if self.view.status().clock.mode == "fast":
             self.run_command(f"clock speed {WATCH_SPEED:g}")
         else:
             self.run_command("clock fast")
 
+    def action_refresh_rate(self, step: int) -> None:
+        """The live host read more often (]) or less often ([): every period halved or
+        doubled (`refresh faster` / `refresh slower`)."""
+        if not self.live:
+            msg = ("refresh: a simulated machine is never re-read (its state is the "
+                   "engine's); t, < and > pace its clock")
+            self.console_log.result(msg, False)
+            self._show_result(False, msg)
+            return
+        self.run_command(f"refresh {'faster' if step > 0 else 'slower'}")
+
     def action_daemon(self) -> None:
         """Start the automatic-migration daemon on the selected process (offering a
         workload first when it runs none), or stop it."""
+        if self._not_on_host("daemon"):
+            return
         view = self.view
         if view.daemons():
             self.run_command("daemon stop")
@@ -682,10 +888,14 @@ class NumaConsoleApp(App):
             "y / enter: start both    escape / n: neither"), done)
 
     def action_save(self) -> None:
+        if self._not_on_host("save"):
+            return
         path = self.save_path or f"snapshots/{self.view.status().name}.numacon"
         self.prefill_command(f"save {path}", "enter saves (edit the path first if you like)")
 
     def action_load(self) -> None:
+        if self._not_on_host("load"):
+            return
         path = self.save_path or "saves/"
         self.prefill_command(f"load {path}", "type a description or snapshot path, enter loads")
 

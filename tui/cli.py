@@ -6,8 +6,9 @@
                                                (CMD & starts a job; `wait` finishes jobs)
     numacon run --host [--allow-actions] -c .. the commands on the live host (engine/host):
                                                read-only unless --allow-actions
-    numacon host [--allow-actions]             the console on the live host (for now: what
-                                               it will show, and how to get it with `run`)
+    numacon host [--allow-actions|--read-only] the console on the live host (read-only
+                                               unless --allow-actions; every action is
+                                               rehearsed and confirmed first)
     numacon hardware [MACHINE]                 numactl -H of the machine
     numacon capture [...]                      a description of this host (engine.machines.capture)
     numacon bench [--json]                     the benchmark (tools.bench)
@@ -33,7 +34,7 @@ from typing import Any
 import engine
 from engine.commands import execute
 from engine.host import Host, host_execute
-from engine.host.views import refresh_text, status_line
+from engine.host.views import view_for
 from engine.machines.capture import capture
 from engine.machines.container import SaveError, atomic_write
 from engine.machines.description import dumps
@@ -156,24 +157,27 @@ def _host_flags(ap: argparse.ArgumentParser, host_help: str | None) -> None:
     ap.set_defaults(allow_actions=False)
 
 
+def host_app(allow_actions: bool = False, **host_kw: Any) -> Any:
+    """The console on the live host: a Host opened for it (every action rehearsed and
+    confirmed before it acts: Host(confirm=True)), drawn through HostView and commanded
+    through the host's command registry. host_kw: Host's (tests: root, kpageflags)."""
+    from .app import NumaConsoleApp  # Textual loads only for the console, not for `run`
+
+    h = Host(allow_actions=allow_actions, confirm=True, **host_kw)
+    return NumaConsoleApp(h, view_factory=view_for, executor=host_execute)
+
+
 def cmd_host(argv: Sequence[str]) -> int:
-    """numacon host: until the console draws through the view API (engine/views.py,
-    which engine/host/views.py implements for the host), a summary of what it will
-    show and how to get each part now with `numacon run --host`."""
+    """numacon host: the console on the machine it runs on (engine/host), read-only
+    unless --allow-actions."""
     ap = argparse.ArgumentParser(prog=f"{PROG} host",
-                                 description="the console on the live host")
+                                 description="the console on the live host: read-only "
+                                             "unless --allow-actions; an action is "
+                                             "rehearsed in the simulator and shown, then "
+                                             "applied only when you confirm it")
     _host_flags(ap, None)
     a = ap.parse_args(argv)
-    h = Host(allow_actions=a.allow_actions)
-    print(status_line(h))
-    for line in h.limits():
-        print(f"  {line}")
-    print(refresh_text(h))
-    print(f"{PROG} host: the console on the live host comes with the console's view API; "
-          f"until then the same views are commands:\n"
-          f"  {PROG} run --host -c 'ps; hardware; numastat; zoneinfo; blocks; frames'\n"
-          f"  {PROG} run --host -c 'numa_maps PID; move_pages PID all'\n"
-          f"  {PROG} run --host --allow-actions -c 'rehearse move_pages PID all 0'")
+    host_app(a.allow_actions).run()
     return 0
 
 

@@ -23,6 +23,11 @@ class Result:
     job: object = None
     machine: object = None  # a machine that `load` produced; the caller adopts it
     value: object = None
+    # a rehearsal to show before anything acts (the live host's console): `review` is
+    # its title, `confirm` the line that carries it out, run only after the user
+    # confirms (None: nothing may be carried out, e.g. the host is read-only)
+    review: str | None = None
+    confirm: str | None = None
 
     def __bool__(self) -> bool:
         return self.ok

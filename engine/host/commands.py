@@ -8,10 +8,16 @@ parses the same way on both (one truth for arguments, usage and completion).
 - Same spec, host body: ps, move_pages, migratepages, help. move_pages with NODES and
   migratepages make the real calls (refused unless --allow-actions); move_pages without
   NODES is a query and always allowed; --dry-run is the rehearsal's prediction.
-- Host only: rehearse (move_pages / migratepages: predicted against actual), frames
-  (frame classes per node and zone from kpageflags), frame PFN (the inspector's
-  lines), blocks (memory blocks), refresh (the refresh rates), limits (what the
-  current credentials hide).
+- Host only: rehearse (move_pages / migratepages: predicted against actual), apply N
+  (carry out the rehearsal the console showed), frames (frame classes per node and
+  zone from kpageflags), frame PFN (the inspector's lines), blocks (memory blocks),
+  refresh (the refresh rates; faster / slower), limits (what the current credentials
+  hide).
+- On a host opened for the console (Host(confirm=True), `numacon host`) no line acts
+  at once: move_pages with NODES, migratepages and rehearse give the rehearsal (a
+  Result with `review`, and `confirm` = "apply N" when actions are allowed); the
+  console shows it and runs `apply N` only after the user confirms. Read-only, the
+  rehearsal is shown and the action refused.
 - Every other simulator command is refused with one line: it acts on a simulated
   machine and has no meaning here."""
 
@@ -27,13 +33,13 @@ import numpy as np
 from ..commands import COMMANDS, Command, execute
 from ..commands.core import Result, Sub
 from ..commands.migration import MAX_RANGE_PAGES, range_pages
-from ..commands.spec import Arg, CommandError, Opt, Spec, integer, number, text
+from ..commands.spec import Arg, CommandError, Opt, Spec, Words, integer, number, text
 from ..constants import MPOL_MF_MOVE, MPOL_MF_MOVE_ALL
 from ..views import fmt_bytes, status_counts_text
 from .host import Host
 from .kpage import CLASSES
 from .refresh import RATE_KEYS
-from .rehearse import RehearsalError, act, rehearse
+from .rehearse import Rehearsal, RehearsalError, act, headline, rehearse
 from .syscalls import ActionRefused
 from .views import describe_frame, frames_unavailable, status_line
 
@@ -155,15 +161,24 @@ def _period(key: str):
     return Opt(key, number(f"refresh {key}"), "S")
 
 
-@host_command("refresh", "show or set the refresh rates (seconds between readings)",
-              Spec(*(_period(k) for k in RATE_KEYS)))
+@host_command("refresh", "show or set the refresh rates (seconds between readings); "
+              "faster halves every period, slower doubles them",
+              Spec(Words("faster", "slower"), *(_period(k) for k in RATE_KEYS)))
 def _refresh(m: Host, a, bg):
     given = {k: getattr(a, k) for k in RATE_KEYS if k in a.given}
+    if len(a.words) > 1 or (a.words and given):
+        raise CommandError("refresh: say faster, slower, or the periods, one of them")
     if given:
         try:
             m.refresh.set_rates(**given)
         except ValueError as e:
             raise CommandError(str(e)) from None
+    if "faster" in a.words:
+        m.refresh.faster()
+    elif "slower" in a.words:
+        m.refresh.slower()
+    if m.frames is not None:
+        m.frames.max_age = m.refresh.rates.frames
     return m.refresh.text(len(m.procs))
 
 
@@ -205,7 +220,7 @@ def _raise(call) -> None:
 @host_command("move_pages", "move_pages(2) on the host: NODES moves (needs --allow-actions), "
               "no NODES queries, --dry-run rehearses", _spec("move_pages"))
 def _move_pages(m: Host, a, bg):
-    if a.nodes is not None and "dry-run" not in a.flags:
+    if a.nodes is not None and "dry-run" not in a.flags and not m.confirm_actions:
         m.actions.refuse("move_pages")  # before anything is read
     pages = host_pages(m, a.pid, a.range)
     flags = MPOL_MF_MOVE_ALL if "all" in a.flags else MPOL_MF_MOVE
@@ -218,6 +233,8 @@ def _move_pages(m: Host, a, bg):
     targets = _targets(a.nodes, pages.size)
     if "dry-run" in a.flags:
         return _rehearse_text(m, "move_pages", a.pid, pages, targets, flags, act_too=False)
+    if m.confirm_actions:
+        return _review(m, rehearse(m, "move_pages", a.pid, pages, targets, flags))
     st = m.actions.move_pages(a.pid, pages, targets, flags)
     _raise(st)
     return Result(True, f"{pages.size} pages: {status_counts_text(st.status)}; ret={st.ret}",
@@ -230,6 +247,8 @@ def _migratepages(m: Host, a, bg):
     if "dry-run" in a.flags:
         return _rehearse_text(m, "migrate_pages", a.pid, a.from_nodes, a.to_nodes,
                               act_too=False)
+    if m.confirm_actions:
+        return _review(m, rehearse(m, "migrate_pages", a.pid, a.from_nodes, a.to_nodes))
     r = m.actions.migrate_pages(a.pid, a.from_nodes, a.to_nodes)
     _raise(r)
     return Result(True, f"{r.ret} page(s) not moved", value=r)
@@ -240,15 +259,59 @@ def _migratepages(m: Host, a, bg):
 SCALE = Opt("scale", number("scale"), "F")
 
 
+def _acts(m: Host, r: Rehearsal) -> bool:
+    """Would carrying out r change the host (a move_pages query does not)?"""
+    return r.kind != "move_pages" or r.host_args[1] is not None
+
+
 def _rehearse_text(m: Host, kind: str, pid: int, *args, act_too: bool,
                    scale: float | None = None) -> Result:
     r = rehearse(m, kind, pid, *args, scale=scale)
+    if act_too and m.confirm_actions and _acts(m, r):
+        return _review(m, r)
     if act_too:
-        if m.actions.allow or (kind == "move_pages" and args[1] is None):
+        if m.actions.allow or not _acts(m, r):
             act(m, r)
         else:
             r.refused = "read-only: pass --allow-actions to apply it to the host"
-    return Result(True, r.text, value=r)
+    # the console shows a rehearsal in its dialog (here: nothing to confirm)
+    review = None if not m.confirm_actions else headline(r) if act_too else \
+        f"{headline(r)} (--dry-run: the prediction only)"
+    return Result(True, r.text, value=r, review=review)
+
+
+def _review(m: Host, r: Rehearsal) -> Result:
+    """The console's rehearsal: numbered, and waiting as m.pending for `apply N` when
+    actions are allowed; refused (after the rehearsal, which is shown) when not."""
+    m.rehearsals += 1
+    n = m.rehearsals
+    if m.actions.allow or not _acts(m, r):
+        m.pending = (n, r)
+        r.refused = f"waiting for confirmation: apply {n}"
+        return Result(True, r.text, value=r, review=f"rehearsal {n}: {headline(r)}",
+                      confirm=f"apply {n}")
+    m.pending = None
+    r.refused = ("refused: the host is open read-only; pass --allow-actions to let "
+                 "numacon change it")
+    return Result(False, r.text, value=r, review=f"rehearsal {n}: {headline(r)}")
+
+
+@host_command("apply", "carry out rehearsal N on the host, as rehearsed (the console's "
+              "confirmation; needs --allow-actions): predicted against actual",
+              Spec(Arg("N", integer("rehearsal"))))
+def _apply(m: Host, a, bg):
+    pend = m.pending
+    if pend is None or pend[0] != a.n:
+        last = f"; the last one is {m.rehearsals}" if m.rehearsals else ""
+        raise CommandError(f"apply {a.n}: no rehearsal {a.n} is waiting (each one waits "
+                           f"until applied once or replaced by the next{last})")
+    n, r = pend
+    if _acts(m, r):
+        m.actions.refuse("apply")
+    m.pending = None
+    r.refused = None
+    act(m, r)
+    return Result(True, r.text, value=r, review=f"applied {n}: {headline(r)}")
 
 
 def _scale(a) -> float | None:

@@ -11,7 +11,9 @@ and the command language read of a simulated Machine under the same names:
   from the host's numbers)
 - frames: a FrameMap over /proc/kpageflags (when readable), owner_of(pfn)
 - `tick(budget_s)`: the refresh policy's due readings (engine/host/refresh.py)
-- `actions`: the real move_pages/migrate_pages, refused unless allowed
+- `actions`: the real move_pages/migrate_pages, refused unless allowed; with
+  `confirm=True` (the console) every action is rehearsed first and waits, as
+  `pending`, for an explicit `apply N` (engine/host/commands.py)
 - `limits()`: what cannot be shown with the permissions numacon has, one sentence each
 
 Nothing here changes the host except through `actions`."""
@@ -24,6 +26,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -83,7 +86,7 @@ class Host:
     def __init__(self, root: str = "/", *, allow_actions: bool = False,
                  kpageflags: str | None = None, kpagecount: str | None = None,
                  clock: Callable[[], float] = time.monotonic, rates: Rates | None = None,
-                 processes: bool = True) -> None:
+                 processes: bool = True, confirm: bool = False) -> None:
         self.root = root
         self.page_size = os.sysconf("SC_PAGE_SIZE")
         self.page_shift = self.page_size.bit_length() - 1
@@ -92,6 +95,11 @@ class Host:
         self.clock_fn = clock
         self.refresh = RefreshPolicy(clock, rates)
         self.actions = Actions(allow_actions)
+        # the console's mode: an action line gives its rehearsal, and the rehearsal
+        # numbered `rehearsals` waits as `pending` until `apply N` (or another replaces it)
+        self.confirm_actions = bool(confirm)
+        self.pending: Any = None  # engine.host.rehearse.Rehearsal
+        self.rehearsals = 0
         self.kpageflags_path = kpageflags or os.path.join(root, "proc/kpageflags")
         self.kpagecount_path = kpagecount or os.path.join(root, "proc/kpagecount")
         self.procs: dict[int, HostProcess] = {}
@@ -267,7 +275,8 @@ class Host:
                 p = read_process(self.root, pid, cpu_node, self.nodes[0], self.page_size)
             except OSError:
                 raise OSError(errno.ESRCH, f"no process {pid}") from None
-            self.procs[pid] = p
+            # a new dict, not an insertion: another thread may be iterating this one
+            self.procs = {**self.procs, pid: p}
         return p
 
     task = process

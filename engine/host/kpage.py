@@ -15,6 +15,7 @@ hole), the simulator's kind (engine.constants K_*) and the simulator's flag bits
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -158,15 +159,19 @@ def why_unreadable(path: str, e: OSError) -> str:
 
 class FrameMap:
     """The host's frames by class, read from kpageflags a chunk at a time and kept in
-    an LRU cache of `cache_chunks` chunks, each re-read once older than `max_age`
-    seconds. `overlay` ranges (holes from /proc/iomem, offline memory blocks) override
+    an LRU cache of `cache_chunks` chunks. Readers (the map, the inspector) take a
+    cached chunk whatever its age and read only chunks never read (or evicted); the
+    counting pass re-reads each chunk older than `max_age` seconds as it goes, so the
+    cache is refreshed by the pass, a budget at a time, and a reader never waits for a
+    re-read. `overlay` ranges (holes from /proc/iomem, offline memory blocks) override
     the flags' class. A counting pass over every zone (class counts per zone) runs in
-    steps of a time budget, as the simulator's NodeCounts does."""
+    steps of a time budget, as the simulator's NodeCounts does. The cache is shared by
+    the console's thread and the thread that reads the host (a lock)."""
 
     def __init__(self, path: str, count_path: str, nr_frames: int,
                  zones: list, overlay: list[tuple[int, int, int]] | None = None, *,
                  clock: Callable[[], float] = time.monotonic, max_age: float = 5.0,
-                 cache_chunks: int = 64, chunk: int = CHUNK) -> None:
+                 cache_chunks: int = 128, chunk: int = CHUNK) -> None:
         self.path, self.count_path = path, count_path
         self.nr_frames = nr_frames
         self.zones = [z for z in zones if z.spanned]
@@ -174,6 +179,7 @@ class FrameMap:
         self.clock, self.max_age = clock, max_age
         self.cache_chunks, self.chunk = cache_chunks, chunk
         self._cache: OrderedDict[int, tuple[float, tuple]] = OrderedDict()
+        self._lock = threading.Lock()
         self.counts: dict[int, np.ndarray] = {}  # zid -> frames per class (last pass)
         self.passes = 0
         self.pass_seconds = 0.0  # wall time of the last complete pass
@@ -190,12 +196,18 @@ class FrameMap:
         return True
 
     # ------------------------------------------------------------ frames
-    def _chunk(self, c: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        now = self.clock()
-        hit = self._cache.get(c)
-        if hit is not None and now - hit[0] <= self.max_age:
-            self._cache.move_to_end(c)
-            return hit[1]
+    def _chunk(self, c: int, fresh: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(classes, kinds, flags) of chunk c: from the cache (fresh: only when younger
+        than max_age), else read now."""
+        with self._lock:
+            now = self.clock()
+            hit = self._cache.get(c)
+            if hit is not None and (not fresh or now - hit[0] <= self.max_age):
+                self._cache.move_to_end(c)
+                return hit[1]
+            return self._read_chunk(c, now)
+
+    def _read_chunk(self, c: int, now: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         a = c * self.chunk
         n = min(self.chunk, self.nr_frames - a)
         raw = read_entries(self.path, a, n)
@@ -213,20 +225,40 @@ class FrameMap:
             self._cache.popitem(last=False)
         return out
 
-    def _span(self, a: int, b: int, which: int) -> np.ndarray:
+    def _span(self, a: int, b: int, which: int, fresh: bool = False) -> np.ndarray:
         a, b = max(0, int(a)), min(self.nr_frames, int(b))
         if b <= a:
             return np.zeros(0, np.uint8)
         c0, c1 = a // self.chunk, (b - 1) // self.chunk
         if c0 == c1:
             base = c0 * self.chunk
-            return self._chunk(c0)[which][a - base:b - base]
+            return self._chunk(c0, fresh)[which][a - base:b - base]
         parts = []
         for c in range(c0, c1 + 1):
             base = c * self.chunk
-            arr = self._chunk(c)[which]
+            arr = self._chunk(c, fresh)[which]
             parts.append(arr[max(a, base) - base:min(b, base + arr.size) - base])
         return np.concatenate(parts)
+
+    def gather(self, pfns: np.ndarray, which: int, fill: int) -> np.ndarray:
+        """Classes (0), kinds (1) or flags (2) of arbitrary frames (any shape), one
+        cached chunk at a time (grouped by a sort: no pass over the frames per chunk);
+        frames outside the map get `fill`."""
+        pfns = np.asarray(pfns, np.int64)
+        flat = pfns.ravel()
+        out = np.full(flat.shape, fill, np.uint8)
+        ok = np.flatnonzero((flat >= 0) & (flat < self.nr_frames))
+        if ok.size:
+            chunk = flat[ok] // self.chunk
+            order = np.argsort(chunk, kind="stable")
+            cs = chunk[order]
+            cut = np.flatnonzero(np.diff(cs)) + 1
+            for lo, hi in zip(np.concatenate(([0], cut)).tolist(),
+                              np.concatenate((cut, [cs.size])).tolist()):
+                c = int(cs[lo])
+                idx = ok[order[lo:hi]]
+                out[idx] = self._chunk(c)[which][flat[idx] - c * self.chunk]
+        return out.reshape(pfns.shape)
 
     def classes(self, a: int, b: int) -> np.ndarray:
         """The class (CLASSES index) of frames [a, b)."""
@@ -253,7 +285,8 @@ class FrameMap:
         return int(a[0]) if a.size else None
 
     def invalidate(self) -> None:
-        self._cache.clear()
+        with self._lock:
+            self._cache.clear()
 
     # ------------------------------------------------------------ counting
     def _pass(self):
@@ -264,7 +297,7 @@ class FrameMap:
             cnt = np.zeros(NCLASS, np.int64)
             for a in range(z.start_pfn, z.end_pfn, self.chunk):
                 b = min(z.end_pfn, a + self.chunk)
-                cnt += np.bincount(self.classes(a, b), minlength=NCLASS)[:NCLASS]
+                cnt += np.bincount(self._span(a, b, 0, fresh=True), minlength=NCLASS)[:NCLASS]
                 spent = time.perf_counter() - t0
                 yield
             out[z.zid] = cnt

@@ -374,7 +374,8 @@ def _flags(flags: int) -> str:
     return "|".join(names) or str(flags)
 
 
-def _headline(r: Rehearsal) -> str:
+def headline(r: Rehearsal) -> str:
+    """The call, its target and its arguments in one line."""
     if r.kind == "move_pages":
         pages, nodes, flags = r.host_args
         if nodes is None:
@@ -385,7 +386,7 @@ def _headline(r: Rehearsal) -> str:
     else:
         old, new = r.host_args
         what = f"nodes {nodes_str(old)} -> {nodes_str(new)}"
-    return f"rehearse {r.kind} on pid {r.pid} ({r.name}): {what}"
+    return f"{r.kind} on pid {r.pid} ({r.name}): {what}"
 
 
 def _errname(e: int | None) -> str:
@@ -395,7 +396,7 @@ def _errname(e: int | None) -> str:
 def render(r: Rehearsal) -> str:
     b, rep, a = r.bill, r.replay, r.actual
     scale = "full size" if r.scale >= 1 else f"scaled x{r.scale:.4g} (the target at full size)"
-    lines = [_headline(r),
+    lines = [f"rehearse {headline(r)}",
              f"simulator: this host captured at {scale}, {r.nprocs} processes; the target "
              f"replayed: {rep.vmas} VMAs, {rep.pages} present pages ({rep.zero} zero-page), "
              f"nodes from {rep.nodes_from}"]

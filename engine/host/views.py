@@ -10,17 +10,24 @@ come from:
   /proc/PID/pagemap (root); without them, `frames_unavailable(m)` says why and frame
   kinds read as offline (unknown)
 
-Host-only additions the console will want (the simulator has no equivalent yet):
-frame_flags, frame_classes, zone_class_counts, frames_unavailable, limits,
-status_line, refresh_text.
+Host-only helpers (the simulator has no equivalent): frame_flags, frame_classes,
+zone_class_counts, frames_unavailable, limits, status_line, refresh_text; the view
+object offers the live-machine part of VIEW_API (frames_unavailable, refresh_info,
+limits, status_line, watch), which a simulated machine's MachineView answers with
+"nothing".
 
 `HostView` is the view object the console draws (engine.views.VIEW_API, as
 MachineView): `view_for(m)` gives a HostView for a Host and a MachineView for a
-simulated machine."""
+simulated machine. The console reads the host from two threads (its own, and one that
+runs `NodeCounts.step`): the host's readers replace what they read (a new dict of
+processes, a new list of VMAs) rather than change it in place, and the frame map's
+cache has a lock."""
 
 from __future__ import annotations
 
 import sys
+import threading
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -35,6 +42,7 @@ from ..views import (
     DriverInfo,
     MachineView,
     ProcRow,
+    RefreshInfo,
     Status,
     VmaRow,
     flag_names,
@@ -57,16 +65,24 @@ from .readers import HostProcess, HostVma
 FRAME_CLASSES = CLASSES
 
 
+RUN_BUDGET = 0.5  # seconds a full redraw (NodeCounts.run) may spend reading the host
+
+
 class NodeCounts:
     """engine.views.NodeCounts for the host: pages per node of every VMA, from each
     process's last numa_maps reading. `step(budget_s)` does the refresh policy's due
     readings within the budget (visible and selected processes often, the rest rarely:
-    m.refresh), `run()` reads everything now, `stale()` makes everything due."""
+    m.refresh; the console runs it in a thread of its own), `run()` reads what is due
+    for up to RUN_BUDGET seconds, `stale()` says the console may have changed the host
+    (the system files and the watched processes are read at the next step)."""
 
     def __init__(self, m: Host, slice_pages: int = COUNT_SLICE) -> None:
         self.m = m
         self.slice = slice_pages
         self.passes = 0
+        self._lock = threading.Lock()  # one reader of the host at a time
+        self._stepping: int | None = None  # the thread a step runs in
+        self._poked = False
 
     @property
     def vmas(self) -> dict[tuple[int, int, int], np.ndarray]:
@@ -74,30 +90,60 @@ class NodeCounts:
                 for v in p.vmas}
 
     def stale(self) -> None:
-        self.m.refresh.last.clear()
-        for p in self.m.procs.values():
-            p.vmas_read = None
+        """The host may have changed (the console ran a command): re-read the system
+        files and the watched processes at the next step. The host's own report that
+        a step read something (its listeners, called from the step) is not news."""
+        if self._stepping != threading.get_ident():
+            self._poked = True
+
+    def _poke(self) -> None:
+        if not self._poked:
+            return
+        self._poked = False
+        m = self.m
+        m.refresh.last.pop("system", None)
+        for pid in m.refresh.watched:
+            p = m.procs.get(pid)
+            if p is not None and p.vmas_read is not None:
+                p.vmas_read = float("-inf")  # due, and still counted meanwhile
 
     @property
     def busy(self) -> bool:
-        r = self.m.refresh
-        return r.due("system") or bool(r.due_processes(
-            {pid: p.vmas_read for pid, p in self.m.procs.items() if not p.kthread}))
+        """Something is due: the system files, a process, or the frame map's pass."""
+        m = self.m
+        r = m.refresh
+        if self._poked or r.due("system"):
+            return True
+        if m.frames is not None and m.frames.available and r.due("frames"):
+            return True
+        return bool(r.due_processes({pid: p.vmas_read for pid, p in list(m.procs.items())
+                                     if not p.kthread}))
 
     def step(self, budget_s: float = 0.004) -> bool:
         """Read what is due for about budget_s seconds. True when something was read."""
-        changed = self.m.tick(budget_s)
+        with self._lock:
+            self._stepping = threading.get_ident()
+            try:
+                self._poke()
+                changed = self.m.tick(budget_s)
+            finally:
+                self._stepping = None
         if changed:
             self.passes += 1
         return changed
 
     def run(self) -> None:
-        m = self.m
-        m.read_system()
-        m.read_process_list()
-        for pid, p in list(m.procs.items()):
-            if not p.kthread:
-                m.read_vmas(pid)
+        """Read what is due now, for up to RUN_BUDGET seconds (what is left stays due for
+        step()); nothing while a step runs in another thread (it is reading already)."""
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
+            self._stepping = threading.get_ident()
+            self._poke()
+            self.m.tick(RUN_BUDGET)
+        finally:
+            self._stepping = None
+            self._lock.release()
         self.passes += 1
 
     def vma(self, pid: int, v: HostVma) -> np.ndarray:
@@ -105,7 +151,11 @@ class NodeCounts:
 
     def process(self, pid: int, anon_only: bool = False) -> np.ndarray:
         per = np.zeros(len(self.m.nodes_list), np.int64)
-        for v in self.m.process(pid).vmas:
+        try:
+            vmas = self.m.process(pid).vmas
+        except OSError:  # gone
+            return per
+        for v in vmas:
             if (not anon_only or v.kind == "anon") and v.per_node.size == per.size:
                 per += v.per_node
         return per
@@ -115,6 +165,20 @@ def _counted(m: Host, p: HostProcess) -> bool:
     return p.vmas_read is not None and p.vmas_error is None and not p.kthread
 
 
+def _row(m: Host, p: HostProcess, counts: NodeCounts | None, idx: dict[int, int]
+         ) -> ProcRow:
+    if _counted(m, p):
+        per = counts.process(p.pid) if counts is not None else m.per_node(p.pid)
+        rss = int(per.sum())
+    else:
+        per = np.zeros(len(m.nodes_list), np.int64)
+        rss = p.rss
+    loc = None
+    if rss and per.sum() and p.node in idx:
+        loc = 100.0 * float(per[idx[p.node]]) / float(per.sum())
+    return ProcRow(p.pid, p.name, p.uid, p.node, rss, per, loc, p.policy)
+
+
 def process_rows(m: Host, counts: NodeCounts | None = None) -> list[ProcRow]:
     """A row per process. Pages per node from its last numa_maps (read now if never
     read and no `counts` is given); a process whose numa_maps cannot be read shows
@@ -122,19 +186,13 @@ def process_rows(m: Host, counts: NodeCounts | None = None) -> list[ProcRow]:
     rows = []
     idx = node_index(m)
     for pid in m.pids:
-        p = m.process(pid)
+        try:
+            p = m.process(pid)
+        except OSError:  # gone since the list was read
+            continue
         if counts is None and p.vmas_read is None and not p.kthread:
             m.read_vmas(pid)
-        if _counted(m, p):
-            per = counts.process(pid) if counts is not None else m.per_node(pid)
-            rss = int(per.sum())
-        else:
-            per = np.zeros(len(m.nodes_list), np.int64)
-            rss = p.rss
-        loc = None
-        if rss and per.sum() and p.node in idx:
-            loc = 100.0 * float(per[idx[p.node]]) / float(per.sum())
-        rows.append(ProcRow(pid, p.name, p.uid, p.node, rss, per, loc, p.policy))
+        rows.append(_row(m, p, counts, idx))
     return rows
 
 
@@ -201,9 +259,11 @@ def _block_of(m: Host, pfn: int) -> dict | None:
     return None
 
 
-def describe_frame(m: Host, pfn: int) -> list[tuple[str, str]]:
+def describe_frame(m: Host, pfn: int, owner: Callable[[int], Any] | None = None
+                   ) -> list[tuple[str, str]]:
     """(label, value) lines for the inspector: the frame's place, class and flags
-    (kpageflags), map count (kpagecount), a process mapping it (pagemap)."""
+    (kpageflags), map count (kpagecount), a process mapping it (pagemap; `owner`:
+    another way to find it, such as HostView's cached search)."""
     pfn = int(pfn)
     if not 0 <= pfn < m.nr_frames:
         return [("PFN", f"{pfn} (outside the machine)")]
@@ -232,9 +292,9 @@ def describe_frame(m: Host, pfn: int) -> list[tuple[str, str]]:
     mc = m.frames.mapcount(pfn)
     out.append(("mapcount", "?" if mc is None else str(mc)))
     if mc:
-        owner = frame_owner(m, pfn)
-        if owner is not None:
-            pid, addr = owner
+        found = (owner or (lambda f: frame_owner(m, f)))(pfn)
+        if found is not None:
+            pid, addr = found
             name = m.procs[pid].name if pid in m.procs else "?"
             out.append(("owner", f"pid {pid} {name}"))
             out.append(("address", f"{addr:#x}"))
@@ -348,11 +408,16 @@ class HostView(MachineView):
     frames from kpageflags (kinds and flags, no owner per frame); processes and VMAs
     from numa_maps; no simulated jobs, drivers, workloads or migrations to undo."""
 
+    def __init__(self, m: Any) -> None:
+        super().__init__(m)
+        self._owners: dict[int, tuple[float, tuple[int, int] | None]] = {}
+
     def status(self) -> Status:
         m = self.m
         return Status(m.name, f"host (Linux {m.kernel})", True, len(m.nodes_list),
                       sum(z.present for z in m.zones) * m.page_size, m.nr_frames,
-                      m.page_size, 0, ClockInfo("host", 1.0, "live host"), 0)
+                      m.page_size, 0, ClockInfo("host", 1.0, "live host"), 0,
+                      live=True, read_only=not m.actions.allow)
 
     def _traffic(self) -> np.ndarray | None:
         return None  # the host's migration counters are per system, not per node pair
@@ -361,21 +426,13 @@ class HostView(MachineView):
         return None
 
     def _gather(self, pfns: np.ndarray, which: int) -> np.ndarray:
-        """Kinds (0) or flags (2) of arbitrary frames: one read per chunk they fall in
+        """Kinds (1) or flags (2) of arbitrary frames, from the frame map's cache
         (unknown frames: offline kind, no flags)."""
-        m = self.m
+        fill = K_OFFLINE if which == 1 else 0
         pfns = np.asarray(pfns, np.int64)
-        out = np.full(pfns.shape, K_OFFLINE if which == 1 else 0, np.uint8)
-        if frames_unavailable(m) is not None or pfns.size == 0:
-            return out
-        fm = m.frames
-        flat, res = pfns.ravel(), out.ravel()
-        ok = (flat >= 0) & (flat < fm.nr_frames)
-        chunk = np.where(ok, flat // fm.chunk, -1)
-        for c in np.unique(chunk[ok]).tolist():
-            sel = chunk == c
-            res[sel] = fm._chunk(c)[which][flat[sel] - c * fm.chunk]
-        return res.reshape(pfns.shape)
+        if frames_unavailable(self.m) is not None or pfns.size == 0:
+            return np.full(pfns.shape, fill, np.uint8)
+        return self.m.frames.gather(pfns, which, fill)
 
     def frame_sample(self, pfns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         kinds = self._gather(pfns, 1)
@@ -388,10 +445,22 @@ class HostView(MachineView):
         return self._gather(pfns, 2)
 
     def frame_owner(self, pfn: int) -> tuple[int, int] | None:
-        return frame_owner(self.m, pfn)
+        """frame_owner(), remembered for a frame-map period (a search reads pagemaps:
+        the inspector and the keys ask for the same frame again and again)."""
+        m = self.m
+        pfn = int(pfn)
+        now = m.clock_fn()
+        hit = self._owners.get(pfn)
+        if hit is not None and now - hit[0] <= m.refresh.rates.frames:
+            return hit[1]
+        found = frame_owner(m, pfn)
+        if len(self._owners) >= 1024:
+            self._owners = {}
+        self._owners[pfn] = (now, found)
+        return found
 
     def describe_frame(self, pfn: int) -> list[tuple[str, str]]:
-        return describe_frame(self.m, pfn)
+        return describe_frame(self.m, pfn, owner=self.frame_owner)
 
     def cell_summary(self, a: int, b: int) -> str:
         return cell_summary(self.m, a, b)
@@ -412,11 +481,12 @@ class HostView(MachineView):
         return process_rows(self.m, counts)
 
     def process(self, pid: int, counts: Any = None) -> ProcRow | None:
-        if pid not in self.m.procs:
+        m = self.m
+        p = m.procs.get(pid)
+        if p is None:
             return None
-        # from the last readings (counts given or not: one process never reads them all)
-        rows = process_rows(self.m, counts if counts is not None else NodeCounts(self.m))
-        return next((r for r in rows if r.pid == pid), None)
+        # from the last readings (counts given or not: one row never reads them all)
+        return _row(m, p, counts if counts is not None else NodeCounts(m), node_index(m))
 
     def vmas(self, pid: int, counts: Any = None) -> list[VmaRow]:
         try:
@@ -447,6 +517,27 @@ class HostView(MachineView):
     def last_migration(self) -> tuple[str, int | None, int] | None:
         return None
 
+    # -------------------------------------------------------------- a live machine
+    def frames_unavailable(self) -> str | None:
+        return frames_unavailable(self.m)
+
+    def refresh_info(self) -> RefreshInfo | None:
+        r = self.m.refresh
+        return RefreshInfo(r.rates.watched, r.rates.others, r.rates.system, r.rates.frames,
+                           r.cpu_share(), refresh_text(self.m))
+
+    def limits(self) -> list[str]:
+        return limits(self.m)
+
+    def status_line(self) -> str:
+        return status_line(self.m)
+
+    def watch(self, pids: list[int], selected: int | None = None) -> None:
+        """The rows the console shows and the selected process: the refresh policy
+        reads their numa_maps often, the others rarely."""
+        self.m.refresh.set_visible(pids)
+        self.m.refresh.select(selected)
+
 
 def view_for(m: Any) -> MachineView:
     """The view object that draws `m`: a HostView for a Host, else a MachineView."""
@@ -458,6 +549,7 @@ __all__ = [
     "cell_summary", "describe_frame", "driver_of_frame", "find_vma", "flag_names",
     "fmt_bytes", "fmt_count", "fmt_pages", "frame_classes", "frame_flags", "frame_kinds",
     "frame_owner", "frames_unavailable", "hook_drivers", "job_line", "limits", "node_index",
+    "RUN_BUDGET",
     "pages_per_node", "policy_str", "process_frames", "process_pages_per_node",
     "process_rows", "refresh_text", "resident_pages", "status_counts", "status_counts_text",
     "status_line", "summarize_result", "vma_frames", "vma_pages_per_node", "vma_rows",

@@ -33,6 +33,10 @@ LONG = {
     "app.clock_slower": "simulated clock slower, to watch a migration happen",
     "app.clock_fast": "simulated clock: as fast as possible, or back to a watchable pace",
     "app.daemon": "start the auto-migration daemon on the selected process, or stop it",
+    "app.refresh_faster": "live host: read it more often (every refresh period halved)",
+    "app.refresh_slower": "live host: read it less often (every refresh period doubled)",
+    "rehearsal.apply": "live host: apply the rehearsed call to the host (enter never does)",
+    "rehearsal.close": "close the rehearsal; before y, nothing was changed",
     "app.back": "back: leave a process, a view, or clear VMA marks",
     "app.save": "save a snapshot (puts `save snapshots/NAME.numacon` on the command line)",
     "app.load": "load a machine (puts `load PATH` on the command line)",
@@ -72,8 +76,15 @@ def keys_renderable(groups: list[tuple[str, list[Binding]]], ids: bool = True) -
     return keys
 
 
-def commands_renderable() -> Text:
+def commands_renderable(host_help: str | None = None) -> Text:
+    """The engine's commands; host_help: the live host's own list (its `help`)."""
     t = Text()
+    if host_help is not None:
+        t.append("commands on the live host", style="bold #e8c46a")
+        t.append("   (: then type; an action is rehearsed in the simulator and shown "
+                 "before anything acts: y in its dialog applies it)\n", style="#8b93a1")
+        t.append(host_help)
+        return t
     t.append("commands", style="bold #e8c46a")
     t.append("   (: then type; tab completes; up/down history; a line ending in & runs "
              "in the background, else the console waits for its result)\n",
@@ -104,21 +115,23 @@ class HelpScreen(ModalScreen[None]):
         Binding("escape,question_mark,q", "close", "Close", id="help.close"),
     ]
 
-    def __init__(self, groups: list[tuple[str, list[Binding]]]) -> None:
+    def __init__(self, groups: list[tuple[str, list[Binding]]],
+                 host_help: str | None = None) -> None:
         super().__init__(id="help")
         self.groups = groups
+        self.host_help = host_help  # the live host's `help` (None: the engine's commands)
 
     def compose(self) -> ComposeResult:
         narrow = self.app.size.width < 120
         with (VerticalScroll if narrow else Horizontal)(id="help-body"):
             if narrow:
                 yield Static(keys_renderable(self.groups, ids=False), id="help-keys")
-                yield Static(commands_renderable(), id="help-commands")
+                yield Static(commands_renderable(self.host_help), id="help-commands")
             else:
                 with VerticalScroll(id="help-keys"):
                     yield Static(keys_renderable(self.groups))
                 with VerticalScroll(id="help-commands"):
-                    yield Static(commands_renderable())
+                    yield Static(commands_renderable(self.host_help))
 
     def on_mount(self) -> None:
         body: Any = self.query_one("#help-body")

@@ -5,7 +5,8 @@ It adapts to the terminal: from 120x34 up everything is on screen; below (80x24 
 up) the map and the processes table with its node columns stay, the last result shows
 on a line above the command line, and `w` swaps them for the panels (inspector,
 legend, nodes, distances, jobs, log). Everything it draws comes from the view API
-(app.view, engine.views.MachineView)."""
+(app.view, engine.views.MachineView); it tells the view which processes the table
+shows (view.watch: the live host reads those more often)."""
 
 from __future__ import annotations
 
@@ -46,6 +47,11 @@ MAIN_KEYS = [(":", "command", "app.command_line"), ("m", "migrate", "app.migrate
              ("F", "fast", "app.clock_fast"), ("c", "cancel", "app.cancel_job"),
              ("o", "offline", "app.offline"), ("h", "hook", "app.hook"),
              ("l", "mlock", "app.mlock"), ("d", "daemon", "app.daemon"),
+             ("space", "pause", "app.pause"), ("q", "quit", "app.quit")]
+HOST_KEYS = [(":", "command", "app.command_line"), ("m", "migrate", "app.migrate"),
+             ("]", "read faster", "app.refresh_rate(1)"),
+             ("[", "read slower", "app.refresh_rate(-1)"), ("w", "panels", "app.panels"),
+             ("v", "view", "app.view"), ("+/-", "zoom", "app.zoom(1)"),
              ("space", "pause", "app.pause"), ("q", "quit", "app.quit")]
 
 
@@ -108,7 +114,7 @@ class MainScreen(Screen):
         yield Static("", id="status")
         yield CompletionBar("", id="candidates")
         yield CommandLine(lambda: app.view, history=app.history, id="command")
-        yield KeyBar(MAIN_KEYS, id="keys")
+        yield KeyBar(HOST_KEYS if app.live else MAIN_KEYS, id="keys")
 
     def on_mount(self) -> None:
         titles = {"inspector": "inspector", "legend": "legend",
@@ -122,9 +128,20 @@ class MainScreen(Screen):
         self.query_one("#candidates").display = False
         self.set_machine()
         self.query_one("#pagemap").focus()
-        self.query_one("#log", ConsoleLog).info(
-            "welcome: arrows move on the map · tab (or p) to the processes, enter opens one "
-            "· m migrates · u undoes · : types a command · w panels · ? help")
+        log = self.query_one("#log", ConsoleLog)
+        app: Any = self.app
+        if app.live:
+            log.info(app.view.status_line())
+            for line in app.view.limits():
+                log.info(f"  {line}")
+            log.info("welcome to the live host: arrows move on the map · tab (or p) to the "
+                     "processes, enter opens one · m migrates (rehearsed first, y in its "
+                     "dialog applies) · ] [ read faster / slower · : types a command · "
+                     "? help")
+        else:
+            log.info("welcome: arrows move on the map · tab (or p) to the processes, enter "
+                     "opens one · m migrates · u undoes · : types a command · w panels · "
+                     "? help")
         self.adapt(self.app.size.width, self.app.size.height)
 
     # ------------------------------------------------------------ layout
@@ -183,7 +200,9 @@ class MainScreen(Screen):
         self.update_inspector()
         self.update_legend()
         self.query_one("#meters", NodeMeters).show(view)
-        self.query_one("#processes", ProcessTable).update_from(view, counts)
+        table = self.query_one("#processes", ProcessTable)
+        table.update_from(view, counts)
+        view.watch(table.visible_pids(), table.selected_pid())
         panel = self.query_one("#view", ViewPanel)
         if panel.display:
             if slow or now >= self._view_due:
@@ -257,6 +276,13 @@ class MainScreen(Screen):
                 "no process maps this frame (enter opens the owner of a mapped page)")
             return
         app.open_process(owner[0], owner[1])
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        """The live host reads the selected process (and the rows shown) more often."""
+        if event.data_table.id == "processes":
+            app: Any = self.app
+            table = self.query_one("#processes", ProcessTable)
+            app.view.watch(table.visible_pids(), table.selected_pid())
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.data_table.id == "processes" and event.row_key.value is not None:

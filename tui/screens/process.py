@@ -28,6 +28,11 @@ PROCESS_KEYS = [("b", "back", "app.back"), ("m", "move VMA", "app.migrate"),
                 ("enter", "on map", "screen.show_on_map"), ("l", "mlock", "app.mlock"),
                 (":", "command", "app.command_line"), ("u", "undo", "app.undo"),
                 ("q", "quit", "app.quit")]
+HOST_PROCESS_KEYS = [("b", "back", "app.back"), ("m", "move VMA", "app.migrate"),
+                     ("enter", "on map", "screen.show_on_map"),
+                     (":", "command", "app.command_line"), ("]", "read faster",
+                                                            "app.refresh_rate(1)"),
+                     ("q", "quit", "app.quit")]
 
 
 class ProcessScreen(Screen):
@@ -56,7 +61,7 @@ class ProcessScreen(Screen):
         yield Static("", id="pstatus")
         yield CompletionBar("", id="candidates")
         yield CommandLine(lambda: app.view, history=app.history, id="command")
-        yield KeyBar(PROCESS_KEYS, id="keys")
+        yield KeyBar(HOST_PROCESS_KEYS if app.live else PROCESS_KEYS, id="keys")
 
     def on_mount(self) -> None:
         self.query_one("#vma-detail").border_title = "selected VMA"
@@ -92,6 +97,7 @@ class ProcessScreen(Screen):
             app.mark_dirty()  # come back for the rest
             return
         self._slow_due = now + SLOW_PERIOD
+        view.watch([self.pid], self.pid)  # the live host reads this process often
         if slow:
             app.node_counts.run()
         rows = self.query_one("#vmas", VmaTable).update_from(view, app.node_counts)
@@ -105,11 +111,14 @@ class ProcessScreen(Screen):
         self.update_detail()
         if slow or now >= self._view_due:
             self._view_due = now + VIEW_PERIOD
-            r = app.execute(app.machine, f"numa_maps {self.pid}")
-            self.query_one("#pnuma", ViewPanel).show(
-                f"/proc/{self.pid}/numa_maps ({row.name})", r.text, r.ok)
+            title = f"/proc/{self.pid}/numa_maps ({row.name})"
+            app.execute_view(f"numa_maps {self.pid}", lambda r: self._show_numa_maps(
+                title, r) if self.is_attached else None)
         else:
             app.mark_dirty()  # come back for numa_maps
+
+    def _show_numa_maps(self, title: str, r: Any) -> None:
+        self.query_one("#pnuma", ViewPanel).show(title, r.text, r.ok)
 
     def update_detail(self) -> None:
         app: Any = self.app
@@ -143,7 +152,9 @@ class ProcessScreen(Screen):
             t.append(f" {c:>8} {100 * frac:5.1f}%\n")
         if len(shown) < len(nodes):
             t.append(f"(other {len(nodes) - len(shown)} nodes: no pages)\n", style="#8b93a1")
-        t.append("m: move to a node · l: mlock/munlock · enter: pages on the map",
+        t.append("m: move to a node (rehearsed first) · enter: pages on the map" if
+                 view.status().live else
+                 "m: move to a node · l: mlock/munlock · enter: pages on the map",
                  style="#8b93a1")
         detail.update(t)
 

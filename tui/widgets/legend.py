@@ -9,6 +9,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from .pagemap import (
+    C_ANON,
     C_FILE,
     C_FREE,
     C_KERNEL,
@@ -42,6 +43,8 @@ def legend_text(view: Any, colors: PidColors | None = None, top: int = 9,
     if colors is None:
         colors = PidColors()
         colors.learn(view.pids())
+    if view.status().live:
+        return host_legend_text(view, note)
     t = Text()
     kinds = [(CLASS_COLORS[C_FREE], " ", "free"), (PARTIAL_FREE, " ", "mostly free"),
              (CLASS_COLORS[C_KERNEL], " ", "kernel"), (CLASS_COLORS[C_FILE], " ", "page cache"),
@@ -84,4 +87,30 @@ def legend_text(view: Any, colors: PidColors | None = None, top: int = 9,
     if len(rss) > top:
         t.append(f"\n(+{len(rss) - top} more processes)", style=DIM)
     t.rstrip()
+    return t
+
+
+def host_legend_text(view: Any, note: str = "") -> Text:
+    """The live host's key: its frames are coloured by their kpageflags (anonymous
+    memory in one colour: a frame's owner is not in its flags), or the sentence that
+    says why the map cannot be shown."""
+    t = Text()
+    why = view.frames_unavailable()
+    if why is not None:
+        t.append(why, style=DIM)
+        return t
+    kinds = [(CLASS_COLORS[C_FREE], " ", "free (buddy)"), (PARTIAL_FREE, " ", "mostly free"),
+             (CLASS_COLORS[C_ANON], " ", "anon"), (CLASS_COLORS[C_FILE], " ", "page cache"),
+             (CLASS_COLORS[C_KERNEL], " ", "kernel"),
+             (CLASS_COLORS[C_OFFLINE], OFFLINE_GLYPH, "offline, hole")]
+    for n, (color, glyph, name) in enumerate(kinds):
+        t.append(glyph, style=f"#ffffff on {color}")
+        t.append(f" {name:<13}" if n % 3 != 2 else f" {name}\n")
+    t.append(MARK_GLYPHS[1], style="bold #ffffff on #404650")
+    t.append(" mlocked or unevictable\n")
+    t.append("kernel: slab, page tables, reserved, the zero page and unflagged frames; "
+             "huge pages as anon or page cache; the inspector names a frame's class",
+             style=DIM)
+    if note:
+        t.append(f"\n{note}", style=DIM)
     return t

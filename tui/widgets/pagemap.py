@@ -21,6 +21,7 @@ changed."""
 
 from __future__ import annotations
 
+import textwrap
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -88,6 +89,7 @@ HEADER_DIM = Style(color="#a8b0bf", bgcolor="#2d3340")
 GUTTER_ZONE = Style(color="#e8c46a", bgcolor="#14161a", bold=True)
 GUTTER_DIM = Style(color="#6b7280", bgcolor="#14161a")
 GUTTER_ODD = Style(bgcolor="#232834")  # alternate nodes in the compact layout
+SENTENCE_STYLE = Style(color="#e8c46a", bgcolor="#14161a")
 
 
 def offset_str(nbytes: int) -> str:
@@ -555,6 +557,7 @@ class PageMap(ScrollView, can_focus=True):
         self._marks_sampled = False  # the last rows computed were too many frames to OR
         self._cursor_memo: tuple | None = None
         self._layout_gen = 0  # counts layouts (the cursor memo's key)
+        self.unavailable: str | None = None  # why the map cannot be shown (the host)
 
     @property
     def topo(self) -> Any:
@@ -563,6 +566,7 @@ class PageMap(ScrollView, can_focus=True):
     # ------------------------------------------------------------ state in
     def set_view(self, view: MachineView) -> None:
         self.view = view
+        self.unavailable = view.frames_unavailable()
         self.pid_colors.clear()
         self.cursor = 0
         self.hilite = None
@@ -635,13 +639,16 @@ class PageMap(ScrollView, can_focus=True):
         self._gen += 1
         self.virtual_size = Size(max(1, width), self._rows)
         self.border_title = self.title_for(max(1, width) - 4)
-        self.cursor = min(max(0, self.cursor), max(0, topo.nr_frames - 1))
+        first = int(self._layout.cell_start[0]) if self._layout.cell_start.size else 0
+        self.cursor = min(max(first, self.cursor), max(0, topo.nr_frames - 1))
         self._scroll_to_cursor()
         self.refresh()
         self.post_message(self.CursorMoved(self.cursor, self.zoom))
 
     def title_for(self, width: int) -> str:
         """The border title, its less important parts left out to fit `width`."""
+        if self.unavailable is not None:
+            return "page frames · not available here"
         cell = fmt_bytes(self.zoom * self.topo.page_size)
         parts = [f"page frames · {self.zoom} frame{'s' if self.zoom > 1 else ''} ({cell}) "
                  f"a cell", f"colour of {SAMPLE} sampled" if self.sampled else "",
@@ -782,6 +789,8 @@ class PageMap(ScrollView, can_focus=True):
         return strip
 
     def render_line(self, y: int) -> Strip:
+        if self.unavailable is not None:
+            return self._sentence_line(y)
         scroll_x, scroll_y = self.scroll_offset
         line = y + int(scroll_y)
         width = self.size.width or self._width
@@ -797,6 +806,15 @@ class PageMap(ScrollView, can_focus=True):
                              Strip.blank(self._width, BLANK_STYLE))
             strip = Strip.join(parts)
         return strip.crop_extend(int(scroll_x), int(scroll_x) + width, BLANK_STYLE)
+
+    def _sentence_line(self, y: int) -> Strip:
+        """The map's place, when the frames cannot be read: the sentence that says why
+        (and what it needs), wrapped, below a blank line."""
+        width = self.size.width or self._width or 40
+        lines = [""] + textwrap.wrap(self.unavailable or "", max(10, width - 2))
+        text = f" {lines[y]}" if 0 <= y < len(lines) else ""
+        return Strip([Segment(text, SENTENCE_STYLE)]).extend_cell_length(
+            width, BLANK_STYLE).crop(0, width)
 
     def _gutter_text(self, y: int) -> str:
         lay = self._layout

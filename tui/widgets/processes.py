@@ -193,6 +193,15 @@ class ProcessTable(DataTable):
             return None
         return int(key.value) if key.value is not None else None
 
+    def visible_pids(self) -> list[int]:
+        """The pids of the rows on screen (the live host reads these more often)."""
+        if not self.row_count:
+            return []
+        top = int(self.scroll_offset.y)
+        h = max(1, self.scrollable_content_region.height - self.header_height)
+        rows = self.ordered_rows[top:top + h]
+        return [int(r.key.value) for r in rows if r.key.value is not None]
+
     def select_pid(self, pid: int) -> None:
         try:
             self.move_cursor(row=self.get_row_index(str(pid)))

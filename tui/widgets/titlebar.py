@@ -1,4 +1,6 @@
-"""The top line: machine, size, era, simulated clock and its pace, jobs, live/paused."""
+"""The top line: machine, size, era, simulated clock and its pace, jobs, live/paused;
+on the live host, how often it is read and what that costs ([ ] change it), and
+whether numacon may act on it."""
 
 from __future__ import annotations
 
@@ -15,13 +17,21 @@ from .quiet import quiet_update
 def title_text(view: Any, paused: bool = False, extra: str = "", width: int = 200) -> Text:
     """Everything fits `width`: the less important parts go first when it is narrow."""
     st = view.status()
-    clock = f"clock {st.clock_ns / 1e9:.6f}s {st.clock.label}"
-    hint = " (F: fast)" if st.clock.mode == "speed" else " (F: watchable)" \
-        if st.clock.mode == "fast" else ""
     # (text, priority): the lowest priorities go first when the line is too narrow
     parts = [(f"{st.nodes} nodes", 3), (fmt_bytes(st.memory_bytes), 2),
-             (f"{st.nr_frames} frames of {fmt_bytes(st.page_size)}", 1),
-             (f"era {st.era}", 4), (clock + hint, 9), (f"jobs {st.jobs}", 8)]
+             (f"{st.nr_frames} frames of {fmt_bytes(st.page_size)}", 1)]
+    if st.live:
+        ri = view.refresh_info()
+        parts += [(f"live {st.era}", 4),
+                  ("read-only" if st.read_only else "actions allowed", 8)]
+        if ri is not None:
+            parts.append((f"refresh {ri.watched:g}s shown, {ri.others:g}s others: "
+                          f"{100 * ri.cpu_share:.2f}% CPU ([ ])", 9))
+    else:
+        clock = f"clock {st.clock_ns / 1e9:.6f}s {st.clock.label}"
+        hint = " (F: fast)" if st.clock.mode == "speed" else " (F: watchable)" \
+            if st.clock.mode == "fast" else ""
+        parts += [(f"era {st.era}", 4), (clock + hint, 9), (f"jobs {st.jobs}", 8)]
     if extra:
         parts.append((extra, 7))
     tag = " PAUSED (space) " if paused else " live "
