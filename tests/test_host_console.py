@@ -29,6 +29,7 @@ from tui.app import NOT_ON_HOST
 from tui.screens.help import HelpScreen
 from tui.screens.main import MainScreen
 from tui.screens.rehearsal import RehearsalScreen
+from tui.widgets import cmdline
 from tui.widgets.pagemap import C_ANON, C_FILE, C_FREE, C_KERNEL, C_OFFLINE, M_MLOCK, NCLASS, NMARK
 
 SIZE = (160, 50)
@@ -201,6 +202,15 @@ async def test_console_on_the_fake_host_at_160x50(fake):
         # m: the simulator's migrate key, the host's command line
         await pilot.press("m")
         assert app.command_input().value == f"migratepages 100 {nodes_str([0, 1])} "
+        await pilot.press("escape")
+        # Tab completes the host's commands, not the simulator's
+        await pilot.press("colon")
+        app.command_input().value = "re"
+        await pilot.press("tab")
+        assert app.command_input().value in ("refresh ", "rehearse ", "re")
+        assert "spawn" not in cmdline.candidates(app.view, [""], 0, app.command_registry)
+        assert {"rehearse", "apply", "frames"} <= set(
+            cmdline.candidates(app.view, [""], 0, app.command_registry))
         await pilot.press("escape")
         await pilot.press("question_mark")
         await settle(app, pilot)

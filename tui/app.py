@@ -143,9 +143,12 @@ class NumaConsoleApp(App):
 
     def __init__(self, machine: Any = None, *, sweep: str | None = None,
                  pace: str = "watch", view_factory: Any = MachineView,
-                 executor: Any = execute, **kw: Any) -> None:
+                 executor: Any = execute, commands: dict | None = None,
+                 **kw: Any) -> None:
         super().__init__(**kw)
         self.execute = executor  # (machine, line, background=) -> Result: the commands
+        # the commands the executor runs, which completion offers (None: the simulator's)
+        self.command_registry = commands
         self._sweep_path = sweep  # results to open at start (numacon sweep --show FILE.csv)
         self.pace = pace
         self.view_factory = view_factory  # machine -> its view API (another backend's)

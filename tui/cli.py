@@ -33,7 +33,7 @@ from typing import Any
 
 import engine
 from engine.commands import execute
-from engine.host import Host, host_execute
+from engine.host import HOST_OFFERED, Host, host_execute
 from engine.host.views import view_for
 from engine.machines.capture import capture
 from engine.machines.container import SaveError, atomic_write
@@ -164,7 +164,8 @@ def host_app(allow_actions: bool = False, **host_kw: Any) -> Any:
     from .app import NumaConsoleApp  # Textual loads only for the console, not for `run`
 
     h = Host(allow_actions=allow_actions, confirm=True, **host_kw)
-    return NumaConsoleApp(h, view_factory=view_for, executor=host_execute)
+    return NumaConsoleApp(h, view_factory=view_for, executor=host_execute,
+                          commands=HOST_OFFERED)
 
 
 def cmd_host(argv: Sequence[str]) -> int:

@@ -9,10 +9,10 @@ acted on through the real system calls (issue 16).
 - rehearse: capture the host, run the call in the simulator with its bill, run it on
   the host, compare"""
 
-from .commands import HOST_COMMANDS, host_execute
+from .commands import HOST_COMMANDS, HOST_OFFERED, host_execute
 from .host import Host
 from .rehearse import Rehearsal, RehearsalError, act, rehearse
 from .syscalls import ActionRefused
 
-__all__ = ["ActionRefused", "HOST_COMMANDS", "Host", "Rehearsal", "RehearsalError", "act",
+__all__ = ["ActionRefused", "HOST_COMMANDS", "HOST_OFFERED", "Host", "Rehearsal", "RehearsalError", "act",
            "host_execute", "rehearse"]

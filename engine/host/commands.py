@@ -366,6 +366,11 @@ for _name in REFUSED:
         HOST_COMMANDS[_a] = HOST_COMMANDS[_name]
 
 
+# what the host runs (the refused ones left out): what completion and help offer
+HOST_OFFERED: dict[str, Command] = {n: c for n, c in HOST_COMMANDS.items()
+                                    if c.name not in REFUSED}
+
+
 def host_execute(m: Host, line: str, *, background: bool = False) -> Result:
     """Run one command line on the host (engine.commands.execute over HOST_COMMANDS)."""
     return execute(m, line, background=False, commands=HOST_COMMANDS)

@@ -113,7 +113,8 @@ class MainScreen(Screen):
                 yield ConsoleLog(id="log")
         yield Static("", id="status")
         yield CompletionBar("", id="candidates")
-        yield CommandLine(lambda: app.view, history=app.history, id="command")
+        yield CommandLine(lambda: app.view, history=app.history,
+                          get_registry=lambda: app.command_registry, id="command")
         yield KeyBar(HOST_KEYS if app.live else MAIN_KEYS, id="keys")
 
     def on_mount(self) -> None:

@@ -60,7 +60,8 @@ class ProcessScreen(Screen):
             yield ViewPanel(id="pnuma")
         yield Static("", id="pstatus")
         yield CompletionBar("", id="candidates")
-        yield CommandLine(lambda: app.view, history=app.history, id="command")
+        yield CommandLine(lambda: app.view, history=app.history,
+                          get_registry=lambda: app.command_registry, id="command")
         yield KeyBar(HOST_PROCESS_KEYS if app.live else PROCESS_KEYS, id="keys")
 
     def on_mount(self) -> None:

@@ -24,7 +24,7 @@ CONSOLE_COMMANDS = ("sweep",)  # the console's own (tui/app.py), not the engine'
 
 
 def _hint_values(view: Any, hint: str, cmd: str, positional: list[str],
-                 hints: list[str]) -> list[str]:
+                 hints: list[str], registry: dict) -> list[str]:
     def positional_of(h: str) -> str | None:
         for w, hh in zip(positional, hints):
             if hh == h:
@@ -57,7 +57,7 @@ def _hint_values(view: Any, hint: str, cmd: str, positional: list[str],
     if hint == "job":
         return [str(j) for j in view.job_ids()]
     if hint == "command":
-        return command_names()
+        return command_names(registry)
     if hint == "workload":
         return ["all"] + [str(w[0]) for w in view.workloads()]
     if hint == "path":
@@ -77,11 +77,14 @@ def _paths() -> list[str]:
     return out
 
 
-def candidates(view: Any, words: list[str], position: int) -> list[str]:
-    """Completions for word number `position` (0 = the command name) of a line."""
+def candidates(view: Any, words: list[str], position: int,
+               registry: dict | None = None) -> list[str]:
+    """Completions for word number `position` (0 = the command name) of a line, from
+    the command registry of the machine drawn (None: the simulator's)."""
+    registry = COMMANDS if registry is None else registry
     if position == 0:
-        return command_names() + list(CONSOLE_COMMANDS)
-    cmd = COMMANDS.get(words[0])
+        return command_names(registry) + list(CONSOLE_COMMANDS)
+    cmd = registry.get(words[0])
     if cmd is None or view is None:
         return []
     cur = words[position] if position < len(words) else ""
@@ -106,7 +109,7 @@ def candidates(view: Any, words: list[str], position: int) -> list[str]:
     hints = [a.hint for a in spec.args]
     i = len(positional)
     if i < len(spec.args):
-        out += _hint_values(view, spec.args[i].hint, cmd.name, positional, hints)
+        out += _hint_values(view, spec.args[i].hint, cmd.name, positional, hints, registry)
     required = sum(1 for a in spec.args if not a.optional)
     if i >= required:
         given = {w.split("=", 1)[0] for w in prev if "=" in w}
@@ -128,17 +131,17 @@ def split_line(value: str) -> tuple[list[str], int] | None:
     return words, len(words) - 1
 
 
-def matches(view: Any, value: str) -> list[str]:
+def matches(view: Any, value: str, registry: dict | None = None) -> list[str]:
     """The candidates for the last word of a line that start with what it holds."""
     sp = split_line(value)
     if sp is None:
         return []
     words, pos = sp
     last = words[-1]
-    return [c for c in candidates(view, words, pos) if c.startswith(last)]
+    return [c for c in candidates(view, words, pos, registry) if c.startswith(last)]
 
 
-def complete(view: Any, value: str) -> str | None:
+def complete(view: Any, value: str, registry: dict | None = None) -> str | None:
     """The whole line with its last word completed by the first candidate, or None."""
     if not value.strip():
         return None
@@ -146,7 +149,7 @@ def complete(view: Any, value: str) -> str | None:
     if sp is None:
         return None
     last = sp[0][-1]
-    for c in matches(view, value):
+    for c in matches(view, value, registry):
         if c != last:
             return value + c[len(last):]
     return None
@@ -159,12 +162,14 @@ def _common(items: list[str]) -> str:
 class CommandSuggester(Suggester):
     """Ghost-text completion of the last word from the live machine."""
 
-    def __init__(self, get_view: Callable[[], Any]) -> None:
+    def __init__(self, get_view: Callable[[], Any],
+                 get_registry: Callable[[], dict | None]) -> None:
         super().__init__(use_cache=False, case_sensitive=True)
         self._get_view = get_view
+        self._get_registry = get_registry
 
     async def get_suggestion(self, value: str) -> str | None:
-        return complete(self._get_view(), value)
+        return complete(self._get_view(), value, self._get_registry())
 
 
 class CommandLine(Input):
@@ -189,11 +194,14 @@ class CommandLine(Input):
             self.current = current
 
     def __init__(self, get_view: Callable[[], Any], history: list[str] | None = None,
-                 **kw: Any) -> None:
+                 get_registry: Callable[[], dict | None] = lambda: None, **kw: Any) -> None:
+        """get_view: the view API of the machine drawn; get_registry: its command
+        registry (None: the simulator's), which completion offers."""
         kw.setdefault("placeholder", ": command (help lists them; tab completes)")
         kw.setdefault("select_on_focus", False)
-        super().__init__(suggester=CommandSuggester(get_view), **kw)
+        super().__init__(suggester=CommandSuggester(get_view, get_registry), **kw)
         self._get_view = get_view
+        self._get_registry = get_registry
         self.history: list[str] = history if history is not None else []
         self._pos = len(self.history)
         self._cycle: tuple[str, list[str], int] | None = None  # (stem, items, index)
@@ -222,7 +230,7 @@ class CommandLine(Input):
             self._set(stem + items[i], rest)
             self.post_message(self.Candidates(items, i))
             return
-        items = matches(self._get_view(), value)
+        items = matches(self._get_view(), value, self._get_registry())
         if not items:
             self._cycle = None
             self.post_message(self.Candidates([]))
