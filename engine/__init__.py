@@ -3,12 +3,14 @@ Pure Python + numpy; no UI imports."""
 
 from .constants import (
     MAP_ANONYMOUS,
+    MAP_NORESERVE,
     MAP_PRIVATE,
     MAP_SHARED,
     MAX_NUMNODES,
     MCL_CURRENT,
     MCL_FUTURE,
     MCL_ONFAULT,
+    MLOCK_ONFAULT,
     MPOL_BIND,
     MPOL_DEFAULT,
     MPOL_F_ADDR,
@@ -29,6 +31,7 @@ from .constants import (
     PROT_NONE,
     PROT_READ,
     PROT_WRITE,
+    RLIM_INFINITY,
 )
 from .machine import InvariantError, Machine
 from .machines.description import DescriptionError
@@ -36,10 +39,11 @@ from .machines.snapshot import SaveError, load, save
 
 __all__ = [
     "Machine", "InvariantError", "SaveError", "DescriptionError", "load", "save",
-    "MAP_ANONYMOUS", "MAP_PRIVATE", "MAP_SHARED", "MAX_NUMNODES", "MCL_CURRENT", "MCL_FUTURE",
-    "MCL_ONFAULT", "MPOL_BIND", "MPOL_DEFAULT", "MPOL_F_ADDR", "MPOL_F_MEMS_ALLOWED",
+    "MAP_ANONYMOUS", "MAP_NORESERVE", "MAP_PRIVATE", "MAP_SHARED", "MAX_NUMNODES", "MCL_CURRENT", "MCL_FUTURE",
+    "MCL_ONFAULT", "MLOCK_ONFAULT", "MPOL_BIND", "MPOL_DEFAULT", "MPOL_F_ADDR",
+    "MPOL_F_MEMS_ALLOWED",
     "MPOL_F_NODE", "MPOL_F_NUMA_BALANCING", "MPOL_F_RELATIVE_NODES", "MPOL_F_STATIC_NODES",
     "MPOL_INTERLEAVE", "MPOL_LOCAL", "MPOL_MF_MOVE", "MPOL_MF_MOVE_ALL", "MPOL_MF_STRICT",
     "MPOL_PREFERRED", "MPOL_PREFERRED_MANY", "MPOL_WEIGHTED_INTERLEAVE", "PROT_EXEC",
-    "PROT_NONE", "PROT_READ", "PROT_WRITE",
+    "PROT_NONE", "PROT_READ", "PROT_WRITE", "RLIM_INFINITY",
 ]

@@ -57,6 +57,8 @@ MAP_HUGETLB = 0x40000
 MCL_CURRENT = 1
 MCL_FUTURE = 2
 MCL_ONFAULT = 4
+MLOCK_ONFAULT = 0x01  # mlock2() flag (4.4)
+RLIM_INFINITY = (1 << 64) - 1  # an unlimited resource limit (unsigned long ~0)
 
 # --- VMA flags (include/linux/mm.h values) ---
 VM_READ = 0x1
@@ -65,6 +67,8 @@ VM_EXEC = 0x4
 VM_SHARED = 0x8
 VM_IO = 0x4000
 VM_LOCKED = 0x2000
+VM_LOCKONFAULT = 0x80000  # mlock2(MLOCK_ONFAULT) / mlockall(MCL_ONFAULT): lock pages as they fault
+VM_LOCKED_MASK = VM_LOCKED | VM_LOCKONFAULT
 VM_PFNMAP = 0x400
 VM_DONTEXPAND = 0x40000
 VM_NORESERVE = 0x200000
@@ -104,6 +108,10 @@ KUSE_MEMMAP = 0
 KUSE_SLAB = 1
 KUSE_PAGETABLE = 2
 KUSE_ZERO = 3
+
+# the page-cache name of a MAP_SHARED|MAP_ANONYMOUS object (shmem_zero_setup()), as
+# /proc/PID/maps shows it; such an object lives as long as something maps or pins it
+ANON_SHMEM = "/dev/zero (deleted)"
 
 ZONE_NAMES = ("DMA", "DMA32", "Normal", "Movable")
 ZONE_MOVABLE = 3

@@ -29,15 +29,16 @@ from .machines.presets import DEFAULT_DESCRIPTION
 from .mm import check as mm_check
 from .mm import drivers as mm_drivers
 from .mm import fault as mm_fault
+from .mm import memory, mempolicy, mlock, mmap, move_pages, procfs, task
 from .mm import memory_hotplug as hotplug
-from .mm import mempolicy, mlock, mmap, move_pages, procfs, task
 from .mm.era import Era, get_era
-from .mm.state import VMA, Kernel, Process, drive
+from .mm.state import VMA, Kernel, Process, drive, int_arg
 from .runtime import access, bill
 from .runtime.automigrate import Daemons
 from .runtime.bill import Bill, Bills
 from .runtime.clock import ClockController
 from .runtime.jobs import Job, run_jobs
+from .runtime.moves import RECORDED, MoveBook, undo_gen
 from .runtime.timeline import Timeline
 from .runtime.workload import Workloads
 from .runtime.workload import create as create_workload
@@ -47,7 +48,7 @@ InvariantError = mm_check.InvariantError
 # attributes that belong to the running program, not to the machine: a clone or a
 # snapshot starts them afresh
 RUNTIME = ("jobs", "finished_jobs", "listeners", "clockctl", "timeline", "workloads",
-           "daemons", "bills")
+           "daemons", "bills", "moves")
 
 
 class Machine(Kernel):
@@ -56,7 +57,8 @@ class Machine(Kernel):
 
     job_batch = 512  # Linux migrates in batches of 512 base pages
     # jobs whose generators yield once their argument checks are done
-    CHECKED_JOBS = ("move_pages", "migrate_pages", "mbind", "offline", "offline_block")
+    CHECKED_JOBS = ("move_pages", "migrate_pages", "mbind", "offline", "offline_block",
+                    "undo")
 
     def __init__(self) -> None:
         super().__init__()
@@ -68,6 +70,7 @@ class Machine(Kernel):
         self.workloads = Workloads()
         self.daemons = Daemons()
         self.bills = Bills()
+        self.moves = MoveBook()  # what migration jobs moved: their results, and undo
 
     # ------------------------------------------------------------ construction
     @classmethod
@@ -92,14 +95,25 @@ class Machine(Kernel):
     # ------------------------------------------------------------ topology
     @Kernel.era.setter
     def era(self, name) -> None:
+        if not isinstance(name, (str, Era)):
+            raise TypeError(f"era must be an era name, not {type(name).__name__}")
         Kernel.era.fset(self, name if isinstance(name, Era) else get_era(name))
 
     @property
     def drivers(self) -> list[str]:
         return list(self.drivers_map)
 
-    def set_migrate_hook(self, driver: str, enabled: bool) -> None:
+    def set_era(self, name, *, caller=None) -> None:
+        """`m.era = name` as an administrator act: a caller without CAP_SYS_ADMIN gets
+        EPERM (booting another kernel is root's)."""
+        self.require_admin(caller, "era")
+        self.era = name
+        self._changed()
+
+    def set_migrate_hook(self, driver: str, enabled: bool, *, caller=None) -> None:
+        self.require_admin(caller, "hook")
         d = self.driver(driver)
+        enabled = _bool(enabled, "enabled")
         if not d.pfnmap:
             raise oserror(EINVAL, f"driver {driver} pins pages; it has no vm_ops->migrate")
         d.has_hook = True
@@ -116,7 +130,9 @@ class Machine(Kernel):
 
     def spawn(self, name: str, uid: int = 0, node: int = 0, mems_allowed=None, *,
               pid: int | None = None, kthread: bool = False) -> int:
-        pid = task.spawn(self, name, uid, node, mems_allowed, pid=pid, kthread=kthread)
+        pid = task.spawn(self, _str(name, "name"), _int(uid, "uid"), _int(node, "node"),
+                         mems_allowed, pid=None if pid is None else _int(pid, "pid"),
+                         kthread=_bool(kthread, "kthread"))
         self._changed()
         return pid
 
@@ -124,11 +140,31 @@ class Machine(Kernel):
         task.exit_task(self, self.task(pid))
         self._changed()
 
+    def fork(self, pid: int, *, caller=None) -> int:
+        """fork() of process pid (the caller itself: caller= another process is EPERM);
+        returns the child's pid. Private pages are shared copy-on-write."""
+        child = task.fork(self, pid, caller=caller)
+        self._changed()
+        return child
+
+    def setrlimit(self, pid: int, resource: str, soft: int, hard: int | None = None, *,
+                  caller=None) -> None:
+        """prlimit(pid, RLIMIT_MEMLOCK, {soft, hard}) in bytes (RLIM_INFINITY: none);
+        hard None keeps the hard limit."""
+        task.setrlimit(self, pid, resource, soft, hard, caller=caller)
+        self._changed()
+
+    def getrlimit(self, pid: int, resource: str = "memlock", *, caller=None
+                  ) -> tuple[int, int]:
+        """(soft, hard) of a resource limit, in bytes."""
+        return task.getrlimit(self, pid, resource, caller=caller)
+
     def mmap(self, pid: int, length: int, prot: int = PROT_READ | PROT_WRITE,
              flags: int = MAP_PRIVATE | MAP_ANONYMOUS, *, file: str | None = None,
              driver: str | None = None) -> int:
         addr = mmap.do_mmap(self, self.user(pid), _int(length, "length"), _int(prot, "prot"),
-                            _int(flags, "flags"), file, driver)
+                            _int(flags, "flags"), _opt_str(file, "file"),
+                            _opt_str(driver, "driver"))
         self._changed()
         return addr
 
@@ -141,7 +177,8 @@ class Machine(Kernel):
         """Fault in / access [addr, addr+length) from a CPU on `node` (default: the
         process's node). An address outside every VMA is EFAULT (a SIGSEGV)."""
         mm_fault.touch(self, self.user(pid), _int(addr, "addr"), _int(length, "length"),
-                       write=bool(write), node=None if node is None else _int(node, "node"))
+                       write=_bool(write, "write"),
+                       node=None if node is None else _int(node, "node"))
         self._changed()
 
     def read(self, pid: int, addr: int) -> int:
@@ -166,26 +203,41 @@ class Machine(Kernel):
         return self.run(move_pages.move_pages_gen(self, pid, pages, nodes, flags,
                                                   caller=caller))
 
-    def migrate_pages(self, pid: int, old_nodes, new_nodes, *, caller=None) -> int:
+    # maxnode: the nodemask's size in bits as Linux reads it (None: large enough)
+    def migrate_pages(self, pid: int, old_nodes, new_nodes, *, caller=None,
+                      maxnode: int | None = None) -> int:
         return self.run(mempolicy.migrate_pages_gen(self, pid, old_nodes, new_nodes,
-                                                    caller=caller))
+                                                    caller=caller, maxnode=maxnode))
 
     def mbind(self, pid: int, addr: int, length: int, mode: int, nodemask=(), flags: int = 0,
-              *, caller=None) -> None:
-        self.run(mempolicy.mbind_gen(self, pid, addr, length, mode, nodemask, flags,
-                                     caller=caller))
+              *, caller=None, maxnode: int | None = None) -> None:
+        self.run(self._mbind_gen(pid, addr, length, mode, nodemask, flags, caller=caller,
+                                 maxnode=maxnode))
 
-    def set_mempolicy(self, pid: int, mode: int, nodemask=(), *, caller=None) -> None:
-        mempolicy.set_mempolicy(self, pid, mode, nodemask, caller=caller)
+    def _mbind_gen(self, pid, addr, length, mode, nodemask=(), flags=0, **kw):
+        return mempolicy.mbind_gen(self, pid, _int(addr, "addr"), _int(length, "length"),
+                                   _int(mode, "mode"), nodemask, _int(flags, "flags"), **kw)
+
+    def set_mempolicy(self, pid: int, mode: int, nodemask=(), *, caller=None,
+                      maxnode: int | None = None) -> None:
+        mempolicy.set_mempolicy(self, pid, _int(mode, "mode"), nodemask, caller=caller,
+                                maxnode=maxnode)
         self._changed()
 
     def get_mempolicy(self, pid: int, addr: int | None = None, flags: int = 0, *,
-                      caller=None):
-        return mempolicy.get_mempolicy(self, pid, addr, flags, caller=caller)
+                      caller=None, maxnode: int | None = None):
+        return mempolicy.get_mempolicy(self, pid, None if addr is None else _int(addr, "addr"),
+                                       _int(flags, "flags"), caller=caller, maxnode=maxnode)
 
     def mlock(self, pid: int, addr: int, length: int) -> None:
         mlock.do_mlock(self, self.user(pid), _int(addr, "addr"), _int(length, "length"),
                        lock=True)
+        self._changed()
+
+    def mlock2(self, pid: int, addr: int, length: int, flags: int = 0) -> None:
+        """mlock2(): flags 0 or MLOCK_ONFAULT (lock pages as they fault)."""
+        mlock.do_mlock2(self, self.user(pid), _int(addr, "addr"), _int(length, "length"),
+                        _int(flags, "flags"))
         self._changed()
 
     def munlock(self, pid: int, addr: int, length: int) -> None:
@@ -205,13 +257,15 @@ class Machine(Kernel):
         """Long-term pin (an RDMA memory registration) of a range: its pages can no
         longer migrate. Returns the number of pages pinned."""
         n = mm_drivers.pin_range(self, self.user(pid), _int(addr, "addr"),
-                                 _int(length, "length"), self._pin_driver(driver))
+                                 _int(length, "length"),
+                                 self._pin_driver(_opt_str(driver, "driver")))
         self._changed()
         return n
 
     def unpin(self, pid: int, addr: int, length: int, driver: str | None = None) -> int:
         n = mm_drivers.unpin_range(self, self.user(pid), _int(addr, "addr"),
-                                   _int(length, "length"), self._pin_driver(driver))
+                                   _int(length, "length"),
+                                   self._pin_driver(_opt_str(driver, "driver")))
         self._changed()
         return n
 
@@ -229,28 +283,46 @@ class Machine(Kernel):
     def vma_migratable(self, v: VMA, path: str) -> bool:
         return move_pages.vma_migratable(self, v, path)
 
+    def undo(self) -> dict:
+        """Move every page the last migration job moved back to the node it came from
+        (engine/runtime/moves.py); recorded itself, so a second undo redoes."""
+        last = self.moves.last
+        with self.moves.recording(self, "undo", (last,)):
+            return self.run(undo_gen(self, last))
+
     # ------------------------------------------------------------ hot-remove / hot-add
-    def offline(self, node: int, zone: str, *, dry_run: bool = False) -> dict:
+    def offline(self, node: int, zone: str, *, dry_run: bool = False, caller=None) -> dict:
         """Offline every online block of a zone; returns what moved. dry_run: the
-        rehearsal, changing nothing."""
-        if dry_run:
-            return hotplug.offline_plan(self, node, zone)
-        return self.run(hotplug.offline_zone_gen(self, node, zone))
+        rehearsal, changing nothing. An administrator act (caller: uid 0 only)."""
+        self.require_admin(caller, "offline")
+        if _bool(dry_run, "dry_run"):
+            return self.offline_plan(node, zone)
+        return self.run(self._offline_gen(node, zone))
+
+    def _offline_gen(self, node, zone, **kw):
+        return hotplug.offline_zone_gen(self, _int(node, "node"), _str(zone, "zone"), **kw)
 
     def offline_plan(self, node: int, zone: str, *, chunk: int | None = None) -> dict:
         """The rehearsal (`offline --dry-run`); chunk: predict a job of that batch."""
-        return hotplug.offline_plan(self, node, zone, chunk=chunk)
+        return hotplug.offline_plan(self, _int(node, "node"), _str(zone, "zone"),
+                                    chunk=_batch(chunk, "chunk"))
 
-    def online(self, node: int, zone: str) -> int:
-        n = hotplug.online_zone(self, node, zone)
+    def online(self, node: int, zone: str, *, caller=None) -> int:
+        self.require_admin(caller, "online")
+        n = hotplug.online_zone(self, _int(node, "node"), _str(zone, "zone"))
         self._changed()
         return n
 
-    def offline_block(self, index: int) -> dict:
-        return self.run(hotplug.offline_block_gen(self, index))
+    def offline_block(self, index: int, *, caller=None) -> dict:
+        self.require_admin(caller, "offline")
+        return self.run(self._offline_block_gen(index))
 
-    def online_block(self, index: int, how: str = "online") -> int:
-        n = hotplug.online_block(self, index, how)
+    def _offline_block_gen(self, index, **kw):
+        return hotplug.offline_block_gen(self, _int(index, "index"), **kw)
+
+    def online_block(self, index: int, how: str = "online", *, caller=None) -> int:
+        self.require_admin(caller, "online")
+        n = hotplug.online_block(self, _int(index, "index"), _str(how, "how"))
         self._changed()
         return n
 
@@ -279,7 +351,7 @@ class Machine(Kernel):
         return procfs.numactl_hardware(self)
 
     def node_numastat(self, node: int) -> dict:
-        return procfs.node_numastat(self, node)
+        return procfs.node_numastat(self, self.node(node).id)
 
     # ------------------------------------------------------------ jobs
     def run(self, gen):
@@ -295,20 +367,33 @@ class Machine(Kernel):
         return {
             "move_pages": lambda *a, **k: move_pages.move_pages_gen(self, *a, **k),
             "migrate_pages": lambda *a, **k: mempolicy.migrate_pages_gen(self, *a, **k),
-            "mbind": lambda *a, **k: mempolicy.mbind_gen(self, *a, **k),
-            "offline": lambda *a, **k: hotplug.offline_zone_gen(self, *a, **k),
-            "offline_block": lambda *a, **k: hotplug.offline_block_gen(self, *a, **k),
+            "mbind": self._mbind_gen,
+            "offline": self._admin_job("offline", lambda _m, *a, **k:
+                                       self._offline_gen(*a, **k)),
+            "offline_block": self._admin_job("offline", lambda _m, *a, **k:
+                                             self._offline_block_gen(*a, **k)),
             "workload": self._workload_job,
             "daemon": self._daemon_job,
             "bill": self._bill_job,
+            "undo": lambda rec=None, **k: undo_gen(self, rec if rec is not None
+                                                   else self.moves.last, **k),
         }
+
+    def _admin_job(self, what: str, gen_fn: Callable) -> Callable:
+        """A job of an administrator act: the caller's CAP_SYS_ADMIN is checked when the
+        job is made (m.start() raises EPERM)."""
+        def make(*a, caller=None, **k):
+            self.require_admin(caller, what)
+            return gen_fn(self, *a, **k)
+        return make
 
     def _workload_job(self, pid: int, addr: int | None = None, length: int | None = None,
                       *, chunk=None, job=None, watch=(), **kw):
         """`m.start("workload", pid, [addr, length], pattern=..., threads=...)`."""
+        kinds = access.watch_kinds(watch)  # checked before create() maps anything
         wl = create_workload(self, self.workloads, pid, addr, length, **kw)
-        if watch:
-            access.watch(self, wl, watch)
+        if kinds:
+            access.watch(self, wl, kinds)
         if job is not None:  # visible before the first step (commands, the UI)
             job.owner, wl.job = wl, job
             job.total = 0 if wl.loop else wl.total_ticks
@@ -322,19 +407,26 @@ class Machine(Kernel):
         return d.run_gen(chunk=chunk, job=job)
 
     def _bill_job(self, b: Bill | None = None, *, chunk=None, job=None):
-        """`m.start("bill", bill)` makes the billed call (default: the last bill)."""
+        """`m.start("bill", bill)` makes the billed call (default: the last bill), in
+        the bill's own chunks (a job's batch would change what the bill predicted)."""
         b = b if b is not None else self.bills.last
         if b is None:
             raise oserror(EINVAL, "bill: no bill to run (make one with --dry-run first)")
-        return b.run_gen(self, self.job_generators()[b.kind], chunk=chunk, job=job)
+        return b.run_gen(self, self.job_generators()[b.kind], job=job)
 
     def _job(self, name: str, args, kw, batch: int | None) -> Job:
         gens = self.job_generators()
-        gen_fn = gens.get(name)
+        gen_fn = gens.get(_str(name, "job name"))
+        batch = _batch(batch, "batch")
         if gen_fn is None:
             raise oserror(EINVAL, f"start: no job {name!r} (jobs: {', '.join(sorted(gens))})")
         job = Job(self, name, None)
         job.gen = gen_fn(*args, chunk=batch or self.job_batch, job=job, **kw)
+        if name in RECORDED:  # its moves make its result and what `undo` reverses
+            if name == "undo" and not args:
+                args = (self.moves.last,)
+            rec = self.moves.begin(self, name, args, kw, job.id)
+            job.gen = self.moves.wrap(self, rec, job.gen)
         self.jobs.append(job)
         return job
 
@@ -366,20 +458,35 @@ class Machine(Kernel):
 
     def run_jobs(self, jobs=None, *, max_steps: int | None = None) -> int:
         """Step jobs round-robin without an event loop (deterministic)."""
-        return run_jobs(self.jobs if jobs is None else jobs, max_steps=max_steps)
+        return run_jobs(self.jobs if jobs is None else jobs,
+                        max_steps=None if max_steps is None else _int(max_steps, "max_steps"))
 
     def cancel_error(self, job: Job) -> OSError:
         return oserror(EINTR, f"{job.name}: cancelled after {job.done} of {job.total} pages")
 
     def job_stepped(self, job: Job) -> None:
+        # a batch put back or moved the pages it held: shared anonymous memory that
+        # only they kept alive goes now
+        memory.release_orphan_shmem(self)
         self.timeline.sample(self)  # every batch boundary is a point of the timeline
 
     def job_finished(self, job: Job) -> None:
+        memory.release_orphan_shmem(self)
         if job in self.jobs:
             self.jobs.remove(job)
         self.finished_jobs.append(job)
         del self.finished_jobs[:-50]
         self._changed()
+
+    def note_moved(self, src: np.ndarray, dst: np.ndarray, driver: str | None = None) -> None:
+        rec = self.moves.active
+        if rec is not None:
+            rec.note_moved(src, dst, driver)
+
+    def note_failed(self, pfns: np.ndarray, codes: np.ndarray) -> None:
+        rec = self.moves.active
+        if rec is not None:
+            rec.note_failed(pfns, codes)
 
     def _changed(self) -> None:
         self.timeline.sample(self)
@@ -396,8 +503,19 @@ class Machine(Kernel):
 
     def run_bill(self, b: Bill | None = None):
         """Make the billed call (default: the last bill) and record the outcome in the
-        bill; returns the call's result or raises its error."""
-        return self.run(self._bill_job(b))
+        bill; returns the call's result or raises its error. A bill made for a job
+        (with a chunk) runs as that job, stepped here to its end."""
+        b = b if b is not None else self.bills.last
+        if b is None or b.chunk is None:
+            return self.run(self._bill_job(b))
+        if b.endless:
+            raise oserror(EINVAL, "bill: this job would retry until cancelled; start it "
+                                  "as a job (`bill run` in the console) and cancel it")
+        job = self.start_sync("bill", b)
+        self.run_jobs([job])
+        if job.error is not None:
+            raise job.error
+        return job.result
 
     @property
     def last_bill(self) -> Bill | None:
@@ -412,12 +530,35 @@ class Machine(Kernel):
                 f"{self.nr_frames} frames of {self.page_size} B, era {self.era.name}>")
 
 
-def _int(x, what: str) -> int:
-    """An integer argument of the API: ints only (a float or a bool is a TypeError,
-    never silently truncated)."""
-    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, np.integer)):
-        raise TypeError(f"{what} must be an integer, not {type(x).__name__}")
-    return int(x)
+_int = int_arg  # ints only, within 64 bits: see engine/mm/state.py
+
+
+def _bool(x, what: str) -> bool:
+    """A true/false argument: a bool only (1, "no" or None are TypeErrors: a switch
+    is never guessed from another type)."""
+    if not isinstance(x, (bool, np.bool_)):
+        raise TypeError(f"{what} must be True or False, not {type(x).__name__}")
+    return bool(x)
+
+
+def _str(x, what: str) -> str:
+    if not isinstance(x, str):
+        raise TypeError(f"{what} must be a string, not {type(x).__name__}")
+    return x
+
+
+def _opt_str(x, what: str) -> str | None:
+    return None if x is None else _str(x, what)
+
+
+def _batch(x, what: str) -> int | None:
+    """A batch size: None (the default) or a positive integer."""
+    if x is None:
+        return None
+    x = _int(x, what)
+    if x < 1:
+        raise oserror(EINVAL, f"{what} {x} must be at least 1")
+    return x
 
 
 __all__ = ["Machine", "InvariantError", "RUNTIME"]

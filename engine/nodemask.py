@@ -21,13 +21,17 @@ from .constants import (
 )
 
 
-def parse_nodes(x, what: str = "nodemask") -> tuple[int, ...]:
+def parse_nodes(x, what: str = "nodemask", limit: int | None = MAX_NUMNODES
+                ) -> tuple[int, ...]:
     """A nodemask from an iterable of ints or a numactl-style string "0-2,5".
-    A node at or above MAX_NUMNODES is EINVAL, as get_nodes() answers."""
+    A node at or above `limit` (MAX_NUMNODES) is EINVAL, as get_nodes() answers for a
+    mask read whole; limit None keeps every bit (get_nodes() then applies maxnode)."""
     if x is None:
         return ()
-    if isinstance(x, int):
+    if isinstance(x, (int, np.integer)) and not isinstance(x, bool):
         x = (x,)
+    # a string range is bounded even without a limit: no mask has more bits than this
+    cap = limit if limit is not None else MAX_MASK_BITS
     nodes: set[int] = set()
     if isinstance(x, str):
         s = x.strip()
@@ -41,9 +45,10 @@ def parse_nodes(x, what: str = "nodemask") -> tuple[int, ...]:
                     lo, hi = int(a), int(b)
                     if hi < lo:
                         raise ValueError
-                    if hi >= MAX_NUMNODES:
+                    if hi >= cap:
                         raise oserror(EINVAL, f"{what}: node {hi} is not below "
-                                              f"MAX_NUMNODES ({MAX_NUMNODES})")
+                                              f"{'MAX_NUMNODES' if limit else 'the largest mask'}"
+                                              f" ({cap})")
                     nodes.update(range(lo, hi + 1))
                 else:
                     nodes.add(int(part))
@@ -57,10 +62,45 @@ def parse_nodes(x, what: str = "nodemask") -> tuple[int, ...]:
     else:
         raise oserror(EINVAL, f"{what}: {x!r} is not a node list")
     for n in nodes:
-        if n < 0 or n >= MAX_NUMNODES:
-            raise oserror(EINVAL, f"{what}: node {n} is outside 0..{MAX_NUMNODES - 1} "
+        if n < 0 or (limit is not None and n >= limit):
+            raise oserror(EINVAL, f"{what}: node {n} is outside 0..{(limit or cap) - 1} "
                                   f"(MAX_NUMNODES)")
     return tuple(sorted(nodes))
+
+
+MAX_MASK_BITS = 1 << 20  # more bits than any maxnode get_nodes() accepts (PAGE_SIZE * 8)
+
+
+def get_nodes(x, maxnode=None, *, page_size: int = 4096, whole_words: bool = True,
+              what: str = "nodemask") -> tuple[int, ...]:
+    """get_nodes(): the nodemask a call reads from user space, maxnode bits long.
+
+    The kernel first decrements maxnode and reads that many bits (the historic
+    off-by-one: libnuma passes nbits + 1). An empty mask stands for a NULL pointer and
+    reads as empty; so does a decremented maxnode of 0. More than PAGE_SIZE * 8 bits is
+    EINVAL (maxnode 0 wraps to ULONG_MAX: EINVAL too). Bits at or above maxnode - 1 are
+    not read. A set bit between MAX_NUMNODES and the end of the mask is EINVAL; since
+    5.13 the check reads whole 64-bit words above MAX_NUMNODES, so a bit beyond
+    maxnode - 1 in the last word counts too (2.6.18 masked it off). maxnode None: as
+    large as the mask (every bit is read)."""
+    if maxnode is None:
+        return parse_nodes(x, what)
+    if isinstance(maxnode, bool) or not isinstance(maxnode, (int, np.integer)):
+        raise TypeError(f"maxnode must be an integer, not {type(maxnode).__name__}")
+    bits = set(parse_nodes(x, what, limit=None))
+    nbits = (int(maxnode) - 1) % (1 << 64)  # unsigned long --maxnode
+    if not bits or nbits == 0:
+        return ()
+    if nbits > page_size * 8:
+        raise oserror(EINVAL, f"{what}: maxnode {maxnode} is more than PAGE_SIZE * 8 + 1 "
+                              f"bits")
+    if nbits > MAX_NUMNODES:
+        end = -(-nbits // 64) * 64 if whole_words else nbits
+        bad = [n for n in bits if MAX_NUMNODES <= n < end]
+        if bad:
+            raise oserror(EINVAL, f"{what}: node {min(bad)} is not below MAX_NUMNODES "
+                                  f"({MAX_NUMNODES})")
+    return tuple(sorted(n for n in bits if n < min(nbits, MAX_NUMNODES)))
 
 
 def nodes_str(nodes: Iterable[int]) -> str:

@@ -16,7 +16,7 @@ def parse_size(x, what: str = "size") -> int:
             raise ValueError(f"{what}: {x} is negative")
         return x
     if isinstance(x, float):
-        if x < 0 or x != x:
+        if not 0 <= x < float("inf"):  # negative, NaN and infinity are no sizes
             raise ValueError(f"{what}: {x} is not a size")
         return int(x)
     s = str(x).strip().replace("_", "")

@@ -10,6 +10,8 @@ value-and-position keys instead."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 
 _DENSE_LIMIT = 1 << 22
@@ -114,6 +116,12 @@ def has_duplicates(pfns: np.ndarray, nr_frames: int) -> bool:
         return False
     s = np.sort(pfns.astype(np.int32) if nr_frames <= 1 << 31 else pfns)
     return bool((s[1:] == s[:-1]).any())
+
+
+def value_counts(a) -> Counter:
+    """Counter {value: occurrences} of an integer array, without a loop over it."""
+    vals, counts = distinct_counts(np.asarray(a, np.int64))
+    return Counter(dict(zip(vals.tolist(), counts.tolist())))
 
 
 def pair_counts(src, dst) -> dict:

@@ -89,7 +89,8 @@ def fingerprint(m) -> str:
             keys, pfn, exp = obj.pt.export()
             h.update(keys.tobytes() + pfn.tobytes() + exp.tobytes())
     put(sorted((name, b.id) for name, b in m.files.items()))
-    put([(d.name, d.kind, d.node, d.has_hook, d.hook_enabled, list(d.pins))
+    put([(d.name, d.kind, d.node, d.has_hook, d.hook_enabled,
+          [(r[:3], np.asarray(r[3]).tolist()) for r in d.pins])
          for d in m.drivers_map.values()])
     put((m.era.name, m.name, m.clock, m.zero_pfn, m.isolated_pages, m.next_id,
          m.write_seq, m.next_pid, m.seed, sorted(m.il_weights.items()),

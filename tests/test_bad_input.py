@@ -73,3 +73,19 @@ def test_empty_line_and_comment_do_nothing(mach):
     before = fingerprint(mach)
     assert execute(mach, "").ok and execute(mach, "   # a comment").ok
     assert fingerprint(mach) == before
+
+
+def test_usage_comes_from_the_spec_so_flags_never_drift():
+    """Each command's usage is generated from the same declaration that validates its
+    words: every flag the parser accepts is in the usage (migratepages and mbind had
+    lost [--dry-run] when usage strings were written by hand)."""
+    from engine.commands import COMMANDS
+
+    for c in COMMANDS.values():
+        for f in c.forms:
+            for flag in f.spec.flags:
+                assert f"[--{flag}]" in c.usage, (c.name, flag)
+            for k in f.spec.opts:
+                assert f"[{k}=" in c.usage, (c.name, k)
+    assert "[--dry-run]" in COMMANDS["migratepages"].usage
+    assert "[--dry-run]" in COMMANDS["mbind"].usage

@@ -20,12 +20,19 @@ from tui.app import NumaConsoleApp
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE = (160, 50)
 
-# a line `numacon run -c` splits on ';' and newlines; the corpus has neither, and a
-# NUL cannot be an argv element of a real process (in-process it can)
-assert not any(";" in line or "\n" in line for line in CORPUS)
+# The corpus itself runs once, in tests/test_bad_input.py, against execute(); the
+# front ends add only how they report a failed line, so a sample of every sort
+# suffices here: unknown, missing and extra arguments, wrong types, huge and negative
+# numbers, bad ranges, unknown nodes and pids, unicode, long lines
+SAMPLE = ["bogus", "\x00", "🙂 1 2", "move_pages", "kill 1 2", "kill x",
+          "mmap 100 1e400", "move_pages 100 ffffffffffffffffffff 1",
+          "mbind 100 7efff0000000+4K bind:5-2", "migratepages 100 0 70",
+          "migratepages 4242 0 1", "offline 9 Normal", "hook nosuch on",
+          'spawn "unterminated', "x" * 5000, "load /nonexistent/file.toml"]
+assert all(line in CORPUS for line in SAMPLE)
 
 
-@pytest.mark.parametrize("line", CORPUS, ids=[repr(x)[:40] for x in CORPUS])
+@pytest.mark.parametrize("line", SAMPLE, ids=[repr(x)[:40] for x in SAMPLE])
 def test_numacon_run_malformed_line(line, capsys):
     rc = cli.main(["run", "-c", line])
     out, err = capsys.readouterr()
@@ -53,23 +60,13 @@ def test_numacon_run_script_stops_at_the_malformed_line(tmp_path, capsys):
     assert "memcached" in out and err.count("\n") == 1 and "Traceback" not in err
 
 
-# about fifteen lines of every sort: unknown, missing and extra arguments, wrong types,
-# huge and negative numbers, bad ranges, unknown nodes and pids, unicode, long lines
-TUI_SAMPLE = ["bogus", "\x00", "🙂 1 2", "move_pages", "kill 1 2", "kill x",
-              "mmap 100 1e400", "move_pages 100 ffffffffffffffffffff 1",
-              "mbind 100 7efff0000000+4K bind:5-2", "migratepages 100 0 70",
-              "migratepages 4242 0 1", "offline 9 Normal", "hook nosuch on",
-              'spawn "unterminated', "x" * 5000, "load /nonexistent/file.toml"]
-assert all(line in CORPUS for line in TUI_SAMPLE)
-
-
 async def test_tui_malformed_lines_keep_app_running_with_error():
     app = NumaConsoleApp(engine.Machine.default())
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         m = app.machine
         before = fingerprint(m)
-        for line in TUI_SAMPLE:
+        for line in SAMPLE:
             await pilot.press("colon")
             app.command_input().value = line
             await pilot.press("enter")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import glob
 import os
-import time
 import tomllib
 
 import numpy as np
@@ -345,14 +344,13 @@ def test_presets_exist():
 
 
 @pytest.mark.parametrize("path", PRESETS, ids=os.path.basename)
-def test_every_preset_loads_fast_and_checks(path):
+def test_every_preset_loads_and_checks(path):
+    """Every preset builds and passes check(); its build time is a bench figure
+    (`numacon bench`), not an assertion here."""
     text = open(path).read()
     assert text.startswith("# ") and "Shows" in text.split("\n\n[")[0]  # the header
-    t = time.perf_counter()
     m = engine.load(path)
-    took = time.perf_counter() - t
     m.check()
-    assert took < 2.0, f"{path} took {took:.2f}s to build (aim: < 1 s)"
 
 
 def test_default_preset_is_the_default_machine():

@@ -18,7 +18,7 @@ DATA = Path(__file__).parent / "data"
 # tests/data/make_v2_frames.py run with the code of main before issue 15 (engine v2,
 # seven frame arrays): the file and the fingerprint of the machine it saved
 FIXTURE_V2 = DATA / "v2-frames.snap"
-FIXTURE_V2_FINGERPRINT = "9cf0c463e502a493fd262d7fecf193584ab633cfe6ce1eeaed5978b940384def"
+FIXTURE_V2_FINGERPRINT = "7405e91cdc9dc003579c04b1a91a2e1bce8137527ad2c4bab7aa312a0589e784"
 
 
 def test_field_views_write_through_to_the_arrays():

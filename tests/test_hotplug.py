@@ -27,7 +27,7 @@ from engine.constants import (
     PG_isolated,
     PG_mlocked,
 )
-from engine.mm.memory_hotplug import block_size_bytes, describe_plan
+from engine.mm.memory_hotplug import block_size_bytes, describe_plan, plan_blocks
 
 MB = 1 << 20
 DIST = [[10, 16, 32, 32, 40],
@@ -394,8 +394,11 @@ def test_hook_on_lets_hot_remove_relocate_the_driver_region():
     inside = int((drv.backing.present()[1] // m.block_pages == b).sum())
     assert inside > 0
     m.set_migrate_hook("uncached", True)
+    plan = plan_blocks(m, [b], f"block {b}")  # the rehearsal: one walk with the call
+    t0 = m.clock
     r = m.offline_block(b)
     m.check()
+    assert plan["drivers"] == r["drivers"] and m.clock - t0 == plan["time_ns"]
     assert r["drivers"]["uncached"]["frames"] == inside
     assert sum(r["drivers"]["uncached"]["to"].values()) == inside
     assert not (drv.backing.present()[1] // m.block_pages == b).any()

@@ -410,7 +410,7 @@ def test_migrate_pages_skips_pfnmap_and_2006_skips_mlocked():
 
 
 def test_parse_nodes_accepts_strings_and_rejects_nonsense(m):
-    from engine.mm.mempolicy import parse_nodes
+    from engine.nodemask import parse_nodes
 
     assert parse_nodes("0-2,5") == (0, 1, 2, 5)
     assert parse_nodes([3, 1]) == (1, 3)

@@ -2,7 +2,7 @@
 their ground truth, access statistics, the timeline, and the commands for them."""
 
 import asyncio
-import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -14,6 +14,8 @@ from engine.commands import execute
 from engine.constants import MIGRATE_BATCH
 from engine.mm.cost import migrate_cost_ns
 from engine.runtime import access
+from engine.runtime import clock as clock_mod
+from engine.runtime.clock import ClockController
 from engine.runtime.workload import Workload, make_phases
 
 
@@ -126,25 +128,60 @@ async def test_jobs_on_the_event_loop_with_workloads():
     m.check()
 
 
-async def test_clock_paused_then_speed_then_fast():
+async def test_clock_paused_then_speed_then_fast(monkeypatch):
+    """Paused: no job steps. Speed x: each step sleeps until real time catches up with
+    simulated time / x. Fast: jobs never sleep. The sleeps are recorded, not timed."""
     m = small(nodes=2, size="32M")
     pid, a = _proc(m, 1024)
     m.clockctl.pause()
     job = m.start("workload", pid, a, 1024 * m.page_size, threads=[1], ticks=20, rate=256)
     await asyncio.sleep(0.08)
     assert job.done == 0 and m.clock == job.started_ns  # paused: nothing steps
+    # a fake real clock that moves only when a job sleeps
+    real = [1000.0]
+    sleeps = []
+    real_sleep = asyncio.sleep
+
+    async def recorded(s, *args):
+        sleeps.append(s)
+        real[0] += s
+        await real_sleep(0)
+
+    monkeypatch.setattr(clock_mod, "time", SimpleNamespace(monotonic=lambda: real[0]))
+    monkeypatch.setattr(clock_mod.asyncio, "sleep", recorded)
+    paced = []  # the simulated time at each paced step
+    delay_s = m.clockctl.delay_s
+    monkeypatch.setattr(m.clockctl, "delay_s", lambda ns: paced.append(ns) or delay_s(ns))
     m.clockctl.set_speed(0.5)  # half real time: 1 ms simulated takes 2 ms
-    t0, c0 = time.monotonic(), m.clock
     await job.wait()
-    real = time.monotonic() - t0
-    sim = (m.clock - c0) / 1e9
-    assert sim > 0 and real >= 0.7 * sim / 0.5
+    # from the first paced step (the anchor) to the last, real time = simulated / 0.5
+    assert len(paced) == 19 and paced[-1] > paced[0]
+    assert real[0] - 1000.0 == pytest.approx((paced[-1] - paced[0]) / 0.5e9)
     m.clockctl.set_fast()
+    sleeps.clear()
     job2 = m.start("workload", pid, a, 1024 * m.page_size, threads=[1], ticks=200, rate=256)
-    t0 = time.monotonic()
     await job2.wait()
-    assert time.monotonic() - t0 < 2.0
+    assert job2.done == 200 and not any(sleeps)  # fast: never a real sleep
     assert execute(m, "clock").text.endswith("fast")
+
+
+def test_clock_pacing_against_one_anchor():
+    """delay_s against an injected real clock: the first step anchors; later steps sleep
+    until real = anchor + sim / speed; lagging more than MAX_LAG_S re-anchors."""
+    c = ClockController()
+    assert c.delay_s(10**9, now=100.0) == 0.0  # fast
+    c.set_speed(2.0)
+    assert c.delay_s(0, now=100.0) == 0.0  # anchors at (100 s, 0 ns)
+    assert c.delay_s(10**9, now=100.0) == pytest.approx(0.5)
+    assert c.delay_s(10**9, now=100.4) == pytest.approx(0.1)
+    assert c.delay_s(10**9, now=100.6) == 0.0  # behind by 0.1 s: no sleep, no re-anchor
+    assert c.delay_s(2 * 10**9, now=101.0) == pytest.approx(0.0)
+    assert c.delay_s(3 * 10**9, now=102.0) == 0.0  # behind by 0.5 s > MAX_LAG: re-anchor
+    assert c.delay_s(4 * 10**9, now=102.0) == pytest.approx(0.5)
+    c.pause()
+    assert c.delay_s(5 * 10**9, now=102.0) == 0.0
+    with pytest.raises(ValueError):
+        c.set_speed(0)
 
 
 async def test_cancel_ends_a_paused_job():

@@ -27,7 +27,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PRESETS = sorted(glob.glob(os.path.join(ROOT, "saves", "*.toml")))
 
 # attributes that belong to the running program, not the machine
-SKIP = {"listeners", "_event", "_task", "gen", "_clockctl"}
+SKIP = {"listeners", "_event", "_task", "gen", "_clockctl",
+        "moves"}  # the console's record of migrations (undo): runtime, not saved
 
 
 # ------------------------------------------------------------------ deep equality

@@ -181,22 +181,22 @@ def test_failed_run_is_reported_with_its_parameters_and_the_sweep_goes_on(tmp_pa
     spec.write_text('[sweep]\nmachines = ["tiny.toml"]\nseeds = [3]\n'
                     'experiments = ["100 size=1M threads=1 ticks=10 init=0",\n'
                     '               "999 size=1M threads=1 ticks=10 init=0"]\n'
-                    '[sweep.daemon]\nsource = ["truth", "nosuch"]\n')
+                    '[sweep.daemon]\nsource = ["truth"]\nrate = [512, -1]\n')
     out = tmp_path / "s.csv"
     assert cli.main(["sweep", str(spec), "-o", str(out), "--workers", "2"]) == 1
     o, e = capsys.readouterr()
     rows = rows_of(out)
     assert [r["status"] for r in rows] == ["ok", "failed", "failed", "failed"]
-    assert "ESRCH" in rows[2]["error"] and "nosuch" in rows[1]["error"]
+    assert "ESRCH" in rows[2]["error"] and "must be positive" in rows[1]["error"]
     assert "run 2 failed (machine=tiny.toml seed=3 experiment='999 size=1M threads=1 " \
-           "ticks=10 init=0' source=truth): ESRCH" in e
+           "ticks=10 init=0' source=truth rate=512): ESRCH" in e
     assert "1 ok, 3 failed" in o
     # --resume runs the failed ones again (they fail again); the ok one is not repeated
     assert cli.main(["sweep", str(spec), "-o", str(out), "--resume", "--workers", "1"]) == 1
     o, e = capsys.readouterr()
     assert "4 runs (1 done before), 3 ran" in o
     assert sorted(r["run"] for r in rows_of(out)) == [0, 1, 1, 2, 2, 3, 3]
-    assert len(sweep.latest(rows_of(out), ["source"])) == 4
+    assert len(sweep.latest(rows_of(out), ["source", "rate"])) == 4
 
 
 # ------------------------------------------------------------------ bad specs

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import engine
-from engine.views import vma_frames
+from engine.views import MachineView, vma_frames
 from tui import cli
 from tui.app import NumaConsoleApp
 from tui.screens.confirm import ConfirmScreen
@@ -80,7 +80,7 @@ async def command(pilot, line: str, *, type_it: bool = False) -> None:
 # ---------------------------------------------------------------- launching
 
 async def test_launch_default_machine_shows_map_table_and_labels():
-    app = NumaConsoleApp()
+    app = NumaConsoleApp(pace="fast")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         assert isinstance(app.screen, MainScreen)
@@ -117,7 +117,7 @@ async def test_launch_on_each_preset(preset):
 # ---------------------------------------------------------------- migration
 
 async def test_migrate_from_command_line_changes_table_and_map():
-    app = NumaConsoleApp()
+    app = NumaConsoleApp(pace="fast")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         before = map_codes(app)
@@ -127,13 +127,13 @@ async def test_migrate_from_command_line_changes_table_and_map():
         assert node_pages(app, 103, 2) == 0
         assert node_pages(app, 103, 0) == 81920
         assert map_codes(app) != before
-        assert "migrate_pages done" in log_text(app)
+        assert "migrate_pages: 73728 of 73728 pages moved (2→0: 73728)" in log_text(app)
         # after Enter the focus returns to where it was (the map)
         assert app.focused is pagemap(app)
 
 
 async def test_migrate_selected_process_from_key():
-    app = NumaConsoleApp()
+    app = NumaConsoleApp(pace="fast")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         t = table(app)
@@ -151,7 +151,7 @@ async def test_migrate_selected_process_from_key():
 
 
 async def test_cancel_job_with_key():
-    app = NumaConsoleApp()
+    app = NumaConsoleApp(pace="fast")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         app.machine.job_batch = 8  # a big job in small batches
@@ -174,7 +174,7 @@ async def test_cancel_job_with_key():
 # ---------------------------------------------------------------- process screen, mlock, hook
 
 async def test_process_screen_mlock_toggle_and_back():
-    app = NumaConsoleApp()
+    app = NumaConsoleApp(pace="fast")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         t = table(app)
@@ -214,7 +214,7 @@ async def test_process_screen_mlock_toggle_and_back():
 
 
 async def test_move_vma_from_process_screen_and_show_on_map():
-    app = NumaConsoleApp()
+    app = NumaConsoleApp(pace="fast")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         app.open_process(104)
@@ -224,7 +224,8 @@ async def test_move_vma_from_process_screen_and_show_on_map():
         await pilot.press("m")
         inp = app.command_input()
         v = app.machine.process(104).vmas[0]
-        assert inp.value == f"move_pages 104 {v.start:x}..{v.end:x} "
+        head = f"mbind 104 {v.start:x}..{v.end:x} bind:"
+        assert inp.value == f"{head} move" and inp.cursor_position == len(head)
         await pilot.press("3", "enter")
         await wait_jobs(pilot, app)
         per = [int(vt.get_cell(f"{v.start:x}", f"N{n}").value) for n in app.machine.nodes]
@@ -241,11 +242,15 @@ async def test_move_vma_from_process_screen_and_show_on_map():
 
 
 async def test_hook_toggle_key():
-    app = NumaConsoleApp()
+    app = NumaConsoleApp(pace="fast")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         d = app.machine.drivers_map["uncached"]
         was = d.hook_enabled
+        await pilot.press("h")  # the cursor is on frame 0: no driver there
+        assert d.hook_enabled is was
+        assert "no driver region under the cursor (PFN 0x0)" in log_text(app)
+        pagemap(app).move_to(int(d.backing.present()[1][0]))
         await pilot.press("h")
         assert d.hook_enabled is not was
         assert f"uncached: migrate hook {'off' if was else 'on'}" in log_text(app)
@@ -260,7 +265,7 @@ async def test_hook_toggle_key():
 
 
 async def test_mlock_from_map_cursor():
-    app = NumaConsoleApp()
+    app = NumaConsoleApp(pace="fast")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         m = app.machine
@@ -284,7 +289,7 @@ async def test_mlock_from_map_cursor():
 # ---------------------------------------------------------------- offline / online
 
 async def test_offline_shows_rehearsal_then_offlines_and_onlines():
-    app = NumaConsoleApp()
+    app = NumaConsoleApp(pace="fast")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         m = app.machine
@@ -315,7 +320,7 @@ async def test_offline_shows_rehearsal_then_offlines_and_onlines():
 
 
 async def test_offline_refused_shows_error_and_no_prompt():
-    app = NumaConsoleApp()
+    app = NumaConsoleApp(pace="fast")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         pagemap(app).move_to(0)  # node 0 DMA shares its block: EINVAL
@@ -328,7 +333,7 @@ async def test_offline_refused_shows_error_and_no_prompt():
 # ---------------------------------------------------------------- errors, help, views, keys
 
 async def test_bad_input_leaves_app_running_with_error():
-    app = NumaConsoleApp()
+    app = NumaConsoleApp(pace="fast")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         await command(pilot, "bogus")
@@ -341,14 +346,16 @@ async def test_bad_input_leaves_app_running_with_error():
 
 
 async def test_help_opens_and_closes():
-    app = NumaConsoleApp()
+    app = NumaConsoleApp(pace="fast")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         await pilot.press("question_mark")
         await pilot.pause()
         assert isinstance(app.screen, HelpScreen)
         text = app.export_screenshot().replace("&#160;", " ")
-        assert "app.migrate" in text and "hook DRIVER on|off" in text
+        assert "app.migrate" in text and "access PID" in text
+        from tui.screens.help import commands_renderable
+        assert "hook DRIVER on|off" in commands_renderable().plain
         await pilot.press("m")  # keys of the console do nothing under help
         assert isinstance(app.screen, HelpScreen)
         await pilot.press("escape")
@@ -362,13 +369,13 @@ async def test_help_opens_and_closes():
 
 
 async def test_views_cycle_and_return_to_map():
-    app = NumaConsoleApp()
+    app = NumaConsoleApp(pace="fast")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         table(app).select_pid(103)
         view = app.main_screen.query_one("#view")
         await pilot.press("v")
-        assert view.display and view.view_name == "numa_maps 103"
+        assert view.display and view.view_name == "/proc/103/numa_maps (java)"
         assert "N0=8192 N2=73728" in view.text
         await pilot.press("v")
         assert view.view_name == "numastat" and "numa_hit" in view.text
@@ -385,7 +392,7 @@ async def test_views_cycle_and_return_to_map():
 
 
 async def test_zoom_cursor_keys_and_click():
-    app = NumaConsoleApp()
+    app = NumaConsoleApp(pace="fast")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         pm = pagemap(app)
@@ -417,13 +424,13 @@ async def test_zoom_cursor_keys_and_click():
 
 
 async def test_process_table_sort_and_filter():
-    app = NumaConsoleApp()
+    app = NumaConsoleApp(pace="fast")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         t = table(app)
         t.sort_by("rss")
         order = [int(r.key.value) for r in t.ordered_rows]
-        rss = {r.pid: r.rss for r in __import__("engine.views").views.process_rows(app.machine)}
+        rss = {r.pid: r.rss for r in app.view.processes()}
         assert order == sorted(rss, key=lambda p: -rss[p])
         # clicking a header sorts too
         await pilot.click("#processes", offset=(2, 0))
@@ -439,7 +446,7 @@ async def test_process_table_sort_and_filter():
 
 
 async def test_command_history_completion_and_load(tmp_path):
-    app = NumaConsoleApp()
+    app = NumaConsoleApp(pace="fast")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         await command(pilot, "numastat")
@@ -448,7 +455,7 @@ async def test_command_history_completion_and_load(tmp_path):
         await pilot.press("down")
         assert app.command_input().value == ""
         await pilot.press(*"migr", "tab")
-        assert app.command_input().value == "migratepages"
+        assert app.command_input().value == "migratepages "  # a word completed, a space
         await pilot.press("escape")
         preset = ROOT / "saves" / "hotremove-rehearsal.toml"
         if not preset.exists():
@@ -463,7 +470,7 @@ async def test_command_history_completion_and_load(tmp_path):
 
 
 async def test_command_palette_runs_engine_command():
-    app = NumaConsoleApp()
+    app = NumaConsoleApp(pace="fast")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         await pilot.press("ctrl+p")
@@ -476,8 +483,8 @@ async def test_command_palette_runs_engine_command():
         assert "numa_hit" in log_text(app)
 
 
-async def test_clock_daemon_and_save_keys():
-    app = NumaConsoleApp()
+async def test_clock_and_save_keys():
+    app = NumaConsoleApp(pace="fast")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         m = app.machine
@@ -491,20 +498,9 @@ async def test_clock_daemon_and_save_keys():
             assert ctl.mode == "speed" and ctl.speed == 1000
             await pilot.press("less_than_sign", "greater_than_sign", "greater_than_sign")
             assert ctl.mode == "fast"
-        try:
-            from engine.runtime.automigrate import daemons
-        except ImportError:
-            daemons = None
-        if daemons is not None:
-            table(app).select_pid(103)
-            await pilot.press("d")
-            assert "> daemon start 103" in log_text(app)
-            await pilot.pause(0.1)
-            await pilot.press("d")
-            assert "> daemon stop" in log_text(app)
-            await wait_jobs(pilot, app)
+        # the daemon key: tests/test_console.py
         await pilot.press("ctrl+s")
-        assert app.command_input().value == "save default.snapshot.toml"
+        assert app.command_input().value == "save snapshots/default.numacon"
         await pilot.press("escape", "ctrl+o")
         assert app.command_input().value == "load saves/"
         assert app.is_running
@@ -513,13 +509,14 @@ async def test_clock_daemon_and_save_keys():
 # ---------------------------------------------------------------- widgets without an app
 
 def test_dominant_matches_counting_every_cell():
-    from tui.widgets.pagemap import dominant, frame_classes, pid_lut
+    from tui.widgets.pagemap import dominant, frame_classes, pid_table
 
     m = engine.Machine.default()
-    lut = pid_lut(m)
+    view = MachineView(m)
+    lut = pid_table(view)
     for a, b, zoom in [(0, m.nr_frames, 512), (5, m.nr_frames - 7, 4096), (100, 1000, 7),
                        (0, 3, 8)]:
-        cls = frame_classes(m, a, b, lut)
+        cls = frame_classes(view, np.arange(a, b), lut)
         n = cls.size
         ncells = -(-n // zoom)
         cell = np.arange(n) // zoom
@@ -533,18 +530,18 @@ def test_dominant_matches_counting_every_cell():
 
 
 def test_meters_and_legend_text():
+    from engine.commands import execute
     from tui.widgets.legend import legend_text
-    from tui.widgets.meters import meters_text, timeline_history
+    from tui.widgets.meters import meters_text
 
     m = engine.Machine.default()
-    from engine.commands import execute
-
+    view = MachineView(m)
     assert execute(m, "migratepages 103 2 0").ok
-    hist = timeline_history(m, 10)
-    text = meters_text(m, hist).plain
+    hist = view.free_history(10)
+    text = meters_text(view.node_stats(), m.page_size, hist).plain
     assert text.count("\n") == len(m.nodes) - 1
     assert "N0" in text and "↓288M" in text  # java's 73728 pages came to node 0
-    leg = legend_text(m).plain
+    leg = legend_text(view).plain
     assert "103 java" in leg and "page cache" in leg and "pinned" in leg
 
 
@@ -552,7 +549,7 @@ def test_meters_and_legend_text():
 
 def test_pagemap_render_line_without_app():
     m = engine.Machine.default()
-    pm = PageMap(m)
+    pm = PageMap(MachineView(m))
     pm.relayout(width=80, height=40)
     lines = [pm.render_line(y).text for y in range(len(pm._layout.kind))]
     assert all(len(s) == 80 for s in lines)
@@ -576,11 +573,11 @@ def test_pagemap_render_line_without_app():
 
 
 def test_distance_grid_readable_at_40_nodes():
-    class Fake:
-        nodes = list(range(40))
-
-        def distance(self, a, b):
-            return 10 if a == b else (16 if a // 8 == b // 8 else 32)
+    class Fake:  # a topology of 40 nodes
+        node_ids = list(range(40))
+        a = np.arange(40)
+        distances = np.where(a[:, None] == a[None, :], 10,
+                             np.where(a[:, None] // 8 == a[None, :] // 8, 16, 32))
 
     t = distance_text(Fake())
     lines = t.plain.splitlines()
@@ -591,13 +588,14 @@ def test_distance_grid_readable_at_40_nodes():
 
 def test_completion():
     m = engine.Machine.default()
-    assert complete(m, "migr") == "migratepages"
-    assert complete(m, "migratepages 10") == "migratepages 100"
-    assert complete(m, "hook unc") == "hook uncached"
-    assert complete(m, "offline 3 Mov") == "offline 3 Movable"
+    view = MachineView(m)
+    assert complete(view, "migr") == "migratepages"
+    assert complete(view, "migratepages 10") == "migratepages 100"
+    assert complete(view, "hook unc") == "hook uncached"
+    assert complete(view, "offline 3 Mov") == "offline 3 Movable"
     v = m.process(103).vmas[0]
-    assert complete(m, "mlock 103 ") == f"mlock 103 {v.start:x}..{v.end:x}"
-    assert complete(m, "zzz") is None
+    assert complete(view, "mlock 103 ") == f"mlock 103 {v.start:x}..{v.end:x}"
+    assert complete(view, "zzz") is None
 
 
 # ---------------------------------------------------------------- the numacon command
@@ -617,7 +615,7 @@ def test_cli_run_script_and_jobs(tmp_path, capsys):
     rc = cli.main(["run", "--script", str(script)])
     out, err = capsys.readouterr()
     assert rc == 0, err
-    assert "N0=81920" in out and "move_pages done" in out and err == ""
+    assert "N0=81920" in out and "done: move_pages: " in out and err == ""
 
 
 def test_cli_bad_machine_file(tmp_path, capsys):

@@ -16,9 +16,15 @@ from rich.text import Text
 import engine
 from engine import views as model
 from engine.commands import execute
-from engine.constants import K_ANON, K_FREE, K_KERNEL, PG_mlocked, PG_pinned
+from engine.constants import K_ANON, K_FREE, K_KERNEL, PG_isolated, PG_mlocked, PG_pinned
 from engine.mm.move_pages import UNWRITTEN, MoveStatus
-from engine.views import NodeCounts, pages_per_node, process_rows, summarize_result, vma_frames
+from engine.views import (
+    MachineView,
+    NodeCounts,
+    pages_per_node,
+    summarize_result,
+    vma_frames,
+)
 from tui.app import NumaConsoleApp
 from tui.widgets import pagemap as pmod
 from tui.widgets.inspector import inspector_text
@@ -34,7 +40,7 @@ from tui.widgets.pagemap import (
     PageMap,
     cell_codes,
     frame_classes,
-    pid_lut,
+    pid_table,
     rows_codes,
     sample_offsets,
 )
@@ -44,7 +50,7 @@ from tui.widgets.quiet import quiet_update
 
 def exact_codes(m, a: int, n: int, zoom: int, lut, hilite=None) -> np.ndarray:
     """Cell codes counting every frame of every cell (the map before sampling)."""
-    cls = frame_classes(m, a, a + n, lut)
+    cls = frame_classes(MachineView(m), np.arange(a, a + n), lut)
     ncells = -(-n // zoom)
     cell = np.arange(n) // zoom
     counts = np.bincount(cell * NCLASS + cls, minlength=ncells * NCLASS).reshape(ncells, NCLASS)
@@ -53,11 +59,11 @@ def exact_codes(m, a: int, n: int, zoom: int, lut, hilite=None) -> np.ndarray:
     partial = (dom == C_FREE) & (counts[:, C_FREE] < sizes)
     starts = np.arange(0, n, zoom)
     fl = np.bitwise_or.reduceat(m.f.flags[a:a + n], starts)
-    mark = np.where(fl & pmod.PG_isolated, pmod.M_ISOLATED,
+    mark = np.where(fl & PG_isolated, pmod.M_ISOLATED,
                     np.where(fl & PG_pinned, M_PINNED, np.where(fl & PG_mlocked, M_MLOCK, M_NONE)))
     if hilite is not None:
         mark = np.where(np.logical_or.reduceat(hilite[a:a + n], starts), pmod.M_HILITE, mark)
-    return dom + NCLASS * (mark + 5 * partial.astype(np.int64))
+    return dom + NCLASS * (mark + pmod.NMARK * partial.astype(np.int64))
 
 
 def scattered_machine():
@@ -93,27 +99,27 @@ def test_sample_offsets_spread_runs_over_the_cell(size):
 @pytest.mark.parametrize("zoom", [1, 3, 8, 64])
 def test_rows_codes_count_every_frame_up_to_sample_frames(zoom):
     m = scattered_machine()
-    lut = pid_lut(m)
+    lut = pid_table(MachineView(m))
     hl = np.zeros(m.nr_frames, bool)
     hl[np.random.default_rng(1).integers(0, m.nr_frames, 500)] = True
     # rows of odd lengths (a partial last cell), not touching each other
     starts = np.array([0, 7000, 524288 - 1000, 1200001, m.nr_frames - 333])
     counts = np.array([5000, 12345, 3000, 77777, 333])
-    codes, off = rows_codes(m, starts, counts, zoom, lut, hl)
+    codes, off = rows_codes(MachineView(m), starts, counts, zoom, lut, hl)
     for i, (a, n) in enumerate(zip(starts.tolist(), counts.tolist())):
         assert (codes[off[i]:off[i + 1]] == exact_codes(m, a, n, zoom, lut, hl)).all(), i
-        assert (cell_codes(m, a, n, zoom, lut, hl) == codes[off[i]:off[i + 1]]).all()
+        assert (cell_codes(MachineView(m), a, n, zoom, lut, hl) == codes[off[i]:off[i + 1]]).all()
 
 
 def test_sampled_rows_keep_every_mark_and_mostly_free():
     m = scattered_machine()
-    lut = pid_lut(m)
+    lut = pid_table(MachineView(m))
     zoom = 2048
-    codes = rows_codes(m, np.array([0]), np.array([m.nr_frames]), zoom, lut)[0]
+    codes = rows_codes(MachineView(m), np.array([0]), np.array([m.nr_frames]), zoom, lut)[0]
     want = exact_codes(m, 0, m.nr_frames, zoom, lut)
     same = codes % NCLASS == want % NCLASS
     assert same.mean() > 0.97  # the colour: sampled
-    assert ((codes // NCLASS) % 5 == (want // NCLASS) % 5).all()  # marks: every frame
+    assert ((codes // NCLASS) % pmod.NMARK == (want // NCLASS) % pmod.NMARK).all()  # marks: every frame
     assert (codes[same] == want[same]).all()  # "mostly free" too, given the colour
     # one pinned frame and one kernel frame in an otherwise free cell
     free_cells = np.flatnonzero(want == C_FREE)
@@ -122,18 +128,18 @@ def test_sampled_rows_keep_every_mark_and_mostly_free():
     assert (m.f.kind[a:a + zoom] == K_FREE).all()
     m.f.flags[a + 1] |= PG_pinned
     m.f.kind[a + 2] = K_KERNEL
-    code = int(rows_codes(m, np.array([a]), np.array([zoom]), zoom, lut)[0][0])
+    code = int(rows_codes(MachineView(m), np.array([a]), np.array([zoom]), zoom, lut)[0][0])
     assert code % NCLASS == C_FREE
-    mark, partial = (code // NCLASS) % 5, code // NCLASS // 5
+    mark, partial = (code // NCLASS) % pmod.NMARK, code // NCLASS // pmod.NMARK
     assert mark == M_PINNED and partial == 1
     # past exact_limit, marks come from the samples too (frame 1 is not one of them)
-    code = int(rows_codes(m, np.array([a]), np.array([zoom]), zoom, lut, exact_limit=0)[0][0])
+    code = int(rows_codes(MachineView(m), np.array([a]), np.array([zoom]), zoom, lut, exact_limit=0)[0][0])
     assert code == C_FREE
 
 
 def test_sampled_colour_is_the_majority_of_a_blocky_cell():
     m = engine.Machine.default()
-    lut = pid_lut(m)
+    lut = pid_table(MachineView(m))
     zoom = 4096
     a = m.nr_frames - 4 * zoom  # free memory at the top of node 3
     assert (m.f.kind[a:a + zoom] == K_FREE).all()
@@ -141,25 +147,25 @@ def test_sampled_colour_is_the_majority_of_a_blocky_cell():
     mid = int(vma_frames(v)[0])
     m.f.kind[a:a + 3500] = K_ANON  # 85 % of the cell: java's anon memory
     m.f.mapping[a:a + 3500] = m.f.mapping[mid]
-    code = int(rows_codes(m, np.array([a]), np.array([zoom]), zoom, lut)[0][0])
-    assert code % NCLASS == int(lut[m.f.mapping[mid]])
+    code = int(rows_codes(MachineView(m), np.array([a]), np.array([zoom]), zoom, lut)[0][0])
+    assert code % NCLASS == int(lut[103])  # java's colour
 
 
 # ---------------------------------------------------------------- the map widget
 
 def test_pagemap_computes_the_visible_rows_together_and_says_it_samples():
     m = engine.Machine.default()
-    pm = PageMap(m)
+    pm = PageMap(MachineView(m))
     pm.relayout(width=80, height=40)
     assert pm.zoom > SAMPLE and pm.sampled
     assert "sampled" in str(pm.border_title) and "sampled" in pm.sampling_note()
     ys = pm._visible_cell_rows()
     pm._row_codes(ys[0])
     assert all(pm._cells[y][0] == pm._gen for y in ys)  # one miss filled the screen
-    lut = pid_lut(m, pm.pid_colors)
+    lut = pid_table(MachineView(m), pm.pid_colors)
     for y in ys:
         lay = pm._layout
-        want = rows_codes(m, lay.start[[y]], lay.count[[y]], pm.zoom, lut)[0]
+        want = rows_codes(MachineView(m), lay.start[[y]], lay.count[[y]], pm.zoom, lut)[0]
         assert (pm._row_codes(y) == want).all()
     assert pm.refresh_from_machine() == 0  # nothing changed
     m.f.flags[int(pm._layout.start[ys[3]])] |= PG_pinned
@@ -174,7 +180,7 @@ def test_pagemap_computes_the_visible_rows_together_and_says_it_samples():
 
 def test_pagemap_keeps_a_bounded_number_of_rows_off_screen():
     m = engine.Machine.default()
-    pm = PageMap(m)
+    pm = PageMap(MachineView(m))
     pm.zoom, pm.auto_fit = 1, False
     pm.relayout(width=80, height=40)
     ys = pm._layout.cell_y
@@ -186,14 +192,14 @@ def test_pagemap_keeps_a_bounded_number_of_rows_off_screen():
 
 def test_legend_and_inspector_say_when_cells_are_sampled():
     m = engine.Machine.default()
-    pm = PageMap(m)
+    pm = PageMap(MachineView(m))
     pm.relayout(width=80, height=40)
-    assert pm.sampling_note() in legend_text(m, pm.pid_colors, note=pm.sampling_note()).plain
-    assert "sampled" not in legend_text(m, pm.pid_colors).plain
+    assert pm.sampling_note() in legend_text(MachineView(m), pm.pid_colors, note=pm.sampling_note()).plain
+    assert "sampled" not in legend_text(MachineView(m), pm.pid_colors).plain
     y, col = pm.cursor_cell()
     cell = pm.cell_range(y, col)
-    assert f"{SAMPLE} sampled" in inspector_text(m, pm.cursor, cell, True).plain
-    assert "sampled" not in inspector_text(m, pm.cursor, cell, False).plain
+    assert f"{SAMPLE} sampled" in inspector_text(MachineView(m), pm.cursor, cell, True).plain
+    assert "sampled" not in inspector_text(MachineView(m), pm.cursor, cell, False).plain
 
 
 # ---------------------------------------------------------------- pages per node
@@ -220,14 +226,14 @@ def test_pages_per_node_counts_present_pages_but_not_the_zero_page(monkeypatch):
 
 def test_node_counts_count_a_slice_a_step_and_match_a_full_count():
     m = scattered_machine()
-    rows = [(r.pid, r.rss, r.per_node.tolist()) for r in process_rows(m)]
+    rows = [(r.pid, r.rss, r.per_node.tolist()) for r in MachineView(m).processes()]
     c = NodeCounts(m, slice_pages=4096)
     assert c.busy and c.passes == 0
     steps = 1
     while not c.step(0.0):  # one slice a step
         steps += 1
     assert steps > 10 and c.passes == 1 and not c.busy
-    assert [(r.pid, r.rss, r.per_node.tolist()) for r in process_rows(m, c)] == rows
+    assert [(r.pid, r.rss, r.per_node.tolist()) for r in MachineView(m).processes(c)] == rows
     assert not c.step(0.0)  # nothing asked for: no work
     # the machine changes: the old counts stand until a new pass ends
     assert execute(m, "migratepages 103 0-3 1").ok
@@ -237,8 +243,8 @@ def test_node_counts_count_a_slice_a_step_and_match_a_full_count():
         pass
     per = c.process(103)
     assert per[1] == per.sum() > 0
-    assert [(r.pid, r.per_node.tolist()) for r in process_rows(m, c)] == \
-        [(r.pid, r.per_node.tolist()) for r in process_rows(m)]
+    assert [(r.pid, r.per_node.tolist()) for r in MachineView(m).processes(c)] == \
+        [(r.pid, r.per_node.tolist()) for r in MachineView(m).processes()]
     # a VMA the last pass did not see is counted when asked for
     v = m.process(104).vmas[0]
     del c.vmas[(104, v.start, v.end)]
@@ -277,7 +283,7 @@ def test_quiet_update_skips_equal_content_and_lays_out_only_on_new_shape():
 # ---------------------------------------------------------------- in the console
 
 async def test_table_follows_a_job_without_a_full_redraw():
-    app = NumaConsoleApp()
+    app = NumaConsoleApp(pace="fast")
     async with app.run_test(size=(160, 50)) as pilot:
         await pilot.pause()
         assert app._gc_frozen and gc.get_freeze_count() > 0
@@ -292,7 +298,7 @@ async def test_table_follows_a_job_without_a_full_redraw():
                 break
         assert int(t.get_cell("103", "N2").value) == 0
         assert int(t.get_cell("103", "N0").value) == 81920
-        rows = {r.pid: r.per_node.tolist() for r in process_rows(app.machine)}
+        rows = {r.pid: r.per_node.tolist() for r in app.view.processes()}
         for pid, per in rows.items():
             assert [int(t.get_cell(str(pid), f"N{n}").value)
                     for n in app.machine.nodes] == per
@@ -300,7 +306,7 @@ async def test_table_follows_a_job_without_a_full_redraw():
 
 
 async def test_zoom_keys_act_at_once_but_type_into_an_input():
-    app = NumaConsoleApp()
+    app = NumaConsoleApp(pace="fast")
     async with app.run_test(size=(160, 50)) as pilot:
         await pilot.pause()
         pm = app.main_screen.query_one("#pagemap", PageMap)

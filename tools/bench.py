@@ -679,6 +679,34 @@ def host_line() -> str:
             f"{np.__version__}")
 
 
+def _pages(n: int) -> str:
+    return f"{n >> 20} Mi" if n and n % (1 << 20) == 0 else \
+        f"{n >> 10} Ki" if n and n % 1024 == 0 else str(n)
+
+
+def _gib(nbytes: float) -> str:
+    g = nbytes / 2**30
+    return f"{g:g} GiB" if g >= 1 else f"{nbytes / 2**20:g} MiB"
+
+
+def figure_label(key: str, what: str, det: dict, scale: float) -> str:
+    """A figure's label with the sizes that ran (--quick and --scale shrink them)."""
+    ps = det.get("page_size", 4096)
+    mp, mg = det.get("move_pages_n"), det.get("migrate_pages_n")
+    if key == "move_pages_pps" and mp:
+        return f"move_pages, one call, {_pages(mp)} random pages to random nodes"
+    if key == "migrate_pages_pps" and mg:
+        return f"migrate_pages, a whole {_gib(mg * ps)} process to another node"
+    if key == "offline_s" and scale != 1:
+        return f"offline the {_gib(16 * 2**30 * scale)} Movable zone, 75 % used"
+    if key == "query_ratio_vs_kernel" and mp:
+        return f"query {_pages(mp)} pages: host kernel time / engine time"
+    if key == "key_latency_ms" and det.get("key_latency", {}).get("job_pages"):
+        return (f"key press to visible change while a "
+                f"{_pages(det['key_latency']['job_pages'])}-page job runs")
+    return what
+
+
 def report(res: dict, *, scale: float, runs: int) -> str:
     fig, det = res["figures"], res["details"]
     ps = det.get("page_size", 4096)
@@ -688,9 +716,11 @@ def report(res: dict, *, scale: float, runs: int) -> str:
              f"{100 * det.get('mapped_share', 0):.0f} % mapped; scale {scale:g}; "
              f"median of {runs} run{'s' if runs > 1 else ''}",
              f"host: {host_line()}", ""]
-    w = max(len(what) for _, what, _, _ in FIGURES)
+    whats = {key: figure_label(key, what, det, scale) for key, what, _, _ in FIGURES}
+    w = max(len(what) for what in whats.values())
     lines.append(f"{'figure':<{w}}  {'measured':>17}  {'goal':>17}  met")
-    for key, what, (op, goal), unit in FIGURES:
+    for key, _what, (op, goal), unit in FIGURES:
+        what = whats[key]
         v = fig.get(key)
         met = goal_met(key, v)
         lines.append(f"{what:<{w}}  {_fmt(key, v, unit):>17}  "

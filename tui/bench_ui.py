@@ -28,6 +28,8 @@ from textual import events
 from textual.app import App, ComposeResult
 
 import engine
+from engine.commands import execute
+from engine.views import MachineView
 
 from .app import VIEWS, NumaConsoleApp
 from .screens.help import HelpScreen
@@ -49,7 +51,7 @@ class MapOnlyApp(App):
         self.machine = machine
 
     def compose(self) -> ComposeResult:
-        yield PageMap(self.machine, id="pagemap")
+        yield PageMap(MachineView(self.machine), id="pagemap")
 
 
 def _clear_caches(pm: PageMap) -> None:
@@ -91,7 +93,7 @@ def redraw_ms(m: Any, *, size: tuple[int, int] = SIZE, runs: int = 20,
 
 async def _key_latency(m: Any, jobs: list[str], size: tuple[int, int], presses: int,
                        idle_presses: int, timeout: float) -> dict:
-    app = NumaConsoleApp(m)
+    app = NumaConsoleApp(m, pace="fast")
     async with app.run_test(size=size) as pilot:
         await pilot.pause()
         pm = app.main_screen.query_one("#pagemap", PageMap)
@@ -118,7 +120,7 @@ async def _key_latency(m: Any, jobs: list[str], size: tuple[int, int], presses: 
                 seen["done"] = lambda: pm.zoom == zoom // 2
             elif not pm.auto_fit:  # zoom back out to the whole machine
                 key, char = "minus", "-"
-                seen["done"] = lambda: pm.zoom == zoom * 2
+                seen["done"] = lambda: pm.zoom > zoom
             else:  # a machine small enough for one frame a cell: move the cursor
                 key, char = ("right", None) if cursor == 0 else ("home", None)
                 seen["done"] = lambda: pm.cursor != cursor
@@ -143,7 +145,7 @@ async def _key_latency(m: Any, jobs: list[str], size: tuple[int, int], presses: 
         for _ in range(presses * 20):
             if len(lat) >= presses:
                 break
-            running = [j for j in m.jobs if not j.finished]
+            running = [j for j in app.view.jobs()]
             if not running:
                 line = jobs[started % len(jobs)]
                 r = app.run_command(line)
@@ -154,12 +156,12 @@ async def _key_latency(m: Any, jobs: list[str], size: tuple[int, int], presses: 
             else:
                 job = running[0]
             lat.append(await press_once())  # the job was running when the key came
-            during += not job.finished
+            during += job.id in app.view.job_ids()
             await asyncio.sleep(0.07)
-        for j in list(m.jobs):
-            j.cancel()
+        for jid in app.view.job_ids():
+            execute(m, f"cancel {jid}")
         t_end = time.monotonic()
-        while m.jobs and time.monotonic() - t_end < timeout:
+        while app.view.job_ids() and time.monotonic() - t_end < timeout:
             await asyncio.sleep(0.01)
         if not lat:
             raise RuntimeError("no key press could be timed while a job ran")

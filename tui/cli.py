@@ -4,6 +4,11 @@
     numacon run [MACHINE] --script FILE        commands from FILE ('-' = stdin), headless
     numacon run [MACHINE] -c 'CMD; CMD'        commands from the argument, headless
                                                (CMD & starts a job; `wait` finishes jobs)
+    numacon run --host [--allow-actions] -c .. the commands on the live host (engine/host):
+                                               read-only unless --allow-actions
+    numacon host [--allow-actions|--read-only] the console on the live host (read-only
+                                               unless --allow-actions; every action is
+                                               rehearsed and confirmed first)
     numacon hardware [MACHINE]                 numactl -H of the machine
     numacon capture [...]                      a description of this host (engine.machines.capture)
     numacon bench [--json]                     the benchmark (tools.bench)
@@ -22,19 +27,21 @@ import argparse
 import os
 import shlex
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import engine
 from engine.commands import execute
+from engine.host import HOST_OFFERED, Host, host_execute
+from engine.host.views import view_for
 from engine.machines.capture import capture
 from engine.machines.container import SaveError, atomic_write
 from engine.machines.description import dumps
 from tools import bench
 
 PROG = "numacon"
-SUBCOMMANDS = ("run", "hardware", "capture", "bench", "serve", "sweep")
+SUBCOMMANDS = ("run", "host", "hardware", "capture", "bench", "serve", "sweep")
 
 
 def _err(msg: str) -> None:
@@ -80,14 +87,16 @@ def split_commands(text: str) -> list[str]:
     return [c for c in out if c and not c.startswith("#")]
 
 
-def run_commands(m: Any, lines: Iterable[str], out=None, err=None) -> int:
-    """Run command lines through engine.commands.execute, synchronously (a line ending
-    in `&` starts a job that runs beside the next commands; `wait` finishes them, as in
-    a shell). Returns the exit status: 1 at the first failed command, else 0."""
+def run_commands(m: Any, lines: Iterable[str], out=None, err=None, *,
+                 run: Callable = execute) -> int:
+    """Run command lines through engine.commands.execute (`run`: the live host's
+    host_execute), synchronously (a line ending in `&` starts a job that runs beside
+    the next commands; `wait` finishes them, as in a shell). Returns the exit status:
+    1 at the first failed command, else 0."""
     out = out or sys.stdout
     err = err or sys.stderr
     for line in lines:
-        r = execute(m, line, background=False)
+        r = run(m, line, background=False)
         if not r.ok:
             print(r.text, file=err)
             return 1
@@ -110,7 +119,15 @@ def cmd_run(argv: Sequence[str]) -> int:
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--script", metavar="FILE", help="one command a line ('-' = stdin)")
     src.add_argument("-c", dest="commands", metavar="'CMD; CMD'", help="commands to run")
+    _host_flags(ap, "run the commands on the live host instead of a simulated machine")
     a = ap.parse_args(argv)
+    if a.host and a.machine is not None:
+        _err("error: --host runs on this host: give no MACHINE")
+        return 2
+    if not a.host and a.allow_actions:
+        _err("error: --allow-actions goes with --host (a simulated machine needs no "
+             "permission)")
+        return 2
     if a.script is not None:
         try:
             text = sys.stdin.read() if a.script == "-" else Path(a.script).read_text()
@@ -119,10 +136,50 @@ def cmd_run(argv: Sequence[str]) -> int:
             return 1
     else:
         text = a.commands
+    if a.host:
+        return run_commands(Host(allow_actions=a.allow_actions), split_commands(text),
+                            run=host_execute)
     m = _load_or_fail(a.machine)
     if m is None:
         return 1
     return run_commands(m, split_commands(text))
+
+
+def _host_flags(ap: argparse.ArgumentParser, host_help: str | None) -> None:
+    if host_help is not None:
+        ap.add_argument("--host", action="store_true", help=host_help)
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--read-only", dest="allow_actions", action="store_false",
+                      help="never change the host (the default)")
+    mode.add_argument("--allow-actions", dest="allow_actions", action="store_true",
+                      help="let move_pages and migratepages act on the host (Linux's "
+                           "own permission checks still apply)")
+    ap.set_defaults(allow_actions=False)
+
+
+def host_app(allow_actions: bool = False, **host_kw: Any) -> Any:
+    """The console on the live host: a Host opened for it (every action rehearsed and
+    confirmed before it acts: Host(confirm=True)), drawn through HostView and commanded
+    through the host's command registry. host_kw: Host's (tests: root, kpageflags)."""
+    from .app import NumaConsoleApp  # Textual loads only for the console, not for `run`
+
+    h = Host(allow_actions=allow_actions, confirm=True, **host_kw)
+    return NumaConsoleApp(h, view_factory=view_for, executor=host_execute,
+                          commands=HOST_OFFERED)
+
+
+def cmd_host(argv: Sequence[str]) -> int:
+    """numacon host: the console on the machine it runs on (engine/host), read-only
+    unless --allow-actions."""
+    ap = argparse.ArgumentParser(prog=f"{PROG} host",
+                                 description="the console on the live host: read-only "
+                                             "unless --allow-actions; an action is "
+                                             "rehearsed in the simulator and shown, then "
+                                             "applied only when you confirm it")
+    _host_flags(ap, None)
+    a = ap.parse_args(argv)
+    host_app(a.allow_actions).run()
+    return 0
 
 
 def cmd_hardware(argv: Sequence[str]) -> int:
@@ -277,6 +334,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if sub == "run":
             return cmd_run(args[1:])
+        if sub == "host":
+            return cmd_host(args[1:])
         if sub == "hardware":
             return cmd_hardware(args[1:])
         if sub == "capture":

@@ -1,6 +1,7 @@
-"""The command palette's provider: every engine command. Commands that need no
-arguments run at once (through engine.commands.execute); the others are put on the
-command line to finish. A query with arguments is offered as is, to run."""
+"""The command palette's providers: every engine command, and every key action of the
+console (zoom, views, the clock, undo, panels...). Commands that need no arguments
+run at once (through engine.commands.execute); the others are put on the command line
+to finish. A query with arguments is offered as is, to run."""
 
 from __future__ import annotations
 
@@ -49,3 +50,27 @@ class EngineCommands(Provider):
                 rest = c.usage[len(name):] if c.usage.startswith(name) else ""
                 display = matcher.highlight(name) + Content(rest)
                 yield Hit(score, display, self._action(name), text=c.usage, help=c.help)
+
+
+class KeyActions(Provider):
+    """The console's key actions in the palette: `zoom in (+)`, `clock faster (>)`..."""
+
+    def _actions(self) -> list[tuple[str, str, str]]:
+        """(title, help, action) of every key binding of the app and its main screen."""
+        app: Any = self.app
+        return app.key_actions()
+
+    async def discover(self) -> Hits:
+        app: Any = self.app
+        for title, help_text, action in self._actions():
+            yield DiscoveryHit(Content(title), partial(app.run_action, action), text=title,
+                               help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        app: Any = self.app
+        matcher = self.matcher(query)
+        for title, help_text, action in self._actions():
+            score = matcher.match(title)
+            if score > 0:
+                yield Hit(score, matcher.highlight(title), partial(app.run_action, action),
+                          text=title, help=help_text)

@@ -13,16 +13,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from engine.views import vma_frames
-
 
 async def shoot(path: str, machine: Any = None, size: tuple[int, int] = (160, 50),
                 commands: Sequence[str] = (), keys: Sequence[str] = (),
-                select_pid: int | None = None, cursor_pid: int | None = None) -> str:
+                select_pid: int | None = None, cursor_pid: int | None = None,
+                pace: str = "watch") -> str:
     """Run the app headless, apply commands and keys, save an SVG; returns its path."""
     from .app import NumaConsoleApp
 
-    app = NumaConsoleApp(machine)
+    app = NumaConsoleApp(machine, pace=pace)
     async with app.run_test(size=size) as pilot:
         await pilot.pause()
         if select_pid is not None:
@@ -32,10 +31,11 @@ async def shoot(path: str, machine: Any = None, size: tuple[int, int] = (160, 50
             while app.machine.jobs:
                 await asyncio.sleep(0.01)
             await pilot.pause()
-        if cursor_pid is not None and cursor_pid in app.machine.procs:
-            ptes = [vma_frames(v) for v in app.machine.process(cursor_pid).vmas
-                    if v.kind == "anon"]
-            pfns = [int(p[0]) for p in ptes if p.size]
+        if cursor_pid is not None:
+            view = app.view
+            pfns = [int(f[0]) for f in (view.vma_frames(cursor_pid, r.start)
+                                        for r in view.vmas(cursor_pid) if r.kind == "anon")
+                    if f.size]
             if pfns:
                 app.main_screen.query_one("#pagemap").move_to(pfns[0])
         if keys:
@@ -57,6 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--size", default="160x50")
     ap.add_argument("--command", action="append", default=[])
     ap.add_argument("--keys", default="")
+    ap.add_argument("--pace", default="watch", choices=("watch", "fast"),
+                    help="the simulated clock (watch: the console's default)")
     ap.add_argument("--select", type=int, default=None, help="pid to select in the table")
     ap.add_argument("--cursor-pid", type=int, default=None,
                     help="put the map cursor on this process's first anonymous page")
@@ -67,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     w, h = (int(x) for x in a.size.lower().split("x"))
     keys = [k for k in a.keys.split(",") if k]
     print(asyncio.run(shoot(a.output, m, (w, h), a.command, keys, a.select,
-                              a.cursor_pid)))
+                              a.cursor_pid, a.pace)))
     return 0
 
 

@@ -53,6 +53,7 @@ class HostZone:
     min: int = 0
     low: int = 0
     high: int = 0
+    start_pfn: int = 0  # reported for populated zones only
 
 
 @dataclass
@@ -145,6 +146,8 @@ def read_zoneinfo(root: str) -> list[HostZone]:
         elif len(words) == 2 and words[0] in ("spanned", "present", "managed", "min",
                                                "low", "high") and words[1].isdigit():
             setattr(z, words[0], int(words[1]))
+        elif len(words) == 2 and words[0] == "start_pfn:" and words[1].isdigit():
+            z.start_pfn = int(words[1])
     return zones
 
 
@@ -367,8 +370,9 @@ def _task_policy(p: HostProc) -> str:
 def _proc_desc(p: HostProc, page: int, scale: float, fit: float, ids: list[int],
                mem_nodes: set, stats: Counter) -> dict:
     d: dict = {"name": p.name, "pid": p.pid, "uid": p.uid, "node": p.node}
-    mems = [n for n in p.mems if n in ids] or ids
-    if sorted(mems) != sorted(ids):
+    # a cpuset holds only nodes with memory (the top cpuset is N_MEMORY)
+    mems = [n for n in p.mems if n in mem_nodes] or sorted(mem_nodes)
+    if sorted(mems) != sorted(mem_nodes):
         d["cpuset"] = nodes_str(mems)
     if p.kthread:
         d["kthread"] = True

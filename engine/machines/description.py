@@ -11,14 +11,16 @@ Schema (sizes take K/M/G/T suffixes, node lists "0-3,5"):
     [weights]   "0" = 3, "1" = 1                 (weighted interleave, default 1)
     [[drivers]] name, kind (uncached | framebuffer | rdma), node, size, hook (has a
                 vm_ops->migrate), hook_enabled
-    [[processes]] name, pid, uid, node, cpuset, policy ("interleave:0-3", "bind:1", ...),
-                mlockall, kthread
+    [[processes]] name, pid, uid, node, cpuset (default: the nodes with memory), policy
+                ("interleave:0-3", "bind:1", ...), mlockall, memlock (RLIMIT_MEMLOCK:
+                "64M", "unlimited"), kthread
       [[processes.vmas]] size, kind (anon | file | driver), file, shared, driver, policy,
                 touch ("100%"), touch_node, touch_pages ({ "0" = 512, "1" = 128 }: pages
                 touched from a CPU on each node, in order; instead of touch/touch_node),
-                write, mlock, pin (an rdma driver name), name (a label)
+                write, mlock (true, or "onfault": mlock2(MLOCK_ONFAULT)), pin (an rdma
+                driver name), name (a label)
     [host]      anything: what `numacon capture` recorded about the host (not used)
-    workloads   passed through for engine/workload.py
+    workloads   checked as engine/runtime/workload.py will start them
 
 Errors name the source, the key and the problem; load_description() adds the line
 of the key in the TOML text: "saves/x.toml:12: nodes[1].zones.Normal: ...".
@@ -39,20 +41,25 @@ from ..constants import (
     MAP_PRIVATE,
     MAP_SHARED,
     MAX_NUMNODES,
+    MLOCK_ONFAULT,
     MODE_NAMES,
     PROT_READ,
     PROT_WRITE,
+    RLIM_INFINITY,
     ZONE_MOVABLE,
     ZONE_NAMES,
     PG_reserved,
 )
 from ..mm import fault, mempolicy, mlock, mmap, task
+from ..mm.check import bytes_needed
 from ..mm.drivers import DRIVER_KINDS, pin_range, setup
 from ..mm.era import get_era
 from ..mm.page_alloc import alloc_frames
 from ..mm.state import Driver, Kernel, compute_watermarks, drive
 from ..nodemask import nodes_str, parse_nodes, parse_policy_string
+from ..runtime.workload import described_one, error_text
 from ..units import parse_fraction, parse_size
+from .container import memory_budget, one_line
 
 
 class DescriptionError(ValueError):
@@ -65,7 +72,7 @@ class DescriptionError(ValueError):
 
     def __str__(self) -> str:
         where = f"{self.source}:{self.line}" if self.line else self.source
-        return f"{where}: {self.key}: {self.msg}"
+        return one_line(f"{where}: {self.key}: {self.msg}")
 
 
 def _err(source: str, key: str, msg: str) -> DescriptionError:
@@ -77,10 +84,12 @@ TOP_KEYS = {"machine", "nodes", "distances", "weights", "drivers", "processes", 
 MACHINE_KEYS = {"name", "page_size", "era", "seed", "block_size", "kernel", "description"}
 NODE_KEYS = {"id", "cpus", "zones", "kernel"}
 DRIVER_KEYS = {"name", "kind", "node", "size", "hook", "hook_enabled"}
-PROC_KEYS = {"name", "pid", "uid", "node", "cpuset", "policy", "vmas", "mlockall", "kthread"}
+PROC_KEYS = {"name", "pid", "uid", "node", "cpuset", "policy", "vmas", "mlockall", "kthread",
+             "memlock"}
 VMA_KEYS = {"size", "kind", "file", "shared", "driver", "policy", "touch", "touch_node",
             "touch_pages", "write", "mlock", "pin", "name"}
 MAX_ZONE = 1 << 44  # 16 TiB a zone
+NR_CPUS = 8192  # x86-64 CONFIG_NR_CPUS with MAXSMP: CPU ids are below it
 POLICY_NAMES = {0: "default", 1: "prefer", 2: "bind", 3: "interleave", 4: "local",
                 5: "preferred-many", 6: "weighted-interleave"}
 
@@ -166,8 +175,9 @@ def build_machine(m: Kernel, d: dict, *, source: str = "<description>") -> Kerne
     if page_size < 4096 or page_size & (page_size - 1) or page_size > 1 << 21:
         raise _err(source, "machine.page_size", f"{page_size} is not a power of two "
                                                f"between 4K and 2M")
+    era_name = _str(source, "machine.era", mach.get("era"), "modern")
     try:
-        era = get_era(_str(source, "machine.era", mach.get("era"), "modern"))
+        era = get_era(era_name)
     except ValueError as e:
         raise _err(source, "machine.era", str(e)) from None
     m.name = _str(source, "machine.name", mach.get("name"), "machine")
@@ -185,7 +195,7 @@ def build_machine(m: Kernel, d: dict, *, source: str = "<description>") -> Kerne
     m.layout(page_size, layout, dist, block_size)
     m._era = era
     _weights(m, source, _table(source, "weights", d.get("weights", {})))
-    _boot_kernel(m, kshares)
+    _boot_kernel(m, kshares, source)
     compute_watermarks(m.zones, m.page_size, era.is_modern)
     m.description = d
     for i, dd in enumerate(_list_of_tables(source, "drivers", d.get("drivers", []))):
@@ -193,6 +203,12 @@ def build_machine(m: Kernel, d: dict, *, source: str = "<description>") -> Kerne
     rng = np.random.default_rng(m.seed)
     for i, pd in enumerate(_list_of_tables(source, "processes", d.get("processes", []))):
         _add_process(m, source, i, pd, rng)
+    # the workloads start later (`workloads start`): checked now, as they will be then
+    for i, wd in enumerate(_list_of_tables(source, "workloads", d.get("workloads", []))):
+        try:
+            described_one(m, wd)
+        except (TypeError, ValueError, OSError) as e:
+            raise _err(source, f"workloads[{i}]", error_text(e)) from None
     m.vmstat_counts.clear()
     return m
 
@@ -242,32 +258,67 @@ def _nodes(source: str, nodes, page_size: int, kshare: float):
         raise _err(source, "nodes", "the machine has no memory")
     if total > 1 << 31:
         raise _err(source, "nodes", f"{total} frames is more than the engine holds (2^31)")
+    problem = too_big(total)
+    if problem:
+        raise _err(source, "nodes", problem)
     return layout, kshares
 
 
+def too_big(nr_frames: int) -> str | None:
+    """Why this process cannot hold and check a machine of nr_frames frames (None: it
+    can). Descriptions and snapshots are refused by it before anything is allocated."""
+    need = bytes_needed(nr_frames)
+    budget, why = memory_budget()
+    if need <= budget:
+        return None
+    return (f"{nr_frames} frames need {need / 2**30:.1f} GiB to hold and check: more "
+            f"memory than this host can give the process ({why})")
+
+
 def _parse_cpus(s) -> tuple[int, ...]:
+    """A node's CPUs: "0-7,16" or a list. Every CPU is below NR_CPUS and a node has at
+    most NR_CPUS of them, checked before a range is expanded (200 ranges of 65536
+    CPUs cost 1.5 GiB when they were expanded first)."""
     if isinstance(s, list):
-        if not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in s):
-            raise ValueError(f"{s!r} is not a list of CPU numbers")
+        if len(s) > NR_CPUS or not all(isinstance(x, int) and not isinstance(x, bool) and
+                                       0 <= x < NR_CPUS for x in s):
+            raise ValueError(f"{str(s)[:60]} is not a list of CPU numbers below NR_CPUS "
+                             f"({NR_CPUS})")
         return tuple(s)
-    s = str(s).strip()
+    if not isinstance(s, str):
+        raise ValueError(f"{s!r} is not a CPU list like 0-7,16"[:100])
+    s = s.strip()
     if not s:
         return ()
-    out = []
+    out: list[int] = []
     try:
         for part in s.split(","):
-            if "-" in part:
-                a, b = part.split("-")
-                if int(b) < int(a) or int(b) - int(a) > 1 << 16:
-                    raise ValueError
-                out.extend(range(int(a), int(b) + 1))
-            else:
-                out.append(int(part))
+            a, _, b = part.partition("-")
+            lo, hi = int(a), int(b) if b else int(a)
+            if not 0 <= lo <= hi:
+                raise ValueError
+            if hi >= NR_CPUS or len(out) + hi - lo + 1 > NR_CPUS:
+                raise OverflowError
+            out.extend(range(lo, hi + 1))
     except ValueError:
-        raise ValueError(f"{s!r} is not a CPU list like 0-7,16") from None
-    if any(c < 0 for c in out):
-        raise ValueError(f"{s!r} names a negative CPU")
+        raise ValueError(f"{s[:60]!r} is not a CPU list like 0-7,16") from None
+    except OverflowError:
+        raise ValueError(f"{s[:60]!r}: a CPU list names CPUs below NR_CPUS ({NR_CPUS}), "
+                         f"at most {NR_CPUS} of them") from None
     return tuple(out)
+
+
+def slit_problem(dist: np.ndarray, ids: list[int]) -> tuple[int, int, str] | None:
+    """The first entry of a SLIT (indexed by node id) that breaks its rules, over the
+    nodes `ids`: (row, column) in `ids` order and the problem; None when it is sound.
+    Descriptions and snapshots are checked by this one rule."""
+    sub = np.asarray(dist, np.int64)[np.ix_(ids, ids)]
+    local = np.eye(len(ids), dtype=bool)
+    bad = (sub < 10) | (sub > 255) | (local & (sub != 10)) | (~local & (sub == 10))
+    if not bad.any():
+        return None
+    i, j = divmod(int(np.argmax(bad)), len(ids))
+    return i, j, f"{int(sub[i, j])}: the local distance is 10, remote ones 11..255"
 
 
 def _distances(source: str, dd: dict, ids: list[int], nr: int) -> np.ndarray:
@@ -279,14 +330,18 @@ def _distances(source: str, dd: dict, ids: list[int], nr: int) -> np.ndarray:
                 any(not isinstance(r, list) or len(r) != len(ids) for r in mat):
             raise _err(source, "distances.matrix", f"must be {len(ids)}x{len(ids)} (one row "
                                                    f"and column per node, in [[nodes]] order)")
+        full = np.zeros((nr, nr), np.int64)
         for i, a in enumerate(ids):
             for j, b in enumerate(ids):
-                key = f"distances.matrix[{i}][{j}]"
-                v = _int(source, key, mat[i][j])
-                if not 10 <= v <= 255 or (i == j and v != 10) or (i != j and v == 10):
-                    raise _err(source, key, f"{v}: the local distance is 10, remote ones "
-                                            f"11..255")
-                dist[a, b] = v
+                v = _int(source, f"distances.matrix[{i}][{j}]", mat[i][j])
+                full[a, b] = min(max(v, -1), 256)  # out of range stays out of range
+        bad = slit_problem(full, ids)
+        if bad is not None:
+            i, j, _why = bad
+            raise _err(source, f"distances.matrix[{i}][{j}]", f"{mat[i][j]}: the local "
+                                                               f"distance is 10, remote ones "
+                                                               f"11..255")
+        dist[:] = np.where(full > 0, full, 255)
     else:
         local = _int(source, "distances.local", dd.get("local", 10), 10, 10)
         remote = _int(source, "distances.remote", dd.get("remote", 20), 11, 255)
@@ -309,7 +364,7 @@ def _weights(m: Kernel, source: str, w: dict) -> None:
         m.il_weights[nid] = _int(source, key, v, 1, 255)
 
 
-def _boot_kernel(m, kshares) -> None:
+def _boot_kernel(m, kshares, source: str) -> None:
     """memmap (64 bytes of struct page per frame) is reserved in each node's kernel
     zones (present - managed); slab and page tables take `kernel` of the rest; the
     zero page sits on the first node. ZONE_MOVABLE never holds kernel pages."""
@@ -342,8 +397,10 @@ def _boot_kernel(m, kshares) -> None:
         f.kind[got] = K_KERNEL
         f.flags[got] = 0
         f.mapping[got] = KUSE_SLAB
-    first = m.memory_nodes()[0]
-    z, _ = alloc_frames(m, 1, [first], movable=False, wmark="none")
+    z, _ = alloc_frames(m, 1, m.memory_nodes(), movable=False, wmark="none")
+    if z.size == 0:
+        raise _err(source, "machine.kernel", "the kernel's memmap and slab leave no page "
+                                             "for the zero page in any kernel zone")
     zp = int(z[0])
     f.kind[zp] = K_KERNEL
     f.flags[zp] = PG_reserved
@@ -408,6 +465,10 @@ def _add_driver(m, source: str, i: int, dd: dict) -> None:
     node = _node_ref(m, source, f"{where}.node", dd.get("node", 0), memory=True)
     size = _size(source, f"{where}.size", dd.get("size", "8M"))
     npages = max(1, size // m.page_size) if kind != "rdma" else 0
+    room = sum(z.managed for z in m.node_zones(node) if z.zone_type != ZONE_MOVABLE)
+    if npages > room:  # checked before the region is allocated
+        raise _err(source, f"{where}.size", f"{dd.get('size')} is more than node {node}'s "
+                                            f"kernel zones hold ({room} pages)")
     drv = Driver(name=name, kind=kind, node=node, npages=npages,
                  has_hook=_bool(source, f"{where}.hook", dd.get("hook"), kind == "uncached"),
                  hook_enabled=_bool(source, f"{where}.hook_enabled", dd.get("hook_enabled")))
@@ -432,7 +493,8 @@ def _add_process(m, source: str, i: int, pd: dict, rng) -> None:
         if pid in m.procs:
             raise _err(source, f"{where}.pid", f"pid {pid} is taken")
     cpuset = pd.get("cpuset")
-    mems = m.nodes if cpuset is None else _node_list(m, source, f"{where}.cpuset", cpuset)
+    mems = m.memory_nodes() if cpuset is None else _node_list(m, source, f"{where}.cpuset",
+                                                               cpuset)
     if not mems:
         raise _err(source, f"{where}.cpuset", "an empty cpuset")
     try:
@@ -446,6 +508,9 @@ def _add_process(m, source: str, i: int, pd: dict, rng) -> None:
             raise _err(source, where, "a kernel thread has no address space (no vmas or "
                                       "policy)")
         return
+    if "memlock" in pd:
+        lim = _memlock(source, f"{where}.memlock", pd["memlock"])
+        m.procs[pid].memlock_cur = m.procs[pid].memlock_max = lim
     if "policy" in pd:
         mode, nodes = _policy(m, source, f"{where}.policy", pd["policy"], mems)
         try:
@@ -460,6 +525,16 @@ def _add_process(m, source: str, i: int, pd: dict, rng) -> None:
             mlock.do_mlockall(m, m.user(pid), 3)
         except OSError as e:
             raise _err(source, f"{where}.mlockall", e.strerror or str(e)) from None
+
+
+def _memlock(source: str, key: str, x) -> int:
+    """An RLIMIT_MEMLOCK (soft = hard): a size, or "unlimited"."""
+    if isinstance(x, str) and x.strip().lower() in ("unlimited", "infinity"):
+        return RLIM_INFINITY
+    v = _size(source, key, x)
+    if v >= RLIM_INFINITY:
+        raise _err(source, key, f"{x!r} is too large (use \"unlimited\")")
+    return v
 
 
 def _touch_plan(m, source: str, where: str, vd: dict, npages: int) -> list[tuple[int, int]]:
@@ -507,7 +582,11 @@ def _add_vma(m, source: str, where: str, pid: int, vd: dict, mems) -> None:
     fname = _str(source, f"{where}.file", vd.get("file"), "file")
     _str(source, f"{where}.name", vd.get("name"))
     shared = _bool(source, f"{where}.shared", vd.get("shared"), kind == "file")
-    lock = _bool(source, f"{where}.mlock", vd.get("mlock"))
+    lock = vd.get("mlock")
+    onfault = lock == "onfault"
+    if not onfault and lock is not None and not isinstance(lock, bool):
+        raise _err(source, f"{where}.mlock", f"{lock!r} is not true, false or \"onfault\""[:100])
+    lock = onfault or bool(lock)
     pin = _str(source, f"{where}.pin", vd.get("pin"))
     if pin is not None and (pin not in m.drivers_map or m.drivers_map[pin].pfnmap):
         rdma = [d.name for d in m.drivers_map.values() if not d.pfnmap]
@@ -540,7 +619,9 @@ def _add_vma(m, source: str, where: str, pid: int, vd: dict, mems) -> None:
                 fault.touch(m, p, addr + off * m.page_size, n * m.page_size, write=write,
                             node=node)
             off += n
-        if lock:
+        if onfault:
+            mlock.do_mlock2(m, p, addr, size, MLOCK_ONFAULT)
+        elif lock:
             mlock.do_mlock(m, p, addr, size, lock=True)
         if pin is not None:
             pin_range(m, p, addr, off * m.page_size or size, m.driver(pin))

@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
+import re
 import tomllib
 from collections import Counter, deque
 from typing import Any
 
 import numpy as np
 
+from ..constants import MAX_NUMNODES, PG_pinned
 from ..heap import trim
 from ..machine import RUNTIME, InvariantError, Machine
 from ..mm.era import ERAS, Era
@@ -42,7 +45,7 @@ from .container import (
     read_manifest,
     write_container,
 )
-from .description import DescriptionError, build_machine
+from .description import DescriptionError, build_machine, slit_problem, too_big
 from .toml_lines import key_line
 
 __all__ = ["load", "save", "SaveError", "snapshot_state", "restore_state"]
@@ -50,11 +53,18 @@ __all__ = ["load", "save", "SaveError", "snapshot_state", "restore_state"]
 
 # =================================================================== public API
 
-def load(path: str | os.PathLike, *, check: bool = False) -> Machine:
+def load(path: str | os.PathLike, *, check: bool = False, machine: Machine | None = None,
+         caller=None) -> Machine:
     """A machine from a snapshot or a TOML description; the format is sniffed from the
     first bytes. Raises SaveError("PATH: reason") for anything that cannot be loaded.
-    check=True also runs Machine.check() on the result."""
+    check=True also runs Machine.check() on the result. Loading over `machine` is an
+    administrator act of its process `caller` (EPERM without CAP_SYS_ADMIN)."""
+    if caller is not None:
+        if machine is None:
+            raise ValueError("load: caller= names a process of machine=, which is missing")
+        machine.require_admin(caller, "load")
     p = os.fspath(path)
+    _no_nul(p)
     try:
         fh, size = open_regular(p)
         with fh:
@@ -80,11 +90,14 @@ def load(path: str | os.PathLike, *, check: bool = False) -> Machine:
     return m
 
 
-def save(m: Machine, path: str | os.PathLike) -> None:
+def save(m: Machine, path: str | os.PathLike, *, caller=None) -> None:
     """Write an exact snapshot of m, atomically: a temporary file in the same
     directory, flushed and fsynced, renamed over PATH. Refused while jobs run (a job
-    is a Python generator suspended mid-operation: it cannot be written down)."""
+    is a Python generator suspended mid-operation: it cannot be written down), and to
+    a caller process without CAP_SYS_ADMIN (an administrator act: EPERM)."""
+    m.require_admin(caller, "save")
     p = os.fspath(path)
+    _no_nul(p)
     if m.jobs:
         names = ", ".join(f"{j.name} #{j.id}" for j in m.jobs)
         raise SaveError(f"{p}: cannot save while jobs are running ({names}); wait for them "
@@ -100,9 +113,28 @@ def save(m: Machine, path: str | os.PathLike) -> None:
     atomic_write(p, lambda fh: write_container(fh, blobs))
 
 
+def _no_nul(p) -> None:
+    """A path with a NUL byte names no file (open() raised ValueError)."""
+    if isinstance(p, (str, bytes)) and ("\0" in p if isinstance(p, str) else b"\0" in p):
+        shown = p.replace("\0", "\\0") if isinstance(p, str) else repr(p)
+        raise SaveError(f"{shown}: a file name cannot contain a NUL byte")
+
+
+# tomllib takes time quadratic in the parts of one dotted key (200 000 parts: minutes),
+# and 4 MiB of 32-part keys took 3 s and 450 MB; a description's keys have at most 3
+MAX_KEY_PARTS = 8
+_PART = r'(?:[A-Za-z0-9_-]+|"[^"\n]*"|\'[^\'\n]*\')'
+_LONG_KEY = re.compile(rf"{_PART}(?:[ \t]*\.[ \t]*{_PART}){{{MAX_KEY_PARTS},}}")
+
+
 def load_description(text: str, source: str = "<description>") -> Machine:
     """Parse TOML text and build its machine; a DescriptionError gets the line of the
     offending key."""
+    long_key = _LONG_KEY.search(text)
+    if long_key:
+        line = text.count("\n", 0, long_key.start()) + 1
+        raise DescriptionError(source, "(top level)", f"a dotted key of more than "
+                                                      f"{MAX_KEY_PARTS} parts", line)
     d = tomllib.loads(text)
     try:
         m = build_machine(Machine(), d, source=source)
@@ -133,32 +165,109 @@ def _load_description(fh, p: str, head: bytes, size: int) -> Machine:
         return load_description(text, source=p)
     except tomllib.TOMLDecodeError as e:
         raise SaveError(f"{p}: not a valid TOML description: {e}") from None
+    except RecursionError:
+        raise SaveError(f"{p}: not a valid TOML description: values nested too "
+                        f"deeply") from None
     except DescriptionError as e:  # already "PATH:LINE: key: problem"
         raise SaveError(str(e)) from None
-    except (TypeError, ValueError, KeyError, IndexError, AttributeError, OSError) as e:
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, OSError,
+            ArithmeticError) as e:
         # the builder validates what it reads; this is the one-line net for a case it
         # missed (the description tests fuzz for them)
         raise SaveError(f"{p}: cannot build this machine: {type(e).__name__}: {e}") from None
 
 
 def _load_snapshot(fh, p: str, head: bytes, size: int) -> Machine:
+    """Manifest, then the state (small), then every other blob once its declared size
+    is checked against what the state's machine can need; then the machine is rebuilt
+    and must pass the checks a live machine passes (check(), the SLIT's rules)."""
     man = read_manifest(fh, p, head, size)
-    arrays = read_blobs(fh, p, man)
-    raw_state = arrays.pop("state", None)
-    if raw_state is None:
+    sb = next((b for b in man["blobs"] if b["name"] == "state"), None)
+    if sb is None:
         raise bad(p, "corrupt snapshot: no machine state")
+    if sb["dtype"] != "|u1" or len(sb["shape"]) != 1 or sb["shape"][0] > MAX_STATE:
+        raise bad(p, f"corrupt snapshot: a machine state of {sb['shape']} {sb['dtype']} "
+                     f"(at most {MAX_STATE} bytes)")
+    raw_state = read_blobs(fh, p, man, {"state"})["state"]
     try:
         state = json.loads(raw_state.tobytes())
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise bad(p, "corrupt snapshot: machine state is not JSON") from None
     try:
-        return restore_state(state, arrays, man["version"])
+        _check_sizes(man, state, man["version"])
     except SaveError as e:
+        raise bad(p, f"inconsistent snapshot: {e}") from None
+    arrays = read_blobs(fh, p, man, {b["name"] for b in man["blobs"]} - {"state"})
+    try:
+        m = restore_state(state, arrays, man["version"])
+        m.check()
+    except SaveError as e:
+        raise bad(p, f"inconsistent snapshot: {e}") from None
+    except InvariantError as e:  # the same invariants a live machine keeps
         raise bad(p, f"inconsistent snapshot: {e}") from None
     except RecursionError:
         raise bad(p, "inconsistent snapshot: values nested too deeply") from None
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as e:
         raise bad(p, f"inconsistent snapshot: {type(e).__name__}: {e}") from None
+    return m
+
+
+MAX_STATE = 256 << 20  # the JSON state: processes, VMAs, runtime records (MBs at most)
+# a runtime array (a workload's counts, a daemon's scores, the timeline) holds at most
+# this many bytes per frame and node of the machine, plus RUNTIME_SLACK
+RUNTIME_BYTES = 8
+RUNTIME_SLACK = 16 << 20
+
+
+def _check_sizes(man: dict, state: Any, version: int) -> None:
+    """Every blob's declared size against what the state's machine can need, before it
+    is read (a 2.5 MB file declaring 4 GiB of zero chunks took 5 GiB): the frames
+    exactly nr_frames of the frames' dtypes, the machine small enough to hold and check
+    here, page tables exactly the chunks the state's tables declare, node tables at
+    most MAX_NUMNODES square, runtime arrays bounded by frames x nodes."""
+    if type(state) is not dict:
+        raise SaveError("the machine state is not a table")
+    n = state.get("nr_frames")
+    if type(n) is not int or not 0 < n <= 1 << 31:
+        raise SaveError(f"nr_frames {str(n)[:20]} is not a frame count")
+    problem = too_big(n)
+    if problem:
+        raise SaveError(problem)
+    nodes = state.get("nodes")
+    ids = [d.get("id") for d in nodes if type(d) is dict] if type(nodes) is list else []
+    if not ids or not all(type(i) is int and 0 <= i < MAX_NUMNODES for i in ids):
+        raise SaveError(f"the nodes are not 1..{MAX_NUMNODES} node numbers")
+    nr = max(ids) + 1  # node ids may be sparse: tables are sized by the highest id
+    chunks = None
+    if version >= 2:
+        chunks = 0
+        for pd in list(state.get("procs") or []) + [d for d in state.get("mappings") or []
+                                                    if type(d) is dict and "pt" in d]:
+            k = pd.get("pt") if type(pd) is dict else None
+            if type(k) is not int or k < 0:
+                raise SaveError("a page table's chunk count is not a count")
+            chunks += k
+    frames = dict(zip(Frames.FIELDS, Frames.DTYPES))
+    for b in man["blobs"]:
+        name, shape, dt = b["name"], b["shape"], b["dtype"]
+        size = math.prod(shape) * np.dtype(dt).itemsize
+        if name.startswith("frames."):
+            want = frames.get(name[len("frames."):])
+            if want is None or shape != [n] or dt != np.dtype(want).str:
+                raise SaveError(f"blob {name} is {shape} {dt}; the frames are [{n}] of "
+                                f"their own types")
+        elif name in ("pt.keys", "pt.pfn", "pt.expect") and chunks is not None:
+            want = {"pt.keys": ([chunks], np.int64), "pt.pfn": ([chunks, CHUNK], PTE_DTYPE),
+                    "pt.expect": ([chunks, CHUNK], np.uint32)}[name]
+            if shape != want[0] or dt != np.dtype(want[1]).str:
+                raise SaveError(f"blob {name} is {shape} {dt}; the state's page tables "
+                                f"have {chunks} chunks")
+        elif name in ("distances", "traffic", "numastat_arr", "numastat"):
+            if size > 8 * max(nr, 6) * nr:  # (nr, nr), or numastat's (6, nr), of int64
+                raise SaveError(f"blob {name} of {size} bytes is larger than a node table")
+        elif name != "state" and size > n * nr * RUNTIME_BYTES + RUNTIME_SLACK:
+            raise SaveError(f"blob {name} declares {size} bytes; a machine of {n} frames "
+                            f"keeps at most {n * nr * RUNTIME_BYTES + RUNTIME_SLACK} there")
 
 
 # =================================================================== value encoding
@@ -502,7 +611,7 @@ def snapshot_state(m: Machine) -> tuple[dict, dict[str, np.ndarray]]:
         arrays["traffic"] = m.traffic
     e = Encoder(m, arrays)
     tables = _Tables()
-    procs = [{"fields": e.fields(p, skip=("vmas", "pt")), "pt": tables.add(p.pt),
+    procs = [{"fields": e.fields(p, skip=("vmas", "pt", "bounds")), "pt": tables.add(p.pt),
               "vmas": [{"start": v.start, "end": v.end, "flags": v.flags,
                         "policy": e(v.policy), "pgoff": v.pgoff,
                         "anon": None if v.anon is None else v.anon.id,
@@ -520,7 +629,8 @@ def snapshot_state(m: Machine) -> tuple[dict, dict[str, np.ndarray]]:
         else:
             maps.append({"key": key, "type": "backing", "id": obj.id, "name": obj.name,
                          "kind": obj.kind, "npages": obj.npages, "pt": tables.add(obj.pt),
-                         "vmas": members})
+                         "vmas": members, "shmem": obj.shmem,
+                         "spol": [[a, b, e(pol)] for a, b, pol in obj.shared_policy]})
     arrays.update(tables.arrays())
     state = {
         "machine": {k: e(getattr(m, k)) for k in SCALARS},
@@ -608,6 +718,7 @@ def restore_state(state: dict, arrays: dict[str, np.ndarray], version: int = VER
     m.bills.last = dec(rt["last_bill"])
     m.index_ranges()
     _verify_structure(m)
+    _restore_pins(m)
     Job._ids = max([Job._ids, *dec.job_ids])  # only now: a refused file changes nothing
     return m
 
@@ -642,6 +753,9 @@ class _TableReader:
         if self.keys.ndim != 1 or self.pfn.shape != (self.keys.size, CHUNK) or \
                 self.expect.shape != self.pfn.shape:
             raise SaveError("page table arrays do not match")
+        for a, dt in ((self.keys, np.int64), (self.pfn, PTE_DTYPE), (self.expect, np.uint32)):
+            if a.dtype != dt:  # never cast: a float table is a broken file
+                raise SaveError(f"page table array of {a.dtype}, expected {np.dtype(dt)}")
         self.pos = 0
 
     def take(self, k: Any) -> PageTable:
@@ -667,7 +781,9 @@ def _restore_mappings(m: Machine, state: dict, arrays: dict, dec: Decoder) -> No
                           inflight=d["inflight"])
         elif d["type"] == "backing":
             obj = Backing(id=d["id"], name=d["name"], kind=d["kind"],
-                          npages=_int(d["npages"], "npages"), pt=tables.take(d["pt"]))
+                          npages=_int(d["npages"], "npages"), pt=tables.take(d["pt"]),
+                          shmem=d.get("shmem", _shmem_name(d["name"])) is True,
+                          shared_policy=_shared_policy(d.get("spol", []), dec))
         else:
             raise SaveError(f"unknown mapping type {str(d['type'])[:20]!r}")
         m.mappings[d["key"]] = obj
@@ -683,7 +799,33 @@ def _restore_mappings(m: Machine, state: dict, arrays: dict, dec: Decoder) -> No
                 backing=None if vd["backing"] is None else m.mappings[vd["backing"]], mm=p))
         m.procs[p.pid] = p
     for d in state["mappings"]:
-        m.mappings[d["key"]].vmas = [m.procs[pid].vmas[i] for pid, i in d["vmas"]]
+        obj = m.mappings[d["key"]]
+        obj.vmas = [m.procs[pid].vmas[i] for pid, i in d["vmas"]]
+        if isinstance(obj, AnonVMA):
+            for v in obj.vmas:  # the anon_vma_chain: every anon_vma a VMA is linked to
+                v.chain.append(obj)
+
+
+def _shmem_name(name: Any) -> bool:
+    """Snapshots before shared policies: shmem objects are known by their names."""
+    return type(name) is str and name.startswith(("/dev/zero (deleted)", "/dev/shm/"))
+
+
+def _shared_policy(x: Any, dec: Decoder) -> list:
+    """A shmem object's shared policy: [start, end, policy] ranges, sorted, disjoint."""
+    if type(x) is not list:
+        raise SaveError("malformed shared policy")
+    out, last = [], 0
+    for r in x:
+        if type(r) is not list or len(r) != 3 or type(r[0]) is not int or \
+                type(r[1]) is not int or not last <= r[0] < r[1]:
+            raise SaveError("malformed shared policy range")
+        pol = dec(r[2])
+        if not isinstance(pol, Policy):
+            raise SaveError("shared policy range without a policy")
+        out.append((r[0], r[1], pol))
+        last = r[1]
+    return out
 
 
 def _verify_structure(m: Machine) -> None:
@@ -697,8 +839,23 @@ def _verify_structure(m: Machine) -> None:
     if m.block_pages < 1 or len(m.blk_state) != nblk or len(m.blk_isolated) != nblk:
         raise SaveError("memory block arrays do not match the frames")
     nr = m.nr_node_ids
-    if m.distances.shape != (nr, nr) or m.numastat_arr.shape != (6, nr):
-        raise SaveError("distance or numastat table does not match the nodes")
+    fresh = Machine()
+    for k in ARRAYS + ("traffic",):
+        a = getattr(m, k)
+        want = np.int64 if k == "traffic" else getattr(fresh, k).dtype
+        if not (a is None and k == "traffic") and (not isinstance(a, np.ndarray) or
+                                                   a.dtype != want):
+            raise SaveError(f"{k} is not an array of {np.dtype(want)}")
+    if m.distances.shape != (nr, nr) or m.numastat_arr.shape != (6, nr) or \
+            (m.traffic is not None and m.traffic.shape != (nr, nr)):
+        raise SaveError("distance, numastat or traffic table does not match the nodes")
+    ids = m.nodes
+    if len(set(ids)) != len(ids) or not all(type(i) is int and 0 <= i < nr for i in ids):
+        raise SaveError("node ids are not distinct node numbers")
+    slit = slit_problem(m.distances, ids)
+    if slit is not None:  # the rule descriptions are held to
+        i, j, why = slit
+        raise SaveError(f"distance from node {ids[i]} to node {ids[j]} is {why}")
     if n and not -1 <= m.zero_pfn < n:
         raise SaveError(f"zero page {m.zero_pfn} is not a frame")
     for p in m.procs.values():
@@ -713,6 +870,45 @@ def _verify_structure(m: Machine) -> None:
     for obj in m.mappings.values():
         if isinstance(obj, Backing):
             _check_table(obj.pt, n, obj.name)
+
+
+def _restore_pins(m: Machine) -> None:
+    """Memory registrations: (pid, addr, length, pinned PFNs). Snapshots before
+    registrations kept their frames hold (pid, addr, length): the frames are those the
+    range maps that are pinned (what deregistering it released then)."""
+    for d in m.drivers_map.values():
+        if type(d.pins) is not list:
+            raise SaveError(f"driver {d.name}: pins is not a list")
+        regs = []
+        for r in d.pins:
+            if type(r) is not tuple or len(r) not in (3, 4) or \
+                    not all(type(x) is int for x in r[:3]):
+                raise SaveError(f"driver {d.name}: malformed pin registration")
+            if len(r) == 3:
+                r = (*r, _pinned_in(m, *r))
+            pf = r[3]
+            if not isinstance(pf, np.ndarray) or pf.ndim != 1 or pf.dtype != np.int64 or \
+                    (pf.size and (pf.min() < 0 or pf.max() >= m.f.n)):
+                raise SaveError(f"driver {d.name}: a registration holds frames that do not "
+                                f"exist")
+            regs.append(r)
+        d.pins = regs
+
+
+def _pinned_in(m: Machine, pid: int, addr: int, length: int) -> np.ndarray:
+    p = m.procs.get(pid)
+    if p is None:
+        return np.zeros(0, np.int64)
+    parts = [np.zeros(0, np.int64)]
+    for v in p.vmas:
+        if v.end <= addr or v.start >= addr + length:
+            continue
+        o0 = (max(v.start, addr) - v.start) >> m.page_shift
+        o1 = (min(v.end, addr + length) - v.start) >> m.page_shift
+        _o, pf = v.present(o0, o1)
+        parts.append(pf[(pf >= 0) & (pf < m.f.n)])
+    pf = np.unique(np.concatenate(parts)).astype(np.int64)
+    return pf[(m.f.flags[pf] & PG_pinned) != 0]
 
 
 def _check_table(pt: PageTable, n: int, what: str) -> None:

@@ -376,10 +376,12 @@ def _records() -> dict[str, Record]:
             "data": dict_of(STR, ANY), "count": NAT}, _with_attrs, consistent=_timeline_ok),
         Record("bill", {
             "kind": one_of(*KINDS), "args": seq_of(tuple, ANY), "kwargs": dict_of(STR, ANY),
-            "era": STR, "page_size": POS, "pairs": COUNTER, "failures": COUNTER,
-            "already": NAT, "unattempted": NAT, "predicted_ns": INT, "ret": opt(INT),
-            "error": opt(seq_of(tuple, ANY)), "status": opt(int_array(1)),
-            "notes": seq_of(list, STR), "actual": opt(dict_of(STR, ANY))}, _with_init),
+            "era": STR, "page_size": POS, "chunk": opt(POS), "pairs": COUNTER,
+            "failures": COUNTER, "already": NAT, "unattempted": NAT, "predicted_ns": INT,
+            "ret": opt(INT), "error": opt(seq_of(tuple, ANY)), "endless": BOOL,
+            "status": opt(int_array(1)), "notes": seq_of(list, STR),
+            "actual": opt(dict_of(STR, ANY))}, _with_init,
+            optional=frozenset({"chunk", "endless"})),  # not in files before the fields
         Record("move_status", {"array": _I64_1, "ret": INT}, _move_status,
                optional=frozenset({"ret"}), state=lambda x: {"array": x.array, "ret": x.ret},
                v1=_move_status_v1),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..constants import (
+    ANON_SHMEM,
     K_ANON,
     K_FILE,
     K_KERNEL,
@@ -23,11 +24,24 @@ from ..constants import (
 )
 from ..vec import distinct
 from .pagetable import CHUNK
-from .state import SCAN_SLICE, Backing, Kernel
+from .rmap import for_each_mapping
+from .state import KF_DTYPE, REC_DTYPE, SCAN_SLICE, AnonVMA, Backing, Kernel
 
 # kind | flags << 8 words
 _ISO_BIT = int(PG_isolated) << 8
 _PIN_BIT = int(PG_pinned) << 8
+
+
+# check()'s working arrays per frame, beyond the frames themselves (measured: a peak of
+# 34 bytes a frame on 1M and 4M frames; rounded up)
+CHECK_BYTES_PER_FRAME = 40
+
+
+def bytes_needed(nr_frames: int) -> int:
+    """The memory a machine of nr_frames frames needs to exist and be checked: its frame
+    arrays and check()'s working arrays (page tables and the rest come on top)."""
+    per_frame = np.dtype(KF_DTYPE).itemsize + np.dtype(REC_DTYPE).itemsize
+    return int(nr_frames) * (per_frame + CHECK_BYTES_PER_FRAME)
 
 
 class InvariantError(AssertionError):
@@ -43,7 +57,9 @@ def check_machine(m: Kernel) -> None:
     _check_offline(m)
     mapped = _check_page_tables(m)
     _check_frames(m, mapped)
+    _check_shared_anon(m)
     _check_backings(m)
+    _check_owners(m)
 
 
 # ----------------------------------------------------------------- frames
@@ -173,6 +189,12 @@ def _check_page_tables(m: Kernel) -> tuple[np.ndarray, np.ndarray]:
     zero = m.zero_pfn
     parts: list[np.ndarray] = []
     for p in m.procs.values():
+        if p.bounds is not None:  # the cached bounds (get_unmapped_area, lookups)
+            n = len(p.vmas)
+            if p.bounds[0].size != n or any(
+                    (int(p.bounds[0][i]), int(p.bounds[1][i])) != (v.start, v.end)
+                    for i, v in enumerate(p.vmas)):
+                _fail(f"pid {p.pid}: stale VMA bounds (a VMA change not recorded)")
         last = -1
         for v in p.vmas:
             if v.start < last:
@@ -223,13 +245,20 @@ def _check_entries(m: Kernel, p, v, offs: np.ndarray, pfn: np.ndarray) -> None:
             _fail(f"pid {p.pid}: rmap of {v.start + (int(o[i]) << m.page_shift):#x} "
                   f"(frame {int(pfn[~anon][i])}) does not lead back to {v.backing.name}")
     if anon.any():
-        if v.anon is None or v not in v.anon.vmas:
-            _fail(f"pid {p.pid}: VMA {v.start:#x} maps anonymous pages without an anon_vma")
+        if v.anon is None or v.anon not in v.chain or \
+                any(v not in av.vmas for av in v.chain):
+            _fail(f"pid {p.pid}: VMA {v.start:#x} maps anonymous pages without an anon_vma "
+                  f"chain that leads back to it")
         every = anon.all()
         o = offs if every else offs[anon]
         ra = rec if every else rec[anon]
-        want = (v.start >> m.page_shift) + o - v.anon.base_vpn
-        bad = (ra["mapping"] != v.anon.id) | (ra["index"] != want)
+        # the page's anon_vma is one the VMA is chained to (its own, or after fork() an
+        # ancestor's for a COW-shared page), and its index places it at this address
+        mp = ra["mapping"]
+        bad = np.ones(o.size, bool)
+        for av in v.chain:
+            sel = mp == av.id
+            bad[sel] = ra["index"][sel] != (v.start >> m.page_shift) + o[sel] - av.base_vpn
         if bad.any():
             i = int(np.argmax(bad))
             pf = pfn if every else pfn[anon]
@@ -311,3 +340,74 @@ def _check_backings(m: Kernel) -> None:
             i = int(np.argmax(lost))
             _fail(f"{obj.name}: page {int(idx[i])} reads {int(rec['content'][i])}, last "
                   f"written {int(want[i])}")
+
+
+def _check_shared_anon(m: Kernel) -> None:
+    """A COW-shared anonymous frame (mapcount > 1, after fork()) is found by the rmap
+    walk of its anon_vma as many times as it is mapped: every process mapping it is
+    on that anon_vma's chain, so migration redirects all of them."""
+    f = m.f
+    parts = []
+    for s, e in _slices(0, m.nr_frames):
+        kind = f.kinds(s, e)
+        a = s + np.flatnonzero(kind == K_ANON)
+        if a.size:
+            parts.append(a[f.mapcount[a] > 1])
+    shared = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+    if shared.size == 0:
+        return
+    found = np.zeros(shared.size, np.int64)
+    for _v, pos, _offs in for_each_mapping(m, shared):
+        np.add.at(found, pos, 1)
+    bad = found != f.mapcount[shared]
+    if bad.any():
+        i = int(np.argmax(bad))
+        _fail(f"anonymous frame {int(shared[i])}: mapcount {int(f.mapcount[shared[i]])} but "
+              f"the rmap walk of its anon_vma finds {int(found[i])} mapping(s)")
+
+
+def _check_owners(m: Kernel) -> None:
+    """6. The leak audit: every pinned frame is held by a live memory registration
+    (of a live process, with a pinning driver), and every mapping object by
+    something live: an anon_vma by a VMA or a migration in flight, a page-cache
+    object by its name or its driver, anonymous shared memory by a mapping, a pin
+    or a migration."""
+    f = m.f
+    held: list[np.ndarray] = []
+    for d in m.drivers_map.values():
+        for pid, addr, _length, pfns in d.pins:
+            where = f"driver {d.name}: the registration of pid {pid} at {addr:#x}"
+            if d.pfnmap:
+                _fail(f"{where} is held by a driver that maps a region, not one that pins")
+            if pid not in m.procs:
+                _fail(f"{where} outlived its process (leaked pin)")
+            if pfns.size == 0:
+                continue
+            if pfns.min() < 0 or pfns.max() >= m.nr_frames:
+                _fail(f"{where} holds a frame that does not exist")
+            loose = (f.flags[pfns] & PG_pinned) == 0
+            if loose.any():
+                _fail(f"{where} holds frame {int(pfns[np.argmax(loose)])}, which is not "
+                      f"pinned")
+            held.append(pfns)
+    hold = np.unique(np.concatenate(held)) if held else np.zeros(0, np.int64)
+    for s, e in _slices(0, m.nr_frames):
+        pinned = s + np.flatnonzero(f.words(s, e) & _PIN_BIT)
+        stray = pinned[~np.isin(pinned, hold)]
+        if stray.size:
+            _fail(f"frame {int(stray[0])} is pinned but no live registration holds it "
+                  f"(leaked pin)")
+    named = {id(b) for b in m.files.values()}
+    named |= {id(d.backing) for d in m.drivers_map.values() if d.backing is not None}
+    for obj in m.mappings.values():
+        if isinstance(obj, AnonVMA):
+            if not obj.vmas and obj.inflight <= 0:
+                _fail(f"anon_vma {obj.id} of pid {obj.pid} has no VMA and no migration in "
+                      f"flight (leaked)")
+        elif id(obj) not in named:
+            _fail(f"{obj.name} is neither a file nor a driver region (leaked)")
+        elif not obj.vmas and obj.name.startswith(ANON_SHMEM):
+            _idx, pf = obj.present()
+            if not ((f.flags[pf] & (PG_pinned | PG_isolated)) != 0).any():
+                _fail(f"{obj.name}: anonymous shared memory that nothing maps, pins or "
+                      f"migrates (leaked)")

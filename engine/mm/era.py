@@ -48,10 +48,45 @@ class Era:
     get_mempolicy_reports_local: bool
     # move_pages(2) first appeared in 2.6.18; earlier eras answer ENOSYS
     has_move_pages: bool = True
+    # --- round 2 (fork, rlimits, mlock2, maxnode, shared policies)
+    # RLIMIT_MEMLOCK a process starts with: 8 MiB since 5.16; MLOCK_LIMIT = 8 pages in 2.6.18
+    memlock_default_bytes: int = 8 << 20
+    memlock_default_pages: int = 0
+    # mlock() subtracts pages of the range already locked (count_mm_mlocked_page_nr, 4.9)
+    mlock_discounts_locked: bool = True
+    # mlock2() and MLOCK_ONFAULT / MCL_ONFAULT (4.4)
+    has_mlock2: bool = True
+    # 2.6.18's mlock_fixup() populated each VMA as it locked it; today populate runs after
+    # every VMA is changed (a hole's ENOMEM leaves earlier VMAs locked but not populated)
+    mlock_populates_per_vma: bool = False
+    # get_mempolicy(MPOL_F_MEMS_ALLOWED) (2.6.24)
+    has_mems_allowed_query: bool = True
+    # get_mempolicy(): a nodemask shorter than nr_node_ids (today) / MAX_NUMNODES (2.6.18)
+    # bits is EINVAL
+    get_mempolicy_min_maxnode: str = "nr_node_ids"
+    # get_nodes() checks whole words above MAX_NUMNODES (5.13's rewrite) / only the bits
+    # below maxnode (2.6.18)
+    get_nodes_whole_words: bool = True
+    # mpol_set_nodemask() intersects the mask with cpuset mems & N_MEMORY (today); 2.6.18's
+    # contextualize_policy()/mpol_check_policy() refused a mask outside them (EINVAL)
+    policy_mask_intersects: bool = True
+    # kernel_migrate_pages(): new &= the caller's cpuset mems, empty -> EINVAL (not in 2.6.18)
+    migrate_pages_caller_mems: bool = True
+    # fork(): the child's VMA gets an anon_vma of its own chained to the parent's
+    # (anon_vma_chain, 2.6.34); 2.6.18 linked it into the parent's one anon_vma
+    anon_vma_chains: bool = True
+    # shmem interleave index biased by the inode number (shmem_get_pgoff_policy())
+    shmem_ino_bias: bool = True
+    # prlimit() (2.6.36): another process's limits; before it only setrlimit() of oneself
+    has_prlimit: bool = True
 
     @property
     def is_modern(self) -> bool:
         return self.name == "modern"
+
+    def memlock_default(self, page_size: int) -> int:
+        """The RLIMIT_MEMLOCK (soft = hard) a process starts with, in bytes."""
+        return self.memlock_default_bytes + self.memlock_default_pages * page_size
 
 
 MODERN = Era(
@@ -98,6 +133,19 @@ V2_6_18 = Era(
     anon_vma_protection="mmap_sem",
     proc_formats="2006",
     get_mempolicy_reports_local=False,
+    memlock_default_bytes=0,
+    memlock_default_pages=8,
+    mlock_discounts_locked=False,
+    has_mlock2=False,
+    mlock_populates_per_vma=True,
+    has_mems_allowed_query=False,
+    get_mempolicy_min_maxnode="MAX_NUMNODES",
+    get_nodes_whole_words=False,
+    policy_mask_intersects=False,
+    migrate_pages_caller_mems=False,
+    anon_vma_chains=False,
+    shmem_ino_bias=False,
+    has_prlimit=False,
 )
 
 V2_6_17 = Era(**{**V2_6_18.__dict__, "name": "2.6.17", "mlocked_migration": "eperm",

@@ -3,11 +3,12 @@ mapping, taking an array of page offsets. touch(), workloads and mlock's populat
 all come here.
 
 - PFN-mapped (VM_PFNMAP): the frames are the driver's; a write changes them.
-- shared (MAP_SHARED file, shmem): find or allocate the page-cache page (by the
-  task policy), map it; a write dirties it.
+- shared (MAP_SHARED file, shmem): find or allocate the page-cache page (a file's by
+  the task policy, a shmem object's by its shared policy), map it; a write dirties it.
 - private read: the shared zero page, or the file's page-cache page.
 - private write: a new anonymous page by the VMA's policy (breaking copy-on-write
-  from the zero page or a file page), then the write.
+  from the zero page, a file page, or an anonymous page fork() left shared), then the
+  write; an anonymous page only this mapping maps is written in place.
 - populate (mlock, MCL_FUTURE): faults as a write would, without writing: each
   page keeps what a read would give (__mm_populate breaks COW, never changes data).
 
@@ -35,7 +36,8 @@ from ..constants import (
 )
 from ..vec import as_slice
 from .memory import range_holes, vmas_in_range
-from .policy import alloc_by_target, alloc_for_task, effective_policy, fault_targets
+from .policy import alloc_by_target, alloc_for_task, alloc_shmem, fault_targets, vma_policy_groups
+from .rmap import recompute_mlocked
 from .state import VMA, AnonVMA, Backing, Kernel, Process
 
 
@@ -46,6 +48,7 @@ def ensure_anon_vma(k: Kernel, p: Process, v: VMA) -> AnonVMA:
         k.mappings[av.id] = av
         v.anon = av
         av.vmas.append(v)
+        v.chain.append(av)
     return v.anon
 
 
@@ -71,6 +74,8 @@ def fault(k: Kernel, p: Process, v: VMA, offs: np.ndarray, *, write: bool,
     if offs.size == 0:
         return
     cpu = p.node if cpu is None else int(cpu)
+    if populate:
+        write = write and v.private  # populate never writes: COW breaks, data stays
     if v.pfnmap:
         if write:
             pte = v.ptes(offs)
@@ -89,14 +94,19 @@ def fault(k: Kernel, p: Process, v: VMA, offs: np.ndarray, *, write: bool,
 def _cache_pages(k: Kernel, p: Process, b: Backing, idx: np.ndarray, cpu: int
                  ) -> np.ndarray:
     """find_or_create_page() for each distinct page index: the cached PFN, or a new
-    page-cache page allocated by the task policy holding the file's content. Returns
-    the PFNs (-1 where memory ran out)."""
+    page-cache page holding the file's content, allocated by the task policy (a
+    file: filemap_alloc_folio()) or by the object's shared policy (shmem:
+    shmem_alloc_folio()). Returns the PFNs (-1 where memory ran out)."""
     cached = b.pages(idx)
     need = cached < 0
     if need.any():
         nidx = idx[need]
-        newp = alloc_for_task(k, p, nidx.size, cpu)
-        nidx = nidx[: newp.size]
+        if b.shmem:
+            newp = alloc_shmem(k, p, b, nidx, cpu)
+            nidx, newp = nidx[newp >= 0], newp[newp >= 0]
+        else:
+            newp = alloc_for_task(k, p, nidx.size, cpu)
+            nidx = nidx[: newp.size]
         f = k.f
         f.kind[newp] = K_FILE
         f.mapping[newp] = b.id
@@ -147,24 +157,35 @@ def _fault_private_read(k: Kernel, p: Process, v: VMA, offs: np.ndarray, cpu: in
     cached = _cache_pages(k, p, v.backing, v.pgoff + missing, cpu)
     if (cached < 0).any():
         raise oserror(ENOMEM, "out of memory: page cache allocation failed")
-    f = k.f
-    v.set_ptes(missing, cached)
-    f.mapcount[cached] += 1
+    _map(k, v, missing, cached)
 
 
 def _fault_private_write(k: Kernel, p: Process, v: VMA, offs: np.ndarray, cpu: int,
                          populate: bool) -> None:
     """do_anonymous_page() / do_wp_page(): a private page where there is none, or
-    where the zero page or a file page is mapped (copy-on-write); then the write."""
+    where the zero page, a file page or an anonymous page another mapping still shares
+    (fork()'s copy-on-write, mapcount > 1) is mapped: a copy; then the write. An
+    anonymous page only this mapping maps is reused (written in place)."""
     f = k.f
     zero = k.zero_pfn
     cur = v.ptes(offs)
-    need = (cur < 0) | (cur == zero)
+    have = (cur >= 0) & (cur != zero)
+    c = np.maximum(cur, 0)
+    # only a VMA whose anon_vma another VMA is linked to (fork(), or a split) can map
+    # an anonymous page someone else maps too: skip the gathers otherwise
+    forked = v.anon is not None and (len(v.chain) > 1 or len(v.anon.vmas) > 1)
+    if forked:
+        anon = have & (f.kind[c] == K_ANON)
+        cow = anon & (f.mapcount[c] > 1)
+        need = ~have | cow
+    else:
+        anon = cow = None
+        need = ~have
     if v.backing is not None:
-        need |= (cur >= 0) & (f.kind[np.maximum(cur, 0)] == K_FILE)
+        need |= have & (f.kind[c] == K_FILE)
     if populate:
         # each page keeps what a read gives: its frame, the file's page, or zeros
-        tok = np.where(cur >= 0, f.content[np.maximum(cur, 0)], 0).astype(np.uint32)
+        tok = np.where(have, f.content[c], 0).astype(np.uint32)
         if v.backing is not None:
             miss = cur < 0
             idx = v.pgoff + offs[miss]
@@ -172,21 +193,31 @@ def _fault_private_write(k: Kernel, p: Process, v: VMA, offs: np.ndarray, cpu: i
             fc = np.zeros(idx.size, np.uint32)
             fc[inside] = v.backing.expects(idx[inside])
             tok[miss] = fc
-        tok[cur == zero] = 0
     else:
         tok = k.new_tokens(offs.size, v.vpn, offs)
+    if forked and k.era.anon_vma_chains:
+        reuse = anon & ~cow
+        if reuse.any():
+            _move_anon_rmap(k, v, offs[reuse], cur[reuse])
     if not need.any():
         _write_private(k, v, offs, cur, tok, not populate)
         return
     av = ensure_anon_vma(k, p, v)
     noffs = offs[need]
-    pol = effective_policy(p, v)
-    targets, il = fault_targets(k, p, v, noffs, cpu, pol)
-    newp = alloc_by_target(k, p, pol, targets, cpu, il)
+    newp = np.full(noffs.size, -1, np.int64)
+    for sel, pol in vma_policy_groups(p, v, noffs):
+        o = noffs if sel is None else noffs[sel]
+        targets, il = fault_targets(k, p, v, o, cpu, pol)
+        got = alloc_by_target(k, p, pol, targets, cpu, il)
+        if sel is None:
+            newp = got
+        else:
+            newp[sel] = got
     got = newp >= 0
     g_offs, g_pfn = (noffs, newp) if got.all() else (noffs[got], newp[got])
     old = cur[need] if got.all() else cur[need][got]
-    # drop the old mapping (a file page on COW); the zero page is not counted
+    # drop the old mapping (a file page, or the shared anonymous page the other side
+    # keeps); the zero page is not counted
     oldf = old[(old >= 0) & (old != zero)]
     if oldf.size:
         f.mapcount[oldf] -= 1
@@ -197,6 +228,8 @@ def _fault_private_write(k: Kernel, p: Process, v: VMA, offs: np.ndarray, cpu: i
     f.mapcount[w] = 1
     f.flags[w] = PG_lru | (PG_mlocked if v.locked else 0)
     v.set_ptes(g_offs, g_pfn)
+    if oldf.size and v.locked:
+        recompute_mlocked(k, oldf)  # munlock_vma_folio(): this mapping no longer locks it
     if got.all():
         cur[need] = newp
         _write_private(k, v, offs, cur, tok, not populate)
@@ -207,6 +240,21 @@ def _fault_private_write(k: Kernel, p: Process, v: VMA, offs: np.ndarray, cpu: i
     wr[np.flatnonzero(need)[got]] = True
     _write_private(k, v, offs[wr], cur[wr], tok[wr], not populate)
     raise oserror(ENOMEM, "out of memory: no free page on any allowed node")
+
+
+def _move_anon_rmap(k: Kernel, v: VMA, offs: np.ndarray, pfns: np.ndarray) -> None:
+    """folio_move_anon_rmap(): a page fork() shared that this mapping now has to itself
+    moves to the VMA's own anon_vma, so rmap walks stop searching the parent's family
+    (a page isolated for migration stays where it is: its migration holds that
+    anon_vma)."""
+    av = v.anon
+    if av is None:
+        return
+    f = k.f
+    move = (f.mapping[pfns] != av.id) & ((f.flags[pfns] & PG_isolated) == 0)
+    if move.any():
+        f.mapping[pfns[move]] = av.id
+        f.index[pfns[move]] = v.vpn + offs[move] - av.base_vpn
 
 
 def _write_private(k: Kernel, v: VMA, offs: np.ndarray, pfns: np.ndarray, tok: np.ndarray,
@@ -220,10 +268,11 @@ def _write_private(k: Kernel, v: VMA, offs: np.ndarray, pfns: np.ndarray, tok: n
 
 
 def touch(k: Kernel, p: Process, addr: int, length: int, *, write: bool = True,
-          node: int | None = None) -> None:
+          node: int | None = None, populate: bool = False) -> None:
     """Access [addr, addr+length) from a CPU on `node` (default: the process's node),
     faulting in what is missing. An address outside every VMA, a write to a read-only
-    mapping or any access to PROT_NONE is EFAULT (a SIGSEGV)."""
+    mapping or any access to PROT_NONE is EFAULT (a SIGSEGV). populate: fault in as
+    the access would, without writing (a long-term pin's FOLL_WRITE fault)."""
     if length <= 0:
         raise oserror(EINVAL, "touch: length must be positive")
     if node is not None and node not in k.nodes:
@@ -243,4 +292,4 @@ def touch(k: Kernel, p: Process, addr: int, length: int, *, write: bool = True,
         o1 = (min(v.end, end) - v.start) >> k.page_shift
         offs = np.arange(o0, o1, dtype=np.int64)
         count_stalls(k, p, v.ptes(offs))
-        fault(k, p, v, offs, write=write, cpu=node)
+        fault(k, p, v, offs, write=write, cpu=node, populate=populate)

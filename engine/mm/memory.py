@@ -7,11 +7,10 @@ in mmap.py."""
 
 from __future__ import annotations
 
-import bisect
-
 import numpy as np
 
 from ..constants import (
+    ANON_SHMEM,
     K_ANON,
     MAP_SHARED,
     PROT_EXEC,
@@ -22,6 +21,8 @@ from ..constants import (
     VM_SHARED,
     VM_SPECIAL,
     VM_WRITE,
+    PG_isolated,
+    PG_pinned,
 )
 from .page_alloc import free_frames
 from .rmap import recompute_mlocked
@@ -45,19 +46,21 @@ def prot_to_vmflags(prot: int, flags: int) -> int:
 
 
 def get_unmapped_area(p: Process, length: int, align: int = 0) -> int | None:
-    """Top-down first fit below MMAP_BASE, as arch_get_unmapped_area_topdown();
-    align: a power of two the start must be a multiple of (0: page alignment).
-    None when no gap is large enough."""
-    hi = MMAP_BASE
-    for v in reversed(p.vmas):
-        if v.start >= hi:
-            continue
-        a = _align_down(hi - length, align)
-        if a >= v.end:
-            return a
-        hi = min(hi, v.start)
-    a = _align_down(hi - length, align)
-    return a if a >= 0 else None
+    """Top-down first fit below MMAP_BASE, as arch_get_unmapped_area_topdown() (whose
+    gap-augmented VMA tree finds the highest gap that fits): the gaps between the VMAs,
+    compared at once. align: a power of two the start must be a multiple of (0: page
+    alignment). None when no gap is large enough."""
+    starts, ends = p.vma_bounds()
+    below = starts < MMAP_BASE
+    s, e = starts[below], ends[below]
+    # the gap above VMA j ends at the next VMA's start (the last one's: MMAP_BASE)
+    hi = np.minimum(np.append(s[1:], MMAP_BASE), MMAP_BASE) - length
+    a = hi & ~np.int64(align - 1) if align else hi
+    fits = np.flatnonzero(a >= e)
+    if fits.size:
+        return int(a[fits[-1]])
+    a0 = _align_down((int(s[0]) if s.size else MMAP_BASE) - length, align)
+    return a0 if a0 >= 0 else None
 
 
 def _align_down(x: int, align: int) -> int:
@@ -74,8 +77,25 @@ def new_vma(p: Process, start: int, length: int, vmflags: int, backing: Backing 
 
 
 def insert_vma(p: Process, v: VMA) -> None:
-    i = bisect.bisect_left([x.start for x in p.vmas], v.start)
+    """Put v into the mm's sorted VMA list (and its bounds arrays, kept in step: a
+    process with thousands of VMAs maps each new one in O(log n) Python steps)."""
+    starts, ends = p.vma_bounds()
+    i = int(np.searchsorted(starts, v.start))
     p.vmas.insert(i, v)
+    p.bounds = (np.insert(starts, i, v.start), np.insert(ends, i, v.end))
+
+
+def _unlink_vma(p: Process, v: VMA) -> None:
+    starts, ends = p.vma_bounds()
+    i = int(np.searchsorted(starts, v.start))
+    del p.vmas[i]
+    p.bounds = (np.delete(starts, i), np.delete(ends, i))
+
+
+def _set_end(p: Process, v: VMA, end: int) -> None:
+    starts, ends = p.vma_bounds()
+    v.end = end
+    ends[int(np.searchsorted(starts, v.start))] = end
 
 
 def unmap_ptes(k: Kernel, v: VMA, o0: int, o1: int) -> None:
@@ -102,13 +122,37 @@ def unmap_ptes(k: Kernel, v: VMA, o0: int, o1: int) -> None:
 def remove_vma(k: Kernel, p: Process, v: VMA) -> None:
     """Unmap a whole VMA and drop it from its mm and its rmap objects."""
     unmap_ptes(k, v, 0, v.npages)
-    p.vmas.remove(v)
-    if v.anon is not None:
-        v.anon.vmas.remove(v)
-        if not v.anon.vmas and v.anon.inflight <= 0:
-            k.mappings.pop(v.anon.id, None)
+    _unlink_vma(p, v)
+    for av in v.chain:  # unlink_anon_vmas(): an anon_vma with no VMA left goes
+        av.vmas.remove(v)
+        if not av.vmas and av.inflight <= 0:
+            k.mappings.pop(av.id, None)
     if v.backing is not None:
         v.backing.vmas.remove(v)
+        release_shmem(k, v.backing)
+
+
+def release_shmem(k: Kernel, b: Backing) -> None:
+    """The last mapping of an anonymous shared memory object (MAP_SHARED|
+    MAP_ANONYMOUS) went: its pages are freed and the object goes (shmem_evict_inode()).
+    While a long-term pin or a migration still holds one of its pages, the object
+    stays; whoever drops that hold calls this again."""
+    if b.vmas or b.kind != "file" or not b.name.startswith(ANON_SHMEM):
+        return
+    _idx, pfns = b.present()
+    f = k.f
+    if ((f.flags[pfns] & (PG_pinned | PG_isolated)) != 0).any():
+        return
+    free_frames(k, pfns)
+    k.files.pop(b.name, None)
+    k.mappings.pop(b.id, None)
+
+
+def release_orphan_shmem(k: Kernel) -> None:
+    """release_shmem() for every object whose hold may have ended meanwhile (a job's
+    migration batch put back or moved its pages)."""
+    for b in [b for b in k.files.values() if not b.vmas]:
+        release_shmem(k, b)
 
 
 def split_vma(k: Kernel, p: Process, v: VMA, addr: int) -> VMA:
@@ -116,10 +160,10 @@ def split_vma(k: Kernel, p: Process, v: VMA, addr: int) -> VMA:
     entries stay where they are in the mm's page table."""
     o = (addr - v.start) >> k.page_shift
     hi = VMA(start=addr, end=v.end, flags=v.flags, policy=v.policy, anon=v.anon,
-             backing=v.backing, pgoff=v.pgoff + o, mm=p)
-    v.end = addr
-    if v.anon is not None:
-        v.anon.vmas.append(hi)
+             backing=v.backing, pgoff=v.pgoff + o, mm=p, chain=list(v.chain))
+    _set_end(p, v, addr)
+    for av in v.chain:  # anon_vma_clone(): the new part is linked where the old one is
+        av.vmas.append(hi)
     if v.backing is not None:
         v.backing.vmas.append(hi)
     insert_vma(p, hi)
@@ -156,7 +200,8 @@ def range_holes(p: Process, start: int, end: int) -> bool:
 
 def can_merge(a: VMA, b: VMA) -> bool:
     """vma_merge() compatibility: adjacent, same flags/policy/backing, contiguous pgoff,
-    and anon_vmas compatible (same, or one side has none yet)."""
+    and anon_vmas compatible (is_mergeable_anon_vma(): the same, or one side has none
+    yet and the other is linked to its own only -- not a fork()ed VMA's chain)."""
     if a.end != b.start or a.flags != b.flags or a.policy != b.policy:
         return False
     if a.flags & VM_SPECIAL:
@@ -167,29 +212,37 @@ def can_merge(a: VMA, b: VMA) -> bool:
         return False
     if a.anon is not None and b.anon is not None and a.anon is not b.anon:
         return False
+    if (a.anon is None) != (b.anon is None) and len(a.chain or b.chain) > 1:
+        return False
     return True
 
 
 def merge_pair(p: Process, a: VMA, b: VMA) -> None:
-    av = a.anon or b.anon
-    if av is not None and a.anon is None:
+    if a.anon is None and b.anon is not None:
         # anon page index is vpn - base_vpn, so adopting the neighbour's anon_vma is free
-        a.anon = av
-        av.vmas.append(a)
-    a.end = b.end
-    p.vmas.remove(b)
-    if b.anon is not None:
-        b.anon.vmas.remove(b)
+        a.anon = b.anon
+        a.chain = list(b.chain)
+        for av in a.chain:
+            av.vmas.append(a)
+    _set_end(p, a, b.end)
+    _unlink_vma(p, b)
+    for av in b.chain:
+        av.vmas.remove(b)
     if b.backing is not None:
         b.backing.vmas.remove(b)
 
 
-def merge_vmas(p: Process) -> None:
-    i = 0
+def merge_vmas(p: Process, start: int | None = None, end: int | None = None) -> None:
+    """vma_merge() after a call changed [start, end) (None: the whole address space):
+    neighbours that became compatible merge where they meet inside the range or at its
+    bounds; VMAs elsewhere are left as they are."""
+    i = 0 if start is None else max(0, p._index_above(start) - 1)
     vs = p.vmas
     while i + 1 < len(vs):
         a, b = vs[i], vs[i + 1]
-        if can_merge(a, b):
+        if end is not None and a.end > end:
+            break
+        if (start is None or a.end >= start) and can_merge(a, b):
             merge_pair(p, a, b)
         else:
             i += 1

@@ -58,11 +58,9 @@ from ..constants import (
     PG_pinned,
     oserror,
 )
-from ..vec import distinct, distinct_counts
-from .cost import migrate_cost_ns
-from .drivers import relocate
+from ..vec import distinct, value_counts
 from .migrate import Execute, MigrateControl, Outcome, PairRun, Rehearse, run_pairs
-from .page_alloc import ZoneBooks, zone_takes, zonelist
+from .page_alloc import ZoneBooks, zonelist
 from .rmap import for_each_mapping
 from .state import SCAN_SLICE, Kernel, Zone, compute_watermarks, drive
 
@@ -139,7 +137,8 @@ def zone_blocks(k: Kernel, z: Zone) -> list[int]:
         if edge % bp:
             b = edge // bp
             raise oserror(EINVAL, f"{z.label}: block {b} is shared with another zone "
-                                  f"(valid_zones none); offline single blocks instead")
+                                  f"(valid_zones none); offline its whole blocks one by one "
+                                  f"instead (offline_block INDEX; `blocks` lists them)")
     return list(range(z.start_pfn // bp, z.end_pfn // bp))
 
 
@@ -230,7 +229,7 @@ def find_blockers(k: Kernel, pfns: np.ndarray) -> list[dict]:
     out = []
     kern = pfns[kind == K_KERNEL]
     if kern.size:
-        uses = Counter(dict(zip(*(x.tolist() for x in distinct_counts(f.mapping[kern])))))
+        uses = value_counts(f.mapping[kern])
         detail = ", ".join(f"{KUSE_NAMES.get(u, 'kernel')} {n}" for u, n in sorted(uses.items()))
         out.append({"kind": "kernel", "what": "kernel", "pages": int(kern.size),
                     "detail": detail})
@@ -258,15 +257,27 @@ def _pin_owners(k: Kernel, pinned: np.ndarray) -> list[dict]:
         out.append({"kind": "pin", "what": f"pid {pid} ({name}) VMA {start:#x}-{end:#x} "
                                            f"pinned by {drv}",
                     "pages": n, "detail": "long-term pin", "pid": pid})
-    if not seen.all():
+    rest = pinned[~seen]
+    for d in k.drivers_map.values():  # unmapped: the registration still holds them
+        for ppid, a, ln, pf in d.pins:
+            held = np.isin(rest, pf)
+            if held.any():
+                p = k.procs.get(ppid)
+                out.append({"kind": "pin", "what": f"pid {ppid} ({p.name if p else '?'}) "
+                                                   f"unmapped {a:#x}-{a + ln:#x}, still "
+                                                   f"registered with {d.name}",
+                            "pages": int(held.sum()), "detail": "pin outlived its mapping",
+                            "pid": ppid})
+                rest = rest[~held]
+    if rest.size:
         out.append({"kind": "pin", "what": "unmapped pages with a long-term pin",
-                    "pages": int((~seen).sum()), "detail": "pin outlived its mapping"})
+                    "pages": int(rest.size), "detail": "pin outlived its mapping"})
     return out
 
 
 def _pinning_driver(k: Kernel, pid: int, start: int, end: int) -> str:
     for d in k.drivers_map.values():
-        for (ppid, a, ln) in d.pins:
+        for (ppid, a, ln, _pfns) in d.pins:
             if ppid == pid and a < end and a + ln > start:
                 return d.name
     return "a long-term pin"
@@ -372,19 +383,9 @@ def _movable(k: Kernel, pfns: np.ndarray) -> np.ndarray:
     return pfns[(kind == K_ANON) | (kind == K_FILE)]
 
 
-def _relocation_takes(k: Kernel, books: ZoneBooks, d, mask: np.ndarray) -> Counter:
-    """What relocate() will take for a hooked driver's frames inside the blocks:
-    the same allocator walk over the rehearsal's books (its own node's zonelist, not
-    movable, down to min). Returns frames per node."""
-    idx, pfns = d.backing.present()
-    inside = mask[pfns // k.block_pages]
-    to: Counter = Counter()
-    if inside.any():
-        node = int(k.node_of(pfns[inside][:1])[0])
-        for zid, c in zone_takes(k, books, int(inside.sum()), zonelist(k, node),
-                                 movable=False, wmark="min"):
-            to[k.zones[zid].node] += c
-    return to
+def _stay(node: int) -> int:
+    """Hot-remove's relocation target: the same node, outside the blocks."""
+    return node
 
 
 def _round(k: Kernel, ex, blks: list[int], pfns: np.ndarray, src: int, chunk, job,
@@ -396,19 +397,7 @@ def _round(k: Kernel, ex, blks: list[int], pfns: np.ndarray, src: int, chunk, jo
     mask = _block_mask(k, blks)
     for d in _hooked_drivers(k, pfns):
         rec = drivers.setdefault(d.name, {"frames": 0, "to": {}})
-        if isinstance(ex, Rehearse):
-            to = _relocation_takes(k, ex.books(), d, mask)
-            ex.time_ns += sum(migrate_cost_ns(k, np.full(c, src), np.full(c, n))
-                              for n, c in to.items())
-        else:
-            _idx, before = d.backing.present()
-            t0 = k.clock
-            relocate(k, d, lambda n: n, avoid_blocks=mask)
-            _idx, after = d.backing.present()
-            moved = after != before
-            to = Counter(dict(zip(*(x.tolist() for x in distinct_counts(
-                k.node_of(after[moved]))))))
-            ex.time_ns += k.clock - t0
+        to = ex.relocate(d, _stay, avoid_blocks=mask)
         rec["frames"] += sum(to.values())
         for n, c in to.items():
             rec["to"][n] = rec["to"].get(n, 0) + c
@@ -426,16 +415,16 @@ def _round(k: Kernel, ex, blks: list[int], pfns: np.ndarray, src: int, chunk, jo
 # ----------------------------------------------------------------- the rehearsal
 
 class OfflineRehearsal(Rehearse):
-    """A rehearsal that also sees the blocks isolated and keeps the drivers' time."""
+    """A rehearsal that also sees the blocks isolated (start_isolate_page_range())."""
 
     def __init__(self, k: Kernel, blks: list[int]):
         books = ZoneBooks(k)
         for b in blks:
             s_, e_ = block_range(k, b)
             z = block_zone(k, b)
-            books.iso[z.zid] += _free_in(k, s_, e_)  # start_isolate_page_range()
+            books.iso[z.zid] += _free_in(k, s_, e_)
         super().__init__(k, books)
-        self.time_ns = 0
+        self.isolated_blocks = _block_mask(k, blks)
 
 
 def offline_plan(k: Kernel, node: int, zone: str, *, chunk: int | None = None) -> dict:
@@ -446,25 +435,51 @@ def offline_plan(k: Kernel, node: int, zone: str, *, chunk: int | None = None) -
 
 
 def plan_blocks(k: Kernel, blks: list[int], label: str, *, chunk: int | None = None) -> dict:
-    """Predict an offline of `blks` by rehearsing its first round: the pages that
-    would move per target node, driver frames the hooks would relocate, blockers with
-    owners, pages that find no room, and the cost model's time."""
+    """Predict an offline of `blks` by rehearsing its rounds: the pages that would
+    move per target node, driver frames the hooks would relocate, blockers with
+    owners, pages that find no room, the cost model's time, and how the loop ends
+    (`error`: the call's error or None; `endless`: a job that would retry until
+    cancelled). chunk: the batch of the job to predict (None: the synchronous call).
+    Later rounds retry the failed pages only: with nothing else running, the rescan
+    finds exactly those still in the range."""
     z = _offline_blocks_checked(k, blks)
     src = z.node
     pfns = _block_pfns(k, blks)
     blockers = find_blockers(k, pfns)
     ex = OfflineRehearsal(k, blks)
     drivers: dict = {}
-    out = drive(_round(k, ex, blks, pfns, src, chunk, None, drivers))
-    ok = out.result >= 0
-    moves = Counter(dict(zip(*(x.tolist() for x in distinct_counts(out.result[ok])))))
-    unplaced = int((out.result == -ENOMEM).sum())
+    first = out = drive(_round(k, ex, blks, pfns, src, chunk, None, drivers))
+    moves = value_counts(out.result[out.result >= 0])
+    ns = out.time_ns
+    state = {"retries": OFFLINE_RETRY_MAX, "deadline": k.clock + OFFLINE_TIMEOUT_NS}
+    err, endless, rounds = None, False, 1
+    todo = _movable(k, pfns)
+    while not blockers and (out.result < 0).any():
+        progress = bool((out.result >= 0).any())
+        err, wait = failed_round(k, label, out.result, progress, chunk is not None, state,
+                                 k.clock + ns + ex.time_ns)
+        ns += wait
+        if err is not None:
+            break
+        if not progress and k.era.offline_retry == "signal":
+            endless = True  # nothing changes between the job's rounds: until cancelled
+            break
+        if progress or out.time_ns:
+            # the failed pages again, from the books as this round left them (a round
+            # that moved nothing and cost nothing would only repeat itself)
+            todo = todo[out.result < 0]
+            out = drive(_round(k, ex, blks, todo, src, chunk, None, drivers))
+            moves.update(value_counts(out.result[out.result >= 0]))
+            ns += out.time_ns
+            rounds += 1
+    unplaced = int((first.result == -ENOMEM).sum())
     plan = {"label": label, "node": src, "zone": z.name, "blocks": list(blks),
-            "pages": int(ok.sum()), "moves": dict(sorted(moves.items())),
+            "pages": sum(moves.values()), "moves": dict(sorted(moves.items())),
             "drivers": drivers, "blockers": blockers, "unplaced": unplaced,
-            "failed": int(((out.result < 0) & (out.result != -ENOMEM)).sum()),
-            "time_ns": int(out.time_ns + ex.time_ns), "ok": not blockers and unplaced == 0,
-            "loses_memory": _would_lose_memory(k, src, blks), "outcome": out}
+            "failed": int(((first.result < 0) & (first.result != -ENOMEM)).sum()),
+            "time_ns": int(ns + ex.time_ns), "ok": not blockers and unplaced == 0,
+            "error": err, "endless": endless, "rounds": rounds,
+            "loses_memory": _would_lose_memory(k, src, blks), "outcome": first}
     plan["text"] = describe_plan(plan)
     return plan
 
@@ -553,14 +568,6 @@ def describe_result(r: dict) -> str:
     return s + f"; {r['time_ns'] / 1e6:.3f} ms"
 
 
-class _OfflineExecute(Execute):
-    """The call's executor; it keeps the drivers' relocation time as the rehearsal does."""
-
-    def __init__(self, k: Kernel, hold: bool):
-        super().__init__(k, hold)
-        self.time_ns = 0
-
-
 def _evacuate(k: Kernel, blks: list[int], pfns: np.ndarray, src: int, label: str,
               chunk: int | None, job) -> OfflineGen:
     """The offline_pages() loop: rescan, relocate hooked driver frames, migrate the
@@ -593,23 +600,30 @@ def _evacuate(k: Kernel, blks: list[int], pfns: np.ndarray, src: int, label: str
             job.rounds = state["rounds"]
             job.done = moved
             job.total = moved + nmov
-        out: Outcome = yield from _round(k, _OfflineExecute(k, hold=bool(chunk)), blks,
+        out: Outcome = yield from _round(k, Execute(k, hold=bool(chunk)), blks,
                                          pfns, src, chunk, job, drivers)
         res = out.result
         ok = res >= 0
-        moves.update(dict(zip(*(x.tolist() for x in distinct_counts(res[ok])))))
+        moves.update(value_counts(res[ok]))
         if job is not None:
             # a retried page counts once
             job.done = sum(moves.values()) + sum(d["frames"] for d in drivers.values())
         if not ok.all():
             # failures are rescanned; a round that moved nothing follows the era
-            _failed_round(k, label, res, bool(ok.any()), job, state)
+            err, wait = failed_round(k, label, res, bool(ok.any()), job is not None, state,
+                                     k.clock)
+            k.time.advance(wait)
+            if err is not None:
+                raise err
             yield 0
 
 
-def _failed_round(k: Kernel, label: str, res: np.ndarray, progress: bool, job,
-                  state: dict) -> None:
-    """What a round with failed migrations leads to, by era (knob 15)."""
+def failed_round(k: Kernel, label: str, res: np.ndarray, progress: bool, background: bool,
+                 state: dict, now: int) -> tuple[OSError | None, int]:
+    """What a round with failed migrations leads to, by era (knob 15), at simulated
+    time `now`: (the error that ends the call, or None for another round; the ns the
+    loop waits first). `state` carries the retry count and the deadline across
+    rounds. The call and its rehearsal both decide here."""
     enomem = bool((res == -ENOMEM).any())
     nfail = int((res < 0).sum())
     why = (f"{nfail} pages found no free memory on the other nodes" if enomem else
@@ -618,24 +632,23 @@ def _failed_round(k: Kernel, label: str, res: np.ndarray, progress: bool, job,
         if enomem:
             state["retries"] -= 1
             if state["retries"] <= 0:
-                raise oserror(ENOMEM, f"offline {label}: {why}; gave up after "
-                                      f"{OFFLINE_RETRY_MAX} failing rounds")
+                return oserror(ENOMEM, f"offline {label}: {why}; gave up after "
+                                       f"{OFFLINE_RETRY_MAX} failing rounds"), 0
+        wait = 0
         if not progress:
-            if job is None and not enomem:
-                # nothing changes between synchronous rounds: they spin to the timeout
-                k.time.advance_to(state["deadline"])
-            else:
-                k.time.advance(RETRY_NS)
-        if k.clock >= state["deadline"]:
-            raise oserror(EAGAIN, f"offline {label}: timed out after 120 s; {why}")
-        return
+            # nothing changes between synchronous rounds: they spin to the timeout
+            wait = (max(0, state["deadline"] - now) if not background and not enomem
+                    else RETRY_NS)
+        if now + wait >= state["deadline"]:
+            return oserror(EAGAIN, f"offline {label}: timed out after 120 s; {why}"), wait
+        return None, wait
     if progress:
-        return
-    if job is None:
-        raise oserror(ENOMEM if enomem else EBUSY,
-                      f"offline {label}: {why}; Linux retries until interrupted; run "
-                      f"the offline as a job to keep retrying")
-    k.time.advance(RETRY_NS)
+        return None, 0
+    if not background:
+        return oserror(ENOMEM if enomem else EBUSY,
+                       f"offline {label}: {why}; Linux retries until interrupted; run "
+                       f"the offline as a job to keep retrying"), 0
+    return None, RETRY_NS
 
 
 # ----------------------------------------------------------------- online

@@ -22,6 +22,7 @@ from ..constants import (
     ESRCH,
     K_ANON,
     K_FILE,
+    MAX_NUMNODES,
     MPOL_BIND,
     MPOL_DEFAULT,
     MPOL_F_ADDR,
@@ -34,14 +35,22 @@ from ..constants import (
     MPOL_MODE_FLAGS,
     oserror,
 )
-from ..nodemask import node_mask, node_remap, nodes_str, parse_nodes
+from ..nodemask import get_nodes, node_mask, node_remap, nodes_str
 from ..vec import unique_frames
-from .drivers import migrate_hook
+from .drivers import hook_target
 from .fault import fault
 from .memory import merge_vmas, range_holes, vmas_in_range
 from .migrate import UNTRIED, Execute, MigrateControl, Outcome, PairRun, Rehearse, run_pairs
 from .move_pages import vma_migratable
-from .policy import INTERLEAVE_MODES, fault_targets, interleave_nodes, mpol_new, sanitize_mode
+from .policy import (
+    INTERLEAVE_MODES,
+    fault_targets,
+    interleave_nodes,
+    mpol_new,
+    sanitize_mode,
+    set_shared_policy,
+    vma_policy,
+)
 from .state import VMA, Kernel, Policy, Process, drive
 
 # ---------------------------------------------------------------- the page walker
@@ -67,23 +76,68 @@ def walk_pages(k: Kernel, p: Process, start: int, end: int, path: str
 
 # ---------------------------------------------------------------- set/get_mempolicy
 
-def set_mempolicy(k: Kernel, pid, mode: int, nodemask=(), *, caller=None) -> None:
+def user_nodes(k: Kernel, nodemask, maxnode, what: str = "nodemask") -> tuple[int, ...]:
+    """get_nodes() with the machine's page size and the era's word rule."""
+    return get_nodes(nodemask, maxnode, page_size=k.page_size,
+                     whole_words=k.era.get_nodes_whole_words, what=what)
+
+
+def set_mempolicy(k: Kernel, pid, mode: int, nodemask=(), *, caller=None,
+                  maxnode=None) -> None:
+    """set_mempolicy(2) of the calling process (another pid as caller: EPERM):
+    sanitize_mpol_flags(), get_nodes(), then do_set_mempolicy()."""
     lmode, flags = sanitize_mode(k, mode)
-    nodes = parse_nodes(nodemask)
-    p = k.user(pid, caller)
+    nodes = user_nodes(k, nodemask, maxnode)
+    p = k.own_task(pid, caller, "set_mempolicy")
+    if not p.has_mm:
+        raise oserror(EINVAL, f"pid {p.pid} is a kernel thread with no address space")
+    if not k.era.policy_mask_intersects and not set(nodes) <= set(p.mems_allowed):
+        # 2.6.18 contextualize_policy(): the mask must lie inside the task's cpuset
+        raise oserror(EINVAL, f"set_mempolicy: nodes {nodes_str(nodes)} are outside the "
+                              f"cpuset ({nodes_str(p.mems_allowed)})")
     p.policy = mpol_new(k, p, lmode, flags, nodes)
     p.il_next = 0  # set_mempolicy(INTERLEAVE) restarts the task's round-robin cursor
 
 
+def cpuset_mems(k: Kernel, p: Process) -> tuple[int, ...]:
+    """cpuset_current_mems_allowed / cpuset_mems_allowed(): the task's cpuset mems that
+    have memory (a node that lost its memory drops out, as the cpuset hotplug update
+    does)."""
+    return tuple(sorted(set(p.mems_allowed) & set(k.memory_nodes())))
+
+
 def get_mempolicy(k: Kernel, pid, addr: int | None = None, flags: int = 0, *,
-                  caller=None):
-    if flags & ~(MPOL_F_NODE | MPOL_F_ADDR | MPOL_F_MEMS_ALLOWED):
-        raise oserror(EINVAL, f"get_mempolicy: unknown flags {flags:#x}")
-    p = k.task(pid, caller)
+                  caller=None, maxnode=None):
+    """get_mempolicy(2) of the calling process (another pid as caller: EPERM).
+    maxnode (None: large enough) is the nodemask's size in bits: less than nr_node_ids
+    (MAX_NUMNODES in 2.6.18) is EINVAL before anything else; a mask of more than a page
+    is EINVAL when copy_nodes_to_user() writes it, after the lookup."""
+    if maxnode is not None:
+        if isinstance(maxnode, bool) or not isinstance(maxnode, (int, np.integer)):
+            raise TypeError(f"maxnode must be an integer, not {type(maxnode).__name__}")
+        least = k.nr_node_ids if k.era.get_mempolicy_min_maxnode == "nr_node_ids" \
+            else MAX_NUMNODES
+        if maxnode < least:
+            raise oserror(EINVAL, f"get_mempolicy: maxnode {maxnode} is less than "
+                                  f"{k.era.get_mempolicy_min_maxnode} ({least})")
+    out = _do_get_mempolicy(k, pid, addr, flags, caller)
+    if maxnode is not None and -(-(int(maxnode) - 1) // 64) * 8 > k.page_size:
+        raise oserror(EINVAL, f"get_mempolicy: maxnode {maxnode} asks for more than a page "
+                              f"of nodemask")
+    return out
+
+
+def _do_get_mempolicy(k: Kernel, pid, addr, flags, caller):
+    """do_get_mempolicy()."""
+    valid = MPOL_F_NODE | MPOL_F_ADDR | (MPOL_F_MEMS_ALLOWED if k.era.has_mems_allowed_query
+                                         else 0)
+    if isinstance(flags, bool) or not isinstance(flags, (int, np.integer)) or flags & ~valid:
+        raise oserror(EINVAL, f"get_mempolicy: unknown flags {flags!r}")
+    p = k.own_task(pid, caller, "get_mempolicy")
     if flags & MPOL_F_MEMS_ALLOWED:
         if flags & (MPOL_F_NODE | MPOL_F_ADDR):
             raise oserror(EINVAL, "MPOL_F_MEMS_ALLOWED cannot be combined with NODE or ADDR")
-        return 0, tuple(sorted(p.mems_allowed))
+        return 0, cpuset_mems(k, p)
     v = None
     if flags & MPOL_F_ADDR:
         if addr is None:
@@ -91,7 +145,9 @@ def get_mempolicy(k: Kernel, pid, addr: int | None = None, flags: int = 0, *,
         v = p.find_vma(int(addr))
         if v is None:
             raise oserror(EFAULT, f"get_mempolicy: {int(addr):#x} is not in any VMA")
-        pol = v.policy  # the VMA's own policy: no fallback to the task policy
+        # __get_vma_policy(): the VMA's own policy (a shmem object's shared policy at
+        # that page), no fallback to the task policy
+        pol = vma_policy(v, (int(addr) - v.start) >> k.page_shift)
     else:
         if addr not in (None, 0):
             raise oserror(EINVAL, "get_mempolicy: an address needs MPOL_F_ADDR")
@@ -144,12 +200,13 @@ class MbindPlan:
         return MigrateControl("mbind", thisnode=False, cpu=self.p.node, allowed=allowed)
 
 
-def check_mbind(k: Kernel, pid, addr, length, mode, nodemask, flags, caller
+def check_mbind(k: Kernel, pid, addr, length, mode, nodemask, flags, caller, maxnode=None
                 ) -> tuple[Process | None, int, int, int, int, tuple, Policy | None]:
     """do_mbind()'s checks, in its order. Returns (process or None for len 0, addr,
-    end, flags, mode, nodes, new policy)."""
+    end, flags, mode, nodes, new policy). mbind acts on the caller's own address
+    space: a caller naming another process is EPERM."""
     lmode, mflags = sanitize_mode(k, mode)
-    nodes = parse_nodes(nodemask)
+    nodes = user_nodes(k, nodemask, maxnode)
     if isinstance(flags, bool) or not isinstance(flags, (int, np.integer)) or \
             flags & ~MPOL_MF_VALID:
         raise oserror(EINVAL, f"mbind: flags {flags!r} outside STRICT|MOVE|MOVE_ALL")
@@ -167,7 +224,9 @@ def check_mbind(k: Kernel, pid, addr, length, mode, nodemask, flags, caller
         raise oserror(EINVAL, "mbind: range wraps around")
     if end == addr:
         return None, addr, end, flags, lmode, nodes, None
-    p = k.user(pid, caller)
+    p = k.own_task(pid, caller, "mbind")
+    if not p.has_mm:
+        raise oserror(EINVAL, f"pid {p.pid} is a kernel thread with no address space")
     new = mpol_new(k, p, lmode, mflags, nodes)
     # queue_pages_range(): holes are EFAULT (except for MPOL_DEFAULT)
     if lmode != MPOL_DEFAULT and range_holes(p, addr, end):
@@ -175,13 +234,13 @@ def check_mbind(k: Kernel, pid, addr, length, mode, nodemask, flags, caller
     return p, addr, end, flags, lmode, nodes, new
 
 
-def plan_mbind(k: Kernel, pid, addr, length, mode, nodemask=(), flags=0, *, caller=None
-               ) -> MbindPlan:
+def plan_mbind(k: Kernel, pid, addr, length, mode, nodemask=(), flags=0, *, caller=None,
+               maxnode=None) -> MbindPlan:
     """The checks and queue_pages_range() of mbind: misplaced pages (not on a node of
     the mask; every page for MPOL_DEFAULT) are queued with the node the new policy
     gives their address, or counted as failures when they cannot move."""
     p, addr, end, flags, _mode, nodes, new = check_mbind(k, pid, addr, length, mode,
-                                                         nodemask, flags, caller)
+                                                         nodemask, flags, caller, maxnode)
     if p is None:
         return MbindPlan(None, addr, end, flags, None, noop=True)
     plan = MbindPlan(p, addr, end, flags, new)
@@ -241,11 +300,15 @@ def _first_vma_only_targets(k: Kernel, v0_start: int, new: Policy | None, t: np.
 
 def apply_mbind_policy(k: Kernel, plan: MbindPlan) -> None:
     """mbind_range(): the policy on every VMA of the range (split at the bounds, merged
-    after, as vma_merge() does; 2.6.18 only split)."""
+    after, as vma_merge() does; 2.6.18's mbind_range() only split). vma_replace_policy():
+    a shmem/tmpfs VMA also sets its object's shared policy over the VMA's page range
+    (vm_ops->set_policy = shmem_set_policy()), which every mapping of it then sees."""
     for v in vmas_in_range(k, plan.p, plan.addr, plan.end, split=True):
+        if v.backing is not None and v.backing.shmem:
+            set_shared_policy(v.backing, v.pgoff, v.pgoff + v.npages, plan.new)
         v.policy = plan.new
     if k.era.is_modern:
-        merge_vmas(plan.p)
+        merge_vmas(plan.p, plan.addr, plan.end)
 
 
 def mbind_result(plan: MbindPlan, out: Outcome) -> OSError | None:
@@ -258,10 +321,11 @@ def mbind_result(plan: MbindPlan, out: Outcome) -> OSError | None:
 
 
 def mbind_gen(k: Kernel, pid, addr, length, mode, nodemask=(), flags=0, *, caller=None,
-              chunk=None, job=None):
+              maxnode=None, chunk=None, job=None):
     """mbind(2) (modern do_mbind) as a batch generator; returns None as mbind returns
     0 (errors as OSError)."""
-    plan = plan_mbind(k, pid, addr, length, mode, nodemask, flags, caller=caller)
+    plan = plan_mbind(k, pid, addr, length, mode, nodemask, flags, caller=caller,
+                      maxnode=maxnode)
     if job is not None:
         job.total = int(plan.pfns.size)
         yield 0  # every error before the policy is applied has been raised
@@ -320,25 +384,36 @@ class MigratePagesPlan:
                               stop_on_enomem=True)
 
 
-def plan_migrate_pages(k: Kernel, pid, old_nodes, new_nodes, *, caller=None
-                       ) -> MigratePagesPlan:
-    """kernel_migrate_pages()'s checks, in its order: masks (EINVAL), the task
-    (ESRCH), ptrace access (EPERM), new nodes outside the target's cpuset without
-    CAP_SYS_NICE (EPERM), new & the caller's cpuset empty (EINVAL), no mm (EINVAL);
-    then the node pairs."""
-    old = parse_nodes(old_nodes, "old_nodes")
-    new = parse_nodes(new_nodes, "new_nodes")
+def plan_migrate_pages(k: Kernel, pid, old_nodes, new_nodes, *, caller=None,
+                       maxnode=None) -> MigratePagesPlan:
+    """kernel_migrate_pages()'s checks, in its order: masks (get_nodes(): EINVAL), the
+    task (ESRCH), ptrace access (EPERM), new nodes outside the target's cpuset (its
+    mems with memory) without CAP_SYS_NICE (EPERM), new & the caller's cpuset empty
+    (EINVAL: a memoryless node is in no cpuset; not in 2.6.18), no mm (EINVAL); then
+    the node pairs."""
+    old = user_nodes(k, old_nodes, maxnode, "old_nodes")
+    new = user_nodes(k, new_nodes, maxnode, "new_nodes")
     p = k.lookup(pid, caller)
     if p is None:
         raise oserror(ESRCH, f"migrate_pages: no process {pid}")
     cred = k.credentials(caller)
     k.check_access(cred, p, "migrate_pages")
-    if not set(new) <= set(p.mems_allowed) and not cred.cap_sys_nice:
+    task_nodes = cpuset_mems(k, p)
+    if not set(new) <= set(task_nodes) and not cred.cap_sys_nice:
         raise oserror(EPERM, f"migrate_pages: nodes {nodes_str(new)} are outside pid "
-                             f"{p.pid}'s cpuset ({nodes_str(p.mems_allowed)})")
-    new = tuple(n for n in new if n in cred.mems_allowed)
-    if not new:
-        raise oserror(EINVAL, "migrate_pages: no destination node left in the caller's cpuset")
+                             f"{p.pid}'s cpuset ({nodes_str(task_nodes)})")
+    if k.era.migrate_pages_caller_mems:
+        mine = set(cred.mems_allowed) & set(k.memory_nodes())
+        new = tuple(n for n in new if n in mine)
+        if not new:
+            raise oserror(EINVAL, f"migrate_pages: no destination node with memory left in "
+                                  f"the caller's cpuset ({nodes_str(mine)})")
+    else:
+        # 2.6.18 took the mask as given: a node that is not online reached
+        # alloc_pages_node() (an oops); the engine keeps the online ones
+        new = tuple(n for n in new if n in k.nodes)
+        if not new:
+            raise oserror(EINVAL, "migrate_pages: no destination node is online")
     if not p.has_mm:
         raise oserror(EINVAL, f"migrate_pages: pid {p.pid} has no mm (kernel thread)")
     return MigratePagesPlan(p, old, new, cred.cap_sys_nice, migrate_pages_pairs(k, old, new))
@@ -393,9 +468,21 @@ class _TrackedPages:
 
 def do_migrate_pages(k: Kernel, plan: MigratePagesPlan, ex, pages, chunk=None, job=None):
     """The pair loop: one node pair at a time, every page on the source to the
-    destination; -ENOMEM aborts the call. Returns (pages not moved, per-pair outcomes)."""
+    destination. Returns (pages not moved, per-pair outcomes, error): -ENOMEM stops
+    the loop and is the call's error, the pairs before it (and the pages of that pair
+    that did move) stay moved."""
     failed = 0
     outs = []
+    if k.era.vm_ops_migrate_hook:
+        # 2.6.18 migrate_vmas(): vm_ops->migrate of every VMA first; an error ends the
+        # call. A driver mapped twice has nothing left to move the second time.
+        hooked = {id(d): d for v in plan.p.vmas if v.pfnmap
+                  for d in [k.driver_of(v)] if d is not None and d.hook_enabled}
+        for drv in hooked.values():
+            try:
+                ex.relocate(drv, hook_target(plan.old, plan.new))
+            except OSError as e:
+                return None, outs, e
     ctl = plan.control(k)
     for s, d in plan.pairs:
         pfns = pages.on(s)
@@ -407,31 +494,30 @@ def do_migrate_pages(k: Kernel, plan: MigratePagesPlan, ex, pages, chunk=None, j
         outs.append((s, d, out))
         if (out.result == -ENOMEM).any():
             # migrate_to_node() < 0 aborts do_migrate_pages() with that error
-            raise oserror(ENOMEM, f"migrate_pages: node {d} has no free page left")
+            return None, outs, oserror(ENOMEM, f"migrate_pages: node {d} has no free "
+                                               f"page left")
         failed += int(((out.result < 0) & (out.result != UNTRIED)).sum())
-    return min(failed, 2**31 - 1), outs
+    return min(failed, 2**31 - 1), outs, None
 
 
-def migrate_pages_gen(k: Kernel, pid, old_nodes, new_nodes, *, caller=None, chunk=None,
-                      job=None):
+def migrate_pages_gen(k: Kernel, pid, old_nodes, new_nodes, *, caller=None, maxnode=None,
+                      chunk=None, job=None):
     """migrate_pages(2). Returns the number of pages not moved."""
-    plan = plan_migrate_pages(k, pid, old_nodes, new_nodes, caller=caller)
+    plan = plan_migrate_pages(k, pid, old_nodes, new_nodes, caller=caller, maxnode=maxnode)
     if job is not None:
         job.total = int(queue_node_pages(k, plan.p, plan.old, plan.move_all).size)
         yield 0  # the call's checks are done: Machine.start() returns here
-    if k.era.vm_ops_migrate_hook:
-        # 2.6.18 migrate_vmas(): vm_ops->migrate of every VMA first, abort on error
-        for v in list(plan.p.vmas):
-            drv = k.driver_of(v) if v.pfnmap else None
-            if drv is not None and drv.hook_enabled:
-                migrate_hook(k, drv, plan.old, plan.new)
-    left, _outs = yield from do_migrate_pages(k, plan, Execute(k, hold=bool(chunk)),
-                                              _LivePages(k, plan), chunk, job)
+    left, _outs, err = yield from do_migrate_pages(k, plan, Execute(k, hold=bool(chunk)),
+                                                   _LivePages(k, plan), chunk, job)
+    if err is not None:
+        raise err
     return left
 
 
 def rehearse_migrate_pages(k: Kernel, plan: MigratePagesPlan, chunk: int | None = None):
-    """The rehearsal of migrate_pages: (pages not moved, per-pair outcomes); raises
-    what the call would raise."""
-    return drive(do_migrate_pages(k, plan, Rehearse(k), _TrackedPages(k, plan), chunk))
+    """The rehearsal of migrate_pages: (pages not moved, per-pair outcomes, the error
+    the call would raise or None, the drivers' relocation time)."""
+    ex = Rehearse(k)
+    left, outs, err = drive(do_migrate_pages(k, plan, ex, _TrackedPages(k, plan), chunk))
+    return left, outs, err, ex.time_ns
 

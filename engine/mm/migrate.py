@@ -21,6 +21,7 @@ operation; Python loops run over chunks, targets and zones, never over pages."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -47,9 +48,10 @@ from ..vec import (
     stable_argsort,
 )
 from .cost import migrate_cost_ns, pairs_cost_ns
+from .drivers import rehearse_relocate, relocate
 from .page_alloc import ZoneBooks, _take_free, account_pairs, free_frames, zone_takes, zonelist
 from .rmap import redirect
-from .state import Kernel
+from .state import Driver, Kernel
 
 UNTRIED = -(1 << 40)  # an outcome for a pair the call never reached
 PERFORM_SLICE = 1 << 18  # pages Execute.perform copies, redirects and frees at a time
@@ -298,7 +300,10 @@ class Execute:
 
     def isolate(self, pfns: np.ndarray, unique: bool, flags: np.ndarray | None = None,
                 mark: bool = True) -> np.ndarray:
-        return isolate(self.k, pfns, unique, self.hold, flags, mark)
+        ok = isolate(self.k, pfns, unique, self.hold, flags, mark)
+        if not ok.all():
+            self.k.note_failed(pfns[~ok], np.full(int((~ok).sum()), -EBUSY, np.int64))
+        return ok
 
     def current(self, pfns: np.ndarray) -> np.ndarray:
         """The frames pages now sit on (a page this call moved has a new one)."""
@@ -314,6 +319,11 @@ class Execute:
 
     def books(self) -> ZoneBooks:
         return ZoneBooks(self.k)
+
+    def relocate(self, d: Driver, where: Callable[[int], int],
+                 avoid_blocks: np.ndarray | None = None) -> Counter:
+        """A driver's vm_ops->migrate relocation (drivers.relocate): frames per node."""
+        return relocate(self.k, d, where, avoid_blocks)
 
     def orphans(self, pfns: np.ndarray) -> np.ndarray:
         """Pages whose every mapping went while they were isolated: freed, nothing to
@@ -385,6 +395,7 @@ class Execute:
                 kinds, maps, index, mapcount = _copy_frames(
                     k, s_src, s_dst, None if taken is None else (taken[0][b], taken[1][b]))
                 redirect(k, s_src, s_dst, index, maps, mapcount)
+                k.note_moved(s_src, s_dst)
                 s_dn = dnodes if dnodes.ndim == 0 else dnodes[b]
                 zp += k.node_pairs(s_dn, tg if tg.ndim == 0 else tg[b], s_src.size)
                 szones = k.zone_of(s_src)
@@ -408,6 +419,7 @@ class Execute:
         if bad.any():
             putback(k, pfns[bad], self.hold)
             _store(out.result, sel, np.flatnonzero(bad), codes[bad])
+            k.note_failed(pfns[bad], codes[bad])
         out.waits += plan.waits
 
     def abandon(self, pfns: np.ndarray) -> None:
@@ -435,6 +447,16 @@ class Rehearse:
         self._books = books if books is not None else ZoneBooks(k)
         self.moved = moved if moved is not None else FrameMap()
         self._zone_node = k.zone_nodes()
+        self.isolated_blocks = k.blk_isolated  # blocks whose freed frames stay isolated
+        self.time_ns = 0  # time outside the pair loop (driver relocations)
+
+    def relocate(self, d: Driver, where: Callable[[int], int],
+                 avoid_blocks: np.ndarray | None = None) -> Counter:
+        """The relocation rehearsed on the books; its time goes to time_ns."""
+        to, ns = rehearse_relocate(self.k, self._books, d, where, avoid_blocks,
+                                   self.isolated_blocks)
+        self.time_ns += ns
+        return to
 
     def _flags_now(self, pfns: np.ndarray) -> np.ndarray:
         fl = self.k.f.flags[pfns]
@@ -484,8 +506,8 @@ class Rehearse:
             # the sources go back to their zones once the chunk is done (into an
             # isolated block's free list if their block is being offlined)
             self._books.free += np.bincount(szones, minlength=self._books.free.size)
-            if k.blk_isolated.any():
-                iso = k.blk_isolated[src // k.block_pages] & ~found
+            if self.isolated_blocks.any():
+                iso = self.isolated_blocks[src // k.block_pages] & ~found
                 if iso.any():
                     self._books.iso += np.bincount(szones[iso],
                                                    minlength=self._books.iso.size)

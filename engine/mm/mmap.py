@@ -5,6 +5,8 @@ file or a driver's PFN map), and the populate that VM_LOCKED asks for."""
 from __future__ import annotations
 
 from ..constants import (
+    ANON_SHMEM,
+    EAGAIN,
     EINVAL,
     ENOMEM,
     MAP_ANONYMOUS,
@@ -28,7 +30,7 @@ from .memory import (
     remove_vma,
     vmas_in_range,
 )
-from .mlock import populate
+from .mlock import limit_text, mlock_future_ok, mm_populate
 from .state import Kernel, Process
 
 
@@ -55,11 +57,16 @@ def do_mmap(k: Kernel, p: Process, length: int, prot: int, flags: int, file: str
         raise oserror(ENOMEM, f"mmap: {length} bytes is more than the address space")
     length = k.page_align(length)
     npages = length >> k.page_shift
+    vmflags = prot_to_vmflags(prot, flags) | p.def_flags
+    if not mlock_future_ok(k, p, vmflags, length):
+        # do_mmap(): after mlockall(MCL_FUTURE) a mapping that would take the locked
+        # memory past RLIMIT_MEMLOCK is refused
+        raise oserror(EAGAIN, f"mmap: {npages} more locked pages (mlockall(MCL_FUTURE)) "
+                              f"exceed RLIMIT_MEMLOCK ({limit_text(p)}) of pid {p.pid}")
     if driver is not None:
         return map_into(k, k.driver(driver), p, length, prot)
     if file is None and not flags & MAP_ANONYMOUS:
         raise oserror(EINVAL, "mmap: a file mapping needs file=NAME")
-    vmflags = prot_to_vmflags(prot, flags) | p.def_flags
     if flags & MAP_NORESERVE:
         vmflags |= VM_NORESERVE
     shared_anon = file is None and bool(flags & MAP_SHARED)
@@ -75,14 +82,17 @@ def do_mmap(k: Kernel, p: Process, length: int, prot: int, flags: int, file: str
         backing = k.file(file, create=True)
         backing.grow(npages)
     elif shared_anon:
-        # MAP_SHARED|MAP_ANONYMOUS is shmem: a page-cache object of its own
-        backing = k.file(f"/dev/zero (deleted) #{k.next_mapping_id()}", create=True)
+        # MAP_SHARED|MAP_ANONYMOUS is shmem (shmem_zero_setup()): an object of its own,
+        # whose pages follow its shared policy
+        backing = k.file(f"{ANON_SHMEM} #{k.next_mapping_id()}", create=True)
+        backing.shmem = True
         backing.grow(npages)
     v = new_vma(p, addr, length, vmflags, backing, 0)
     insert_vma(p, v)
     if vmflags & VM_LOCKED:
-        populate(k, p, v)  # mlockall(MCL_FUTURE): new mappings come in locked
-    merge_vmas(p)
+        # mlockall(MCL_FUTURE): vm_mmap_pgoff() populates the new mapping, errors ignored
+        mm_populate(k, p, addr, addr + length, ignore_errors=True)
+    merge_vmas(p, addr, addr + length)
     return addr
 
 

@@ -39,10 +39,19 @@ class ZoneBooks:
         self.free = np.fromiter((z.free for z in k.zones), np.int64, len(k.zones))
         self.iso = np.fromiter((z.isolated_free for z in k.zones), np.int64, len(k.zones))
 
-    def credit(self, k: Kernel, pfns: np.ndarray) -> None:
-        """Frames given back (a migration's sources) count as free again."""
+    def credit(self, k: Kernel, pfns: np.ndarray,
+               isolated_blocks: np.ndarray | None = None) -> None:
+        """Frames given back (a migration's sources) count as free again; those in
+        isolated blocks (default: the machine's) as isolated free, as free_frames()
+        books them."""
         if len(pfns):
-            self.free += np.bincount(k.zone_of(pfns), minlength=self.free.size)
+            zids = k.zone_of(pfns)
+            self.free += np.bincount(zids, minlength=self.free.size)
+            iso = k.blk_isolated if isolated_blocks is None else isolated_blocks
+            if iso.any():
+                inside = iso[pfns // k.block_pages]
+                if inside.any():
+                    self.iso += np.bincount(zids[inside], minlength=self.iso.size)
 
     def node_free(self, k: Kernel, node: int, wmark: str = "min") -> int:
         return sum(max(0, max(0, int(self.free[z.zid]) - _mark(z, wmark)) -

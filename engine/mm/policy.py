@@ -9,8 +9,8 @@ the page's index (the exact formula of interleave_nid()/weighted_interleave_nid(
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -34,7 +34,7 @@ from ..constants import (
 from ..nodemask import nodes_str
 from ..vec import distinct
 from .page_alloc import account_alloc, alloc_frames, zonelist
-from .state import VMA, Kernel, Policy, Process
+from .state import VMA, Backing, Kernel, Policy, Process
 
 INTERLEAVE_MODES = (MPOL_INTERLEAVE, MPOL_WEIGHTED_INTERLEAVE)
 
@@ -60,7 +60,10 @@ def sanitize_mode(k: Kernel, mode: int) -> tuple[int, int]:
 
 def mpol_new(k: Kernel, p: Process, mode: int, flags: int, nodes: tuple[int, ...]
              ) -> Policy | None:
-    """mpol_new() + mpol_set_nodemask(): None stands for MPOL_DEFAULT."""
+    """mpol_new() + mpol_set_nodemask(): None stands for MPOL_DEFAULT. The mask is
+    intersected with the task's cpuset mems and N_MEMORY (a memoryless node is never a
+    policy node); 2.6.18's mpol_check_policy() instead refused a mask with a node that
+    is not online (EINVAL) and kept it as given."""
     if mode == MPOL_DEFAULT:
         if nodes:
             raise oserror(EINVAL, "MPOL_DEFAULT takes an empty nodemask")
@@ -78,6 +81,11 @@ def mpol_new(k: Kernel, p: Process, mode: int, flags: int, nodes: tuple[int, ...
         return Policy(MPOL_LOCAL)
     if not nodes:
         raise oserror(EINVAL, f"{MODE_NAMES[mode]} needs a non-empty nodemask")
+    if not k.era.policy_mask_intersects:
+        off = [n for n in nodes if n not in k.nodes]
+        if off:
+            raise oserror(EINVAL, f"node {off[0]} is not online (mpol_check_policy())")
+        return Policy(mode, (nodes[0],) if mode == MPOL_PREFERRED else nodes, flags)
     allowed = sorted(set(p.mems_allowed) & set(k.memory_nodes()))
     if flags & MPOL_F_RELATIVE_NODES:
         # mpol_relative_nodemask(): fold onto the allowed set
@@ -94,11 +102,84 @@ def mpol_new(k: Kernel, p: Process, mode: int, flags: int, nodes: tuple[int, ...
     return Policy(mode, eff, flags, user)
 
 
-def effective_policy(p: Process, v: VMA | None) -> Policy | None:
+def vma_policy(v: VMA, off: int = 0) -> Policy | None:
+    """__get_vma_policy() at page offset `off` of the VMA: a shmem/tmpfs mapping asks
+    its object (vm_ops->get_policy = shmem_get_policy(): the shared policy of that page
+    index, whatever the VMA's own vm_policy); any other VMA answers its vm_policy."""
+    b = v.backing
+    if b is not None and b.shmem:
+        return shared_policy_at(b, v.pgoff + off)
+    return v.policy
+
+
+def effective_policy(p: Process, v: VMA | None, off: int = 0) -> Policy | None:
     """get_vma_policy() falling back to the task policy (None: MPOL_DEFAULT)."""
-    if v is not None and v.policy is not None:
-        return v.policy
+    if v is not None:
+        pol = vma_policy(v, off)
+        if pol is not None:
+            return pol
     return p.policy
+
+
+# ---------------------------------------------------------------- shared policies
+
+def shared_policy_at(b: Backing, idx: int) -> Policy | None:
+    """mpol_shared_policy_lookup() of one page index."""
+    for s0, s1, pol in b.shared_policy:
+        if s0 <= idx < s1:
+            return pol
+    return None
+
+
+def shared_policy_groups(b: Backing, idx: np.ndarray
+                         ) -> Iterator[tuple[np.ndarray | None, Policy | None]]:
+    """mpol_shared_policy_lookup() for many page indexes: (positions or None for all,
+    policy or None) per range of the object's shared policy the indexes fall in."""
+    sp = b.shared_policy
+    if not sp:
+        yield None, None
+        return
+    starts = np.fromiter((r[0] for r in sp), np.int64, len(sp))
+    ends = np.fromiter((r[1] for r in sp), np.int64, len(sp))
+    pos = np.searchsorted(starts, idx, side="right") - 1
+    inside = (pos >= 0) & (idx < ends[np.maximum(pos, 0)])
+    grp = np.where(inside, pos, -1)
+    for g in distinct(grp).tolist():
+        sel = np.flatnonzero(grp == g)
+        yield (None if sel.size == idx.size else sel), (None if g < 0 else sp[g][2])
+
+
+def set_shared_policy(b: Backing, start: int, end: int, pol: Policy | None) -> None:
+    """mpol_set_shared_policy() -> shared_policy_replace(): the ranges overlapping
+    [start, end) are cut back (or split) and, unless the policy is MPOL_DEFAULT, a new
+    range holds the policy."""
+    out = []
+    for s0, s1, old in b.shared_policy:
+        if s1 <= start or s0 >= end:
+            out.append((s0, s1, old))
+            continue
+        if s0 < start:
+            out.append((s0, start, old))
+        if s1 > end:
+            out.append((end, s1, old))
+    if pol is not None:
+        # sp_alloc() keeps its own copy (mpol_dup())
+        out.append((start, end, replace(pol, nodes=tuple(list(pol.nodes)),
+                                        user_nodes=tuple(list(pol.user_nodes)))))
+    b.shared_policy = sorted(out, key=lambda r: r[0])
+
+
+def vma_policy_groups(p: Process, v: VMA, offs: np.ndarray
+                      ) -> Iterator[tuple[np.ndarray | None, Policy | None]]:
+    """The effective policy of each page at VMA offsets `offs`: (positions or None for
+    all, policy). One group except where a shmem object's shared policy has several
+    ranges over the pages."""
+    b = v.backing
+    if b is None or not b.shmem or not b.shared_policy:
+        yield None, effective_policy(p, v)
+        return
+    for sel, pol in shared_policy_groups(b, v.pgoff + offs):
+        yield sel, (pol if pol is not None else p.policy)
 
 
 # ---------------------------------------------------------------- placement
@@ -131,10 +212,20 @@ def interleave_nodes(k: Kernel, pol: Policy, ilx: np.ndarray) -> np.ndarray:
 
 def interleave_index(k: Kernel, v: VMA, offs: np.ndarray) -> np.ndarray:
     """ilx = vm_pgoff + (addr - vm_start) >> PAGE_SHIFT; an anonymous VMA's vm_pgoff is
-    vm_start >> PAGE_SHIFT."""
+    vm_start >> PAGE_SHIFT; a shmem object's pages add its inode bias."""
     if v.backing is None or v.pfnmap:
         return (v.vpn + offs).astype(np.int64)
+    if v.backing.shmem:
+        return shmem_index(k, v.backing, v.pgoff + offs)
     return (v.pgoff + offs).astype(np.int64)
+
+
+def shmem_index(k: Kernel, b: Backing, idx: np.ndarray) -> np.ndarray:
+    """shmem_get_pgoff_policy(): ilx = i_ino + index ("bias interleave by inode number
+    to distribute better across nodes"; the object's id is its inode number here);
+    2.6.18's shmem_alloc_page() used the index alone."""
+    bias = b.id if k.era.shmem_ino_bias else 0
+    return (np.asarray(idx, np.int64) + bias).astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -256,6 +347,29 @@ def alloc_by_target(k: Kernel, p: Process, pol: Policy | None, targets: np.ndarr
         account_alloc(k, znodes, targets, cpu, il)
     elif ok.any():
         account_alloc(k, znodes[ok], targets[ok], cpu, None if il is None else il[ok])
+    return out
+
+
+def alloc_shmem(k: Kernel, p: Process, b: Backing, idx: np.ndarray, cpu: int) -> np.ndarray:
+    """shmem_alloc_folio(): a page for each index of a shmem/tmpfs object, by the
+    object's shared policy of that index, else the task policy (never a VMA's), with
+    the interleave index of shmem_get_pgoff_policy(). Returns PFNs, -1 where memory
+    ran out."""
+    out = np.full(idx.size, -1, np.int64)
+    for sel, sp in shared_policy_groups(b, idx):
+        pol = sp if sp is not None else p.policy
+        gi = idx if sel is None else idx[sel]
+        ops = _ops(pol)
+        if ops.intended is None:
+            targets = interleave_nodes(k, pol, shmem_index(k, b, gi))
+            il = np.ones(gi.size, bool)
+        else:
+            targets, il = np.full(gi.size, ops.intended(k, pol, p, cpu), np.int64), None
+        got = alloc_by_target(k, p, pol, targets, cpu, il)
+        if sel is None:
+            out[:] = got
+        else:
+            out[sel] = got
     return out
 
 

@@ -20,7 +20,7 @@ from ..nodemask import nodes_str
 from ..vec import counts
 from .page_alloc import NUMASTAT_NAMES
 from .policy import effective_policy
-from .state import SCAN_SLICE, Kernel, Process
+from .state import SCAN_SLICE, Backing, Kernel, Process
 
 
 def numa_maps(m: Kernel, p: Process) -> str:
@@ -34,7 +34,7 @@ def numa_maps(m: Kernel, p: Process) -> str:
         pstr = "default" if pol is None else pol.describe(m.era.proc_formats)
         parts = [f"{v.start:08x}", pstr]
         if v.backing is not None and not v.pfnmap:
-            parts.append(f"file={v.backing.name}")
+            parts.append(f"file={file_path(v.backing)}")
         c = _vma_counts(m, v)
         total, anon = c["total"], c["anon"]
         if total:
@@ -85,28 +85,38 @@ def _vma_counts(m: Kernel, v) -> dict:
     return c
 
 
+def file_path(b: Backing) -> str:
+    """The path show_numa_map() prints (seq_path() escapes blanks as \\040): shared
+    anonymous memory is "/dev/zero (deleted)" (the engine numbers its objects)."""
+    name = b.name.split(" #", 1)[0] if b.name.startswith("/dev/zero (deleted)") else b.name
+    return name.replace("\\", "\\134").replace(" ", "\\040").replace("\t", "\\011") \
+        .replace("\n", "\\012").replace("=", "\\075")
+
+
 def numastat(m: Kernel) -> str:
-    """The numastat tool's table (pages), from nodeN/numastat."""
+    """The numastat tool's default table (pages), from nodeN/numastat: a 16-column
+    label, then a 16-column field per node (numactl's numastat, compatible with the
+    original perl script)."""
     nodes = m.nodes
-    w = max(14, *(len(f"node{n}") + 2 for n in nodes))
-    head = " " * 24 + "".join(f"{'node' + str(n):>{w}}" for n in nodes)
-    rows = [head]
+    rows = [" " * 16 + "".join(f"{'node' + str(n):>16}" for n in nodes)]
     for i, name in enumerate(NUMASTAT_NAMES):
-        rows.append(f"{name:<24}" + "".join(f"{int(m.numastat_arr[i, n]):>{w}}" for n in nodes))
+        rows.append(f"{name:<16}" + "".join(f"{int(m.numastat_arr[i, n]):>16}" for n in nodes))
     return "\n".join(rows) + "\n"
 
 
 def frame_counts(m: Kernel, s: int, e: int, kernel_uses: bool = False,
                  file_mapped: bool = False) -> dict[str, int]:
     """Counts of frames [s, e) by what the vmstat counters ask: kinds, flags, and
-    (on request) the kernel's uses and the page-cache pages mapped. A slice at a time
+    (on request) the kernel's uses, the page-cache pages mapped and those of shmem. A slice at a time
     over the 2-byte words (SCAN_SLICE: no temporary as large as the range, which
     on a 1 TiB machine is 268 M frames); the records are read only for the kernel's
     or the page cache's frames, when asked."""
     f = m.f
     c = dict.fromkeys(("anon", "file", "mlocked", "isolated_anon", "isolated_file",
                        "dirty", "writeback", "write_pending", "slab", "pagetable",
-                       "file_mapped"), 0)
+                       "file_mapped", "shmem"), 0)
+    shmem_ids = np.array([b.id for b in m.files.values() if b.shmem], np.int64) \
+        if file_mapped else np.zeros(0, np.int64)
     for a in range(s, e, SCAN_SLICE):
         b = min(e, a + SCAN_SLICE)
         w = f.words(a, b)
@@ -133,6 +143,9 @@ def frame_counts(m: Kernel, s: int, e: int, kernel_uses: bool = False,
             fi = np.flatnonzero(file)
             if fi.size:
                 c["file_mapped"] += int(np.count_nonzero(f.mapcount[a + fi] > 0))
+                if shmem_ids.size:  # Shmem: page cache of shmem/tmpfs objects
+                    c["shmem"] += int(np.count_nonzero(np.isin(f.mapping[a + fi],
+                                                               shmem_ids)))
     return c
 
 
@@ -256,7 +269,7 @@ def node_meminfo(m: Kernel, node: int) -> str:
             ("Dirty", c["dirty"]),
             ("Writeback", c["writeback"]),
             ("FilePages", file), ("Mapped", c["file_mapped"]),
-            ("AnonPages", anon), ("Shmem", 0), ("KernelStack", 0), ("PageTables", 0),
+            ("AnonPages", anon), ("Shmem", c["shmem"]), ("KernelStack", 0), ("PageTables", 0),
             ("Slab", slab), ("SReclaimable", 0), ("SUnreclaim", slab), ("AnonHugePages", 0)]
     out = [f"Node {node} {name + ':':<16}{v * kb:>8} kB" for name, v in rows]
     for name in ("HugePages_Total", "HugePages_Free", "HugePages_Surp"):
@@ -271,13 +284,14 @@ def numactl_hardware(m: Kernel) -> str:
     out = [f"available: {len(m.nodes)} nodes ({_list(m.nodes)})"]
     for n in m.nodes_list:
         zones = m.node_zones(n.id)
-        out.append(f"node {n.id} cpus: {' '.join(str(c) for c in n.cpus)}")
+        out.append(f"node {n.id} cpus:" + "".join(f" {c}" for c in n.cpus))
         out.append(f"node {n.id} size: {int(sum(z.managed for z in zones) * mb)} MB")
         out.append(f"node {n.id} free: {int(sum(z.free for z in zones) * mb)} MB")
     out.append("node distances:")
-    out.append("node " + "".join(f"{i:>4}" for i in m.nodes))
+    # numactl's print_distances(): "% 3d " per column, "% 3d: " per row
+    out.append("node " + "".join(f"{i:>3} " for i in m.nodes))
     for a in m.nodes:
-        out.append(f"{a:>3}: " + "".join(f"{m.distance(a, b):>4}" for b in m.nodes))
+        out.append(f"{a:>3}: " + "".join(f"{m.distance(a, b):>3} " for b in m.nodes))
     if len(mem) != len(m.nodes):
         out.append(f"(nodes with memory: {_list(mem)})")
     return "\n".join(out) + "\n"

@@ -40,6 +40,7 @@ from ..constants import (
     VM_EXEC,
     VM_IO,
     VM_LOCKED,
+    VM_LOCKONFAULT,
     VM_PFNMAP,
     VM_READ,
     VM_SHARED,
@@ -430,6 +431,11 @@ class Backing:
     npages: int = 0  # the object's size in pages
     pt: PageTable = field(default_factory=PageTable)
     vmas: list = field(default_factory=list)
+    # shmem/tmpfs (shared anonymous memory, /dev/shm files): pages are allocated by the
+    # object's shared policy (struct shared_policy: [start, end) page-index ranges ->
+    # Policy, sorted, disjoint), not by a VMA's
+    shmem: bool = False
+    shared_policy: list = field(default_factory=list)
 
     def grow(self, n: int) -> None:
         self.npages = max(self.npages, int(n))
@@ -461,7 +467,7 @@ class AnonVMA:
     id: int
     pid: int
     base_vpn: int
-    vmas: list = field(default_factory=list)
+    vmas: list = field(default_factory=list)  # every VMA linked to it (its anon_vma_chains)
     inflight: int = 0
 
 
@@ -474,10 +480,13 @@ class VMA:
     end: int
     flags: int
     policy: Policy | None = None
-    anon: AnonVMA | None = None
+    anon: AnonVMA | None = None  # its own anon_vma: where its new anonymous pages go
     backing: Backing | None = None
     pgoff: int = 0  # index of the first page in its backing (file/driver)
     mm: Process | None = None
+    # anon_vma_chain: every anon_vma the VMA is linked into -- its own, and after fork()
+    # its parent's, whose COW-shared pages it maps (an rmap walk of those finds it)
+    chain: list = field(default_factory=list)
 
     @property
     def shift(self) -> int:
@@ -524,8 +533,8 @@ class VMA:
         s = "".join(c if self.flags & b else "-" for c, b in
                     (("r", VM_READ), ("w", VM_WRITE), ("x", VM_EXEC)))
         s += "s" if self.shared else "p"
-        extra = [n for n, b in (("locked", VM_LOCKED), ("io", VM_IO), ("pfnmap", VM_PFNMAP))
-                 if self.flags & b]
+        extra = [n for n, b in (("locked", VM_LOCKED), ("onfault", VM_LOCKONFAULT),
+                                ("io", VM_IO), ("pfnmap", VM_PFNMAP)) if self.flags & b]
         return s + (" " + ",".join(extra) if extra else "")
 
     # page-table access: offsets are page offsets inside the VMA; a VMA whose table is
@@ -591,9 +600,14 @@ class Process:
     vmas: list = field(default_factory=list)  # sorted by start
     pt: PageTable = field(default_factory=PageTable)  # the address space's page table
     has_mm: bool = True
-    def_flags: int = 0  # mlockall(MCL_FUTURE) sets VM_LOCKED here
+    def_flags: int = 0  # mlockall(MCL_FUTURE) sets VM_LOCKED (| VM_LOCKONFAULT) here
+    memlock_cur: int = 8 << 20  # RLIMIT_MEMLOCK soft limit in bytes (RLIM_INFINITY: none)
+    memlock_max: int = 8 << 20  # RLIMIT_MEMLOCK hard limit
     il_next: int = 0  # interleave cursor for task-policy allocations without a VMA
     stalls: int = 0  # accesses that waited on a page under migration
+    # (starts, ends) of `vmas` as arrays, built on demand and kept in step by memory.py's
+    # VMA book-keeping (insert, unlink, set_end): derived, never saved
+    bounds: tuple | None = field(default=None, repr=False, compare=False)
 
     def find_vma(self, addr: int) -> VMA | None:
         """vma_lookup(): the VMA containing addr."""
@@ -618,9 +632,17 @@ class Process:
         return lo
 
     def vma_bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        """(starts, ends) of the VMAs as arrays (for vectorised lookups)."""
-        return (np.fromiter((v.start for v in self.vmas), np.int64, len(self.vmas)),
-                np.fromiter((v.end for v in self.vmas), np.int64, len(self.vmas)))
+        """(starts, ends) of the VMAs as arrays (for vectorised lookups; read only)."""
+        if self.bounds is None:
+            n = len(self.vmas)
+            self.bounds = (np.fromiter((v.start for v in self.vmas), np.int64, n),
+                           np.fromiter((v.end for v in self.vmas), np.int64, n))
+        return self.bounds
+
+    def __getstate__(self) -> dict:
+        # a copy (clone, pickle) rebuilds the derived bounds on demand
+        return {**self.__dict__, "bounds": None}
+
 
 
 # ================================================================ drivers
@@ -637,7 +659,9 @@ class Driver:
     has_hook: bool = False
     hook_enabled: bool = False
     backing: Backing | None = None  # its region (PFN-mapped kinds)
-    pins: list = field(default_factory=list)  # (pid, addr, length) pinned by rdma
+    # rdma: memory registrations (pid, addr, length, PFNs pinned), each alive until
+    # deregistered or its process exits
+    pins: list = field(default_factory=list)
 
     @property
     def pfnmap(self) -> bool:
@@ -684,6 +708,8 @@ class SimClock:
     def __repr__(self) -> str:
         return f"SimClock({self.ns})"
 
+
+SHMEM_DIRS = ("/dev/shm/",)  # files there are on tmpfs: shmem objects with shared policies
 
 REF_DISTANCE = 21  # the measured 2-socket machine's remote distance
 
@@ -854,6 +880,7 @@ class Kernel:
         compute_watermarks(self.zones, self.page_size, era.is_modern)
 
     def node(self, nid: int) -> Node:
+        nid = int_arg(nid, "node")
         for n in self.nodes_list:
             if n.id == nid:
                 return n
@@ -864,12 +891,16 @@ class Kernel:
         return np.fromiter((z.node for z in self.zones), np.int64, len(self.zones))
 
     def distance(self, a: int, b: int) -> int:
-        return int(self.distances[a, b])
+        """node_distance(): the SLIT entry; a node that does not exist is ENODEV."""
+        return int(self.distances[self.node(a).id, self.node(b).id])
 
     def node_zones(self, nid: int) -> list[Zone]:
+        nid = int_arg(nid, "node")
         return [z for z in self.zones if z.node == nid]
 
     def zone(self, nid: int, name: str) -> Zone:
+        if not isinstance(name, str):
+            raise TypeError(f"zone must be a zone name, not {type(name).__name__}")
         for z in self.node_zones(nid):
             if z.name.lower() == str(name).lower():
                 return z
@@ -880,9 +911,11 @@ class Kernel:
         return [n.id for n in self.nodes_list if self.node_has_memory(n.id)]
 
     def node_has_memory(self, nid: int) -> bool:
+        nid = int_arg(nid, "node")
         return any(z.present > 0 for z in self.zones if z.node == nid)
 
     def node_available(self, nid: int, wmark: str = "min") -> int:
+        nid = int_arg(nid, "node")
         return sum(max(0, z.available(wmark) - z.isolated_free) for z in self.node_zones(nid))
 
     def totalram_pages(self) -> int:
@@ -903,13 +936,17 @@ class Kernel:
         return self._zone_ids[i]
 
     def page_align(self, n: int) -> int:
+        if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)):
+            raise TypeError(f"length must be an integer, not {type(n).__name__}")
         return (int(n) + self.page_size - 1) & ~(self.page_size - 1)
 
     def il_weight(self, nid: int) -> int:
-        return int(self.il_weights.get(nid, 1))
+        return int(self.il_weights.get(int_arg(nid, "node"), 1))
 
     # ------------------------------------------------------------ objects
     def driver(self, name: str) -> Driver:
+        if not isinstance(name, str):
+            raise TypeError(f"driver must be a driver name, not {type(name).__name__}")
         try:
             return self.drivers_map[name]
         except KeyError:
@@ -934,11 +971,14 @@ class Kernel:
         return b
 
     def file(self, name: str, create: bool = False) -> Backing:
+        if not isinstance(name, str):
+            raise TypeError(f"file must be a file name, not {type(name).__name__}")
         b = self.files.get(name)
         if b is None:
             if not create:
                 raise oserror(EINVAL, f"no file {name!r} in the page cache")
             b = self.new_backing(name, "file", 0)
+            b.shmem = name.startswith(SHMEM_DIRS)  # tmpfs: POSIX shared memory
             self.files[name] = b
         return b
 
@@ -984,12 +1024,23 @@ class Kernel:
             self.traffic = np.zeros((nn, nn), np.int64)
         self.traffic += pairs
 
+    # ------------------------------------------------------------ observers
+    def note_moved(self, src: np.ndarray, dst: np.ndarray, driver: str | None = None) -> None:
+        """Pages left frames src for frames dst (the migration core, or `driver`'s
+        vm_ops->migrate hook). The kernel keeps nothing; the facade records them for
+        the results and the undo of migration jobs (engine/runtime/moves.py)."""
+
+    def note_failed(self, pfns: np.ndarray, codes: np.ndarray) -> None:
+        """The migration of the pages on frames pfns failed with codes (-errno)."""
+
     # ------------------------------------------------------------ tasks and credentials
     def credentials(self, caller) -> Cred:
-        """The console operator (None: uid 0, CAP_SYS_NICE, every node) or a process."""
+        """The console operator (None: uid 0, CAP_SYS_NICE, the top cpuset: every node
+        with memory) or a process."""
         if caller is None:
-            return Cred(uid=0, cap_sys_nice=True, mems_allowed=frozenset(self.nodes), node=0)
-        p = self.procs.get(_pid_arg(caller, "caller"))
+            return Cred(uid=0, cap_sys_nice=True, mems_allowed=frozenset(self.memory_nodes()),
+                        node=0)
+        p = self.procs.get(int_arg(caller, "caller"))
         if p is None:
             raise oserror(ESRCH, f"caller pid {caller} does not exist")
         return Cred(uid=p.uid, cap_sys_nice=p.uid == 0, mems_allowed=p.mems_allowed,
@@ -997,11 +1048,11 @@ class Kernel:
 
     def lookup(self, pid, caller=None) -> Process | None:
         """find_task_by_vpid(); pid 0 = the caller."""
-        pid = _pid_arg(pid, "pid")
+        pid = int_arg(pid, "pid")
         if pid == 0:
             if caller is None:
                 return None
-            pid = _pid_arg(caller, "caller")
+            pid = int_arg(caller, "caller")
         return self.procs.get(pid)
 
     def task(self, pid, caller=None) -> Process:
@@ -1017,6 +1068,28 @@ class Kernel:
             raise oserror(EINVAL, f"pid {p.pid} is a kernel thread with no address space")
         return p
 
+    def own_task(self, pid, caller, call: str) -> Process:
+        """The process a call that acts on the caller's own address space acts on
+        (mbind, set_mempolicy, get_mempolicy, mlock, fork): Linux has no pid argument for
+        them, so a caller naming another process gets EPERM. The console operator
+        (caller None) acts as the process itself."""
+        p = self.task(pid, caller)
+        if caller is not None:
+            cp = self.credentials(caller).pid
+            if cp != p.pid:
+                raise oserror(EPERM, f"{call}: acts on the caller's own address space; pid "
+                                     f"{cp} cannot make it for pid {p.pid}")
+        return p
+
+    def require_admin(self, caller, what: str) -> None:
+        """An administrator act (hooks, hot-remove, the era, load, save): refused to a
+        caller without CAP_SYS_ADMIN (uid != 0), as the sysfs files and the reboot into
+        another kernel are."""
+        cred = self.credentials(caller)
+        if not cred.cap_sys_admin:
+            raise oserror(EPERM, f"{what}: needs CAP_SYS_ADMIN (pid {cred.pid} runs as uid "
+                                 f"{cred.uid})")
+
     def check_access(self, cred: Cred, p: Process, call: str) -> None:
         """ptrace_may_access(PTRACE_MODE_READ_REALCREDS) (modern), or the <= 4.12 rule:
         caller uid matches the target's uid, or CAP_SYS_NICE. Root passes both."""
@@ -1028,8 +1101,13 @@ class Kernel:
                              f"(uid {p.uid})")
 
 
-def _pid_arg(x, what: str) -> int:
-    """A pid from the API: an int (not a bool, not a float that would be truncated)."""
+def int_arg(x, what: str) -> int:
+    """An integer argument of the API: ints only (a float or a bool is a TypeError,
+    never silently truncated), and one a C caller could pass: a value that does not
+    fit in 64 bits is EINVAL."""
     if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, np.integer)):
         raise TypeError(f"{what} must be an integer, not {type(x).__name__}")
-    return int(x)
+    x = int(x)
+    if not -(1 << 63) <= x < 1 << 64:
+        raise oserror(EINVAL, f"{what} {x} does not fit in 64 bits")
+    return x

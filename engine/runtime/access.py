@@ -352,14 +352,22 @@ def observer(wl: Workload, name: str):
     return None
 
 
-def watch(m: Kernel, wl: Workload, kinds, **kw) -> list:
-    """Attach hint-fault and/or DAMON observers to a workload (once each)."""
+def watch_kinds(kinds) -> list[str]:
+    """The observer names of a `watch` argument ("hint,damon" or a list), checked."""
     if isinstance(kinds, str):
         kinds = [k.strip() for k in kinds.split(",") if k.strip()]
-    out = []
+    if not isinstance(kinds, (list, tuple)):
+        raise TypeError(f"watch must be observer names, not {type(kinds).__name__}")
     for k in kinds:
         if k not in OBSERVERS:
-            raise oserror(EINVAL, f"watch: {k!r}: one of {', '.join(OBSERVERS)}")
+            raise oserror(EINVAL, f"watch: {str(k)[:40]!r}: one of {', '.join(OBSERVERS)}")
+    return list(kinds)
+
+
+def watch(m: Kernel, wl: Workload, kinds, **kw) -> list:
+    """Attach hint-fault and/or DAMON observers to a workload (once each)."""
+    out = []
+    for k in watch_kinds(kinds):
         o = observer(wl, k)
         if o is None:
             o = HintScanner(wl, **kw) if k == "hint" else DamonMonitor(wl, **kw)

@@ -34,7 +34,7 @@ from ..constants import EINVAL, ESRCH, MPOL_MF_MOVE, oserror
 from ..mm.cost import migrate_cost_ns
 from ..mm.migrate import MigrateControl, migrate
 from ..mm.move_pages import UNWRITTEN, move_pages_gen
-from ..mm.state import Kernel, drive
+from ..mm.state import Kernel, drive, int_arg
 from ..units import fmt_ns, fmt_size
 from ..vec import pair_counts
 from .access import nearest_thread_node, observer, watch
@@ -71,6 +71,7 @@ class DaemonConfig:
     report_ticks: int = 20  # workload ticks in the before/after windows
 
     def validate(self, m: Kernel) -> DaemonConfig:
+        self._types()
         if self.mode not in MODES:
             raise oserror(EINVAL, f"daemon: mode {self.mode!r}: one of {', '.join(MODES)}")
         if self.mode == "user" and self.source not in USER_SOURCES:
@@ -84,6 +85,26 @@ class DaemonConfig:
         if self.period_ns <= 0 or self.rate_mbps <= 0 or not 0 <= self.decay < 1:
             raise oserror(EINVAL, "daemon: period and rate must be positive, decay in [0, 1)")
         return self
+
+    def _types(self) -> None:
+        """Each option of its own type (never a coerced value: period_ns=1.9 is a
+        TypeError), numbers finite."""
+        for name in ("source", "mode"):
+            if not isinstance(getattr(self, name), str):
+                raise TypeError(f"daemon: {name} must be a string")
+        for name in ("period_ns", "cooldown_ns", "cold_age", "report_ticks", "duration_ns",
+                     "hot", "cold"):
+            v = getattr(self, name)
+            if v is not None or name not in ("duration_ns", "hot", "cold"):
+                int_arg(v, f"daemon: {name}")
+        for name in ("threshold", "min_accesses", "hysteresis", "rate_mbps", "decay",
+                     "hot_min", "cold_max"):
+            v = getattr(self, name)
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer,
+                                                                     np.floating)):
+                raise TypeError(f"daemon: {name} must be a number, not {type(v).__name__}")
+            if not np.isfinite(v):
+                raise oserror(EINVAL, f"daemon: {name} {v} is not a finite number")
 
 
 CONFIG_KEYS = tuple(f.name for f in fields(DaemonConfig))
@@ -505,7 +526,8 @@ class Daemons(list):
     """The daemons started on a machine (the last 32 are kept)."""
 
     def create(self, m: Kernel, workloads: Workloads, pid: int, **kw) -> Daemon:
-        if int(pid) not in m.procs:
+        pid = int_arg(pid, "pid")
+        if pid not in m.procs:
             raise oserror(ESRCH, f"daemon: no process {pid}")
         bad = [k for k in kw if k not in CONFIG_KEYS]
         if bad:

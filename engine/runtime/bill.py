@@ -17,48 +17,32 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..constants import (
-    EACCES,
-    EAGAIN,
     EBUSY,
-    EFAULT,
+    EINTR,
     EINVAL,
     EIO,
-    ENODEV,
-    ENOENT,
-    ENOMEM,
-    EPERM,
     oserror,
 )
 from ..mm.memory_hotplug import plan_blocks, zone_offline_blocks
 from ..mm.mempolicy import (
     plan_mbind,
     plan_migrate_pages,
+    queue_node_pages,
     rehearse_mbind,
     rehearse_migrate_pages,
     walk_pages,
 )
-from ..mm.migrate import UNTRIED, Rehearse, run_pairs
+from ..mm.migrate import UNTRIED, PairRun, Rehearse, run_pairs
 from ..mm.move_pages import UNWRITTEN, finish, plan_move_pages
 from ..mm.state import Kernel, drive
 from ..units import fmt_ns, fmt_size
 from ..vec import pair_counts
+from .moves import MoveRecord, plan_undo, reason_text, undo_control
 
-KINDS = ("move_pages", "migrate_pages", "mbind", "offline")
-REASONS = {
-    -EACCES: "-EACCES shared (mapped by more than one process, no MPOL_MF_MOVE_ALL)",
-    -EBUSY: "-EBUSY off the LRU or already isolated (under migration)",
-    -EAGAIN: "-EAGAIN pinned (a long-term pin keeps the refcount from freezing)",
-    -EFAULT: "-EFAULT zero page, no VMA, or a VM_PFNMAP/VM_IO mapping",
-    -ENOENT: "-ENOENT not present (never touched)",
-    -ENOMEM: "-ENOMEM no free frame on the target node",
-    -EPERM: "-EPERM mlocked (2.6.16/17 try_to_unmap refuses VM_LOCKED)",
-    -ENODEV: "-ENODEV target node has no memory",
-}
-
-
+KINDS = ("move_pages", "migrate_pages", "mbind", "offline", "undo")
 def reason(code: int) -> str:
-    """The bill's and the console's name of a failure code."""
-    return REASONS.get(int(code), f"-{_errno.errorcode.get(-int(code), str(-int(code)))}")
+    """The bill's name of a failure code (engine/runtime/moves.py holds the table)."""
+    return reason_text(code, long=True)
 
 
 def count_reasons(codes: np.ndarray) -> Counter:
@@ -76,6 +60,7 @@ class Bill:
     kwargs: dict
     era: str
     page_size: int
+    chunk: int | None = None  # pages per job step the call is billed (and run) with
     pairs: Counter = field(default_factory=Counter)  # (src, dst) -> pages predicted to move
     failures: Counter = field(default_factory=Counter)  # reason -> pages
     already: int = 0  # pages already where the call wants them
@@ -83,6 +68,7 @@ class Bill:
     predicted_ns: int = 0
     ret: int | None = None  # predicted return value (move_pages ret, migrate_pages left)
     error: tuple | None = None  # predicted whole-call error: (errno, message)
+    endless: bool = False  # a job that would retry until cancelled (offline, modern)
     status: np.ndarray | None = None  # move_pages: predicted status per entry
     notes: list = field(default_factory=list)
     actual: dict | None = None
@@ -143,16 +129,21 @@ class Bill:
                 f"{self.predicted_ns} ns>")
 
     # -------------------------------------------------------------- the real run
-    def run_gen(self, k: Kernel, call, chunk=None, job=None):
-        """Make the billed call (`call`: the call's batch generator factory) and record
-        the outcome beside the prediction."""
+    def run_gen(self, k: Kernel, call, job=None):
+        """Make the billed call (`call`: the call's batch generator factory) with the
+        chunking it was billed with (chunks change what the allocator sees between
+        steps) and record the outcome beside the prediction."""
         t0, tr0 = k.clock, _traffic(k)
         err = None
         result = None
         try:
-            result = yield from call(*self.args, chunk=chunk, job=job, **self.kwargs)
+            result = yield from call(*self.args, chunk=self.chunk, job=job, **self.kwargs)
         except OSError as e:
             err = e
+        except GeneratorExit:
+            # cancelled at a batch boundary: what moved until then is the outcome
+            self._record(k, None, oserror(EINTR, "cancelled"), t0, tr0)
+            raise
         self._record(k, result, err, t0, tr0)
         if err is not None:
             raise err
@@ -181,9 +172,14 @@ def _traffic(k: Kernel) -> np.ndarray:
     return k.traffic.copy()
 
 
-def _new_bill(k: Kernel, kind: str, args, kwargs) -> Bill:
+def _call_kw(caller, maxnode) -> dict:
+    """The keyword arguments the billed call is made with (maxnode only when given)."""
+    return {"caller": caller} if maxnode is None else {"caller": caller, "maxnode": maxnode}
+
+
+def _new_bill(k: Kernel, kind: str, args, kwargs, chunk: int | None) -> Bill:
     return Bill(kind=kind, args=tuple(args), kwargs=dict(kwargs), era=k.era.name,
-                page_size=k.page_size)
+                page_size=k.page_size, chunk=chunk)
 
 
 def _add_pairs(b: Bill, src: np.ndarray, dst: np.ndarray) -> None:
@@ -200,7 +196,7 @@ def _error(b: Bill, e: OSError) -> Bill:
 
 def bill_move_pages(k: Kernel, pid, pages, nodes=None, flags: int = 0, *, caller=None,
                     chunk: int | None = None) -> Bill:
-    b = _new_bill(k, "move_pages", (pid, pages, nodes, flags), {"caller": caller})
+    b = _new_bill(k, "move_pages", (pid, pages, nodes, flags), {"caller": caller}, chunk)
     if nodes is None:
         b.notes.append("no nodes: a query, nothing moves")
         b.ret = 0
@@ -232,26 +228,33 @@ def bill_move_pages(k: Kernel, pid, pages, nodes=None, flags: int = 0, *, caller
 
 
 def bill_migrate_pages(k: Kernel, pid, old_nodes, new_nodes, *, caller=None,
-                       chunk: int | None = None) -> Bill:
-    b = _new_bill(k, "migrate_pages", (pid, old_nodes, new_nodes), {"caller": caller})
+                       maxnode=None, chunk: int | None = None) -> Bill:
+    b = _new_bill(k, "migrate_pages", (pid, old_nodes, new_nodes),
+                  _call_kw(caller, maxnode), chunk)
     try:
-        plan = plan_migrate_pages(k, pid, old_nodes, new_nodes, caller=caller)
+        plan = plan_migrate_pages(k, pid, old_nodes, new_nodes, caller=caller,
+                                  maxnode=maxnode)
     except OSError as e:
         return _error(b, e)
+    if not plan.move_all:
+        shared = queue_node_pages(k, plan.p, plan.old, True).size - \
+            queue_node_pages(k, plan.p, plan.old, False).size
+        if shared:
+            b.notes.append(f"{shared} shared page(s) skipped silently (MPOL_MF_MOVE: the "
+                           f"caller has no CAP_SYS_NICE)")
     skipped = sum(int(pfn.size) for v, migratable, _o, pfn in
                   walk_pages(k, plan.p, 0, 1 << 62, "migrate_pages")
                   if not migratable and not v.pfnmap)
     if skipped:
         b.failures["skipped: mlocked VMA (2.6.18-20 mempolicy paths)"] += skipped
-    if k.era.vm_ops_migrate_hook:
-        b.notes.append("2.6.18: vm_ops->migrate of hooked driver VMAs runs first (not billed)")
-    try:
-        left, outs = rehearse_migrate_pages(k, plan, chunk)
-    except OSError as e:
-        outs = []
-        left = None
-        _error(b, e)
-    for s, _d, out in outs if left is not None else []:
+    left, outs, err, hook_ns = rehearse_migrate_pages(k, plan, chunk)
+    if hook_ns:
+        b.notes.append("2.6.18: vm_ops->migrate relocates hooked driver regions first "
+                       f"({fmt_ns(hook_ns)}; driver frames are not migrated pages)")
+        b.predicted_ns += hook_ns
+    if err is not None:
+        _error(b, err)  # the pairs before the failing one still move
+    for s, _d, out in outs:
         ok = out.result >= 0
         _add_pairs(b, np.full(int(ok.sum()), s), out.result[ok])
         b.failures.update(count_reasons(out.result))
@@ -261,10 +264,12 @@ def bill_migrate_pages(k: Kernel, pid, old_nodes, new_nodes, *, caller=None,
 
 
 def bill_mbind(k: Kernel, pid, addr, length, mode, nodemask=(), flags: int = 0, *,
-               caller=None, chunk: int | None = None) -> Bill:
-    b = _new_bill(k, "mbind", (pid, addr, length, mode, nodemask, flags), {"caller": caller})
+               caller=None, maxnode=None, chunk: int | None = None) -> Bill:
+    b = _new_bill(k, "mbind", (pid, addr, length, mode, nodemask, flags),
+                  _call_kw(caller, maxnode), chunk)
     try:
-        plan = plan_mbind(k, pid, addr, length, mode, nodemask, flags, caller=caller)
+        plan = plan_mbind(k, pid, addr, length, mode, nodemask, flags, caller=caller,
+                          maxnode=maxnode)
     except OSError as e:
         if e.errno == EIO:
             e = oserror(EIO, f"{e.strerror}; the policy is not applied")
@@ -293,7 +298,7 @@ def bill_mbind(k: Kernel, pid, addr, length, mode, nodemask=(), flags: int = 0, 
 
 
 def bill_offline(k: Kernel, node: int, zone: str, *, chunk: int | None = None) -> Bill:
-    b = _new_bill(k, "offline", (node, zone), {})
+    b = _new_bill(k, "offline", (node, zone), {}, chunk)
     try:
         z, blks = zone_offline_blocks(k, int(node), zone)
         plan = plan_blocks(k, blks, z.label, chunk=chunk)
@@ -307,13 +312,41 @@ def bill_offline(k: Kernel, node: int, zone: str, *, chunk: int | None = None) -
             sum(x["pages"] for x in plan["blockers"])
         b.error = (EBUSY, "the zone has pages that cannot move: "
                           + "; ".join(x["what"] for x in plan["blockers"]))
+    elif plan["error"] is not None:
+        _error(b, plan["error"])
+    b.endless = plan["endless"]
+    if b.endless:
+        b.notes.append("the job retries until cancelled: nothing it waits for changes")
     b.failures.update(count_reasons(plan["outcome"].result))
     b.notes.extend(plan["text"].splitlines()[1:-1])  # the rehearsal's own lines
     return b
 
 
+def bill_undo(k: Kernel, rec: MoveRecord | None = None, *, chunk: int | None = None) -> Bill:
+    """The rehearsal of `undo`: the recorded pages that can go back, moved back on a
+    copy of the allocator's books by the same loop the undo runs."""
+    b = _new_bill(k, "undo", (rec,), {}, chunk)
+    try:
+        plan = plan_undo(k, rec)
+    except OSError as e:
+        return _error(b, e)
+    out = drive(run_pairs(k, Rehearse(k), plan.pfns, plan.targets, undo_control(k),
+                          PairRun(chunk=chunk, unique=True)))
+    ok = out.result >= 0
+    _add_pairs(b, k.node_of(plan.pfns[ok]), out.result[ok])
+    b.failures = count_reasons(out.result)
+    b.failures.update({f"skipped: {r}": c for r, c in plan.scope.skipped.items()})
+    b.already = plan.scope.already
+    b.predicted_ns = out.time_ns
+    b.notes.append(f"reverses job {rec.job_id} ({rec.kind}): {rec.moved} pages recorded"
+                   if rec.job_id is not None else
+                   f"reverses the last {rec.kind}: {rec.moved} pages recorded")
+    b.ret = 0
+    return b
+
+
 BILLS = {"move_pages": bill_move_pages, "migrate_pages": bill_migrate_pages,
-         "mbind": bill_mbind, "offline": bill_offline}
+         "mbind": bill_mbind, "offline": bill_offline, "undo": bill_undo}
 
 
 def migration_bill(k: Kernel, kind: str, *args, **kw) -> Bill:

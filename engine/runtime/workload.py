@@ -32,6 +32,7 @@ import numpy as np
 
 from ..constants import (
     EINVAL,
+    ENOMEM,
     ESRCH,
     MAP_ANONYMOUS,
     MAP_PRIVATE,
@@ -42,8 +43,8 @@ from ..constants import (
 )
 from ..mm.fault import fault, touch
 from ..mm.memory import range_holes
-from ..mm.mmap import do_mmap
-from ..mm.state import VMA, Kernel, Process
+from ..mm.mmap import do_mmap, do_munmap
+from ..mm.state import VMA, Kernel, Process, int_arg
 from ..nodemask import parse_nodes
 from ..units import fmt_ns, fmt_size, parse_size
 from ..vec import distinct, unique
@@ -51,6 +52,9 @@ from ..vec import distinct, unique
 PATTERNS = ("uniform", "zipf", "seq", "stairs", "zigzag")
 ALIASES = {"hot": "zipf", "stream": "seq", "sequential": "seq", "random": "uniform"}
 HISTORY = 8192  # ticks kept per workload (a ring)
+# sampled accesses a tick (rate x threads): each costs ~100 bytes of working arrays
+# while the tick runs, so this bounds a tick to about 400 MiB
+MAX_TICK_ACCESSES = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,11 @@ class Phase:
                 raise oserror(EINVAL, f"workload: thread node {n} has no CPUs")
         if self.ticks < 1 or self.rate < 1 or self.step < 1:
             raise oserror(EINVAL, "workload: ticks, rate and step must be at least 1")
+        n = self.rate * max(1, len(self.threads))
+        if n > MAX_TICK_ACCESSES:
+            raise oserror(EINVAL, f"workload: rate {self.rate} x {max(1, len(self.threads))} "
+                                  f"thread(s) is {n} accesses a tick, more than "
+                                  f"{MAX_TICK_ACCESSES} (the tick's arrays would not fit)")
         if not 0 <= self.write <= 1 or not 0 < self.width <= 1 or self.zipf <= 0:
             raise oserror(EINVAL, "workload: write in 0..1, width in (0, 1], zipf > 0")
         shard = (pat == "seq") if self.shard is None else bool(self.shard)
@@ -484,10 +493,6 @@ class Workload:
         finally:
             if self.state == "running":
                 self.state = "stopped"  # cancelled or closed
-            for obs in self.observers:
-                detach = getattr(obs, "detach", None)
-                if detach is not None:
-                    detach(self)
         if job is not None:
             job.done = self.ticks_done
         return self.summary()
@@ -530,10 +535,14 @@ def make_phases(m: Kernel, phases=None, **kw) -> list[Phase]:
     if bad:
         raise oserror(EINVAL, f"workload: unknown option {bad[0]!r} (options: "
                               f"{', '.join(PHASE_KEYS)})")
+    if phases is not None and not isinstance(phases, (list, tuple)):
+        raise TypeError(f"phases must be a list of tables, not {type(phases).__name__}")
     raw = list(phases) if phases else [{}]
     out: list[Phase] = []
     prev = Phase(**{k: _coerce(k, v) for k, v in kw.items()})
     for i, d in enumerate(raw):
+        if not isinstance(d, dict):
+            raise TypeError(f"phase {i} must be a table, not {type(d).__name__}")
         d = dict(d)
         bad = [k for k in d if k not in PHASE_KEYS]
         if bad:
@@ -545,20 +554,38 @@ def make_phases(m: Kernel, phases=None, **kw) -> list[Phase]:
 
 
 def _coerce(k: str, v):
+    """An option's value, of the option's type: never a coerced one (rate=1.9 is a
+    TypeError, not 1)."""
     if k == "threads":
         if isinstance(v, str):
             # "1,1,2" = three threads; a range "0-3" = one thread on each node
+            if len(v) > 1 << 16:
+                raise oserror(EINVAL, "workload: threads: too long a list")
             return tuple(n for part in v.split(",") if part.strip()
                          for n in parse_nodes(part.strip(), "threads"))
-        if isinstance(v, (int, np.integer)):
-            return (int(v),)
-        return tuple(int(n) for n in v)
+        if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+            return (int_arg(v, "threads"),)
+        if not isinstance(v, (list, tuple)):
+            raise TypeError(f"threads must be nodes (a list or \"1,1,2\"), not "
+                            f"{type(v).__name__}")
+        if len(v) > MAX_TICK_ACCESSES:
+            raise oserror(EINVAL, f"workload: {len(v)} threads are too many")
+        return tuple(int_arg(n, "threads") for n in v)
     if k in ("ticks", "rate", "step"):
-        return int(v)
+        return int_arg(v, k)
     if k in ("write", "zipf", "width"):
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer,
+                                                                 np.floating)):
+            raise TypeError(f"{k} must be a number, not {type(v).__name__}")
+        if not np.isfinite(v):
+            raise oserror(EINVAL, f"workload: {k} {v} is not a finite number")
         return float(v)
     if k in ("shard", "scatter"):
+        if v is not None and not isinstance(v, (bool, np.bool_)):
+            raise TypeError(f"{k} must be True, False or None, not {type(v).__name__}")
         return None if v is None else bool(v)
+    if k == "pattern" and not isinstance(v, str):
+        raise TypeError(f"pattern must be a string, not {type(v).__name__}")
     return v
 
 
@@ -566,54 +593,108 @@ def create(m: Kernel, workloads: Workloads, pid: int, addr: int | None = None,
            length: int | None = None, *, size: int | None = None, phases=None,
            loop: bool = False, init="process", seed=None, **kw) -> Workload:
     """Validate, map (when no range is given) and populate the region; the Workload
-    is registered but has not ticked yet."""
-    p = m.procs.get(int(pid))
-    if p is None:
-        raise oserror(ESRCH, f"workload: no process {pid}")
-    if not p.has_mm:
-        raise oserror(EINVAL, f"workload: pid {pid} is a kernel thread")
-    ph = make_phases(m, phases, **kw)
+    is registered but has not ticked yet. Every argument is checked before anything
+    is mapped, and a failure after that unmaps what this call mapped: a failed
+    workload leaves nothing behind."""
+    p, ph, loop, seed, node = check_options(m, pid, phases=phases, loop=loop, init=init,
+                                            seed=seed, **kw)
+    pid = p.pid
     if addr is None:
-        size = int(size if size is not None else 64 << 20)
+        size = 64 << 20 if size is None else int_arg(size, "size")
+        _region_fits(m, m.page_align(size) >> m.page_shift)
         addr = do_mmap(m, p, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
                        None, None)
         length = m.page_align(size)
+        mapped = True
     else:
-        addr = int(addr) & ~(m.page_size - 1)
-        length = m.page_align(int(length if length is not None else m.page_size))
+        addr = int_arg(addr, "addr") & ~(m.page_size - 1)
+        length = m.page_align(m.page_size if length is None else int_arg(length, "length"))
+        if length <= 0:
+            raise oserror(EINVAL, "workload: length must be positive")
         if range_holes(p, addr, addr + length):
             raise oserror(EINVAL, f"workload: [{addr:#x}, {addr + length:#x}) is not "
                                   f"fully mapped")
+        _region_fits(m, length >> m.page_shift)
+        mapped = False
     npages = length >> m.page_shift
-    k = sum(1 for w in workloads if w.pid == int(pid))
-    sd = (int(m.seed), int(pid), k) if seed is None else (int(seed),)
-    wl = Workload(m=m, pid=int(pid), start=addr, npages=npages, phases=ph, seed=sd,
-                  loop=bool(loop))
-    if init is not None and init is not False and init != "none":
-        # the process initialises its memory first: first touch puts it on one node
-        node = p.node if init == "process" else int(init)
-        if node not in m.nodes:
-            raise oserror(EINVAL, f"workload: init node {node} does not exist")
-        touch(m, p, addr, length, write=True, node=node)
+    k = sum(1 for w in workloads if w.pid == pid)
+    sd = (int(m.seed), pid, k) if seed is None else (seed,)
+    try:
+        wl = Workload(m=m, pid=pid, start=addr, npages=npages, phases=ph, seed=sd,
+                      loop=bool(loop))
+        if node is not None:
+            # the process initialises its memory first: first touch puts it on one node
+            touch(m, p, addr, length, write=True, node=node)
+    except BaseException:
+        if mapped:
+            do_munmap(m, p, addr, length)
+        raise
     wl.t_ns = wl.started_ns = m.clock
     workloads.add(wl)
     return wl
 
 
+def check_options(m: Kernel, pid: int, *, phases=None, loop: bool = False, init="process",
+                  seed=None, **kw) -> tuple:
+    """create()'s checks of everything but the region, changing nothing: (process,
+    phases, loop, seed, the node that initialises the memory or None). Raises
+    TypeError for a wrong type, OSError for a wrong value."""
+    pid = int_arg(pid, "pid")
+    p = m.procs.get(pid)
+    if p is None:
+        raise oserror(ESRCH, f"workload: no process {pid}")
+    if not p.has_mm:
+        raise oserror(EINVAL, f"workload: pid {pid} is a kernel thread")
+    ph = make_phases(m, phases, **kw)
+    if not isinstance(loop, (bool, np.bool_)):
+        raise TypeError(f"loop must be True or False, not {type(loop).__name__}")
+    seed = None if seed is None else int_arg(seed, "seed")
+    node = None  # the node the process initialises its memory from (first touch)
+    if isinstance(init, str) and init in ("process", "none"):
+        node = p.node if init == "process" else None
+    elif init is not None and init is not False:
+        node = int_arg(init, "init")
+        if node not in m.nodes:
+            raise oserror(EINVAL, f"workload: init node {node} does not exist")
+    return p, ph, bool(loop), seed, node
+
+
+def _region_fits(m: Kernel, npages: int) -> None:
+    """A workload keeps per-page ground truth (npages x nodes counters): its region is
+    at most the machine's memory, so that table is bounded by the machine's size."""
+    if npages > m.nr_frames:
+        raise oserror(ENOMEM, f"workload: a region of {npages} pages is larger than the "
+                              f"machine's {m.nr_frames} frames")
+
+
 def described(m: Kernel) -> list[dict]:
     """The `[[workloads]]` of the machine's description: tables of `pid` and the
     options of m.start("workload", ...) (size "64M", pattern, threads "1,2", ticks,
-    phases = [{...}], ...), checked when started."""
-
+    phases = [{...}], ...), each checked as create() checks it (the description is
+    checked when it is built). Raises EINVAL naming the table."""
+    specs = (m.description or {}).get("workloads", []) or []
     out = []
-    for i, d in enumerate((m.description or {}).get("workloads", []) or []):
-        if not isinstance(d, dict) or "pid" not in d:
-            raise oserror(EINVAL, f"workloads[{i}]: a table with a pid is required")
-        kw = dict(d)
-        if "size" in kw:
-            try:
-                kw["size"] = parse_size(kw["size"], "size")
-            except ValueError as e:
-                raise oserror(EINVAL, f"workloads[{i}].size: {e}") from None
-        out.append(kw)
+    for i, d in enumerate(specs):
+        try:
+            out.append(described_one(m, d))
+        except (TypeError, ValueError, OSError) as e:
+            raise oserror(EINVAL, f"workloads[{i}]: {error_text(e)}") from None
     return out
+
+
+def described_one(m: Kernel, d) -> dict:
+    """One `[[workloads]]` table as m.start("workload", ...) keywords, checked as
+    create() checks them (nothing is mapped); raises TypeError/ValueError/OSError."""
+    if not isinstance(d, dict) or "pid" not in d:
+        raise ValueError("a table with a pid is required")
+    kw = dict(d)
+    if "size" in kw:
+        kw["size"] = parse_size(kw["size"], "size")
+        _region_fits(m, m.page_align(kw["size"]) >> m.page_shift)
+    check_options(m, **{k: v for k, v in kw.items() if k not in ("size", "watch")})
+    return kw
+
+
+def error_text(e: BaseException) -> str:
+    """An error's sentence without its errno (OSError's strerror)."""
+    return e.strerror if isinstance(e, OSError) and e.strerror else str(e)

@@ -1,5 +1,6 @@
-"""A rehearsal shown before an irreversible act (offlining a zone): the dry-run
-text, then `o`/`y`/enter confirms and escape/`n` cancels."""
+"""A rehearsal shown before an irreversible act (offlining a zone): the dry-run text
+in a panel docked at the bottom, so the map above stays visible; `o`/`y`/enter
+confirms and escape/`n` cancels."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def on_mount(self) -> None:
         body = self.query_one("#confirm-body")
-        body.border_title = self.title_text
+        body.border_title = Text(self.title_text)
         body.focus()
 
     def action_answer(self, yes: bool) -> None:

@@ -1,6 +1,7 @@
 """The SLIT distance grid, coloured by distance. Up to 6 nodes it prints numbers;
-beyond that it draws two node rows per line with half blocks, two columns per node
-(one above 22 nodes), so 64 nodes still fit in 70 columns and 33 lines."""
+beyond that it is a heat grid: two node rows per line with half blocks, two columns per
+node (one above 22 nodes: one character is one distance), so 64 nodes still fit in 70
+columns and 33 lines."""
 
 from __future__ import annotations
 
@@ -20,18 +21,18 @@ def distance_colors(values: list[int]) -> dict[int, str]:
     return {d: RAMP[round(i * (len(RAMP) - 1) / (len(ds) - 1))] for i, d in enumerate(ds)}
 
 
-def distance_text(m: Any, compact_above: int = 6) -> Text:
-    nodes = list(m.nodes)
+def distance_text(topo: Any, compact_above: int = 6) -> Text:
+    nodes = topo.node_ids
+    dist = topo.distances
     n = len(nodes)
-    vals = [m.distance(a, b) for a in nodes for b in nodes]
-    colors = distance_colors(vals)
+    colors = distance_colors([int(x) for x in dist.ravel()])
     t = Text()
     if n <= compact_above:
         t.append("    " + "".join(f"{b:>4}" for b in nodes) + "\n", style="#8b93a1")
-        for a in nodes:
+        for i, a in enumerate(nodes):
             t.append(f"{a:>3} ", style="#8b93a1")
-            for b in nodes:
-                d = m.distance(a, b)
+            for j in range(n):
+                d = int(dist[i, j])
                 t.append(f"{d:>4}", style=f"bold {colors[d]}")
             t.append("\n")
     else:
@@ -42,12 +43,12 @@ def distance_text(m: Any, compact_above: int = 6) -> Text:
             b2 = nodes[i + 1] if i + 1 < n else None
             label = f"{a}-{b2}" if b2 is not None else f"{a}"
             t.append(f"{label:>5}", style="#8b93a1")
-            for c in nodes:
-                top = colors[m.distance(a, c)]
+            for j in range(n):
+                top = colors[int(dist[i, j])]
                 if b2 is None:
                     t.append("▀" * w, style=f"{top} on #14161a")
                 else:
-                    t.append("▀" * w, style=f"{top} on {colors[m.distance(b2, c)]}")
+                    t.append("▀" * w, style=f"{top} on {colors[int(dist[i + 1, j])]}")
             t.append("\n")
     for d, c in colors.items():
         t.append("■", style=c)
@@ -58,5 +59,5 @@ def distance_text(m: Any, compact_above: int = 6) -> Text:
 class DistanceGrid(Static):
     """numactl -H's node distances as a coloured grid."""
 
-    def show(self, m: Any) -> None:
-        self.update(distance_text(m))
+    def show(self, view: Any) -> None:
+        self.update(distance_text(view.topology()))

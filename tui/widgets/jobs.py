@@ -1,20 +1,20 @@
-"""Running jobs: one row per job with a progress bar, rate and ETA in simulated time."""
+"""Running jobs: one row per job with a progress bar, rate and ETA in simulated time
+(engine.views: jobs()). A line that does not fit wraps; nothing is cut."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Label, ProgressBar, Static
-
-from engine.views import job_line
 
 from .quiet import quiet_update
 
 
 class JobRow(Horizontal):
-    """A job's line: its description and a progress bar."""
+    """A job's line: a progress bar and its description."""
 
     def __init__(self, job: Any, **kw: Any) -> None:
         super().__init__(**kw)
@@ -27,14 +27,15 @@ class JobRow(Horizontal):
         yield self._bar
         yield self._label
 
-    def show(self, m: Any) -> None:
+    def show(self, job: Any) -> None:
+        self.job = job
         if not (self._bar.is_mounted and self._label.is_mounted):
             return  # not composed yet; the next frame shows it
-        total = max(1, int(self.job.total or 0))
+        total = max(1, int(job.total or 0))
         if self._bar.total != total:
             self._bar.total = total
-        self._bar.progress = min(total, int(self.job.done))
-        quiet_update(self._label, job_line(m, self.job), fixed_height=True)
+        self._bar.progress = min(total, int(job.done))
+        quiet_update(self._label, Text(job.line))
 
 
 class JobsPanel(VerticalScroll, can_focus=False):
@@ -43,8 +44,8 @@ class JobsPanel(VerticalScroll, can_focus=False):
     def compose(self) -> ComposeResult:
         yield Static("no running jobs", classes="jobs-empty")
 
-    def show(self, m: Any) -> None:
-        jobs = {f"job-{j.id}": j for j in list(getattr(m, "jobs", []))}
+    def show(self, view: Any) -> None:
+        jobs = {f"job-{j.id}": j for j in view.jobs()}
         rows = {r.id: r for r in self.query(JobRow)}
         for rid, row in rows.items():
             if rid not in jobs:
@@ -54,7 +55,7 @@ class JobsPanel(VerticalScroll, can_focus=False):
             if row is None:
                 row = JobRow(job, id=rid)
                 self.mount(row)
-                self.call_after_refresh(row.show, m)
+                self.call_after_refresh(row.show, job)
             else:
-                row.show(m)
+                row.show(job)
         self.query_one(".jobs-empty", Static).display = not jobs

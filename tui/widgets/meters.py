@@ -1,32 +1,23 @@
 """Per-node meters: used/free against the zone watermarks, a free-memory sparkline and
-migration traffic in and out of each node."""
+migration traffic in and out of each node (engine.views: node_stats, free_history).
+Beyond COMPACT_ABOVE nodes each node takes a short cell, several to a line, so 64
+nodes fit in a few lines."""
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Any
 
-import numpy as np
 from rich.text import Text
 from textual.widgets import Static
 
-from engine.views import fmt_bytes
+from engine.views import NodeStat, fmt_bytes
 
 from .quiet import quiet_update
 
 SPARK = "▁▂▃▄▅▆▇█"
 BAR = 10
-
-
-def node_totals(m: Any, nid: int) -> dict[str, int]:
-    zs = [z for z in m.zones if z.node == nid]
-    return {
-        "managed": sum(z.managed for z in zs),
-        "free": sum(z.free for z in zs),
-        "min": sum(z.wmark_min for z in zs),
-        "low": sum(z.wmark_low for z in zs),
-        "high": sum(z.wmark_high for z in zs),
-    }
+COMPACT_ABOVE = 12
+CELL = 17  # columns of a compact node cell
 
 
 def sparkline(values: list[float], lo: float = 0.0, hi: float = 1.0) -> str:
@@ -36,92 +27,76 @@ def sparkline(values: list[float], lo: float = 0.0, hi: float = 1.0) -> str:
     return "".join(SPARK[min(7, max(0, int((v - lo) / span * 7.999)))] for v in values)
 
 
+def state_of(st: NodeStat) -> tuple[str, str]:
+    """(colour, word) of a node's free memory against its watermarks."""
+    if st.free <= st.wmark_min:
+        return "#e5484d", "min"
+    if st.free <= st.wmark_low:
+        return "#f08c3a", "low"
+    if st.free <= st.wmark_high:
+        return "#e8c46a", "high"
+    return "#3fb37f", "ok"
+
+
 class NodeMeters(Static):
-    """One line per node: a used bar coloured by watermark state, free history, traffic."""
+    """One line per node (or a compact cell per node when there are many)."""
 
     def __init__(self, *args: Any, history: int = 10, **kw: Any) -> None:
         super().__init__(*args, **kw)
-        self._hist: dict[int, deque] = {}
         self._len = history
 
     def reset(self) -> None:
-        self._hist.clear()
+        pass
 
-    def show(self, m: Any) -> None:
-        hist = timeline_history(m, self._len)
-        if hist is None:  # no engine timeline: sample at our own redraws
-            for nid in m.nodes:
-                t = node_totals(m, nid)
-                h = self._hist.setdefault(nid, deque(maxlen=self._len))
-                h.append(t["free"] / t["managed"] if t["managed"] else 0.0)
-            hist = self._hist
-        quiet_update(self, meters_text(m, hist))
-
-
-def timeline_history(m: Any, n: int) -> dict[int, deque] | None:
-    """Free memory per node over simulated time from the engine's timeline (its last
-    samples, as fractions of the node's managed pages), or None without one."""
-    get = getattr(m, "timeline", None)
-    if not callable(get):
-        return None
-    try:
-        tl = get()
-        _, free = tl.series("free")
-    except Exception:  # noqa: BLE001 - an older or newer timeline: fall back
-        return None
-    if len(free) == 0:
-        return None
-    out = {}
-    for i, nid in enumerate(m.nodes):
-        if nid >= free.shape[1]:
-            continue
-        managed = node_totals(m, nid)["managed"] or 1
-        vals = free[-n * 8:, nid] / managed
-        if vals.size > n:  # keep spikes: max per bucket
-            edges = np.linspace(0, vals.size, n + 1).astype(int)
-            vals = np.maximum.reduceat(vals, edges[:-1])
-        out[i] = deque(vals.tolist(), maxlen=n)
-    return {nid: out[i] for i, nid in enumerate(m.nodes) if i in out}
+    def show(self, view: Any) -> None:
+        """The history is the engine's timeline, in simulated time (none yet: now)."""
+        stats = view.node_stats()
+        hist = view.free_history(self._len)
+        if hist is None:
+            hist = {st.id: [st.free / st.managed if st.managed else 0.0] for st in stats}
+        width = self.content_size.width or 52
+        quiet_update(self, meters_text(stats, view.topology().page_size, hist, width))
 
 
-def meters_text(m: Any, hist: dict[int, deque] | None = None) -> Text:
+def meters_text(stats: list[NodeStat], page_size: int,
+                hist: dict[int, list[float]] | None = None, width: int = 52) -> Text:
     hist = hist or {}
-    tr = getattr(m, "traffic", None)
-    out_t = in_t = None
-    if tr is not None and np.size(tr):
-        out_t, in_t = np.asarray(tr).sum(1), np.asarray(tr).sum(0)
     t = Text()
-    for nid in m.nodes:
-        tot = node_totals(m, nid)
-        managed, free = tot["managed"], tot["free"]
-        t.append(f"N{nid:<3}", style="bold")
-        if managed <= 0:
+    if len(stats) > COMPACT_ABOVE:
+        per_line = max(1, width // CELL)
+        for i, st in enumerate(stats):
+            if i and i % per_line == 0:
+                t.append("\n")
+            t.append(f"N{st.id:<3}", style="bold")
+            if st.managed <= 0:
+                t.append(f"{'-':<{CELL - 4}}", style="#6b7280")
+                continue
+            color, _ = state_of(st)
+            fill = round(6 * (st.managed - st.free) / st.managed)
+            t.append("█" * fill, style=color)
+            t.append("░" * (6 - fill), style="#3a3f47")
+            t.append(f" {fmt_bytes(st.free * page_size):>5} ", style="#c8ccd4")
+        return t
+    for st in stats:
+        t.append(f"N{st.id:<3}", style="bold")
+        if st.managed <= 0:
             t.append("no memory\n", style="#6b7280")
             continue
-        used = managed - free
-        fill = round(BAR * used / managed)
-        if free <= tot["min"]:
-            color, state = "#e5484d", "min"
-        elif free <= tot["low"]:
-            color, state = "#f08c3a", "low"
-        elif free <= tot["high"]:
-            color, state = "#e8c46a", "high"
-        else:
-            color, state = "#3fb37f", "ok"
+        color, state = state_of(st)
+        fill = round(BAR * (st.managed - st.free) / st.managed)
         t.append("█" * fill, style=color)
         t.append("░" * (BAR - fill), style="#3a3f47")
-        t.append(f" {fmt_bytes(free * m.page_size):>5}", style="#c8ccd4")
+        t.append(f" {fmt_bytes(st.free * page_size):>5}", style="#c8ccd4")
         t.append(f" {state:<4}", style=color)
-        h = hist.get(nid)
-        if h:
-            vals = list(h)
+        vals = hist.get(st.id)
+        if vals:
             lo, hi = min(vals), max(vals)
             if hi - lo < 0.01:  # flat within 1%: no drama
                 lo, hi = hi - 0.01, hi
             t.append(" " + sparkline(vals, lo, hi), style="#6fa8dc")
-        if out_t is not None and nid < len(out_t) and (out_t[nid] or in_t[nid]):
-            t.append(f" ↑{fmt_bytes(int(out_t[nid]) * m.page_size)}"
-                     f" ↓{fmt_bytes(int(in_t[nid]) * m.page_size)}", style="#b48ead")
+        if st.moved_out or st.moved_in:
+            t.append(f" ↑{fmt_bytes(st.moved_out * page_size)}"
+                     f" ↓{fmt_bytes(st.moved_in * page_size)}", style="#b48ead")
         t.append("\n")
     t.rstrip()
     return t

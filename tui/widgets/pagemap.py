@@ -1,7 +1,9 @@
 """The page-frame map: one Line-API ScrollView. Each cell is a run of `zoom` frames
 coloured by its dominant holder (free, kernel, one colour per process's anonymous
 memory, page cache, PFN-mapped, offline) with a mark for mlocked, pinned or isolated
-(in-flight) frames. Nodes get a header line, zones a label in the left gutter.
+(in-flight) frames and for driver regions whose migrate hook is on. Nodes get a header
+line, zones a label in the left gutter. Everything it reads comes from the view API
+(engine.views.MachineView): frame kinds, owners and flags, the topology, the drivers.
 
 A cell's colour is the most frequent holder among its frames when it covers up to SAMPLE
 (64) frames, else among SAMPLE frames spread over it (sample_offsets), so a paint costs
@@ -9,12 +11,17 @@ in cells, not frames (the border title and the legend say "sampled"; the inspect
 the cursor's cell in full). Marks and "mostly free" look at every frame (a bitwise OR
 per cell, at memory speed) unless a screen holds more than EXACT_LIMIT frames.
 
+When the machine has more zones than the screen has lines (36 nodes), the map folds
+into columns side by side, as a newspaper does: the rows run down the first column,
+then the next (`fold`), so the whole width is used and every zone keeps its rows.
+
 Cell codes are computed with numpy for all visible rows at once and cached with a
 generation counter; Strips are cached per row and rebuilt only for rows whose cells
 changed."""
 
 from __future__ import annotations
 
+import textwrap
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -27,23 +34,25 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from engine.constants import (
+from engine.nodemask import nodes_str
+from engine.views import (
     K_ANON,
     K_FILE,
     K_FREE,
     K_KERNEL,
     K_OFFLINE,
     K_PFNMAP,
-    PG_isolated,
-    PG_mlocked,
-    PG_pinned,
+    MARK_ISOLATED,
+    MARK_MLOCKED,
+    MARK_PINNED,
+    MachineView,
+    fmt_bytes,
 )
-from engine.nodemask import nodes_str
-from engine.views import fmt_bytes
 
 GUTTER = 8
 GUTTER_COMPACT = 10  # "N12 DMA32 " when node headers are left out
 ZONE_ABBR = {"Normal": "Norm", "Movable": "Mov", "Device": "Dev"}
+MIN_FOLD_COLS = 24  # cells a folded column keeps at least
 
 # colour classes
 C_FREE, C_KERNEL, C_FILE, C_PFNMAP, C_OFFLINE, C_ANON = range(6)
@@ -57,10 +66,12 @@ CLASS_NAMES = ("free", "kernel", "page cache", "PFN-mapped", "offline", "anon")
 CLASS_COLORS = ("#262a30", "#b83b3b", "#3567b5", "#c9a227", "#0a0a0a", "#5f8f5f") + ANON_PALETTE
 PARTIAL_FREE = "#3d434c"  # a mostly free cell that holds something
 
-# marks (priority: highlighted > isolated > pinned > mlocked)
-M_NONE, M_MLOCK, M_PINNED, M_ISOLATED, M_HILITE = range(5)
-MARK_GLYPHS = (" ", "•", "◆", "»", "■")
-MARK_NAMES = ("", "mlocked", "pinned", "isolated / in flight", "selected VMA")
+# marks (priority: highlighted > isolated > pinned > mlocked > hooked driver region)
+M_NONE, M_MLOCK, M_PINNED, M_ISOLATED, M_HILITE, M_HOOK = range(6)
+NMARK = 6
+MARK_GLYPHS = (" ", "•", "◆", "»", "■", "⇄")
+MARK_NAMES = ("", "mlocked", "pinned", "isolated / in flight", "selected VMA",
+              "driver region, migrate hook on")
 OFFLINE_GLYPH = "╳"
 
 KIND_TO_CLASS = np.full(256, C_KERNEL, np.uint8)
@@ -78,6 +89,7 @@ HEADER_DIM = Style(color="#a8b0bf", bgcolor="#2d3340")
 GUTTER_ZONE = Style(color="#e8c46a", bgcolor="#14161a", bold=True)
 GUTTER_DIM = Style(color="#6b7280", bgcolor="#14161a")
 GUTTER_ODD = Style(bgcolor="#232834")  # alternate nodes in the compact layout
+SENTENCE_STYLE = Style(color="#e8c46a", bgcolor="#14161a")
 
 
 def offset_str(nbytes: int) -> str:
@@ -117,38 +129,50 @@ class PidColors:
     def color(self, pid: int) -> str:
         return CLASS_COLORS[self.cls(pid)]
 
-
-def pid_lut(m: Any, colors: PidColors | None = None) -> np.ndarray:
-    """mapping id -> colour class for anonymous frames (anon_vma -> its pid)."""
-    colors = colors if colors is not None else PidColors()
-    colors.learn(list(getattr(m, "procs", {})))
-    maps = getattr(m, "mappings", {})
-    lut = np.full(max(maps, default=0) + 1, C_ANON, np.uint8)
-    for mid, obj in maps.items():
-        pid = getattr(obj, "pid", None)
-        if pid is not None and hasattr(obj, "base_vpn"):
-            lut[mid] = colors.cls(pid)
-    return lut
+    def table(self, pids: list[int]) -> np.ndarray:
+        """pid -> colour class, as an array indexed by pid (the last entry, reached by
+        the owner -1, is plain anonymous memory)."""
+        self.learn(pids)
+        lut = np.full(max(pids, default=0) + 2, C_ANON, np.uint8)
+        for pid in pids:
+            lut[pid] = self.cls(pid)
+        return lut
 
 
-def frame_classes(m: Any, a: int, b: int, lut: np.ndarray) -> np.ndarray:
-    kind = m.f.kind[a:b]
+def pid_table(view: MachineView, colors: PidColors | None = None) -> np.ndarray:
+    return (colors if colors is not None else PidColors()).table(view.pids())
+
+
+def frame_classes(view: MachineView, pfns: np.ndarray, ptab: np.ndarray) -> np.ndarray:
+    """The colour class of each frame (anonymous memory by its process)."""
+    return classes_of(*view.frame_sample(pfns), ptab)
+
+
+def classes_of(kind: np.ndarray, owner: np.ndarray, ptab: np.ndarray) -> np.ndarray:
     cls = KIND_TO_CLASS[kind]
     anon = kind == K_ANON
     if anon.any():
-        mp = m.f.mapping[a:b][anon].astype(np.int64)
-        ok = (mp >= 0) & (mp < lut.size)
-        pc = np.full(mp.shape, C_ANON, np.uint8)
-        pc[ok] = lut[mp[ok]]
-        cls[anon] = pc
+        o = owner[anon]
+        cls[anon] = ptab[np.where((o >= 0) & (o < ptab.size - 1), o, -1)]
     return cls
 
 
-def cell_codes(m: Any, a: int, n: int, zoom: int, lut: np.ndarray,
-               hilite: np.ndarray | None = None) -> np.ndarray:
-    """One int code per cell over frames [a, a+n): class + NCLASS * (mark + 5 * partial)
-    (one row of rows_codes)."""
-    return rows_codes(m, np.array([a]), np.array([n]), zoom, lut, hilite)[0]
+def cell_codes(view: MachineView, a: int, n: int, zoom: int, ptab: np.ndarray,
+               hilite: np.ndarray | None = None, hooked: np.ndarray | None = None
+               ) -> np.ndarray:
+    """One int code per cell over frames [a, a+n): class + NCLASS * (mark + NMARK *
+    partial) (one row of rows_codes)."""
+    return rows_codes(view, np.array([a]), np.array([n]), zoom, ptab, hilite, hooked)[0]
+
+
+def hooked_runs(view: MachineView) -> np.ndarray | None:
+    """PFN runs [start, end) of driver regions whose migrate hook is on, sorted; None
+    when there are none."""
+    runs = [d.runs for d in view.drivers() if d.hook and d.runs.size]
+    if not runs:
+        return None
+    r = np.concatenate(runs)
+    return r[np.argsort(r[:, 0])]
 
 
 SAMPLE = 64  # a cell's colour is the most frequent class of at most this many frames
@@ -210,70 +234,69 @@ def sample_frames(cstart: np.ndarray, csize: np.ndarray, zoom: int
     return pfn, valid
 
 
-def rows_codes(m: Any, starts: np.ndarray, counts: np.ndarray, zoom: int, lut: np.ndarray,
-               hilite: np.ndarray | None = None, exact_limit: int = EXACT_LIMIT
+def rows_codes(view: MachineView, starts: np.ndarray, counts: np.ndarray, zoom: int,
+               ptab: np.ndarray, hilite: np.ndarray | None = None,
+               hooked: np.ndarray | None = None, exact_limit: int = EXACT_LIMIT
                ) -> tuple[np.ndarray, np.ndarray]:
     """Cell codes of several map rows at once: (codes of every cell, offsets: row i is
-    codes[offsets[i]:offsets[i+1]]). A code is class + NCLASS * (mark + 5 * partial).
+    codes[offsets[i]:offsets[i+1]]). A code is class + NCLASS * (mark + NMARK * partial).
 
     The class is the most frequent one among the cell's frames when a cell covers up to
     SAMPLE frames, else among SAMPLE frames of it spread over the cell (sample_offsets:
     the cost scales with cells, not frames). Marks (mlocked, pinned, isolated,
     highlighted) and "mostly free" (a free cell that holds something) count every frame
-    while the rows hold at most exact_limit frames, else the samples too."""
+    while the rows hold at most exact_limit frames, else the samples too; a cell that
+    overlaps a hooked driver region (`hooked`: sorted PFN runs) is marked as such."""
     cstart, csize, offsets = cell_layout(starts, counts, zoom)
     n = cstart.size
     if n == 0:
         return np.zeros(0, np.int64), offsets
     pfn, valid = sample_frames(cstart, csize, zoom)
-    f = m.f
-    kind = f.words()[pfn].astype(np.uint8)  # (the low byte of kind|flags: contiguous)
-    # a sample's holder: its kind (< 256), or for anonymous memory 257 + its mapping
-    # (anon_vma) id; cells whose samples share one holder (most) take its class, the
-    # others count their samples' classes
+    kind, owner = view.frame_sample(pfn)
+    # a sample's holder: its kind (< 256), or for anonymous memory 257 + its owner's
+    # pid; cells whose samples share one holder (most) take its class, the others count
+    # their samples' classes
     anon = kind == K_ANON
-    if anon.any():
-        mp = f.mapping[pfn]
-        np.maximum(mp, -1, out=mp)
-        mp += 257
-        holder = np.where(anon, mp, kind)
-    else:
-        holder = kind
-    table = np.concatenate((KIND_TO_CLASS, [C_ANON], lut, [C_ANON])).astype(np.uint8)
-    first = holder[:, 0]
-    dom = np.take(table, first, mode="clip").astype(np.int64)  # unknown ids: plain anon
-    same = holder == first[:, None]
+    holder = np.where(anon, owner.astype(np.int64) + 257, kind) if anon.any() else kind
+    dom = classes_of(kind[:, 0], owner[:, 0], ptab).astype(np.int64)
+    same = holder == holder[:, :1]
     if valid is not None:
         same |= ~valid
     mixed = np.flatnonzero(~same.all(1))
     if mixed.size:
         k = mixed.size
-        c = np.take(table, holder[mixed], mode="clip").astype(np.int64)
+        c = classes_of(kind[mixed], owner[mixed], ptab).astype(np.int64)
         if valid is not None:
-            c[~valid[mixed]] = NCLASS
+            c = np.where(valid[mixed], c, NCLASS)
         key = np.arange(k, dtype=np.int64)[:, None] * (NCLASS + 1) + c
         counts_ = np.bincount(key.ravel(), minlength=k * (NCLASS + 1))
         dom[mixed] = counts_.reshape(k, NCLASS + 1)[:, :NCLASS].argmax(1)
     if int(csize.sum()) <= exact_limit:
         groups = _contiguous(cstart, csize)
-        # kind | flags << 8 in one contiguous word per frame (engine Frames.words):
-        # one pass ORs both (K_FREE is 0, so a kind byte not 0 means held)
-        both = _reduce_cells(np.bitwise_or, f.words(), cstart, groups)
-        fl = (both >> 8).astype(np.uint8)
-        held = (both & 0xFF) != 0
+        parts = [view.frame_range(pa, pb) for _a, _b, pa, pb in groups]
+        fl = _reduce_cells(np.bitwise_or, [p[1] for p in parts], cstart, groups)
+        held = _reduce_cells(np.bitwise_or, [p[0] for p in parts], cstart, groups,
+                             None if K_FREE == 0 else lambda a: a != K_FREE) != 0
         hl = None if hilite is None else \
-            _reduce_cells(np.bitwise_or, hilite.view(np.uint8), cstart, groups) != 0
+            _reduce_cells(np.bitwise_or, [hilite[pa:pb].view(np.uint8)
+                                          for _a, _b, pa, pb in groups], cstart, groups) != 0
     else:
-        fl = np.bitwise_or.reduce(f.flags[pfn], axis=1)  # (repeated frames: harmless)
+        fl = np.bitwise_or.reduce(view.frame_flags(pfn), axis=1)  # (repeats: harmless)
         held = (kind != K_FREE).any(1)
         hl = hilite[pfn].any(1) if hilite is not None else None
     partial = (dom == C_FREE) & held
-    mark = np.where(fl & PG_isolated, M_ISOLATED,
-                    np.where(fl & PG_pinned, M_PINNED,
-                             np.where(fl & PG_mlocked, M_MLOCK, M_NONE)))
+    mark = np.where(fl & MARK_ISOLATED, M_ISOLATED,
+                    np.where(fl & MARK_PINNED, M_PINNED,
+                             np.where(fl & MARK_MLOCKED, M_MLOCK, M_NONE)))
+    if hooked is not None and hooked.size:
+        cend = cstart + csize
+        i = np.searchsorted(hooked[:, 1], cstart, side="right")  # first run ending after
+        ok = i < len(hooked)
+        over = ok & (hooked[np.minimum(i, len(hooked) - 1), 0] < cend)
+        mark = np.where(over & (mark == M_NONE), M_HOOK, mark)
     if hl is not None:
         mark = np.where(hl, M_HILITE, mark)
-    return dom + NCLASS * (mark + 5 * partial.astype(np.int64)), offsets
+    return dom + NCLASS * (mark + NMARK * partial.astype(np.int64)), offsets
 
 
 def _contiguous(cstart: np.ndarray, csize: np.ndarray) -> list[tuple[int, int, int, int]]:
@@ -286,11 +309,12 @@ def _contiguous(cstart: np.ndarray, csize: np.ndarray) -> list[tuple[int, int, i
     return [(a, b, int(cstart[a]), int(end[b - 1])) for a, b in zip(lo, hi)]
 
 
-def _reduce_cells(op: np.ufunc, arr: np.ndarray, cstart: np.ndarray,
+def _reduce_cells(op: np.ufunc, arrs: list[np.ndarray], cstart: np.ndarray,
                   groups: list[tuple[int, int, int, int]], fn: Any = None) -> np.ndarray:
-    """op reduced over every frame of each cell (of fn(frames) when fn is given)."""
-    parts = [op.reduceat(arr[pa:pb] if fn is None else fn(arr[pa:pb]), cstart[a:b] - pa)
-             for a, b, pa, pb in groups]
+    """op reduced over every frame of each cell (of fn(frames) when fn is given); arrs:
+    each group's frames [first PFN, end PFN)."""
+    parts = [op.reduceat(arr if fn is None else fn(arr), cstart[a:b] - pa)
+             for arr, (a, b, pa, _pb) in zip(arrs, groups)]
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
@@ -334,7 +358,7 @@ def code_style(code: int, cursor: bool = False) -> tuple[str, Style]:
         return hit
     cls = code % NCLASS
     rest = code // NCLASS
-    mark, partial = rest % 5, rest // 5
+    mark, partial = rest % NMARK, rest // NMARK
     bg = PARTIAL_FREE if partial else CLASS_COLORS[cls]
     glyph = MARK_GLYPHS[mark]
     if cls == C_OFFLINE and mark == M_NONE:
@@ -376,19 +400,19 @@ class Layout(NamedTuple):
     kind: np.ndarray  # ROW_NODE | ROW_CELLS
     start: np.ndarray  # first PFN of the row (node: node start)
     count: np.ndarray  # frames in the row
-    zone: np.ndarray  # index in m.zones, -1 for node rows
+    zone: np.ndarray  # index in the topology's zones, -1 for node rows
     node: np.ndarray  # node id
     first: np.ndarray  # first row of its zone
     cell_y: np.ndarray  # y of every cell row
     cell_start: np.ndarray  # start PFN of every cell row
 
 
-def build_layout(m: Any, ncols: int, zoom: int, headers: bool = True) -> Layout:
+def build_layout(topo: Any, ncols: int, zoom: int, headers: bool = True) -> Layout:
     """Rows of the map: per node a header row (when `headers`), then per zone enough
     cell rows of `ncols` cells of `zoom` frames."""
     kinds, starts, counts, zones, nodes, firsts = [], [], [], [], [], []
     per_row = max(1, ncols) * zoom
-    for node in m.nodes_list:
+    for node in topo.nodes:
         if headers:
             kinds.append(np.array([ROW_NODE]))
             starts.append(np.array([node.start_pfn]))
@@ -396,16 +420,14 @@ def build_layout(m: Any, ncols: int, zoom: int, headers: bool = True) -> Layout:
             zones.append(np.array([-1]))
             nodes.append(np.array([node.id]))
             firsts.append(np.array([False]))
-        for zi, z in enumerate(m.zones):
-            if z.node != node.id or z.spanned <= 0:
-                continue
+        for z in topo.zones_of(node.id):
             nrows = -(-z.spanned // per_row)
             s = z.start_pfn + np.arange(nrows, dtype=np.int64) * per_row
             c = np.minimum(per_row, z.start_pfn + z.spanned - s)
             kinds.append(np.full(nrows, ROW_CELLS))
             starts.append(s)
             counts.append(c)
-            zones.append(np.full(nrows, zi))
+            zones.append(np.full(nrows, z.index))
             nodes.append(np.full(nrows, node.id))
             f = np.zeros(nrows, bool)
             f[0] = True
@@ -422,34 +444,66 @@ def build_layout(m: Any, ncols: int, zoom: int, headers: bool = True) -> Layout:
                   ys, start[ys])
 
 
-def nonempty_zones(m: Any) -> list:
-    return [z for z in m.zones if z.spanned > 0]
+def nonempty_zones(topo: Any) -> list:
+    return [z for z in topo.zones if z.spanned > 0]
 
 
-def use_headers(m: Any, height: int) -> bool:
+def use_headers(topo: Any, height: int) -> bool:
     """Node header rows only when there is room for about two rows per zone besides."""
-    return (len(m.nodes_list) + len(nonempty_zones(m))) * 2 <= max(1, height)
+    return (len(topo.nodes) + len(nonempty_zones(topo))) * 2 <= max(1, height)
 
 
-def layout_height(m: Any, ncols: int, zoom: int, headers: bool = True) -> int:
+def layout_height(topo: Any, ncols: int, zoom: int, headers: bool = True) -> int:
     per_row = max(1, ncols) * zoom
-    rows = sum(-(-z.spanned // per_row) for z in nonempty_zones(m))
-    return rows + (len(m.nodes_list) if headers else 0)
+    rows = sum(-(-z.spanned // per_row) for z in nonempty_zones(topo))
+    return rows + (len(topo.nodes) if headers else 0)
 
 
-def fit_zoom(m: Any, ncols: int, height: int, headers: bool = True) -> int:
-    """The smallest power-of-two zoom that shows the whole machine in `height` lines
-    (or, when even one row per zone is too many, the zoom that gives one row per zone)."""
-    zoom = 1
-    biggest = max((z.spanned for z in m.zones), default=1)
-    while zoom * max(1, ncols) < biggest and \
-            layout_height(m, ncols, zoom, headers) > max(1, height):
-        zoom *= 2
-    return zoom
+def fit_zoom(topo: Any, ncols: int, height: int, headers: bool = True) -> int:
+    """The smallest zoom (frames a cell) that shows the whole machine in `height` lines
+    (or, when even one row per zone is too many, the zoom that gives one row per zone):
+    a binary search, the height falling as the zoom grows."""
+    ncols = max(1, ncols)
+    biggest = max((z.spanned for z in topo.zones), default=1)
+    lo, hi = 1, max(1, -(-biggest // ncols))  # hi: one row per zone
+    if layout_height(topo, ncols, lo, headers) <= max(1, height):
+        return lo
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if layout_height(topo, ncols, mid, headers) <= max(1, height):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+FOLD_GAIN = 1.5  # folding must make cells this much finer (or make the map fit)
+
+
+def choose_fold(topo: Any, width: int, height: int) -> tuple[int, int, bool]:
+    """(columns side by side, zoom, node headers) for a map of width x height cells:
+    one column unless folding into more shows the machine without scrolling where one
+    column cannot, or at a zoom FOLD_GAIN times finer (many zones, few lines)."""
+    best = None
+    for fold in range(1, 9):
+        colw = (width - (fold - 1)) // fold
+        headers = use_headers(topo, height * fold)
+        gutter = GUTTER if headers else GUTTER_COMPACT
+        ncols = colw - gutter
+        if ncols < MIN_FOLD_COLS and fold > 1:
+            break
+        zoom = fit_zoom(topo, max(1, ncols), height * fold, headers)
+        fits = layout_height(topo, max(1, ncols), zoom, headers) <= height * fold
+        if best is None:
+            best = (fits, zoom, fold, headers)
+            continue
+        if (fits and not best[0]) or (fits == best[0] and zoom * FOLD_GAIN <= best[1]):
+            best = (fits, zoom, fold, headers)
+    return best[2], best[1], best[3]
 
 
 class PageMap(ScrollView, can_focus=True):
-    """A map of every page frame of the machine."""
+    """A map of every page frame of the machine (drawn from a MachineView)."""
 
     BINDINGS = [
         Binding("up", "cursor(0, -1)", "Up", show=False, id="map.up"),
@@ -478,32 +532,41 @@ class PageMap(ScrollView, can_focus=True):
             self.pfn = pfn
             self.zoom = zoom
 
-    def __init__(self, machine: Any = None, *, name: str | None = None, id: str | None = None,
-                 classes: str | None = None) -> None:
+    def __init__(self, view: MachineView | None = None, *, name: str | None = None,
+                 id: str | None = None, classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)
-        self.machine = machine
+        self.view = view
         self.zoom = 1
         self.auto_fit = True
         self.cursor = 0
         self.hilite: np.ndarray | None = None  # bool per frame, or None
         self.pid_colors = PidColors()  # the legend reads the same book
+        self.fold = 1  # columns side by side
         self._ncols = 0
         self._layout: Layout | None = None
         self._gen = 0
         self._cells: dict[int, tuple[int, np.ndarray]] = {}
         self._strips: dict[int, tuple[int, int, Strip]] = {}
-        self._lut = np.zeros(1, np.uint8)
-        self._width = 0
+        self._ptab = np.full(1, C_ANON, np.uint8)
+        self._hooked: np.ndarray | None = None
+        self._width = 0  # of one column (gutter + cells)
         self._height = 0
+        self._rows = 0  # lines of one column
         self.show_headers = True
         self.label_width = GUTTER
         self._marks_sampled = False  # the last rows computed were too many frames to OR
         self._cursor_memo: tuple | None = None
         self._layout_gen = 0  # counts layouts (the cursor memo's key)
+        self.unavailable: str | None = None  # why the map cannot be shown (the host)
+
+    @property
+    def topo(self) -> Any:
+        return self.view.topology()
 
     # ------------------------------------------------------------ state in
-    def set_machine(self, machine: Any) -> None:
-        self.machine = machine
+    def set_view(self, view: MachineView) -> None:
+        self.view = view
+        self.unavailable = view.frames_unavailable()
         self.pid_colors.clear()
         self.cursor = 0
         self.hilite = None
@@ -511,13 +574,13 @@ class PageMap(ScrollView, can_focus=True):
         self.relayout()
 
     def set_hilite(self, pfns: np.ndarray | None) -> None:
-        m = self.machine
-        if pfns is None or m is None:
+        if pfns is None or self.view is None:
             self.hilite = None
         else:
-            mask = np.zeros(m.nr_frames, bool)
+            n = self.topo.nr_frames
+            mask = np.zeros(n, bool)
             p = np.asarray(pfns, np.int64)
-            mask[p[(p >= 0) & (p < m.nr_frames)]] = True
+            mask[p[(p >= 0) & (p < n)]] = True
             self.hilite = mask
         self.refresh_from_machine(force=True)
 
@@ -530,14 +593,15 @@ class PageMap(ScrollView, can_focus=True):
     def zoom_out(self) -> None:
         fit = self._fit()
         if self.zoom < fit:
-            self.zoom *= 2
+            self.zoom = min(self.zoom * 2, fit)
             self.auto_fit = self.zoom >= fit
             self.relayout()
 
     def _fit(self) -> int:
-        if self.machine is None:
+        if self.view is None:
             return 1
-        return fit_zoom(self.machine, max(1, self._ncols), self._view_height(), self.show_headers)
+        return fit_zoom(self.topo, max(1, self._ncols), self._view_height() * self.fold,
+                        self.show_headers)
 
     def _view_height(self) -> int:
         return max(1, self.size.height or self._height)
@@ -545,56 +609,85 @@ class PageMap(ScrollView, can_focus=True):
     def relayout(self, width: int | None = None, height: int | None = None) -> None:
         """Recompute rows for the current width and zoom (keeps the cursor's frame).
         width/height default to the widget's size (give them to use it without an app)."""
-        m = self.machine
         if width is None:
             width = self.scrollable_content_region.width or self.size.width
         if height is not None:
             self._height = height
-        if m is None:
+        if self.view is None:
             self._layout = None
             self._layout_gen += 1
             self.virtual_size = Size(max(1, width), 0)
             return
-        self.show_headers = use_headers(m, self._view_height())
-        self.label_width = GUTTER if self.show_headers else GUTTER_COMPACT
-        self._width = max(self.label_width + 1, width)
-        self._ncols = max(1, self._width - self.label_width)
+        topo = self.topo
+        h = self._view_height()
         if self.auto_fit:
-            self.zoom = fit_zoom(m, self._ncols, self._view_height(), self.show_headers)
-        self._layout = build_layout(m, self._ncols, self.zoom, self.show_headers)
+            self.fold, self.zoom, self.show_headers = choose_fold(topo, max(1, width), h)
+        else:
+            self.show_headers = use_headers(topo, h * self.fold)
+        self.label_width = GUTTER if self.show_headers else GUTTER_COMPACT
+        colw = (max(1, width) - (self.fold - 1)) // self.fold
+        self._width = max(self.label_width + 1, colw)
+        self._ncols = max(1, self._width - self.label_width)
+        self._layout = build_layout(topo, self._ncols, self.zoom, self.show_headers)
+        total = len(self._layout.kind)
+        self._rows = -(-total // self.fold) if self.fold > 1 else total
         self._layout_gen += 1
         self._cells.clear()
         self._strips.clear()
-        self._lut = pid_lut(m, self.pid_colors)
+        self._ptab = pid_table(self.view, self.pid_colors)
+        self._hooked = hooked_runs(self.view)
         self._gen += 1
-        self.virtual_size = Size(self._width, len(self._layout.kind))
-        cell = fmt_bytes(self.zoom * m.page_size)
-        sampled = f", colour of {SAMPLE} sampled" if self.sampled else ""
-        self.border_title = (f"page frames · {self.zoom} frame{'s' if self.zoom > 1 else ''} "
-                             f"({cell}) per cell{sampled} · +/- zoom")
-        self.cursor = min(max(0, self.cursor), max(0, m.nr_frames - 1))
+        self.virtual_size = Size(max(1, width), self._rows)
+        self.border_title = self.title_for(max(1, width) - 4)
+        first = int(self._layout.cell_start[0]) if self._layout.cell_start.size else 0
+        self.cursor = min(max(first, self.cursor), max(0, topo.nr_frames - 1))
         self._scroll_to_cursor()
         self.refresh()
         self.post_message(self.CursorMoved(self.cursor, self.zoom))
 
+    def title_for(self, width: int) -> str:
+        """The border title, its less important parts left out to fit `width`."""
+        if self.unavailable is not None:
+            return "page frames · not available here"
+        cell = fmt_bytes(self.zoom * self.topo.page_size)
+        parts = [f"page frames · {self.zoom} frame{'s' if self.zoom > 1 else ''} ({cell}) "
+                 f"a cell", f"colour of {SAMPLE} sampled" if self.sampled else "",
+                 f"{self.fold} columns" if self.fold > 1 else "", "+/- zoom"]
+        for drop in (None, 1, 2, 3):
+            if drop is not None:
+                parts[drop] = ""
+            title = " · ".join(p for p in parts if p)
+            if len(title) <= width:
+                break
+        return title
+
     def on_resize(self, event: events.Resize) -> None:
         self.relayout()
+
+    # ------------------------------------------------------------ folding
+    def screen_line(self, y: int) -> int:
+        """The line (of the virtual height) where layout row y is drawn."""
+        return y % self._rows if self.fold > 1 and self._rows else y
+
+    def _refresh_row(self, y: int) -> None:
+        self.refresh_line(self.screen_line(y))
 
     # ------------------------------------------------------------ machine updates
     def refresh_from_machine(self, force: bool = False) -> int:
         """Recompute visible rows from engine state; repaint only rows that changed.
         Returns the number of rows repainted."""
-        if self._layout is None or self.machine is None:
+        if self._layout is None or self.view is None:
             return 0
         self._gen += 1
-        self._lut = pid_lut(self.machine, self.pid_colors)
+        self._ptab = pid_table(self.view, self.pid_colors)
+        self._hooked = hooked_runs(self.view)
         ys = self._visible_cell_rows()
         changed = 0
         for y, new in zip(ys, self._compute_rows(ys)):
             old = self._cells.get(y)
             if force or old is None or not np.array_equal(old[1], new):
                 self._strips.pop(y, None)
-                self.refresh_line(y)
+                self._refresh_row(y)
                 changed += 1
             else:
                 new = old[1]
@@ -623,10 +716,16 @@ class PageMap(ScrollView, can_focus=True):
     def _visible_cell_rows(self) -> list[int]:
         lay = self._layout
         top = int(self.scroll_offset.y)
-        end = min(top + self._view_height(), len(lay.kind))
-        if top >= end:
-            return []
-        return (top + np.flatnonzero(lay.kind[top:end] == ROW_CELLS)).tolist()
+        h = self._view_height()
+        out: list[int] = []
+        for j in range(self.fold):
+            base = j * self._rows if self.fold > 1 else 0
+            a = base + top
+            end = min(base + top + h, len(lay.kind),
+                      base + self._rows if self.fold > 1 else len(lay.kind))
+            if a < end:
+                out += (a + np.flatnonzero(lay.kind[a:end] == ROW_CELLS)).tolist()
+        return out
 
     def _compute_rows(self, ys: list[int]) -> list[np.ndarray]:
         """Cell codes of layout rows ys, computed together."""
@@ -635,8 +734,8 @@ class PageMap(ScrollView, can_focus=True):
         lay = self._layout
         idx = np.asarray(ys, np.int64)
         self._marks_sampled = int(lay.count[idx].sum()) > EXACT_LIMIT
-        codes, off = rows_codes(self.machine, lay.start[idx], lay.count[idx], self.zoom,
-                                self._lut, self.hilite)
+        codes, off = rows_codes(self.view, lay.start[idx], lay.count[idx], self.zoom,
+                                self._ptab, self.hilite, self._hooked)
         return [codes[off[i]:off[i + 1]] for i in range(len(ys))]
 
     def _row_codes(self, y: int) -> np.ndarray:
@@ -666,7 +765,7 @@ class PageMap(ScrollView, can_focus=True):
 
     # ------------------------------------------------------------ rendering
     def row_strip(self, y: int) -> Strip:
-        """The full-width Strip of layout row y (cached)."""
+        """The Strip (one column wide) of layout row y (cached)."""
         lay = self._layout
         if lay is None or not 0 <= y < len(lay.kind):
             return Strip.blank(self._width, BLANK_STYLE)
@@ -690,19 +789,41 @@ class PageMap(ScrollView, can_focus=True):
         return strip
 
     def render_line(self, y: int) -> Strip:
+        if self.unavailable is not None:
+            return self._sentence_line(y)
         scroll_x, scroll_y = self.scroll_offset
-        strip = self.row_strip(y + int(scroll_y))
+        line = y + int(scroll_y)
         width = self.size.width or self._width
+        if self.fold == 1:
+            strip = self.row_strip(line)
+        else:
+            parts = []
+            for j in range(self.fold):
+                if j:
+                    parts.append(Strip.blank(1, BLANK_STYLE))
+                ly = j * self._rows + line
+                parts.append(self.row_strip(ly) if line < self._rows else
+                             Strip.blank(self._width, BLANK_STYLE))
+            strip = Strip.join(parts)
         return strip.crop_extend(int(scroll_x), int(scroll_x) + width, BLANK_STYLE)
+
+    def _sentence_line(self, y: int) -> Strip:
+        """The map's place, when the frames cannot be read: the sentence that says why
+        (and what it needs), wrapped, below a blank line."""
+        width = self.size.width or self._width or 40
+        lines = [""] + textwrap.wrap(self.unavailable or "", max(10, width - 2))
+        text = f" {lines[y]}" if 0 <= y < len(lines) else ""
+        return Strip([Segment(text, SENTENCE_STYLE)]).extend_cell_length(
+            width, BLANK_STYLE).crop(0, width)
 
     def _gutter_text(self, y: int) -> str:
         lay = self._layout
-        z = self.machine.zones[int(lay.zone[y])]
+        z = self.topo.zones[int(lay.zone[y])]
         g = self.label_width - 1
         if lay.first[y]:
             label = z.name if self.show_headers else f"N{z.node} {ZONE_ABBR.get(z.name, z.name)}"
             return f"{label[:g]:<{g}} "
-        off = (int(lay.start[y]) - z.start_pfn) * self.machine.page_size
+        off = (int(lay.start[y]) - z.start_pfn) * self.topo.page_size
         return f"{'+' + offset_str(off):>{g}} "
 
     def _gutter_style(self, y: int) -> Style:
@@ -713,13 +834,13 @@ class PageMap(ScrollView, can_focus=True):
         return style
 
     def _node_strip(self, y: int) -> Strip:
-        m = self.machine
+        topo = self.topo
         nid = int(self._layout.node[y])
-        node = m.node(nid)
-        zs = [z for z in m.zones if z.node == nid and z.spanned > 0]
-        size = fmt_bytes(node.spanned * m.page_size)
+        node = topo.node(nid)
+        zs = topo.zones_of(nid)
+        size = fmt_bytes(node.spanned * topo.page_size)
         cpus = nodes_str(node.cpus) if node.cpus else "none"
-        zones = "  ".join(f"{z.name} {fmt_bytes(z.spanned * m.page_size)}" for z in zs)
+        zones = "  ".join(f"{z.name} {fmt_bytes(z.spanned * topo.page_size)}" for z in zs)
         segs = [Segment(f" node {nid} ", HEADER_STYLE),
                 Segment(f" {size}  cpus {cpus}  {zones} ", HEADER_DIM)]
         return Strip(segs).extend_cell_length(self._width, HEADER_DIM).crop(0, self._width)
@@ -755,26 +876,26 @@ class PageMap(ScrollView, can_focus=True):
         return -(-int(self._layout.count[y]) // self.zoom)
 
     def move_to(self, pfn: int) -> None:
-        m = self.machine
-        if m is None or self._layout is None:
+        if self.view is None or self._layout is None:
             return
-        pfn = min(max(0, int(pfn)), m.nr_frames - 1)
+        pfn = min(max(0, int(pfn)), self.topo.nr_frames - 1)
         old_y, _ = self.cursor_cell()
         self.cursor = pfn
         new_y, _ = self.cursor_cell()
         for y in {old_y, new_y}:
             if y >= 0:
-                self.refresh_line(y)
+                self._refresh_row(y)
         self._scroll_to_cursor()
         self.post_message(self.CursorMoved(self.cursor, self.zoom))
 
     def _scroll_to_cursor(self) -> None:
         y, _ = self.cursor_cell()
         if y >= 0:
+            line = self.screen_line(y)
             top = int(self.scroll_offset.y)
             h = max(1, self.size.height)
-            if y < top or y >= top + h:
-                self.scroll_to_region(Region(0, y, 1, 1), animate=False, immediate=True)
+            if line < top or line >= top + h:
+                self.scroll_to_region(Region(0, line, 1, 1), animate=False, immediate=True)
 
     def action_cursor(self, dx: int, dy: int) -> None:
         lay = self._layout
@@ -807,16 +928,23 @@ class PageMap(ScrollView, can_focus=True):
         self.action_cursor(0, direction * max(1, self.size.height - 1))
 
     def action_jump(self, where: int) -> None:
-        if self.machine is not None:
-            self.move_to(0 if where == 0 else self.machine.nr_frames - 1)
+        if self.view is not None:
+            self.move_to(0 if where == 0 else self.topo.nr_frames - 1)
 
     def pfn_at(self, x: int, y: int) -> int | None:
         """The first frame of the cell at widget offset (x, y), or None."""
         lay = self._layout
         if lay is None:
             return None
-        vy = y + int(self.scroll_offset.y)
-        col = x + int(self.scroll_offset.x) - self.label_width
+        x += int(self.scroll_offset.x)
+        line = y + int(self.scroll_offset.y)
+        j = x // (self._width + 1) if self.fold > 1 else 0
+        if j >= self.fold:
+            return None
+        col = x - j * (self._width + 1) - self.label_width
+        if self.fold > 1 and line >= self._rows:
+            return None
+        vy = j * self._rows + line if self.fold > 1 else line
         if not 0 <= vy < len(lay.kind) or lay.kind[vy] != ROW_CELLS or col < 0:
             return None
         if col >= self._ncells(vy):

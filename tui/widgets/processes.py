@@ -1,18 +1,49 @@
 """The processes table: pid, name, uid, RSS, pages per node, locality, policy.
 Diff-updated (update_cell, add_row, remove_row), sortable by clicking a header,
-filterable by a substring."""
+filterable by a substring.
+
+Columns follow their content and the table's width, never cutting a number: node
+columns hold exact page counts when they fit, else counts formatted to fit (131k),
+else (many nodes) one NODES column, a bar of one character per node, beside TOP, the
+node holding most of the process, else TOP alone. UID goes first when room is short;
+LOCAL and POLICY always stay."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from rich.text import Text
+from textual import events
 from textual.binding import Binding
 from textual.widgets import DataTable
 
-from engine.views import NodeCounts, ProcRow, fmt_pages, process_rows
+from engine.views import ProcRow, fmt_bytes, fmt_count
 
 from .cells import Num, sort_value
 from .tablediff import sync_rows
+
+BARS = " ▁▂▃▄▅▆▇█"
+MODES = ((True, "exact"), (False, "exact"), (False, "short"), (False, "bar"),
+         (False, "top"))
+
+
+def node_bar(per: Any, rss: int) -> Text:
+    """One character per node: its share of the process's pages (blank: none)."""
+    t = Text()
+    for c in per:
+        c = int(c)
+        frac = c / rss if rss else 0.0
+        i = 0 if c == 0 else max(1, min(8, round(frac * 8)))
+        t.append(BARS[i], style="#3fb37f on #262a30")
+    return t
+
+
+def top_node(nodes: list[int], per: Any, rss: int) -> Num:
+    if not rss:
+        return Num(-1, "-")
+    i = int(per.argmax())
+    share = 100.0 * int(per[i]) / rss
+    return Num(share, f"N{nodes[i]} {share:.0f}%")
 
 
 class ProcessTable(DataTable):
@@ -28,28 +59,82 @@ class ProcessTable(DataTable):
         self.sort_column: str | None = None
         self.sort_reverse = False
         self._node_ids: list[int] = []
+        self.mode: tuple[bool, str] | None = None  # (UID shown, node columns)
+        self._page_size = 4096
+        self._rows: list[ProcRow] = []
 
-    def setup_columns(self, m: Any) -> None:
-        """(Re)create columns for a machine's nodes; drops all rows."""
+    # -------------------------------------------------------------- columns
+    def widths(self, rows: list[ProcRow], mode: tuple[bool, str]) -> int:
+        """Cells the table needs in a mode (each column padded by one on each side)."""
+        uid, nodes = mode
+        ps = self._page_size
+
+        def w(label: str, vals: list[str]) -> int:
+            return max([len(label)] + [len(v) for v in vals]) + 2 * self.cell_padding
+
+        total = w("PID", [str(r.pid) for r in rows]) + w("NAME", [r.name for r in rows])
+        if uid:
+            total += w("UID", [str(r.uid) for r in rows])
+        total += w("RSS", [fmt_bytes(r.rss * ps) for r in rows])
+        if nodes in ("bar", "top"):
+            if nodes == "bar":
+                total += w("NODES", ["x" * len(self._node_ids)])
+            total += w("TOP", [f"N{max(self._node_ids, default=0)} 100%"])
+        else:
+            fmt = str if nodes == "exact" else fmt_count
+            for i, n in enumerate(self._node_ids):
+                total += w(f"N{n}", [fmt(int(r.per_node[i])) for r in rows])
+        total += w("LOCAL", ["100%"]) + w("POLICY", [r.policy for r in rows])
+        return total + 1  # the vertical scrollbar
+
+    def choose_mode(self, rows: list[ProcRow]) -> tuple[bool, str]:
+        width = self.size.width
+        if not width:  # hidden (the panels in front): keep what it shows
+            return self.mode or MODES[0]
+        for mode in MODES:
+            if self.widths(rows, mode) <= width:
+                return mode
+        return MODES[-1]
+
+    def setup_columns(self, mode: tuple[bool, str]) -> None:
+        """(Re)create the columns for a mode; drops all rows."""
         self.clear(columns=True)
-        self._node_ids = list(m.nodes)
-        self.add_column("PID", key="pid", width=6)
-        self.add_column("NAME", key="name", width=12)
-        self.add_column("UID", key="uid", width=5)
-        self.add_column("RSS", key="rss", width=7)
-        for n in self._node_ids:
-            self.add_column(f"N{n}", key=f"N{n}")
-        self.add_column("LOCAL", key="local", width=6)
+        self.mode = mode
+        uid, nodes = mode
+        self.add_column("PID", key="pid")
+        self.add_column("NAME", key="name")
+        if uid:
+            self.add_column("UID", key="uid")
+        self.add_column("RSS", key="rss")
+        if nodes == "bar":
+            self.add_column("NODES", key="nodes")
+        if nodes in ("bar", "top"):
+            self.add_column("TOP", key="top")
+        else:
+            for n in self._node_ids:
+                self.add_column(f"N{n}", key=f"N{n}")
+        self.add_column("LOCAL", key="local")
         self.add_column("POLICY", key="policy")
 
-    def row_cells(self, m: Any, r: ProcRow) -> list[object]:
-        cells: list[object] = [Num(r.pid), r.name, Num(r.uid),
-                               Num(r.rss, fmt_pages(m, r.rss))]
-        cells += [Num(int(c)) for c in r.per_node]
-        cells.append(Num(-1, "-") if r.locality is None else Num(r.locality, f"{r.locality:.0f}%"))
-        cells.append(r.policy)
+    def row_cells(self, r: ProcRow) -> list[object]:
+        uid, nodes = self.mode
+        cells: list[object] = [Num(r.pid), Text(r.name)]
+        if uid:
+            cells.append(Num(r.uid))
+        cells.append(Num(r.rss, fmt_bytes(r.rss * self._page_size)))
+        if nodes == "bar":
+            cells.append(node_bar(r.per_node, r.rss))
+        if nodes in ("bar", "top"):
+            cells.append(top_node(self._node_ids, r.per_node, r.rss))
+        else:
+            fmt = str if nodes == "exact" else fmt_count
+            cells += [Num(int(c), fmt(int(c))) for c in r.per_node]
+        cells.append(Num(-1, "-") if r.locality is None else
+                     Num(r.locality, f"{r.locality:.0f}%"))
+        cells.append(Text(r.policy))
         return cells
 
+    # -------------------------------------------------------------- rows
     def matches(self, r: ProcRow) -> bool:
         f = self.filter_text.strip().lower()
         if not f:
@@ -57,17 +142,34 @@ class ProcessTable(DataTable):
         return f in r.name.lower() or f == str(r.pid) or f in f"uid={r.uid}" or \
             f in r.policy.lower()
 
-    def update_from(self, m: Any, counts: NodeCounts | None = None) -> None:
-        """Show m's processes; pages per node from counts (its last pass) when given."""
-        if list(m.nodes) != self._node_ids or not self.columns:
-            self.setup_columns(m)
-        rows = [r for r in process_rows(m, counts) if self.matches(r)]
-        added = sync_rows(self, ((str(r.pid), self.row_cells(m, r)) for r in rows))
+    def update_from(self, view: Any, counts: Any = None) -> None:
+        """Show the processes; pages per node from counts (its last pass) when given."""
+        self._node_ids = view.nodes()
+        self._page_size = view.topology().page_size
+        rows = [r for r in view.processes(counts) if self.matches(r)]
+        self._rows = rows
+        mode = self.choose_mode(rows)
+        if mode != self.mode or not self.columns:
+            self.setup_columns(mode)
+        added = sync_rows(self, ((str(r.pid), self.row_cells(r)) for r in rows))
         if self.sort_column is not None or added:
             self.apply_sort()
 
+    def on_resize(self, event: events.Resize) -> None:
+        if self.mode is not None and self._rows:
+            mode = self.choose_mode(self._rows)
+            if mode != self.mode:
+                key = self.selected_pid()
+                self.setup_columns(mode)
+                sync_rows(self, ((str(r.pid), self.row_cells(r)) for r in self._rows))
+                self.apply_sort()
+                if key is not None:
+                    self.select_pid(key)
+
     def apply_sort(self) -> None:
         col = self.sort_column or "pid"
+        if col not in {str(c.value) for c in self.columns}:
+            col = "pid"
         self.sort(col, key=sort_value, reverse=self.sort_reverse)
 
     def sort_by(self, column: str) -> None:
@@ -90,6 +192,15 @@ class ProcessTable(DataTable):
         except Exception:  # noqa: BLE001 - no row under the cursor
             return None
         return int(key.value) if key.value is not None else None
+
+    def visible_pids(self) -> list[int]:
+        """The pids of the rows on screen (the live host reads these more often)."""
+        if not self.row_count:
+            return []
+        top = int(self.scroll_offset.y)
+        h = max(1, self.scrollable_content_region.height - self.header_height)
+        rows = self.ordered_rows[top:top + h]
+        return [int(r.key.value) for r in rows if r.key.value is not None]
 
     def select_pid(self, pid: int) -> None:
         try:

@@ -1,5 +1,6 @@
 """Diff-update a DataTable: remove stale rows, update changed cells, add new rows;
-never clear and refill (memray's and dolphie's pattern)."""
+never clear and refill (memray's and dolphie's pattern). A changed cell widens its
+column when it needs to: a number is never cut."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def sync_rows(table: DataTable, keyed_cells: Iterable[tuple[str, Sequence]]) -> 
         if k in existing:
             for ck, v in zip(col_keys, cells):
                 if table.get_cell(k, ck) != v:
-                    table.update_cell(k, ck, v)
+                    table.update_cell(k, ck, v, update_width=True)
         else:
             table.add_row(*cells, key=k)
             added = True

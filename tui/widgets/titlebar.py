@@ -1,4 +1,6 @@
-"""The top line: machine, size, era, simulated clock, jobs, live/paused."""
+"""The top line: machine, size, era, simulated clock and its pace, jobs, live/paused;
+on the live host, how often it is read and what that costs ([ ] change it), and
+whether numacon may act on it."""
 
 from __future__ import annotations
 
@@ -12,32 +14,56 @@ from engine.views import fmt_bytes
 from .quiet import quiet_update
 
 
-def title_text(m: Any, paused: bool = False, extra: str = "") -> Text:
-    t = Text()
-    t.append(" numacon ", style="bold #14161a on #e8c46a")
-    t.append(f" {getattr(m, 'name', 'machine')} ", style="bold")
-    era = getattr(getattr(m, "era", None), "name", "?")
-    t.append(f"{len(m.nodes)} nodes · {fmt_bytes(m.nr_frames * m.page_size)} · "
-             f"{m.nr_frames} frames of {fmt_bytes(m.page_size)} · era {era} · "
-             f"clock {m.clock / 1e9:.6f}s{_clock_mode(m)} · jobs {len(m.jobs)} ",
-             style="#c8ccd4")
-    if extra:
-        t.append(f"· {extra} ", style="#c8ccd4")
-    if paused:
-        t.append(" PAUSED (space) ", style="bold #14161a on #f08c3a")
+def title_text(view: Any, paused: bool = False, extra: str = "", width: int = 200) -> Text:
+    """Everything fits `width`: the less important parts go first when it is narrow."""
+    st = view.status()
+    # (text, priority): the lowest priorities go first when the line is too narrow
+    parts = [(f"{st.nodes} nodes", 3), (fmt_bytes(st.memory_bytes), 2),
+             (f"{st.nr_frames} frames of {fmt_bytes(st.page_size)}", 1)]
+    if st.live:
+        ri = view.refresh_info()
+        parts += [(f"live {st.era}", 4),
+                  ("read-only" if st.read_only else "actions allowed", 8)]
+        if ri is not None:
+            parts.append((f"refresh {ri.watched:g}s shown, {ri.others:g}s others: "
+                          f"{100 * ri.cpu_share:.2f}% CPU ([ ])", 9))
     else:
-        t.append(" live ", style="bold #14161a on #3fb37f")
+        clock = f"clock {st.clock_ns / 1e9:.6f}s {st.clock.label}"
+        hint = " (F: fast)" if st.clock.mode == "speed" else " (F: watchable)" \
+            if st.clock.mode == "fast" else ""
+        parts += [(f"era {st.era}", 4), (clock + hint, 9), (f"jobs {st.jobs}", 8)]
+    if extra:
+        parts.append((extra, 7))
+    tag = " PAUSED (space) " if paused else " live "
+    fixed = len(" numacon ") + len(st.name) + 2 + len(tag) + 1
+
+    def length() -> int:
+        return fixed + len(" · ".join(p for p, _ in parts))
+
+    while length() > width and len(parts) > 1:
+        parts.remove(min(parts, key=lambda p: p[1]))
+    parts = [p for p, _ in parts]
+    t = Text(no_wrap=True, overflow="ellipsis")
+    t.append(" numacon ", style="bold #14161a on #e8c46a")
+    t.append(f" {st.name} ", style="bold")
+    t.append(" · ".join(parts) + " ", style="#c8ccd4")
+    if paused:
+        t.append(tag, style="bold #14161a on #f08c3a")
+    else:
+        t.append(tag, style="bold #14161a on #3fb37f")
     return t
 
 
-def _clock_mode(m: Any) -> str:
-    ctl = getattr(m, "clockctl", None)
-    describe = getattr(ctl, "describe", None)
-    return f" ({describe()})" if describe else ""
-
-
 class TitleBar(Static):
-    """One line about the machine."""
+    """One line about the machine, fitted to its width."""
 
-    def show(self, m: Any, paused: bool = False, extra: str = "") -> None:
-        quiet_update(self, title_text(m, paused, extra), fixed_height=True)
+    _args: tuple | None = None
+
+    def show(self, view: Any, paused: bool = False, extra: str = "") -> None:
+        self._args = (view, paused, extra)
+        width = self.size.width or self.app.size.width
+        quiet_update(self, title_text(view, paused, extra, width), fixed_height=True)
+
+    def on_resize(self) -> None:
+        if self._args is not None:
+            self.show(*self._args)

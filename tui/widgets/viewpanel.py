@@ -24,7 +24,7 @@ class ViewPanel(ScrollableContainer, can_focus=True):
 
     def show(self, name: str, text: str, ok: bool = True, hint: str = "") -> None:
         self.view_name = name
-        self.border_title = f"{name}   {hint}" if hint else name
+        self.border_title = Text(f"{name}   {hint}" if hint else name)  # plain text
         if text == self.text:
             return
         self.text = text

@@ -1,15 +1,21 @@
 """A process's VMAs as numa_maps shows them: range, size, kind, flags, policy, RSS and
-pages per node. Diff-updated; the row key is the VMA start in hex."""
+pages per node (engine.views: vmas). Diff-updated; the row key is the VMA start in hex.
+Columns follow their content: node counts exact when they fit, else formatted to fit
+(81.9k); on a narrow screen the range becomes its start (SIZE says the rest) and KIND
+and FLAGS go to the detail panel; then a bar of one character per node. Never cut."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from rich.text import Text
+from textual import events
 from textual.widgets import DataTable
 
-from engine.views import VmaRow, fmt_bytes, fmt_pages, vma_rows
+from engine.views import VmaRow, fmt_bytes, fmt_count
 
 from .cells import Num, sort_value
+from .processes import node_bar, top_node
 from .tablediff import sync_rows
 
 
@@ -22,39 +28,100 @@ class VmaTable(DataTable):
         self._node_ids: list[int] = []
         self.sort_column: str | None = None
         self.sort_reverse = False
+        self.mode: tuple[bool, str] | None = None  # (full columns, exact | short | bar)
+        self._page_size = 4096
+        self._rows: list[VmaRow] = []
 
-    def setup_columns(self, m: Any) -> None:
+    def widths(self, rows: list[VmaRow], mode: tuple[bool, str]) -> int:
+        def w(label: str, vals: list[str]) -> int:
+            return max([len(label)] + [len(v) for v in vals]) + 2 * self.cell_padding
+
+        full, nodes = mode
+        ps = self._page_size
+        if full:
+            total = w("RANGE", [f"{r.start:x}-{r.end:x}" for r in rows])
+            total += w("KIND", [r.kind for r in rows]) + w("FLAGS", [r.flags for r in rows])
+        else:
+            total = w("START", [f"{r.start:x}" for r in rows])
+        total += w("SIZE", [fmt_bytes(r.end - r.start) for r in rows])
+        total += w("POLICY", [r.policy for r in rows])
+        total += w("RSS", [fmt_bytes(r.rss * ps) for r in rows])
+        if nodes == "bar":
+            total += w("NODES", ["x" * len(self._node_ids)]) + w("TOP", ["N00 100%"])
+        else:
+            fmt = str if nodes == "exact" else fmt_count
+            for i, n in enumerate(self._node_ids):
+                total += w(f"N{n}", [fmt(int(r.per_node[i])) for r in rows])
+        return total + 1
+
+    MODES = ((True, "exact"), (True, "short"), (False, "exact"), (False, "short"),
+             (False, "bar"))
+
+    def choose_mode(self, rows: list[VmaRow]) -> tuple[bool, str]:
+        width = self.size.width
+        if not width:  # hidden (the panels in front): keep what it shows
+            return self.mode or self.MODES[0]
+        for mode in self.MODES:
+            if self.widths(rows, mode) <= width:
+                return mode
+        return self.MODES[-1]
+
+    def setup_columns(self, mode: tuple[bool, str]) -> None:
         self.clear(columns=True)
-        self._node_ids = list(m.nodes)
-        self.add_column("RANGE", key="range", width=27)
-        self.add_column("SIZE", key="size", width=7)
-        self.add_column("KIND", key="kind", width=6)
-        self.add_column("FLAGS", key="flags", width=16)
-        self.add_column("POLICY", key="policy", width=16)
-        self.add_column("RSS", key="rss", width=7)
-        for n in self._node_ids:
-            self.add_column(f"N{n}", key=f"N{n}")
+        self.mode = mode
+        full, nodes = mode
+        cols = [("RANGE", "range"), ("SIZE", "size"), ("KIND", "kind"), ("FLAGS", "flags"),
+                ("POLICY", "policy"), ("RSS", "rss")] if full else \
+            [("START", "range"), ("SIZE", "size"), ("POLICY", "policy"), ("RSS", "rss")]
+        for label, key in cols:
+            self.add_column(label, key=key)
+        if nodes == "bar":
+            self.add_column("NODES", key="nodes")
+            self.add_column("TOP", key="top")
+        else:
+            for n in self._node_ids:
+                self.add_column(f"N{n}", key=f"N{n}")
 
-    def row_cells(self, m: Any, r: VmaRow) -> list[object]:
-        cells: list[object] = [f"{r.start:x}-{r.end:x}",
-                               Num(r.end - r.start, fmt_bytes(r.end - r.start)),
-                               r.kind, r.flags, r.policy, Num(r.rss, fmt_pages(m, r.rss))]
-        cells += [Num(int(c)) for c in r.per_node]
+    def row_cells(self, r: VmaRow) -> list[object]:
+        full, nodes = self.mode
+        size = Num(r.end - r.start, fmt_bytes(r.end - r.start))
+        rss = Num(r.rss, fmt_bytes(r.rss * self._page_size))
+        if full:
+            cells: list[object] = [Text(f"{r.start:x}-{r.end:x}"), size, Text(r.kind),
+                                   Text(r.flags), Text(r.policy), rss]
+        else:
+            cells = [Text(f"{r.start:x}"), size, Text(r.policy), rss]
+        if nodes == "bar":
+            cells += [node_bar(r.per_node, r.rss), top_node(self._node_ids, r.per_node,
+                                                            r.rss)]
+        else:
+            fmt = str if nodes == "exact" else fmt_count
+            cells += [Num(int(c), fmt(int(c))) for c in r.per_node]
         return cells
 
-    def update_from(self, m: Any, counts: Any = None) -> list[VmaRow]:
-        """Show the process's VMAs; pages per node from counts (a model.NodeCounts) when
+    def update_from(self, view: Any, counts: Any = None) -> list[VmaRow]:
+        """Show the process's VMAs; pages per node from counts (a NodeCounts) when
         given."""
-        if list(m.nodes) != self._node_ids or not self.columns:
-            self.setup_columns(m)
-        try:
-            rows = vma_rows(m, self.pid, counts)
-        except OSError:
-            rows = []
-        added = sync_rows(self, ((f"{r.start:x}", self.row_cells(m, r)) for r in rows))
+        self._node_ids = view.nodes()
+        self._page_size = view.topology().page_size
+        rows = view.vmas(self.pid, counts)
+        self._rows = rows
+        mode = self.choose_mode(rows)
+        if mode != self.mode or not self.columns:
+            self.setup_columns(mode)
+        added = sync_rows(self, ((f"{r.start:x}", self.row_cells(r)) for r in rows))
         if added or self.sort_column:
             self.sort(self.sort_column or "range", key=sort_value, reverse=self.sort_reverse)
         return rows
+
+    def on_resize(self, event: events.Resize) -> None:
+        if self.mode is not None and self._rows and self.choose_mode(self._rows) != self.mode:
+            start = self.selected_start()
+            self.setup_columns(self.choose_mode(self._rows))
+            sync_rows(self, ((f"{r.start:x}", self.row_cells(r)) for r in self._rows))
+            self.sort(self.sort_column or "range", key=sort_value, reverse=self.sort_reverse)
+            if start is not None:
+                self.select_start(start)
 
     def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
         event.stop()
