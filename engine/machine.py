@@ -32,7 +32,8 @@ from .mm import fault as mm_fault
 from .mm import memory, mempolicy, mlock, mmap, move_pages, procfs, task
 from .mm import memory_hotplug as hotplug
 from .mm.era import Era, get_era
-from .mm.state import VMA, Kernel, Process, drive, int_arg
+from .mm.mm_types import VMA, Process
+from .mm.state import Kernel, drive, int_arg
 from .runtime import access, bill
 from .runtime.automigrate import Daemons
 from .runtime.bill import Bill, Bills

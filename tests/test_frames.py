@@ -12,7 +12,7 @@ from conftest import fingerprint, small
 import engine
 from engine.constants import K_ANON, K_FILE, K_FREE, PG_isolated, PG_lru, PG_pinned
 from engine.machines.container import SaveError
-from engine.mm.state import Frames, refcount_rule
+from engine.mm.frames import Frames, refcount_rule
 
 DATA = Path(__file__).parent / "data"
 # tests/data/make_v2_frames.py run with the code of main before issue 15 (engine v2,

@@ -186,7 +186,7 @@ def test_offline_shrinks_lowmem_and_recomputes_watermarks():
     assert (z.present, z.spanned - z.present) == (z.spanned - m.block_pages, m.block_pages)
     assert (z.wmark_min, z.wmark_low, z.wmark_high) != before
     fresh = [dataclasses.replace(x) for x in m.zones]
-    from engine.mm.state import compute_watermarks
+    from engine.mm.zones import compute_watermarks
 
     compute_watermarks(fresh, m.page_size, True)
     assert [(x.wmark_min, x.wmark_low) for x in fresh] == \

@@ -14,7 +14,6 @@ import pytest
 from rich.text import Text
 
 import engine
-from engine import views as model
 from engine.commands import execute
 from engine.constants import K_ANON, K_FREE, K_KERNEL, PG_isolated, PG_mlocked, PG_pinned
 from engine.mm.move_pages import UNWRITTEN, MoveStatus
@@ -25,6 +24,7 @@ from engine.views import (
     summarize_result,
     vma_frames,
 )
+from engine.views import counts as view_counts
 from tui.app import NumaConsoleApp
 from tui.widgets import pagemap as pmod
 from tui.widgets.inspector import inspector_text
@@ -220,7 +220,7 @@ def test_pages_per_node_counts_present_pages_but_not_the_zero_page(monkeypatch):
     assert (pages_per_node(m, pfns) == want).all()
     assert (pages_per_node(m, pfns.astype(np.int64)) == want).all()
     assert (pages_per_node(m, pfns[:0]) == 0).all()
-    monkeypatch.setattr(model, "_node_buckets", lambda m: None)  # node bounds too fine
+    monkeypatch.setattr(view_counts, "_node_buckets", lambda m: None)  # node bounds too fine
     assert (pages_per_node(m, pfns) == want).all()
 
 

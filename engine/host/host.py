@@ -33,7 +33,7 @@ import numpy as np
 from ..machines.capture import _task_policy
 from ..mm import procfs
 from ..mm.page_alloc import NUMASTAT_NAMES
-from ..mm.state import Node, Zone
+from ..mm.zones import Node, Zone
 from .kpage import C_HOLE, C_OFFLINE, FrameMap, pagemap_pfns, read_pagemap
 from .readers import (
     HostProcess,

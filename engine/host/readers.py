@@ -34,7 +34,7 @@ from ..machines.capture import (
     read_nodes,
     read_zoneinfo,
 )
-from ..mm.state import Node, Zone
+from ..mm.zones import Node, Zone
 
 SPECIAL_VMAS = ("[vdso]", "[vvar]", "[vvar_vclock]", "[vsyscall]", "[uprobes]")
 

@@ -55,7 +55,8 @@ from ..mm.check import bytes_needed
 from ..mm.drivers import DRIVER_KINDS, pin_range, setup
 from ..mm.era import get_era
 from ..mm.page_alloc import alloc_frames
-from ..mm.state import Driver, Kernel, compute_watermarks, drive
+from ..mm.state import Driver, Kernel, drive
+from ..mm.zones import compute_watermarks
 from ..nodemask import nodes_str, parse_nodes, parse_policy_string
 from ..runtime.workload import described_one, error_text
 from ..units import parse_fraction, parse_size

@@ -12,13 +12,12 @@ every field is checked before anything is built."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
 import re
 import tomllib
-from collections import Counter, deque
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -27,8 +26,11 @@ from ..constants import MAX_NUMNODES, PG_pinned
 from ..heap import trim
 from ..machine import RUNTIME, InvariantError, Machine
 from ..mm.era import ERAS, Era
+from ..mm.frames import Frames
+from ..mm.mm_types import VMA, AnonVMA, Backing, Policy, Process
 from ..mm.pagetable import CHUNK, PTE_DTYPE, PageTable
-from ..mm.state import VMA, AnonVMA, Backing, CostModel, Driver, Frames, Node, Policy, Process, Zone
+from ..mm.state import CostModel, Driver
+from ..mm.zones import Node, Zone
 from ..runtime.jobs import Job
 from . import snapshot_schema as schema
 from .container import (
@@ -46,6 +48,8 @@ from .container import (
     write_container,
 )
 from .description import DescriptionError, build_machine, slit_problem, too_big
+from .snapshot_codec import Decoder, Encoder, Tables, make
+from .snapshot_v1 import upgrade_v1
 from .toml_lines import key_line
 
 __all__ = ["load", "save", "SaveError", "snapshot_state", "restore_state"]
@@ -270,287 +274,6 @@ def _check_sizes(man: dict, state: Any, version: int) -> None:
                             f"keeps at most {n * nr * RUNTIME_BYTES + RUNTIME_SLACK} there")
 
 
-# =================================================================== value encoding
-
-BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
-LEGACY_TAGS = ("obj", "lobj", "job", "exc")  # version 1 named classes; see snapshot_schema
-
-
-class Encoder:
-    """The JSON-able form of Python values. JSON has no tuples, sets, int-keyed dicts
-    or objects, so each non-JSON value becomes a one-key object ({"t": [...]} is a
-    tuple) and a plain dict is itself tagged "d": decoding is unambiguous. Numpy
-    arrays go to blobs. Runtime objects (a workload, a timeline) are records of
-    engine/machines/snapshot_schema.py, {"rec": [k, tag, fields]}, memoized so that
-    shared objects stay shared; an object the schema does not describe is refused.
-    Objects the machine saves explicitly (the machine, processes, VMAs, mappings,
-    drivers, zones, nodes, the cost model) become references."""
-
-    def __init__(self, m: Machine, arrays: dict[str, np.ndarray]):
-        self.m = m
-        self.arrays = arrays
-        self.memo: dict[int, Any] = {}
-        self.busy: set[int] = set()  # records being encoded: meeting one again is a cycle
-        self.hold: list = []  # keeps encoded objects alive so that ids stay unique
-        self.known: dict[int, Any] = {id(m): {"ref": ["machine"]},
-                                      id(m.cost): {"ref": ["cost"]},
-                                      id(m.workloads): {"ref": ["workloads"]}}
-        for pid, p in m.procs.items():
-            self.known[id(p)] = {"ref": ["proc", pid]}
-            for i, v in enumerate(p.vmas):
-                self.known[id(v)] = {"ref": ["vma", pid, i]}
-        for k, o in m.mappings.items():
-            self.known[id(o)] = {"ref": ["map", k]}
-        for k, d in m.drivers_map.items():
-            self.known[id(d)] = {"ref": ["drv", k]}
-        for i, z in enumerate(m.zones):
-            self.known[id(z)] = {"ref": ["zone", i]}
-        for i, n in enumerate(m.nodes_list):
-            self.known[id(n)] = {"ref": ["node", i]}
-
-    def fields(self, obj, skip=()) -> dict:
-        return {f.name: self(getattr(obj, f.name)) for f in dataclasses.fields(obj)
-                if f.name not in skip}
-
-    def __call__(self, x: Any) -> Any:
-        t = type(x)
-        if x is None or t in (bool, int, float, str):
-            return x
-        if isinstance(x, (np.bool_, np.integer, np.floating)):
-            return x.item()
-        if t is list:
-            return [self(v) for v in x]
-        if t is tuple:
-            return {"t": [self(v) for v in x]}
-        if t in (set, frozenset):
-            items = [self(v) for v in x]
-            try:
-                items.sort()
-            except TypeError:
-                pass
-            return {"fs" if t is frozenset else "s": items}
-        if t is dict:
-            if all(type(k) is str for k in x):
-                return {"d": {k: self(v) for k, v in x.items()}}
-            return {"dk": [[self(k), self(v)] for k, v in x.items()]}
-        if t is Counter:
-            return {"ctr": [[self(k), self(v)] for k, v in x.items()]}
-        if t is deque:
-            return {"dq": [x.maxlen, [self(v) for v in x]]}
-        if t is Policy:
-            return {"pol": [x.mode, list(x.nodes), x.flags, list(x.user_nodes)]}
-        if isinstance(x, (int, str)) and not isinstance(x, bool):  # IntEnum and the like
-            return int(x) if isinstance(x, int) else str(x)
-        if isinstance(x, BaseException):
-            try:
-                return {"err": schema.exception_fields(x)}
-            except schema.SchemaError as e:
-                raise SaveError(str(e)) from None
-        if t is np.random.Generator:  # a workload's RNG: its exact position is state
-            bg = x.bit_generator
-            return {"rng": [type(bg).__name__, self(bg.state)]}
-        if id(x) in self.known:
-            return self.known[id(x)]
-        if id(x) in self.busy:
-            raise SaveError(f"cannot save a {t.__name__} that refers back to itself")
-        if id(x) in self.memo:
-            return {"mref": self.memo[id(x)]}
-        return self._object(x)
-
-    def _object(self, x: Any) -> Any:
-        k = len(self.memo)
-        if isinstance(x, np.ndarray):
-            name = f"obj.{k}"
-            self.memo[id(x)] = k
-            self.hold.append(x)
-            self.arrays[name] = x
-            return {"arr": [k, name]}
-        rec = schema.record_for(x)
-        if rec is None:
-            raise SaveError(f"cannot save a value of type {type(x).__name__} (the snapshot "
-                            f"schema has no record for it)")
-        self.memo[id(x)] = k
-        self.hold.append(x)
-        self.busy.add(id(x))
-        try:
-            values = rec.fields_of(x)
-            rec.validate(values, self)  # what load would refuse, save refuses
-        except schema.SchemaError as e:
-            raise SaveError(str(e)) from None
-        out = {name: self(v) for name, v in values.items()}
-        self.busy.discard(id(x))
-        return {"rec": [k, rec.tag, out]}
-
-
-class Decoder:
-    """Inverse of Encoder, once the explicitly saved parts of m are restored. Builds
-    only plain values, arrays, references into m and schema records, each record
-    after all of its fields are checked."""
-
-    def __init__(self, m: Machine, arrays: dict[str, np.ndarray], version: int = VERSION):
-        self.m = m
-        self.arrays = arrays
-        self.version = version
-        self.memo: dict[int, Any] = {}
-        self.job_ids: list[int] = []  # jobs rebuilt: Job._ids passes them once loaded
-
-    def ref(self, r: Any) -> Any:
-        m = self.m
-        if type(r) is not list or not r or not all(type(i) in (str, int) for i in r):
-            raise SaveError(f"malformed reference {str(r)[:60]}")
-        kind, key = r[0], r[1:]
-        if kind == "machine" and not key:
-            return m
-        if kind == "cost" and not key:
-            return m.cost
-        if kind == "workloads" and not key:
-            return m.workloads
-        if kind == "vma" and len(key) == 2 and key[0] in m.procs:
-            vmas = m.procs[key[0]].vmas
-            if type(key[1]) is int and 0 <= key[1] < len(vmas):
-                return vmas[key[1]]
-        elif kind in ("proc", "map", "drv") and len(key) == 1:
-            table = {"proc": m.procs, "map": m.mappings, "drv": m.drivers_map}[kind]
-            if key[0] in table:
-                return table[key[0]]
-        elif kind in ("zone", "node") and len(key) == 1 and type(key[0]) is int:
-            seq = m.zones if kind == "zone" else m.nodes_list
-            if 0 <= key[0] < len(seq):
-                return seq[key[0]]
-        raise SaveError(f"reference to a missing object {str(r)[:60]}")
-
-    def __call__(self, x: Any) -> Any:
-        if isinstance(x, list):
-            return [self(v) for v in x]
-        if not isinstance(x, dict):
-            return x
-        if len(x) != 1:
-            raise SaveError("malformed value")
-        (tag, v), = x.items()
-        if tag in ("t", "fs", "s", "dk", "ctr", "pol", "rng", "arr", "dq") and \
-                type(v) is not list:
-            raise SaveError(f"malformed {tag!r} value")
-        if tag == "t":
-            return tuple(self(i) for i in v)
-        if tag in ("fs", "s"):
-            return (frozenset if tag == "fs" else set)(self(i) for i in v)
-        if tag == "d":
-            if type(v) is not dict:
-                raise SaveError("malformed 'd' value")
-            return {k: self(i) for k, i in v.items()}
-        if tag in ("dk", "ctr"):
-            if not all(type(i) is list and len(i) == 2 for i in v):
-                raise SaveError(f"malformed {tag!r} value")
-            d = {self(k): self(i) for k, i in v}
-            return Counter(d) if tag == "ctr" else d
-        if tag == "dq":
-            if len(v) != 2 or not (v[0] is None or type(v[0]) is int and v[0] >= 0) \
-                    or type(v[1]) is not list:
-                raise SaveError("malformed 'dq' value")
-            return deque((self(i) for i in v[1]), maxlen=v[0])
-        if tag == "pol":
-            ints = (len(v) == 4 and type(v[0]) is int and type(v[2]) is int and
-                    all(type(v[i]) is list and all(type(n) is int for n in v[i])
-                        for i in (1, 3)))
-            if not ints:
-                raise SaveError("malformed memory policy")
-            return Policy(v[0], tuple(v[1]), v[2], tuple(v[3]))
-        if tag == "err":
-            try:
-                return schema.build_exception(v)
-            except schema.SchemaError as e:
-                raise SaveError(str(e)) from None
-        if tag == "rng":
-            if len(v) != 2 or v[0] not in BIT_GENERATORS:
-                raise SaveError(f"unknown random generator {str(v[0:1])[:40]}")
-            bg = getattr(np.random, v[0])()
-            try:
-                bg.state = self(v[1])
-            except (ValueError, TypeError, KeyError) as e:
-                raise SaveError(f"bad random generator state: {e}") from None
-            return np.random.Generator(bg)
-        if tag == "ref":
-            return self.ref(v)
-        if tag == "mref":
-            if type(v) is not int or v not in self.memo:
-                raise SaveError(f"reference to an undefined object {str(v)[:20]}")
-            return self.memo[v]
-        if tag == "arr":
-            if len(v) != 2 or type(v[1]) is not str or v[1] not in self.arrays:
-                raise SaveError(f"reference to a missing array {str(v)[:40]}")
-            a = self.arrays.pop(v[1])
-            self._define(v[0], a)
-            return a
-        if tag == "rec":
-            if len(v) != 3 or type(v) is not list or not isinstance(v[1], str) or \
-                    type(v[2]) is not dict:
-                raise SaveError("malformed record")
-            rec = schema.records().get(v[1])
-            if rec is None:
-                raise SaveError(f"unknown record type {v[1][:80]!r}")
-            return self._record(v[0], rec, v[2])
-        if tag in LEGACY_TAGS and self.version == 1:
-            return self._legacy(tag, v)
-        raise SaveError(f"unknown value tag {str(tag)[:40]!r}")
-
-    def _define(self, k: Any, obj: Any) -> None:
-        if type(k) is not int or k in self.memo:
-            raise SaveError(f"object number {str(k)[:20]} is malformed or defined twice")
-        self.memo[k] = obj
-
-    def _record(self, k: Any, rec: schema.Record, raw: dict) -> Any:
-        """Decode the fields, check them all, then build. The record is numbered only
-        once built: a reference to it from inside itself (a cycle) is refused."""
-        try:
-            if self.version == 1:
-                raw = rec.upgrade(raw)
-            rec.check_names(raw, f"{rec.tag} record")
-            obj = rec.make({name: self(v) for name, v in raw.items()}, self)
-        except schema.SchemaError as e:
-            raise SaveError(str(e)) from None
-        self._define(k, obj)
-        return obj
-
-    def _legacy(self, tag: str, v: Any) -> Any:
-        """Version 1 wrote {"obj": [k, "module:qualname", state]} (and "lobj" for list
-        subclasses, "job", "exc"): the name is looked up in a fixed table of the classes
-        that version saved, and the state goes through the same record checks."""
-        if tag == "exc":
-            if type(v) is not list or len(v) != 2:
-                raise SaveError("malformed exception")
-            try:
-                return schema.legacy_exception(v[0], self(v[1]))
-            except schema.SchemaError as e:
-                raise SaveError(str(e)) from None
-        if type(v) is not list or len(v) != {"obj": 3, "lobj": 4, "job": 2}[tag]:
-            raise SaveError(f"malformed {tag!r} value")
-        if tag == "job":
-            name = "job"
-        else:
-            name = schema.LEGACY_CLASSES.get(v[1]) if isinstance(v[1], str) else None
-            if name is None:
-                raise SaveError(f"refusing class {str(v[1])[:80]!r}: not a record type of "
-                                f"the snapshot schema")
-        state = v[-1]
-        if type(state) is not dict or list(state) != ["d"] or type(state["d"]) is not dict:
-            raise SaveError(f"malformed {name} state")
-        raw = dict(state["d"])
-        if tag == "lobj":
-            raw["items"] = v[2]
-        return self._record(v[0], schema.records()[name], raw)
-
-
-def _make(cls, d: Any, dec: Decoder, **extra):
-    """Rebuild a dataclass; a field this version does not know means a broken file."""
-    if type(d) is not dict:
-        raise SaveError(f"malformed {cls.__name__}")
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(d) - names
-    if unknown:
-        raise SaveError(f"{cls.__name__} has no field {sorted(unknown)[0]!r}")
-    return cls(**{k: dec(v) for k, v in d.items()}, **extra)
-
-
 # =================================================================== machine -> state
 
 # The machine's attributes, each saved by one entry of these tables. DERIVED ones are
@@ -575,33 +298,6 @@ def _covered(m: Machine) -> None:
         raise SaveError(f"machine attribute {extra[0]!r} has no place in the snapshot")
 
 
-class _Tables:
-    """Page tables (every mm's and every page-cache object's) concatenated into three
-    arrays: chunk numbers, pfn rows, expect rows. Each table keeps its chunk count."""
-
-    def __init__(self) -> None:
-        self.keys: list[np.ndarray] = []
-        self.pfn: list[np.ndarray] = []
-        self.expect: list[np.ndarray] = []
-
-    def add(self, pt: PageTable) -> int:
-        keys, pfn, exp = pt.export()
-        self.keys.append(keys)
-        self.pfn.append(pfn)
-        self.expect.append(exp)
-        return int(keys.size)
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        return {"pt.keys": _cat(self.keys, np.int64, (0,)),
-                "pt.pfn": _cat(self.pfn, PTE_DTYPE, (0, CHUNK)),
-                "pt.expect": _cat(self.expect, np.uint32, (0, CHUNK))}
-
-
-def _cat(parts: list[np.ndarray], dtype, empty_shape) -> np.ndarray:
-    return np.concatenate(parts).astype(dtype, copy=False) if parts else \
-        np.zeros(empty_shape, dtype)
-
-
 def snapshot_state(m: Machine) -> tuple[dict, dict[str, np.ndarray]]:
     """(JSON-able state, arrays) that restore_state() turns back into an equal machine."""
     _covered(m)
@@ -610,7 +306,7 @@ def snapshot_state(m: Machine) -> tuple[dict, dict[str, np.ndarray]]:
     if m.traffic is not None:
         arrays["traffic"] = m.traffic
     e = Encoder(m, arrays)
-    tables = _Tables()
+    tables = Tables()
     procs = [{"fields": e.fields(p, skip=("vmas", "pt", "bounds")), "pt": tables.add(p.pt),
               "vmas": [{"start": v.start, "end": v.end, "flags": v.flags,
                         "policy": e(v.policy), "pgoff": v.pgoff,
@@ -681,7 +377,7 @@ def _known_keys(d: Any, keys: tuple, what: str) -> None:
 def restore_state(state: dict, arrays: dict[str, np.ndarray], version: int = VERSION
                   ) -> Machine:
     if version == 1:
-        state = _upgrade_v1(state, arrays)
+        state = upgrade_v1(state, arrays)
     _known_keys(state, STATE_KEYS, "state")
     _known_keys(state["runtime"], RUNTIME_KEYS, "runtime")
     m = Machine()
@@ -689,11 +385,11 @@ def restore_state(state: dict, arrays: dict[str, np.ndarray], version: int = VER
     for k in SCALARS:
         setattr(m, k, dec(state["machine"][k]))
     m.time.ns = _int(state["clock"], "clock")
-    era = _make(Era, state["era"], dec)
+    era = make(Era, state["era"], dec)
     m._era = ERAS[era.name] if ERAS.get(era.name) == era else era  # keep the singletons
-    m.cost = _make(CostModel, state["cost"], dec)
-    m.nodes_list = [_make(Node, d, dec) for d in state["nodes"]]
-    m.zones = [_make(Zone, d, dec) for d in state["zones"]]
+    m.cost = make(CostModel, state["cost"], dec)
+    m.nodes_list = [make(Node, d, dec) for d in state["nodes"]]
+    m.zones = [make(Zone, d, dec) for d in state["zones"]]
     _restore_frames(m, _int(state["nr_frames"], "nr_frames"), arrays)
     for k in ARRAYS:
         setattr(m, k, arrays.pop(k))
@@ -701,7 +397,7 @@ def restore_state(state: dict, arrays: dict[str, np.ndarray], version: int = VER
     _restore_mappings(m, state, arrays, dec)
     m.drivers_map = {}
     for key, fields, bid in state["drivers"]:
-        m.drivers_map[key] = _make(Driver, fields, dec,
+        m.drivers_map[key] = make(Driver, fields, dec,
                                    backing=None if bid is None else m.mappings[bid])
     m.il_weights = dec(state["il_weights"])
     m.vmstat_counts = Counter(dec(state["vmstat_counts"]))
@@ -790,7 +486,7 @@ def _restore_mappings(m: Machine, state: dict, arrays: dict, dec: Decoder) -> No
     m.files = {name: m.mappings[bid] for name, bid in state["files"]}
     m.procs = {}
     for pd, pt in procs:
-        p = _make(Process, pd["fields"], dec, pt=pt)
+        p = make(Process, pd["fields"], dec, pt=pt)
         for vd in pd["vmas"]:
             p.vmas.append(VMA(
                 start=vd["start"], end=vd["end"], flags=vd["flags"],
@@ -914,90 +610,3 @@ def _pinned_in(m: Machine, pid: int, addr: int, length: int) -> np.ndarray:
 def _check_table(pt: PageTable, n: int, what: str) -> None:
     if pt.pfn.size and (pt.pfn.min() < -1 or pt.pfn.max() >= n):
         raise SaveError(f"{what} maps a frame that does not exist")
-
-
-# =================================================================== version 1
-
-V1_SCALARS = {"clock_ns": "clock", "_next_id": "next_id", "_write_seq": "write_seq",
-              "_next_pid": "next_pid"}
-
-
-def _upgrade_v1(state: dict, arrays: dict) -> dict:
-    """Version 1 (numacon 0.1) kept a dense page table per VMA and per page-cache
-    object, and runtime objects as machine attributes. Rebuild its tables as sparse
-    ones and move the attributes to the subsystems that hold them now."""
-    state = dict(state)
-    mach = dict(state["machine"])
-    for old, new in V1_SCALARS.items():
-        if old in mach:
-            mach[new] = mach.pop(old)
-    state["clock"] = mach.pop("clock")
-    state["machine"] = mach
-    shift = mach["page_shift"]
-    arrays["numastat_arr"] = arrays.pop("numastat")
-    pte, exp = arrays.pop("vma.pte"), arrays.pop("vma.expect")
-    bpages, bexp = arrays.pop("backing.pages"), arrays.pop("backing.expect")
-    tables = _Tables()
-    procs = []
-    pos = epos = 0
-    for pd in state["procs"]:
-        pt = PageTable()
-        vmas = []
-        for vd in pd["vmas"]:
-            k = vd["npages"]
-            if not (type(k) is int and 0 <= k and pos + k <= pte.size):
-                raise SaveError("vma.pte is shorter than the VMAs that use it")
-            keys = (vd["start"] >> shift) + np.arange(k, dtype=np.int64)
-            ent = pte[pos:pos + k].astype(np.int64)
-            have = ent >= 0
-            pt.set(keys[have], ent[have])
-            pos += k
-            if vd["expect"]:
-                if epos + k > exp.size:
-                    raise SaveError("vma.expect is shorter than the VMAs that use it")
-                e = exp[epos:epos + k]
-                pt.set(keys[e != 0], e[e != 0], "expect")
-                epos += k
-            vmas.append({x: vd[x] for x in ("start", "end", "flags", "policy", "pgoff",
-                                            "anon", "backing")})
-        fields = dict(pd["fields"])
-        fields.pop("vmas", None)
-        fields["page_shift"] = shift
-        procs.append({"fields": fields, "pt": tables.add(pt), "vmas": vmas})
-    maps = []
-    bpos = 0
-    for d in state["mappings"]:
-        d = dict(d)
-        if d["type"] == "backing":
-            k = d["npages"]
-            if not (type(k) is int and 0 <= k and bpos + k <= bpages.size):
-                raise SaveError("backing.pages is shorter than the objects that use it")
-            pt = PageTable()
-            idx = np.arange(k, dtype=np.int64)
-            ent = bpages[bpos:bpos + k].astype(np.int64)
-            e = bexp[bpos:bpos + k]
-            pt.set(idx[ent >= 0], ent[ent >= 0])
-            pt.set(idx[e != 0], e[e != 0], "expect")
-            bpos += k
-            d["pt"] = tables.add(pt)
-        maps.append(d)
-    # v1 processes were saved before their tables: mm tables first, then backings
-    arrays.update(tables.arrays())
-    state["procs"] = procs
-    state["mappings"] = maps
-    state["zones"] = [{k: v for k, v in z.items() if k != "stats"} for z in state["zones"]]
-    attrs = dict(state.pop("attrs", {}))
-    timeline = attrs.pop("_timeline", None)
-    if state.pop("hooks", None):
-        raise SaveError("version-1 snapshot holds module state this numacon cannot restore")
-    state["runtime"] = {
-        "finished_jobs": state.pop("finished_jobs", []),
-        "workloads": attrs.pop("_workloads", []),
-        "daemons": attrs.pop("_daemons", []),
-        "timeline": timeline,
-        "last_bill": attrs.pop("_last_bill", None),
-    }
-    if attrs:
-        raise SaveError(f"version-1 snapshot holds state this numacon cannot restore "
-                        f"({', '.join(sorted(map(str, attrs)))[:60]})")
-    return state

@@ -23,9 +23,11 @@ from ..constants import (
     PG_pinned,
 )
 from ..vec import distinct
+from .frames import KF_DTYPE, REC_DTYPE, SCAN_SLICE
+from .mm_types import AnonVMA, Backing
 from .pagetable import CHUNK
 from .rmap import for_each_mapping
-from .state import KF_DTYPE, REC_DTYPE, SCAN_SLICE, AnonVMA, Backing, Kernel
+from .state import Kernel
 
 # kind | flags << 8 words
 _ISO_BIT = int(PG_isolated) << 8

@@ -41,9 +41,10 @@ from .memory import (
     release_shmem,
     vmas_in_range,
 )
+from .mm_types import Backing, Process
 from .page_alloc import ZoneBooks, alloc_frames, free_frames, zone_takes, zonelist
 from .rmap import redirect
-from .state import Backing, Driver, Kernel, Process
+from .state import Driver, Kernel
 
 DRIVER_KINDS = ("uncached", "framebuffer", "rdma")
 

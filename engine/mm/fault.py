@@ -36,9 +36,10 @@ from ..constants import (
 )
 from ..vec import as_slice
 from .memory import range_holes, vmas_in_range
+from .mm_types import VMA, AnonVMA, Backing, Process
 from .policy import alloc_by_target, alloc_for_task, alloc_shmem, fault_targets, vma_policy_groups
 from .rmap import recompute_mlocked
-from .state import VMA, AnonVMA, Backing, Kernel, Process
+from .state import Kernel
 
 
 def ensure_anon_vma(k: Kernel, p: Process, v: VMA) -> AnonVMA:

@@ -24,9 +24,10 @@ from ..constants import (
     PG_isolated,
     PG_pinned,
 )
+from .mm_types import VMA, Backing, Process
 from .page_alloc import free_frames
 from .rmap import recompute_mlocked
-from .state import VMA, Backing, Kernel, Process
+from .state import Kernel
 
 MMAP_BASE = 0x7F0000000000
 TASK_SIZE = 1 << 47  # x86-64 user address space (4-level page tables)

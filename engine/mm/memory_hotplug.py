@@ -59,10 +59,12 @@ from ..constants import (
     oserror,
 )
 from ..vec import distinct, value_counts
+from .frames import SCAN_SLICE
 from .migrate import Execute, MigrateControl, Outcome, PairRun, Rehearse, run_pairs
 from .page_alloc import ZoneBooks, zonelist
 from .rmap import for_each_mapping
-from .state import SCAN_SLICE, Kernel, Zone, compute_watermarks, drive
+from .state import Kernel, drive
+from .zones import Zone, compute_watermarks
 
 OfflineGen = Generator[int, None, dict]  # yields between batches, returns the result
 BLOCK_ONLINE, BLOCK_OFFLINE, BLOCK_GOING_OFFLINE = 0, 1, 2

@@ -41,6 +41,7 @@ from .drivers import hook_target
 from .fault import fault
 from .memory import merge_vmas, range_holes, vmas_in_range
 from .migrate import UNTRIED, Execute, MigrateControl, Outcome, PairRun, Rehearse, run_pairs
+from .mm_types import VMA, Policy, Process
 from .move_pages import vma_migratable
 from .policy import (
     INTERLEAVE_MODES,
@@ -51,7 +52,7 @@ from .policy import (
     set_shared_policy,
     vma_policy,
 )
-from .state import VMA, Kernel, Policy, Process, drive
+from .state import Kernel, drive
 
 # ---------------------------------------------------------------- the page walker
 

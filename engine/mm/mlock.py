@@ -40,8 +40,9 @@ from ..constants import (
 from ..units import fmt_size
 from .fault import fault
 from .memory import merge_vmas, split_vma
+from .mm_types import VMA, Process
 from .rmap import recompute_mlocked
-from .state import VMA, Kernel, Process
+from .state import Kernel
 
 # ---------------------------------------------------------------- accounting
 

@@ -31,7 +31,8 @@ from .memory import (
     vmas_in_range,
 )
 from .mlock import limit_text, mlock_future_ok, mm_populate
-from .state import Kernel, Process
+from .mm_types import Process
+from .state import Kernel
 
 
 def overcommit_ok(k: Kernel, vmflags: int, shared_anon: bool, npages: int) -> bool:

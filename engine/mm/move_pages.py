@@ -38,7 +38,8 @@ from ..constants import (
 from ..vec import has_duplicates, previous_occurrence, stable_argsort
 from .memory import vma_index
 from .migrate import UNTRIED, Execute, MigrateControl, PairRun, isolatable, run_pairs
-from .state import VMA, Kernel, Process
+from .mm_types import VMA, Process
+from .state import Kernel
 
 UNWRITTEN = -(1 << 41)  # a status entry Linux leaves unwritten
 

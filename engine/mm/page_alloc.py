@@ -14,7 +14,8 @@ import numpy as np
 
 from ..constants import PG_lru
 from ..vec import counts
-from .state import SCAN_SLICE, Kernel
+from .frames import SCAN_SLICE
+from .state import Kernel
 
 # numastat rows, in nodeN/numastat order (kernel-semantics.md 8.4)
 NUMA_HIT, NUMA_MISS, NUMA_FOREIGN, INTERLEAVE_HIT, LOCAL_NODE, OTHER_NODE = range(6)

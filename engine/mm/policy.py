@@ -33,8 +33,9 @@ from ..constants import (
 )
 from ..nodemask import nodes_str
 from ..vec import distinct
+from .mm_types import VMA, Backing, Policy, Process
 from .page_alloc import account_alloc, alloc_frames, zonelist
-from .state import VMA, Backing, Kernel, Policy, Process
+from .state import Kernel
 
 INTERLEAVE_MODES = (MPOL_INTERLEAVE, MPOL_WEIGHTED_INTERLEAVE)
 

@@ -18,9 +18,11 @@ from ..constants import (
 )
 from ..nodemask import nodes_str
 from ..vec import counts
+from .frames import SCAN_SLICE
+from .mm_types import Backing, Process
 from .page_alloc import NUMASTAT_NAMES
 from .policy import effective_policy
-from .state import SCAN_SLICE, Backing, Kernel, Process
+from .state import Kernel
 
 
 def numa_maps(m: Kernel, p: Process) -> str:

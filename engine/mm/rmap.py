@@ -14,7 +14,8 @@ import numpy as np
 
 from ..constants import VM_LOCKED, PG_mlocked
 from ..vec import distinct, stable_argsort
-from .state import VMA, AnonVMA, Backing, Kernel
+from .mm_types import VMA, AnonVMA, Backing
+from .state import Kernel
 
 
 def vma_offsets(obj: AnonVMA | Backing, v: VMA, index: np.ndarray) -> np.ndarray:

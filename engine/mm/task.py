@@ -20,9 +20,10 @@ from ..constants import (
 from ..nodemask import nodes_str, parse_nodes
 from .drivers import release_pins
 from .memory import insert_vma, new_vma, remove_vma
+from .mm_types import VMA, AnonVMA, Process
 from .page_alloc import free_frames
 from .policy import alloc_by_target, fault_targets, vma_policy_groups
-from .state import VMA, AnonVMA, Kernel, Process
+from .state import Kernel
 
 RESOURCES = ("memlock",)  # the limits the engine models (RLIMIT_MEMLOCK)
 

@@ -43,8 +43,9 @@ from ..constants import (
 )
 from ..mm.fault import fault, touch
 from ..mm.memory import range_holes
+from ..mm.mm_types import VMA, Process
 from ..mm.mmap import do_mmap, do_munmap
-from ..mm.state import VMA, Kernel, Process, int_arg
+from ..mm.state import Kernel, int_arg
 from ..nodemask import parse_nodes
 from ..units import fmt_ns, fmt_size, parse_size
 from ..vec import distinct, unique

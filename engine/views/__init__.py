@@ -68,15 +68,11 @@ machine's MoveBook: engine/runtime/moves.py)."""
 
 from __future__ import annotations
 
-import errno
-import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from .constants import (
-    FLAG_NAMES,
+from ..constants import (
     K_ANON,
     K_FILE,
     K_FREE,
@@ -84,16 +80,52 @@ from .constants import (
     K_OFFLINE,
     K_PFNMAP,
     KIND_NAMES,
-    PG_isolated,
-    PG_mlocked,
-    PG_pinned,
 )
-from .mm.move_pages import UNWRITTEN, MoveStatus
-from .mm.policy import vma_policy
-from .mm.rmap import mappers
-from .mm.state import HELD, VMA, Kernel
-from .nodemask import nodes_str
-from .units import fmt_ns
+from ..mm.frames import HELD
+from ..mm.mm_types import VMA
+from ..mm.policy import vma_policy
+from ..mm.rmap import mappers
+from ..nodemask import nodes_str
+from .counts import (
+    COUNT_SLICE,
+    NodeCounts,
+    pages_per_node,
+    resident_pages,
+    vma_frames,
+    vma_pages_per_node,
+)
+from .records import (
+    ClockInfo,
+    DriverInfo,
+    JobInfo,
+    NodeInfo,
+    NodeStat,
+    ProcRow,
+    RefreshInfo,
+    Status,
+    Topology,
+    VmaRow,
+    ZoneInfo,
+)
+from .text import (
+    KUSE_NAMES,
+    MARK_ISOLATED,
+    MARK_MLOCKED,
+    MARK_PINNED,
+    clock_label,
+    daemon_sentence,
+    flag_names,
+    fmt_bytes,
+    fmt_count,
+    fmt_pages,
+    job_line,
+    job_outcome,
+    node_index,
+    policy_str,
+    status_counts,
+    status_counts_text,
+    summarize_result,
+)
 
 __all__ = ["VIEW_API", "MachineView", "Topology", "NodeInfo", "ZoneInfo", "Status", "ClockInfo",
            "RefreshInfo",
@@ -111,475 +143,8 @@ VIEW_API = ("topology", "status", "node_stats", "free_history", "frame_sample",
             "workloads", "daemons", "last_migration", "zone_names", "driver_names",
             "job_ids", "pids", "nodes", "frames_unavailable", "refresh_info", "limits",
             "status_line", "watch")
-KUSE_NAMES = {0: "memmap", 1: "slab", 2: "page tables", 3: "zero page"}
-MARK_MLOCKED = int(PG_mlocked)
-MARK_PINNED = int(PG_pinned)
-MARK_ISOLATED = int(PG_isolated)
 
 
-# ------------------------------------------------------------------ formatting
-
-def fmt_bytes(n: float) -> str:
-    """1536 -> '1.5K', 3*2**30 -> '3.0G' (binary units, short)."""
-    n = float(n)
-    for unit in ("B", "K", "M", "G", "T", "P"):
-        if abs(n) < 1024 or unit == "P":
-            if unit == "B":
-                return f"{int(n)}B"
-            return f"{n:.1f}{unit}" if abs(n) < 10 else f"{n:.0f}{unit}"
-        n /= 1024
-    return f"{n:.0f}P"  # pragma: no cover
-
-
-def fmt_pages(m: Any, pages: int) -> str:
-    return fmt_bytes(int(pages) * m.page_size)
-
-
-def fmt_count(n: float) -> str:
-    """At most 5 characters: 66048 -> '66.0k', 131072 -> '131k', 1500000 -> '1.50M'
-    (counts below 100000 are shown whole)."""
-    n = float(n)
-    if abs(n) < 100_000:
-        return str(int(n))
-    for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(n) >= div:
-            v = n / div
-            s = f"{v:.2f}" if v < 10 else f"{v:.1f}" if v < 100 else f"{v:.0f}"
-            return s + unit
-    return str(int(n))  # pragma: no cover
-
-
-def policy_str(policy: Any) -> str:
-    """A policy as numa_maps names it ("default" for none)."""
-    return "default" if policy is None else policy.describe()
-
-
-def node_index(m: Any) -> dict[int, int]:
-    """node id -> column position (node ids may be sparse)."""
-    return {n: i for i, n in enumerate(m.nodes)}
-
-
-def flag_names(flags: int) -> list[str]:
-    """PG_* bits as names."""
-    return [n for bit, n in FLAG_NAMES if flags & int(bit)]
-
-
-def job_line(m: Any, job: Any) -> str:
-    """'#3 migrate_pages 1024/4096 25% 204k pg/s ETA 0.25s' (rate and ETA in
-    simulated time)."""
-    done, total = int(job.done), int(job.total)
-    s = f"#{job.id} {job.name} {fmt_count(done)}/{fmt_count(total)}"
-    if total:
-        s += f" {100 * done // total}%"
-    if done:
-        dt = (m.clock - job.started_ns) / 1e9
-        if dt > 0:
-            rate = done / dt
-            s += f" {fmt_count(rate)} pg/s"
-            if total > done and rate > 0:
-                s += f" ETA {(total - done) / rate:.2g}s"
-    return s
-
-
-def clock_label(mode: str, speed: float, resume: str = "fast") -> str:
-    """How the simulated clock runs, the right way round: 'fast (as fast as
-    possible)', '1/10 real time (slow motion)', '10x real time', 'paused'."""
-    if mode == "fast":
-        return "fast"
-    if mode == "paused":
-        return f"paused (then {clock_label(resume, speed)})"
-    if speed == 1:
-        return "real time"
-    if speed < 1:
-        inv = 1 / speed
-        return f"1/{inv:.0f} real time" if abs(inv - round(inv)) < 1e-6 else \
-            f"{speed:g}x real time"
-    return f"{speed:g}x real time"
-
-
-def status_counts(status: np.ndarray) -> dict[str, int]:
-    """A status array (move_pages) as counts: N<node>, -E<errno>, unwritten."""
-    vals, counts = np.unique(np.asarray(status, np.int64), return_counts=True)
-    out: dict[str, int] = {}
-    for s, c in zip(vals.tolist(), counts.tolist()):
-        if s == UNWRITTEN:
-            k = "unwritten"
-        elif s >= 0:
-            k = f"N{s}"
-        else:
-            k = "-" + errno.errorcode.get(-s, str(-s))
-        out[k] = out.get(k, 0) + c
-    return out
-
-
-def status_counts_text(status: np.ndarray) -> str:
-    return " ".join(f"{k}={v}" for k, v in sorted(status_counts(status).items()))
-
-
-def summarize_result(result: Any) -> str:
-    """A job's return value in one line (when no record of its moves says more)."""
-    if isinstance(result, MoveStatus):
-        return f"{len(result)} pages: " + status_counts_text(result.array)
-    if isinstance(result, bool):
-        return str(result)
-    if isinstance(result, int):
-        return f"{result} page(s) not moved"
-    if isinstance(result, dict) and "text" in result:
-        return str(result["text"]).splitlines()[0]
-    text = getattr(result, "text", None)
-    if isinstance(text, str):
-        return text.splitlines()[0] if text else ""
-    return "" if result is None else str(result)
-
-
-def daemon_sentence(r: dict, verb: str) -> str:
-    """A daemon's report (Daemon.report()) as a sentence."""
-    return (f"daemon {r['id']} on pid {r['pid']} {verb}: it migrated {r['migrated']} of "
-            f"{r['attempted']} pages in {r['periods']} periods "
-            f"({fmt_ns(r['migrate_ns'])} of migration), ping-pong {r['pingpong']}")
-
-
-def job_outcome(m: Any, job: Any) -> tuple[str, bool]:
-    """(one line, ok) for a finished job: a migration's says what moved and why the
-    rest did not (its MoveRecord), a daemon's what it migrated, a workload's how it
-    ran; a failure names the errno."""
-    rec = m.moves.of_job(job.id)
-    what = f"job {job.id} {job.state}"  # the line that follows names the call
-    if job.name == "daemon" and job.owner is not None:
-        return (f"{what}: {daemon_sentence(job.owner.report(), job.owner.state)}",
-                job.state != "failed")
-    if job.name == "workload" and job.owner is not None and job.state != "failed":
-        return f"{what}: {job.owner.describe()}", True
-    if rec is not None and job.state == "done" and not rec.query:
-        return f"{what}: {rec.summary(job.result)}", True
-    err = job.error
-    if job.state == "done":
-        line = summarize_result(job.result)
-        return f"job {job.id} {job.name} done" + (f": {line}" if line else ""), True
-    what = f"job {job.id} {job.name} {job.state}"
-    if isinstance(err, OSError) and err.errno is not None:
-        msg = f"{errno.errorcode.get(err.errno, err.errno)}: {err.strerror or err}"
-    else:
-        msg = str(err) if err is not None else job.state
-    moved = f"; {rec.summary()}" if rec is not None and (rec.moved or rec.failures) else ""
-    if job.state == "cancelled":
-        return f"{what} ({msg}){moved}", True
-    return f"error: {what}: {msg}{moved}", False
-
-
-# ------------------------------------------------------------------ records
-
-@dataclass(frozen=True)
-class NodeInfo:
-    id: int
-    cpus: tuple[int, ...]
-    start_pfn: int
-    spanned: int
-
-    @property
-    def end_pfn(self) -> int:
-        return self.start_pfn + self.spanned
-
-
-@dataclass(frozen=True)
-class ZoneInfo:
-    index: int  # position in Topology.zones
-    node: int
-    name: str
-    start_pfn: int
-    spanned: int
-
-    @property
-    def end_pfn(self) -> int:
-        return self.start_pfn + self.spanned
-
-
-@dataclass(eq=False)
-class Topology:
-    name: str
-    page_size: int
-    nr_frames: int
-    nodes: tuple[NodeInfo, ...]
-    zones: tuple[ZoneInfo, ...]
-    distances: np.ndarray  # [i, j] between nodes[i] and nodes[j]
-
-    @property
-    def node_ids(self) -> list[int]:
-        return [n.id for n in self.nodes]
-
-    def zones_of(self, nid: int) -> list[ZoneInfo]:
-        return [z for z in self.zones if z.node == nid and z.spanned > 0]
-
-    def node(self, nid: int) -> NodeInfo:
-        for n in self.nodes:
-            if n.id == nid:
-                return n
-        raise KeyError(nid)
-
-
-@dataclass(frozen=True)
-class ClockInfo:
-    mode: str  # fast | speed | paused
-    speed: float  # simulated ns per real ns (mode speed)
-    label: str
-
-
-@dataclass(frozen=True)
-class Status:
-    name: str
-    era: str
-    has_move_pages: bool
-    nodes: int
-    memory_bytes: int
-    nr_frames: int
-    page_size: int
-    clock_ns: int
-    clock: ClockInfo
-    jobs: int
-    live: bool = False  # a live machine (the host), not a simulated one
-    read_only: bool = False  # its actions are refused (the host without --allow-actions)
-
-
-@dataclass(frozen=True)
-class RefreshInfo:
-    """How often a live machine is read (seconds between readings) and what it costs."""
-
-    watched: float  # the processes the console shows or has selected
-    others: float  # every other process
-    system: float  # zones, counters, the process list
-    frames: float  # the page-frame map
-    cpu_share: float  # fraction of one CPU spent reading, lately
-    text: str  # all of it in a sentence
-
-
-@dataclass(frozen=True)
-class NodeStat:
-    id: int
-    managed: int
-    free: int
-    wmark_min: int
-    wmark_low: int
-    wmark_high: int
-    moved_out: int
-    moved_in: int
-
-
-@dataclass(frozen=True)
-class DriverInfo:
-    name: str
-    kind: str  # uncached | framebuffer | rdma
-    node: int
-    npages: int
-    hook: bool | None  # its vm_ops->migrate: None (has none), False (off), True (on)
-    runs: np.ndarray = field(compare=False)  # (k, 2) PFN runs [start, end) of its region
-    users: tuple[tuple[int, str], ...] = ()  # (pid, name) of processes mapping it
-
-    @property
-    def hook_text(self) -> str:
-        return {None: "no migrate hook", False: "migrate hook off",
-                True: "migrate hook on"}[self.hook]
-
-
-@dataclass
-class ProcRow:
-    pid: int
-    name: str
-    uid: int
-    node: int
-    rss: int  # pages
-    per_node: np.ndarray  # pages per node, topology order
-    locality: float | None  # percent of RSS on the process's own node
-    policy: str
-
-
-@dataclass
-class VmaRow:
-    start: int
-    end: int
-    kind: str  # anon | file | driver
-    flags: str
-    policy: str
-    locked: bool
-    shared_pages: int  # pages mapped by more than one process
-    rss: int
-    per_node: np.ndarray
-    npages: int
-    driver: str | None = None
-
-
-@dataclass(frozen=True)
-class JobInfo:
-    id: int
-    name: str
-    done: int
-    total: int
-    line: str
-
-
-# ------------------------------------------------------------------ page counting
-
-COUNT_SLICE = 1 << 18  # page-table entries counted in one go (their temporaries stay in cache)
-_BUCKETS: dict[tuple, Any] = {}
-
-
-def _node_buckets(m: Any) -> tuple[int, np.ndarray] | None:
-    """(shift, 1 + column in m.nodes of each bucket of 2**shift frames, 0 for none): every
-    node boundary is a multiple of 2**shift, so pfn >> shift names a frame's node. None
-    when the boundaries are too fine for a small table. Cached on the node layout."""
-    key = tuple((n.start_pfn, n.spanned) for n in m.nodes_list) + (m.nr_frames,)
-    hit = _BUCKETS.get(key, False)
-    if hit is not False:
-        return hit
-    bounds = [b for n in m.nodes_list if n.spanned > 0
-              for b in (n.start_pfn, n.start_pfn + n.spanned) if b] + [m.nr_frames]
-    shift = min(((b & -b).bit_length() - 1 for b in bounds if b), default=20)
-    shift = min(shift, 20)
-    out = None
-    if m.nr_frames >> shift <= 1 << 22:
-        col = np.zeros((m.nr_frames >> shift) + 1, np.int64)
-        for i, n in enumerate(m.nodes_list):
-            if n.spanned > 0:
-                col[n.start_pfn >> shift:(n.start_pfn + n.spanned) >> shift] = i + 1
-        out = (shift, col)
-    if len(_BUCKETS) > 8:
-        _BUCKETS.clear()
-    _BUCKETS[key] = out
-    return out
-
-
-def pages_per_node(m: Any, pfns: np.ndarray) -> np.ndarray:
-    """Counts of pages (PFNs; -1 and the zero page not counted) per node, in m.nodes
-    order."""
-    pfns = np.asarray(pfns)
-    out = np.zeros(len(m.nodes_list), np.int64)
-    for i in range(0, pfns.size, COUNT_SLICE):
-        out += _count_slice(m, pfns[i:i + COUNT_SLICE])
-    return out
-
-
-def _count_slice(m: Any, pfns: np.ndarray) -> np.ndarray:
-    nodes = m.nodes
-    if pfns.size == 0:
-        return np.zeros(len(nodes), np.int64)
-    tab = _node_buckets(m)
-    per_bucket = None
-    if tab is not None:
-        shift, col = tab
-        try:  # NO_PAGE (-1) lands in bucket 0 (dropped); other negatives raise
-            per_bucket = np.bincount((pfns >> shift) + 1, minlength=col.size + 1)[1:]
-        except ValueError:
-            per_bucket = None
-    if per_bucket is not None:  # PFNs past the last frame are dropped too
-        per = np.bincount(col, weights=per_bucket[:col.size],
-                          minlength=len(nodes) + 1)[1:].astype(np.int64)
-        z = m.zero_pfn
-        if 0 <= z < m.nr_frames and col[z >> shift]:
-            per[col[z >> shift] - 1] -= np.count_nonzero(pfns == z)
-        return per
-    pfns = pfns[(pfns >= 0) & (pfns != m.zero_pfn)]  # NO_PAGE (-1) and the zero page
-    if pfns.size == 0:
-        return np.zeros(len(nodes), np.int64)
-    counts = np.bincount(m.node_of(pfns), minlength=max(nodes) + 1)
-    return counts[np.asarray(nodes, np.int64)]
-
-
-def vma_frames(v: VMA, o0: int = 0, o1: int | None = None) -> np.ndarray:
-    """PFNs mapped in [o0, o1) of a VMA (driver frames included; -1 never)."""
-    return v.frames(o0, o1)
-
-
-def vma_pages_per_node(m: Kernel, v: VMA) -> np.ndarray:
-    """Pages per node (m.nodes order) mapped by a VMA, as numa_maps counts them: the
-    zero page and a VM_PFNMAP region's frames (no struct page behind them) left out."""
-    if v.pfnmap:
-        return np.zeros(len(m.nodes_list), np.int64)
-    return pages_per_node(m, vma_frames(v))
-
-
-def resident_pages(m: Kernel, p) -> int:
-    """Resident pages as numa_maps and VmRSS count them (PFN-mapped frames not)."""
-    return int(sum((vma_frames(v) != m.zero_pfn).sum() for v in p.vmas if not v.pfnmap))
-
-
-class NodeCounts:
-    """Pages per node of every VMA of every process, counted a slice at a time so that
-    no refresh holds the event loop for long: `step(budget_s)` counts until the budget is
-    spent (a pass over every page table takes as many steps as it needs), `run()` does a
-    whole pass at once. Readers get the last complete pass; `stale()` asks for a new one
-    (the machine changed). While a pass runs, the machine may change under it: every VMA
-    is counted in full, but its slices at different moments."""
-
-    def __init__(self, m: Any, slice_pages: int = COUNT_SLICE) -> None:
-        self.m = m
-        self.slice = slice_pages
-        self.vmas: dict[tuple[int, int, int], np.ndarray] = {}  # (pid, start, end) -> per node
-        self.passes = 0  # complete passes so far
-        self._dirty = True
-        self._gen: Any = None  # the pass under way (a generator), or None
-
-    def stale(self) -> None:
-        """The machine changed: the next step begins (or queues) a fresh pass."""
-        self._dirty = True
-
-    @property
-    def busy(self) -> bool:
-        """A pass is under way or wanted."""
-        return self._gen is not None or self._dirty
-
-    def _pass(self):
-        m = self.m
-        out: dict[tuple[int, int, int], np.ndarray] = {}
-        todo = [(pid, v) for pid, p in list(m.procs.items()) for v in list(p.vmas)]
-        for pid, v in todo:
-            per = np.zeros(len(m.nodes_list), np.int64)
-            n = v.npages if v.mm is not None and not v.pfnmap else 0
-            for i in range(0, n, self.slice):
-                per += _count_slice(m, vma_frames(v, i, min(n, i + self.slice)))
-                yield
-            out[(pid, v.start, v.end)] = per
-        self.vmas = out
-        self.passes += 1
-
-    def step(self, budget_s: float = 0.004) -> bool:
-        """Count for about budget_s seconds (at least one slice). True when a pass ended."""
-        if self._gen is None:
-            if not self._dirty:
-                return False
-            self._dirty = False
-            self._gen = self._pass()
-        t_end = time.perf_counter() + budget_s
-        while True:
-            try:
-                next(self._gen)
-            except StopIteration:
-                self._gen = None
-                return True
-            if time.perf_counter() >= t_end:
-                return False
-
-    def run(self) -> None:
-        """A whole fresh pass now (any pass under way is dropped)."""
-        self._gen = None
-        self._dirty = False
-        for _ in self._pass():
-            pass
-
-    def vma(self, pid: int, v: Any) -> np.ndarray:
-        """Pages per node of a VMA (m.nodes order): from the last pass, or counted now
-        when that pass did not see it (a new VMA)."""
-        per = self.vmas.get((pid, v.start, v.end))
-        if per is None or per.size != len(self.m.nodes_list):
-            per = vma_pages_per_node(self.m, v)
-            self.vmas[(pid, v.start, v.end)] = per
-        return per
-
-    def process(self, pid: int, anon_only: bool = False) -> np.ndarray:
-        p = self.m.process(pid)
-        per = np.zeros(len(self.m.nodes_list), np.int64)
-        for v in p.vmas:
-            if not anon_only or v.kind == "anon":
-                per += self.vma(pid, v)
-        return per
 
 
 # ------------------------------------------------------------------ the view
@@ -958,3 +523,4 @@ def source_nodes(row: ProcRow, nodes: list[int]) -> str:
     """The nodes a process has pages on (for prompts), all nodes when none."""
     src = [n for n, c in zip(nodes, row.per_node) if c] or list(nodes)
     return nodes_str(src)
+
