@@ -42,9 +42,14 @@ needs_calls = pytest.mark.skipif(
 async def settle(app, pilot) -> None:
     """Let the threads the console started (host reading, commands, the inspector)
     finish, and their results reach the screen."""
-    await pilot.pause()
-    await app.workers.wait_for_complete()
-    await pilot.pause()
+    # a worker's result may start another (a refresh, then the inspector's read):
+    # settled when a pass finds none running, bounded by passes, not by time
+    for _ in range(20):
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        if not any(w.is_running for w in app.workers):
+            break
 
 
 def text_of(app, wid: str) -> str:

@@ -47,7 +47,6 @@ from ..constants import (
     K_ANON,
     K_FILE,
     K_FREE,
-    K_KERNEL,
     K_OFFLINE,
     K_PFNMAP,
     KUSE_MEMMAP,
@@ -55,14 +54,13 @@ from ..constants import (
     KUSE_SLAB,
     KUSE_ZERO,
     ZONE_MOVABLE,
-    PG_pinned,
     oserror,
 )
 from ..vec import distinct, value_counts
 from .frames import SCAN_SLICE
 from .migrate import Execute, MigrateControl, Outcome, PairRun, Rehearse, run_pairs
 from .page_alloc import ZoneBooks, zonelist
-from .rmap import for_each_mapping
+from .page_isolation import blockers_text, ebusy, find_blockers
 from .state import Kernel, drive
 from .zones import Zone, compute_watermarks
 
@@ -221,93 +219,6 @@ def zone_offline_blocks(k: Kernel, node: int, zone: str) -> tuple[Zone, list[int
 
 
 # ----------------------------------------------------------------- blockers
-
-def find_blockers(k: Kernel, pfns: np.ndarray) -> list[dict]:
-    """has_unmovable_pages() with owners: kernel frames, long-term pinned pages and
-    PFN-mapped frames whose driver has no enabled migrate hook. Each entry:
-    {kind, what, pages, detail}."""
-    f = k.f
-    kind = f.kind[pfns]
-    out = []
-    kern = pfns[kind == K_KERNEL]
-    if kern.size:
-        uses = value_counts(f.mapping[kern])
-        detail = ", ".join(f"{KUSE_NAMES.get(u, 'kernel')} {n}" for u, n in sorted(uses.items()))
-        out.append({"kind": "kernel", "what": "kernel", "pages": int(kern.size),
-                    "detail": detail})
-    user = (kind == K_ANON) | (kind == K_FILE)
-    pinned = pfns[user & ((f.flags[pfns] & PG_pinned) != 0)]
-    if pinned.size:
-        out.extend(_pin_owners(k, pinned))
-    out.extend(_driver_blockers(k, pfns[kind == K_PFNMAP]))
-    return out
-
-
-def _pin_owners(k: Kernel, pinned: np.ndarray) -> list[dict]:
-    """Name the process, VMA and pinning driver of long-term pinned pages."""
-    per_vma: dict = {}
-    seen = np.zeros(pinned.size, bool)
-    for v, pos, _offs in for_each_mapping(k, pinned):
-        seen[pos] = True
-        key = (v.mm.pid if v.mm is not None else -1, v.start, v.end)
-        per_vma[key] = per_vma.get(key, 0) + int(pos.size)
-    out = []
-    for (pid, start, end), n in sorted(per_vma.items()):
-        p = k.procs.get(pid)
-        name = p.name if p is not None else "?"
-        drv = _pinning_driver(k, pid, start, end)
-        out.append({"kind": "pin", "what": f"pid {pid} ({name}) VMA {start:#x}-{end:#x} "
-                                           f"pinned by {drv}",
-                    "pages": n, "detail": "long-term pin", "pid": pid})
-    rest = pinned[~seen]
-    for d in k.drivers_map.values():  # unmapped: the registration still holds them
-        for ppid, a, ln, pf in d.pins:
-            held = np.isin(rest, pf)
-            if held.any():
-                p = k.procs.get(ppid)
-                out.append({"kind": "pin", "what": f"pid {ppid} ({p.name if p else '?'}) "
-                                                   f"unmapped {a:#x}-{a + ln:#x}, still "
-                                                   f"registered with {d.name}",
-                            "pages": int(held.sum()), "detail": "pin outlived its mapping",
-                            "pid": ppid})
-                rest = rest[~held]
-    if rest.size:
-        out.append({"kind": "pin", "what": "unmapped pages with a long-term pin",
-                    "pages": int(rest.size), "detail": "pin outlived its mapping"})
-    return out
-
-
-def _pinning_driver(k: Kernel, pid: int, start: int, end: int) -> str:
-    for d in k.drivers_map.values():
-        for (ppid, a, ln, _pfns) in d.pins:
-            if ppid == pid and a < end and a + ln > start:
-                return d.name
-    return "a long-term pin"
-
-
-def _driver_blockers(k: Kernel, pf: np.ndarray) -> list[dict]:
-    out = []
-    if pf.size == 0:
-        return out
-    ids, counts = np.unique(k.f.mapping[pf], return_counts=True)
-    by_backing = {d.backing.id: d for d in k.drivers_map.values() if d.backing is not None}
-    for mid, n in zip(ids.tolist(), counts.tolist()):
-        d = by_backing.get(mid)
-        if d is not None and d.has_hook and d.hook_enabled:
-            continue  # the driver relocates these frames itself
-        name = d.name if d is not None else f"mapping {mid}"
-        why = "migrate hook off" if d is not None and d.has_hook else "no vm_ops->migrate"
-        out.append({"kind": "driver", "what": f"driver {name}", "pages": n, "detail": why})
-    return out
-
-
-def blockers_text(blockers: list[dict]) -> str:
-    return "; ".join(f"{b['what']} ({b['pages']} pages: {b['detail']})" for b in blockers)
-
-
-def _ebusy(label: str, blockers: list[dict]) -> OSError:
-    return oserror(EBUSY, f"offline {label}: unmovable pages: {blockers_text(blockers)}")
-
 
 def _hooked_drivers(k: Kernel, pfns: np.ndarray) -> list:
     """Drivers with an enabled hook that own PFN-mapped frames among `pfns`."""
@@ -536,7 +447,7 @@ def offline_blocks_gen(k: Kernel, blks: list[int], label: str, *,
     pfns = _block_pfns(k, blks)
     blockers = find_blockers(k, pfns)
     if blockers:
-        raise _ebusy(label, blockers)
+        raise ebusy(label, blockers)
     t_start = k.clock
     _isolate(k, blks)
     committed = False
@@ -585,7 +496,7 @@ def _evacuate(k: Kernel, blks: list[int], pfns: np.ndarray, src: int, label: str
         first = False
         blockers = find_blockers(k, pfns)  # a pin taken while we ran
         if blockers:
-            raise _ebusy(label, blockers)
+            raise ebusy(label, blockers)
         kind = k.f.kind[pfns]
         nmov = int(((kind == K_ANON) | (kind == K_FILE)).sum())
         if not nmov and not _hooked_drivers(k, pfns):
