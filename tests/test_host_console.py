@@ -14,7 +14,7 @@ import os
 
 import numpy as np
 import pytest
-from test_host import LINUX, Clock, fake_root, kpf
+from test_host import LINUX, Clock, fake_root, kpf, stat_line, status
 from test_host_actions import NR, Pages
 
 from engine.constants import K_ANON
@@ -223,6 +223,30 @@ async def test_console_on_the_fake_host_at_160x50(fake):
         helptext = app.screen.query_one("#help-commands Static").render().plain
         assert "apply N" in helptext and "rehearse move_pages" in helptext
         assert "mmap PID" not in helptext.split("not on the host")[0]
+
+
+async def test_unreadable_process_shows_no_wrong_node_count(fake):
+    """A process whose numa_maps cannot be read (another user's, without
+    CAP_SYS_PTRACE; here: no maps files at all) shows its VmRSS and "-" in the node
+    columns and LOCAL, never a count of 0 pages (issue 13: a table never shows a
+    wrong number), at 160x50 and at 80x24 (the top-node column)."""
+    d = os.path.join(fake, "proc/400")
+    os.makedirs(d)
+    with open(os.path.join(d, "status"), "w") as fh:
+        fh.write(status("secret", 0, rss_kb=2048))
+    with open(os.path.join(d, "stat"), "w") as fh:
+        fh.write(stat_line(400, "secret", 1))
+    for size, cols in ((SIZE, ("N0", "N1")), ((80, 24), ("N0", "N1"))):
+        app = cli.host_app(False, root=fake)
+        async with app.run_test(size=size) as pilot:
+            await settle(app, pilot)
+            assert app.machine.procs[400].vmas_error
+            t = app.main_screen.query_one("#processes")
+            if t.mode[1] in ("bar", "top"):
+                cols = ("top",)
+            assert [cell(t, "400", c) for c in (*cols, "local")] == ["-"] * (len(cols) + 1)
+            assert cell(t, "400", "rss") == "2.0M"
+            assert cell(t, "100", "N0") == "8448"  # a readable one keeps its numbers
 
 
 async def test_map_says_why_without_kpageflags(fake, tmp_path):

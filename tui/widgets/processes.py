@@ -39,7 +39,7 @@ def node_bar(per: Any, rss: int) -> Text:
 
 
 def top_node(nodes: list[int], per: Any, rss: int) -> Num:
-    if not rss:
+    if not rss or not per.any():  # no pages, or (the live host) no per-node split known
         return Num(-1, "-")
     i = int(per.argmax())
     share = 100.0 * int(per[i]) / rss
@@ -122,13 +122,17 @@ class ProcessTable(DataTable):
         if uid:
             cells.append(Num(r.uid))
         cells.append(Num(r.rss, fmt_bytes(r.rss * self._page_size)))
+        # resident pages but no split (the live host: numa_maps unreadable or not read
+        # yet): the node columns say "-", unknown, never a wrong 0
+        split = not r.rss or bool(r.per_node.any())
         if nodes == "bar":
             cells.append(node_bar(r.per_node, r.rss))
         if nodes in ("bar", "top"):
             cells.append(top_node(self._node_ids, r.per_node, r.rss))
         else:
             fmt = str if nodes == "exact" else fmt_count
-            cells += [Num(int(c), fmt(int(c))) for c in r.per_node]
+            cells += [Num(int(c), fmt(int(c))) if split else Num(-1, "-")
+                      for c in r.per_node]
         cells.append(Num(-1, "-") if r.locality is None else
                      Num(r.locality, f"{r.locality:.0f}%"))
         cells.append(Text(r.policy))
