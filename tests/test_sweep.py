@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import pickle
+import re
 import socket
 import time
 from pathlib import Path
@@ -15,6 +17,7 @@ import pytest
 from distributed import LocalCluster
 from textual.widgets import DataTable
 
+import engine
 from tools import sweep
 from tools.sweep import LocalBackend, ResultsFiles, load_spec, read_results, run_one, run_sweep
 from tui import cli
@@ -91,8 +94,12 @@ def test_same_rows_with_one_and_two_workers_and_a_dask_cluster(spec, tmp_path, c
     assert "12 runs (0 done before), 12 ran on 1 local process " in out
     assert "12 ran on 2 local processes" in out
     assert "best setting per workload and machine" in out
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                      dashboard_address=None) as cluster:
+    # workers in threads of this process (no start-up of worker processes), but over
+    # TCP on the loopback: connect()'s probe, and every task and the scattered machine
+    # serialized as they are to a remote worker
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp://",
+                      host="127.0.0.1", dashboard_address=None) as cluster:
+        assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
         outs["dask"] = tmp_path / "dask.csv"
         rc = cli.main(["sweep", str(spec), "-o", str(outs["dask"]),
                        "--scheduler", cluster.scheduler_address])
@@ -125,6 +132,32 @@ def test_run_one_is_plain_data_and_repeatable(spec):
     assert a == b == c and a["status"] == "ok"
     other = run_one(src, r.seed + 1, r.experiment, dict(r.daemon))
     assert other != a  # another seed, another run
+
+
+def test_a_snapshot_machine_travels_as_bytes(spec, tmp_path):
+    """A snapshot named in a spec goes to a worker as its bytes (a Dask worker on
+    another host) or its path (local processes), plain data either way, and gives the
+    run the description gives."""
+    m = engine.load(spec.parent / "m[" / "]tiny.toml")
+    engine.save(m, tmp_path / "tiny.numacon")
+    p = tmp_path / "snap.toml"
+    p.write_text(spec.read_text().replace("m[/]tiny.toml", "tiny.numacon"))
+    s, d = load_spec(p), load_spec(spec)
+    ref = s.runs[0].machine
+    assert ref.kind == "snapshot" and d.runs[0].machine.kind == "description"
+    inline, local = ref.source(inline=True), ref.source(inline=False)
+    assert set(inline) == {"name", "kind", "digest", "data"} and "path" not in inline
+    assert inline["data"] == (tmp_path / "tiny.numacon").read_bytes()
+    assert local["path"] == str(tmp_path / "tiny.numacon")
+    inline = pickle.loads(pickle.dumps(inline))  # as a scheduler ships it
+    r = s.runs[0]
+    want = run_one(d.runs[0].machine.source(inline=True), r.seed, r.experiment,
+                   dict(r.daemon))
+    assert want["status"] == "ok"
+    sweep._cache.key = None  # build it from the bytes, not from the thread's cache
+    assert run_one(inline, r.seed, r.experiment, dict(r.daemon)) == want
+    sweep._cache.key = None
+    assert run_one(local, r.seed, r.experiment, dict(r.daemon)) == want
 
 
 # ------------------------------------------------------------------ resume
@@ -191,6 +224,10 @@ def test_failed_run_is_reported_with_its_parameters_and_the_sweep_goes_on(tmp_pa
     assert "run 2 failed (machine=tiny.toml seed=3 experiment='999 size=1M threads=1 " \
            "ticks=10 init=0' source=truth rate=512): ESRCH" in e
     assert "1 ok, 3 failed" in o
+    # the progress bar (its last state: stderr is not a terminal here): runs done,
+    # running, failed, elapsed and the ETA
+    bar = next(ln for ln in e.splitlines() if ln.startswith("sweep "))
+    assert re.search(r" 4/4 running 0  failed 3 \d+:\d\d:\d\d ETA \d+:\d\d:\d\d$", bar), bar
     # --resume runs the failed ones again (they fail again); the ok one is not repeated
     assert cli.main(["sweep", str(spec), "-o", str(out), "--resume", "--workers", "1"]) == 1
     o, e = capsys.readouterr()
