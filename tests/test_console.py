@@ -265,6 +265,36 @@ async def test_small_screen_help_and_process_screen_are_not_cut():
         assert len(keys) <= 80 and keys.rstrip().endswith("? help")
 
 
+async def test_vma_table_numbers_grow_without_being_cut():
+    """80x24, java's screen open while its pages move: a VMA's N0 grows from 8192 to
+    81920 (the issue's `81` for 81920) and the column widens with it."""
+    app = NumaConsoleApp(pace="fast")
+    async with app.run_test(size=SMALL) as pilot:
+        await pilot.pause()
+        app.open_process(103)
+        await pilot.pause()
+        vt = app.screen.query_one("#vmas", VmaTable)
+        m = app.machine
+        heap = next(v for v in m.process(103).vmas if v.end - v.start == 352 << 20)
+        key = f"{heap.start:x}"
+
+        def shown() -> dict[str, str]:
+            return {f"N{n}": cell_text(vt, key, f"N{n}") for n in m.nodes}
+
+        fmt = str if vt.mode[1] == "exact" else fmt_count
+        assert shown() == {"N0": fmt(8192), "N1": "0", "N2": fmt(73728), "N3": "0"}
+        assert execute(m, "migratepages 103 2 0").ok
+        app.redraw_now()
+        await pilot.pause()
+        fmt = str if vt.mode[1] == "exact" else fmt_count
+        assert shown() == {"N0": fmt(81920), "N1": "0", "N2": "0", "N3": "0"}
+        for n in m.nodes:
+            col = vt.columns[next(k for k in vt.columns if k.value == f"N{n}")]
+            assert col.get_render_width(vt) - 2 * vt.cell_padding >= len(shown()[f"N{n}"])
+        assert fmt(81920) in screen_text(app)
+        assert vt.virtual_size.width <= vt.size.width
+
+
 # ---------------------------------------------------------------- 220x60
 
 async def test_large_screen_vma_prompt_drivers_daemon_and_background(tmp_path, monkeypatch):
