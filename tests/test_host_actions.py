@@ -13,6 +13,8 @@ import platform
 import pytest
 
 from engine.host import Host, host_execute
+from engine.host import views as host_views
+from engine.host.kpage import KPF, pagemap_pfns, read_pagemap
 from engine.host.syscalls import SYSCALL_NR
 from engine.views import status_counts_text
 from tui import cli
@@ -192,3 +194,28 @@ def test_numacon_host_arguments(capsys):
     assert cli.main(["run", "--host", "-c", "hardware; numastat"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("available: ") and "numa_hit" in out
+
+
+def test_the_inspector_names_the_process_mapping_a_frame(readonly, pages):
+    """A real frame of this test's own written page: its class and kpageflags word
+    (/proc/kpageflags), map count (/proc/kpagecount), and the process and address that
+    map it, found through the pagemaps; as root (PFNs and kpageflags need
+    CAP_SYS_ADMIN) - else the inspector says the owner is hidden."""
+    h = readonly
+    pid = os.getpid()
+    h.read_vmas(pid)
+    visible = h.pfns_visible and h.frames is not None and h.frames.available
+    pfn = int(pagemap_pfns(read_pagemap("/", pid, pages.base, 1, PAGE))[0])
+    if not visible:
+        assert pfn <= 0 and "hidden" in dict(host_views.describe_frame(h, 4096)).get(
+            "owner", "hidden")
+        pytest.skip("PFNs and /proc/kpageflags need root (CAP_SYS_ADMIN)")
+    # the search reads pagemaps largest VMA first: a budget that reaches ours on a
+    # host busy with other large processes
+    assert h.owner_of(pfn, budget=1 << 28) == (pid, pages.base)
+    d = dict(host_views.describe_frame(h, pfn, owner=lambda f: h.owner_of(f, 1 << 28)))
+    assert d["owner"] == f"pid {pid} {open('/proc/self/comm').read().strip()}"
+    assert d["address"] == f"{pages.base:#x}" and d["mapcount"] == "1"
+    assert d["class"] == "anon" and "anon" in d["flags"].split(",")
+    assert int(d["kpageflags"], 16) >> KPF["anon"] & 1  # the word itself (its LRU bits
+    #                                                     may change as the page ages)
