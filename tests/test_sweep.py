@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import os
 import pickle
 import re
 import socket
@@ -22,7 +23,7 @@ from tools import sweep
 from tools.sweep import LocalBackend, ResultsFiles, load_spec, read_results, run_one, run_sweep
 from tui import cli
 from tui.app import NumaConsoleApp
-from tui.screens.sweep import SweepScreen
+from tui.screens.sweep import SweepScreen, heat_style
 
 TINY = """\
 [machine]
@@ -158,6 +159,35 @@ def test_a_snapshot_machine_travels_as_bytes(spec, tmp_path):
     assert run_one(inline, r.seed, r.experiment, dict(r.daemon)) == want
     sweep._cache.key = None
     assert run_one(local, r.seed, r.experiment, dict(r.daemon)) == want
+
+
+def test_summary_names_the_best_setting_and_those_that_made_things_worse():
+    """The summary from rows (exact text): per machine and workload the setting with
+    the lowest mean runtime change over seeds, and every setting whose mean change is
+    above zero, with how many seeds it made slower; a failed run counts in neither."""
+
+    def row(run, machine, exp, seed, source, change, loc_on, status="ok"):
+        r = {"run": run, "machine": machine, "seed": seed, "experiment": exp,
+             "source": source, **sweep.failed_result("boom")}
+        if status == "ok":
+            r.update(status="ok", runtime_change=change, locality_off=0.5,
+                     locality_on=loc_on, error="")
+        return r
+
+    rows = [row(0, "m1", "w", 1, "hint", 0.10, 0.6), row(1, "m1", "w", 2, "hint", -0.02, 0.6),
+            row(2, "m1", "w", 1, "truth", -0.20, 0.9), row(3, "m1", "w", 2, "truth", -0.10, 0.8),
+            row(4, "m2", "w", 1, "hint", -0.05, 0.7), row(5, "m2", "w", 1, "truth", 0, 0,
+                                                           status="failed")]
+    assert sweep.summary_text(rows, ["source"], head="6 runs").splitlines() == [
+        "sweep: 6 runs; 5 ok, 1 failed",
+        "best setting per workload and machine (runtime with the daemon on against off, "
+        "mean over seeds):",
+        "  machine  workload  best setting  runtime  locality off -> on",
+        "  m1       w         source=truth  -15.0%   50.0% -> 85.0%",
+        "  m2       w         source=hint   -5.0%    50.0% -> 70.0%",
+        "settings that made things worse:",
+        "  machine  workload  setting      runtime  worse in",
+        "  m1       w         source=hint  +4.0%    1 of 2 seeds"]
 
 
 # ------------------------------------------------------------------ resume
@@ -306,6 +336,9 @@ def test_explicit_runs_and_presets(tmp_path):
     assert s.daemon_keys == ["source", "rate", "mode", "hot"]
     assert s.runs[0].daemon == (("source", "truth"), ("rate", "512"))
     assert s.runs[1].seed == 0
+    b = LocalBackend()  # --workers: the CPU count by default
+    assert b.slots == (os.cpu_count() or 1)
+    b.close()
 
 
 # ------------------------------------------------------------------ the scheduler
@@ -360,6 +393,17 @@ async def test_sweep_screen_shows_runs_and_heat_grid_and_enter_replays(spec, tmp
             {"source=hint", "source=truth", "source=query"}
         cell = str(heat.get_cell("source=truth", "W1")).strip()
         assert cell.endswith("%") and cell[0] in "+-"
+        # coloured by the runtime change: green faster, red slower
+        _, wls, cells = sweep.grid(scr.rows, scr.keys)
+        assert cells
+        for (setting, wl), c in cells.items():
+            got = heat.get_cell(setting, f"W{wls.index(wl) + 1}")
+            assert str(got).strip() == sweep.fmt_change(c.change)
+            assert str(got.style) == heat_style(c.change)
+            bg = str(got.style).split(" on #")[1]
+            red, green = int(bg[0:2], 16), int(bg[2:4], 16)
+            if abs(c.change) >= 0.005:
+                assert (green > red) == (c.change < 0), (setting, c.change, bg)
         # sortable: by runtime change, then reversed
         scr.sort_by("change")
         first = [float(runs.get_row_at(i)[runs.get_column_index("change")].value)
