@@ -341,6 +341,16 @@ def test_explicit_runs_and_presets(tmp_path):
     b.close()
 
 
+def test_the_readme_example_spec_is_the_grid_it_says():
+    """docs/sweep-example.toml, README's example: 3 machines x 2 workloads x 6 daemon
+    settings x 2 seeds = 72 runs, its presets found by name."""
+    s = load_spec(Path(__file__).resolve().parent.parent / "docs" / "sweep-example.toml")
+    assert len(s.runs) == 72 and s.daemon_keys == ["source", "rate"]
+    assert [r.machine.name for r in s.runs[::24]] == ["default", "epyc-nps4", "cxl-tiered"]
+    assert {r.machine.kind for r in s.runs} == {"default", "description"}
+    assert {dict(r.daemon)["source"] for r in s.runs} == {"hint", "truth", "damon"}
+
+
 # ------------------------------------------------------------------ the scheduler
 
 def test_unreachable_scheduler_is_one_line(spec, tmp_path, capsys):
