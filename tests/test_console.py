@@ -295,6 +295,30 @@ async def test_vma_table_numbers_grow_without_being_cut():
         assert vt.virtual_size.width <= vt.size.width
 
 
+async def test_vma_m_key_offers_mbind_move_with_the_cursor_at_the_node():
+    """A private VMA: `m` offers `mbind ... bind: move` with the cursor after `bind:`,
+    names move_pages as the alternative; typing the node and Enter moves it."""
+    app = NumaConsoleApp(pace="fast")
+    async with app.run_test(size=SMALL) as pilot:
+        await pilot.pause()
+        m = app.machine
+        v = m.process(103).vmas[0]
+        app.open_process(103)
+        await pilot.pause()
+        app.screen.query_one("#vmas", VmaTable).select_start(v.start)
+        await pilot.press("m")
+        inp = app.command_input()
+        rng = f"{v.start:x}..{v.end:x}"
+        assert inp.value == f"mbind 103 {rng} bind: move"
+        assert inp.cursor_position == len(f"mbind 103 {rng} bind:") and app.focused is inp
+        assert f"or move_pages 103 {rng} NODE" in last_log(app)
+        await pilot.press("1", "enter")
+        await settle(pilot, app)
+        assert last_log(app).endswith("mbind: 81920 of 81920 pages moved (2→1: 73728, "
+                                      "0→1: 8192)")
+        assert numa_maps_per_node(m, 103) == {0: 0, 1: 81920, 2: 0, 3: 0}
+
+
 # ---------------------------------------------------------------- 220x60
 
 async def test_large_screen_vma_prompt_drivers_daemon_and_background(tmp_path, monkeypatch):
