@@ -11,6 +11,7 @@ import os
 import pickle
 import re
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -365,6 +366,51 @@ def test_unreachable_scheduler_is_one_line(spec, tmp_path, capsys):
     assert msg.startswith(f"numacon: error: cannot reach the Dask scheduler at "
                           f"tcp://127.0.0.1:{port}: ")
     assert not out.exists()  # refused before any results file
+
+
+@pytest.mark.parametrize("reply,why", [
+    (b"HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+     "something listens there but does not speak Dask's protocol"),
+    (None, "no answer within 1 s")], ids=["http", "silent"])
+def test_a_port_that_is_not_a_scheduler_is_one_line(spec, tmp_path, capsys, reply, why):
+    """Something else listening: a server that replies with other bytes (HTTP), or one
+    that waits for the client to speak first and never answers: one line, within
+    --timeout, not what the bytes made Dask's framing raise nor a wait until the other
+    side hangs up."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    port = srv.getsockname()[1]
+    held = []
+
+    def serve() -> None:
+        for _ in range(4):
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            if reply is None:  # kept open, silent, until the test ends (or 15 s:
+                held.append(c)  # a client that waits for it fails, it does not hang)
+                t = threading.Timer(15, c.close)
+                t.daemon = True
+                t.start()
+                continue
+            with c:
+                c.sendall(reply)
+
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    try:
+        rc = cli.main(["sweep", str(spec), "-o", str(tmp_path / "h.csv"), "--scheduler",
+                       f"tcp://127.0.0.1:{port}", "--timeout", "1"])
+    finally:
+        srv.close()
+        for c in held:
+            c.close()
+    assert rc == 1
+    assert one_line(capsys.readouterr().err) == (
+        f"numacon: error: no Dask scheduler answers at tcp://127.0.0.1:{port}: {why}")
+    assert not (tmp_path / "h.csv").exists()
 
 
 # ------------------------------------------------------------------ the console

@@ -97,13 +97,26 @@ def connect(address: str, timeout: float = 10.0) -> DaskBackend:
             asyncio.run(_probe(address, timeout))
             client = Client(address, timeout=f"{timeout}s", set_as_default=False)
     except Exception as e:  # noqa: BLE001 - anything here means: no scheduler there
+        if isinstance(e, TimeoutError):
+            raise SweepError(f"{what} {address}: no answer within {timeout:g} s") from None
+        if what.startswith("no Dask") and not isinstance(e, OSError):
+            # something listens there but its bytes are not Dask's frames (read as a
+            # length, an HTTP reply asks for exabytes): say so, not what that raised
+            raise SweepError(f"{what} {address}: something listens there but does not "
+                             f"speak Dask's protocol") from None
         raise SweepError(f"{what} {address}: {_reason(e)}") from None
     return DaskBackend(client)
 
 
 async def _probe(address: str, timeout: float) -> None:
-    comm = await comm_connect(address, timeout=timeout)
-    await comm.close()
+    async def handshake() -> None:
+        comm = await comm_connect(address, timeout=timeout)
+        await comm.close()
+
+    # comm_connect's timeout covers the TCP connect, not the handshake: a listener
+    # that never answers (an HTTP server waiting for a request) would hold us until it
+    # hangs up
+    await asyncio.wait_for(handshake(), timeout)
 
 
 def _reason(e: BaseException) -> str:
