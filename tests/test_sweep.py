@@ -413,6 +413,22 @@ def test_a_port_that_is_not_a_scheduler_is_one_line(spec, tmp_path, capsys, repl
     assert not (tmp_path / "h.csv").exists()
 
 
+def test_a_scheduler_without_workers_is_one_line(spec, tmp_path, capsys):
+    """A scheduler nobody has started a worker for: refused within --timeout, before
+    any results file, where the runs would have waited for workers forever."""
+    with LocalCluster(n_workers=0, processes=False, protocol="tcp://", host="127.0.0.1",
+                      dashboard_address=None) as cluster:
+        addr = cluster.scheduler_address
+        capsys.readouterr()  # the cluster's own start-up warnings, if any
+        rc = cli.main(["sweep", str(spec), "-o", str(tmp_path / "n.csv"), "--scheduler",
+                       addr, "--timeout", "1"])
+    assert rc == 1
+    assert one_line(capsys.readouterr().err) == (
+        f"numacon: error: the Dask scheduler at {addr} has no workers (none joined within "
+        f"1 s): start some with `dask worker {addr}`")
+    assert not (tmp_path / "n.csv").exists()
+
+
 # ------------------------------------------------------------------ the console
 
 async def _until(pilot, cond, timeout: float = 60.0) -> None:

@@ -105,6 +105,15 @@ def connect(address: str, timeout: float = 10.0) -> DaskBackend:
             raise SweepError(f"{what} {address}: something listens there but does not "
                              f"speak Dask's protocol") from None
         raise SweepError(f"{what} {address}: {_reason(e)}") from None
+    try:
+        with _quiet():  # a scheduler without workers would take the runs and hold them
+            client.wait_for_workers(1, timeout=timeout)
+    except Exception:  # noqa: BLE001 - TimeoutError, or the scheduler went away
+        with _quiet():
+            client.close()
+        raise SweepError(f"the Dask scheduler at {address} has no workers (none joined "
+                         f"within {timeout:g} s): start some with `dask worker "
+                         f"{address}`") from None
     return DaskBackend(client)
 
 
