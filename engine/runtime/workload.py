@@ -9,20 +9,18 @@ stream), stairs and zigzag (a window that moves every `step` ticks), and any lis
 phases that change pattern and threads.
 
 Faults and writes go through the one fault path (engine/mm/fault.py): frame content,
-PG_dirty and the integrity oracle, so m.check() holds at every tick. A page under
-migration (isolated) still takes the access, but the thread sleeps on the migration
-entry: a stall.
+PG_dirty and the integrity oracle, so m.check() holds at every tick. A page under migration
+(isolated) still takes the access, but the thread sleeps on the migration entry: a stall.
 
 Ground truth: per page of the region, per node, how many sampled accesses came from
 CPUs of that node (uint32, npages x nnodes, only for regions with a workload). Per
 workload: local and remote accesses and the latency they cost (80 ns x SLIT / 10).
 
-Time: threads issue their accesses one after another (no memory-level parallelism),
-so a tick lasts as long as its slowest thread's accesses, stalls and hint faults
-(a thread that hits pages under migration waits once per tick, for half a batch).
-The workload keeps its own time and pushes m.clock forward to it; when something
-else (a migration) moved m.clock ahead, the workload runs "in parallel" until it
-catches up."""
+Time: threads issue their accesses one after another (no memory-level parallelism), so a
+tick lasts as long as its slowest thread's accesses, stalls and hint faults (a thread
+that hits pages under migration waits once per tick, for half a batch). The workload
+keeps its own time and pushes m.clock forward to it; when something else (a migration)
+moved m.clock ahead, the workload runs "in parallel" until it catches up."""
 
 from __future__ import annotations
 
