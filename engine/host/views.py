@@ -1,4 +1,4 @@
-"""The read-only view API (engine/views.py) over the live host: every public name of
+"""The read-only view API (engine/views/) over the live host: every public name of
 engine.views, with the same signature and return type, taking a `Host` where that
 takes a Machine, so the console can draw either through `views_for(m)`. Formatting
 helpers and the row types are engine.views' own; what differs is where the numbers
