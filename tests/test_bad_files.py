@@ -307,6 +307,14 @@ def test_load_command_keeps_the_machine(tmp_path, snap):
     m.check()
 
 
+async def settled(app, pilot) -> None:
+    """The command's workers done and their results on screen (a load reads the file
+    off the event loop: one pause is not always enough on a busy machine)."""
+    await pilot.pause()
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
 async def test_tui_load_bad_files_keeps_app_and_machine(tmp_path, snap):
     app = NumaConsoleApp(small(nodes=2, size="16M"))
     async with app.run_test(size=SIZE) as pilot:
@@ -319,7 +327,7 @@ async def test_tui_load_bad_files_keeps_app_and_machine(tmp_path, snap):
             await pilot.press("colon")
             app.command_input().value = f"load {p}"
             await pilot.press("enter")
-            await pilot.pause()
+            await settled(app, pilot)
             assert app.is_running, what
             assert app.machine is m, what
             last = app.console_log.plain().rstrip().splitlines()[-1]
@@ -331,7 +339,7 @@ async def test_tui_load_bad_files_keeps_app_and_machine(tmp_path, snap):
         await pilot.press("colon")
         app.command_input().value = f"load {good}"
         await pilot.press("enter")
-        await pilot.pause()
+        await settled(app, pilot)
         assert app.machine is not m and app.machine.name == "bad-files"
 
 

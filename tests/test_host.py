@@ -2,7 +2,7 @@
 and this test's own process against /proc and /sys; a synthetic two-node host (a fake
 root) for exact outputs; the frame map against kpageflags words (a snapshot of the
 real file, and synthetic words), and without it; the view API's parity with
-engine/views.py; the refresh policy on a fake clock."""
+engine/views/; the refresh policy on a fake clock."""
 
 from __future__ import annotations
 

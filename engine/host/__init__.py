@@ -4,7 +4,7 @@ acted on through the real system calls (issue 16).
 - host.Host: the host offering the Machine's read-side names (topology, processes,
   Linux's views), a refresh policy (refresh.py), a frame map (kpage.py), and the action
   backend (syscalls.py: move_pages/migrate_pages, refused unless allowed)
-- views: the read-only view API of engine/views.py over a Host (views_for(m) picks)
+- views: the read-only view API of engine/views/ over a Host (views_for(m) picks)
 - commands: the command language on the host (same specs, same execute)
 - rehearse: capture the host, run the call in the simulator with its bill, run it on
   the host, compare"""

@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ..budget import advance
 from ..constants import (
     K_ANON,
     K_FILE,
@@ -311,15 +312,10 @@ class FrameMap:
             return False
         if self._gen is None:
             self._gen = self._pass()
-        t_end = time.perf_counter() + budget_s
-        while True:
-            try:
-                next(self._gen)
-            except StopIteration:
-                self._gen = None
-                return True
-            if time.perf_counter() >= t_end:
-                return False
+        if advance(self._gen, budget_s):
+            self._gen = None
+            return True
+        return False
 
     def run(self) -> None:
         """A whole pass now."""

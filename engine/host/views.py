@@ -1,4 +1,4 @@
-"""The read-only view API (engine/views.py) over the live host: every public name of
+"""The read-only view API (engine/views/) over the live host: every public name of
 engine.views, with the same signature and return type, taking a `Host` where that
 takes a Machine, so the console can draw either through `views_for(m)`. Formatting
 helpers and the row types are engine.views' own; what differs is where the numbers
@@ -438,8 +438,9 @@ class HostView(MachineView):
         kinds = self._gather(pfns, 1)
         return kinds, np.full(kinds.shape, -1, np.int32)
 
-    def frame_range(self, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
-        return frame_kinds(self.m, a, b), frame_flags(self.m, a, b)
+    def frame_words(self, a: int, b: int) -> np.ndarray:
+        return (frame_kinds(self.m, a, b).astype(np.uint16)
+                | frame_flags(self.m, a, b).astype(np.uint16) << 8)
 
     def frame_flags(self, pfns: np.ndarray) -> np.ndarray:
         return self._gather(pfns, 2)

@@ -22,7 +22,11 @@ from .container import (
 __all__ = ["Encoder", "Decoder", "Tables", "make", "BIT_GENERATORS", "LEGACY_TAGS"]
 
 
-BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
+# the bit generators a snapshot may name, each to its class: the file names a key of
+# this table, never an attribute to look up
+BIT_GENERATORS = {"PCG64": np.random.PCG64, "PCG64DXSM": np.random.PCG64DXSM,
+                  "MT19937": np.random.MT19937, "Philox": np.random.Philox,
+                  "SFC64": np.random.SFC64}
 LEGACY_TAGS = ("obj", "lobj", "job", "exc")  # version 1 named classes; see snapshot_schema
 
 
@@ -211,9 +215,9 @@ class Decoder:
             except schema.SchemaError as e:
                 raise SaveError(str(e)) from None
         if tag == "rng":
-            if len(v) != 2 or v[0] not in BIT_GENERATORS:
+            if len(v) != 2 or not isinstance(v[0], str) or v[0] not in BIT_GENERATORS:
                 raise SaveError(f"unknown random generator {str(v[0:1])[:40]}")
-            bg = getattr(np.random, v[0])()
+            bg = BIT_GENERATORS[v[0]]()
             try:
                 bg.state = self(v[1])
             except (ValueError, TypeError, KeyError) as e:

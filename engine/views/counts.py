@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
 
+from ..budget import advance
 from ..mm.mm_types import VMA
 from ..mm.state import Kernel
 
@@ -144,15 +144,10 @@ class NodeCounts:
                 return False
             self._dirty = False
             self._gen = self._pass()
-        t_end = time.perf_counter() + budget_s
-        while True:
-            try:
-                next(self._gen)
-            except StopIteration:
-                self._gen = None
-                return True
-            if time.perf_counter() >= t_end:
-                return False
+        if advance(self._gen, budget_s):
+            self._gen = None
+            return True
+        return False
 
     def run(self) -> None:
         """A whole fresh pass now (any pass under way is dropped)."""

@@ -273,10 +273,12 @@ def rows_codes(view: MachineView, starts: np.ndarray, counts: np.ndarray, zoom: 
         dom[mixed] = counts_.reshape(k, NCLASS + 1)[:, :NCLASS].argmax(1)
     if int(csize.sum()) <= exact_limit:
         groups = _contiguous(cstart, csize)
-        parts = [view.frame_range(pa, pb) for _a, _b, pa, pb in groups]
-        fl = _reduce_cells(np.bitwise_or, [p[1] for p in parts], cstart, groups)
-        held = _reduce_cells(np.bitwise_or, [p[0] for p in parts], cstart, groups,
-                             None if K_FREE == 0 else lambda a: a != K_FREE) != 0
+        # kind | flags << 8, one word a frame: one pass ORs both (K_FREE is 0, so a
+        # kind byte that is not 0 means something holds a frame of the cell)
+        both = _reduce_cells(np.bitwise_or, [view.frame_words(pa, pb)
+                                             for _a, _b, pa, pb in groups], cstart, groups)
+        fl = (both >> 8).astype(np.uint8)
+        held = (both & 0xFF) != 0
         hl = None if hilite is None else \
             _reduce_cells(np.bitwise_or, [hilite[pa:pb].view(np.uint8)
                                           for _a, _b, pa, pb in groups], cstart, groups) != 0
