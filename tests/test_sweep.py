@@ -225,6 +225,34 @@ def test_interrupted_sweep_resumes_without_repeating_runs(spec, tmp_path, capsys
     assert "12 runs (12 done before), 0 ran" in capsys.readouterr().out
 
 
+class _CtrlC(LocalBackend):
+    """Local processes, and a Ctrl-C after `after` rows (as the terminal delivers it:
+    KeyboardInterrupt in the main thread, while it waits for the next run)."""
+
+    def __init__(self, after: int) -> None:
+        super().__init__(1)
+        self.after = after
+
+    def as_completed(self, futures: list):
+        for i, f in enumerate(super().as_completed(futures)):
+            if i == self.after:
+                raise KeyboardInterrupt
+            yield f
+
+
+def test_ctrl_c_keeps_what_finished_and_says_how_to_resume(spec, tmp_path, capsys):
+    out = tmp_path / "c.csv"
+    rc = sweep.sweep_main(str(spec), str(out), lambda: _CtrlC(3))
+    assert rc == 130
+    e = capsys.readouterr().err
+    assert f"interrupted: 3 of 12 runs in {out}; numacon sweep {spec} -o {out} --resume " \
+           f"continues" in e and "Traceback" not in e
+    assert len(rows_of(out)) == 3
+    assert cli.main(["sweep", str(spec), "-o", str(out), "--resume", "--workers", "2"]) == 0
+    assert "12 runs (3 done before), 9 ran" in capsys.readouterr().out
+    assert sorted(r["run"] for r in rows_of(out)) == list(range(12))
+
+
 def test_resume_refuses_results_of_another_spec(spec, tmp_path, capsys):
     out = tmp_path / "x.csv"
     assert cli.main(["sweep", str(spec), "-o", str(out), "--workers", "1"]) == 0
