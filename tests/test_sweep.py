@@ -253,6 +253,28 @@ def test_ctrl_c_keeps_what_finished_and_says_how_to_resume(spec, tmp_path, capsy
     assert sorted(r["run"] for r in rows_of(out)) == list(range(12))
 
 
+class _LostScheduler(LocalBackend):
+    """A backend whose cluster goes away while the machines are being sent."""
+
+    def __init__(self) -> None:
+        super().__init__(1)
+
+    def ship(self, ref):
+        raise OSError("Timed out trying to connect to tcp://10.0.0.9:8786 after 1 s")
+
+
+def test_a_backend_lost_while_sending_the_runs_is_one_line(spec, tmp_path, capsys):
+    """The scheduler went away after the handshake, while the machines were shipped:
+    one line, exit 1, no traceback; nothing ran, so the results file has no row."""
+    out = tmp_path / "lost.csv"
+    rc = sweep.sweep_main(str(spec), str(out), _LostScheduler)
+    e = capsys.readouterr().err
+    assert rc == 1 and "Traceback" not in e
+    assert one_line(e) == ("numacon: error: 1 local process: cannot send the runs: Timed "
+                           "out trying to connect to tcp://10.0.0.9:8786 after 1 s")
+    assert not out.exists() or rows_of(out) == []
+
+
 def test_resume_refuses_results_of_another_spec(spec, tmp_path, capsys):
     out = tmp_path / "x.csv"
     assert cli.main(["sweep", str(spec), "-o", str(out), "--workers", "1"]) == 0

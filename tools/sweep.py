@@ -703,9 +703,11 @@ class Outcome:
 
 def run_sweep(spec: Spec, backend: Backend, results: ResultsFiles, *,
               on_row: Callable[[Run, dict, int], None] | None = None,
+              on_start: Callable[[], None] | None = None,
               limit: int | None = None) -> Outcome:
-    """Submit every run not done yet, append each row as its run finishes. on_row(run,
-    row, in_flight) after each. limit: stop after that many rows (as if interrupted)."""
+    """Submit every run not done yet, append each row as its run finishes. on_start()
+    once every run is sent; on_row(run, row, in_flight) after each. limit: stop after
+    that many rows (as if interrupted). SweepError when the runs cannot be sent."""
     out = Outcome()
     todo = [r for r in spec.runs if r.key(spec.daemon_keys) not in results.done]
     out.skipped = len(spec.runs) - len(todo)
@@ -713,11 +715,18 @@ def run_sweep(spec: Spec, backend: Backend, results: ResultsFiles, *,
         backend.close()
         return out
     shipped: dict[str, Any] = {}
-    for r in todo:
-        if r.machine.name not in shipped:
-            shipped[r.machine.name] = backend.ship(r.machine)
-    futures = {backend.submit(run_one, shipped[r.machine.name], r.seed, r.experiment,
-                              dict(r.daemon)): r for r in todo}
+    try:
+        for r in todo:
+            if r.machine.name not in shipped:
+                shipped[r.machine.name] = backend.ship(r.machine)
+        futures = {backend.submit(run_one, shipped[r.machine.name], r.seed, r.experiment,
+                                  dict(r.daemon)): r for r in todo}
+    except Exception as e:  # noqa: BLE001 - the backend went away while runs were sent
+        backend.close(cancel=True)
+        why = " ".join(str(e).split()) or type(e).__name__
+        raise SweepError(f"{backend.label}: cannot send the runs: {why[:160]}") from None
+    if on_start is not None:
+        on_start()
     results.begin()
     try:
         for fut in backend.as_completed(list(futures)):
@@ -781,13 +790,22 @@ def sweep_main(spec_path: str, out: str | None, backend_factory: Callable[[], Ba
 
     if total > left:
         err.print(Text(f"resuming {results.path}: {total - left} of {total} runs done"))
-    if left:
-        with progress:
-            task = progress.add_task("sweep", total=left, running=min(left, backend.slots),
-                                     failed=0)
-            outcome = run_sweep(spec, backend, results, on_row=on_row)
-    else:
-        outcome = run_sweep(spec, backend, results)
+    task = None
+
+    def on_start() -> None:  # the bar appears once the runs are on their way
+        nonlocal task
+        progress.start()
+        task = progress.add_task("sweep", total=left, running=min(left, backend.slots),
+                                 failed=0)
+
+    try:
+        outcome = run_sweep(spec, backend, results, on_row=on_row if left else None,
+                            on_start=on_start if left else None)
+    except SweepError as e:
+        print(f"numacon: error: {e}", file=err.file)
+        return 1
+    finally:
+        progress.stop()
     wall = time.monotonic() - t0
     if outcome.interrupted:
         err.print(Text(f"interrupted: {len(results.done) + outcome.ran - outcome.failed} "
