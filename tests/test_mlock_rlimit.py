@@ -77,6 +77,8 @@ def test_setrlimit_rules_of_do_prlimit():
     m.setrlimit(a, "memlock", 1 * MB, 2 * MB, caller=b)  # same uid: prlimit allowed
     assert err(lambda: m.setrlimit(a, "memlock", 0, caller=other)) == errno.EPERM
     assert err(lambda: m.getrlimit(a, "memlock", caller=other)) == errno.EPERM
+    with pytest.raises(OSError, match=f"getrlimit: uid 1001 may not read the limits of pid {a}"):
+        m.getrlimit(a, "memlock", caller=other)  # prlimit(LSM_PRLIMIT_READ): a read
     m.setrlimit(a, "memlock", RLIM_INFINITY, RLIM_INFINITY, caller=root)  # CAP_SYS_RESOURCE
     assert m.getrlimit(a, "memlock") == (RLIM_INFINITY, RLIM_INFINITY)
     assert err(lambda: m.setrlimit(a, "nofile", 1)) == errno.EINVAL

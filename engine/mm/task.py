@@ -211,13 +211,14 @@ def _limit_target(k: Kernel, pid, caller, call: str) -> Process:
     caller's (check_prlimit_permission()), or any process with CAP_SYS_RESOURCE; before
     prlimit() (2.6.36) only the caller itself."""
     p = k.task(pid, caller)
+    verb = "read" if call == "getrlimit" else "change"
     if caller is not None:
         cred = k.credentials(caller)
         if cred.pid != p.pid and not k.era.has_prlimit:
             raise oserror(EPERM, f"{call}: kernel {k.era.name} has no prlimit(); only pid "
-                                 f"{p.pid} itself can change its limits")
+                                 f"{p.pid} itself can {verb} its limits")
         if cred.pid != p.pid and cred.uid != 0 and cred.uid != p.uid:
-            raise oserror(EPERM, f"{call}: uid {cred.uid} may not change the limits of pid "
+            raise oserror(EPERM, f"{call}: uid {cred.uid} may not {verb} the limits of pid "
                                  f"{p.pid} (uid {p.uid})")
     return p
 
