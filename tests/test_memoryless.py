@@ -122,6 +122,8 @@ def test_a_node_that_loses_its_memory_leaves_every_cpuset():
 
 
 def test_memoryless_preset():
+    """saves/memoryless.toml shows what its header says: N_MEMORY (0,2-3) against the
+    online nodes in cpusets, policies and targets, and a shared tmpfs policy."""
     m = engine.load("saves/memoryless.toml")
     m.check()
     assert m.memory_nodes() == [0, 2, 3] and m.node(3).cpus == ()

@@ -91,6 +91,8 @@ def test_setrlimit_rules_of_do_prlimit():
 
 
 def test_rlimit_command_and_description(tmp_path):
+    """prlimit(RLIMIT_MEMLOCK) from the command language (soft above hard: EINVAL, as
+    do_prlimit()), from a description's `memlock`, and kept by a snapshot."""
     m = small(procs=[{"name": "d", "pid": 10, "uid": 1000, "memlock": "64M"},
                      {"name": "u", "pid": 11, "uid": 1000, "memlock": "unlimited"}])
     assert m.getrlimit(10, "memlock") == (64 * MB, 64 * MB)
@@ -139,6 +141,8 @@ def test_mlock_does_not_count_pages_already_locked():
 
 
 def test_mlock_ENOMEM_past_the_limit_changes_nothing():
+    """do_mlock(): locked > RLIMIT_MEMLOCK without CAP_IPC_LOCK -> ENOMEM before any VMA
+    changes (mlock(2) ERRORS)."""
     m = small()
     pid = user(m, memlock=MB)
     a = m.mmap(pid, 2 * MB)
@@ -176,6 +180,7 @@ def _mlock_then_hole(era, populated):
 
 
 def test_mlock_hole_at_the_start_changes_nothing():
+    """apply_vma_lock_flags(): no VMA at start -> ENOMEM and nothing changes."""
     m = small()
     pid = m.spawn("p")
     a = m.mmap(pid, 4 * 4096)
@@ -216,6 +221,8 @@ def test_failed_mlockall_leaves_no_vma_locked_and_no_MCL_FUTURE():
 
 
 def test_mlockall_locks_every_vma_but_special_ones():
+    """apply_mlockall_flags() -> mlock_fixup(): VM_SPECIAL (VM_PFNMAP|VM_IO) VMAs are not
+    given VM_LOCKED; munlockall() clears PG_mlocked again."""
     m = small(drivers=[{"name": "fb", "kind": "framebuffer", "node": 0, "size": "4M"}])
     pid = m.spawn("p")
     m.mmap(pid, MB)
@@ -273,6 +280,8 @@ def test_mlock2_onfault_locks_pages_as_they_fault():
 
 
 def test_mlock2_flags_and_eras():
+    """mlock2(): flags other than MLOCK_ONFAULT -> EINVAL; flags 0 is mlock(). Before 4.4
+    there is no mlock2 (ENOSYS) and mlockall() knows no MCL_ONFAULT (EINVAL)."""
     m = small()
     pid = m.spawn("p")
     a = m.mmap(pid, 4096)
