@@ -24,6 +24,7 @@ from engine import (
 from engine.commands import execute
 from engine.constants import VM_LOCKED, VM_LOCKONFAULT, PG_mlocked
 from engine.mm.mlock import locked_pages
+from engine.views import MARK_MLOCKED, MachineView
 
 MB = 1 << 20
 
@@ -277,6 +278,26 @@ def test_mlock2_onfault_locks_pages_as_they_fault():
     m.mlock(pid, a, 16 * ps)  # plain mlock: VM_LOCKONFAULT cleared and populated
     assert not v.flags & VM_LOCKONFAULT and present(m, v) == 16 == mlocked(m, v)
     m.check()
+
+
+def test_mlock_onfault_shows_on_the_map_and_in_the_vma_table():
+    """What the console draws (engine.views): the frames an MLOCK_ONFAULT VMA has
+    faulted carry the mlocked mark (PG_mlocked, set by mlock_new_folio() at fault), the
+    others none; the VMA row says `onfault` (smaps' VmFlags `lf`) and locked."""
+    m = small()
+    pid = m.spawn("p")
+    ps = m.page_size
+    a = m.mmap(pid, 8 * ps)
+    m.mlock2(pid, a, 8 * ps, MLOCK_ONFAULT)
+    m.touch(pid, a + 2 * ps, 3 * ps)
+    view = MachineView(m)
+    pfns = view.vma_frames(pid, a)
+    assert pfns.size == 3
+    assert (view.frame_flags(pfns) & MARK_MLOCKED).all()
+    row = view.vma_at(pid, a)
+    assert "onfault" in row.flags and row.locked
+    flags = dict(view.describe_frame(int(pfns[0])))["flags"]  # the inspector
+    assert "mlocked" in flags.split(",")
 
 
 def test_mlock2_flags_and_eras():
