@@ -6,9 +6,8 @@ every call: spawn, fork, kill, mmap (anonymous, shared, file, driver), munmap, t
 read, move_pages (query and move, random flags and callers), migrate_pages, mbind with
 every flag, set_mempolicy/get_mempolicy, mlock/munlock/mlock2/mlockall, RLIMIT_MEMLOCK,
 pin/unpin, offline/online of zones and blocks, migrate-hook toggles, era changes, jobs
-started and stepped in
-small batches (cancelled at random batch boundaries, or left running while other
-calls go on), workloads, and save/load round trips (continuing on the loaded
+started and stepped in small batches (cancelled at random batch boundaries, or left
+running while other calls go on), workloads, and save/load round trips (continuing on the loaded
 machine). After every step: `m.check()` (the invariants and the engine's integrity
 oracle) and an independent content oracle: every virtual page that was not unmapped
 reads what it read before, unless the step wrote to it.
