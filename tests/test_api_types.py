@@ -241,6 +241,23 @@ def test_uid_and_pid_beyond_linux_ranges_are_einval():
             "processes": [{"name": "x", "uid": 2**32 - 1}]})
 
 
+def test_move_pages_arrays_of_non_integers_are_efault():
+    """move_pages(2)'s pages, nodes and status are C arrays the kernel reads with
+    get_user()/copy_from_user(): an entry that is no integer (a float, a bool, a
+    string, None, a nested list) cannot be read as one, so the call is EFAULT as for
+    an unreadable array, before anything moves; never a coerced node or address."""
+    m, p, x = machine()
+    before = fingerprint(m)
+    for pages, nodes in (([float(x)], [1]), ([x], [1.0]), ([x], np.array([1.0])),
+                         ([x], [True]), ([x], ["1"]), ([x], [None]), ([[x]], [1]),
+                         ([x, x + PAGE], [1, 1.5]), (None, [1]), ([x], 7)):
+        with pytest.raises(OSError) as e:
+            m.move_pages(p, pages, nodes)
+        assert e.value.errno == errno.EFAULT and "\n" not in str(e.value), (pages, nodes)
+    assert fingerprint(m) == before
+    assert list(m.move_pages(p, np.array([x], np.uint64), np.array([1], np.int32))) == [1]
+
+
 def test_munmap_of_a_wrapping_range_fails():
     """Regression: munmap(pid, -4096, 2**64) succeeded."""
     m, p, x = machine()
