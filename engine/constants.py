@@ -122,6 +122,11 @@ MIGRATE_BATCH = 512
 # x86-64 default CONFIG_NODES_SHIFT=6
 MAX_NUMNODES = 64
 
+# include/linux/threads.h: the largest pid on 64-bit; a uid is a 32-bit uid_t whose
+# all-ones value is INVALID_UID (setuid(-1) is EINVAL)
+PID_MAX_LIMIT = 4 * 1024 * 1024
+INVALID_UID = (1 << 32) - 1
+
 EPERM = _errno.EPERM
 ENOENT = _errno.ENOENT
 ESRCH = _errno.ESRCH

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from conftest import fingerprint, small
 
+import engine
 from engine.constants import MAP_SHARED, MPOL_BIND, MPOL_F_ADDR
 
 PAGE = 4096
@@ -218,6 +219,43 @@ def test_kill_of_a_float_pid_does_not_kill_init():
     with pytest.raises(TypeError, match="pid must be an integer, not float"):
         m.kill(1.9)
     assert init in m.pids
+
+
+def test_uid_and_pid_beyond_linux_ranges_are_einval():
+    """A uid is a 32-bit uid_t whose all-ones value is INVALID_UID (setuid(-1) is
+    EINVAL, never a coerced uid); a pid is at most PID_MAX_LIMIT (include/linux/
+    threads.h, 4M on 64-bit). Found by the audit of issue 11: spawn(uid=2**40) and
+    spawn(pid=2**40) made processes Linux cannot have. Descriptions say so too."""
+    m, _p, _x = machine()
+    before = fingerprint(m)
+    for kw in ({"uid": 2**32 - 1}, {"uid": 2**40}, {"pid": 2**22 + 1}, {"pid": 2**40}):
+        with pytest.raises(OSError) as e:
+            m.spawn("z", **kw)
+        assert e.value.errno == errno.EINVAL and "\n" not in str(e.value)
+    assert fingerprint(m) == before
+    assert m.process(m.spawn("z", uid=2**32 - 2, pid=2**22)).uid == 2**32 - 2
+    with pytest.raises(engine.DescriptionError, match=r"processes\[0\]\.uid: 4294967295 "
+                       r"is out of range \(0\.\.4294967294\)"):
+        engine.Machine.from_description({
+            "machine": {"name": "u"}, "nodes": [{"id": 0, "cpus": "0", "zones": {"Normal": "16M"}}],
+            "processes": [{"name": "x", "uid": 2**32 - 1}]})
+
+
+def test_move_pages_arrays_of_non_integers_are_efault():
+    """move_pages(2)'s pages, nodes and status are C arrays the kernel reads with
+    get_user()/copy_from_user(): an entry that is no integer (a float, a bool, a
+    string, None, a nested list) cannot be read as one, so the call is EFAULT as for
+    an unreadable array, before anything moves; never a coerced node or address."""
+    m, p, x = machine()
+    before = fingerprint(m)
+    for pages, nodes in (([float(x)], [1]), ([x], [1.0]), ([x], np.array([1.0])),
+                         ([x], [True]), ([x], ["1"]), ([x], [None]), ([[x]], [1]),
+                         ([x, x + PAGE], [1, 1.5]), (None, [1]), ([x], 7)):
+        with pytest.raises(OSError) as e:
+            m.move_pages(p, pages, nodes)
+        assert e.value.errno == errno.EFAULT and "\n" not in str(e.value), (pages, nodes)
+    assert fingerprint(m) == before
+    assert list(m.move_pages(p, np.array([x], np.uint64), np.array([1], np.int32))) == [1]
 
 
 def test_munmap_of_a_wrapping_range_fails():

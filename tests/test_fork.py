@@ -123,6 +123,9 @@ def test_child_vma_is_chained_to_the_parents_anon_vma():
 
 
 def test_check_catches_a_mapping_the_rmap_walk_cannot_find():
+    """rmap_walk_anon() reaches a child's COW page only through the anon_vma chain
+    (anon_vma_fork()): a child VMA missing from it is a broken reverse map, and check()
+    says so."""
     m, pid, a = setup()
     c = m.fork(pid)
     m.process(pid).vmas[0].anon.vmas.remove(m.process(c).vmas[0])
@@ -208,6 +211,8 @@ def test_pins_are_not_inherited_and_pinned_pages_are_copied_for_the_child():
 
 
 def test_fork_acts_on_the_caller_and_not_on_kernel_threads():
+    """fork(2) has no pid argument: another caller is EPERM, pid 0 is the caller; a
+    kernel thread has no mm to copy (EINVAL here: copy_mm() shares none)."""
     m, pid, a = setup()
     other = m.spawn("o", uid=1000)
     assert err(lambda: m.fork(pid, caller=other)) == errno.EPERM
@@ -218,6 +223,8 @@ def test_fork_acts_on_the_caller_and_not_on_kernel_threads():
 
 
 def test_kill_both_sides_frees_everything():
+    """exit_mm() of either side drops its mapcount; the page is freed with the last
+    mapping and the anon_vmas with their last VMA (unlink_anon_vmas())."""
     m, pid, a = setup()
     free0 = sum(z.free for z in m.zones) + 8
     c = m.fork(pid)
@@ -282,6 +289,8 @@ def test_mbind_move_skips_cow_shared_pages_without_counting_them():
 
 
 def test_offline_moves_cow_shared_pages_for_both_processes():
+    """offline_pages() migrates with MIGRATE_SYNC and no MPOL_MF flags: a COW-shared page
+    moves and try_to_migrate()/remove_migration_ptes() redirect both mappings."""
     m = small(movable="8M")
     pid = m.spawn("p")
     m.set_mempolicy(pid, MPOL_BIND, [3])
@@ -296,6 +305,8 @@ def test_offline_moves_cow_shared_pages_for_both_processes():
 
 
 def test_forked_machine_round_trips_through_a_snapshot(tmp_path):
+    """A snapshot keeps the anon_vma chains and COW sharing: after a load the first write
+    on either side still copies (do_wp_page())."""
     m, pid, a = setup()
     c = m.fork(pid)
     m.touch(c, a, PS)

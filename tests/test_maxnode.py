@@ -55,6 +55,8 @@ def test_get_nodes_2_6_18_masks_the_last_word_bit_exactly():
 
 
 def test_get_nodes_default_reads_every_bit():
+    """Without maxnode the whole mask is read (maxnode as long as the mask); a bit at
+    MAX_NUMNODES is still EINVAL (get_nodes())."""
     assert get_nodes([0, 3]) == (0, 3)
     with pytest.raises(OSError) as e:
         get_nodes([64])
@@ -95,6 +97,9 @@ def test_set_mempolicy_maxnode_zero_with_a_mask_is_EINVAL():
 
 
 def test_mbind_and_migrate_pages_take_maxnode():
+    """mbind(2) and migrate_pages(2) read their masks with get_nodes(): maxnode - 1 bits;
+    migrate_pages reads old and new with the same maxnode, an empty new set is EINVAL
+    (kernel_migrate_pages())."""
     m = small()
     pid = m.spawn("p")
     a = m.mmap(pid, 8 * m.page_size)
@@ -127,6 +132,7 @@ def test_get_mempolicy_maxnode_below_nr_node_ids_is_EINVAL():
 
 
 def test_maxnode_must_be_an_integer():
+    """maxnode is an unsigned long: a float is a TypeError, never coerced."""
     m = small()
     pid = m.spawn("p")
     with pytest.raises(TypeError):

@@ -10,7 +10,10 @@ import pytest
 import engine
 from engine import (
     MPOL_BIND,
+    MPOL_F_ADDR,
     MPOL_F_MEMS_ALLOWED,
+    MPOL_F_RELATIVE_NODES,
+    MPOL_F_STATIC_NODES,
     MPOL_INTERLEAVE,
     MPOL_MF_MOVE,
     MPOL_PREFERRED,
@@ -121,7 +124,48 @@ def test_a_node_that_loses_its_memory_leaves_every_cpuset():
     m.check()
 
 
+def test_policies_are_rebound_when_a_node_loses_or_regains_its_memory():
+    """cpuset_handle_hotplug() -> update_tasks_nodemask(): when N_MEMORY changes, each
+    task's policy and its VMAs' policies are rebound to its new effective mems
+    (mpol_rebind_policy() -> mpol_rebind_nodemask()): a plain mask is remapped position
+    by position (nodes_remap(): node 3, the 3rd of 0,2,3, becomes the 3rd mod 2 of 0,2:
+    node 0), STATIC keeps the user's nodes that are left (none: the new mems), RELATIVE
+    folds the user's nodes onto the new mems; PREFERRED only records them
+    (mpol_rebind_preferred()). bind:3 then allocates on node 0, where it ran out of
+    memory before the rebind was modelled. Onlining rebinds again: a remapped mask
+    keeps what it became, STATIC and RELATIVE come back to node 3."""
+    m = machine()
+    a, b, c, d, e = (m.spawn(n) for n in "abcde")
+    m.set_mempolicy(a, MPOL_BIND, [3])
+    m.set_mempolicy(b, MPOL_BIND, [2, 3])
+    m.set_mempolicy(c, MPOL_INTERLEAVE | MPOL_F_STATIC_NODES, [3])
+    m.set_mempolicy(d, MPOL_BIND | MPOL_F_RELATIVE_NODES, [2])
+    m.set_mempolicy(e, MPOL_PREFERRED, [3])
+    x = m.mmap(a, 4 * PS)
+    m.mbind(a, x, 4 * PS, MPOL_INTERLEAVE, [2, 3])
+    assert m.get_mempolicy(d) == (MPOL_BIND | MPOL_F_RELATIVE_NODES, (2,))  # user mask
+    assert m.process(d).policy.nodes == (3,)  # the 3rd node of 0,2,3
+    m.offline(3, "Movable")
+    assert m.get_mempolicy(a) == (MPOL_BIND, (0,))
+    assert m.get_mempolicy(b) == (MPOL_BIND, (0, 2))
+    assert m.process(c).policy.nodes == (0, 2)
+    assert m.process(d).policy.nodes == (0,)
+    assert m.get_mempolicy(e) == (MPOL_PREFERRED, (3,))
+    assert m.get_mempolicy(a, x, MPOL_F_ADDR) == (MPOL_INTERLEAVE, (0, 2))
+    y = m.mmap(a, 2 * PS)
+    m.touch(a, y, 2 * PS)  # was ENOMEM: bind:3 with node 3 gone
+    assert set(m.move_pages(a, [y, y + PS])) == {0}
+    m.online(3, "Movable")
+    assert m.get_mempolicy(a) == (MPOL_BIND, (0,))
+    assert m.get_mempolicy(b) == (MPOL_BIND, (0, 2))
+    assert m.process(c).policy.nodes == (3,)
+    assert m.process(d).policy.nodes == (3,)
+    m.check()
+
+
 def test_memoryless_preset():
+    """saves/memoryless.toml shows what its header says: N_MEMORY (0,2-3) against the
+    online nodes in cpusets, policies and targets, and a shared tmpfs policy."""
     m = engine.load("saves/memoryless.toml")
     m.check()
     assert m.memory_nodes() == [0, 2, 3] and m.node(3).cpus == ()
@@ -144,7 +188,9 @@ def test_2_6_18_refused_masks_instead_of_intersecting_them():
     m.set_mempolicy(pid, MPOL_BIND, [0, 3])  # today: intersected with the cpuset
     assert m.get_mempolicy(pid) == (MPOL_BIND, (0,))
     m.era = "2.6.18"
-    assert err(lambda: m.set_mempolicy(pid, MPOL_BIND, [0, 3])) == errno.EINVAL
+    with pytest.raises(OSError, match=r"nodes 3 are outside the cpuset \(0,2\)") as e:
+        m.set_mempolicy(pid, MPOL_BIND, [0, 3])  # the message names only node 3
+    assert e.value.errno == errno.EINVAL
     assert err(lambda: m.set_mempolicy(pid, MPOL_BIND, [0, 7])) == errno.EINVAL
     m.mbind(pid, a, PS, MPOL_BIND, [0, 3])  # mbind: the online map only
     assert m.get_mempolicy(pid, a, 2) == (MPOL_BIND, (0, 3))

@@ -24,6 +24,7 @@ from engine import (
 from engine.commands import execute
 from engine.constants import VM_LOCKED, VM_LOCKONFAULT, PG_mlocked
 from engine.mm.mlock import locked_pages
+from engine.views import MARK_MLOCKED, MachineView
 
 MB = 1 << 20
 
@@ -77,6 +78,8 @@ def test_setrlimit_rules_of_do_prlimit():
     m.setrlimit(a, "memlock", 1 * MB, 2 * MB, caller=b)  # same uid: prlimit allowed
     assert err(lambda: m.setrlimit(a, "memlock", 0, caller=other)) == errno.EPERM
     assert err(lambda: m.getrlimit(a, "memlock", caller=other)) == errno.EPERM
+    with pytest.raises(OSError, match=f"getrlimit: uid 1001 may not read the limits of pid {a}"):
+        m.getrlimit(a, "memlock", caller=other)  # prlimit(LSM_PRLIMIT_READ): a read
     m.setrlimit(a, "memlock", RLIM_INFINITY, RLIM_INFINITY, caller=root)  # CAP_SYS_RESOURCE
     assert m.getrlimit(a, "memlock") == (RLIM_INFINITY, RLIM_INFINITY)
     assert err(lambda: m.setrlimit(a, "nofile", 1)) == errno.EINVAL
@@ -89,6 +92,8 @@ def test_setrlimit_rules_of_do_prlimit():
 
 
 def test_rlimit_command_and_description(tmp_path):
+    """prlimit(RLIMIT_MEMLOCK) from the command language (soft above hard: EINVAL, as
+    do_prlimit()), from a description's `memlock`, and kept by a snapshot."""
     m = small(procs=[{"name": "d", "pid": 10, "uid": 1000, "memlock": "64M"},
                      {"name": "u", "pid": 11, "uid": 1000, "memlock": "unlimited"}])
     assert m.getrlimit(10, "memlock") == (64 * MB, 64 * MB)
@@ -137,6 +142,8 @@ def test_mlock_does_not_count_pages_already_locked():
 
 
 def test_mlock_ENOMEM_past_the_limit_changes_nothing():
+    """do_mlock(): locked > RLIMIT_MEMLOCK without CAP_IPC_LOCK -> ENOMEM before any VMA
+    changes (mlock(2) ERRORS)."""
     m = small()
     pid = user(m, memlock=MB)
     a = m.mmap(pid, 2 * MB)
@@ -174,6 +181,7 @@ def _mlock_then_hole(era, populated):
 
 
 def test_mlock_hole_at_the_start_changes_nothing():
+    """apply_vma_lock_flags(): no VMA at start -> ENOMEM and nothing changes."""
     m = small()
     pid = m.spawn("p")
     a = m.mmap(pid, 4 * 4096)
@@ -214,6 +222,8 @@ def test_failed_mlockall_leaves_no_vma_locked_and_no_MCL_FUTURE():
 
 
 def test_mlockall_locks_every_vma_but_special_ones():
+    """apply_mlockall_flags() -> mlock_fixup(): VM_SPECIAL (VM_PFNMAP|VM_IO) VMAs are not
+    given VM_LOCKED; munlockall() clears PG_mlocked again."""
     m = small(drivers=[{"name": "fb", "kind": "framebuffer", "node": 0, "size": "4M"}])
     pid = m.spawn("p")
     m.mmap(pid, MB)
@@ -270,7 +280,29 @@ def test_mlock2_onfault_locks_pages_as_they_fault():
     m.check()
 
 
+def test_mlock_onfault_shows_on_the_map_and_in_the_vma_table():
+    """What the console draws (engine.views): the frames an MLOCK_ONFAULT VMA has
+    faulted carry the mlocked mark (PG_mlocked, set by mlock_new_folio() at fault), the
+    others none; the VMA row says `onfault` (smaps' VmFlags `lf`) and locked."""
+    m = small()
+    pid = m.spawn("p")
+    ps = m.page_size
+    a = m.mmap(pid, 8 * ps)
+    m.mlock2(pid, a, 8 * ps, MLOCK_ONFAULT)
+    m.touch(pid, a + 2 * ps, 3 * ps)
+    view = MachineView(m)
+    pfns = view.vma_frames(pid, a)
+    assert pfns.size == 3
+    assert (view.frame_flags(pfns) & MARK_MLOCKED).all()
+    row = view.vma_at(pid, a)
+    assert "onfault" in row.flags and row.locked
+    flags = dict(view.describe_frame(int(pfns[0])))["flags"]  # the inspector
+    assert "mlocked" in flags.split(",")
+
+
 def test_mlock2_flags_and_eras():
+    """mlock2(): flags other than MLOCK_ONFAULT -> EINVAL; flags 0 is mlock(). Before 4.4
+    there is no mlock2 (ENOSYS) and mlockall() knows no MCL_ONFAULT (EINVAL)."""
     m = small()
     pid = m.spawn("p")
     a = m.mmap(pid, 4096)

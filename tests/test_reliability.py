@@ -2,12 +2,12 @@
 
 A hypothesis state machine drives a small machine (3 nodes of 8M, a Movable zone on
 node 2, an RDMA driver and an uncached PFN-map driver) through random sequences of
-every call: spawn, kill, mmap (anonymous, shared, file, driver), munmap, touch, read,
-move_pages (query and move, random flags and callers), migrate_pages, mbind with every
-flag, set_mempolicy/get_mempolicy, mlock/munlock/mlockall, pin/unpin, offline/online
-of zones and blocks, migrate-hook toggles, era changes, jobs started and stepped in
-small batches (cancelled at random batch boundaries, or left running while other
-calls go on), workloads, and save/load round trips (continuing on the loaded
+every call: spawn, fork, kill, mmap (anonymous, shared, file, driver), munmap, touch,
+read, move_pages (query and move, random flags and callers), migrate_pages, mbind with
+every flag, set_mempolicy/get_mempolicy, mlock/munlock/mlock2/mlockall, RLIMIT_MEMLOCK,
+pin/unpin, offline/online of zones and blocks, migrate-hook toggles, era changes, jobs
+started and stepped in small batches (cancelled at random batch boundaries, or left
+running while other calls go on), workloads, and save/load round trips (continuing on the loaded
 machine). After every step: `m.check()` (the invariants and the engine's integrity
 oracle) and an independent content oracle: every virtual page that was not unmapped
 reads what it read before, unless the step wrote to it.
@@ -50,6 +50,7 @@ from engine.constants import (
     MCL_CURRENT,
     MCL_FUTURE,
     MCL_ONFAULT,
+    MLOCK_ONFAULT,
     MPOL_BIND,
     MPOL_DEFAULT,
     MPOL_F_ADDR,
@@ -69,6 +70,7 @@ from engine.constants import (
     PROT_NONE,
     PROT_READ,
     PROT_WRITE,
+    RLIM_INFINITY,
     PG_isolated,
     PG_pinned,
 )
@@ -253,6 +255,7 @@ class Reliability(RuleBasedStateMachine):
     ops = 0  # rule steps run, over all examples
     bad_calls = 0  # badly typed API calls refused
     audits = 0  # leak audits passed (every step, and after killing every process)
+    forks = 0  # children forked (their pages then held to the oracle on both sides)
 
     @initialize(era=st.sampled_from(ERAS))
     def setup(self, era):
@@ -511,6 +514,47 @@ class Reliability(RuleBasedStateMachine):
         else:
             call(self.m.mlockall, pid, flags)
 
+    @rule(data=st.data(), n=st.integers(1, 16),
+          flags=st.sampled_from([MLOCK_ONFAULT, MLOCK_ONFAULT, 0, 2]))
+    def mlock2(self, data, n, flags):
+        """mlock2(MLOCK_ONFAULT) locks what is present and what faults later; it
+        populates nothing and writes nothing (issue 14 item 6)."""
+        self._step()
+        pid = self._pid(data)
+        if pid is not None:
+            call(self.m.mlock2, pid, self._addr(data, pid), n * PAGE, flags)
+
+    @rule(data=st.data(), soft=st.sampled_from([0, 16 * PAGE, 1 << 20, RLIM_INFINITY]),
+          hard=st.sampled_from([None, None, 1 << 20, RLIM_INFINITY]))
+    def rlimit(self, data, soft, hard):
+        """prlimit(RLIMIT_MEMLOCK) by the process, a peer or root (issue 14 item 5):
+        later mlock, mlockall and MCL_FUTURE mmaps are held to it."""
+        self._step()
+        pid = self._pid(data)
+        if pid is not None:
+            call(self.m.setrlimit, pid, "memlock", soft, hard,
+                 caller=self._caller(data, pid))
+
+    @rule(data=st.data())
+    def fork(self, data):
+        """fork() (issue 14 item 4): the child reads what the parent reads, page for
+        page; from then on the content oracle holds both sides, so a write by one that
+        showed in the other (a missed copy-on-write) fails the next step, and the leak
+        audit and the final kill-all count the pages both map."""
+        self._step()
+        pid = self._pid(data)
+        if pid is None or len(self.pids) >= 6:
+            return
+        child = call(self.m.fork, pid, caller=data.draw(st.sampled_from([None, pid])))
+        if child is None:
+            return
+        self.pids.append(child)
+        Reliability.forks += 1
+        now = contents(self.m)
+        if pid in now:
+            (a0, c0, _), (a1, c1, _) = now[pid], now[child]
+            assert (a0 == a1).all() and (c0 == c1).all(), "the child reads otherwise"
+
     @rule(data=st.data(), n=st.integers(1, 8), pin=st.booleans())
     def pin(self, data, n, pin):
         self._step()
@@ -750,7 +794,7 @@ def test_random_operations(tmp_path):
     # snapshots in memory when the host has a tmpfs: each save fsyncs, and on a disk
     # the fsyncs alone would take a quarter of the run
     shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
-    Reliability.ops = 0
+    Reliability.ops = Reliability.forks = 0
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(dir=shm or tmp_path) as d:
         Reliability.tmpdir = d
@@ -758,9 +802,11 @@ def test_random_operations(tmp_path):
             run_state_machine_as_test(Reliability, settings=SETTINGS)
     dt = time.perf_counter() - t0
     print(f"\n{Reliability.ops} operations in {dt:.1f} s, {Reliability.bad_calls} badly "
-          f"typed calls refused, {Reliability.audits} leak audits")
+          f"typed calls refused, {Reliability.audits} leak audits, {Reliability.forks} "
+          f"forks")
     assert Reliability.ops >= MIN_OPS * SOAK, Reliability.ops
     assert Reliability.bad_calls >= MIN_OPS * SOAK // 100, Reliability.bad_calls
+    assert Reliability.forks >= MIN_OPS * SOAK // 100, Reliability.forks
 
 
 

@@ -91,6 +91,9 @@ def test_a_second_process_mapping_the_object_sees_the_policy():
 
 
 def test_fork_child_shares_the_object_and_its_policy():
+    """dup_mmap() keeps a MAP_SHARED|MAP_ANONYMOUS VMA on the same shmem object, so the
+    child's faults and its mbind() use and change the one shared_policy the parent
+    sees (shmem_set_policy())."""
     m = small()
     pid = m.spawn("p")
     a = m.mmap(pid, 4 * PS, RW, MAP_SHARED | MAP_ANONYMOUS)
@@ -144,6 +147,8 @@ def test_regular_file_page_cache_ignores_the_vma_policy():
 
 
 def test_mbind_move_on_shmem_moves_to_the_shared_policy_slots():
+    """mbind(MPOL_MF_MOVE) on shmem: alloc_migration_target_by_mpol() places each page by
+    the new shared policy's interleave index (i_ino + index, shmem_get_pgoff_policy())."""
     m = small()
     pid = m.spawn("p")
     a = m.mmap(pid, 12 * PS, RW, MAP_SHARED | MAP_ANONYMOUS)
@@ -156,6 +161,8 @@ def test_mbind_move_on_shmem_moves_to_the_shared_policy_slots():
 
 
 def test_shared_policy_survives_a_snapshot(tmp_path):
+    """The shared_policy tree of a tmpfs object is state: a snapshot keeps it, and
+    get_mempolicy(MPOL_F_ADDR) of a second mapper reads it after the load."""
     m = engine.load("saves/memoryless.toml")
     engine.save(m, tmp_path / "s")
     m2 = engine.load(tmp_path / "s")

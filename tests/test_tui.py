@@ -483,6 +483,18 @@ async def test_command_palette_runs_engine_command():
         assert "numa_hit" in log_text(app)
 
 
+async def test_frame_timer_after_the_screens_are_gone():
+    """Regression (a flaky failure of the palette test on a loaded host): the frame
+    timer fired once more after exit had popped every screen, and `self.screen` raised
+    ScreenStackError out of the app. A tick with no screen left does nothing."""
+    app = NumaConsoleApp(pace="fast")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+    assert not app.screen_stack
+    app._dirty = True
+    app._tick()  # raised ScreenStackError
+
+
 async def test_clock_and_save_keys():
     app = NumaConsoleApp(pace="fast")
     async with app.run_test(size=SIZE) as pilot:

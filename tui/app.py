@@ -272,6 +272,8 @@ class NumaConsoleApp(App):
         if not self._dirty:
             return
         self._dirty = False
+        if not self.screen_stack:  # exiting: the screens are gone before the timer
+            return
         scr = self.screen
         if hasattr(scr, "refresh_from_machine") and scr.is_attached:
             try:

@@ -33,6 +33,7 @@ import math
 import numpy as np
 
 from ..constants import (
+    INVALID_UID,
     K_KERNEL,
     KUSE_MEMMAP,
     KUSE_SLAB,
@@ -43,6 +44,7 @@ from ..constants import (
     MAX_NUMNODES,
     MLOCK_ONFAULT,
     MODE_NAMES,
+    PID_MAX_LIMIT,
     PROT_READ,
     PROT_WRITE,
     RLIM_INFINITY,
@@ -487,10 +489,10 @@ def _add_process(m, source: str, i: int, pd: dict, rng) -> None:
     name = _str(source, f"{where}.name", pd.get("name"), f"proc{i}")
     mlockall = _bool(source, f"{where}.mlockall", pd.get("mlockall"))
     node = _node_ref(m, source, f"{where}.node", pd.get("node", 0), cpus=not kthread)
-    uid = _int(source, f"{where}.uid", pd.get("uid", 0), 0)
+    uid = _int(source, f"{where}.uid", pd.get("uid", 0), 0, INVALID_UID - 1)
     pid = pd.get("pid")
     if pid is not None:
-        pid = _int(source, f"{where}.pid", pid, 1, 1 << 22)
+        pid = _int(source, f"{where}.pid", pid, 1, PID_MAX_LIMIT)
         if pid in m.procs:
             raise _err(source, f"{where}.pid", f"pid {pid} is taken")
     cpuset = pd.get("cpuset")

@@ -57,6 +57,7 @@ from ..constants import (
     oserror,
 )
 from ..vec import distinct, value_counts
+from .cpuset import rebind_after_hotplug
 from .frames import SCAN_SLICE
 from .migrate import Execute, MigrateControl, Outcome, PairRun, Rehearse, run_pairs
 from .page_alloc import ZoneBooks, zonelist
@@ -264,6 +265,7 @@ def _commit(k: Kernel, blks: list[int]) -> None:
     """The irreversible part: pull the free pages from the buddy allocator, shrink
     present/managed, recompute watermarks (N_MEMORY follows present)."""
     f = k.f
+    before = tuple(k.memory_nodes())
     for b in blks:
         s, e = block_range(k, b)
         z = block_zone(k, b)
@@ -278,6 +280,7 @@ def _commit(k: Kernel, blks: list[int]) -> None:
         k.blk_isolated[b] = False
         k.blk_state[b] = BLOCK_OFFLINE
     compute_watermarks(k.zones, k.page_size, k.era.is_modern)
+    rebind_after_hotplug(k, before)  # a node that lost its last memory leaves N_MEMORY
 
 
 # ----------------------------------------------------------------- one round
@@ -581,6 +584,7 @@ def online_blocks(k: Kernel, blks: list[int], how: str = "online") -> int:
         zones.append(_online_zone(k, b, how))
     f = k.f
     n = 0
+    before = tuple(k.memory_nodes())
     for b, z in zip(blks, zones):
         s, e = block_range(k, b)
         f.release(slice(s, e))  # K_FREE is 0
@@ -590,6 +594,7 @@ def online_blocks(k: Kernel, blks: list[int], how: str = "online") -> int:
         k.blk_state[b] = BLOCK_ONLINE
         n += e - s
     compute_watermarks(k.zones, k.page_size, k.era.is_modern)
+    rebind_after_hotplug(k, before)  # a node that gets memory back joins N_MEMORY
     return n
 
 

@@ -94,7 +94,8 @@ def set_mempolicy(k: Kernel, pid, mode: int, nodemask=(), *, caller=None,
         raise oserror(EINVAL, f"pid {p.pid} is a kernel thread with no address space")
     if not k.era.policy_mask_intersects and not set(nodes) <= set(p.mems_allowed):
         # 2.6.18 contextualize_policy(): the mask must lie inside the task's cpuset
-        raise oserror(EINVAL, f"set_mempolicy: nodes {nodes_str(nodes)} are outside the "
+        out = tuple(n for n in nodes if n not in p.mems_allowed)
+        raise oserror(EINVAL, f"set_mempolicy: nodes {nodes_str(out)} are outside the "
                               f"cpuset ({nodes_str(p.mems_allowed)})")
     p.policy = mpol_new(k, p, lmode, flags, nodes)
     p.il_next = 0  # set_mempolicy(INTERLEAVE) restarts the task's round-robin cursor

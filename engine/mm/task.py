@@ -9,7 +9,9 @@ from ..constants import (
     EINVAL,
     ENOMEM,
     EPERM,
+    INVALID_UID,
     K_ANON,
+    PID_MAX_LIMIT,
     RLIM_INFINITY,
     VM_LOCKED_MASK,
     VM_PFNMAP,
@@ -39,6 +41,8 @@ def spawn(k: Kernel, name: str, uid: int = 0, node: int = 0, mems_allowed=None, 
         raise oserror(EINVAL, f"spawn: node {node} has no CPUs to run on")
     if int(uid) < 0:
         raise oserror(EINVAL, f"spawn: uid {uid} is negative")
+    if int(uid) >= INVALID_UID:  # a 32-bit uid_t, never coerced; -1 is INVALID_UID
+        raise oserror(EINVAL, f"spawn: uid {uid} is not a uid (at most {INVALID_UID - 1})")
     top = frozenset(k.memory_nodes())
     mems = top if mems_allowed is None else frozenset(
         parse_nodes(mems_allowed, "mems_allowed"))
@@ -54,8 +58,8 @@ def spawn(k: Kernel, name: str, uid: int = 0, node: int = 0, mems_allowed=None, 
                               f"{nodes_str(top)})")
     if pid is None:
         pid = max(k.next_pid, max(k.procs, default=0) + 1)
-    elif pid in k.procs or pid <= 0:
-        raise oserror(EINVAL, f"spawn: pid {pid} is taken or invalid")
+    elif pid in k.procs or not 0 < pid <= PID_MAX_LIMIT:
+        raise oserror(EINVAL, f"spawn: pid {pid} is taken or invalid (1..{PID_MAX_LIMIT})")
     k.next_pid = pid + 1
     lim = k.era.memlock_default(k.page_size)
     k.procs[pid] = Process(pid=pid, name=str(name), uid=int(uid), node=int(node),
@@ -207,13 +211,14 @@ def _limit_target(k: Kernel, pid, caller, call: str) -> Process:
     caller's (check_prlimit_permission()), or any process with CAP_SYS_RESOURCE; before
     prlimit() (2.6.36) only the caller itself."""
     p = k.task(pid, caller)
+    verb = "read" if call == "getrlimit" else "change"
     if caller is not None:
         cred = k.credentials(caller)
         if cred.pid != p.pid and not k.era.has_prlimit:
             raise oserror(EPERM, f"{call}: kernel {k.era.name} has no prlimit(); only pid "
-                                 f"{p.pid} itself can change its limits")
+                                 f"{p.pid} itself can {verb} its limits")
         if cred.pid != p.pid and cred.uid != 0 and cred.uid != p.uid:
-            raise oserror(EPERM, f"{call}: uid {cred.uid} may not change the limits of pid "
+            raise oserror(EPERM, f"{call}: uid {cred.uid} may not {verb} the limits of pid "
                                  f"{p.pid} (uid {p.uid})")
     return p
 

@@ -659,8 +659,7 @@ def check_options(m: Kernel, pid: int, *, phases=None, loop: bool = False, init=
 
 
 def _region_fits(m: Kernel, npages: int) -> None:
-    """A workload keeps per-page ground truth (npages x nodes counters): its region is
-    at most the machine's memory, so that table is bounded by the machine's size."""
+    """A region is at most the machine's memory: its ground truth (npages x nodes)."""
     if npages > m.nr_frames:
         raise oserror(ENOMEM, f"workload: a region of {npages} pages is larger than the "
                               f"machine's {m.nr_frames} frames")
