@@ -24,6 +24,7 @@ from ..constants import (
     PG_isolated,
     PG_pinned,
 )
+from .huge_memory import note_vma_split, split_partly_dead
 from .mm_types import VMA, Backing, Process
 from .page_alloc import free_frames
 from .rmap import recompute_mlocked
@@ -115,6 +116,8 @@ def unmap_ptes(k: Kernel, v: VMA, o0: int, o1: int) -> None:
         recompute_mlocked(k, present)
     anon = present[f.kind[present] == K_ANON]
     dead = anon[f.refcount[anon] <= 0]
+    if dead.size and k.large_folios:
+        split_partly_dead(k, dead)
     if dead.size:
         free_frames(k, dead)
     # a K_PFNMAP/K_FILE frame stays with its driver / in the page cache
@@ -160,6 +163,7 @@ def split_vma(k: Kernel, p: Process, v: VMA, addr: int) -> VMA:
     """__split_vma(): cut v at addr; returns the upper part (v keeps the lower). The
     entries stay where they are in the mm's page table."""
     o = (addr - v.start) >> k.page_shift
+    note_vma_split(k, v, addr)
     hi = VMA(start=addr, end=v.end, flags=v.flags, policy=v.policy, anon=v.anon,
              backing=v.backing, pgoff=v.pgoff + o, mm=p, chain=list(v.chain))
     _set_end(p, v, addr)

@@ -75,7 +75,11 @@ def do_mmap(k: Kernel, p: Process, length: int, prot: int, flags: int, file: str
         raise oserror(ENOMEM, f"mmap: {npages} pages is more than the machine's "
                               f"{k.totalram_pages()} pages of RAM (vm.overcommit_memory=0; "
                               f"MAP_NORESERVE skips the check)")
-    addr = get_unmapped_area(p, length)
+    # thp_get_unmapped_area(): anonymous mappings of a PMD or more start PMD-aligned
+    # (so that THP can map them; not before THP existed)
+    pmd = k.page_size << (k.page_shift - 3)
+    align = pmd if file is None and k.era.has_thp and length >= pmd else 0
+    addr = get_unmapped_area(p, length, align)
     if addr is None:
         raise oserror(ENOMEM, f"mmap: no gap of {length} bytes left in pid {p.pid}")
     backing = None

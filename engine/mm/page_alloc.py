@@ -168,6 +168,9 @@ def free_frames(k: Kernel, pfns: np.ndarray, zids: np.ndarray | None = None) -> 
     if len(pfns) == 0:
         return
     pfns = np.asarray(pfns, dtype=np.int64)
+    if k.large_folios:  # heads of large folios freed whole (huge_memory.count_heads)
+        sp = k.f.rec["spare"][pfns]
+        k.large_folios -= int(((sp & 0x1F) != 0).sum() - ((sp & 0x8000) != 0).sum())
     k.f.release(pfns)  # K_FREE is 0: clearing the kind frees the frame
     if zids is None:
         zids = k.zone_of(pfns)
