@@ -57,8 +57,9 @@ FOLIO_PTE_MAPPED = 0x4000
 ORDER_MASK = 0x001F
 THP_MODES = ("always", "madvise", "never")
 
-THP_COUNTERS = ("thp_fault_alloc", "thp_fault_fallback", "thp_split_page", "thp_split_pmd",
-                "thp_migration_success", "thp_migration_fail", "thp_migration_split")
+# /proc/vmstat's names, in its order (mm/vmstat.c vmstat_text)
+THP_COUNTERS = ("thp_migration_success", "thp_migration_fail", "thp_migration_split",
+                "thp_fault_alloc", "thp_fault_fallback", "thp_split_page", "thp_split_pmd")
 
 
 def pmd_order(k: Kernel) -> int:

@@ -19,6 +19,7 @@ from ..constants import (
 from ..nodemask import nodes_str
 from ..vec import counts
 from .frames import SCAN_SLICE
+from .huge_memory import THP_COUNTERS
 from .mm_types import Backing, Process
 from .page_alloc import NUMASTAT_NAMES
 from .policy import effective_policy
@@ -243,8 +244,7 @@ def vmstat(m: Kernel) -> dict:
         "numa_other": int(st[5].sum()),
     }
     if m.era.proc_formats == "modern":
-        for k in ("pgmigrate_success", "pgmigrate_fail", "thp_migration_success",
-                  "thp_migration_fail", "numa_hint_faults", "numa_hint_faults_local",
+        for k in ("pgmigrate_success", "pgmigrate_fail", *THP_COUNTERS, "numa_hint_faults", "numa_hint_faults_local",
                   "numa_pages_migrated", "pgpromote_success"):
             d[k] = int(m.vmstat_counts.get(k, 0))
     for k, v in m.vmstat_extra.items():
