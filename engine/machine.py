@@ -29,8 +29,7 @@ from .machines.presets import DEFAULT_DESCRIPTION
 from .mm import check as mm_check
 from .mm import drivers as mm_drivers
 from .mm import fault as mm_fault
-from .mm import memory, mempolicy, mlock, mmap, move_pages, procfs, task
-from .mm import huge_memory
+from .mm import huge_memory, memory, mempolicy, mlock, mmap, move_pages, procfs, task
 from .mm import madvise as mm_madvise
 from .mm import memory_hotplug as hotplug
 from .mm.era import Era, get_era
@@ -119,7 +118,7 @@ class Machine(Kernel):
         """madvise(2) with MADV_HUGEPAGE or MADV_NOHUGEPAGE (EINVAL for other advice,
         an unaligned address, or an era without THP; ENOMEM over a hole)."""
         mm_madvise.madvise(self, self.user(pid), _int(addr, "addr"),
-                           _int(length, "length"), advice)
+                           _int(length, "length"), _int(advice, "advice"))
         self._changed()
 
     @property

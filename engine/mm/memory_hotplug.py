@@ -58,6 +58,7 @@ from ..constants import (
 )
 from ..vec import distinct, value_counts
 from .frames import SCAN_SLICE
+from .huge_memory import queue_folios_once
 from .migrate import Execute, MigrateControl, Outcome, PairRun, Rehearse, run_pairs
 from .page_alloc import ZoneBooks, zonelist
 from .page_isolation import blockers_text, ebusy, find_blockers
@@ -293,7 +294,9 @@ def migration_targets(k: Kernel, src: int) -> tuple[int, frozenset]:
 
 def _movable(k: Kernel, pfns: np.ndarray) -> np.ndarray:
     kind = k.f.kind[pfns]
-    return pfns[(kind == K_ANON) | (kind == K_FILE)]
+    mov = pfns[(kind == K_ANON) | (kind == K_FILE)]
+    # do_migrate_range(): a large folio is isolated once, whole
+    return queue_folios_once(k, mov)[0] if k.large_folios else mov
 
 
 def _stay(node: int) -> int:

@@ -39,6 +39,7 @@ from ..nodemask import get_nodes, node_mask, node_remap, nodes_str
 from ..vec import unique_frames
 from .drivers import hook_target
 from .fault import fault
+from .huge_memory import queue_folios_once
 from .memory import merge_vmas, range_holes, vmas_in_range
 from .migrate import UNTRIED, Execute, MigrateControl, Outcome, PairRun, Rehearse, run_pairs
 from .mm_types import VMA, Policy, Process
@@ -280,8 +281,8 @@ def plan_mbind(k: Kernel, pid, addr, length, mode, nodemask=(), flags=0, *, call
         pfns.append(pfn)
         tgts.append(t)
     if pfns:
-        plan.pfns = np.concatenate(pfns)
-        plan.targets = np.concatenate(tgts)
+        plan.pfns, plan.targets = queue_folios_once(k, np.concatenate(pfns),
+                                                    np.concatenate(tgts))
     return plan
 
 
@@ -433,7 +434,10 @@ def queue_node_pages(k: Kernel, p: Process, nodes, move_all: bool) -> np.ndarray
         if not move_all:
             pfn = pfn[f.mapcount[pfn] <= 1]  # shared pages skipped silently
         out.append(pfn)
-    return unique_frames(np.concatenate(out), k.nr_frames) if out else np.empty(0, np.int64)
+    if not out:
+        return np.empty(0, np.int64)
+    pfns = unique_frames(np.concatenate(out), k.nr_frames)
+    return queue_folios_once(k, pfns)[0] if k.large_folios else pfns
 
 
 class _LivePages:

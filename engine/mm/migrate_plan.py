@@ -20,7 +20,8 @@ from ..constants import (
 from ..vec import (
     distinct,
 )
-from .page_alloc import ZoneBooks, zone_takes, zonelist
+from .huge_memory import free_blocks, loose_breaks, pmd_pages
+from .page_alloc import ZoneBooks, _mark, zone_takes, zonelist
 from .state import Kernel
 
 UNTRIED = -(1 << 40)  # an outcome for a pair the call never reached
@@ -83,13 +84,36 @@ class ChunkPlan:
     # the pairs each zone supplies, as the planner found them: [(zone id, positions
     # or a slice)]; None when not known (a subset)
     groups: list | None = None
+    # large folios (None: every pair is a small page): per pair its folio order, and
+    # whether it is split and retried as small pages (thp_migration_split); per split
+    # pair the zone of each of its pages (-1: -ENOMEM, the page stays)
+    orders: np.ndarray | None = None
+    split: np.ndarray | None = None
+    split_zones: np.ndarray | None = None
 
     @property
     def waits(self) -> int:
         return int(self.wait.sum())
 
     def subset(self, keep: np.ndarray) -> ChunkPlan:
-        return ChunkPlan(self.codes[keep], self.zones[keep], self.wait[keep])
+        if self.orders is None:
+            return ChunkPlan(self.codes[keep], self.zones[keep], self.wait[keep])
+        sk = self.split[keep]
+        srow = np.cumsum(self.split) - 1  # each split pair's row of split_zones
+        return ChunkPlan(self.codes[keep], self.zones[keep], self.wait[keep], None,
+                         self.orders[keep], sk, self.split_zones[srow[keep][sk]])
+
+    def page_counts(self) -> tuple[int, int]:
+        """(base pages that move, base pages that fail other than by -ENOMEM): what
+        pgmigrate_success and pgmigrate_fail count."""
+        ok = self.codes == 0
+        if self.orders is None:
+            return int(np.count_nonzero(ok)), int(((~ok) & (self.codes != -ENOMEM)).sum())
+        w = np.int64(1) << self.orders
+        whole = ok & ~self.split
+        moved = int(w[whole].sum()) + int((self.split_zones >= 0).sum())
+        bad = (~ok) & (self.codes != -ENOMEM) & ~self.split
+        return moved, int(w[bad].sum())
 
     def zone_groups(self, okpos: np.ndarray | None) -> list:
         """[(zone id, positions among the moving pairs)]: the pairs that move (okpos:
@@ -104,10 +128,13 @@ class ChunkPlan:
 
 
 def plan_chunk(k: Kernel, books: ZoneBooks, flags: np.ndarray, targets: np.ndarray,
-               ctl: MigrateControl) -> ChunkPlan:
+               ctl: MigrateControl, orders: np.ndarray | None = None) -> ChunkPlan:
     """Decide every pair of a chunk of isolated pages (their flags, their targets):
     the failures known from the pages, then destinations by the allocator's walk,
-    per target node in ascending order, pages in order (the rest: -ENOMEM)."""
+    per target node in ascending order, pages in order (the rest: -ENOMEM).
+    orders: per pair its folio order, when some pair is a large folio (plan_folios)."""
+    if orders is not None and (books.huge is not None or orders.any()):
+        return plan_folios(k, books, flags, targets, ctl, orders)
     n = targets.size
     codes = failure_codes(k.era.mlocked_migration, flags, ctl.mode)
     zones = np.full(n, -1, np.int32)  # (int32: half the bytes of a per-pair array)
@@ -117,6 +144,7 @@ def plan_chunk(k: Kernel, books: ZoneBooks, flags: np.ndarray, targets: np.ndarr
     else:
         wait = np.zeros(n, bool)
     go = codes == 0
+    free0 = None if books.huge is None else books.free.copy()
     if go.all():
         tg, ts = targets, distinct(targets)
     else:
@@ -135,8 +163,97 @@ def plan_chunk(k: Kernel, books: ZoneBooks, flags: np.ndarray, targets: np.ndarr
             pos += c
         if pos < cnt:
             codes[slice(pos, None) if sel is None else sel[pos:]] = -ENOMEM
+    if books.huge is not None:
+        _debit_loose(k, books, zones[codes == 0], free0)
     # the groups are positions among the moving pairs when every pair moves
     return ChunkPlan(codes, zones, wait, groups if (codes == 0).all() else None)
 
 
-# ----------------------------------------------------------------- executors
+
+
+
+# ----------------------------------------------------------------- large folios
+
+def _debit_loose(k: Kernel, books: ZoneBooks, zones: np.ndarray, free0: np.ndarray
+                 ) -> None:
+    """Small pages taken from each zone break wholly free blocks only once the frames
+    outside them are gone (take_loose()): debit the blocks so counted."""
+    if zones.size == 0:
+        return
+    n = pmd_pages(k)
+    cnt = np.bincount(zones, minlength=books.free.size)
+    for z in np.flatnonzero(cnt).tolist():
+        books.huge[z] -= loose_breaks(int(free0[z] - books.iso[z]), int(books.huge[z]),
+                                      int(cnt[z]), n)
+
+
+def _take_block(k: Kernel, books: ZoneBooks, order: list[int], wm: str, n: int) -> int:
+    """A wholly free aligned block from the first zone of the walk that has one and
+    stays above the watermark (a "low" pass, then "min"); the books debited. -1: none."""
+    for mark in (("low", "min") if wm == "low" else (wm,)):
+        for node in order:
+            for z in reversed(k.node_zones(node)):
+                if books.huge[z.zid] <= 0:
+                    continue
+                if books.free[z.zid] - _mark(z, mark) - books.iso[z.zid] < n:
+                    continue
+                books.huge[z.zid] -= 1
+                books.free[z.zid] -= n
+                return z.zid
+    return -1
+
+
+def plan_folios(k: Kernel, books: ZoneBooks, flags: np.ndarray, targets: np.ndarray,
+                ctl: MigrateControl, orders: np.ndarray) -> ChunkPlan:
+    """plan_chunk() of a chunk with large folios, as migrate_pages_batch() runs it: a
+    large folio needs a wholly free aligned block of its order on the target
+    (alloc_migration_target() of that order); where there is none, the -ENOMEM of its
+    allocation splits it (try_split_folio(), thp_migration_split) and its pages are
+    retried as small pages after the batch, unless the migration is NUMA balancing's
+    (MR_NUMA_MISPLACED: no split, thp_migration_fail). Small pages are planned as
+    plan_chunk() plans them; the split pages after them, in order."""
+    if books.huge is None:
+        books.huge = free_blocks(k, pmd_pages(k))
+    big = orders > 0
+    fl = flags
+    small = np.flatnonzero(~big)
+    sp = plan_chunk(k, books, fl[small], targets[small], ctl) if small.size else None
+    n = targets.size
+    codes = np.zeros(n, np.int32)
+    zones = np.full(n, -1, np.int32)
+    wait = np.zeros(n, bool)
+    if sp is not None:
+        codes[small], zones[small], wait[small] = sp.codes, sp.zones, sp.wait
+    bigp = np.flatnonzero(big)
+    bc = failure_codes(k.era.mlocked_migration, fl[bigp], ctl.mode)
+    codes[bigp] = bc
+    if ctl.mode != "async":
+        wait[bigp] = ((fl[bigp] & (PG_locked | PG_writeback)) != 0) & (bc == 0)
+    split = np.zeros(n, bool)
+    for i in bigp[bc == 0].tolist():
+        t = int(targets[i])
+        order, wm = target_order(k, t, ctl)
+        zid = _take_block(k, books, order, wm, 1 << int(orders[i])) if order else -1
+        if zid >= 0:
+            zones[i] = zid
+        elif ctl.reason == "numa_misplaced":
+            codes[i] = -ENOMEM
+        else:
+            split[i] = True
+    srows = np.flatnonzero(split)
+    nb = pmd_pages(k)
+    split_zones = np.full((srows.size, nb), -1, np.int32)
+    for r, i in enumerate(srows.tolist()):
+        # the folio's pages as small pages (each of order 0 now: no block needed)
+        cnt = 1 << int(orders[i])
+        order, wm = target_order(k, int(targets[i]), ctl)
+        free0 = books.free.copy()
+        takes = zone_takes(k, books, cnt, order, movable=True, wmark=wm) if order else []
+        pos = 0
+        for zid, c in takes:
+            split_zones[r, pos:pos + c] = zid
+            pos += c
+        _debit_loose(k, books, split_zones[r, :pos], free0)
+        if pos < cnt:
+            codes[i] = -ENOMEM
+    return ChunkPlan(codes, zones, wait, None, orders, split, split_zones)

@@ -34,11 +34,14 @@ class ZoneBooks:
     """Free and isolated-free frame counts per zone (index = zone id): the numbers
     the allocator decides by. `ZoneBooks(k)` copies the zones' current books."""
 
-    __slots__ = ("free", "iso")
+    __slots__ = ("free", "iso", "huge")
 
     def __init__(self, k: Kernel) -> None:
         self.free = np.fromiter((z.free for z in k.zones), np.int64, len(k.zones))
         self.iso = np.fromiter((z.isolated_free for z in k.zones), np.int64, len(k.zones))
+        # wholly free PMD-aligned blocks per zone, for a migration that moves huge
+        # pages (migrate_folio.py): counted when first needed, then debited/credited
+        self.huge: np.ndarray | None = None
 
     def credit(self, k: Kernel, pfns: np.ndarray,
                isolated_blocks: np.ndarray | None = None) -> None:
