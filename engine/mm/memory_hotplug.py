@@ -56,7 +56,7 @@ from ..constants import (
     ZONE_MOVABLE,
     oserror,
 )
-from ..vec import distinct, value_counts
+from ..vec import distinct
 from .frames import SCAN_SLICE
 from .huge_memory import queue_folios_once
 from .migrate import Execute, MigrateControl, Outcome, PairRun, Rehearse, run_pairs
@@ -365,7 +365,7 @@ def plan_blocks(k: Kernel, blks: list[int], label: str, *, chunk: int | None = N
     ex = OfflineRehearsal(k, blks)
     drivers: dict = {}
     first = out = drive(_round(k, ex, blks, pfns, src, chunk, None, drivers))
-    moves = value_counts(out.result[out.result >= 0])
+    moves = out.moved_to()
     ns = out.time_ns
     state = {"retries": OFFLINE_RETRY_MAX, "deadline": k.clock + OFFLINE_TIMEOUT_NS}
     err, endless, rounds = None, False, 1
@@ -385,7 +385,7 @@ def plan_blocks(k: Kernel, blks: list[int], label: str, *, chunk: int | None = N
             # that moved nothing and cost nothing would only repeat itself)
             todo = todo[out.result < 0]
             out = drive(_round(k, ex, blks, todo, src, chunk, None, drivers))
-            moves.update(value_counts(out.result[out.result >= 0]))
+            moves.update(out.moved_to())
             ns += out.time_ns
             rounds += 1
     unplaced = int((first.result == -ENOMEM).sum())
@@ -520,7 +520,7 @@ def _evacuate(k: Kernel, blks: list[int], pfns: np.ndarray, src: int, label: str
                                          pfns, src, chunk, job, drivers)
         res = out.result
         ok = res >= 0
-        moves.update(value_counts(res[ok]))
+        moves.update(out.moved_to())
         if job is not None:
             # a retried page counts once
             job.done = sum(moves.values()) + sum(d["frames"] for d in drivers.values())

@@ -72,6 +72,40 @@ class Outcome:
     dst: np.ndarray
     time_ns: int = 0
     waits: int = 0
+    # large folios: per pair the base pages it moved whole (None: one each), and the
+    # pages of split folios per (source, target) node (they move page by page)
+    weights: np.ndarray | None = None
+    split_pairs: np.ndarray | None = None
+
+    def pages(self, sel) -> np.ndarray:
+        """Base pages each selected pair moved whole (1 each without large folios)."""
+        if self.weights is None:
+            return np.ones(np.count_nonzero(sel) if np.asarray(sel).dtype == bool
+                           else len(sel), np.int64)
+        return self.weights[sel]
+
+    def moved_pairs(self, src_nodes: np.ndarray) -> Counter:
+        """Pages moved per (source, target) node: the pairs that moved (their source
+        nodes given), by their weight, and the pages of split folios."""
+        ok = self.result >= 0
+        c: Counter = Counter()
+        s, d, w = np.asarray(src_nodes)[ok].astype(np.int64), self.result[ok], self.pages(ok)
+        if s.size:
+            nn = int(max(s.max(), d.max())) + 1
+            m = np.bincount(s * nn + d, weights=w, minlength=nn * nn).astype(np.int64)
+            for i in np.flatnonzero(m).tolist():  # (node pairs, not pages)
+                c[(i // nn, i % nn)] += int(m[i])
+        if self.split_pairs is not None:
+            for s, d in zip(*np.nonzero(self.split_pairs)):
+                c[(int(s), int(d))] += int(self.split_pairs[s, d])
+        return c
+
+    def moved_to(self) -> Counter:
+        """Pages moved per target node."""
+        c: Counter = Counter()
+        for (_s, d), n in self.moved_pairs(np.zeros(self.result.size, np.int64)).items():
+            c[d] += n
+        return c
 
 
 class FrameMap:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..constants import PG_locked, PG_lru, PG_writeback
+from ..constants import K_ANON, PG_isolated, PG_locked, PG_lru, PG_writeback
 from .cost import folio_cost_ns
 from .huge_memory import pmd_pages, split_folios, take_blocks, take_loose
 from .migrate_frames import _FRESH_CLEAR, _copy_frames, _inflight, _store, putback
@@ -38,6 +38,25 @@ def folio_frames(heads: np.ndarray, orders: np.ndarray) -> np.ndarray:
     base = np.repeat(heads.astype(np.int64), w)
     start = np.repeat(np.cumsum(w) - w, w)
     return base + (np.arange(int(w.sum()), dtype=np.int64) - start)
+
+
+def _claim(k: Kernel, pfns: np.ndarray) -> None:
+    """Frames taken for new copies are no longer free for the next take of the same
+    chunk (the copy writes their entries whole soon after)."""
+    k.f.kind[pfns] = K_ANON
+
+
+def _weigh(k: Kernel, out, sel, plan: ChunkPlan, split_pairs: np.ndarray | None) -> None:
+    """The outcome's page weights (a whole folio: its base pages; a split one: 0, its
+    pages counted per node pair in split_pairs)."""
+    if out.weights is None:
+        out.weights = np.ones(out.result.size, np.int64)
+    w = np.where(plan.split, 0, np.int64(1) << plan.orders.astype(np.int64))
+    _store(out.weights, sel, None, w)
+    if split_pairs is not None and split_pairs.any():
+        if out.split_pairs is None:
+            out.split_pairs = np.zeros_like(split_pairs)
+        out.split_pairs += split_pairs
 
 
 def _counts(k: Kernel, plan: ChunkPlan, ok: np.ndarray) -> None:
@@ -72,12 +91,15 @@ def perform_folios(ex, keys: np.ndarray, pfns: np.ndarray, targets: np.ndarray,
             blk = take_blocks(k, z, big.size, nb)
             dst_head[big] = blk
             z.free -= blk.size * nb
+            _claim(k, folio_frames(blk, orders[big]))
         if sm.size:
             dst_head[sm] = take_loose(k, z, sm.size, nb)
             z.free -= sm.size
+            _claim(k, dst_head[sm])
     # split folios: split where they are, then their pages to the frames planned
     sp_rows = np.flatnonzero(plan.split)
     s_src = s_dst = s_tg = np.zeros(0, np.int64)
+    split_pairs = None
     if sp_rows.size:
         split_folios(k, pfns[sp_rows])
         szones = plan.split_zones
@@ -90,10 +112,12 @@ def perform_folios(ex, keys: np.ndarray, pfns: np.ndarray, targets: np.ndarray,
             w = np.flatnonzero(zflat == zid)
             s_dst[w] = take_loose(k, z, w.size, nb)
             z.free -= w.size
+            _claim(k, s_dst[w])
         s_tg = np.repeat(targets[sp_rows], (szones >= 0).sum(axis=1))
+        split_pairs = k.node_pairs(k.node_of(s_src), k.node_of(s_dst), s_src.size)
         stay = pages[szones < 0]
         if stay.size:  # the split pages with no frame: back on the LRU where they are
-            f.flags[stay] |= PG_lru
+            f.flags[stay] = (f.flags[stay] & ~PG_isolated) | PG_lru
     wp = np.flatnonzero(whole)
     if ex.hold and (wp.size or sp_rows.size):
         _inflight(k, pfns[np.concatenate([wp, sp_rows])], -1)
@@ -138,6 +162,7 @@ def perform_folios(ex, keys: np.ndarray, pfns: np.ndarray, targets: np.ndarray,
         putback(k, pfns[bad], ex.hold)
         k.note_failed(pfns[bad], codes[bad])
     _counts(k, plan, ok)
+    _weigh(k, out, sel, plan, split_pairs)
     out.waits += plan.waits
 
 
@@ -192,9 +217,13 @@ def rehearse_folios(rx, keys: np.ndarray, pfns: np.ndarray, targets: np.ndarray,
             inside = np.repeat(rx.isolated_blocks[pfns[sp_rows] // k.block_pages], per)
             if inside.any():
                 books.iso += np.bincount(src_z[inside], minlength=books.iso.size)
-        small += k.node_pairs(zn[src_z], zn[sz_pages[moved]], src_z.size)
+        sp_pairs = k.node_pairs(zn[src_z], zn[sz_pages[moved]], src_z.size)
+        small += sp_pairs
+        _weigh(k, out, sel, plan, sp_pairs)
         res[sp_rows] = np.where(plan.codes[sp_rows] == 0, targets[sp_rows],
                                 plan.codes[sp_rows])
+    if not sp_rows.size:
+        _weigh(k, out, sel, plan, None)
     out.time_ns += folio_cost_ns(k, small, huge, nb)
     _store(out.result, sel, None, res)
     _store(out.zone, sel, None, np.where(whole, plan.zones, -1))
