@@ -1,0 +1,281 @@
+"""Transparent huge pages (issue 18): the THP fault, the setting and madvise, the
+PMD-aligned placement, folios in check(), and their migration by move_pages,
+migrate_pages and mbind as Linux 6.12 does it (mm/huge_memory.c, mm/migrate.c,
+mm/mempolicy.c). Fixed machines, exact values."""
+
+from __future__ import annotations
+
+import errno
+
+import numpy as np
+import pytest
+from conftest import small
+
+import engine
+from engine import MADV_HUGEPAGE, MADV_NOHUGEPAGE, MPOL_BIND, MPOL_INTERLEAVE, MPOL_MF_MOVE
+
+HP = 512
+MB2 = 2 << 20
+
+
+def thp_machine(nodes=3, size="32M", **kw):
+    m = small(nodes=nodes, size=size, block_size="2M", **kw)
+    m.thp = "always"
+    return m
+
+
+def fragment(m, node):
+    """Leave no wholly free aligned 2 MiB on `node`: a hog fills it with small pages,
+    then keeps one page in every 256."""
+    hog = m.spawn("hog", node=node)
+    n = m.node_available(node) - 64
+    h = m.mmap(hog, n * 4096)
+    m.madvise(hog, h, n * 4096, MADV_NOHUGEPAGE)
+    m.touch(hog, h, n * 4096, node=node)
+    for i in range(0, n, 256):
+        m.munmap(hog, h + (i + 1) * 4096, min(255, n - i - 1) * 4096) if n - i > 1 else None
+
+
+def thp_counts(m):
+    return {k: v for k, v in m.vmstat().items() if k.startswith(("thp_", "pgmigrate_"))}
+
+
+def test_thp_setting_default_madvise_and_2_6_18_has_no_sysfs_file():
+    """/sys/kernel/mm/transparent_hugepage/enabled: madvise by default here; an unknown
+    mode is EINVAL (the sysfs store refuses it); 2.6.18 had no THP: the file does not
+    exist (ENOENT) and reading the setting says never."""
+    m = small(nodes=2, size="16M")
+    assert m.thp == "madvise"
+    with pytest.raises(OSError) as e:
+        m.thp = "sometimes"
+    assert e.value.errno == errno.EINVAL and m.thp == "madvise"
+    with pytest.raises(TypeError):
+        m.thp = 1
+    m.era = "2.6.18"
+    assert m.thp == "never"
+    with pytest.raises(OSError) as e:
+        m.thp = "always"
+    assert e.value.errno == errno.ENOENT
+
+
+def test_thp_get_unmapped_area_aligns_anonymous_mappings_of_2mib():
+    """thp_get_unmapped_area(): an anonymous mapping of 2 MiB or more starts 2 MiB
+    aligned; smaller ones and 2.6.18's are placed page-aligned as before."""
+    m = small(nodes=2, size="16M")
+    pid = m.spawn("a")
+    small_map = m.mmap(pid, 5 * 4096)
+    big = m.mmap(pid, MB2 + 4096)
+    assert big % MB2 == 0 and small_map % MB2 != 0
+    m2 = small(nodes=2, size="16M", era="2.6.18")
+    p2 = m2.spawn("a")
+    m2.mmap(p2, 5 * 4096)
+    assert m2.mmap(p2, MB2 + 4096) % MB2 != 0
+
+
+def test_do_huge_pmd_anonymous_page_madvise_mode():
+    """THP "madvise": only a VMA with MADV_HUGEPAGE gets PMD folios; a fault in an
+    aligned 2 MiB inside the VMA allocates the whole folio (thp_fault_alloc), the tail
+    of the VMA shorter than 2 MiB gets small pages; MADV_NOHUGEPAGE wins over
+    "always"."""
+    m = small(nodes=2, size="32M", block_size="2M")
+    pid = m.spawn("a")
+    a = m.mmap(pid, 2 * MB2 + 16 * 4096)
+    m.touch(pid, a, 4096)
+    assert m.large_folios == 0
+    m.madvise(pid, a, 2 * MB2 + 16 * 4096, MADV_HUGEPAGE)
+    m.touch(pid, a + MB2 + 4096, 4096)  # the second 2 MiB: a folio
+    m.touch(pid, a + 2 * MB2, 4096)  # past the last aligned 2 MiB: a small page
+    assert m.large_folios == 1
+    assert thp_counts(m)["thp_fault_alloc"] == 1
+    assert "anon=514" in m.numa_maps(pid)
+    m.check()
+    m.thp = "always"
+    b = m.mmap(pid, MB2)
+    m.madvise(pid, b, MB2, MADV_NOHUGEPAGE)
+    m.touch(pid, b, 4096)
+    assert m.large_folios == 1
+    m.check()
+
+
+def test_madvise_errors_are_linux_errnos_and_change_nothing():
+    """madvise(2): unknown advice EINVAL, an unaligned start EINVAL, a hole ENOMEM;
+    2.6.18 knows no MADV_HUGEPAGE (EINVAL)."""
+    m = small(nodes=2, size="16M")
+    pid = m.spawn("a")
+    a = m.mmap(pid, 16 * 4096)
+    for args, err in (((a, 4096, 99), errno.EINVAL), ((a + 1, 4096, MADV_HUGEPAGE),
+                                                       errno.EINVAL),
+                      ((a, 64 * 4096, MADV_HUGEPAGE), errno.ENOMEM)):
+        with pytest.raises(OSError) as e:
+            m.madvise(pid, *args)
+        assert e.value.errno == err
+    m2 = small(nodes=2, size="16M", era="2.6.18")
+    p2 = m2.spawn("a")
+    b = m2.mmap(p2, 16 * 4096)
+    with pytest.raises(OSError) as e:
+        m2.madvise(p2, b, 4096, MADV_HUGEPAGE)
+    assert e.value.errno == errno.EINVAL
+
+
+def test_thp_fault_fallback_when_no_aligned_block_on_the_policy_node():
+    """alloc_pages_mpol(): the huge page comes from the policy's node only; with no
+    wholly free aligned block there the fault falls back to small pages
+    (thp_fault_fallback)."""
+    m = thp_machine(nodes=2, size="8M")
+    hog = m.spawn("hog", node=1)
+    h = m.mmap(hog, 7 * (1 << 20))
+    m.madvise(hog, h, 7 * (1 << 20), MADV_NOHUGEPAGE)
+    m.touch(hog, h, 7 * (1 << 20), node=1)
+    pid = m.spawn("a", node=1)
+    a = m.mmap(pid, MB2)
+    m.touch(pid, a, 4096)
+    c = thp_counts(m)
+    assert (c["thp_fault_alloc"], c["thp_fault_fallback"]) == (0, 1)
+    assert m.large_folios == 0
+    m.check()
+
+
+def test_interleave_places_huge_pages_per_folio():
+    """get_vma_policy(): the interleave index of a huge page is per folio, so an
+    interleaved THP region alternates nodes 2 MiB at a time."""
+    m = thp_machine()
+    pid = m.spawn("a")
+    a = m.mmap(pid, 4 * MB2)
+    m.mbind(pid, a, 4 * MB2, MPOL_INTERLEAVE, [0, 1])
+    m.touch(pid, a, 4 * MB2)
+    nodes = m.move_pages(pid, [a + i * MB2 for i in range(4)])
+    ilx0 = (a >> 21) % 2
+    assert list(nodes) == [(ilx0 + i) % 2 for i in range(4)]
+    assert m.large_folios == 4
+
+
+def test_move_pages_moves_the_whole_folio_and_a_second_entry_is_ebusy():
+    """add_folio_for_migration(): an address inside a THP isolates the whole folio;
+    another entry of it in the same batch finds it isolated (-EBUSY); once the batch
+    is flushed a later entry finds it on its target. pgmigrate_success counts base
+    pages, thp_migration_success folios."""
+    m = thp_machine()
+    pid = m.spawn("a")
+    a = m.mmap(pid, 2 * MB2)
+    m.touch(pid, a, 2 * MB2)
+    pages = [a + 5 * 4096, a + 7 * 4096, a + MB2, a + 9 * 4096]
+    st = m.move_pages(pid, pages, [1, 1, 2, 2])
+    assert list(st) == [1, -errno.EBUSY, 2, 2] and st.ret == 0
+    c = thp_counts(m)
+    assert (c["pgmigrate_success"], c["thp_migration_success"]) == (3 * HP, 3)
+    assert list(m.move_pages(pid, [a, a + MB2 - 4096, a + MB2])) == [2, 2, 2]
+    assert m.large_folios == 2
+    m.check()
+
+
+def test_migrate_pages_queues_each_folio_once():
+    """queue_folios_pmd(): a folio is queued once, not once per page: migrate_pages
+    moves 2 folios of 512 pages (pgmigrate_success 1024, thp_migration_success 2)."""
+    m = thp_machine()
+    pid = m.spawn("a")
+    a = m.mmap(pid, 2 * MB2)
+    m.touch(pid, a, 2 * MB2)
+    assert m.migrate_pages(pid, [0], [2]) == 0
+    c = thp_counts(m)
+    assert (c["pgmigrate_success"], c["thp_migration_success"]) == (2 * HP, 2)
+    assert "N2=1024" in m.numa_maps(pid)
+    m.check()
+
+
+def test_mbind_on_half_a_thp_splits_the_pmd_not_the_folio():
+    """do_mbind(): queue_folios_pmd() queues the folio whole; mbind_range() splits the
+    VMA in the middle of the PMD (thp_split_pmd), not the folio, so the whole folio
+    moves, the pages outside the range with it."""
+    m = thp_machine()
+    pid = m.spawn("a")
+    a = m.mmap(pid, MB2)
+    m.touch(pid, a, MB2)
+    m.mbind(pid, a, MB2 // 2, MPOL_BIND, [1], MPOL_MF_MOVE)
+    c = thp_counts(m)
+    assert (c["thp_split_pmd"], c["thp_split_page"], c["thp_migration_success"]) == (1, 0, 1)
+    maps = m.numa_maps(pid).splitlines()
+    assert len(maps) == 2 and "N1=256" in maps[0] and "N1=256" in maps[1]
+    assert m.large_folios == 1
+    m.check()
+
+
+def test_no_aligned_block_on_target_splits_and_retries_as_small_pages():
+    """migrate_pages_batch(): the target has no wholly free aligned 2 MiB block, the
+    folio's allocation fails with -ENOMEM, the folio is split (thp_migration_split,
+    thp_split_page) and its pages move as small pages."""
+    m = thp_machine(nodes=3, size="8M")
+    fragment(m, 2)
+    pid = m.spawn("a")
+    a = m.mmap(pid, MB2)
+    m.touch(pid, a, MB2)
+    assert m.migrate_pages(pid, [0], [2]) == 0
+    c = thp_counts(m)
+    assert (c["thp_migration_split"], c["thp_split_page"], c["thp_migration_success"],
+            c["pgmigrate_success"]) == (1, 1, 0, HP)
+    assert m.large_folios == 0 and "N2=512" in m.numa_maps(pid)
+    m.check()
+
+
+def test_numa_misplaced_does_not_split():
+    """migrate_pages_batch(): MR_NUMA_MISPLACED never splits a folio; with no block on
+    the target it fails (thp_migration_fail)."""
+    from engine.mm.huge_memory import folio_heads
+    from engine.mm.migrate import MigrateControl, migrate
+    from engine.mm.state import drive
+
+    m = thp_machine(nodes=3, size="8M")
+    fragment(m, 2)
+    pid = m.spawn("a")
+    a = m.mmap(pid, MB2)
+    m.touch(pid, a, MB2)
+    pfn = m.process(pid).find_vma(a).ptes(np.array([3]))
+    head = folio_heads(m, pfn)
+    ctl = MigrateControl("numa_misplaced", thisnode=True, cpu=0)
+    out = drive(migrate(m, head, np.array([2]), ctl))
+    assert out.result.tolist() == [-errno.ENOMEM]
+    c = thp_counts(m)
+    assert (c["thp_migration_fail"], c["thp_migration_split"]) == (1, 0)
+    m.check()
+
+
+def test_a_pinned_page_pins_the_folio():
+    """A long-term pin on one page keeps the folio's refcount from freezing: the
+    whole folio fails with -EAGAIN (folio_migrate_mapping()'s refcount check)."""
+    m = thp_machine(drivers=[{"name": "rdma0", "kind": "rdma", "node": 0}])
+    pid = m.spawn("a")
+    a = m.mmap(pid, MB2)
+    m.touch(pid, a, MB2)
+    m.pin(pid, a + 100 * 4096, 4096)
+    st = m.move_pages(pid, [a], [1])
+    assert st.ret == 1 and list(st) == [None]
+    assert thp_counts(m)["thp_migration_fail"] == 1
+    m.check()
+
+
+def test_munmap_of_part_of_a_thp_splits_it():
+    """zap_pte_range() on part of a THP: the folio is split (Linux: deferred split),
+    the unmapped pages freed, the rest stay mapped as small pages."""
+    m = thp_machine()
+    pid = m.spawn("a")
+    a = m.mmap(pid, MB2)
+    m.touch(pid, a, MB2)
+    free0 = m.node(0).free if hasattr(m.node(0), "free") else None
+    m.munmap(pid, a, 16 * 4096)
+    c = thp_counts(m)
+    assert (c["thp_split_pmd"], c["thp_split_page"]) == (1, 1)
+    assert m.large_folios == 0 and "anon=496" in m.numa_maps(pid)
+    del free0
+    m.check()
+
+
+def test_check_rejects_a_broken_folio():
+    """check(): a tail frame without its head, or a head whose tails are missing, is
+    an invariant broken."""
+    m = thp_machine()
+    pid = m.spawn("a")
+    a = m.mmap(pid, MB2)
+    m.touch(pid, a, MB2)
+    head = int(m.process(pid).find_vma(a).ptes(np.array([0]))[0])
+    m.f.spare[head + 7] = 0
+    with pytest.raises(engine.InvariantError, match="tail"):
+        m.check()
