@@ -115,6 +115,7 @@ KUSE_MEMMAP = 0
 KUSE_SLAB = 1
 KUSE_PAGETABLE = 2
 KUSE_ZERO = 3
+KUSE_HUGETLB = 4  # a free huge page of a hugetlb pool (mm/hugetlb.c free lists)
 
 # the page-cache name of a MAP_SHARED|MAP_ANONYMOUS object (shmem_zero_setup()), as
 # /proc/PID/maps shows it; such an object lives as long as something maps or pins it

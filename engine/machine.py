@@ -29,7 +29,7 @@ from .machines.presets import DEFAULT_DESCRIPTION
 from .mm import check as mm_check
 from .mm import drivers as mm_drivers
 from .mm import fault as mm_fault
-from .mm import huge_memory, memory, mempolicy, mlock, mmap, move_pages, procfs, task
+from .mm import huge_memory, hugetlb, memory, mempolicy, mlock, mmap, move_pages, procfs, task
 from .mm import madvise as mm_madvise
 from .mm import memory_hotplug as hotplug
 from .mm.era import Era, get_era
@@ -120,6 +120,20 @@ class Machine(Kernel):
         mm_madvise.madvise(self, self.user(pid), _int(addr, "addr"),
                            _int(length, "length"), _int(advice, "advice"))
         self._changed()
+
+    def set_nr_hugepages(self, node: int, n: int, *, caller=None) -> int:
+        """echo n > /sys/devices/system/node/nodeN/hugepages/hugepages-2048kB/
+        nr_hugepages (root's): returns the pool's size after (fewer when the node has
+        not so many free aligned blocks, as Linux). ENOENT for a node without memory,
+        EINVAL for a negative count or more than the node could hold."""
+        self.require_admin(caller, "hugepages")
+        got = hugetlb.set_nr_hugepages(self, _int(node, "node"), _int(n, "n"))
+        self._changed()
+        return got
+
+    def hugepages(self, node: int) -> tuple[int, int]:
+        """(HugePages_Total, HugePages_Free) of a node's hugetlb pool."""
+        return hugetlb.pool_counts(self, self.node(_int(node, "node")).id)
 
     @property
     def drivers(self) -> list[str]:

@@ -10,14 +10,13 @@ import errno
 import os
 
 import numpy as np
-
-import engine
 import pytest
 from conftest import fingerprint, small
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_hotplug import tight_machine
 
+import engine
 from engine import (
     MAP_SHARED,
     MPOL_BIND,

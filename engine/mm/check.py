@@ -24,7 +24,7 @@ from ..constants import (
 )
 from ..vec import distinct
 from .frames import HELD, KF_DTYPE, REC_DTYPE, SCAN_SLICE
-from .huge_memory import FOLIO_PTE_MAPPED, FOLIO_TAIL, ORDER_MASK
+from .huge_memory import FOLIO_HUGETLB, FOLIO_PTE_MAPPED, FOLIO_TAIL, ORDER_MASK
 from .mm_types import AnonVMA, Backing
 from .pagetable import CHUNK
 from .rmap import for_each_mapping
@@ -460,8 +460,9 @@ def _check_folios(m: Kernel) -> None:
             _fail(f"folio {int(hs[-1])} of order {o} runs past the last frame")
         fr = (hs[:, None] + np.arange(n, dtype=np.int64)).reshape(-1, n)
         tsp = f.spare[fr[:, 1:]]
-        if ((tsp & _NOT_PTE_MAPPED) != (FOLIO_TAIL | o)).any():
-            i = np.argwhere((tsp & _NOT_PTE_MAPPED) != (FOLIO_TAIL | o))[0]
+        want = (FOLIO_TAIL | o | (f.spare[hs] & FOLIO_HUGETLB))[:, None]
+        if ((tsp & _NOT_PTE_MAPPED) != want).any():
+            i = np.argwhere((tsp & _NOT_PTE_MAPPED) != want)[0]
             _fail(f"frame {int(fr[i[0], i[1] + 1])} of folio {int(hs[i[0]])} (order {o}) "
                   f"is not marked its tail")
         kinds = f.kind[fr]

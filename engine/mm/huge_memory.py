@@ -36,6 +36,7 @@ from ..constants import (
     VM_NOHUGEPAGE,
     VM_PFNMAP,
     VM_SHARED,
+    PG_dirty,
     PG_lru,
     PG_mlocked,
     oserror,
@@ -46,13 +47,14 @@ from .page_alloc import account_alloc
 from .policy import INTERLEAVE_MODES, effective_policy, fault_targets, interleave_nodes
 from .state import Kernel
 
-__all__ = ["FOLIO_TAIL", "ORDER_MASK", "FOLIO_PTE_MAPPED", "THP_MODES", "pmd_order",
+__all__ = ["FOLIO_HUGETLB", "FOLIO_TAIL", "ORDER_MASK", "FOLIO_PTE_MAPPED", "THP_MODES", "pmd_order",
            "pmd_pages", "folio_orders", "folio_heads", "make_folios", "split_folios",
            "queue_folios_once", "free_blocks", "take_blocks", "take_loose", "thp_allowed",
            "thp_fault", "alloc_thp", "set_thp", "loose_breaks", "THP_COUNTERS", "note_vma_split", "count_heads",
-           "folio_flags"]
+           "folio_flags", "thp_pages"]
 
 FOLIO_TAIL = 0x8000
+FOLIO_HUGETLB = 0x2000  # every frame of a hugetlb folio (pool page, free or in use)
 FOLIO_PTE_MAPPED = 0x4000
 ORDER_MASK = 0x001F
 THP_MODES = ("always", "madvise", "never")
@@ -98,14 +100,15 @@ def _frames(heads: np.ndarray, order: int) -> np.ndarray:
     return (heads[:, None] + np.arange(1 << order, dtype=np.int64)).reshape(-1)
 
 
-def make_folios(k: Kernel, heads: np.ndarray, order: int) -> None:
-    """prep_compound_page(): mark the frames [head, head + 2^order) a folio."""
+def make_folios(k: Kernel, heads: np.ndarray, order: int, bits: int = 0) -> None:
+    """prep_compound_page(): mark the frames [head, head + 2^order) a folio (bits:
+    FOLIO_HUGETLB for a hugetlb page, on every frame)."""
     heads = np.asarray(heads, np.int64)
     if heads.size == 0 or order == 0:
         return
     sp = k.f.rec["spare"]
-    sp[_frames(heads, order)] = FOLIO_TAIL | order
-    sp[heads] = order
+    sp[_frames(heads, order)] = FOLIO_TAIL | order | bits
+    sp[heads] = order | bits
     k.large_folios += int(heads.size)
 
 
@@ -193,6 +196,22 @@ def split_partly_dead(k: Kernel, dead: np.ndarray) -> None:
     part = cnt < (np.int64(1) << uo)
     if part.any():
         split_folios(k, uh[part])
+
+
+def thp_pages(k: Kernel, s: int, e: int) -> int:
+    """Base pages of frames [s, e) in transparent huge pages (anonymous large folios,
+    not hugetlb): meminfo's AnonHugePages."""
+    if not k.large_folios:
+        return 0
+    n = 0
+    f = k.f
+    for a in range(s, e, SCAN_SLICE):
+        b = min(e, a + SCAN_SLICE)
+        sp = f.spare[a:b]
+        big = np.flatnonzero(((sp & ORDER_MASK) != 0) & ((sp & FOLIO_HUGETLB) == 0))
+        if big.size:
+            n += int(np.count_nonzero(f.kind[a + big] == K_ANON))
+    return n
 
 
 # ----------------------------------------------------------------- free blocks
@@ -338,7 +357,8 @@ def thp_fault(k: Kernel, p: Process, v: VMA, offs: np.ndarray, cpu: int, anon_vm
     f.index[frames] = vpn0 + offs_all - anon_vma.base_vpn
     f.mapcount[frames] = 1
     f.content[frames] = 0
-    f.flags[frames] = PG_lru | (PG_mlocked if v.flags & VM_LOCKED else 0)
+    # (do_huge_pmd_anonymous_page(): pmd_mkdirty(); numa_maps counts every page dirty)
+    f.flags[frames] = PG_lru | PG_dirty | (PG_mlocked if v.flags & VM_LOCKED else 0)
     make_folios(k, heads, pmd_order(k))
     v.set_ptes(offs_all, frames)
 

@@ -41,7 +41,7 @@ from ..vec import (
 )
 from .cost import migrate_cost_ns, pairs_cost_ns
 from .drivers import rehearse_relocate, relocate
-from .huge_memory import folio_flags, folio_orders
+from .huge_memory import FOLIO_HUGETLB, folio_flags, folio_orders
 from .migrate_folio import perform_folios, rehearse_folios
 from .migrate_frames import (
     _FRESH_CLEAR,
@@ -153,6 +153,7 @@ class Execute:
         # a call that moves large folios: the free aligned blocks its books count,
         # carried from chunk to chunk as the rehearsal carries them (ZoneBooks.huge)
         self._huge: np.ndarray | None = None
+        self._pool: np.ndarray | None = None
 
     def expect_repeats(self, repeats: bool) -> None:
         self.track = repeats
@@ -178,13 +179,13 @@ class Execute:
 
     def books(self) -> ZoneBooks:
         b = ZoneBooks(self.k)
-        b.huge = self._huge
+        b.huge, b.pool = self._huge, self._pool
         return b
 
     def keep_books(self, b: ZoneBooks) -> None:
         """The free blocks the planner counted (a plan with large folios counts them
         first): kept for the next chunk."""
-        self._huge = b.huge
+        self._huge, self._pool = b.huge, b.pool
 
     def relocate(self, d: Driver, where: Callable[[int], int],
                  avoid_blocks: np.ndarray | None = None) -> Counter:
@@ -444,6 +445,7 @@ def run_pairs(k: Kernel, ex: Execute | Rehearse, pfns: np.ndarray, targets: np.n
     orders = folio_orders(k, pfns) if k.large_folios else None
     if orders is not None and not orders.any():
         orders = None
+    hug = None if orders is None else (k.f.spare[pfns] & FOLIO_HUGETLB) != 0
     if orders is not None:
         taken = None
     later = None
@@ -496,6 +498,7 @@ def run_pairs(k: Kernel, ex: Execute | Rehearse, pfns: np.ndarray, targets: np.n
             csel = sel if hp is None else c0 + hp
             cp = ex.current(keys) if later is not None else keys
             co = None if orders is None else orders[csel]
+            ch = None if hug is None else hug[csel]
             orphan = ex.orphans(cp) if yielded else None
             if orphan is not None and orphan.any():
                 _store(out.result, csel, np.flatnonzero(orphan), ct[orphan])
@@ -503,7 +506,7 @@ def run_pairs(k: Kernel, ex: Execute | Rehearse, pfns: np.ndarray, targets: np.n
                 keys, cp, ct = keys[keep], cp[keep], ct[keep]
                 csel = (c0 + keep) if hp is None else csel[keep]
                 if co is not None:
-                    co = co[keep]
+                    co, ch = co[keep], ch[keep]
             ct_taken = None
             if fl0 is not None and not yielded:  # (no orphans then: nothing was dropped)
                 cf = fl0[sel] if hp is None else fl0[sel][hp]
@@ -514,7 +517,7 @@ def run_pairs(k: Kernel, ex: Execute | Rehearse, pfns: np.ndarray, targets: np.n
             if co is not None:
                 cf = _folio_flags(k, cp, co, cf)
             books = ex.books()
-            plan = plan_chunk(k, books, cf, ct, ctl, co)
+            plan = plan_chunk(k, books, cf, ct, ctl, co, ch)
             ex.keep_books(books)
             if ctl.batches and run.batch is not None and (plan.codes != 0).any():
                 # do_pages_move(): the batch with a failure is the last one attempted

@@ -23,6 +23,7 @@ import numpy as np
 from ..constants import K_ANON, PG_isolated, PG_locked, PG_lru, PG_writeback
 from .cost import folio_cost_ns
 from .huge_memory import pmd_pages, split_folios, take_blocks, take_loose
+from .hugetlb import free_pool_heads
 from .migrate_frames import _FRESH_CLEAR, _copy_frames, _inflight, _store, putback
 from .migrate_plan import ChunkPlan, MigrateControl
 from .page_alloc import account_pairs, free_frames
@@ -60,7 +61,7 @@ def _weigh(k: Kernel, out, sel, plan: ChunkPlan, split_pairs: np.ndarray | None)
 
 
 def _counts(k: Kernel, plan: ChunkPlan, ok: np.ndarray) -> None:
-    big = plan.orders > 0
+    big = (plan.orders > 0) & ~plan.hugetlb  # (hugetlb folios: not THP counters)
     k.vmstat_counts["thp_migration_success"] += int((big & ok & ~plan.split).sum())
     k.vmstat_counts["thp_migration_split"] += int(plan.split.sum())
     k.vmstat_counts["thp_migration_fail"] += int((big & ~ok & ~plan.split).sum())
@@ -85,8 +86,13 @@ def perform_folios(ex, keys: np.ndarray, pfns: np.ndarray, targets: np.ndarray,
     for zid in np.unique(plan.zones[whole]).tolist():
         z = k.zones[zid]
         w = np.flatnonzero(whole & (plan.zones == zid))
-        big = w[orders[w] > 0]
+        hug = w[plan.hugetlb[w]]
+        big = w[(orders[w] > 0) & ~plan.hugetlb[w]]
         sm = w[orders[w] == 0]
+        if hug.size:  # pages of the target's hugetlb pool (not the buddy allocator's)
+            ph = free_pool_heads(k, z)[:hug.size]
+            dst_head[hug] = ph
+            _claim(k, folio_frames(ph, orders[hug]))
         if big.size:
             blk = take_blocks(k, z, big.size, nb)
             dst_head[big] = blk
@@ -142,11 +148,17 @@ def perform_folios(ex, keys: np.ndarray, pfns: np.ndarray, targets: np.ndarray,
         k.time.advance(cost)
         out.time_ns += cost
         k.record_traffic_pairs(pairs)
-        k.large_folios += int(hb.sum())  # the copies are folios (free_frames drops
-        free_frames(k, src)               # the sources')
-        if ex._huge is not None:  # a whole folio's source block is free again
-            iso = k.blk_isolated[pfns[wp][hb] // k.block_pages]
-            ex._huge += np.bincount(k.zone_of(pfns[wp][hb][~iso]), minlength=ex._huge.size)
+        ht = plan.hugetlb[wp]
+        # the copies are folios (free_frames drops the sources'; a hugetlb source goes
+        # back to its pool, still a folio)
+        k.large_folios += int((hb & ~ht).sum())
+        free_frames(k, src)
+        if ex._huge is not None:  # a whole THP's source block is free again
+            th = pfns[wp][hb & ~ht]
+            iso = k.blk_isolated[th // k.block_pages]
+            ex._huge += np.bincount(k.zone_of(th[~iso]), minlength=ex._huge.size)
+        if ex._pool is not None and ht.any():  # a hugetlb source joins its pool
+            ex._pool += np.bincount(k.zone_of(pfns[wp][ht]), minlength=ex._pool.size)
     k.isolated_pages -= wp.size + sp_rows.size
     res = np.where(ok, 0, codes).astype(np.int64)
     res[wp] = k.node_of(dst_head[wp]) if wp.size else res[wp]
@@ -190,6 +202,10 @@ def rehearse_folios(rx, keys: np.ndarray, pfns: np.ndarray, targets: np.ndarray,
     if wp.size:
         w = np.int64(1) << orders[wp].astype(np.int64)
         sz, dz = szones[wp], plan.zones[wp]
+        ht = plan.hugetlb[wp]
+        if ht.any():  # a hugetlb source goes back to its pool, not to the free lists
+            books.pool += np.bincount(sz[ht], minlength=books.pool.size)
+            w = np.where(ht, 0, w)
         books.free += np.bincount(sz, weights=w, minlength=books.free.size).astype(np.int64)
         hb = orders[wp] > 0
         small += k.node_pairs(zn[sz[~hb]], zn[dz[~hb]], int((~hb).sum()))
@@ -201,7 +217,7 @@ def rehearse_folios(rx, keys: np.ndarray, pfns: np.ndarray, targets: np.ndarray,
             books.iso += np.bincount(sz[inside], weights=w[inside],
                                      minlength=books.iso.size).astype(np.int64)
         if books.huge is not None:
-            free_blk = hb & ~inside
+            free_blk = hb & ~inside & ~ht
             books.huge += np.bincount(sz[free_blk], minlength=books.huge.size)
         res[wp] = zn[dz]
         fl = (rx._flags_now(pfns[wp]) & ~_FRESH_CLEAR) | PG_lru

@@ -21,6 +21,7 @@ from ..vec import (
     distinct,
 )
 from .huge_memory import free_blocks, loose_breaks, pmd_pages
+from .hugetlb import pool_books
 from .page_alloc import ZoneBooks, _mark, zone_takes, zonelist
 from .state import Kernel
 
@@ -90,6 +91,7 @@ class ChunkPlan:
     orders: np.ndarray | None = None
     split: np.ndarray | None = None
     split_zones: np.ndarray | None = None
+    hugetlb: np.ndarray | None = None  # per pair: a hugetlb folio (its target: a pool page)
 
     @property
     def waits(self) -> int:
@@ -101,7 +103,8 @@ class ChunkPlan:
         sk = self.split[keep]
         srow = np.cumsum(self.split) - 1  # each split pair's row of split_zones
         return ChunkPlan(self.codes[keep], self.zones[keep], self.wait[keep], None,
-                         self.orders[keep], sk, self.split_zones[srow[keep][sk]])
+                         self.orders[keep], sk, self.split_zones[srow[keep][sk]],
+                         self.hugetlb[keep])
 
     def page_counts(self) -> tuple[int, int]:
         """(base pages that move, base pages that fail other than by -ENOMEM): what
@@ -128,13 +131,15 @@ class ChunkPlan:
 
 
 def plan_chunk(k: Kernel, books: ZoneBooks, flags: np.ndarray, targets: np.ndarray,
-               ctl: MigrateControl, orders: np.ndarray | None = None) -> ChunkPlan:
+               ctl: MigrateControl, orders: np.ndarray | None = None,
+               hugetlb: np.ndarray | None = None) -> ChunkPlan:
     """Decide every pair of a chunk of isolated pages (their flags, their targets):
     the failures known from the pages, then destinations by the allocator's walk,
     per target node in ascending order, pages in order (the rest: -ENOMEM).
     orders: per pair its folio order, when some pair is a large folio (plan_folios)."""
     if orders is not None and (books.huge is not None or orders.any()):
-        return plan_folios(k, books, flags, targets, ctl, orders)
+        return plan_folios(k, books, flags, targets, ctl, orders,
+                           np.zeros(targets.size, bool) if hugetlb is None else hugetlb)
     n = targets.size
     codes = failure_codes(k.era.mlocked_migration, flags, ctl.mode)
     zones = np.full(n, -1, np.int32)  # (int32: half the bytes of a per-pair array)
@@ -204,7 +209,7 @@ def _take_block(k: Kernel, books: ZoneBooks, order: list[int], wm: str, n: int) 
 
 
 def plan_folios(k: Kernel, books: ZoneBooks, flags: np.ndarray, targets: np.ndarray,
-                ctl: MigrateControl, orders: np.ndarray) -> ChunkPlan:
+                ctl: MigrateControl, orders: np.ndarray, hugetlb: np.ndarray) -> ChunkPlan:
     """plan_chunk() of a chunk with large folios, as migrate_pages_batch() runs it: a
     large folio needs a wholly free aligned block of its order on the target
     (alloc_migration_target() of that order); where there is none, the -ENOMEM of its
@@ -214,6 +219,7 @@ def plan_folios(k: Kernel, books: ZoneBooks, flags: np.ndarray, targets: np.ndar
     plan_chunk() plans them; the split pages after them, in order."""
     if books.huge is None:
         books.huge = free_blocks(k, pmd_pages(k))
+        books.pool = pool_books(k)
     big = orders > 0
     fl = flags
     small = np.flatnonzero(~big)
@@ -230,9 +236,18 @@ def plan_folios(k: Kernel, books: ZoneBooks, flags: np.ndarray, targets: np.ndar
     if ctl.mode != "async":
         wait[bigp] = ((fl[bigp] & (PG_locked | PG_writeback)) != 0) & (bc == 0)
     split = np.zeros(n, bool)
-    for i in bigp[bc == 0].tolist():
+    for i in bigp[bc == 0].tolist():  # (large folios: one step each, not per page)
         t = int(targets[i])
         order, wm = target_order(k, t, ctl)
+        if hugetlb[i]:
+            # alloc_hugetlb_folio_nodemask(): a free page of the target's pool; none:
+            # -ENOMEM, a hugetlb folio is never split
+            zid = _take_pool(k, books, order)
+            if zid >= 0:
+                zones[i] = zid
+            else:
+                codes[i] = -ENOMEM
+            continue
         zid = _take_block(k, books, order, wm, 1 << int(orders[i])) if order else -1
         if zid >= 0:
             zones[i] = zid
@@ -256,4 +271,13 @@ def plan_folios(k: Kernel, books: ZoneBooks, flags: np.ndarray, targets: np.ndar
         _debit_loose(k, books, split_zones[r, :pos], free0)
         if pos < cnt:
             codes[i] = -ENOMEM
-    return ChunkPlan(codes, zones, wait, None, orders, split, split_zones)
+    return ChunkPlan(codes, zones, wait, None, orders, split, split_zones, hugetlb)
+
+
+def _take_pool(k: Kernel, books: ZoneBooks, order: list[int]) -> int:
+    for node in order:
+        for z in reversed(k.node_zones(node)):
+            if books.pool[z.zid] > 0:
+                books.pool[z.zid] -= 1
+                return z.zid
+    return -1
