@@ -279,3 +279,113 @@ def test_check_rejects_a_broken_folio():
     m.f.spare[head + 7] = 0
     with pytest.raises(engine.InvariantError, match="tail"):
         m.check()
+
+
+# ----------------------------------------------------------------- hugetlb
+
+HUGETLB = engine.MAP_PRIVATE | engine.MAP_ANONYMOUS | engine.MAP_HUGETLB
+
+
+def test_nr_hugepages_grows_and_shrinks_a_nodes_pool():
+    """nodeN/hugepages/hugepages-2048kB/nr_hugepages: the pool grows from free aligned
+    blocks of that node and shrinks by its free pages; a node without memory has no
+    such file (ENOENT), a negative or impossible count is EINVAL, nothing changes."""
+    m = small(nodes=2, size="16M", block_size="2M")
+    assert m.set_nr_hugepages(1, 3) == 3 and m.hugepages(1) == (3, 3)
+    assert "HugePages_Total:    3" in m.meminfo(1)
+    for n, err in ((-1, errno.EINVAL), (10**6, errno.EINVAL)):
+        with pytest.raises(OSError) as e:
+            m.set_nr_hugepages(1, n)
+        assert e.value.errno == err and m.hugepages(1) == (3, 3)
+    with pytest.raises(OSError) as e:
+        m.set_nr_hugepages(5, 1)
+    assert e.value.errno == errno.ENOENT
+    assert m.set_nr_hugepages(1, 1) == 1
+    m.check()
+
+
+def test_map_hugetlb_without_pool_pages_is_enomem():
+    """hugetlb_reserve_pages(): MAP_HUGETLB needing more huge pages than the pools have
+    free is ENOMEM; with a pool the mapping is 2 MiB aligned and its faults take pool
+    pages; numa_maps says huge, counts huge pages, kernelpagesize_kB=2048."""
+    m = small(nodes=2, size="16M", block_size="2M")
+    pid = m.spawn("db")
+    with pytest.raises(OSError) as e:
+        m.mmap(pid, MB2, flags=HUGETLB)
+    assert e.value.errno == errno.ENOMEM
+    m.set_nr_hugepages(0, 2)
+    a = m.mmap(pid, MB2 + 4096, flags=HUGETLB)  # rounded up to two huge pages
+    assert a % MB2 == 0
+    m.touch(pid, a, 4096)
+    assert m.hugepages(0) == (2, 1)
+    line = m.numa_maps(pid).splitlines()[0]
+    assert line.endswith("huge anon=1 dirty=1 N0=1 kernelpagesize_kB=2048")
+    with pytest.raises(OSError) as e:
+        m.munmap(pid, a, 4096)  # hugetlb_vm_op_split(): not at a huge page boundary
+    assert e.value.errno == errno.EINVAL
+    m.munmap(pid, a, 2 * MB2)
+    assert m.hugepages(0) == (2, 2)  # free_huge_folio(): back to the pool
+    m.check()
+
+
+def test_hugetlb_migration_takes_the_targets_pool_page():
+    """alloc_hugetlb_folio_nodemask(): a hugetlb folio moves to a free page of the
+    target node's pool and its old page rejoins the source's pool; with none free
+    there, -ENOMEM and no split. hugetlb moves are not THP counters."""
+    m = small(nodes=2, size="16M", block_size="2M")
+    m.set_nr_hugepages(0, 2)
+    m.set_nr_hugepages(1, 1)
+    pid = m.spawn("db")
+    a = m.mmap(pid, 2 * MB2, flags=HUGETLB)
+    m.touch(pid, a, 2 * MB2)
+    with pytest.raises(OSError) as e:  # the batch's -ENOMEM: the call's error
+        m.move_pages(pid, [a, a + MB2], [1, 1])
+    assert e.value.errno == errno.ENOMEM
+    assert list(m.move_pages(pid, [a, a + MB2])) == [1, 0]
+    assert m.hugepages(1) == (1, 0) and m.hugepages(0) == (2, 1)
+    c = thp_counts(m)
+    assert (c["thp_migration_success"], c["thp_split_page"], c["pgmigrate_success"]) == \
+        (0, 0, HP)
+    m.check()
+
+
+def test_offline_names_hugetlb_pages_as_blockers():
+    """Hot-remove of a zone with hugetlb pages: huge pages in use that no other node's
+    pool can take are named blockers (EBUSY); with room in another pool they migrate
+    there, the zone's free huge pages are dissolved (dissolve_free_hugetlb_folios())
+    and the zone goes offline."""
+    m = small(nodes=2, size="8M", movable="8M", block_size="2M")
+    m.set_nr_hugepages(1, 4)
+    pid = m.spawn("db", node=1)
+    a = m.mmap(pid, MB2, flags=HUGETLB)
+    m.touch(pid, a, MB2, node=1)
+    with pytest.raises(OSError) as e:
+        m.offline(1, "Movable")
+    assert e.value.errno == errno.EBUSY and "in use" in str(e.value)
+    assert m.hugepages(1) == (4, 3)  # (the refused offline changed nothing)
+    m.set_nr_hugepages(0, 1)
+    plan = m.offline_plan(1, "Movable")
+    m.offline(1, "Movable")
+    assert plan["moves"] == {0: HP}
+    assert m.hugepages(0) == (1, 0) and m.hugepages(1)[0] < 4  # dissolved
+    m.check()
+
+
+def test_commands_thp_madvise_hugepages():
+    """The commands: `thp MODE`, `madvise PID RANGE hugepage|nohugepage`, `hugepages
+    NODE N`; bad input is a one-line error and changes nothing."""
+    from engine.commands import execute
+
+    m = small(nodes=2, size="16M", block_size="2M")
+    pid = m.spawn("a")
+    a = m.mmap(pid, MB2)
+    assert execute(m, "thp never").text == "thp never"
+    assert execute(m, f"madvise {pid} {a:#x}+2M hugepage").ok
+    assert m.process(pid).vmas[0].flags & engine.constants.VM_HUGEPAGE
+    r = execute(m, "hugepages 0 2")
+    assert r.ok and r.text == "node 0: HugePages_Total 2 HugePages_Free 2"
+    for bad in ("thp sometimes", f"madvise {pid} {a:#x}+2M huge", "hugepages 0 -3",
+                "hugepages 7 1"):
+        r = execute(m, bad)
+        assert not r.ok and "\n" not in r.text, (bad, r.text)
+    assert m.thp == "never" and m.hugepages(0) == (2, 2)

@@ -27,8 +27,8 @@ def _madvise(m, a, bg):
 
 
 @command("hugepages", "show or set a node's hugetlb pool (nr_hugepages of 2 MiB pages)", Spec(
-    Arg("NODE", node, "node", optional=True), Arg("N", integer("count"), "count",
-                                                  optional=True)))
+    Arg("NODE", node, "node", optional=True, name="node"),
+    Arg("N", integer("count"), optional=True, name="count")))
 def _hugepages(m, a, bg):
     if a.count is not None:
         if a.node is None:

@@ -33,7 +33,8 @@ from .policy import effective_policy, fault_targets
 from .state import Kernel
 
 __all__ = ["pool_counts", "set_nr_hugepages", "hugetlb_fault", "free_pool_heads",
-           "take_pool_page", "hugetlb_heads", "pool_books"]
+           "take_pool_page", "hugetlb_heads", "pool_books", "dissolve_free",
+           "free_pool_frames"]
 
 
 def hugetlb_heads(k: Kernel, s: int, e: int) -> tuple[np.ndarray, np.ndarray]:
@@ -178,3 +179,30 @@ def pool_books(k: Kernel) -> np.ndarray:
             if z.spanned:
                 out[z.zid] = free_pool_heads(k, z).size
     return out
+
+
+def dissolve_free(k: Kernel, pfns: np.ndarray) -> int:
+    """dissolve_free_hugetlb_folios(): the free pool pages among these frames leave
+    their pool for the buddy allocator (the pool shrinks). Returns the frames freed."""
+    if not k.large_folios or pfns.size == 0:
+        return 0
+    f = k.f
+    kern = pfns[f.kind[pfns] == K_KERNEL]
+    kern = kern[f.mapping[kern] == KUSE_HUGETLB]
+    if kern.size == 0:
+        return 0
+    sp = f.spare[kern]
+    heads = kern[((sp & FOLIO_TAIL) == 0) & ((sp & FOLIO_HUGETLB) != 0)]
+    f.spare[kern] = 0
+    k.large_folios -= int(heads.size)
+    f.kind[kern] = K_ANON  # (held for a moment: free_frames frees held frames)
+    free_frames(k, kern)
+    return int(kern.size)
+
+
+def free_pool_frames(k: Kernel, s: int, e: int) -> int:
+    """Frames of free pool pages in [s, e) (what dissolve_free() would free)."""
+    if not k.large_folios:
+        return 0
+    h, free = hugetlb_heads(k, s, e)
+    return int(free.sum()) << pmd_order(k)

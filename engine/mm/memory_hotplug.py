@@ -59,6 +59,7 @@ from ..constants import (
 from ..vec import distinct
 from .frames import SCAN_SLICE
 from .huge_memory import queue_folios_once
+from .hugetlb import dissolve_free, free_pool_frames
 from .migrate import Execute, MigrateControl, Outcome, PairRun, Rehearse, run_pairs
 from .page_alloc import ZoneBooks, zonelist
 from .page_isolation import blockers_text, ebusy, find_blockers
@@ -339,6 +340,10 @@ class OfflineRehearsal(Rehearse):
             s_, e_ = block_range(k, b)
             z = block_zone(k, b)
             books.iso[z.zid] += _free_in(k, s_, e_)
+            # the free hugetlb pages there are dissolved: free (and isolated) frames
+            dz = free_pool_frames(k, s_, e_)
+            books.free[z.zid] += dz
+            books.iso[z.zid] += dz
         super().__init__(k, books)
         self.isolated_blocks = _block_mask(k, blks)
 
@@ -497,6 +502,7 @@ def _evacuate(k: Kernel, blks: list[int], pfns: np.ndarray, src: int, label: str
         if not first:
             pfns = _block_pfns(k, blks)  # rescan: what the last round freed drops out
         first = False
+        dissolve_free(k, pfns)  # dissolve_free_hugetlb_folios() of every round
         blockers = find_blockers(k, pfns)  # a pin taken while we ran
         if blockers:
             raise ebusy(label, blockers)
