@@ -389,3 +389,30 @@ def test_commands_thp_madvise_hugepages():
         r = execute(m, bad)
         assert not r.ok and "\n" not in r.text, (bad, r.text)
     assert m.thp == "never" and m.hugepages(0) == (2, 2)
+
+
+def test_snapshot_keeps_folios_exactly_and_refuses_a_broken_one(tmp_path):
+    """A snapshot keeps the folio bits (frames.spare), the THP setting, the pools and
+    the VMAs' MADV_HUGEPAGE; load(check=True) refuses a file whose folio is broken."""
+    from conftest import fingerprint
+
+    m = thp_machine()
+    m.thp = "madvise"
+    m.set_nr_hugepages(1, 2)
+    pid = m.spawn("a")
+    a = m.mmap(pid, 2 * MB2)
+    m.madvise(pid, a, 2 * MB2, MADV_HUGEPAGE)
+    m.touch(pid, a, 2 * MB2)
+    b = m.mmap(pid, MB2, flags=HUGETLB)
+    m.touch(pid, b, MB2)
+    p = tmp_path / "f.snap"
+    engine.save(m, p)
+    m2 = engine.load(p, check=True)
+    assert fingerprint(m2) == fingerprint(m)
+    assert (m2.thp, m2.large_folios, m2.hugepages(1)) == ("madvise", 4, (2, 1))
+    head = int(m.process(pid).find_vma(a).ptes(np.array([0]))[0])
+    m.f.spare[head + 3] = 0
+    engine.save(m, tmp_path / "broken.snap")
+    with pytest.raises((engine.SaveError, engine.InvariantError)) as e:
+        engine.load(tmp_path / "broken.snap", check=True)
+    assert "tail" in str(e.value)
