@@ -37,7 +37,7 @@ OFFLINE_TIMEOUT_NS = 120 * 10**9  # 2.6.24-4.14: offline_pages(..., 120 * HZ)
 OFFLINE_RETRY_MAX = 5  # 2.6.24-4.14: retry_max for rounds failing with an error
 RETRY_NS = 1_000_000  # a round that moved nothing: lru_add_drain_all() + cond_resched()
 KUSE_NAMES = {KUSE_MEMMAP: "memmap", KUSE_SLAB: "slab", KUSE_PAGETABLE: "page tables",
-              KUSE_ZERO: "zero page"}
+              KUSE_ZERO: "zero page", KUSE_HUGETLB: "hugetlb pool"}
 
 __all__ = ["find_blockers", "blockers_text", "ebusy"]
 
