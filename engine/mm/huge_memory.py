@@ -41,7 +41,7 @@ from ..constants import (
     PG_mlocked,
     oserror,
 )
-from .frames import SCAN_SLICE
+from .frames import HELD, SCAN_SLICE
 from .mm_types import VMA, Process
 from .page_alloc import account_alloc
 from .policy import INTERLEAVE_MODES, effective_policy, fault_targets, interleave_nodes
@@ -85,8 +85,14 @@ def folio_heads(k: Kernel, pfns: np.ndarray) -> np.ndarray:
     pfns = np.asarray(pfns, np.int64)
     if not k.large_folios or pfns.size == 0:
         return pfns
-    o = folio_orders(k, pfns)
-    return pfns & ~((np.int64(1) << o) - 1)
+    # every large folio is of PMD order: a frame's head, if any, is the frame rounded
+    # down to it. Reading that frame's entry (the same for 512 frames in a row: one
+    # cache line, not one per frame) says whether it heads a folio there.
+    po = pmd_order(k)
+    base = pfns & ~np.int64((1 << po) - 1)
+    sp = k.f.spare[base]
+    head = ((sp & (ORDER_MASK | FOLIO_TAIL)) == po) & HELD[k.f.kind[base]]
+    return np.where(head, base, pfns)
 
 
 def count_heads(k: Kernel, pfns: np.ndarray) -> int:
@@ -150,9 +156,27 @@ def queue_folios_once(k: Kernel, pfns: np.ndarray, targets: np.ndarray | None = 
     pfns = np.asarray(pfns, np.int64)
     if not k.large_folios or pfns.size == 0:
         return pfns, targets
+    po = pmd_order(k)
+    q = pfns >> po
+    newq = np.empty(q.size, bool)
+    newq[0] = True
+    np.not_equal(q[1:], q[:-1], out=newq[1:])
+    if (pfns[1:] > pfns[:-1]).all():
+        # ascending (a PFN scan, unique_frames()): each PMD-aligned run is one folio or
+        # none, which its first frame's head says; only the runs' heads are read
+        starts = np.flatnonzero(newq)
+        base = q[starts] << po
+        ishead = ((k.f.spare[base] & (ORDER_MASK | FOLIO_TAIL)) == po) & \
+            HELD[k.f.kind[base]]
+        if not ishead.any():
+            return pfns, targets
+        lens = np.diff(np.append(starts, pfns.size))
+        keep = np.repeat(~ishead, lens)
+        keep[starts[ishead]] = True
+        out = pfns.copy()
+        out[starts[ishead]] = base[ishead]
+        return out[keep], (None if targets is None else targets[keep])
     heads = folio_heads(k, pfns)
-    if (heads == pfns).all() and np.unique(pfns).size == pfns.size:
-        return pfns, targets
     _u, first = np.unique(heads, return_index=True)
     first.sort()
     return heads[first], (None if targets is None else targets[first])

@@ -25,7 +25,7 @@ from .cost import folio_cost_ns
 from .huge_memory import pmd_pages, split_folios, take_blocks, take_loose
 from .hugetlb import free_pool_heads
 from .migrate_frames import _FRESH_CLEAR, _copy_frames, _inflight, _store, putback
-from .migrate_plan import ChunkPlan, MigrateControl
+from .migrate_plan import PERFORM_SLICE, ChunkPlan, MigrateControl
 from .page_alloc import account_pairs, free_frames
 from .rmap import redirect
 from .state import Kernel
@@ -35,6 +35,9 @@ __all__ = ["perform_folios", "rehearse_folios", "folio_frames"]
 
 def folio_frames(heads: np.ndarray, orders: np.ndarray) -> np.ndarray:
     """Every frame of the folios (head, order), folio by folio."""
+    if orders.size and orders[0] == orders[-1] and (orders == orders[0]).all():
+        n = 1 << int(orders[0])  # (one order, the usual: no repeat)
+        return (heads.astype(np.int64)[:, None] + np.arange(n, dtype=np.int64)).reshape(-1)
     w = np.int64(1) << orders.astype(np.int64)
     base = np.repeat(heads.astype(np.int64), w)
     start = np.repeat(np.cumsum(w) - w, w)
@@ -127,22 +130,24 @@ def perform_folios(ex, keys: np.ndarray, pfns: np.ndarray, targets: np.ndarray,
     wp = np.flatnonzero(whole)
     if ex.hold and (wp.size or sp_rows.size):
         _inflight(k, pfns[np.concatenate([wp, sp_rows])], -1)
-    src = np.concatenate([folio_frames(pfns[wp], orders[wp]), s_src])
-    dst = np.concatenate([folio_frames(dst_head[wp], orders[wp]), s_dst])
-    w_pages = np.int64(1) << orders[wp].astype(np.int64)
-    tg = np.concatenate([np.repeat(targets[wp], w_pages), s_tg])
-    if src.size:
-        kinds, maps, index, mapcount = _copy_frames(k, src, dst)
-        redirect(k, src, dst, index, maps, mapcount)
-        k.note_moved(src, dst)
+    if wp.size or s_src.size:
         zn = k.zone_nodes()
-        snode = zn[k.zone_of(src)]
-        dnode = zn[k.zone_of(dst)]
-        account_pairs(k, k.node_pairs(dnode, tg, src.size), ctl.cpu)
-        pairs = k.node_pairs(snode, dnode, src.size)
+        w_pages = np.int64(1) << orders[wp].astype(np.int64)
+        hzs = k.zone_of(pfns[wp])  # per folio: its source zone (all its frames')
+        hs, hd = zn[hzs], zn[k.zone_of(dst_head[wp])]
+        # the pages per node pair, counted per folio (weighted), not per frame
+        nn = k.nr_node_ids
+        pairs = np.bincount(hs * nn + hd, weights=w_pages, minlength=nn * nn
+                            ).astype(np.int64).reshape(nn, nn)
+        zp = np.bincount(hd * nn + targets[wp], weights=w_pages, minlength=nn * nn
+                         ).astype(np.int64).reshape(nn, nn)
+        if s_src.size:
+            sn, dn = k.node_of(s_src), k.node_of(s_dst)
+            pairs += k.node_pairs(sn, dn, s_src.size)
+            zp += k.node_pairs(dn, s_tg, s_src.size)
+        account_pairs(k, zp, ctl.cpu)
         hb = orders[wp] > 0
-        hs, hd = k.node_of(pfns[wp][hb]), k.node_of(dst_head[wp][hb])
-        huge = k.node_pairs(hs, hd, hs.size)
+        huge = k.node_pairs(hs[hb], hd[hb], int(hb.sum()))
         small = pairs - huge * nb
         cost = folio_cost_ns(k, small, huge, nb)
         k.time.advance(cost)
@@ -152,7 +157,22 @@ def perform_folios(ex, keys: np.ndarray, pfns: np.ndarray, targets: np.ndarray,
         # the copies are folios (free_frames drops the sources'; a hugetlb source goes
         # back to its pool, still a folio)
         k.large_folios += int((hb & ~ht).sum())
-        free_frames(k, src)
+        # the frames a slice of folios at a time (arrays of 32 MiB and more are mapped
+        # afresh by every allocation: Execute.perform's PERFORM_SLICE)
+        per = max(1, PERFORM_SLICE // nb)
+        for a in range(0, wp.size, per):
+            b = slice(a, a + per)
+            src = folio_frames(pfns[wp][b], orders[wp][b])
+            dst = folio_frames(dst_head[wp][b], orders[wp][b])
+            kinds, maps, index, mapcount = _copy_frames(k, src, dst)
+            redirect(k, src, dst, index, maps, mapcount)
+            k.note_moved(src, dst)
+            free_frames(k, src, np.repeat(hzs[b], w_pages[b]))
+        if s_src.size:
+            kinds, maps, index, mapcount = _copy_frames(k, s_src, s_dst)
+            redirect(k, s_src, s_dst, index, maps, mapcount)
+            k.note_moved(s_src, s_dst)
+            free_frames(k, s_src)
         if ex._huge is not None:  # a whole THP's source block is free again
             th = pfns[wp][hb & ~ht]
             iso = k.blk_isolated[th // k.block_pages]

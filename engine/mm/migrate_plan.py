@@ -192,20 +192,26 @@ def _debit_loose(k: Kernel, books: ZoneBooks, zones: np.ndarray, free0: np.ndarr
                                       int(cnt[z]), n)
 
 
-def _take_block(k: Kernel, books: ZoneBooks, order: list[int], wm: str, n: int) -> int:
-    """A wholly free aligned block from the first zone of the walk that has one and
-    stays above the watermark (a "low" pass, then "min"); the books debited. -1: none."""
+def _take_blocks(k: Kernel, books: ZoneBooks, order: list[int], wm: str, n: int,
+                 cnt: int) -> list[tuple[int, int]]:
+    """Wholly free aligned blocks of n frames for cnt folios, each from the first zone
+    of the walk that has one and stays above the watermark (a "low" pass, then
+    "min"): [(zone id, blocks)] in that order; the books debited."""
+    out = []
     for mark in (("low", "min") if wm == "low" else (wm,)):
         for node in order:
             for z in reversed(k.node_zones(node)):
-                if books.huge[z.zid] <= 0:
+                if cnt <= 0:
+                    return out
+                room = (int(books.free[z.zid]) - _mark(z, mark) - int(books.iso[z.zid])) // n
+                c = min(cnt, int(books.huge[z.zid]), room)
+                if c <= 0:
                     continue
-                if books.free[z.zid] - _mark(z, mark) - books.iso[z.zid] < n:
-                    continue
-                books.huge[z.zid] -= 1
-                books.free[z.zid] -= n
-                return z.zid
-    return -1
+                books.huge[z.zid] -= c
+                books.free[z.zid] -= c * n
+                out.append((z.zid, c))
+                cnt -= c
+    return out
 
 
 def plan_folios(k: Kernel, books: ZoneBooks, flags: np.ndarray, targets: np.ndarray,
@@ -219,6 +225,8 @@ def plan_folios(k: Kernel, books: ZoneBooks, flags: np.ndarray, targets: np.ndar
     plan_chunk() plans them; the split pages after them, in order."""
     if books.huge is None:
         books.huge = free_blocks(k, pmd_pages(k))
+    if books.pool is None and hugetlb.any():
+        # (counted at the first hugetlb folio: no migration before it changed a pool)
         books.pool = pool_books(k)
     big = orders > 0
     fl = flags
@@ -236,25 +244,31 @@ def plan_folios(k: Kernel, books: ZoneBooks, flags: np.ndarray, targets: np.ndar
     if ctl.mode != "async":
         wait[bigp] = ((fl[bigp] & (PG_locked | PG_writeback)) != 0) & (bc == 0)
     split = np.zeros(n, bool)
-    for i in bigp[bc == 0].tolist():  # (large folios: one step each, not per page)
-        t = int(targets[i])
-        order, wm = target_order(k, t, ctl)
-        if hugetlb[i]:
-            # alloc_hugetlb_folio_nodemask(): a free page of the target's pool; none:
-            # -ENOMEM, a hugetlb folio is never split
-            zid = _take_pool(k, books, order)
-            if zid >= 0:
-                zones[i] = zid
-            else:
-                codes[i] = -ENOMEM
-            continue
-        zid = _take_block(k, books, order, wm, 1 << int(orders[i])) if order else -1
+    go = bigp[bc == 0]
+    for i in go[hugetlb[go]].tolist():  # (hugetlb pages: few)
+        # alloc_hugetlb_folio_nodemask(): a free page of the target's pool; none:
+        # -ENOMEM, a hugetlb folio is never split
+        zid = _take_pool(k, books, target_order(k, int(targets[i]), ctl)[0])
         if zid >= 0:
             zones[i] = zid
-        elif ctl.reason == "numa_misplaced":
-            codes[i] = -ENOMEM
         else:
-            split[i] = True
+            codes[i] = -ENOMEM
+    thp = go[~hugetlb[go]]
+    for t in distinct(targets[thp]).tolist():
+        # the THPs going to t, in order: blocks from the zones in the walk's order,
+        # as many as each has (the same as asking folio by folio)
+        ti = thp[targets[thp] == t]
+        order, wm = target_order(k, t, ctl)
+        pos = 0
+        for zid, c in (_take_blocks(k, books, order, wm, pmd_pages(k), ti.size)
+                       if order else []):
+            zones[ti[pos:pos + c]] = zid
+            pos += c
+        rest = ti[pos:]
+        if ctl.reason == "numa_misplaced":
+            codes[rest] = -ENOMEM
+        else:
+            split[rest] = True
     srows = np.flatnonzero(split)
     nb = pmd_pages(k)
     split_zones = np.full((srows.size, nb), -1, np.int32)

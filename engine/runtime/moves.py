@@ -142,6 +142,9 @@ def summary_line(kind: str, moved: int, considered: int | None, *, pairs: Counte
     hooks = hooks or Counter()
     reasons = reasons or Counter()
     of = f" of {considered}" if considered is not None else ""
+    if considered is not None and moved > considered:
+        # large folios: a queued entry moved its whole folio (the count is base pages)
+        of, verb = "", f"{verb} (whole huge pages, for {considered} queued)"
     s = f"{kind}: {moved}{of} page{'s' if (considered or moved) != 1 else ''} {verb}"
     s += _pairs_text(pairs)
     for drv, n in sorted(hooks.items()):
