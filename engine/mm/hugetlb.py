@@ -156,19 +156,33 @@ def hugetlb_fault(k: Kernel, p: Process, v: VMA, offs: np.ndarray, cpu: int, ano
     pol = effective_policy(p, v)
     t, _il = fault_targets(k, p, v, regions, cpu, pol)
     f = k.f
-    for r, node in zip(regions.tolist(), t.tolist()):  # (huge pages: few)
-        head = take_pool_page(k, zonelist(k, int(node)))
-        if head < 0:
-            raise oserror(ENOMEM, f"hugetlb fault at {v.start + r * k.page_size:#x}: no "
-                                  f"free huge page in any pool (SIGBUS)")
-        fr = head + np.arange(n, dtype=np.int64)
-        o = r + np.arange(n, dtype=np.int64)
+    heads = np.full(regions.size, -1, np.int64)
+    for node in np.unique(t).tolist():  # (nodes, not pages): each its zonelist's pools
+        want = np.flatnonzero(t == node)
+        got = []
+        for nd in zonelist(k, int(node)):
+            for z in reversed(k.node_zones(nd)):
+                need = want.size - sum(g.size for g in got)
+                if need > 0:
+                    h = free_pool_heads(k, z)[:need]
+                    got.append(h)
+                    f.kind[h] = K_ANON  # (taken: the next zone scan skips them)
+        got_all = np.concatenate(got) if got else np.zeros(0, np.int64)
+        heads[want[:got_all.size]] = got_all
+    ok = heads >= 0
+    if ok.any():
+        fr = _frames(heads[ok], pmd_order(k))
+        o = (regions[ok][:, None] + np.arange(n, dtype=np.int64)).reshape(-1)
         f.kind[fr] = K_ANON
         f.mapping[fr] = anon_vma.id
         f.index[fr] = v.vpn + o - anon_vma.base_vpn
         f.mapcount[fr] = 1
         f.flags[fr] = PG_lru | PG_dirty
         v.set_ptes(o, fr)
+    if not ok.all():
+        r = int(regions[~ok][0])
+        raise oserror(ENOMEM, f"hugetlb fault at {v.start + r * k.page_size:#x}: no "
+                              f"free huge page in any pool (SIGBUS)")
 
 
 def pool_books(k: Kernel) -> np.ndarray:

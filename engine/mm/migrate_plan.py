@@ -245,14 +245,16 @@ def plan_folios(k: Kernel, books: ZoneBooks, flags: np.ndarray, targets: np.ndar
         wait[bigp] = ((fl[bigp] & (PG_locked | PG_writeback)) != 0) & (bc == 0)
     split = np.zeros(n, bool)
     go = bigp[bc == 0]
-    for i in go[hugetlb[go]].tolist():  # (hugetlb pages: few)
+    hg = go[hugetlb[go]]
+    for t in distinct(targets[hg]).tolist():
         # alloc_hugetlb_folio_nodemask(): a free page of the target's pool; none:
         # -ENOMEM, a hugetlb folio is never split
-        zid = _take_pool(k, books, target_order(k, int(targets[i]), ctl)[0])
-        if zid >= 0:
-            zones[i] = zid
-        else:
-            codes[i] = -ENOMEM
+        ti = hg[targets[hg] == t]
+        pos = 0
+        for zid, c in _take_pools(k, books, target_order(k, t, ctl)[0], ti.size):
+            zones[ti[pos:pos + c]] = zid
+            pos += c
+        codes[ti[pos:]] = -ENOMEM
     thp = go[~hugetlb[go]]
     for t in distinct(targets[thp]).tolist():
         # the THPs going to t, in order: blocks from the zones in the walk's order,
@@ -288,10 +290,16 @@ def plan_folios(k: Kernel, books: ZoneBooks, flags: np.ndarray, targets: np.ndar
     return ChunkPlan(codes, zones, wait, None, orders, split, split_zones, hugetlb)
 
 
-def _take_pool(k: Kernel, books: ZoneBooks, order: list[int]) -> int:
+def _take_pools(k: Kernel, books: ZoneBooks, order: list[int], cnt: int
+                ) -> list[tuple[int, int]]:
+    """Free hugetlb pool pages for cnt folios from the zones in the walk's order:
+    [(zone id, pages)]; the books debited."""
+    out = []
     for node in order:
         for z in reversed(k.node_zones(node)):
-            if books.pool[z.zid] > 0:
-                books.pool[z.zid] -= 1
-                return z.zid
-    return -1
+            c = min(cnt, int(books.pool[z.zid]))
+            if c > 0:
+                books.pool[z.zid] -= c
+                out.append((z.zid, c))
+                cnt -= c
+    return out
