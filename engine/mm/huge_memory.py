@@ -51,7 +51,7 @@ __all__ = ["FOLIO_HUGETLB", "FOLIO_TAIL", "ORDER_MASK", "FOLIO_PTE_MAPPED", "THP
            "pmd_pages", "folio_orders", "folio_heads", "make_folios", "split_folios",
            "queue_folios_once", "free_blocks", "take_blocks", "take_loose", "thp_allowed",
            "thp_fault", "alloc_thp", "set_thp", "loose_breaks", "THP_COUNTERS", "note_vma_split", "count_heads",
-           "folio_flags", "thp_pages"]
+           "folio_flags", "thp_pages", "folio_pairs"]
 
 FOLIO_TAIL = 0x8000
 FOLIO_HUGETLB = 0x2000  # every frame of a hugetlb folio (pool page, free or in use)
@@ -180,6 +180,23 @@ def queue_folios_once(k: Kernel, pfns: np.ndarray, targets: np.ndarray | None = 
     _u, first = np.unique(heads, return_index=True)
     first.sort()
     return heads[first], (None if targets is None else targets[first])
+
+
+def folio_pairs(k: Kernel, pfns: np.ndarray, targets: np.ndarray):
+    """(heads, targets, inverse): (frame, target) pairs naming frames of large folios
+    become one pair per folio, its head with the first entry's target, in order of
+    first appearance; inverse[i] is the pair of entry i (None: nothing changed)."""
+    pfns = np.asarray(pfns, np.int64)
+    if not k.large_folios or pfns.size == 0:
+        return pfns, targets, None
+    heads = folio_heads(k, pfns)
+    u, first, inv = np.unique(heads, return_index=True, return_inverse=True)
+    if u.size == heads.size and (heads == pfns).all():
+        return pfns, targets, None
+    order = np.argsort(first, kind="stable")
+    rank = np.empty(order.size, np.int64)
+    rank[order] = np.arange(order.size)
+    return u[order], np.asarray(targets)[first[order]], rank[inv.reshape(-1)]
 
 
 def note_vma_split(k: Kernel, v: VMA, addr: int) -> None:

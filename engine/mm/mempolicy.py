@@ -283,6 +283,12 @@ def plan_mbind(k: Kernel, pid, addr, length, mode, nodemask=(), flags=0, *, call
     if pfns:
         plan.pfns, plan.targets = queue_folios_once(k, np.concatenate(pfns),
                                                     np.concatenate(tgts))
+        if k.large_folios and not flags & MPOL_MF_MOVE_ALL:
+            # folio_likely_mapped_shared(): a large folio whose first page is mapped
+            # twice is skipped (silently, as a shared page is)
+            keep = f.mapcount[plan.pfns] <= 1
+            plan.shared_skipped += int((~keep).sum())
+            plan.pfns, plan.targets = plan.pfns[keep], plan.targets[keep]
     return plan
 
 
@@ -437,7 +443,11 @@ def queue_node_pages(k: Kernel, p: Process, nodes, move_all: bool) -> np.ndarray
     if not out:
         return np.empty(0, np.int64)
     pfns = unique_frames(np.concatenate(out), k.nr_frames)
-    return queue_folios_once(k, pfns)[0] if k.large_folios else pfns
+    if not k.large_folios:
+        return pfns
+    pfns = queue_folios_once(k, pfns)[0]
+    # folio_likely_mapped_shared(): a large folio whose first page is mapped twice
+    return pfns if move_all else pfns[k.f.mapcount[pfns] <= 1]
 
 
 class _LivePages:

@@ -41,7 +41,7 @@ from ..vec import (
 )
 from .cost import migrate_cost_ns, pairs_cost_ns
 from .drivers import rehearse_relocate, relocate
-from .huge_memory import FOLIO_HUGETLB, folio_flags, folio_orders
+from .huge_memory import FOLIO_HUGETLB, folio_flags, folio_orders, folio_pairs
 from .migrate_folio import perform_folios, rehearse_folios
 from .migrate_frames import (
     _FRESH_CLEAR,
@@ -578,6 +578,19 @@ def migrate(k: Kernel, pfns: np.ndarray, targets: np.ndarray, ctl: MigrateContro
             chunk: int | None = None, job=None, unique: bool = False):
     """The call's migration of (frame, target) pairs: run_pairs() with Execute (a
     generator returning the Outcome). Pages isolated across yields hold their
-    anon_vma, as a job's do."""
-    return run_pairs(k, Execute(k, hold=bool(chunk)), pfns, targets, ctl,
-                     PairRun(chunk=chunk, unique=unique), job)
+    anon_vma, as a job's do. Frames of a large folio are one pair, its folio's
+    (migrate_misplaced_folio(), damos_migrate: the folio of each page); each entry's
+    outcome is its folio's."""
+    heads, tg, inv = folio_pairs(k, np.asarray(pfns, np.int64), np.asarray(targets))
+    if inv is None:
+        return run_pairs(k, Execute(k, hold=bool(chunk)), pfns, targets, ctl,
+                         PairRun(chunk=chunk, unique=unique), job)
+    return _per_entry(run_pairs(k, Execute(k, hold=bool(chunk)), heads, tg, ctl,
+                                PairRun(chunk=chunk, unique=True), job), inv)
+
+
+def _per_entry(gen, inv: np.ndarray):
+    """run_pairs() whose outcome per folio is spread back over the entries that named
+    its frames."""
+    out = yield from gen
+    return Outcome(out.result[inv], out.zone[inv], out.dst[inv], out.time_ns, out.waits)

@@ -46,6 +46,7 @@ from ..constants import (
     EPERM,
     oserror,
 )
+from ..mm.huge_memory import folio_pairs
 from ..mm.mempolicy import plan_mbind, plan_migrate_pages, queue_node_pages, walk_pages
 from ..mm.migrate import UNTRIED, Execute, MigrateControl, PairRun, run_pairs
 from ..mm.move_pages import UNWRITTEN, MoveStatus, plan_move_pages
@@ -504,8 +505,9 @@ def plan_undo(k: Kernel, rec: MoveRecord | None) -> UndoPlan:
     cand = same & ~hooked
     home = cand & (k.node_of(fr) == origin)
     go = cand & ~home
-    return UndoPlan(rec, frames[go], origin[go],
-                    Scope(int(frames.size), int(home.sum()), skipped))
+    # a folio moved whole goes back whole: one pair per folio (the first frame's origin)
+    pf, tg, _inv = folio_pairs(k, frames[go], origin[go])
+    return UndoPlan(rec, pf, tg, Scope(int(frames.size), int(home.sum()), skipped))
 
 
 def undo_control(k: Kernel) -> MigrateControl:
