@@ -207,12 +207,18 @@ def _thp_scene(fill: int, pin: bool):
     m.touch(pid, s, 64 * m.page_size, node=0)
     if pin:
         m.pin(pid, a + (HP + 3) * m.page_size, m.page_size)
+    # a hugetlb page in use on node 0; one free in node 1's pool (node 2 has none)
+    m.set_nr_hugepages(0, 1)
+    m.set_nr_hugepages(1, 1)
+    hb = m.mmap(pid, HP * m.page_size, flags=engine.MAP_PRIVATE | engine.MAP_ANONYMOUS |
+                engine.MAP_HUGETLB)
+    m.touch(pid, hb, HP * m.page_size, node=0)
     if fill:
         hog = m.spawn("hog", node=2)
         h = m.mmap(hog, fill * m.page_size)
         m.madvise(hog, h, fill * m.page_size, engine.MADV_NOHUGEPAGE)
         m.touch(hog, h, fill * m.page_size, node=2)
-    return m, pid, a, s
+    return m, pid, a, s, hb
 
 
 @settings(max_examples=int(os.environ.get("NUMACON_BILL_EXAMPLES", 60)), deadline=None,
@@ -228,11 +234,12 @@ def test_bill_equals_actual_with_huge_pages(data):
     fill = data.draw(st.sampled_from([0, 2200, 2700, 3000]), label="fill")
     pin = data.draw(st.booleans(), label="pin")
     chunk = data.draw(st.sampled_from(CHUNKS), label="chunk")
-    m, pid, a, s = _thp_scene(fill, pin)
+    m, pid, a, s, hb = _thp_scene(fill, pin)
     ps = m.page_size
     kind = data.draw(st.sampled_from(["move_pages", "migrate_pages", "mbind"]))
     if kind == "move_pages":
-        pool = [a + i * ps for i in range(0, 4 * HP, 97)] + [s + i * ps for i in range(64)]
+        pool = [a + i * ps for i in range(0, 4 * HP, 97)] + [s + i * ps for i in range(64)] \
+            + [hb, hb + 9 * ps]
         idx = data.draw(st.lists(st.integers(0, len(pool) - 1), min_size=1, max_size=30))
         nodes = data.draw(st.lists(st.sampled_from([0, 1, 2]), min_size=len(idx),
                                    max_size=len(idx)))

@@ -416,3 +416,32 @@ def test_snapshot_keeps_folios_exactly_and_refuses_a_broken_one(tmp_path):
     with pytest.raises((engine.SaveError, engine.InvariantError)) as e:
         engine.load(tmp_path / "broken.snap", check=True)
     assert "tail" in str(e.value)
+
+
+def test_offline_migrates_thps_as_folios_or_splits_them():
+    """Hot-remove (do_migrate_range()): THPs in the zone move as folios while the
+    other node has free aligned blocks; once it has none they are split and move as
+    small pages (thp_migration_split); the offline plan predicts it exactly."""
+    m = small(nodes=2, size="8M", movable="8M", block_size="2M")
+    m.thp = "always"
+    pid = m.spawn("a", node=1)
+    a = m.mmap(pid, 3 * MB2)
+    m.touch(pid, a, 3 * MB2, node=1)
+    assert m.large_folios == 3
+    fragment(m, 0)  # node 0: no wholly free aligned 2 MiB left
+    plan = m.offline_plan(1, "Movable")
+    m.offline(1, "Movable")
+    c = thp_counts(m)
+    assert (c["thp_migration_split"], c["thp_migration_success"]) == (3, 0)
+    assert plan["moves"] == {0: 3 * HP} and m.large_folios == 0
+    m.check()
+    m2 = small(nodes=2, size="16M", movable="8M", block_size="2M")
+    m2.thp = "always"
+    pid = m2.spawn("a", node=1)
+    a = m2.mmap(pid, 3 * MB2)
+    m2.touch(pid, a, 3 * MB2, node=1)
+    m2.offline(1, "Movable")
+    c = thp_counts(m2)
+    assert (c["thp_migration_success"], c["thp_migration_split"]) == (3, 0)
+    assert m2.large_folios == 3
+    m2.check()
