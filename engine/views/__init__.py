@@ -274,6 +274,10 @@ class MachineView:
         f = m.f
         return ((f.spare[pfns] & ORDER_MASK) != 0) & HELD[f.kind[pfns]]
 
+    def has_huge_pages(self) -> bool:
+        """Whether any large folio (THP or hugetlb page) exists."""
+        return bool(getattr(self.m, "large_folios", 0))
+
     def folio_of(self, pfn: int) -> tuple[int, int, bool, bool] | None:
         """(head PFN, order, this frame is the head, hugetlb) of the huge page holding
         a frame, or None for a small page."""
