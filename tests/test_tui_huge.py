@@ -36,6 +36,9 @@ def test_map_marks_huge_folios_and_inspector_names_the_folio():
     assert lines["folio"] == "tail of a THP, order 9 (2048 kB)"
     assert lines["folio range"] == f"{head:#x}-{head + 511:#x}"
     assert dict(view.describe_frame(head))["folio"].startswith("head of a THP")
+    from tui.widgets.legend import legend_text
+    assert "huge page (THP or hugetlb folio" in legend_text(view).plain
+    assert "huge page" not in legend_text(MachineView(engine.Machine.default())).plain
 
 
 async def test_tables_count_huge_pages_and_h_toggles_thp():
