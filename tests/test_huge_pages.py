@@ -445,3 +445,22 @@ def test_offline_migrates_thps_as_folios_or_splits_them():
     assert (c["thp_migration_success"], c["thp_migration_split"]) == (3, 0)
     assert m2.large_folios == 3
     m2.check()
+
+
+def test_hugetlb_vma_is_cut_at_huge_page_boundaries_only():
+    """hugetlb_vm_op_split(): mbind or mlock of a range that would cut a hugetlb
+    VMA inside a huge page is EINVAL and changes nothing; at a boundary it works."""
+    m = small(nodes=2, size="16M", block_size="2M")
+    m.set_nr_hugepages(0, 2)
+    pid = m.spawn("db")
+    a = m.mmap(pid, 2 * MB2, flags=HUGETLB)
+    m.touch(pid, a, 2 * MB2)
+    for call in (lambda: m.mbind(pid, a, 4096, MPOL_BIND, [1]),
+                 lambda: m.mlock(pid, a + 4096, MB2)):
+        with pytest.raises(OSError) as e:
+            call()
+        assert e.value.errno == errno.EINVAL
+    assert len(m.process(pid).vmas) == 1
+    m.mbind(pid, a, MB2, MPOL_BIND, [0])
+    assert len(m.process(pid).vmas) == 2
+    m.check()

@@ -11,18 +11,21 @@ import numpy as np
 
 from ..constants import (
     ANON_SHMEM,
+    EINVAL,
     K_ANON,
     MAP_SHARED,
     PROT_EXEC,
     PROT_READ,
     PROT_WRITE,
     VM_EXEC,
+    VM_HUGETLB,
     VM_READ,
     VM_SHARED,
     VM_SPECIAL,
     VM_WRITE,
     PG_isolated,
     PG_pinned,
+    oserror,
 )
 from .huge_memory import note_vma_split, split_partly_dead
 from .mm_types import VMA, Backing, Process
@@ -175,8 +178,25 @@ def split_vma(k: Kernel, p: Process, v: VMA, addr: int) -> VMA:
     return hi
 
 
+def hugetlb_cut(k: Kernel, p: Process, start: int, end: int, call: str) -> None:
+    """hugetlb_vm_op_split(): a hugetlb VMA is cut at huge page boundaries only; a
+    range that would cut one elsewhere is EINVAL (before anything changes)."""
+    hp = k.page_size << (k.page_shift - 3)
+    i = p._index_above(start)
+    for v in p.vmas[i:]:
+        if v.start >= end:
+            break
+        if v.flags & VM_HUGETLB and ((v.start < start < v.end and start % hp)
+                                     or (v.start < end < v.end and end % hp)):
+            raise oserror(EINVAL, f"{call}: [{start:#x}, {end:#x}) cuts a huge page of the "
+                                  f"hugetlb mapping {v.start:#x}-{v.end:#x}")
+
+
 def vmas_in_range(k: Kernel, p: Process, start: int, end: int, *, split: bool) -> list[VMA]:
-    """VMAs overlapping [start, end); with split=True they are cut at the bounds."""
+    """VMAs overlapping [start, end); with split=True they are cut at the bounds (a
+    hugetlb VMA only at huge page boundaries: EINVAL, nothing cut)."""
+    if split and k.large_folios:
+        hugetlb_cut(k, p, start, end, "split")
     out = []
     i = p._index_above(start)
     for v in list(p.vmas[i:]):

@@ -40,7 +40,7 @@ from ..vec import unique_frames
 from .drivers import hook_target
 from .fault import fault
 from .huge_memory import queue_folios_once
-from .memory import merge_vmas, range_holes, vmas_in_range
+from .memory import hugetlb_cut, merge_vmas, range_holes, vmas_in_range
 from .migrate import UNTRIED, Execute, MigrateControl, Outcome, PairRun, Rehearse, run_pairs
 from .mm_types import VMA, Policy, Process
 from .move_pages import vma_migratable
@@ -233,6 +233,8 @@ def check_mbind(k: Kernel, pid, addr, length, mode, nodemask, flags, caller, max
     # queue_pages_range(): holes are EFAULT (except for MPOL_DEFAULT)
     if lmode != MPOL_DEFAULT and range_holes(p, addr, end):
         raise oserror(EFAULT, f"mbind: [{addr:#x}, {end:#x}) has unmapped holes")
+    if k.large_folios:
+        hugetlb_cut(k, p, addr, end, "mbind")  # (mbind_range()'s split would fail)
     return p, addr, end, flags, lmode, nodes, new
 
 
