@@ -73,6 +73,13 @@ VM_PFNMAP = 0x400
 VM_DONTEXPAND = 0x40000
 VM_NORESERVE = 0x200000
 VM_SPECIAL = VM_IO | VM_PFNMAP | VM_DONTEXPAND
+VM_HUGEPAGE = 0x20000000  # madvise(MADV_HUGEPAGE)
+VM_NOHUGEPAGE = 0x40000000  # madvise(MADV_NOHUGEPAGE)
+VM_HUGETLB = 0x00400000  # a hugetlbfs / MAP_HUGETLB mapping
+
+# madvise(2) advice (include/uapi/asm-generic/mman-common.h)
+MADV_HUGEPAGE = 14
+MADV_NOHUGEPAGE = 15
 
 # --- page-frame kinds (engine encoding; what holds the frame) ---
 K_FREE = 0
@@ -108,6 +115,7 @@ KUSE_MEMMAP = 0
 KUSE_SLAB = 1
 KUSE_PAGETABLE = 2
 KUSE_ZERO = 3
+KUSE_HUGETLB = 4  # a free huge page of a hugetlb pool (mm/hugetlb.c free lists)
 
 # the page-cache name of a MAP_SHARED|MAP_ANONYMOUS object (shmem_zero_setup()), as
 # /proc/PID/maps shows it; such an object lives as long as something maps or pins it

@@ -29,7 +29,8 @@ from .machines.presets import DEFAULT_DESCRIPTION
 from .mm import check as mm_check
 from .mm import drivers as mm_drivers
 from .mm import fault as mm_fault
-from .mm import memory, mempolicy, mlock, mmap, move_pages, procfs, task
+from .mm import huge_memory, hugetlb, memory, mempolicy, mlock, mmap, move_pages, procfs, task
+from .mm import madvise as mm_madvise
 from .mm import memory_hotplug as hotplug
 from .mm.era import Era, get_era
 from .mm.mm_types import VMA, Process
@@ -99,6 +100,40 @@ class Machine(Kernel):
         if not isinstance(name, (str, Era)):
             raise TypeError(f"era must be an era name, not {type(name).__name__}")
         Kernel.era.fset(self, name if isinstance(name, Era) else get_era(name))
+
+    @property
+    def thp(self) -> str:
+        """/sys/kernel/mm/transparent_hugepage/enabled: "always", "madvise" (the
+        default here, as Ubuntu ships it; upstream's Kconfig default is always) or
+        "never". Eras before 2.6.38 have no THP: reading gives "never", setting
+        raises ENOENT (the sysfs file does not exist)."""
+        return self.thp_mode if self.era.has_thp else "never"
+
+    @thp.setter
+    def thp(self, mode) -> None:
+        huge_memory.set_thp(self, mode)
+        self._changed()
+
+    def madvise(self, pid: int, addr: int, length: int, advice: int) -> None:
+        """madvise(2) with MADV_HUGEPAGE or MADV_NOHUGEPAGE (EINVAL for other advice,
+        an unaligned address, or an era without THP; ENOMEM over a hole)."""
+        mm_madvise.madvise(self, self.user(pid), _int(addr, "addr"),
+                           _int(length, "length"), _int(advice, "advice"))
+        self._changed()
+
+    def set_nr_hugepages(self, node: int, n: int, *, caller=None) -> int:
+        """echo n > /sys/devices/system/node/nodeN/hugepages/hugepages-2048kB/
+        nr_hugepages (root's): returns the pool's size after (fewer when the node has
+        not so many free aligned blocks, as Linux). ENOENT for a node without memory,
+        EINVAL for a negative count or more than the node could hold."""
+        self.require_admin(caller, "hugepages")
+        got = hugetlb.set_nr_hugepages(self, _int(node, "node"), _int(n, "n"))
+        self._changed()
+        return got
+
+    def hugepages(self, node: int) -> tuple[int, int]:
+        """(HugePages_Total, HugePages_Free) of a node's hugetlb pool."""
+        return hugetlb.pool_counts(self, self.node(_int(node, "node")).id)
 
     @property
     def drivers(self) -> list[str]:

@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--quick", "--frames", "16384"]  # a 64 MiB reference machine, one run
 NUMBER_KEYS = ("build_s", "move_pages_pps", "migrate_pages_pps", "offline_s",
                "bytes_per_frame", "save_s", "load_s", "redraw_ms", "key_latency_ms",
-               "proto_pps", "move_pages_ratio", "migrate_pages_ratio", "help_ms", "view_ms")
+               "proto_pps", "move_pages_ratio", "migrate_pages_ratio", "help_ms", "view_ms",
+               "thp_migrate_s", "small_migrate_s", "thp_vs_small")
 TIB_KEYS = ("tib_ok", "tib_rss_gib", "tib_check_s", "tib_views_s", "tib_peak_gib")
 
 
@@ -42,7 +43,8 @@ def test_json_has_every_figure_in_order(cli_json):
         "save_s", "load_s", "tib_ok", "tib_rss_gib", "redraw_ms", "key_latency_ms",
         "query_ratio_vs_kernel",  # the keys before issue 15, then its own
         "proto_pps", "move_pages_ratio", "migrate_pages_ratio", "tib_check_s", "tib_views_s",
-        "tib_peak_gib", "help_ms", "view_ms")
+        "tib_peak_gib", "help_ms", "view_ms",
+        "thp_migrate_s", "small_migrate_s", "thp_vs_small")  # (issue 18)
 
 
 def test_json_figures_have_their_types(cli_json):

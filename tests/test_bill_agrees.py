@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_hotplug import tight_machine
 
+import engine
 from engine import (
     MAP_SHARED,
     MPOL_BIND,
@@ -181,3 +182,77 @@ def test_repeated_page_bill_is_the_calls_answer():
     res = m.run_bill(b)
     assert list(b.status) == list(res.array)
     assert list(res) == [1, -errno.EBUSY, 2, 1, 2]
+
+
+# ----------------------------------------------------------------- THP-backed memory
+
+HP = 512  # base pages of a 2 MiB huge page
+
+
+def _thp_scene(fill: int, pin: bool):
+    """Three 12 MiB nodes with THP "always": a process whose 8 MiB region is four huge
+    pages (two on node 0, two on node 1), followed by small pages (a region under
+    MADV_NOHUGEPAGE); a hog of `fill` pages on node 2 leaves it room for small pages
+    only, or for none (the split-and-retry path, thp_migration_split, and -ENOMEM);
+    optionally a pinned page inside a huge page (the folio cannot move)."""
+    m = small(nodes=3, size="12M", block_size="2M",
+              drivers=[{"name": "rdma0", "kind": "rdma", "node": 0}])
+    m.thp = "always"
+    pid = m.spawn("a")
+    a = m.mmap(pid, 4 * HP * m.page_size)
+    m.touch(pid, a, 2 * HP * m.page_size, node=0)
+    m.touch(pid, a + 2 * HP * m.page_size, 2 * HP * m.page_size, node=1)
+    s = m.mmap(pid, 64 * m.page_size)
+    m.madvise(pid, s, 64 * m.page_size, engine.MADV_NOHUGEPAGE)
+    m.touch(pid, s, 64 * m.page_size, node=0)
+    if pin:
+        m.pin(pid, a + (HP + 3) * m.page_size, m.page_size)
+    # a hugetlb page in use on node 0; one free in node 1's pool (node 2 has none)
+    m.set_nr_hugepages(0, 1)
+    m.set_nr_hugepages(1, 1)
+    hb = m.mmap(pid, HP * m.page_size, flags=engine.MAP_PRIVATE | engine.MAP_ANONYMOUS |
+                engine.MAP_HUGETLB)
+    m.touch(pid, hb, HP * m.page_size, node=0)
+    if fill:
+        hog = m.spawn("hog", node=2)
+        h = m.mmap(hog, fill * m.page_size)
+        m.madvise(hog, h, fill * m.page_size, engine.MADV_NOHUGEPAGE)
+        m.touch(hog, h, fill * m.page_size, node=2)
+    return m, pid, a, s, hb
+
+
+@settings(max_examples=int(os.environ.get("NUMACON_BILL_EXAMPLES", 60)), deadline=None,
+          derandomize="NUMACON_BILL_EXAMPLES" not in os.environ,
+          suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_bill_equals_actual_with_huge_pages(data):
+    """bill == actual for THP-backed memory (issue 18): folios moved whole, a second
+    entry of a folio in one batch -EBUSY (add_folio_for_migration()), folios queued
+    once by migrate_pages/mbind (queue_folios_pmd()), split and retried as small pages
+    when the target has no free aligned block (migrate_pages_batch(), -ENOMEM), pinned
+    folios failing, at once or in chunks."""
+    fill = data.draw(st.sampled_from([0, 2200, 2700, 3000]), label="fill")
+    pin = data.draw(st.booleans(), label="pin")
+    chunk = data.draw(st.sampled_from(CHUNKS), label="chunk")
+    m, pid, a, s, hb = _thp_scene(fill, pin)
+    ps = m.page_size
+    kind = data.draw(st.sampled_from(["move_pages", "migrate_pages", "mbind"]))
+    if kind == "move_pages":
+        pool = [a + i * ps for i in range(0, 4 * HP, 97)] + [s + i * ps for i in range(64)] \
+            + [hb, hb + 9 * ps]
+        idx = data.draw(st.lists(st.integers(0, len(pool) - 1), min_size=1, max_size=30))
+        nodes = data.draw(st.lists(st.sampled_from([0, 1, 2]), min_size=len(idx),
+                                   max_size=len(idx)))
+        args = (pid, np.array([pool[i] for i in idx], np.int64), nodes, MPOL_MF_MOVE)
+    elif kind == "migrate_pages":
+        args = (pid, data.draw(NODES), data.draw(NODES))
+    else:
+        first = data.draw(st.integers(0, 4 * HP - 1))
+        n = data.draw(st.integers(1, 4 * HP + 64 - first))
+        mode = data.draw(st.sampled_from([MPOL_BIND, MPOL_INTERLEAVE]))
+        args = (pid, a + first * ps, n * ps, mode, data.draw(NODES), MPOL_MF_MOVE)
+    before = fingerprint(m)
+    b = m.migration_bill(kind, *args, chunk=chunk)
+    assert fingerprint(m) == before
+    result, err = _run(m, b, chunk)
+    _agree(m, kind, b, result, err)

@@ -113,12 +113,41 @@ def test_base_loads(tmp_path):
     ("uid = -1", 'size = "1M"', "processes[0].uid", "uid = -1", "out of range"),
     ("kthread = true", 'size = "1M"', "processes[0]", "[[processes]]", "no address space"),
     ("pid = 0", 'size = "1M"', "processes[0].pid", "pid = 0", "out of range"),
+    ("", 'size = "2M", huge = "yes"', "processes[0].vmas[1].huge", "yes",
+     "true, false or"),
+    ("", 'size = "2M", huge = "hugetlb"', "processes[0].vmas[1]", "hugetlb",
+     "MAP_HUGETLB needs 1 huge pages"),
 ])
 def test_errors_name_file_line_and_key(tmp_path, proc, vma, key, needle, what):
     text = BASE.format(era="modern", proc=proc, vma=vma)
     msg = refused(tmp_path, text=text)
     assert f"bad.toml:{line_of(text, needle)}: {key}" in msg, msg
     assert what in msg
+
+
+def test_huge_page_keys(tmp_path):
+    """machine.thp and machine.hugepages (issue 18): set as sysfs would be; a VMA's
+    huge = true/false is madvise(MADV_HUGEPAGE/NOHUGEPAGE), "hugetlb" MAP_HUGETLB;
+    bad values name their file:line and key."""
+    text = BASE.format(era="modern", proc="", vma='size = "4M", huge = "hugetlb"')
+    text = text.replace('block_size = "4M"', 'block_size = "4M"\nthp = "always"\n'
+                        'hugepages = { 1 = 3 }')
+    m, _p = load_text(tmp_path, text)
+    assert m.thp == "always" and m.hugepages(1) == (3, 1)
+    assert "huge anon=2 dirty=2" in m.numa_maps(m.pids[-1]) or \
+        "huge anon=2 " in m.numa_maps(m.pids[-1])
+    m.check()
+    for bad, key, what in (('thp = "sometimes"', "machine.thp", "not one of"),
+                           ('hugepages = { 9 = 1 }', "machine.hugepages.9", "does not exist"),
+                           ('hugepages = { 1 = 999 }', "machine.hugepages.1", "0..")):
+        t = BASE.format(era="modern", proc="", vma='size = "1M"').replace(
+            'block_size = "4M"', 'block_size = "4M"\n' + bad)
+        msg = refused(tmp_path, text=t)
+        assert f"bad.toml:{line_of(t, bad.split(' =')[0])}: {key}" in msg, msg
+        assert what in msg, msg
+    t = BASE.format(era="2.6.18", proc="", vma='size = "1M"').replace(
+        'block_size = "4M"', 'block_size = "4M"\nthp = "always"')
+    assert "transparent huge pages came in 2.6.38" in refused(tmp_path, text=t)
 
 
 def test_policy_mode_not_in_era(tmp_path):
@@ -340,7 +369,7 @@ def test_dumps_writes_header_and_round_trips():
 def test_presets_exist():
     names = {os.path.basename(p) for p in PRESETS}
     assert {"default.toml", "altix-2006.toml", "epyc-nps4.toml", "cxl-tiered.toml",
-            "hotremove-rehearsal.toml", "large-36.toml"} <= names
+            "hotremove-rehearsal.toml", "large-36.toml", "hugepage-db.toml"} <= names
 
 
 @pytest.mark.parametrize("path", PRESETS, ids=os.path.basename)

@@ -57,6 +57,8 @@ from engine.constants import K_ANON, K_FILE
 from engine.machine import Machine
 from engine.machines.snapshot import load, save
 from engine.units import parse_size
+from tools.bench_thp import label as thp_label
+from tools.bench_thp import thp_figures
 from tools.proto import proto_move_pages_pps
 
 # (key, what, goal as (operator, value), unit) in the order: --json keys
@@ -90,6 +92,11 @@ FIGURES: tuple[tuple[str, str, tuple[str, Any], str], ...] = (
      "GiB"),
     ("help_ms", "console: `?` to the help screen shown", ("<=", 100.0), "ms"),
     ("view_ms", "console: `v` to the next view shown", ("<=", 100.0), "ms"),
+    ("thp_migrate_s", "migrate_pages, 16 GiB of THP between nodes (wall time)",
+     ("info", None), "s"),
+    ("small_migrate_s", "migrate_pages, 16 GiB of small pages between nodes",
+     ("info", None), "s"),
+    ("thp_vs_small", "THP time / small-page time", ("<=", 1.0), "x"),
 )
 KEYS = tuple(k for k, _, _, _ in FIGURES)
 
@@ -449,6 +456,8 @@ def measure(*, scale: float = 1.0, runs: int = 3, tib: bool = True, ui: Any = No
     gc.collect()
     _reference_figures(d, runs, fig, det, log, ui, quick)
     gc.collect()
+    thp_figures(scale, runs, fig, det, log)
+    gc.collect()
     if fig["proto_pps"]:
         for k in ("move_pages", "migrate_pages"):
             if fig[f"{k}_pps"]:
@@ -699,6 +708,8 @@ def figure_label(key: str, what: str, det: dict, scale: float) -> str:
         return f"migrate_pages, a whole {_gib(mg * ps)} process to another node"
     if key == "offline_s" and scale != 1:
         return f"offline the {_gib(16 * 2**30 * scale)} Movable zone, 75 % used"
+    if key in ("thp_migrate_s", "small_migrate_s", "thp_vs_small") and thp_label(key, det):
+        return thp_label(key, det)
     if key == "query_ratio_vs_kernel" and mp:
         return f"query {_pages(mp)} pages: host kernel time / engine time"
     if key == "key_latency_ms" and det.get("key_latency", {}).get("job_pages"):

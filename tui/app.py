@@ -110,6 +110,7 @@ class NumaConsoleApp(App):
         Binding("m", "migrate", "Migrate", id="app.migrate"),
         Binding("u", "undo", "Undo", id="app.undo"),
         Binding("l", "mlock", "mlock", id="app.mlock"),
+        Binding("H", "hugepage", "THP for VMA", id="app.hugepage"),
         Binding("h", "hook", "Hook", id="app.hook"),
         Binding("o", "offline", "Offline", id="app.offline"),
         Binding("O", "online", "Online", id="app.online"),
@@ -769,6 +770,23 @@ class NumaConsoleApp(App):
             return
         verb = "munlock" if v.locked else "mlock"
         self.run_command(f"{verb} {sel.vma_pid} {v.start:x}..{v.end:x}")
+
+    def action_hugepage(self) -> None:
+        """madvise(MADV_HUGEPAGE) on the selected VMA, or MADV_NOHUGEPAGE when it has
+        it already: THP on or off for that VMA."""
+        if self._not_on_host("madvise"):
+            return
+        sel = self.selection()
+        if sel.vma is None or sel.vma_pid is None:
+            self.console_log.result("put the map cursor on a process's page, or open a "
+                                    "process and select a VMA", False)
+            return
+        v = self.view.vma_at(sel.vma_pid, sel.vma[0])
+        if v is None:
+            return
+        advice = "nohugepage" if "hugepage" in v.flags.replace(",", " ").split() \
+            else "hugepage"
+        self.run_command(f"madvise {sel.vma_pid} {v.start:x}..{v.end:x} {advice}")
 
     def action_hook(self) -> None:
         """Toggle the migrate hook of the driver whose region is under the map cursor."""

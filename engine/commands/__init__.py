@@ -9,9 +9,9 @@ mm (processes, mappings, policies, locks), migration (the calls and the bill),
 hotplug, views (Linux-format views, ps, help), runtime (time, jobs, workloads, the
 daemon, experiments) and files (save, load)."""
 
-from . import files, hotplug, migration, mm, runtime, views
+from . import files, hotplug, huge, migration, mm, runtime, views
 from .core import COMMANDS, Command, CommandError, Result, command_names, execute
 from .runtime import parse_experiment
 
 __all__ = ["COMMANDS", "Command", "CommandError", "Result", "command_names", "execute",
-           "parse_experiment", "files", "hotplug", "migration", "mm", "runtime", "views"]
+           "parse_experiment", "files", "hotplug", "huge", "migration", "mm", "runtime", "views"]

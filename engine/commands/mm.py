@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..constants import (
     MAP_ANONYMOUS,
+    MAP_HUGETLB,
     MAP_NORESERVE,
     MAP_PRIVATE,
     MAP_SHARED,
@@ -105,7 +106,7 @@ def _prot(m, s: str) -> int:
 @command("mmap", "map memory; prints the address", Spec(
     PID, Arg("SIZE", positive_size, "size"), Opt("file", text, "NAME"),
     Opt("driver", text, "NAME", "driver"), Opt("prot", _prot, "rw"), Flag("shared"),
-    Flag("noreserve")))
+    Flag("noreserve"), Flag("hugetlb")))
 def _mmap(m, a, bg):
     shared = "shared" in a.flags or a.driver is not None
     flags = MAP_SHARED if shared else MAP_PRIVATE
@@ -113,6 +114,8 @@ def _mmap(m, a, bg):
         flags |= MAP_NORESERVE  # no overcommit check, as with vm.overcommit_memory=0
     if a.file is None and a.driver is None:
         flags |= MAP_ANONYMOUS
+    if "hugetlb" in a.flags:
+        flags |= MAP_HUGETLB  # huge pages from the hugetlb pools (`hugepages NODE N`)
     prot = PROT_READ | PROT_WRITE if a.prot is None else a.prot
     addr_ = m.mmap(a.pid, a.size, prot, flags, file=a.file, driver=a.driver)
     return Result(True, f"{addr_:#x}", value=addr_)

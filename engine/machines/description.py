@@ -4,7 +4,9 @@ Schema (sizes take K/M/G/T suffixes, node lists "0-3,5"):
 
     [machine]   name, page_size ("4K"), era ("modern" | "2.6.18" | "2006" | "2.6.17"),
                 seed, block_size ("128M"), kernel ("2%": slab and page tables),
-                description (free text)
+                description (free text), thp ("always" | "madvise" | "never":
+                transparent_hugepage/enabled), hugepages ({ "0" = 64 }: each node's
+                hugetlb pool, in huge pages)
     [[nodes]]   id, cpus ("0-7" or ""), zones = { DMA = "16M", DMA32 = "2G", Normal = ..,
                 Movable = .. }, kernel (overrides machine.kernel)
     [distances] matrix = [[10, 21], [21, 10]]   or   local = 10, remote = 20
@@ -18,7 +20,8 @@ Schema (sizes take K/M/G/T suffixes, node lists "0-3,5"):
                 touch ("100%"), touch_node, touch_pages ({ "0" = 512, "1" = 128 }: pages
                 touched from a CPU on each node, in order; instead of touch/touch_node),
                 write, mlock (true, or "onfault": mlock2(MLOCK_ONFAULT)), pin (an rdma
-                driver name), name (a label)
+                driver name), name (a label), huge (anon: true = MADV_HUGEPAGE, false =
+                MADV_NOHUGEPAGE, "hugetlb" = MAP_HUGETLB from the pools)
     [host]      anything: what `numacon capture` recorded about the host (not used)
     workloads   checked as engine/runtime/workload.py will start them
 
@@ -38,7 +41,10 @@ from ..constants import (
     KUSE_MEMMAP,
     KUSE_SLAB,
     KUSE_ZERO,
+    MADV_HUGEPAGE,
+    MADV_NOHUGEPAGE,
     MAP_ANONYMOUS,
+    MAP_HUGETLB,
     MAP_PRIVATE,
     MAP_SHARED,
     MAX_NUMNODES,
@@ -56,6 +62,9 @@ from ..mm import fault, mempolicy, mlock, mmap, task
 from ..mm.check import bytes_needed
 from ..mm.drivers import DRIVER_KINDS, pin_range, setup
 from ..mm.era import get_era
+from ..mm.huge_memory import set_thp
+from ..mm.hugetlb import set_nr_hugepages
+from ..mm.madvise import madvise
 from ..mm.page_alloc import alloc_frames
 from ..mm.state import Driver, Kernel, drive
 from ..mm.zones import compute_watermarks
@@ -84,13 +93,14 @@ def _err(source: str, key: str, msg: str) -> DescriptionError:
 
 TOP_KEYS = {"machine", "nodes", "distances", "weights", "drivers", "processes", "workloads",
             "host"}
-MACHINE_KEYS = {"name", "page_size", "era", "seed", "block_size", "kernel", "description"}
+MACHINE_KEYS = {"name", "page_size", "era", "seed", "block_size", "kernel", "description",
+                "thp", "hugepages"}
 NODE_KEYS = {"id", "cpus", "zones", "kernel"}
 DRIVER_KEYS = {"name", "kind", "node", "size", "hook", "hook_enabled"}
 PROC_KEYS = {"name", "pid", "uid", "node", "cpuset", "policy", "vmas", "mlockall", "kthread",
              "memlock"}
 VMA_KEYS = {"size", "kind", "file", "shared", "driver", "policy", "touch", "touch_node",
-            "touch_pages", "write", "mlock", "pin", "name"}
+            "touch_pages", "write", "mlock", "pin", "name", "huge"}
 MAX_ZONE = 1 << 44  # 16 TiB a zone
 NR_CPUS = 8192  # x86-64 CONFIG_NR_CPUS with MAXSMP: CPU ids are below it
 POLICY_NAMES = {0: "default", 1: "prefer", 2: "bind", 3: "interleave", 4: "local",
@@ -201,6 +211,7 @@ def build_machine(m: Kernel, d: dict, *, source: str = "<description>") -> Kerne
     _boot_kernel(m, kshares, source)
     compute_watermarks(m.zones, m.page_size, era.is_modern)
     m.description = d
+    _huge_settings(m, source, mach)
     for i, dd in enumerate(_list_of_tables(source, "drivers", d.get("drivers", []))):
         _add_driver(m, source, i, dd)
     rng = np.random.default_rng(m.seed)
@@ -214,6 +225,30 @@ def build_machine(m: Kernel, d: dict, *, source: str = "<description>") -> Kerne
             raise _err(source, f"workloads[{i}]", error_text(e)) from None
     m.vmstat_counts.clear()
     return m
+
+
+def _huge_settings(m, source: str, mach: dict) -> None:
+    """machine.thp and machine.hugepages (set as the sysfs files would be)."""
+    if "thp" in mach:
+        mode = _str(source, "machine.thp", mach["thp"])
+        if mode != "never" or m.era.has_thp:
+            try:
+                set_thp(m, mode)
+            except OSError as e:
+                raise _err(source, "machine.thp", e.strerror) from None
+    if "hugepages" in mach:
+        tp = _table(source, "machine.hugepages", mach["hugepages"])
+        for key, n in tp.items():
+            where = f"machine.hugepages.{key}"
+            node = _node_ref(m, source, where, key if not str(key).isdigit() else int(key))
+            count = _int(source, where, n, 0)
+            try:
+                got = set_nr_hugepages(m, node, count)
+            except OSError as e:
+                raise _err(source, where, e.strerror) from None
+            if got < count:
+                raise _err(source, where, f"node {node} has room for {got} huge pages, "
+                                          f"not {count}")
 
 
 def _nodes(source: str, nodes, page_size: int, kshare: float):
@@ -590,6 +625,10 @@ def _add_vma(m, source: str, where: str, pid: int, vd: dict, mems) -> None:
     if not onfault and lock is not None and not isinstance(lock, bool):
         raise _err(source, f"{where}.mlock", f"{lock!r} is not true, false or \"onfault\""[:100])
     lock = onfault or bool(lock)
+    huge = vd.get("huge")
+    if huge is not None and (kind != "anon" or huge not in (True, False, "hugetlb")):
+        raise _err(source, f"{where}.huge", f"{huge!r}"[:60] + ": true, false or \"hugetlb\", "
+                                            "for an anon VMA")
     pin = _str(source, f"{where}.pin", vd.get("pin"))
     if pin is not None and (pin not in m.drivers_map or m.drivers_map[pin].pfnmap):
         rdma = [d.name for d in m.drivers_map.values() if not d.pfnmap]
@@ -604,7 +643,12 @@ def _add_vma(m, source: str, where: str, pid: int, vd: dict, mems) -> None:
     try:
         if kind == "anon":
             flags = (MAP_SHARED if shared else MAP_PRIVATE) | MAP_ANONYMOUS
+            if huge == "hugetlb":
+                flags |= MAP_HUGETLB
             addr = mmap.do_mmap(m, p, size, PROT_READ | PROT_WRITE, flags, None, None)
+            if isinstance(huge, bool):
+                key = f"{where}.huge"
+                madvise(m, p, addr, size, MADV_HUGEPAGE if huge else MADV_NOHUGEPAGE)
         elif kind == "file":
             flags = MAP_SHARED if shared else MAP_PRIVATE
             addr = mmap.do_mmap(m, p, size, PROT_READ | PROT_WRITE, flags, fname, None)

@@ -281,7 +281,9 @@ def _check_sizes(man: dict, state: Any, version: int) -> None:
 # listeners, real-time pacing) except those RUNTIME_STATE keeps. save() refuses an
 # attribute no table names: new state must be given a place here, not dropped.
 SCALARS = ("name", "page_size", "page_shift", "block_pages", "seed", "zero_pfn",
-           "isolated_pages", "next_id", "write_seq", "next_pid")
+           "isolated_pages", "next_id", "write_seq", "next_pid", "thp_mode", "large_folios")
+# scalars an older snapshot may lack, with the value such a machine had
+SCALAR_DEFAULTS = {"thp_mode": "madvise", "large_folios": 0}
 ARRAYS = ("distances", "blk_state", "blk_isolated", "numastat_arr")
 STRUCTURED = ("_era", "cost", "nodes_list", "zones", "f", "procs", "mappings", "files",
               "drivers_map", "il_weights", "vmstat_counts", "vmstat_extra", "time",
@@ -383,6 +385,9 @@ def restore_state(state: dict, arrays: dict[str, np.ndarray], version: int = VER
     m = Machine()
     dec = Decoder(m, arrays, version)
     for k in SCALARS:
+        if k in SCALAR_DEFAULTS and k not in state["machine"]:
+            setattr(m, k, SCALAR_DEFAULTS[k])
+            continue
         setattr(m, k, dec(state["machine"][k]))
     m.time.ns = _int(state["clock"], "clock")
     era = make(Era, state["era"], dec)
@@ -432,7 +437,7 @@ def _list(x: Any, cls: type, what: str) -> list:
 
 
 def _restore_frames(m: Machine, n: int, arrays: dict[str, np.ndarray]) -> None:
-    blobs = {name: arrays.pop(f"frames.{name}") for name in Frames.FIELDS}
+    blobs = {name: arrays.pop(f"frames.{name}", None) for name in Frames.FIELDS}
     try:
         m.f = Frames.from_blobs(n, blobs)
     except ValueError as e:

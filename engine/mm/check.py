@@ -23,7 +23,8 @@ from ..constants import (
     PG_pinned,
 )
 from ..vec import distinct
-from .frames import KF_DTYPE, REC_DTYPE, SCAN_SLICE
+from .frames import HELD, KF_DTYPE, REC_DTYPE, SCAN_SLICE
+from .huge_memory import FOLIO_HUGETLB, FOLIO_PTE_MAPPED, FOLIO_TAIL, ORDER_MASK
 from .mm_types import AnonVMA, Backing
 from .pagetable import CHUNK
 from .rmap import for_each_mapping
@@ -32,6 +33,7 @@ from .state import Kernel
 # kind | flags << 8 words
 _ISO_BIT = int(PG_isolated) << 8
 _PIN_BIT = int(PG_pinned) << 8
+_NOT_PTE_MAPPED = np.uint16(~FOLIO_PTE_MAPPED & 0xFFFF)
 
 
 # check()'s working arrays per frame, beyond the frames themselves (measured: a peak of
@@ -62,6 +64,7 @@ def check_machine(m: Kernel) -> None:
     _check_shared_anon(m)
     _check_backings(m)
     _check_owners(m)
+    _check_folios(m)
 
 
 # ----------------------------------------------------------------- frames
@@ -413,3 +416,66 @@ def _check_owners(m: Kernel) -> None:
             if not ((f.flags[pf] & (PG_pinned | PG_isolated)) != 0).any():
                 _fail(f"{obj.name}: anonymous shared memory that nothing maps, pins or "
                       f"migrates (leaked)")
+
+
+# ----------------------------------------------------------------- folios
+
+def _check_folios(m: Kernel) -> None:
+    """Large folios (huge_memory.py): each head naturally aligned, its 2^order - 1
+    tails right after it marked as its tails, every frame of a folio held, of the
+    head's kind and in the head's zone (so on its node); no tail without its head;
+    as many heads as Kernel.large_folios counts."""
+    f = m.f
+    found = []
+    for s, e in _slices(0, m.nr_frames):
+        sp = f.spare[s:e]
+        nz = np.flatnonzero(sp)
+        if nz.size:
+            nz = nz[HELD[f.kinds(s, e)[nz]]]
+            found.append(nz.astype(np.int64) + s)
+    pos = np.concatenate(found) if found else np.zeros(0, np.int64)
+    sp = f.spare[pos]
+    tail = (sp & FOLIO_TAIL) != 0
+    heads = pos[~tail]
+    if heads.size != m.large_folios:
+        _fail(f"{heads.size} large folio heads in the frames, but the machine counts "
+              f"{m.large_folios}")
+    if heads.size == 0:
+        if pos.size:
+            _fail(f"frame {int(pos[0])} is marked a folio tail but no folio has a head")
+        return
+    orders = (sp[~tail] & ORDER_MASK).astype(np.int64)
+    if (orders == 0).any() or (orders > 20).any():
+        h = int(heads[(orders == 0) | (orders > 20)][0])
+        _fail(f"folio head {h} has a bad order ({int(f.spare[h]) & ORDER_MASK})")
+    bad = heads & ((np.int64(1) << orders) - 1)
+    if bad.any():
+        h = int(heads[bad != 0][0])
+        _fail(f"folio head {h} of order {int(f.spare[h]) & ORDER_MASK} is not aligned")
+    ntails = 0
+    for o in np.unique(orders).tolist():
+        hs = heads[orders == o]
+        n = 1 << o
+        if int(hs[-1]) + n > m.nr_frames:
+            _fail(f"folio {int(hs[-1])} of order {o} runs past the last frame")
+        fr = (hs[:, None] + np.arange(n, dtype=np.int64)).reshape(-1, n)
+        tsp = f.spare[fr[:, 1:]]
+        want = (FOLIO_TAIL | o | (f.spare[hs] & FOLIO_HUGETLB))[:, None]
+        if ((tsp & _NOT_PTE_MAPPED) != want).any():
+            i = np.argwhere((tsp & _NOT_PTE_MAPPED) != want)[0]
+            _fail(f"frame {int(fr[i[0], i[1] + 1])} of folio {int(hs[i[0]])} (order {o}) "
+                  f"is not marked its tail")
+        kinds = f.kind[fr]
+        if (kinds != kinds[:, :1]).any() or not HELD[kinds[:, 0]].all():
+            i = int(np.flatnonzero((kinds != kinds[:, :1]).any(axis=1)
+                                   | ~HELD[kinds[:, 0]])[0])
+            _fail(f"folio {int(hs[i])} (order {o}) holds frames of different kinds or "
+                  f"free frames")
+        zn = m.zone_of(fr[:, [0, -1]].reshape(-1)).reshape(-1, 2)
+        if (zn[:, 0] != zn[:, 1]).any():
+            i = int(np.flatnonzero(zn[:, 0] != zn[:, 1])[0])
+            _fail(f"folio {int(hs[i])} (order {o}) crosses a zone boundary")
+        ntails += hs.size * (n - 1)
+    if int(tail.sum()) != ntails:
+        _fail(f"{int(tail.sum())} frames are marked folio tails, but the folios have "
+              f"{ntails}")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .state import Kernel
+from .state import REF_DISTANCE, Kernel
 
 HUGE_PAGE_NS = 190_000  # per 2 MiB huge page
 
@@ -46,3 +46,20 @@ def pairs_cost_ns(k: Kernel, pairs: np.ndarray, chunk: int | None = None) -> int
     else:
         nfl = k.cost.flushes(n, modern)
     return int(per_page + nfl * k.cost.tlb_flush_ns)
+
+
+def folio_cost_ns(k: Kernel, small: np.ndarray, huge: np.ndarray, nb: int) -> int:
+    """The cost of a migration batch with huge pages: small pages counted per
+    (source, target) node pair as pairs_cost_ns() charges them, huge folios (of nb
+    base pages) per pair at HUGE_PAGE_NS per 2 MiB (its copy part scaling with
+    distance, as a small page's), and the era's TLB flushes over every base page."""
+    nn = small.shape[0]
+    d = k.distances[:nn, :nn].reshape(-1).astype(np.float64)
+    c = k.cost
+    per_page = float((small.reshape(-1) * c.per_page_ns(k.page_size, d)).sum())
+    scale = nb * k.page_size / (2 << 20)
+    per_huge = HUGE_PAGE_NS * scale * ((1 - c.copy_share)
+                                       + c.copy_share * d / REF_DISTANCE)
+    n = int(small.sum()) + int(huge.sum()) * nb
+    nfl = c.flushes(n, k.era.is_modern)
+    return int(per_page + float((huge.reshape(-1) * per_huge).sum()) + nfl * c.tlb_flush_ns)

@@ -79,6 +79,9 @@ class Era:
     shmem_ino_bias: bool = True
     # prlimit() (2.6.36): another process's limits; before it only setrlimit() of oneself
     has_prlimit: bool = True
+    # transparent huge pages (2.6.38): /sys/kernel/mm/transparent_hugepage/enabled and
+    # madvise(MADV_HUGEPAGE); 2.6.18 had hugetlbfs only
+    has_thp: bool = True
 
     @property
     def is_modern(self) -> bool:
@@ -146,6 +149,7 @@ V2_6_18 = Era(
     anon_vma_chains=False,
     shmem_ino_bias=False,
     has_prlimit=False,
+    has_thp=False,
 )
 
 V2_6_17 = Era(**{**V2_6_18.__dict__, "name": "2.6.17", "mlocked_migration": "eperm",

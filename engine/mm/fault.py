@@ -26,6 +26,7 @@ from ..constants import (
     K_ANON,
     K_FILE,
     VM_EXEC,
+    VM_HUGETLB,
     VM_READ,
     VM_WRITE,
     PG_dirty,
@@ -35,6 +36,8 @@ from ..constants import (
     oserror,
 )
 from ..vec import as_slice
+from .huge_memory import alloc_thp, thp_allowed, thp_fault
+from .hugetlb import hugetlb_fault
 from .memory import range_holes, vmas_in_range
 from .mm_types import VMA, AnonVMA, Backing, Process
 from .policy import alloc_by_target, alloc_for_task, alloc_shmem, fault_targets, vma_policy_groups
@@ -84,6 +87,11 @@ def fault(k: Kernel, p: Process, v: VMA, offs: np.ndarray, *, write: bool,
             k.f.content[pte] = tok
             v.backing.set_expects(v.pgoff + offs, tok)
         return
+    if v.flags & VM_HUGETLB:
+        # hugetlb_fault(): huge pages from the pools, mapped whole; then the access
+        hugetlb_fault(k, p, v, offs, cpu, ensure_anon_vma(k, p, v))
+        if not write:
+            return
     if v.shared:
         _fault_shared(k, p, v, offs, write, cpu)
     elif write:
@@ -169,6 +177,10 @@ def _fault_private_write(k: Kernel, p: Process, v: VMA, offs: np.ndarray, cpu: i
     anonymous page only this mapping maps is reused (written in place)."""
     f = k.f
     zero = k.zero_pfn
+    if thp_allowed(k, v):
+        # do_huge_pmd_anonymous_page(): the 2 MiB regions with no page table yet get a
+        # zero-filled PMD folio first; the write below then goes to its pages
+        thp_fault(k, p, v, offs, cpu, ensure_anon_vma(k, p, v), alloc_thp)
     cur = v.ptes(offs)
     have = (cur >= 0) & (cur != zero)
     c = np.maximum(cur, 0)

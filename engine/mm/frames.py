@@ -116,9 +116,14 @@ class Frames:
 
     # the snapshot's blobs (frames.NAME), one per field with its dtype: the file
     # format, unchanged since engine v1; refcount is written derived and checked on load
-    FIELDS = ("kind", "flags", "mapping", "index", "mapcount", "refcount", "content")
-    DTYPES = (np.uint8, np.uint8, np.int32, np.int32, np.int16, np.int16, np.uint32)
-    STORED = ("kind", "flags", "mapping", "index", "mapcount", "content")
+    # (spare, the folio bits of huge_memory.py, came with issue 18: a snapshot
+    # without it has small pages only; OPTIONAL blobs may be missing)
+    FIELDS = ("kind", "flags", "mapping", "index", "mapcount", "refcount", "content",
+              "spare")
+    DTYPES = (np.uint8, np.uint8, np.int32, np.int32, np.int16, np.int16, np.uint32,
+              np.uint16)
+    STORED = ("kind", "flags", "mapping", "index", "mapcount", "content", "spare")
+    OPTIONAL = ("spare",)
 
     def __init__(self, n: int):
         self.n = n
@@ -136,6 +141,7 @@ class Frames:
         self.index = self.rec["index"]  # page index in its mapping object
         self.content = self.rec["content"]  # what the page holds (0: never written)
         self.mapcount = self.rec["mapcount"]  # page-table entries mapping it
+        self.spare = self.rec["spare"]  # folio order and tail bit (huge_memory.py)
         self.refcount = Refcounts(self)
 
     def nbytes(self) -> int:
@@ -211,7 +217,10 @@ class Frames:
     def from_blobs(cls, n: int, arrays: dict[str, np.ndarray]) -> Frames:
         """Frames from the snapshot's arrays (checked: shape, dtype, and refcount equal
         to the rule). Raises ValueError naming what does not fit."""
+        arrays = dict(arrays)
         for name, dt in zip(cls.FIELDS, cls.DTYPES):
+            if name in cls.OPTIONAL and arrays.get(name) is None:
+                arrays[name] = np.zeros(n, dt)
             a = arrays[name]
             if a.shape != (n,) or a.dtype != dt:
                 raise ValueError(f"frames.{name} is {a.shape} {a.dtype}, expected ({n},) "
@@ -226,7 +235,7 @@ class Frames:
             a, b = kf[:e - s], rec[:e - s]
             for name in ("kind", "flags"):
                 a[name] = arrays[name][s:e]
-            for name in ("mapping", "index", "content", "mapcount"):
+            for name in ("mapping", "index", "content", "mapcount", "spare"):
                 b[name] = arrays[name][s:e]
             bad = np.flatnonzero(refcount_rule(arrays["kind"][s:e], arrays["flags"][s:e],
                                                arrays["mapcount"][s:e]) != stored[s:e])

@@ -11,19 +11,23 @@ import numpy as np
 
 from ..constants import (
     ANON_SHMEM,
+    EINVAL,
     K_ANON,
     MAP_SHARED,
     PROT_EXEC,
     PROT_READ,
     PROT_WRITE,
     VM_EXEC,
+    VM_HUGETLB,
     VM_READ,
     VM_SHARED,
     VM_SPECIAL,
     VM_WRITE,
     PG_isolated,
     PG_pinned,
+    oserror,
 )
+from .huge_memory import note_vma_split, split_partly_dead
 from .mm_types import VMA, Backing, Process
 from .page_alloc import free_frames
 from .rmap import recompute_mlocked
@@ -115,6 +119,8 @@ def unmap_ptes(k: Kernel, v: VMA, o0: int, o1: int) -> None:
         recompute_mlocked(k, present)
     anon = present[f.kind[present] == K_ANON]
     dead = anon[f.refcount[anon] <= 0]
+    if dead.size and k.large_folios:
+        split_partly_dead(k, dead)
     if dead.size:
         free_frames(k, dead)
     # a K_PFNMAP/K_FILE frame stays with its driver / in the page cache
@@ -160,6 +166,7 @@ def split_vma(k: Kernel, p: Process, v: VMA, addr: int) -> VMA:
     """__split_vma(): cut v at addr; returns the upper part (v keeps the lower). The
     entries stay where they are in the mm's page table."""
     o = (addr - v.start) >> k.page_shift
+    note_vma_split(k, v, addr)
     hi = VMA(start=addr, end=v.end, flags=v.flags, policy=v.policy, anon=v.anon,
              backing=v.backing, pgoff=v.pgoff + o, mm=p, chain=list(v.chain))
     _set_end(p, v, addr)
@@ -171,8 +178,25 @@ def split_vma(k: Kernel, p: Process, v: VMA, addr: int) -> VMA:
     return hi
 
 
+def hugetlb_cut(k: Kernel, p: Process, start: int, end: int, call: str) -> None:
+    """hugetlb_vm_op_split(): a hugetlb VMA is cut at huge page boundaries only; a
+    range that would cut one elsewhere is EINVAL (before anything changes)."""
+    hp = k.page_size << (k.page_shift - 3)
+    i = p._index_above(start)
+    for v in p.vmas[i:]:
+        if v.start >= end:
+            break
+        if v.flags & VM_HUGETLB and ((v.start < start < v.end and start % hp)
+                                     or (v.start < end < v.end and end % hp)):
+            raise oserror(EINVAL, f"{call}: [{start:#x}, {end:#x}) cuts a huge page of the "
+                                  f"hugetlb mapping {v.start:#x}-{v.end:#x}")
+
+
 def vmas_in_range(k: Kernel, p: Process, start: int, end: int, *, split: bool) -> list[VMA]:
-    """VMAs overlapping [start, end); with split=True they are cut at the bounds."""
+    """VMAs overlapping [start, end); with split=True they are cut at the bounds (a
+    hugetlb VMA only at huge page boundaries: EINVAL, nothing cut)."""
+    if split and k.large_folios:
+        hugetlb_cut(k, p, start, end, "split")
     out = []
     i = p._index_above(start)
     for v in list(p.vmas[i:]):

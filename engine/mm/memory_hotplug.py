@@ -49,6 +49,7 @@ from ..constants import (
     K_FREE,
     K_OFFLINE,
     K_PFNMAP,
+    KUSE_HUGETLB,
     KUSE_MEMMAP,
     KUSE_PAGETABLE,
     KUSE_SLAB,
@@ -56,9 +57,11 @@ from ..constants import (
     ZONE_MOVABLE,
     oserror,
 )
-from ..vec import distinct, value_counts
+from ..vec import distinct
 from .cpuset import rebind_after_hotplug
 from .frames import SCAN_SLICE
+from .huge_memory import queue_folios_once
+from .hugetlb import dissolve_free, free_pool_frames
 from .migrate import Execute, MigrateControl, Outcome, PairRun, Rehearse, run_pairs
 from .page_alloc import ZoneBooks, zonelist
 from .page_isolation import blockers_text, ebusy, find_blockers
@@ -73,7 +76,7 @@ OFFLINE_TIMEOUT_NS = 120 * 10**9  # 2.6.24-4.14: offline_pages(..., 120 * HZ)
 OFFLINE_RETRY_MAX = 5  # 2.6.24-4.14: retry_max for rounds failing with an error
 RETRY_NS = 1_000_000  # a round that moved nothing: lru_add_drain_all() + cond_resched()
 KUSE_NAMES = {KUSE_MEMMAP: "memmap", KUSE_SLAB: "slab", KUSE_PAGETABLE: "page tables",
-              KUSE_ZERO: "zero page"}
+              KUSE_ZERO: "zero page", KUSE_HUGETLB: "hugetlb pool"}
 
 
 # ----------------------------------------------------------------- blocks
@@ -296,7 +299,9 @@ def migration_targets(k: Kernel, src: int) -> tuple[int, frozenset]:
 
 def _movable(k: Kernel, pfns: np.ndarray) -> np.ndarray:
     kind = k.f.kind[pfns]
-    return pfns[(kind == K_ANON) | (kind == K_FILE)]
+    mov = pfns[(kind == K_ANON) | (kind == K_FILE)]
+    # do_migrate_range(): a large folio is isolated once, whole
+    return queue_folios_once(k, mov)[0] if k.large_folios else mov
 
 
 def _stay(node: int) -> int:
@@ -339,6 +344,10 @@ class OfflineRehearsal(Rehearse):
             s_, e_ = block_range(k, b)
             z = block_zone(k, b)
             books.iso[z.zid] += _free_in(k, s_, e_)
+            # the free hugetlb pages there are dissolved: free (and isolated) frames
+            dz = free_pool_frames(k, s_, e_)
+            books.free[z.zid] += dz
+            books.iso[z.zid] += dz
         super().__init__(k, books)
         self.isolated_blocks = _block_mask(k, blks)
 
@@ -365,7 +374,7 @@ def plan_blocks(k: Kernel, blks: list[int], label: str, *, chunk: int | None = N
     ex = OfflineRehearsal(k, blks)
     drivers: dict = {}
     first = out = drive(_round(k, ex, blks, pfns, src, chunk, None, drivers))
-    moves = value_counts(out.result[out.result >= 0])
+    moves = out.moved_to()
     ns = out.time_ns
     state = {"retries": OFFLINE_RETRY_MAX, "deadline": k.clock + OFFLINE_TIMEOUT_NS}
     err, endless, rounds = None, False, 1
@@ -385,7 +394,7 @@ def plan_blocks(k: Kernel, blks: list[int], label: str, *, chunk: int | None = N
             # that moved nothing and cost nothing would only repeat itself)
             todo = todo[out.result < 0]
             out = drive(_round(k, ex, blks, todo, src, chunk, None, drivers))
-            moves.update(value_counts(out.result[out.result >= 0]))
+            moves.update(out.moved_to())
             ns += out.time_ns
             rounds += 1
     unplaced = int((first.result == -ENOMEM).sum())
@@ -497,6 +506,7 @@ def _evacuate(k: Kernel, blks: list[int], pfns: np.ndarray, src: int, label: str
         if not first:
             pfns = _block_pfns(k, blks)  # rescan: what the last round freed drops out
         first = False
+        dissolve_free(k, pfns)  # dissolve_free_hugetlb_folios() of every round
         blockers = find_blockers(k, pfns)  # a pin taken while we ran
         if blockers:
             raise ebusy(label, blockers)
@@ -520,7 +530,7 @@ def _evacuate(k: Kernel, blks: list[int], pfns: np.ndarray, src: int, label: str
                                          pfns, src, chunk, job, drivers)
         res = out.result
         ok = res >= 0
-        moves.update(value_counts(res[ok]))
+        moves.update(out.moved_to())
         if job is not None:
             # a retried page counts once
             job.done = sum(moves.values()) + sum(d["frames"] for d in drivers.values())

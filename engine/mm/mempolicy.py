@@ -39,7 +39,8 @@ from ..nodemask import get_nodes, node_mask, node_remap, nodes_str
 from ..vec import unique_frames
 from .drivers import hook_target
 from .fault import fault
-from .memory import merge_vmas, range_holes, vmas_in_range
+from .huge_memory import queue_folios_once
+from .memory import hugetlb_cut, merge_vmas, range_holes, vmas_in_range
 from .migrate import UNTRIED, Execute, MigrateControl, Outcome, PairRun, Rehearse, run_pairs
 from .mm_types import VMA, Policy, Process
 from .move_pages import vma_migratable
@@ -233,6 +234,8 @@ def check_mbind(k: Kernel, pid, addr, length, mode, nodemask, flags, caller, max
     # queue_pages_range(): holes are EFAULT (except for MPOL_DEFAULT)
     if lmode != MPOL_DEFAULT and range_holes(p, addr, end):
         raise oserror(EFAULT, f"mbind: [{addr:#x}, {end:#x}) has unmapped holes")
+    if k.large_folios:
+        hugetlb_cut(k, p, addr, end, "mbind")  # (mbind_range()'s split would fail)
     return p, addr, end, flags, lmode, nodes, new
 
 
@@ -281,8 +284,14 @@ def plan_mbind(k: Kernel, pid, addr, length, mode, nodemask=(), flags=0, *, call
         pfns.append(pfn)
         tgts.append(t)
     if pfns:
-        plan.pfns = np.concatenate(pfns)
-        plan.targets = np.concatenate(tgts)
+        plan.pfns, plan.targets = queue_folios_once(k, np.concatenate(pfns),
+                                                    np.concatenate(tgts))
+        if k.large_folios and not flags & MPOL_MF_MOVE_ALL:
+            # folio_likely_mapped_shared(): a large folio whose first page is mapped
+            # twice is skipped (silently, as a shared page is)
+            keep = f.mapcount[plan.pfns] <= 1
+            plan.shared_skipped += int((~keep).sum())
+            plan.pfns, plan.targets = plan.pfns[keep], plan.targets[keep]
     return plan
 
 
@@ -434,7 +443,14 @@ def queue_node_pages(k: Kernel, p: Process, nodes, move_all: bool) -> np.ndarray
         if not move_all:
             pfn = pfn[f.mapcount[pfn] <= 1]  # shared pages skipped silently
         out.append(pfn)
-    return unique_frames(np.concatenate(out), k.nr_frames) if out else np.empty(0, np.int64)
+    if not out:
+        return np.empty(0, np.int64)
+    pfns = unique_frames(np.concatenate(out), k.nr_frames)
+    if not k.large_folios:
+        return pfns
+    pfns = queue_folios_once(k, pfns)[0]
+    # folio_likely_mapped_shared(): a large folio whose first page is mapped twice
+    return pfns if move_all else pfns[k.f.mapcount[pfns] <= 1]
 
 
 class _LivePages:

@@ -31,19 +31,27 @@ from ..constants import (
     EBUSY,
     ENOMEM,
     K_ANON,
-    PG_isolated,
     PG_locked,
     PG_lru,
     PG_writeback,
 )
 from ..vec import (
-    distinct_counts,
-    first_occurrence,
     previous_occurrence,
     stable_argsort,
 )
 from .cost import migrate_cost_ns, pairs_cost_ns
 from .drivers import rehearse_relocate, relocate
+from .huge_memory import FOLIO_HUGETLB, folio_flags, folio_orders, folio_pairs
+from .migrate_folio import perform_folios, rehearse_folios
+from .migrate_frames import (
+    _FRESH_CLEAR,
+    _copy_frames,
+    _inflight,
+    _store,
+    isolatable,
+    isolate,
+    putback,
+)
 from .migrate_plan import ChunkPlan, MigrateControl, plan_chunk
 from .page_alloc import ZoneBooks, _take_free, account_pairs, free_frames
 from .rmap import redirect
@@ -51,74 +59,6 @@ from .state import Driver, Kernel
 
 UNTRIED = -(1 << 40)  # an outcome for a pair the call never reached
 PERFORM_SLICE = 1 << 18  # pages Execute.perform copies, redirects and frees at a time
-
-
-def isolatable(k: Kernel, pfns: np.ndarray, unique: bool = False,
-               flags: np.ndarray | None = None) -> np.ndarray:
-    """isolate_lru_page() would succeed: on the LRU, not isolated already, and (for a
-    frame listed twice) only the first time. flags: the frames' flags, if read already."""
-    fl = k.f.flags[pfns] if flags is None else flags
-    ok = (fl & (PG_lru | PG_isolated)) == PG_lru
-    if not unique and ok.any():
-        ok &= first_occurrence(pfns)
-    return ok
-
-
-def isolate(k: Kernel, pfns: np.ndarray, unique: bool = False, hold: bool = True,
-            flags: np.ndarray | None = None, mark: bool = True) -> np.ndarray:
-    """Isolate the frames that can be (the isolation is a reference: refcount_rule);
-    returns the mask of those isolated. flags: the frames' flags, if read already.
-    mark=False: counted, but PG_isolated not written, for a call that migrates or puts
-    back every page before anything else runs (nothing could see the mark, which the
-    migration or the putback would clear again)."""
-    f = k.f
-    fl = f.flags[pfns] if flags is None else flags
-    ok = isolatable(k, pfns, unique, fl)
-    if ok.all():
-        got = pfns
-        if mark:
-            f.flags[pfns] = (fl & ~PG_lru) | PG_isolated
-    else:
-        got = pfns[ok]
-        if mark:
-            f.flags[got] = (fl[ok] & ~PG_lru) | PG_isolated
-    if hold:
-        _inflight(k, got, +1)
-    k.isolated_pages += got.size
-    return ok
-
-
-def putback(k: Kernel, pfns: np.ndarray, hold: bool = True) -> None:
-    """putback_movable_pages(): back on the LRU; a page whose last mapping went while
-    it was isolated is freed now (its isolation held the last reference)."""
-    if pfns.size == 0:
-        return
-    f = k.f
-    f.flags[pfns] = (f.flags[pfns] & ~PG_isolated) | PG_lru
-    if hold:
-        _inflight(k, pfns, -1)
-    k.isolated_pages -= pfns.size
-    dead = pfns[f.refcount[pfns] <= 0]
-    if dead.size:
-        free_frames(k, dead)
-
-
-def _inflight(k: Kernel, pfns: np.ndarray, d: int, kinds=None, maps=None) -> None:
-    """An in-flight migration holds the page's anon_vma alive (modern refcount rule)."""
-    f = k.f
-    if kinds is None:
-        kinds = f.kind[pfns]
-    anon = kinds == K_ANON
-    if not anon.any():
-        return
-    mp = (f.mapping[pfns] if maps is None else maps)
-    ids, counts = distinct_counts(mp if anon.all() else mp[anon])
-    for i, c in zip(ids.tolist(), counts.tolist()):
-        av = k.mappings.get(i)
-        if av is not None:
-            av.inflight += d * c
-            if av.inflight <= 0 and not av.vmas:
-                k.mappings.pop(i, None)
 
 
 @dataclass
@@ -132,6 +72,40 @@ class Outcome:
     dst: np.ndarray
     time_ns: int = 0
     waits: int = 0
+    # large folios: per pair the base pages it moved whole (None: one each), and the
+    # pages of split folios per (source, target) node (they move page by page)
+    weights: np.ndarray | None = None
+    split_pairs: np.ndarray | None = None
+
+    def pages(self, sel) -> np.ndarray:
+        """Base pages each selected pair moved whole (1 each without large folios)."""
+        if self.weights is None:
+            return np.ones(np.count_nonzero(sel) if np.asarray(sel).dtype == bool
+                           else len(sel), np.int64)
+        return self.weights[sel]
+
+    def moved_pairs(self, src_nodes: np.ndarray) -> Counter:
+        """Pages moved per (source, target) node: the pairs that moved (their source
+        nodes given), by their weight, and the pages of split folios."""
+        ok = self.result >= 0
+        c: Counter = Counter()
+        s, d, w = np.asarray(src_nodes)[ok].astype(np.int64), self.result[ok], self.pages(ok)
+        if s.size:
+            nn = int(max(s.max(), d.max())) + 1
+            m = np.bincount(s * nn + d, weights=w, minlength=nn * nn).astype(np.int64)
+            for i in np.flatnonzero(m).tolist():  # (node pairs, not pages)
+                c[(i // nn, i % nn)] += int(m[i])
+        if self.split_pairs is not None:
+            for s, d in zip(*np.nonzero(self.split_pairs)):
+                c[(int(s), int(d))] += int(self.split_pairs[s, d])
+        return c
+
+    def moved_to(self) -> Counter:
+        """Pages moved per target node."""
+        c: Counter = Counter()
+        for (_s, d), n in self.moved_pairs(np.zeros(self.result.size, np.int64)).items():
+            c[d] += n
+        return c
 
 
 class FrameMap:
@@ -176,6 +150,10 @@ class Execute:
         self.hold = hold  # anon_vma references for pages isolated across yields
         self.moved = FrameMap()  # original frame -> the frame it moved to
         self.track = False  # keep `moved` (a call that moves a page again needs it)
+        # a call that moves large folios: the free aligned blocks its books count,
+        # carried from chunk to chunk as the rehearsal carries them (ZoneBooks.huge)
+        self._huge: np.ndarray | None = None
+        self._pool: np.ndarray | None = None
 
     def expect_repeats(self, repeats: bool) -> None:
         self.track = repeats
@@ -200,7 +178,14 @@ class Execute:
         return self.k.f.flags[pfns]
 
     def books(self) -> ZoneBooks:
-        return ZoneBooks(self.k)
+        b = ZoneBooks(self.k)
+        b.huge, b.pool = self._huge, self._pool
+        return b
+
+    def keep_books(self, b: ZoneBooks) -> None:
+        """The free blocks the planner counted (a plan with large folios counts them
+        first): kept for the next chunk."""
+        self._huge, self._pool = b.huge, b.pool
 
     def relocate(self, d: Driver, where: Callable[[int], int],
                  avoid_blocks: np.ndarray | None = None) -> Counter:
@@ -228,6 +213,9 @@ class Execute:
         """Carry out one chunk's plan: wait, take the planned frames, copy, redirect,
         account, free the sources, put the failures back. taken: the pages' entries
         (Frames.take) read with nothing run since, if the caller has them."""
+        if plan.orders is not None:
+            perform_folios(self, keys, pfns, targets, plan, ctl, out, sel)
+            return
         k = self.k
         f = k.f
         codes = plan.codes
@@ -312,10 +300,6 @@ class Execute:
         self.k.vmstat_counts["pgmigrate_fail"] += failed
 
 
-# what a moved page's new frame looks like: on the LRU, no lock, no writeback
-_FRESH_CLEAR = PG_isolated | PG_locked | PG_writeback
-
-
 class Rehearse:
     """Runs the same plans on a copy of the allocator's books (debited by the new
     frames, credited by the freed sources) and changes nothing else. Pages it moves
@@ -362,6 +346,9 @@ class Rehearse:
     def books(self) -> ZoneBooks:
         return self._books
 
+    def keep_books(self, b: ZoneBooks) -> None:
+        pass  # (the rehearsal's books are carried already)
+
     def expect_repeats(self, repeats: bool) -> None:
         pass  # a rehearsal always remembers what it moved (its frames do not change)
 
@@ -371,6 +358,9 @@ class Rehearse:
     def perform(self, keys: np.ndarray, pfns: np.ndarray, targets: np.ndarray,
                 plan: ChunkPlan, ctl: MigrateControl, out: Outcome, sel,
                 taken: tuple | None = None) -> None:
+        if plan.orders is not None:
+            rehearse_folios(self, keys, pfns, targets, plan, ctl, out, sel)
+            return
         k = self.k
         ok = plan.codes == 0
         okpos = None if ok.all() else np.flatnonzero(ok)
@@ -406,34 +396,6 @@ class Rehearse:
 
     def finish(self, moved: int, failed: int) -> None:
         pass
-
-
-def _store(arr: np.ndarray, sel, pos, vals) -> None:
-    """arr[sel][pos] = vals, where sel is the chunk's slice or index array and pos
-    the positions inside the chunk (None: all)."""
-    if isinstance(sel, slice):
-        if pos is None:
-            arr[sel] = vals
-        else:
-            arr[sel.start + pos] = vals
-    else:
-        arr[sel if pos is None else sel[pos]] = vals
-
-
-def _copy_frames(k: Kernel, src: np.ndarray, dst: np.ndarray, taken: tuple | None = None):
-    """Copy the frames' entries to the new frames, which come fresh: on the LRU, not
-    isolated (the isolation's reference is dropped), unlocked. Returns the kinds,
-    mappings, indexes and mapcounts read (the caller needs them): one read of each
-    entry, none when the caller read them (taken: as Frames.take gives them, before
-    isolation or the wait for a lock: the bits those change are the ones reset here).
-    """
-    f = k.f
-    kf, rec = f.take(src) if taken is None else (taken[0].copy(), taken[1])
-    fl = kf["flags"]
-    fl &= ~_FRESH_CLEAR
-    fl |= PG_lru
-    f.put(dst, kf, rec)
-    return kf["kind"], rec["mapping"], rec["index"], rec["mapcount"]
 
 
 # ----------------------------------------------------------------- the loop
@@ -478,6 +440,14 @@ def run_pairs(k: Kernel, ex: Execute | Rehearse, pfns: np.ndarray, targets: np.n
                   np.full(n, -1, np.int64))  # (zone ids: int32, half the bytes)
     if n == 0:
         return out
+    # large folios (pairs named by their heads): their orders; None when every pair is
+    # a small page (then the path below is the one it always was)
+    orders = folio_orders(k, pfns) if k.large_folios else None
+    if orders is not None and not orders.any():
+        orders = None
+    hug = None if orders is None else (k.f.spare[pfns] & FOLIO_HUGETLB) != 0
+    if orders is not None:
+        taken = None
     later = None
     cuts = None
     if run.repeats:
@@ -527,12 +497,16 @@ def run_pairs(k: Kernel, ex: Execute | Rehearse, pfns: np.ndarray, targets: np.n
             ct = targets[sel] if hp is None else targets[sel][hp]
             csel = sel if hp is None else c0 + hp
             cp = ex.current(keys) if later is not None else keys
+            co = None if orders is None else orders[csel]
+            ch = None if hug is None else hug[csel]
             orphan = ex.orphans(cp) if yielded else None
             if orphan is not None and orphan.any():
                 _store(out.result, csel, np.flatnonzero(orphan), ct[orphan])
                 keep = np.flatnonzero(~orphan)
                 keys, cp, ct = keys[keep], cp[keep], ct[keep]
                 csel = (c0 + keep) if hp is None else csel[keep]
+                if co is not None:
+                    co, ch = co[keep], ch[keep]
             ct_taken = None
             if fl0 is not None and not yielded:  # (no orphans then: nothing was dropped)
                 cf = fl0[sel] if hp is None else fl0[sel][hp]
@@ -540,7 +514,11 @@ def run_pairs(k: Kernel, ex: Execute | Rehearse, pfns: np.ndarray, targets: np.n
                     ct_taken = tuple(t[sel] if hp is None else t[sel][hp] for t in taken)
             else:
                 cf = ex.flags(cp)
-            plan = plan_chunk(k, ex.books(), cf, ct, ctl)
+            if co is not None:
+                cf = _folio_flags(k, cp, co, cf)
+            books = ex.books()
+            plan = plan_chunk(k, books, cf, ct, ctl, co, ch)
+            ex.keep_books(books)
             if ctl.batches and run.batch is not None and (plan.codes != 0).any():
                 # do_pages_move(): the batch with a failure is the last one attempted
                 if callable(run.batch):
@@ -564,10 +542,9 @@ def run_pairs(k: Kernel, ex: Execute | Rehearse, pfns: np.ndarray, targets: np.n
                 csel = (c0 + keep) if isinstance(csel, slice) else csel[keep]
             ex.perform(keys, cp, ct, plan, ctl, out, csel, ct_taken)
             pending[c0:c1] = False
-            moved = int(np.count_nonzero(plan.codes == 0))
+            moved, failed = plan.page_counts()  # (base pages: pgmigrate_* count them)
             run.stats["moved"] += moved
-            if moved < plan.codes.size:
-                run.stats["failed"] += int(((plan.codes != 0) & (plan.codes != -ENOMEM)).sum())
+            run.stats["failed"] += failed
             if job is not None:
                 job.done += c1 - c0
             if stopped:
@@ -586,10 +563,34 @@ def run_pairs(k: Kernel, ex: Execute | Rehearse, pfns: np.ndarray, targets: np.n
     return out
 
 
+def _folio_flags(k: Kernel, pfns: np.ndarray, orders: np.ndarray, flags: np.ndarray
+                 ) -> np.ndarray:
+    """The flags the planner decides each pair by: a large folio's with every frame's
+    pin, lock, writeback and mlock bits (huge_memory.folio_flags)."""
+    out = flags.copy()
+    for o in np.unique(orders[orders > 0]).tolist():
+        w = orders == o
+        out[w] = folio_flags(k, pfns[w], o, flags[w])
+    return out
+
+
 def migrate(k: Kernel, pfns: np.ndarray, targets: np.ndarray, ctl: MigrateControl, *,
             chunk: int | None = None, job=None, unique: bool = False):
     """The call's migration of (frame, target) pairs: run_pairs() with Execute (a
     generator returning the Outcome). Pages isolated across yields hold their
-    anon_vma, as a job's do."""
-    return run_pairs(k, Execute(k, hold=bool(chunk)), pfns, targets, ctl,
-                     PairRun(chunk=chunk, unique=unique), job)
+    anon_vma, as a job's do. Frames of a large folio are one pair, its folio's
+    (migrate_misplaced_folio(), damos_migrate: the folio of each page); each entry's
+    outcome is its folio's."""
+    heads, tg, inv = folio_pairs(k, np.asarray(pfns, np.int64), np.asarray(targets))
+    if inv is None:
+        return run_pairs(k, Execute(k, hold=bool(chunk)), pfns, targets, ctl,
+                         PairRun(chunk=chunk, unique=unique), job)
+    return _per_entry(run_pairs(k, Execute(k, hold=bool(chunk)), heads, tg, ctl,
+                                PairRun(chunk=chunk, unique=True), job), inv)
+
+
+def _per_entry(gen, inv: np.ndarray):
+    """run_pairs() whose outcome per folio is spread back over the entries that named
+    its frames."""
+    out = yield from gen
+    return Outcome(out.result[inv], out.zone[inv], out.dst[inv], out.time_ns, out.waits)

@@ -20,7 +20,9 @@ from ..constants import (
 from ..vec import (
     distinct,
 )
-from .page_alloc import ZoneBooks, zone_takes, zonelist
+from .huge_memory import free_blocks, loose_breaks, pmd_pages
+from .hugetlb import pool_books
+from .page_alloc import ZoneBooks, _mark, zone_takes, zonelist
 from .state import Kernel
 
 UNTRIED = -(1 << 40)  # an outcome for a pair the call never reached
@@ -83,13 +85,38 @@ class ChunkPlan:
     # the pairs each zone supplies, as the planner found them: [(zone id, positions
     # or a slice)]; None when not known (a subset)
     groups: list | None = None
+    # large folios (None: every pair is a small page): per pair its folio order, and
+    # whether it is split and retried as small pages (thp_migration_split); per split
+    # pair the zone of each of its pages (-1: -ENOMEM, the page stays)
+    orders: np.ndarray | None = None
+    split: np.ndarray | None = None
+    split_zones: np.ndarray | None = None
+    hugetlb: np.ndarray | None = None  # per pair: a hugetlb folio (its target: a pool page)
 
     @property
     def waits(self) -> int:
         return int(self.wait.sum())
 
     def subset(self, keep: np.ndarray) -> ChunkPlan:
-        return ChunkPlan(self.codes[keep], self.zones[keep], self.wait[keep])
+        if self.orders is None:
+            return ChunkPlan(self.codes[keep], self.zones[keep], self.wait[keep])
+        sk = self.split[keep]
+        srow = np.cumsum(self.split) - 1  # each split pair's row of split_zones
+        return ChunkPlan(self.codes[keep], self.zones[keep], self.wait[keep], None,
+                         self.orders[keep], sk, self.split_zones[srow[keep][sk]],
+                         self.hugetlb[keep])
+
+    def page_counts(self) -> tuple[int, int]:
+        """(base pages that move, base pages that fail other than by -ENOMEM): what
+        pgmigrate_success and pgmigrate_fail count."""
+        ok = self.codes == 0
+        if self.orders is None:
+            return int(np.count_nonzero(ok)), int(((~ok) & (self.codes != -ENOMEM)).sum())
+        w = np.int64(1) << self.orders
+        whole = ok & ~self.split
+        moved = int(w[whole].sum()) + int((self.split_zones >= 0).sum())
+        bad = (~ok) & (self.codes != -ENOMEM) & ~self.split
+        return moved, int(w[bad].sum())
 
     def zone_groups(self, okpos: np.ndarray | None) -> list:
         """[(zone id, positions among the moving pairs)]: the pairs that move (okpos:
@@ -104,10 +131,15 @@ class ChunkPlan:
 
 
 def plan_chunk(k: Kernel, books: ZoneBooks, flags: np.ndarray, targets: np.ndarray,
-               ctl: MigrateControl) -> ChunkPlan:
+               ctl: MigrateControl, orders: np.ndarray | None = None,
+               hugetlb: np.ndarray | None = None) -> ChunkPlan:
     """Decide every pair of a chunk of isolated pages (their flags, their targets):
     the failures known from the pages, then destinations by the allocator's walk,
-    per target node in ascending order, pages in order (the rest: -ENOMEM)."""
+    per target node in ascending order, pages in order (the rest: -ENOMEM).
+    orders: per pair its folio order, when some pair is a large folio (plan_folios)."""
+    if orders is not None and (books.huge is not None or orders.any()):
+        return plan_folios(k, books, flags, targets, ctl, orders,
+                           np.zeros(targets.size, bool) if hugetlb is None else hugetlb)
     n = targets.size
     codes = failure_codes(k.era.mlocked_migration, flags, ctl.mode)
     zones = np.full(n, -1, np.int32)  # (int32: half the bytes of a per-pair array)
@@ -117,6 +149,7 @@ def plan_chunk(k: Kernel, books: ZoneBooks, flags: np.ndarray, targets: np.ndarr
     else:
         wait = np.zeros(n, bool)
     go = codes == 0
+    free0 = None if books.huge is None else books.free.copy()
     if go.all():
         tg, ts = targets, distinct(targets)
     else:
@@ -135,8 +168,138 @@ def plan_chunk(k: Kernel, books: ZoneBooks, flags: np.ndarray, targets: np.ndarr
             pos += c
         if pos < cnt:
             codes[slice(pos, None) if sel is None else sel[pos:]] = -ENOMEM
+    if books.huge is not None:
+        _debit_loose(k, books, zones[codes == 0], free0)
     # the groups are positions among the moving pairs when every pair moves
     return ChunkPlan(codes, zones, wait, groups if (codes == 0).all() else None)
 
 
-# ----------------------------------------------------------------- executors
+
+
+
+# ----------------------------------------------------------------- large folios
+
+def _debit_loose(k: Kernel, books: ZoneBooks, zones: np.ndarray, free0: np.ndarray
+                 ) -> None:
+    """Small pages taken from each zone break wholly free blocks only once the frames
+    outside them are gone (take_loose()): debit the blocks so counted."""
+    if zones.size == 0:
+        return
+    n = pmd_pages(k)
+    cnt = np.bincount(zones, minlength=books.free.size)
+    for z in np.flatnonzero(cnt).tolist():
+        books.huge[z] -= loose_breaks(int(free0[z] - books.iso[z]), int(books.huge[z]),
+                                      int(cnt[z]), n)
+
+
+def _take_blocks(k: Kernel, books: ZoneBooks, order: list[int], wm: str, n: int,
+                 cnt: int) -> list[tuple[int, int]]:
+    """Wholly free aligned blocks of n frames for cnt folios, each from the first zone
+    of the walk that has one and stays above the watermark (a "low" pass, then
+    "min"): [(zone id, blocks)] in that order; the books debited."""
+    out = []
+    for mark in (("low", "min") if wm == "low" else (wm,)):
+        for node in order:
+            for z in reversed(k.node_zones(node)):
+                if cnt <= 0:
+                    return out
+                room = (int(books.free[z.zid]) - _mark(z, mark) - int(books.iso[z.zid])) // n
+                c = min(cnt, int(books.huge[z.zid]), room)
+                if c <= 0:
+                    continue
+                books.huge[z.zid] -= c
+                books.free[z.zid] -= c * n
+                out.append((z.zid, c))
+                cnt -= c
+    return out
+
+
+def plan_folios(k: Kernel, books: ZoneBooks, flags: np.ndarray, targets: np.ndarray,
+                ctl: MigrateControl, orders: np.ndarray, hugetlb: np.ndarray) -> ChunkPlan:
+    """plan_chunk() of a chunk with large folios, as migrate_pages_batch() runs it: a
+    large folio needs a wholly free aligned block of its order on the target
+    (alloc_migration_target() of that order); where there is none, the -ENOMEM of its
+    allocation splits it (try_split_folio(), thp_migration_split) and its pages are
+    retried as small pages after the batch, unless the migration is NUMA balancing's
+    (MR_NUMA_MISPLACED: no split, thp_migration_fail). Small pages are planned as
+    plan_chunk() plans them; the split pages after them, in order."""
+    if books.huge is None:
+        books.huge = free_blocks(k, pmd_pages(k))
+    if books.pool is None and hugetlb.any():
+        # (counted at the first hugetlb folio: no migration before it changed a pool)
+        books.pool = pool_books(k)
+    big = orders > 0
+    fl = flags
+    small = np.flatnonzero(~big)
+    sp = plan_chunk(k, books, fl[small], targets[small], ctl) if small.size else None
+    n = targets.size
+    codes = np.zeros(n, np.int32)
+    zones = np.full(n, -1, np.int32)
+    wait = np.zeros(n, bool)
+    if sp is not None:
+        codes[small], zones[small], wait[small] = sp.codes, sp.zones, sp.wait
+    bigp = np.flatnonzero(big)
+    bc = failure_codes(k.era.mlocked_migration, fl[bigp], ctl.mode)
+    codes[bigp] = bc
+    if ctl.mode != "async":
+        wait[bigp] = ((fl[bigp] & (PG_locked | PG_writeback)) != 0) & (bc == 0)
+    split = np.zeros(n, bool)
+    go = bigp[bc == 0]
+    hg = go[hugetlb[go]]
+    for t in distinct(targets[hg]).tolist():
+        # alloc_hugetlb_folio_nodemask(): a free page of the target's pool; none:
+        # -ENOMEM, a hugetlb folio is never split
+        ti = hg[targets[hg] == t]
+        pos = 0
+        for zid, c in _take_pools(k, books, target_order(k, t, ctl)[0], ti.size):
+            zones[ti[pos:pos + c]] = zid
+            pos += c
+        codes[ti[pos:]] = -ENOMEM
+    thp = go[~hugetlb[go]]
+    for t in distinct(targets[thp]).tolist():
+        # the THPs going to t, in order: blocks from the zones in the walk's order,
+        # as many as each has (the same as asking folio by folio)
+        ti = thp[targets[thp] == t]
+        order, wm = target_order(k, t, ctl)
+        pos = 0
+        for zid, c in (_take_blocks(k, books, order, wm, pmd_pages(k), ti.size)
+                       if order else []):
+            zones[ti[pos:pos + c]] = zid
+            pos += c
+        rest = ti[pos:]
+        if ctl.reason == "numa_misplaced":
+            codes[rest] = -ENOMEM
+        else:
+            split[rest] = True
+    srows = np.flatnonzero(split)
+    nb = pmd_pages(k)
+    split_zones = np.full((srows.size, nb), -1, np.int32)
+    for r, i in enumerate(srows.tolist()):
+        # the folio's pages as small pages (each of order 0 now: no block needed)
+        cnt = 1 << int(orders[i])
+        order, wm = target_order(k, int(targets[i]), ctl)
+        free0 = books.free.copy()
+        takes = zone_takes(k, books, cnt, order, movable=True, wmark=wm) if order else []
+        pos = 0
+        for zid, c in takes:
+            split_zones[r, pos:pos + c] = zid
+            pos += c
+        _debit_loose(k, books, split_zones[r, :pos], free0)
+        if pos < cnt:
+            codes[i] = -ENOMEM
+    return ChunkPlan(codes, zones, wait, None, orders, split, split_zones, hugetlb)
+
+
+def _take_pools(k: Kernel, books: ZoneBooks, order: list[int], cnt: int
+                ) -> list[tuple[int, int]]:
+    """Free hugetlb pool pages for cnt folios from the zones in the walk's order:
+    [(zone id, pages)]; the books debited."""
+    out = []
+    for node in order:
+        for z in reversed(k.node_zones(node)):
+            c = min(cnt, int(books.pool[z.zid]))
+            if c > 0:
+                books.pool[z.zid] -= c
+                out.append((z.zid, c))
+                cnt -= c
+    return out

@@ -39,7 +39,7 @@ from ..constants import (
 )
 from ..units import fmt_size
 from .fault import fault
-from .memory import merge_vmas, split_vma
+from .memory import hugetlb_cut, merge_vmas, split_vma
 from .mm_types import VMA, Process
 from .rmap import recompute_mlocked
 from .state import Kernel
@@ -180,6 +180,8 @@ def apply_vma_lock_flags(k: Kernel, p: Process, start: int, end: int, flags: int
         return
     if p.find_vma(start) is None:
         raise oserror(ENOMEM, f"{call}: {start:#x} is not mapped")
+    if k.large_folios:
+        hugetlb_cut(k, p, start, end, call)  # (mlock_fixup()'s split would fail)
     try:
         tmp = start
         for v in list(p.vmas[p._index_above(start):]):

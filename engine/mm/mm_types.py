@@ -19,9 +19,12 @@ from ..constants import (
     MPOL_LOCAL,
     MPOL_PREFERRED,
     VM_EXEC,
+    VM_HUGEPAGE,
+    VM_HUGETLB,
     VM_IO,
     VM_LOCKED,
     VM_LOCKONFAULT,
+    VM_NOHUGEPAGE,
     VM_PFNMAP,
     VM_READ,
     VM_SHARED,
@@ -184,7 +187,9 @@ class VMA:
                     (("r", VM_READ), ("w", VM_WRITE), ("x", VM_EXEC)))
         s += "s" if self.shared else "p"
         extra = [n for n, b in (("locked", VM_LOCKED), ("onfault", VM_LOCKONFAULT),
-                                ("io", VM_IO), ("pfnmap", VM_PFNMAP)) if self.flags & b]
+                                ("io", VM_IO), ("pfnmap", VM_PFNMAP), ("hugepage", VM_HUGEPAGE),
+                                ("nohugepage", VM_NOHUGEPAGE), ("hugetlb", VM_HUGETLB))
+                 if self.flags & b]
         return s + (" " + ",".join(extra) if extra else "")
 
     # page-table access: offsets are page offsets inside the VMA; a VMA whose table is

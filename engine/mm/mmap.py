@@ -10,9 +10,11 @@ from ..constants import (
     EINVAL,
     ENOMEM,
     MAP_ANONYMOUS,
+    MAP_HUGETLB,
     MAP_NORESERVE,
     MAP_PRIVATE,
     MAP_SHARED,
+    VM_HUGETLB,
     VM_LOCKED,
     VM_NORESERVE,
     VM_SHARED,
@@ -20,6 +22,7 @@ from ..constants import (
     oserror,
 )
 from .drivers import map_into
+from .hugetlb import pool_counts
 from .memory import (
     TASK_SIZE,
     get_unmapped_area,
@@ -70,12 +73,18 @@ def do_mmap(k: Kernel, p: Process, length: int, prot: int, flags: int, file: str
         raise oserror(EINVAL, "mmap: a file mapping needs file=NAME")
     if flags & MAP_NORESERVE:
         vmflags |= VM_NORESERVE
+    if flags & MAP_HUGETLB:
+        return _mmap_hugetlb(k, p, length, vmflags, file)
     shared_anon = file is None and bool(flags & MAP_SHARED)
     if not overcommit_ok(k, vmflags, shared_anon, npages):
         raise oserror(ENOMEM, f"mmap: {npages} pages is more than the machine's "
                               f"{k.totalram_pages()} pages of RAM (vm.overcommit_memory=0; "
                               f"MAP_NORESERVE skips the check)")
-    addr = get_unmapped_area(p, length)
+    # thp_get_unmapped_area(): anonymous mappings of a PMD or more start PMD-aligned
+    # (so that THP can map them; not before THP existed)
+    pmd = k.page_size << (k.page_shift - 3)
+    align = pmd if file is None and k.era.has_thp and length >= pmd else 0
+    addr = get_unmapped_area(p, length, align)
     if addr is None:
         raise oserror(ENOMEM, f"mmap: no gap of {length} bytes left in pid {p.pid}")
     backing = None
@@ -97,6 +106,29 @@ def do_mmap(k: Kernel, p: Process, length: int, prot: int, flags: int, file: str
     return addr
 
 
+def _mmap_hugetlb(k: Kernel, p: Process, length: int, vmflags: int, file) -> int:
+    """mmap(MAP_HUGETLB): an anonymous mapping of huge pages from the hugetlb pools
+    (ksys_mmap_pgoff(): a file that is not on hugetlbfs is EINVAL; the length rounded
+    up to the huge page size; hugetlb_reserve_pages(): not enough free huge pages in
+    the pools, ENOMEM). The reservation is checked, not kept: a later fault that
+    finds the pools empty fails. MAP_SHARED is mapped as a private mapping here."""
+    if file is not None:
+        raise oserror(EINVAL, "mmap: MAP_HUGETLB with a file that is not on hugetlbfs")
+    hp = k.page_size << (k.page_shift - 3)
+    length = -(-length // hp) * hp
+    need = length // hp
+    have = sum(pool_counts(k, n)[1] for n in k.memory_nodes())
+    if need > have:
+        raise oserror(ENOMEM, f"mmap: MAP_HUGETLB needs {need} huge pages, the pools have "
+                              f"{have} free (set them with hugepages NODE N)")
+    addr = get_unmapped_area(p, length, hp)
+    if addr is None:
+        raise oserror(ENOMEM, f"mmap: no gap of {length} bytes left in pid {p.pid}")
+    v = new_vma(p, addr, length, (vmflags | VM_HUGETLB) & ~VM_SHARED, None, 0)
+    insert_vma(p, v)
+    return addr
+
+
 def do_munmap(k: Kernel, p: Process, addr: int, length: int) -> None:
     if addr < 0 or addr & (k.page_size - 1) or length <= 0:
         raise oserror(EINVAL, f"munmap: address {addr:#x} must be page aligned and "
@@ -104,5 +136,12 @@ def do_munmap(k: Kernel, p: Process, addr: int, length: int) -> None:
     end = addr + k.page_align(length)
     if end > TASK_SIZE:
         raise oserror(EINVAL, f"munmap: [{addr:#x}, {end:#x}) is outside the address space")
+    hp = k.page_size << (k.page_shift - 3)
+    for v in vmas_in_range(k, p, addr, end, split=False):
+        # hugetlb_vm_op_split(): a hugetlb VMA is cut at huge page boundaries only
+        if v.flags & VM_HUGETLB and ((v.start < addr and addr % hp)
+                                     or (v.end > end and end % hp)):
+            raise oserror(EINVAL, f"munmap: [{addr:#x}, {end:#x}) cuts a huge page of "
+                                  f"the hugetlb mapping {v.start:#x}-{v.end:#x}")
     for v in vmas_in_range(k, p, addr, end, split=True):
         remove_vma(k, p, v)

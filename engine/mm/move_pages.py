@@ -36,6 +36,7 @@ from ..constants import (
     oserror,
 )
 from ..vec import has_duplicates, previous_occurrence, stable_argsort
+from .huge_memory import folio_heads
 from .memory import vma_index
 from .migrate import UNTRIED, Execute, MigrateControl, PairRun, isolatable, run_pairs
 from .mm_types import VMA, Process
@@ -298,6 +299,11 @@ def classify(k: Kernel, p: Process, addrs: np.ndarray, tg: np.ndarray, move_all:
     -EBUSY."""
     status, pfn = page_status(k, p, addrs, query=False)
     real = pfn >= 0
+    if k.large_folios:
+        # add_folio_for_migration(): an address inside a large folio isolates the
+        # whole folio (named by its head); another entry of it in the same batch finds
+        # it isolated (-EBUSY), a later one finds it where it went
+        pfn = np.where(real, folio_heads(k, np.maximum(pfn, 0)), pfn)
     allreal = bool(real.all())
     node0 = status.copy()
     found = pfn if allreal else np.maximum(pfn, 0)
@@ -325,7 +331,7 @@ def _frames_repeat(k: Kernel, addrs, pfn, real, allreal: bool, multi) -> bool:
     page addresses do: checked over the (smaller, denser) range of page numbers."""
     if not real.any():
         return False
-    if (multi if allreal else multi & real).any():
+    if k.large_folios or (multi if allreal else multi & real).any():
         return has_duplicates(pfn if allreal else pfn[real], k.nr_frames)
     vpn = (addrs if allreal else addrs[real]) >> k.page_shift
     lo = int(vpn.min())

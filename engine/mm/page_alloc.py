@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..constants import PG_lru
+from ..constants import K_KERNEL, KUSE_HUGETLB, PG_lru
 from ..vec import counts
 from .frames import SCAN_SLICE
 from .state import Kernel
@@ -34,11 +34,15 @@ class ZoneBooks:
     """Free and isolated-free frame counts per zone (index = zone id): the numbers
     the allocator decides by. `ZoneBooks(k)` copies the zones' current books."""
 
-    __slots__ = ("free", "iso")
+    __slots__ = ("free", "iso", "huge", "pool")
 
     def __init__(self, k: Kernel) -> None:
         self.free = np.fromiter((z.free for z in k.zones), np.int64, len(k.zones))
         self.iso = np.fromiter((z.isolated_free for z in k.zones), np.int64, len(k.zones))
+        # wholly free PMD-aligned blocks per zone, for a migration that moves huge
+        # pages (migrate_folio.py): counted when first needed, then debited/credited
+        self.huge: np.ndarray | None = None
+        self.pool: np.ndarray | None = None  # free hugetlb pool pages per zone
 
     def credit(self, k: Kernel, pfns: np.ndarray,
                isolated_blocks: np.ndarray | None = None) -> None:
@@ -168,6 +172,22 @@ def free_frames(k: Kernel, pfns: np.ndarray, zids: np.ndarray | None = None) -> 
     if len(pfns) == 0:
         return
     pfns = np.asarray(pfns, dtype=np.int64)
+    if k.large_folios:  # heads of large folios freed whole (huge_memory.count_heads)
+        sp = k.f.rec["spare"][pfns]
+        hug = (sp & 0x2000) != 0  # FOLIO_HUGETLB
+        if hug.any():
+            # free_huge_folio(): a hugetlb page goes back to its node's pool, not here
+            hp = pfns[hug]
+            f = k.f
+            f.kind[hp] = K_KERNEL
+            f.flags[hp] = 0
+            f.mapping[hp] = KUSE_HUGETLB
+            f.mapcount[hp] = 0
+            pfns, sp = pfns[~hug], sp[~hug]
+            zids = None if zids is None else zids[~hug]
+            if pfns.size == 0:
+                return
+        k.large_folios -= int(((sp & 0x1F) != 0).sum() - ((sp & 0x8000) != 0).sum())
     k.f.release(pfns)  # K_FREE is 0: clearing the kind frees the frame
     if zids is None:
         zids = k.zone_of(pfns)

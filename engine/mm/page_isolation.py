@@ -15,6 +15,7 @@ from ..constants import (
     K_FILE,
     K_KERNEL,
     K_PFNMAP,
+    KUSE_HUGETLB,
     KUSE_MEMMAP,
     KUSE_PAGETABLE,
     KUSE_SLAB,
@@ -23,6 +24,8 @@ from ..constants import (
     oserror,
 )
 from ..vec import value_counts
+from .huge_memory import FOLIO_HUGETLB, FOLIO_TAIL, ORDER_MASK
+from .hugetlb import pool_counts
 from .rmap import for_each_mapping
 from .state import Kernel
 
@@ -34,7 +37,7 @@ OFFLINE_TIMEOUT_NS = 120 * 10**9  # 2.6.24-4.14: offline_pages(..., 120 * HZ)
 OFFLINE_RETRY_MAX = 5  # 2.6.24-4.14: retry_max for rounds failing with an error
 RETRY_NS = 1_000_000  # a round that moved nothing: lru_add_drain_all() + cond_resched()
 KUSE_NAMES = {KUSE_MEMMAP: "memmap", KUSE_SLAB: "slab", KUSE_PAGETABLE: "page tables",
-              KUSE_ZERO: "zero page"}
+              KUSE_ZERO: "zero page", KUSE_HUGETLB: "hugetlb pool"}
 
 __all__ = ["find_blockers", "blockers_text", "ebusy"]
 
@@ -47,6 +50,9 @@ def find_blockers(k: Kernel, pfns: np.ndarray) -> list[dict]:
     kind = f.kind[pfns]
     out = []
     kern = pfns[kind == K_KERNEL]
+    if k.large_folios:
+        out.extend(_hugetlb_blockers(k, pfns, kern))
+        kern = kern[f.mapping[kern] != KUSE_HUGETLB]
     if kern.size:
         uses = value_counts(f.mapping[kern])
         detail = ", ".join(f"{KUSE_NAMES.get(u, 'kernel')} {n}" for u, n in sorted(uses.items()))
@@ -57,6 +63,30 @@ def find_blockers(k: Kernel, pfns: np.ndarray) -> list[dict]:
     if pinned.size:
         out.extend(_pin_owners(k, pinned))
     out.extend(_driver_blockers(k, pfns[kind == K_PFNMAP]))
+    return out
+
+
+def _hugetlb_blockers(k: Kernel, pfns: np.ndarray, kern: np.ndarray) -> list[dict]:
+    """hugetlb pages in the range in use beyond what the other nodes' pools have free
+    to take them (alloc_hugetlb_folio_nodemask() would fail: they cannot move). Free
+    huge pages of a pool are no blockers: offline_pages() dissolves them
+    (dissolve_free_hugetlb_folios(), hugetlb.dissolve_free)."""
+    f = k.f
+    sp = f.spare[pfns]
+    heads = pfns[((sp & FOLIO_HUGETLB) != 0) & ((sp & FOLIO_TAIL) == 0)
+                 & ((sp & ORDER_MASK) != 0)]
+    if heads.size == 0:
+        return []
+    nb = 1 << (k.page_shift - 3)
+    used = heads[f.kind[heads] != K_KERNEL]
+    out = []
+    if used.size:
+        src = set(k.node_of(used).tolist())
+        room = sum(pool_counts(k, n)[1] for n in k.memory_nodes() if n not in src)
+        if used.size > room:
+            out.append({"kind": "hugetlb", "what": f"{used.size - room} huge page(s) in use "
+                        f"with no free huge page on another node to take them",
+                        "pages": int((used.size - room) * nb), "detail": "hugetlb"})
     return out
 
 

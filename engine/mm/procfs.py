@@ -11,6 +11,7 @@ from ..constants import (
     K_KERNEL,
     KUSE_PAGETABLE,
     KUSE_SLAB,
+    VM_HUGETLB,
     PG_dirty,
     PG_isolated,
     PG_mlocked,
@@ -19,6 +20,8 @@ from ..constants import (
 from ..nodemask import nodes_str
 from ..vec import counts
 from .frames import SCAN_SLICE
+from .huge_memory import THP_COUNTERS, thp_pages
+from .hugetlb import pool_counts
 from .mm_types import Backing, Process
 from .page_alloc import NUMASTAT_NAMES
 from .policy import effective_policy
@@ -38,6 +41,14 @@ def numa_maps(m: Kernel, p: Process) -> str:
         if v.backing is not None and not v.pfnmap:
             parts.append(f"file={file_path(v.backing)}")
         c = _vma_counts(m, v)
+        hpage = m.page_size
+        if v.flags & VM_HUGETLB:
+            # a MAP_HUGETLB mapping is an unlinked hugetlbfs file; gather_hugetlb_stats()
+            # counts each huge page once
+            parts += [r"file=/anon_hugepage\040(deleted)", "huge"]
+            nb = 1 << (m.page_shift - 3)
+            hpage *= nb
+            c = {key: (val // nb if key != "mapmax" else val) for key, val in c.items()}
         total, anon = c["total"], c["anon"]
         if total:
             if anon:
@@ -54,7 +65,7 @@ def numa_maps(m: Kernel, p: Process) -> str:
             for n in np.flatnonzero(nodes):
                 parts.append(f"N{n}={int(nodes[n])}")
             if modern:
-                parts.append(f"kernelpagesize_kB={m.page_size // 1024}")
+                parts.append(f"kernelpagesize_kB={hpage // 1024}")
         lines.append(" ".join(parts))
     return "\n".join(lines) + ("\n" if lines else "")
 
@@ -243,8 +254,7 @@ def vmstat(m: Kernel) -> dict:
         "numa_other": int(st[5].sum()),
     }
     if m.era.proc_formats == "modern":
-        for k in ("pgmigrate_success", "pgmigrate_fail", "thp_migration_success",
-                  "thp_migration_fail", "numa_hint_faults", "numa_hint_faults_local",
+        for k in ("pgmigrate_success", "pgmigrate_fail", *THP_COUNTERS, "numa_hint_faults", "numa_hint_faults_local",
                   "numa_pages_migrated", "pgpromote_success"):
             d[k] = int(m.vmstat_counts.get(k, 0))
     for k, v in m.vmstat_extra.items():
@@ -264,6 +274,10 @@ def node_meminfo(m: Kernel, node: int) -> str:
     total = sum(z.managed for z in zones)
     free = sum(z.free for z in zones)
     anon, file, mlocked, slab = c["anon"], c["file"], c["mlocked"], c["slab"]
+    htotal, hfree = pool_counts(m, node) if zones else (0, 0)
+    nb = 1 << (m.page_shift - 3)
+    anon -= (htotal - hfree) * nb  # (hugetlb pages in use are not AnonPages)
+    thp = thp_pages(m, s, e)
     rows = [("MemTotal", total), ("MemFree", free), ("MemUsed", total - free),
             ("SwapCached", 0), ("Active", anon + file - mlocked), ("Inactive", 0),
             ("Active(anon)", anon), ("Inactive(anon)", 0), ("Active(file)", file),
@@ -272,10 +286,11 @@ def node_meminfo(m: Kernel, node: int) -> str:
             ("Writeback", c["writeback"]),
             ("FilePages", file), ("Mapped", c["file_mapped"]),
             ("AnonPages", anon), ("Shmem", c["shmem"]), ("KernelStack", 0), ("PageTables", 0),
-            ("Slab", slab), ("SReclaimable", 0), ("SUnreclaim", slab), ("AnonHugePages", 0)]
+            ("Slab", slab), ("SReclaimable", 0), ("SUnreclaim", slab), ("AnonHugePages", thp)]
     out = [f"Node {node} {name + ':':<16}{v * kb:>8} kB" for name, v in rows]
-    for name in ("HugePages_Total", "HugePages_Free", "HugePages_Surp"):
-        out.append(f"Node {node} {name + ':':<16}{0:>5}")
+    for name, v in (("HugePages_Total", htotal), ("HugePages_Free", hfree),
+                    ("HugePages_Surp", 0)):
+        out.append(f"Node {node} {name + ':':<16}{v:>5}")
     return "\n".join(out) + "\n"
 
 

@@ -188,6 +188,9 @@ class Kernel:
         self.seed = 0
         self.zero_pfn = -1
         self.isolated_pages = 0
+        # transparent_hugepage/enabled (huge_memory.py); large folios allocated (heads)
+        self.thp_mode = "madvise"
+        self.large_folios = 0
         self.traffic: np.ndarray | None = None  # pages migrated, (source, target) node
         self.description: dict | None = None
         self.next_id = 1  # ids of rmap objects (anon_vmas, backings)

@@ -36,7 +36,6 @@ from ..mm.migrate import UNTRIED, PairRun, Rehearse, run_pairs
 from ..mm.move_pages import UNWRITTEN, finish, plan_move_pages
 from ..mm.state import Kernel, drive
 from ..units import fmt_ns, fmt_size
-from ..vec import pair_counts
 from .moves import MoveRecord, plan_undo, reason_text, undo_control
 
 KINDS = ("move_pages", "migrate_pages", "mbind", "offline", "undo")
@@ -182,11 +181,6 @@ def _new_bill(k: Kernel, kind: str, args, kwargs, chunk: int | None) -> Bill:
                 page_size=k.page_size, chunk=chunk)
 
 
-def _add_pairs(b: Bill, src: np.ndarray, dst: np.ndarray) -> None:
-    for (s, d), c in pair_counts(src, dst).items():
-        b.pairs[(int(s), int(d))] += c
-
-
 def _error(b: Bill, e: OSError) -> Bill:
     b.error = (e.errno, e.strerror)
     return b
@@ -209,8 +203,7 @@ def bill_move_pages(k: Kernel, pid, pages, nodes=None, flags: int = 0, *, caller
     out = drive(run_pairs(k, Rehearse(k), plan.pfn[qi], plan.targets[qi], plan.control(k),
                           plan.pair_run(chunk)))
     r = finish(plan, out.result)
-    ok = out.result >= 0
-    _add_pairs(b, plan.node_now[qi][ok], out.result[ok])
+    b.pairs.update(out.moved_pairs(plan.node_now[qi]))
     b.predicted_ns = out.time_ns
     b.already = int(((plan.status >= 0) & ~plan.queue & (r.status >= 0)).sum())
     b.failures = count_reasons(r.status)
@@ -255,8 +248,7 @@ def bill_migrate_pages(k: Kernel, pid, old_nodes, new_nodes, *, caller=None,
     if err is not None:
         _error(b, err)  # the pairs before the failing one still move
     for s, _d, out in outs:
-        ok = out.result >= 0
-        _add_pairs(b, np.full(int(ok.sum()), s), out.result[ok])
+        b.pairs.update(out.moved_pairs(np.full(out.result.size, s)))
         b.failures.update(count_reasons(out.result))
         b.predicted_ns += out.time_ns
     b.ret = left
@@ -285,7 +277,7 @@ def bill_mbind(k: Kernel, pid, addr, length, mode, nodemask=(), flags: int = 0, 
                        f"(MPOL_MF_MOVE without MOVE_ALL)")
     out = rehearse_mbind(k, plan, chunk)
     ok = out.result >= 0
-    _add_pairs(b, k.node_of(plan.pfns[ok]), out.result[ok])
+    b.pairs.update(out.moved_pairs(k.node_of(plan.pfns)))
     b.failures.update(count_reasons(out.result))
     b.predicted_ns = out.time_ns
     failed = plan.unmovable + int((~ok).sum())
@@ -332,8 +324,7 @@ def bill_undo(k: Kernel, rec: MoveRecord | None = None, *, chunk: int | None = N
         return _error(b, e)
     out = drive(run_pairs(k, Rehearse(k), plan.pfns, plan.targets, undo_control(k),
                           PairRun(chunk=chunk, unique=True)))
-    ok = out.result >= 0
-    _add_pairs(b, k.node_of(plan.pfns[ok]), out.result[ok])
+    b.pairs.update(out.moved_pairs(k.node_of(plan.pfns)))
     b.failures = count_reasons(out.result)
     b.failures.update({f"skipped: {r}": c for r, c in plan.scope.skipped.items()})
     b.already = plan.scope.already

@@ -46,6 +46,7 @@ from ..constants import (
     EPERM,
     oserror,
 )
+from ..mm.huge_memory import folio_pairs
 from ..mm.mempolicy import plan_mbind, plan_migrate_pages, queue_node_pages, walk_pages
 from ..mm.migrate import UNTRIED, Execute, MigrateControl, PairRun, run_pairs
 from ..mm.move_pages import UNWRITTEN, MoveStatus, plan_move_pages
@@ -142,6 +143,9 @@ def summary_line(kind: str, moved: int, considered: int | None, *, pairs: Counte
     hooks = hooks or Counter()
     reasons = reasons or Counter()
     of = f" of {considered}" if considered is not None else ""
+    if considered is not None and moved > considered:
+        # large folios: a queued entry moved its whole folio (the count is base pages)
+        of, verb = "", f"{verb} (whole huge pages, for {considered} queued)"
     s = f"{kind}: {moved}{of} page{'s' if (considered or moved) != 1 else ''} {verb}"
     s += _pairs_text(pairs)
     for drv, n in sorted(hooks.items()):
@@ -501,8 +505,9 @@ def plan_undo(k: Kernel, rec: MoveRecord | None) -> UndoPlan:
     cand = same & ~hooked
     home = cand & (k.node_of(fr) == origin)
     go = cand & ~home
-    return UndoPlan(rec, frames[go], origin[go],
-                    Scope(int(frames.size), int(home.sum()), skipped))
+    # a folio moved whole goes back whole: one pair per folio (the first frame's origin)
+    pf, tg, _inv = folio_pairs(k, frames[go], origin[go])
+    return UndoPlan(rec, pf, tg, Scope(int(frames.size), int(home.sum()), skipped))
 
 
 def undo_control(k: Kernel) -> MigrateControl:

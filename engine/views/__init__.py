@@ -83,6 +83,7 @@ from ..constants import (
     KIND_NAMES,
 )
 from ..mm.frames import HELD
+from ..mm.huge_memory import FOLIO_HUGETLB, FOLIO_TAIL, ORDER_MASK
 from ..mm.mm_types import VMA
 from ..mm.policy import vma_policy
 from ..mm.rmap import mappers
@@ -266,6 +267,34 @@ class MachineView:
     def frame_flags(self, pfns: np.ndarray) -> np.ndarray:
         return self.m.f.flags[pfns]
 
+    def frame_huge(self, pfns: np.ndarray) -> np.ndarray | None:
+        """Per frame (any shape): part of a huge page (a THP or hugetlb folio); None
+        when the machine has none (the map then reads nothing more)."""
+        m = self.m
+        if not getattr(m, "large_folios", 0):  # (the live host's view keeps none)
+            return None
+        f = m.f
+        return ((f.spare[pfns] & ORDER_MASK) != 0) & HELD[f.kind[pfns]]
+
+    def has_huge_pages(self) -> bool:
+        """Whether any large folio (THP or hugetlb page) exists."""
+        return bool(getattr(self.m, "large_folios", 0))
+
+    def folio_of(self, pfn: int) -> tuple[int, int, bool, bool] | None:
+        """(head PFN, order, this frame is the head, hugetlb) of the huge page holding
+        a frame, or None for a small page."""
+        m = self.m
+        pfn = int(pfn)
+        if not getattr(m, "large_folios", 0) or not 0 <= pfn < m.nr_frames or \
+                not HELD[m.f.kind[pfn]]:
+            return None
+        sp = int(m.f.spare[pfn])
+        order = sp & ORDER_MASK
+        if not order:
+            return None
+        head = pfn & ~((1 << order) - 1)
+        return head, order, head == pfn, bool(sp & FOLIO_HUGETLB)
+
     def frame_owner(self, pfn: int) -> tuple[int, int] | None:
         """(pid, address) of the first mapping of a frame, or None."""
         m = self.m
@@ -336,6 +365,13 @@ class MachineView:
         ]
         if kind == K_KERNEL:
             out.append(("use", KUSE_NAMES.get(int(f.mapping[pfn]), "kernel")))
+        fo = self.folio_of(pfn)
+        if fo is not None:
+            head, order, is_head, hug = fo
+            what = ("hugetlb page" if hug else "THP") + f", order {order}"
+            out.append(("folio", f"{'head' if is_head else 'tail'} of a {what} "
+                                 f"({(m.page_size << order) >> 10} kB)"))
+            out.append(("folio range", f"{head:#x}-{head + (1 << order) - 1:#x}"))
         owner = self.frame_owner(pfn)
         if owner is not None:
             pid, addr = owner
@@ -395,7 +431,15 @@ class MachineView:
         loc = None
         if rss and p.node in idx:
             loc = 100.0 * float(per[idx[p.node]]) / rss
-        return ProcRow(p.pid, p.name, p.uid, p.node, rss, per, loc, policy_str(p.policy))
+        huge = 0
+        if getattr(self.m, "large_folios", 0):
+            for v in p.vmas:
+                if not v.pfnmap:
+                    pf = vma_frames(v)
+                    sp = self.m.f.spare[pf[(pf >= 0) & (pf != self.m.zero_pfn)]]
+                    huge += int((((sp & ORDER_MASK) != 0) & ((sp & FOLIO_TAIL) == 0)).sum())
+        return ProcRow(p.pid, p.name, p.uid, p.node, rss, per, loc, policy_str(p.policy),
+                       huge)
 
     def processes(self, counts: NodeCounts | None = None) -> list[ProcRow]:
         """A row per process; pages per node from `counts` (its last pass) when given,
@@ -432,9 +476,13 @@ class MachineView:
             pfns = pfns[pfns != m.zero_pfn]
             shared = int((m.f.mapcount[pfns] > 1).sum()) if pfns.size else 0
         # as numa_maps: the policy at vm_start (a shmem object's shared policy)
+        huge = 0
+        if getattr(m, "large_folios", 0) and v.kind != "driver" and pfns.size:
+            sp = m.f.spare[pfns]
+            huge = int((((sp & ORDER_MASK) != 0) & ((sp & FOLIO_TAIL) == 0)).sum())
         return VmaRow(v.start, v.end, v.kind, v.flag_string(), policy_str(vma_policy(v)),
                       v.locked, shared, int(per.sum()), per, v.npages,
-                      drv.name if drv is not None else None)
+                      drv.name if drv is not None else None, huge)
 
     def vmas(self, pid: int, counts: NodeCounts | None = None) -> list[VmaRow]:
         p = self.m.procs.get(pid)

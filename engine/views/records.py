@@ -132,6 +132,7 @@ class ProcRow:
     per_node: np.ndarray  # pages per node, topology order
     locality: float | None  # percent of RSS on the process's own node
     policy: str
+    huge_pages: int = 0  # huge pages (THP and hugetlb folios) it maps
 
 
 @dataclass
@@ -147,6 +148,7 @@ class VmaRow:
     per_node: np.ndarray
     npages: int
     driver: str | None = None
+    huge_pages: int = 0  # huge pages (THP and hugetlb folios) whose head it maps
 
 
 @dataclass(frozen=True)

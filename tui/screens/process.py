@@ -26,6 +26,7 @@ from .main import NARROW_H, NARROW_W, SLOW_PERIOD, VIEW_PERIOD, Selection
 
 PROCESS_KEYS = [("b", "back", "app.back"), ("m", "move VMA", "app.migrate"),
                 ("enter", "on map", "screen.show_on_map"), ("l", "mlock", "app.mlock"),
+                ("H", "THP", "app.hugepage"),
                 (":", "command", "app.command_line"), ("u", "undo", "app.undo"),
                 ("q", "quit", "app.quit")]
 HOST_PROCESS_KEYS = [("b", "back", "app.back"), ("m", "move VMA", "app.migrate"),

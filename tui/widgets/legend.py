@@ -57,6 +57,10 @@ def legend_text(view: Any, colors: PidColors | None = None, top: int = 9,
         t.append(g, style="bold #ffffff on #404650")
         t.append(f" {name:<10}" if i % 3 != 2 else f" {name}\n")
     t.rstrip()
+    if getattr(view, "has_huge_pages", lambda: False)():
+        t.append("\n")
+        t.append(MARK_GLYPHS[6], style="bold #ffffff on #404650")
+        t.append(" huge page (THP or hugetlb folio: its cells are one object)")
     for d in view.drivers():
         if d.kind == "rdma":
             continue

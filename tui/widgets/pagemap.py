@@ -66,12 +66,13 @@ CLASS_NAMES = ("free", "kernel", "page cache", "PFN-mapped", "offline", "anon")
 CLASS_COLORS = ("#262a30", "#b83b3b", "#3567b5", "#c9a227", "#0a0a0a", "#5f8f5f") + ANON_PALETTE
 PARTIAL_FREE = "#3d434c"  # a mostly free cell that holds something
 
-# marks (priority: highlighted > isolated > pinned > mlocked > hooked driver region)
-M_NONE, M_MLOCK, M_PINNED, M_ISOLATED, M_HILITE, M_HOOK = range(6)
-NMARK = 6
-MARK_GLYPHS = (" ", "•", "◆", "»", "■", "⇄")
+# marks (priority: highlighted > isolated > pinned > mlocked > hooked driver region >
+# huge page)
+M_NONE, M_MLOCK, M_PINNED, M_ISOLATED, M_HILITE, M_HOOK, M_HUGE = range(7)
+NMARK = 7
+MARK_GLYPHS = (" ", "•", "◆", "»", "■", "⇄", "▬")
 MARK_NAMES = ("", "mlocked", "pinned", "isolated / in flight", "selected VMA",
-              "driver region, migrate hook on")
+              "driver region, migrate hook on", "huge page (THP or hugetlb folio)")
 OFFLINE_GLYPH = "╳"
 
 KIND_TO_CLASS = np.full(256, C_KERNEL, np.uint8)
@@ -296,6 +297,11 @@ def rows_codes(view: MachineView, starts: np.ndarray, counts: np.ndarray, zoom: 
         ok = i < len(hooked)
         over = ok & (hooked[np.minimum(i, len(hooked) - 1), 0] < cend)
         mark = np.where(over & (mark == M_NONE), M_HOOK, mark)
+    huge = view.frame_huge(pfn) if hasattr(view, "frame_huge") else None
+    if huge is not None:
+        # a cell whose samples are in huge pages reads as one object: the huge mark
+        hv = huge.any(1) if valid is None else (huge & valid).any(1)
+        mark = np.where(hv & (mark == M_NONE), M_HUGE, mark)
     if hl is not None:
         mark = np.where(hl, M_HILITE, mark)
     return dom + NCLASS * (mark + NMARK * partial.astype(np.int64)), offsets

@@ -62,6 +62,7 @@ class ProcessTable(DataTable):
         self.mode: tuple[bool, str] | None = None  # (UID shown, node columns)
         self._page_size = 4096
         self._rows: list[ProcRow] = []
+        self._huge = False  # a HUGE column (huge pages per process) while any maps one
 
     # -------------------------------------------------------------- columns
     def widths(self, rows: list[ProcRow], mode: tuple[bool, str]) -> int:
@@ -106,6 +107,8 @@ class ProcessTable(DataTable):
         if uid:
             self.add_column("UID", key="uid")
         self.add_column("RSS", key="rss")
+        if self._huge:
+            self.add_column("HUGE", key="huge")
         if nodes == "bar":
             self.add_column("NODES", key="nodes")
         if nodes in ("bar", "top"):
@@ -122,6 +125,8 @@ class ProcessTable(DataTable):
         if uid:
             cells.append(Num(r.uid))
         cells.append(Num(r.rss, fmt_bytes(r.rss * self._page_size)))
+        if self._huge:
+            cells.append(Num(r.huge_pages, str(r.huge_pages) if r.huge_pages else ""))
         # resident pages but no split (the live host: numa_maps unreadable or not read
         # yet): the node columns say "-", unknown, never a wrong 0
         split = not r.rss or bool(r.per_node.any())
@@ -153,7 +158,9 @@ class ProcessTable(DataTable):
         rows = [r for r in view.processes(counts) if self.matches(r)]
         self._rows = rows
         mode = self.choose_mode(rows)
-        if mode != self.mode or not self.columns:
+        huge = any(r.huge_pages for r in rows)
+        if mode != self.mode or not self.columns or huge != self._huge:
+            self._huge = huge
             self.setup_columns(mode)
         added = sync_rows(self, ((str(r.pid), self.row_cells(r)) for r in rows))
         if self.sort_column is not None or added:

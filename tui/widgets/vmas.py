@@ -31,6 +31,7 @@ class VmaTable(DataTable):
         self.mode: tuple[bool, str] | None = None  # (full columns, exact | short | bar)
         self._page_size = 4096
         self._rows: list[VmaRow] = []
+        self._huge = False  # a HUGE column (huge pages per VMA) while any VMA maps one
 
     def widths(self, rows: list[VmaRow], mode: tuple[bool, str]) -> int:
         def w(label: str, vals: list[str]) -> int:
@@ -73,6 +74,8 @@ class VmaTable(DataTable):
         cols = [("RANGE", "range"), ("SIZE", "size"), ("KIND", "kind"), ("FLAGS", "flags"),
                 ("POLICY", "policy"), ("RSS", "rss")] if full else \
             [("START", "range"), ("SIZE", "size"), ("POLICY", "policy"), ("RSS", "rss")]
+        if self._huge:  # (a process with huge pages: how many each VMA maps)
+            cols.append(("HUGE", "huge"))
         for label, key in cols:
             self.add_column(label, key=key)
         if nodes == "bar":
@@ -91,6 +94,8 @@ class VmaTable(DataTable):
                                    Text(r.flags), Text(r.policy), rss]
         else:
             cells = [Text(f"{r.start:x}"), size, Text(r.policy), rss]
+        if self._huge:
+            cells.append(Num(r.huge_pages, str(r.huge_pages) if r.huge_pages else ""))
         if nodes == "bar":
             cells += [node_bar(r.per_node, r.rss), top_node(self._node_ids, r.per_node,
                                                             r.rss)]
@@ -107,7 +112,9 @@ class VmaTable(DataTable):
         rows = view.vmas(self.pid, counts)
         self._rows = rows
         mode = self.choose_mode(rows)
-        if mode != self.mode or not self.columns:
+        huge = any(r.huge_pages for r in rows)
+        if mode != self.mode or not self.columns or huge != self._huge:
+            self._huge = huge
             self.setup_columns(mode)
         added = sync_rows(self, ((f"{r.start:x}", self.row_cells(r)) for r in rows))
         if added or self.sort_column:

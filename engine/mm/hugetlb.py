@@ -1,0 +1,222 @@
+"""hugetlb pools and MAP_HUGETLB mappings (mm/hugetlb.c).
+
+A huge page of a pool is a folio of PMD order (huge_memory.py) whose frames carry
+FOLIO_HUGETLB. A free one is held by the pool (kind K_KERNEL, use KUSE_HUGETLB: not
+free to the buddy allocator, as hugetlb keeps its free pages on its own lists); a
+page in use is mapped by a MAP_HUGETLB mapping (VM_HUGETLB) as an anonymous folio.
+When its last mapping goes it returns to its node's pool (free_huge_folio():
+page_alloc.free_frames hands such frames back here), and a migration takes its new
+page from the target node's pool (alloc_hugetlb_folio_nodemask()). The counts of
+/sys/devices/system/node/nodeN/hugepages/hugepages-2048kB and meminfo's HugePages_*
+are read off the frames: nothing else is kept."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..constants import (
+    EINVAL,
+    ENOENT,
+    ENOMEM,
+    K_ANON,
+    K_KERNEL,
+    KUSE_HUGETLB,
+    PG_dirty,
+    PG_lru,
+    oserror,
+)
+from .frames import SCAN_SLICE
+from .huge_memory import FOLIO_HUGETLB, FOLIO_TAIL, _frames, make_folios, pmd_order, take_blocks
+from .mm_types import VMA, Process
+from .page_alloc import free_frames, zonelist
+from .policy import effective_policy, fault_targets
+from .state import Kernel
+
+__all__ = ["pool_counts", "set_nr_hugepages", "hugetlb_fault", "free_pool_heads",
+           "take_pool_page", "hugetlb_heads", "pool_books", "dissolve_free",
+           "free_pool_frames"]
+
+
+def hugetlb_heads(k: Kernel, s: int, e: int) -> tuple[np.ndarray, np.ndarray]:
+    """(heads of hugetlb folios in frames [s, e), whether each is free in the pool)."""
+    out, free = [], []
+    f = k.f
+    for a in range(s, e, SCAN_SLICE):
+        b = min(e, a + SCAN_SLICE)
+        sp = f.spare[a:b]
+        h = np.flatnonzero(((sp & FOLIO_HUGETLB) != 0) & ((sp & FOLIO_TAIL) == 0))
+        if h.size:
+            h = h + a
+            kinds = f.kind[h]
+            h = h[kinds != 0]  # (a stale record of a freed frame)
+            out.append(h)
+            free.append(f.kind[h] == K_KERNEL)
+    if not out:
+        return np.zeros(0, np.int64), np.zeros(0, bool)
+    return np.concatenate(out).astype(np.int64), np.concatenate(free)
+
+
+def _node_range(k: Kernel, node: int) -> tuple[int, int]:
+    zs = k.node_zones(node)
+    return (zs[0].start_pfn, zs[-1].end_pfn) if zs else (0, 0)
+
+
+def pool_counts(k: Kernel, node: int) -> tuple[int, int]:
+    """(HugePages_Total, HugePages_Free) of a node."""
+    if not k.large_folios:
+        return 0, 0
+    h, free = hugetlb_heads(k, *_node_range(k, node))
+    return int(h.size), int(free.sum())
+
+
+def free_pool_heads(k: Kernel, z) -> np.ndarray:
+    """The free pool pages of zone z (their heads, ascending)."""
+    h, free = hugetlb_heads(k, z.start_pfn, z.end_pfn)
+    return h[free]
+
+
+def _to_pool(k: Kernel, heads: np.ndarray) -> None:
+    """enqueue_hugetlb_folio(): the folios' frames become free pool pages."""
+    fr = _frames(heads, pmd_order(k))
+    f = k.f
+    f.kind[fr] = K_KERNEL
+    f.flags[fr] = 0
+    f.mapping[fr] = KUSE_HUGETLB
+    f.mapcount[fr] = 0
+    f.index[fr] = 0
+    f.content[fr] = 0
+
+
+def set_nr_hugepages(k: Kernel, node: int, n: int) -> int:
+    """echo n > /sys/devices/system/node/nodeN/hugepages/hugepages-2048kB/nr_hugepages:
+    grow the node's pool from wholly free aligned blocks (as many as there are, as
+    Linux does: the count read back says how many), or shrink it by freeing free
+    huge pages (pages in use stay). A node with no memory has no such file (ENOENT);
+    a negative count, or more huge pages than the node's memory could ever hold, is
+    refused with no change (EINVAL). Returns the pool's new size."""
+    if node not in k.nodes or not k.node_has_memory(node):
+        raise oserror(ENOENT, f"nr_hugepages: node {node} has no memory or does not exist "
+                              f"(no /sys/devices/system/node/node{node}/hugepages)")
+    nb = 1 << pmd_order(k)
+    cap = sum(z.managed for z in k.node_zones(node)) // nb
+    if n < 0 or n > cap:
+        raise oserror(EINVAL, f"nr_hugepages: {n} is not a count node {node} can hold "
+                              f"(0..{cap} huge pages of {nb * k.page_size >> 20} MiB)")
+    total, free = pool_counts(k, node)
+    if n > total:
+        want = n - total
+        for z in reversed(k.node_zones(node)):
+            if want <= 0:
+                break
+            room = (z.free - z.wmark_min - z.isolated_free) // nb
+            blk = take_blocks(k, z, min(want, max(0, room)), nb)
+            if blk.size:
+                z.free -= blk.size * nb
+                k.f.clear_records(_frames(blk, pmd_order(k)))
+                make_folios(k, blk, pmd_order(k), FOLIO_HUGETLB)
+                _to_pool(k, blk)
+                want -= blk.size
+    elif n < total:
+        drop = min(total - n, free)
+        heads = []
+        for z in k.node_zones(node):
+            heads.append(free_pool_heads(k, z))
+        heads = np.concatenate(heads)[::-1][:drop] if heads else np.zeros(0, np.int64)
+        if heads.size:
+            fr = _frames(heads, pmd_order(k))
+            k.f.spare[fr] = 0
+            k.large_folios -= int(heads.size)
+            k.f.kind[fr] = K_ANON  # (held for a moment: free_frames frees held frames)
+            free_frames(k, fr)
+    return pool_counts(k, node)[0]
+
+
+def take_pool_page(k: Kernel, nodes: list[int]) -> int:
+    """dequeue_hugetlb_folio_node_exact() over the nodes in order: a free pool page's
+    head, -1 when none."""
+    for node in nodes:
+        for z in reversed(k.node_zones(node)):
+            h = free_pool_heads(k, z)
+            if h.size:
+                return int(h[0])
+    return -1
+
+
+def hugetlb_fault(k: Kernel, p: Process, v: VMA, offs: np.ndarray, cpu: int, anon_vma
+                  ) -> None:
+    """hugetlb_no_page(): each huge page of the VMA a fault touches that has none yet
+    gets a free page of a pool, from the node the policy gives its address and then
+    the zonelist's others (dequeue_hugetlb_folio_vma()); none left: SIGBUS (ENOMEM
+    here). The page is mapped whole and dirty."""
+    n = 1 << pmd_order(k)
+    regions = np.unique((offs // n) * n)
+    regions = regions[v.ptes(regions) < 0]
+    if regions.size == 0:
+        return
+    pol = effective_policy(p, v)
+    t, _il = fault_targets(k, p, v, regions, cpu, pol)
+    f = k.f
+    heads = np.full(regions.size, -1, np.int64)
+    for node in np.unique(t).tolist():  # (nodes, not pages): each its zonelist's pools
+        want = np.flatnonzero(t == node)
+        got = []
+        for nd in zonelist(k, int(node)):
+            for z in reversed(k.node_zones(nd)):
+                need = want.size - sum(g.size for g in got)
+                if need > 0:
+                    h = free_pool_heads(k, z)[:need]
+                    got.append(h)
+                    f.kind[h] = K_ANON  # (taken: the next zone scan skips them)
+        got_all = np.concatenate(got) if got else np.zeros(0, np.int64)
+        heads[want[:got_all.size]] = got_all
+    ok = heads >= 0
+    if ok.any():
+        fr = _frames(heads[ok], pmd_order(k))
+        o = (regions[ok][:, None] + np.arange(n, dtype=np.int64)).reshape(-1)
+        f.kind[fr] = K_ANON
+        f.mapping[fr] = anon_vma.id
+        f.index[fr] = v.vpn + o - anon_vma.base_vpn
+        f.mapcount[fr] = 1
+        f.flags[fr] = PG_lru | PG_dirty
+        v.set_ptes(o, fr)
+    if not ok.all():
+        r = int(regions[~ok][0])
+        raise oserror(ENOMEM, f"hugetlb fault at {v.start + r * k.page_size:#x}: no "
+                              f"free huge page in any pool (SIGBUS)")
+
+
+def pool_books(k: Kernel) -> np.ndarray:
+    """Free pool pages per zone (a migration's books for hugetlb targets)."""
+    out = np.zeros(len(k.zones), np.int64)
+    if k.large_folios:
+        for z in k.zones:
+            if z.spanned:
+                out[z.zid] = free_pool_heads(k, z).size
+    return out
+
+
+def dissolve_free(k: Kernel, pfns: np.ndarray) -> int:
+    """dissolve_free_hugetlb_folios(): the free pool pages among these frames leave
+    their pool for the buddy allocator (the pool shrinks). Returns the frames freed."""
+    if not k.large_folios or pfns.size == 0:
+        return 0
+    f = k.f
+    kern = pfns[f.kind[pfns] == K_KERNEL]
+    kern = kern[f.mapping[kern] == KUSE_HUGETLB]
+    if kern.size == 0:
+        return 0
+    sp = f.spare[kern]
+    heads = kern[((sp & FOLIO_TAIL) == 0) & ((sp & FOLIO_HUGETLB) != 0)]
+    f.spare[kern] = 0
+    k.large_folios -= int(heads.size)
+    f.kind[kern] = K_ANON  # (held for a moment: free_frames frees held frames)
+    free_frames(k, kern)
+    return int(kern.size)
+
+
+def free_pool_frames(k: Kernel, s: int, e: int) -> int:
+    """Frames of free pool pages in [s, e) (what dissolve_free() would free)."""
+    if not k.large_folios:
+        return 0
+    h, free = hugetlb_heads(k, s, e)
+    return int(free.sum()) << pmd_order(k)
