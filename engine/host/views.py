@@ -438,6 +438,18 @@ class HostView(MachineView):
         kinds = self._gather(pfns, 1)
         return kinds, np.full(kinds.shape, -1, np.int32)
 
+    # huge pages: on the host they are a colour class of the frame map (kpageflags'
+    # KPF_HUGE / KPF_THP), so the map needs no mark over them, and the inspector shows
+    # the frame's raw kpageflags word (COMPOUND_HEAD, COMPOUND_TAIL bits), not a range
+    def frame_huge(self, pfns: np.ndarray) -> np.ndarray | None:
+        return None
+
+    def has_huge_pages(self) -> bool:
+        return False
+
+    def folio_of(self, pfn: int) -> tuple[int, int, bool, bool] | None:
+        return None
+
     def frame_words(self, a: int, b: int) -> np.ndarray:
         return (frame_kinds(self.m, a, b).astype(np.uint16)
                 | frame_flags(self.m, a, b).astype(np.uint16) << 8)

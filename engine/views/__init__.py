@@ -23,6 +23,10 @@ way. Every change goes through engine.commands.execute; nothing here writes.
                                      flags carry MARK_MLOCKED / MARK_PINNED /
                                      MARK_ISOLATED bits
       v.frame_flags(pfns) -> flags
+      v.frame_huge(pfns) -> bool array | None   part of a huge page (None: no huge
+                                     page anywhere, nothing more to read)
+      v.has_huge_pages() -> bool
+      v.folio_of(pfn) -> (head, order, is head, hugetlb) | None
       v.describe_frame(pfn) -> [(label, value)]   the inspector's lines
       v.cell_summary(a, b) -> str    what frames [a, b) hold, counted by kind
       v.frame_owner(pfn) -> (pid, address) | None
@@ -139,7 +143,7 @@ __all__ = ["VIEW_API", "MachineView", "Topology", "NodeInfo", "ZoneInfo", "Statu
            "summarize_result", "pages_per_node", "resident_pages"]
 
 VIEW_API = ("topology", "status", "node_stats", "free_history", "frame_sample",
-            "frame_words", "frame_flags", "describe_frame", "cell_summary", "frame_owner",
+            "frame_words", "frame_flags", "frame_huge", "has_huge_pages", "folio_of", "describe_frame", "cell_summary", "frame_owner",
             "zone_at", "driver_at", "drivers", "processes", "process", "vmas", "vma_at",
             "vma_frames", "vma_ranges", "node_counts", "jobs", "job_line", "job_outcome",
             "workloads", "daemons", "last_migration", "zone_names", "driver_names",
@@ -271,21 +275,21 @@ class MachineView:
         """Per frame (any shape): part of a huge page (a THP or hugetlb folio); None
         when the machine has none (the map then reads nothing more)."""
         m = self.m
-        if not getattr(m, "large_folios", 0):  # (the live host's view keeps none)
+        if not m.large_folios:
             return None
         f = m.f
         return ((f.spare[pfns] & ORDER_MASK) != 0) & HELD[f.kind[pfns]]
 
     def has_huge_pages(self) -> bool:
         """Whether any large folio (THP or hugetlb page) exists."""
-        return bool(getattr(self.m, "large_folios", 0))
+        return bool(self.m.large_folios)
 
     def folio_of(self, pfn: int) -> tuple[int, int, bool, bool] | None:
         """(head PFN, order, this frame is the head, hugetlb) of the huge page holding
         a frame, or None for a small page."""
         m = self.m
         pfn = int(pfn)
-        if not getattr(m, "large_folios", 0) or not 0 <= pfn < m.nr_frames or \
+        if not m.large_folios or not 0 <= pfn < m.nr_frames or \
                 not HELD[m.f.kind[pfn]]:
             return None
         sp = int(m.f.spare[pfn])
@@ -432,7 +436,7 @@ class MachineView:
         if rss and p.node in idx:
             loc = 100.0 * float(per[idx[p.node]]) / rss
         huge = 0
-        if getattr(self.m, "large_folios", 0):
+        if self.m.large_folios:
             for v in p.vmas:
                 if not v.pfnmap:
                     pf = vma_frames(v)
@@ -477,7 +481,7 @@ class MachineView:
             shared = int((m.f.mapcount[pfns] > 1).sum()) if pfns.size else 0
         # as numa_maps: the policy at vm_start (a shmem object's shared policy)
         huge = 0
-        if getattr(m, "large_folios", 0) and v.kind != "driver" and pfns.size:
+        if m.large_folios and v.kind != "driver" and pfns.size:
             sp = m.f.spare[pfns]
             huge = int((((sp & ORDER_MASK) != 0) & ((sp & FOLIO_TAIL) == 0)).sum())
         return VmaRow(v.start, v.end, v.kind, v.flag_string(), policy_str(vma_policy(v)),

@@ -57,7 +57,7 @@ def legend_text(view: Any, colors: PidColors | None = None, top: int = 9,
         t.append(g, style="bold #ffffff on #404650")
         t.append(f" {name:<10}" if i % 3 != 2 else f" {name}\n")
     t.rstrip()
-    if getattr(view, "has_huge_pages", lambda: False)():
+    if view.has_huge_pages():
         t.append("\n")
         t.append(MARK_GLYPHS[6], style="bold #ffffff on #404650")
         t.append(" huge page (THP or hugetlb folio: its cells are one object)")

@@ -297,7 +297,7 @@ def rows_codes(view: MachineView, starts: np.ndarray, counts: np.ndarray, zoom: 
         ok = i < len(hooked)
         over = ok & (hooked[np.minimum(i, len(hooked) - 1), 0] < cend)
         mark = np.where(over & (mark == M_NONE), M_HOOK, mark)
-    huge = view.frame_huge(pfn) if hasattr(view, "frame_huge") else None
+    huge = view.frame_huge(pfn)
     if huge is not None:
         # a cell whose samples are in huge pages reads as one object: the huge mark
         hv = huge.any(1) if valid is None else (huge & valid).any(1)
