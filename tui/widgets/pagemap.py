@@ -6,7 +6,7 @@ line, zones a label in the left gutter. Everything it reads comes from the view 
 (engine.views.MachineView): frame kinds, owners and flags, the topology, the drivers.
 
 A cell's colour is the most frequent holder among its frames when it covers up to SAMPLE
-(64) frames, else among SAMPLE frames spread over it (sample_offsets), so a paint costs
+(32) frames, else among SAMPLE frames spread over it (sample_offsets), so a paint costs
 in cells, not frames (the border title and the legend say "sampled"; the inspector counts
 the cursor's cell in full). Marks and "mostly free" look at every frame (a bitwise OR
 per cell, at memory speed) unless a screen holds more than EXACT_LIMIT frames.
@@ -176,7 +176,7 @@ def hooked_runs(view: MachineView) -> np.ndarray | None:
     return r[np.argsort(r[:, 0])]
 
 
-SAMPLE = 64  # a cell's colour is the most frequent class of at most this many frames
+SAMPLE = 32  # a cell's colour is the most frequent class of at most this many frames
 RUN = 8  # sampled frames come in runs of this many neighbours
 EXACT_LIMIT = 1 << 26  # frames one refresh reads in full (marks, "mostly free"); beyond: samples
 MAX_CACHED_ROWS = 4096  # rows of cell codes kept off screen (zoomed in, a map has millions)
