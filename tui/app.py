@@ -760,33 +760,34 @@ class NumaConsoleApp(App):
     def action_mlock(self) -> None:
         if self._not_on_host("mlock"):
             return
+        hit = self._selected_vma()
+        if hit is not None:
+            pid, v = hit
+            verb = "munlock" if v.locked else "mlock"
+            self.run_command(f"{verb} {pid} {v.start:x}..{v.end:x}")
+
+    def _selected_vma(self) -> tuple[int, Any] | None:
+        """(pid, VmaRow) of the VMA under the map cursor or selected in a process
+        screen; None (with a line saying how to pick one) when there is none."""
         sel = self.selection()
         if sel.vma is None or sel.vma_pid is None:
             self.console_log.result("put the map cursor on a process's page, or open a "
                                     "process and select a VMA", False)
-            return
+            return None
         v = self.view.vma_at(sel.vma_pid, sel.vma[0])
-        if v is None:
-            return
-        verb = "munlock" if v.locked else "mlock"
-        self.run_command(f"{verb} {sel.vma_pid} {v.start:x}..{v.end:x}")
+        return None if v is None else (sel.vma_pid, v)
 
     def action_hugepage(self) -> None:
         """madvise(MADV_HUGEPAGE) on the selected VMA, or MADV_NOHUGEPAGE when it has
         it already: THP on or off for that VMA."""
         if self._not_on_host("madvise"):
             return
-        sel = self.selection()
-        if sel.vma is None or sel.vma_pid is None:
-            self.console_log.result("put the map cursor on a process's page, or open a "
-                                    "process and select a VMA", False)
-            return
-        v = self.view.vma_at(sel.vma_pid, sel.vma[0])
-        if v is None:
-            return
-        advice = "nohugepage" if "hugepage" in v.flags.replace(",", " ").split() \
-            else "hugepage"
-        self.run_command(f"madvise {sel.vma_pid} {v.start:x}..{v.end:x} {advice}")
+        hit = self._selected_vma()
+        if hit is not None:
+            pid, v = hit
+            advice = "nohugepage" if "hugepage" in v.flags.replace(",", " ").split() \
+                else "hugepage"
+            self.run_command(f"madvise {pid} {v.start:x}..{v.end:x} {advice}")
 
     def action_hook(self) -> None:
         """Toggle the migrate hook of the driver whose region is under the map cursor."""
