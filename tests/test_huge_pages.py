@@ -13,6 +13,7 @@ from conftest import small
 
 import engine
 from engine import MADV_HUGEPAGE, MADV_NOHUGEPAGE, MPOL_BIND, MPOL_INTERLEAVE, MPOL_MF_MOVE
+from engine.views import MachineView
 
 HP = 512
 MB2 = 2 << 20
@@ -463,4 +464,28 @@ def test_hugetlb_vma_is_cut_at_huge_page_boundaries_only():
     assert len(m.process(pid).vmas) == 1
     m.mbind(pid, a, MB2, MPOL_BIND, [0])
     assert len(m.process(pid).vmas) == 2
+    m.check()
+
+
+def test_write_to_a_thp_fork_shares_splits_the_pmd_and_copies_one_page():
+    """do_huge_pmd_wp_page(): a write to a THP that fork() left mapped by parent and
+    child is not a copy of the folio: the writer's PMD is split (thp_split_pmd, once
+    for the folio) and one 4 KiB page is copied (wp_page_copy()); the folio stays
+    whole, its other 511 pages still shared, and a second write in it splits nothing
+    more."""
+    m = thp_machine()
+    p = m.spawn("p", node=0)
+    a = m.mmap(p, MB2)
+    m.touch(p, a, MB2)
+    c = m.fork(p)
+    before = m.read(p, a + 4096)
+    m.touch(c, a + 4096, 4096)
+    t = thp_counts(m)
+    assert t["thp_split_pmd"] == 1 and t["thp_split_page"] == 0
+    assert m.read(p, a + 4096) == before and m.read(c, a + 4096) != before
+    head = int(m.process(p).find_vma(a).pte_range(0, 1)[0])
+    assert MachineView(m).folio_of(head) == (head, 9, True, False)
+    assert (m.f.mapcount[head:head + HP] == 2).sum() == HP - 1
+    m.touch(c, a + 8192, 4096)
+    assert thp_counts(m)["thp_split_pmd"] == 1
     m.check()

@@ -36,7 +36,7 @@ from ..constants import (
     oserror,
 )
 from ..vec import as_slice
-from .huge_memory import alloc_thp, thp_allowed, thp_fault
+from .huge_memory import alloc_thp, note_pmd_split, thp_allowed, thp_fault
 from .hugetlb import hugetlb_fault
 from .memory import range_holes, vmas_in_range
 from .mm_types import VMA, AnonVMA, Backing, Process
@@ -191,6 +191,9 @@ def _fault_private_write(k: Kernel, p: Process, v: VMA, offs: np.ndarray, cpu: i
         anon = have & (f.kind[c] == K_ANON)
         cow = anon & (f.mapcount[c] > 1)
         need = ~have | cow
+        # do_huge_pmd_wp_page(): a write to a THP fork() left shared splits this
+        # mapping's PMD (thp_split_pmd) and copies the one 4 KiB page, not the folio
+        note_pmd_split(k, c[cow])
     else:
         anon = cow = None
         need = ~have

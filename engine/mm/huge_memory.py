@@ -47,7 +47,7 @@ from .page_alloc import account_alloc
 from .policy import INTERLEAVE_MODES, effective_policy, fault_targets, interleave_nodes
 from .state import Kernel
 
-__all__ = ["FOLIO_HUGETLB", "FOLIO_TAIL", "ORDER_MASK", "FOLIO_PTE_MAPPED", "THP_MODES", "pmd_order",
+__all__ = ["note_pmd_split", "FOLIO_HUGETLB", "FOLIO_TAIL", "ORDER_MASK", "FOLIO_PTE_MAPPED", "THP_MODES", "pmd_order",
            "pmd_pages", "folio_orders", "folio_heads", "make_folios", "split_folios",
            "queue_folios_once", "free_blocks", "take_blocks", "take_loose", "thp_allowed",
            "thp_fault", "alloc_thp", "set_thp", "loose_breaks", "THP_COUNTERS", "note_vma_split", "count_heads",
@@ -208,16 +208,28 @@ def note_vma_split(k: Kernel, v: VMA, addr: int) -> None:
     o = (addr - v.start) >> k.page_shift
     if not (addr >> k.page_shift) % n:
         return
-    pfn = int(v.ptes(np.array([o], np.int64))[0])
-    if pfn < 0 or pfn == k.zero_pfn or not k.f.kind[pfn]:
+    pfn = v.ptes(np.array([o], np.int64))
+    if pfn[0] < 0 or pfn[0] == k.zero_pfn or not k.f.kind[pfn[0]]:
+        return
+    note_pmd_split(k, pfn)
+
+
+def note_pmd_split(k: Kernel, pfns: np.ndarray) -> None:
+    """__split_huge_pmd(): the PMD mapping of each PMD-mapped large folio holding one
+    of these (held) frames becomes PTEs (thp_split_pmd, once a folio); the folios stay
+    whole. One bit a folio says "PTE-mapped": after fork() the parent and the child
+    share one folio, so a split in one of them marks the folio for both."""
+    if not k.large_folios or len(pfns) == 0:
         return
     sp = k.f.rec["spare"]
-    if not sp[pfn] & ORDER_MASK:
+    pfns = np.asarray(pfns, np.int64)
+    pfns = pfns[(sp[pfns] & ORDER_MASK) != 0]
+    if pfns.size == 0:
         return
-    head = int(folio_heads(k, np.array([pfn]))[0])
-    if not sp[head] & FOLIO_PTE_MAPPED:
-        sp[head] |= FOLIO_PTE_MAPPED
-        k.vmstat_counts["thp_split_pmd"] += 1
+    heads = np.unique(folio_heads(k, pfns))
+    heads = heads[(sp[heads] & FOLIO_PTE_MAPPED) == 0]
+    sp[heads] |= FOLIO_PTE_MAPPED
+    k.vmstat_counts["thp_split_pmd"] += int(heads.size)
 
 
 def split_partly_dead(k: Kernel, dead: np.ndarray) -> None:
