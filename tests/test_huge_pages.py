@@ -489,3 +489,37 @@ def test_write_to_a_thp_fork_shares_splits_the_pmd_and_copies_one_page():
     m.touch(c, a + 8192, 4096)
     assert thp_counts(m)["thp_split_pmd"] == 1
     m.check()
+
+
+def test_write_to_a_hugetlb_page_fork_shares_copies_the_whole_huge_page():
+    """hugetlb_wp(): a private MAP_HUGETLB page fork() left mapped by both is copied
+    whole into a free page of a pool on a write (copy_user_large_folio()), never into
+    a small page; the other side keeps the old one; with the pools empty the write is
+    SIGBUS (ENOMEM here) and nothing changes."""
+    m = small(nodes=2, size="32M", block_size="2M")
+    m.set_nr_hugepages(0, 3)
+    p = m.spawn("p", node=0)
+    a = m.mmap(p, 2 * MB2, flags=engine.MAP_PRIVATE | engine.MAP_ANONYMOUS
+               | engine.MAP_HUGETLB)
+    m.touch(p, a, 2 * MB2)
+    c = m.fork(p)
+    before = [m.read(p, a + i * 4096) for i in range(0, HP, 97)]
+    m.touch(c, a + 4096, 4096)
+    pp = m.process(p).find_vma(a).pte_range(0, HP)
+    pc = m.process(c).find_vma(a).pte_range(0, HP)
+    v = MachineView(m)
+    assert not np.intersect1d(pp, pc).size
+    assert v.folio_of(int(pc[0])) == (int(pc[0]), 9, True, True)
+    assert [m.read(p, a + i * 4096) for i in range(0, HP, 97)] == before
+    assert [m.read(c, a + i * 4096) for i in range(0, HP, 97) if i != 1] == \
+        [b for i, b in zip(range(0, HP, 97), before) if i != 1]
+    assert m.read(c, a + 4096) != m.read(p, a + 4096)
+    assert "HugePages_Free:     0" in m.meminfo(0)
+    m.touch(p, a, 4096)  # the parent's page is its own again: written in place
+    assert "HugePages_Free:     0" in m.meminfo(0)
+    mapped = m.process(c).find_vma(a).pte_range(HP, HP + 1)
+    with pytest.raises(OSError) as e:
+        m.touch(c, a + MB2, 4096)
+    assert e.value.errno == errno.ENOMEM and "SIGBUS" in str(e.value)
+    assert (m.process(c).find_vma(a).pte_range(HP, HP + 1) == mapped).all()
+    m.check()

@@ -142,17 +142,11 @@ def take_pool_page(k: Kernel, nodes: list[int]) -> int:
     return -1
 
 
-def hugetlb_fault(k: Kernel, p: Process, v: VMA, offs: np.ndarray, cpu: int, anon_vma
-                  ) -> None:
-    """hugetlb_no_page(): each huge page of the VMA a fault touches that has none yet
-    gets a free page of a pool, from the node the policy gives its address and then
-    the zonelist's others (dequeue_hugetlb_folio_vma()); none left: SIGBUS (ENOMEM
-    here). The page is mapped whole and dirty."""
-    n = 1 << pmd_order(k)
-    regions = np.unique((offs // n) * n)
-    regions = regions[v.ptes(regions) < 0]
-    if regions.size == 0:
-        return
+def _take_pool_pages(k: Kernel, p: Process, v: VMA, regions: np.ndarray, cpu: int
+                     ) -> np.ndarray:
+    """dequeue_hugetlb_folio_vma() for each huge page of a VMA (its first offset): a
+    free page of a pool, from the node the policy gives its address and then the
+    zonelist's others; -1 where none is left. The pages are taken (K_ANON)."""
     pol = effective_policy(p, v)
     t, _il = fault_targets(k, p, v, regions, cpu, pol)
     f = k.f
@@ -169,20 +163,68 @@ def hugetlb_fault(k: Kernel, p: Process, v: VMA, offs: np.ndarray, cpu: int, ano
                     f.kind[h] = K_ANON  # (taken: the next zone scan skips them)
         got_all = np.concatenate(got) if got else np.zeros(0, np.int64)
         heads[want[:got_all.size]] = got_all
+    return heads
+
+
+def _map_huge(k: Kernel, v: VMA, regions: np.ndarray, heads: np.ndarray, anon_vma
+              ) -> np.ndarray:
+    """Map pool pages whole at these huge-page offsets of v (dirty, mapcount 1).
+    Returns the frames, in the order of the offsets."""
+    n = 1 << pmd_order(k)
+    f = k.f
+    fr = _frames(heads, pmd_order(k))
+    o = (regions[:, None] + np.arange(n, dtype=np.int64)).reshape(-1)
+    f.kind[fr] = K_ANON
+    f.mapping[fr] = anon_vma.id
+    f.index[fr] = v.vpn + o - anon_vma.base_vpn
+    f.mapcount[fr] = 1
+    f.flags[fr] = PG_lru | PG_dirty
+    v.set_ptes(o, fr)
+    return fr
+
+
+def _sigbus(k: Kernel, v: VMA, region: int, what: str) -> OSError:
+    return oserror(ENOMEM, f"hugetlb {what} at {v.start + region * k.page_size:#x}: no "
+                           f"free huge page in any pool (SIGBUS)")
+
+
+def hugetlb_fault(k: Kernel, p: Process, v: VMA, offs: np.ndarray, cpu: int, anon_vma,
+                  write: bool = False) -> None:
+    """hugetlb_no_page(): each huge page of the VMA a fault touches that has none yet
+    gets a free page of a pool (_take_pool_pages); none left: SIGBUS (ENOMEM here).
+    The page is mapped whole and dirty. A write to a huge page fork() left shared
+    (mapcount > 1) is hugetlb_wp(): the whole huge page is copied into a pool page of
+    the writer's own, the other side keeps the old one."""
+    n = 1 << pmd_order(k)
+    regions = np.unique((offs // n) * n)
+    cur = v.ptes(regions)
+    fresh = regions[cur < 0]
+    if fresh.size:
+        heads = _take_pool_pages(k, p, v, fresh, cpu)
+        ok = heads >= 0
+        if ok.any():
+            _map_huge(k, v, fresh[ok], heads[ok], anon_vma)
+        if not ok.all():
+            raise _sigbus(k, v, int(fresh[~ok][0]), "fault")
+    if not write:
+        return
+    f = k.f
+    held = cur >= 0
+    shared = np.zeros(regions.size, bool)
+    shared[held] = f.mapcount[cur[held]] > 1
+    if not shared.any():
+        return
+    cow, old = regions[shared], cur[shared]
+    heads = _take_pool_pages(k, p, v, cow, cpu)
     ok = heads >= 0
     if ok.any():
-        fr = _frames(heads[ok], pmd_order(k))
-        o = (regions[ok][:, None] + np.arange(n, dtype=np.int64)).reshape(-1)
-        f.kind[fr] = K_ANON
-        f.mapping[fr] = anon_vma.id
-        f.index[fr] = v.vpn + o - anon_vma.base_vpn
-        f.mapcount[fr] = 1
-        f.flags[fr] = PG_lru | PG_dirty
-        v.set_ptes(o, fr)
+        src = _frames(old[ok], pmd_order(k))
+        content = f.content[src]
+        dst = _map_huge(k, v, cow[ok], heads[ok], anon_vma)
+        f.content[dst] = content  # copy_user_large_folio(): the whole huge page
+        f.mapcount[src] -= 1
     if not ok.all():
-        r = int(regions[~ok][0])
-        raise oserror(ENOMEM, f"hugetlb fault at {v.start + r * k.page_size:#x}: no "
-                              f"free huge page in any pool (SIGBUS)")
+        raise _sigbus(k, v, int(cow[~ok][0]), "copy-on-write")
 
 
 def pool_books(k: Kernel) -> np.ndarray:
