@@ -523,3 +523,22 @@ def test_write_to_a_hugetlb_page_fork_shares_copies_the_whole_huge_page():
     assert e.value.errno == errno.ENOMEM and "SIGBUS" in str(e.value)
     assert (m.process(c).find_vma(a).pte_range(HP, HP + 1) == mapped).all()
     m.check()
+
+
+def test_a_hugetlb_page_back_from_its_pool_is_zeroed_at_the_next_fault():
+    """hugetlb_no_page() -> clear_huge_page(): a pool page a process wrote and freed
+    (munmap: back to its pool) reads zeros in the next mapping that faults it, as a
+    fresh page does. Regression (found by a random walk): the new mapping read the last
+    user's bytes."""
+    m = small(nodes=1, size="16M", block_size="2M")
+    m.set_nr_hugepages(0, 1)
+    flags = engine.MAP_PRIVATE | engine.MAP_ANONYMOUS | engine.MAP_HUGETLB
+    p = m.spawn("p")
+    a = m.mmap(p, MB2, flags=flags)
+    m.touch(p, a, MB2)
+    assert m.read(p, a + 4096) != 0
+    m.munmap(p, a, MB2)
+    b = m.mmap(p, MB2, flags=flags)
+    m.touch(p, b, 4096)  # one page written; the 511 others are only cleared
+    assert m.read(p, b + 4096) == 0 and m.read(p, b + MB2 - 4096) == 0
+    m.check()

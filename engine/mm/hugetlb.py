@@ -168,8 +168,8 @@ def _take_pool_pages(k: Kernel, p: Process, v: VMA, regions: np.ndarray, cpu: in
 
 def _map_huge(k: Kernel, v: VMA, regions: np.ndarray, heads: np.ndarray, anon_vma
               ) -> np.ndarray:
-    """Map pool pages whole at these huge-page offsets of v (dirty, mapcount 1).
-    Returns the frames, in the order of the offsets."""
+    """Map pool pages whole at these huge-page offsets of v (zeroed, dirty, mapcount
+    1). Returns the frames, in the order of the offsets."""
     n = 1 << pmd_order(k)
     f = k.f
     fr = _frames(heads, pmd_order(k))
@@ -178,6 +178,7 @@ def _map_huge(k: Kernel, v: VMA, regions: np.ndarray, heads: np.ndarray, anon_vm
     f.mapping[fr] = anon_vma.id
     f.index[fr] = v.vpn + o - anon_vma.base_vpn
     f.mapcount[fr] = 1
+    f.content[fr] = 0  # clear_huge_page(): a pool page keeps its last user's bytes
     f.flags[fr] = PG_lru | PG_dirty
     v.set_ptes(o, fr)
     return fr
