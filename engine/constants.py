@@ -117,6 +117,14 @@ KUSE_PAGETABLE = 2
 KUSE_ZERO = 3
 KUSE_HUGETLB = 4  # a free huge page of a hugetlb pool (mm/hugetlb.c free lists)
 
+# a frame's place in a large folio, in its record's `spare` field (engine/mm/
+# huge_memory.py says how): the order on the head and on each tail, and these bits
+ORDER_MASK = 0x001F
+FOLIO_SURPLUS = 0x1000  # on a hugetlb head: a surplus huge page (freed to the buddy allocator)
+FOLIO_HUGETLB = 0x2000  # every frame of a hugetlb folio (pool page, free or in use)
+FOLIO_PTE_MAPPED = 0x4000  # on a head: its PMD mapping was split
+FOLIO_TAIL = 0x8000
+
 # the page-cache name of a MAP_SHARED|MAP_ANONYMOUS object (shmem_zero_setup()), as
 # /proc/PID/maps shows it; such an object lives as long as something maps or pins it
 ANON_SHMEM = "/dev/zero (deleted)"

@@ -542,3 +542,30 @@ def test_a_hugetlb_page_back_from_its_pool_is_zeroed_at_the_next_fault():
     m.touch(p, b, 4096)  # one page written; the 511 others are only cleared
     assert m.read(p, b + 4096) == 0 and m.read(p, b + MB2 - 4096) == 0
     m.check()
+
+
+def test_shrinking_a_pool_below_its_pages_in_use_makes_them_surplus():
+    """set_max_huge_pages(): nr_hugepages written below the pages in use frees the free
+    ones and makes the rest of the excess surplus (adjust_pool_surplus():
+    HugePages_Surp; nr_hugepages reads back every huge page, surplus included); growing
+    again turns surplus pages persistent first; a surplus page freed by its last
+    munmap goes to the buddy allocator (free_huge_folio()), a persistent one to its
+    pool."""
+    def counts(node=0):
+        rows = [ln.split() for ln in m.meminfo(node).splitlines() if "HugePages_" in ln]
+        return tuple(int(r[-1]) for r in rows)  # Total, Free, Surp
+
+    m = small(nodes=2, size="32M", block_size="2M")
+    m.set_nr_hugepages(0, 4)
+    p = m.spawn("p", node=0)
+    a = m.mmap(p, 3 * MB2, flags=engine.MAP_PRIVATE | engine.MAP_ANONYMOUS
+               | engine.MAP_HUGETLB)
+    m.touch(p, a, 3 * MB2)
+    assert counts() == (4, 1, 0)
+    assert m.set_nr_hugepages(0, 1) == 3 and counts() == (3, 0, 2)
+    assert m.set_nr_hugepages(0, 2) == 3 and counts() == (3, 0, 1)
+    free_before = m.meminfo(0)
+    m.munmap(p, a, 3 * MB2)
+    assert counts() == (2, 2, 0)  # one surplus page went back to the buddy allocator
+    assert free_before != m.meminfo(0)
+    m.check()

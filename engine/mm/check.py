@@ -24,7 +24,7 @@ from ..constants import (
 )
 from ..vec import distinct
 from .frames import HELD, KF_DTYPE, REC_DTYPE, SCAN_SLICE
-from .huge_memory import FOLIO_HUGETLB, FOLIO_PTE_MAPPED, FOLIO_TAIL, ORDER_MASK
+from .huge_memory import FOLIO_HUGETLB, FOLIO_PTE_MAPPED, FOLIO_SURPLUS, FOLIO_TAIL, ORDER_MASK
 from .mm_types import AnonVMA, Backing
 from .pagetable import CHUNK
 from .rmap import for_each_mapping
@@ -444,6 +444,13 @@ def _check_folios(m: Kernel) -> None:
         if pos.size:
             _fail(f"frame {int(pos[0])} is marked a folio tail but no folio has a head")
         return
+    hs_sp = sp[~tail]
+    sur = (hs_sp & FOLIO_SURPLUS) != 0
+    if sur.any():
+        bad = sur & (((hs_sp & FOLIO_HUGETLB) == 0) | (f.kind[heads] != K_ANON))
+        if bad.any():
+            _fail(f"folio {int(heads[bad][0])} is marked surplus but is no hugetlb page "
+                  f"in use")
     orders = (sp[~tail] & ORDER_MASK).astype(np.int64)
     if (orders == 0).any() or (orders > 20).any():
         h = int(heads[(orders == 0) | (orders > 20)][0])

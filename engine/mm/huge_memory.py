@@ -9,7 +9,9 @@ whole entries carries it along:
 - the head frame: spare = order (9 with 4 KiB pages: HPAGE_PMD_ORDER);
 - each tail frame: spare = FOLIO_TAIL | order;
 - FOLIO_PTE_MAPPED on the head: its PMD mapping was split (__split_huge_pmd(), a
-  VMA split through the folio): the folio is mapped by page-table entries now.
+  VMA split through the folio): the folio is mapped by page-table entries now;
+- FOLIO_HUGETLB on every frame of a hugetlb page, and FOLIO_SURPLUS on the head of
+  one in use beyond its node's nr_hugepages (hugetlb.py).
 
 Every frame keeps its own flags and mapcount: a frame's mapcount is page_mapcount()
 (the entire mapping plus its own PTEs), so the derived refcount and check()'s
@@ -29,7 +31,12 @@ import numpy as np
 from ..constants import (
     EINVAL,
     ENOENT,
+    FOLIO_HUGETLB,
+    FOLIO_PTE_MAPPED,
+    FOLIO_SURPLUS,
+    FOLIO_TAIL,
     K_ANON,
+    ORDER_MASK,
     VM_HUGEPAGE,
     VM_HUGETLB,
     VM_LOCKED,
@@ -47,16 +54,12 @@ from .page_alloc import account_alloc
 from .policy import INTERLEAVE_MODES, effective_policy, fault_targets, interleave_nodes
 from .state import Kernel
 
-__all__ = ["note_pmd_split", "FOLIO_HUGETLB", "FOLIO_TAIL", "ORDER_MASK", "FOLIO_PTE_MAPPED", "THP_MODES", "pmd_order",
+__all__ = ["note_pmd_split", "FOLIO_SURPLUS", "FOLIO_HUGETLB", "FOLIO_TAIL", "ORDER_MASK", "FOLIO_PTE_MAPPED", "THP_MODES", "pmd_order",
            "pmd_pages", "folio_orders", "folio_heads", "make_folios", "split_folios",
            "queue_folios_once", "free_blocks", "take_blocks", "take_loose", "thp_allowed",
            "thp_fault", "alloc_thp", "set_thp", "loose_breaks", "THP_COUNTERS", "note_vma_split", "count_heads",
            "folio_flags", "thp_pages", "folio_pairs"]
 
-FOLIO_TAIL = 0x8000
-FOLIO_HUGETLB = 0x2000  # every frame of a hugetlb folio (pool page, free or in use)
-FOLIO_PTE_MAPPED = 0x4000
-ORDER_MASK = 0x001F
 THP_MODES = ("always", "madvise", "never")
 
 # /proc/vmstat's names, in its order (mm/vmstat.c vmstat_text)

@@ -26,13 +26,21 @@ from ..constants import (
     oserror,
 )
 from .frames import SCAN_SLICE
-from .huge_memory import FOLIO_HUGETLB, FOLIO_TAIL, _frames, make_folios, pmd_order, take_blocks
+from .huge_memory import (
+    FOLIO_HUGETLB,
+    FOLIO_SURPLUS,
+    FOLIO_TAIL,
+    _frames,
+    make_folios,
+    pmd_order,
+    take_blocks,
+)
 from .mm_types import VMA, Process
 from .page_alloc import free_frames, zonelist
 from .policy import effective_policy, fault_targets
 from .state import Kernel
 
-__all__ = ["pool_counts", "set_nr_hugepages", "hugetlb_fault", "free_pool_heads",
+__all__ = ["pool_counts", "surplus_count", "set_nr_hugepages", "hugetlb_fault", "free_pool_heads",
            "take_pool_page", "hugetlb_heads", "pool_books", "dissolve_free",
            "free_pool_frames"]
 
@@ -69,6 +77,20 @@ def pool_counts(k: Kernel, node: int) -> tuple[int, int]:
     return int(h.size), int(free.sum())
 
 
+def _surplus_heads(k: Kernel, node: int) -> np.ndarray:
+    """The node's surplus huge pages (in use, FOLIO_SURPLUS on the head)."""
+    if not k.large_folios:
+        return np.zeros(0, np.int64)
+    h, free = hugetlb_heads(k, *_node_range(k, node))
+    h = h[~free]
+    return h[(k.f.spare[h] & FOLIO_SURPLUS) != 0]
+
+
+def surplus_count(k: Kernel, node: int) -> int:
+    """HugePages_Surp of a node: huge pages in use beyond its nr_hugepages."""
+    return int(_surplus_heads(k, node).size)
+
+
 def free_pool_heads(k: Kernel, z) -> np.ndarray:
     """The free pool pages of zone z (their heads, ascending)."""
     h, free = hugetlb_heads(k, z.start_pfn, z.end_pfn)
@@ -90,8 +112,11 @@ def _to_pool(k: Kernel, heads: np.ndarray) -> None:
 def set_nr_hugepages(k: Kernel, node: int, n: int) -> int:
     """echo n > /sys/devices/system/node/nodeN/hugepages/hugepages-2048kB/nr_hugepages:
     grow the node's pool from wholly free aligned blocks (as many as there are, as
-    Linux does: the count read back says how many), or shrink it by freeing free
-    huge pages (pages in use stay). A node with no memory has no such file (ENOENT);
+    Linux does: the count read back says how many; surplus pages in use become
+    persistent first), or shrink it by freeing free huge pages; pages in use beyond
+    the count become surplus (HugePages_Surp), freed to the buddy allocator when their
+    last mapping goes (the count read back includes them, as nr_hugepages_show() does).
+    A node with no memory has no such file (ENOENT);
     a negative count, or more huge pages than the node's memory could ever hold, is
     refused with no change (EINVAL). Returns the pool's new size."""
     if node not in k.nodes or not k.node_has_memory(node):
@@ -103,8 +128,15 @@ def set_nr_hugepages(k: Kernel, node: int, n: int) -> int:
         raise oserror(EINVAL, f"nr_hugepages: {n} is not a count node {node} can hold "
                               f"(0..{cap} huge pages of {nb * k.page_size >> 20} MiB)")
     total, free = pool_counts(k, node)
-    if n > total:
-        want = n - total
+    sur = _surplus_heads(k, node)
+    persistent = total - sur.size
+    if n > persistent and sur.size:
+        # set_max_huge_pages(): surplus pages in use become persistent ones first
+        back = sur[:n - persistent]
+        k.f.spare[back] &= np.uint16(~FOLIO_SURPLUS & 0xFFFF)
+        persistent += back.size
+    if n > persistent:
+        want = n - persistent
         for z in reversed(k.node_zones(node)):
             if want <= 0:
                 break
@@ -116,8 +148,8 @@ def set_nr_hugepages(k: Kernel, node: int, n: int) -> int:
                 make_folios(k, blk, pmd_order(k), FOLIO_HUGETLB)
                 _to_pool(k, blk)
                 want -= blk.size
-    elif n < total:
-        drop = min(total - n, free)
+    elif n < persistent:
+        drop = min(persistent - n, free)
         heads = []
         for z in k.node_zones(node):
             heads.append(free_pool_heads(k, z))
@@ -128,6 +160,13 @@ def set_nr_hugepages(k: Kernel, node: int, n: int) -> int:
             k.large_folios -= int(heads.size)
             k.f.kind[fr] = K_ANON  # (held for a moment: free_frames frees held frames)
             free_frames(k, fr)
+        # adjust_pool_surplus(): pages in use beyond the new count become surplus, and
+        # go to the buddy allocator when freed
+        extra = persistent - int(heads.size) - n
+        if extra > 0:
+            h, is_free = hugetlb_heads(k, *_node_range(k, node))
+            used = h[~is_free & ((k.f.spare[h] & FOLIO_SURPLUS) == 0)]
+            k.f.spare[used[::-1][:extra]] |= FOLIO_SURPLUS
     return pool_counts(k, node)[0]
 
 

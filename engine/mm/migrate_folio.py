@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..constants import K_ANON, PG_isolated, PG_locked, PG_lru, PG_writeback
+from ..constants import FOLIO_SURPLUS, K_ANON, PG_isolated, PG_locked, PG_lru, PG_writeback
 from .cost import folio_cost_ns
 from .huge_memory import pmd_pages, split_folios, take_blocks, take_loose
 from .hugetlb import free_pool_heads
@@ -167,6 +167,10 @@ def perform_folios(ex, keys: np.ndarray, pfns: np.ndarray, targets: np.ndarray,
             kinds, maps, index, mapcount = _copy_frames(k, src, dst)
             redirect(k, src, dst, index, maps, mapcount)
             k.note_moved(src, dst)
+            # move_hugetlb_state(): a surplus page's state goes with it to its new
+            # frames (copied with the record); the old page joins its pool
+            spare = k.f.rec["spare"]
+            spare[pfns[wp][b]] &= np.uint16(~FOLIO_SURPLUS & 0xFFFF)
             free_frames(k, src, np.repeat(hzs[b], w_pages[b]))
         if s_src.size:
             kinds, maps, index, mapcount = _copy_frames(k, s_src, s_dst)

@@ -12,7 +12,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..constants import K_KERNEL, KUSE_HUGETLB, PG_lru
+from ..constants import (
+    FOLIO_HUGETLB,
+    FOLIO_SURPLUS,
+    FOLIO_TAIL,
+    K_KERNEL,
+    KUSE_HUGETLB,
+    ORDER_MASK,
+    PG_lru,
+)
 from ..vec import counts
 from .frames import SCAN_SLICE
 from .state import Kernel
@@ -173,8 +181,16 @@ def free_frames(k: Kernel, pfns: np.ndarray, zids: np.ndarray | None = None) -> 
         return
     pfns = np.asarray(pfns, dtype=np.int64)
     if k.large_folios:  # heads of large folios freed whole (huge_memory.count_heads)
-        sp = k.f.rec["spare"][pfns]
-        hug = (sp & 0x2000) != 0  # FOLIO_HUGETLB
+        spare = k.f.rec["spare"]
+        sp = spare[pfns]
+        hug = (sp & FOLIO_HUGETLB) != 0
+        if hug.any():
+            # free_huge_folio(): a surplus huge page (its head marked) goes to the buddy
+            # allocator, as any large folio does below, not back to a pool
+            at = np.flatnonzero(hug)
+            o = (sp[at] & ORDER_MASK).astype(np.int64)
+            sur = (spare[pfns[at] & ~((np.int64(1) << o) - 1)] & FOLIO_SURPLUS) != 0
+            hug[at[sur]] = False
         if hug.any():
             # free_huge_folio(): a hugetlb page goes back to its node's pool, not here
             hp = pfns[hug]
@@ -187,7 +203,7 @@ def free_frames(k: Kernel, pfns: np.ndarray, zids: np.ndarray | None = None) -> 
             zids = None if zids is None else zids[~hug]
             if pfns.size == 0:
                 return
-        k.large_folios -= int(((sp & 0x1F) != 0).sum() - ((sp & 0x8000) != 0).sum())
+        k.large_folios -= int(((sp & ORDER_MASK) != 0).sum() - ((sp & FOLIO_TAIL) != 0).sum())
     k.f.release(pfns)  # K_FREE is 0: clearing the kind frees the frame
     if zids is None:
         zids = k.zone_of(pfns)

@@ -21,7 +21,7 @@ from ..nodemask import nodes_str
 from ..vec import counts
 from .frames import SCAN_SLICE
 from .huge_memory import THP_COUNTERS, thp_pages
-from .hugetlb import pool_counts
+from .hugetlb import pool_counts, surplus_count
 from .mm_types import Backing, Process
 from .page_alloc import NUMASTAT_NAMES
 from .policy import effective_policy
@@ -289,7 +289,7 @@ def node_meminfo(m: Kernel, node: int) -> str:
             ("Slab", slab), ("SReclaimable", 0), ("SUnreclaim", slab), ("AnonHugePages", thp)]
     out = [f"Node {node} {name + ':':<16}{v * kb:>8} kB" for name, v in rows]
     for name, v in (("HugePages_Total", htotal), ("HugePages_Free", hfree),
-                    ("HugePages_Surp", 0)):
+                    ("HugePages_Surp", surplus_count(m, node))):
         out.append(f"Node {node} {name + ':':<16}{v:>5}")
     return "\n".join(out) + "\n"
 
