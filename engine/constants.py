@@ -124,6 +124,7 @@ FOLIO_SURPLUS = 0x1000  # on a hugetlb head: a surplus huge page (freed to the b
 FOLIO_HUGETLB = 0x2000  # every frame of a hugetlb folio (pool page, free or in use)
 FOLIO_PTE_MAPPED = 0x4000  # on a head: its PMD mapping was split
 FOLIO_TAIL = 0x8000
+MAX_OVERCOMMIT_HUGEPAGES = 1 << 40  # nr_overcommit_hugepages above this: refused
 
 # the page-cache name of a MAP_SHARED|MAP_ANONYMOUS object (shmem_zero_setup()), as
 # /proc/PID/maps shows it; such an object lives as long as something maps or pins it

@@ -131,6 +131,18 @@ class Machine(Kernel):
         self._changed()
         return got
 
+    def set_nr_overcommit_hugepages(self, n: int, *, caller=None) -> None:
+        """echo n > /proc/sys/vm/nr_overcommit_hugepages (root's): surplus huge pages
+        MAP_HUGETLB faults may take from the buddy allocator when the pools are empty;
+        EINVAL for a negative count."""
+        self.require_admin(caller, "hugepages")
+        hugetlb.set_nr_overcommit_hugepages(self, _int(n, "n"))
+        self._changed()
+
+    def hugepages_surplus(self, node: int) -> int:
+        """HugePages_Surp of a node: its huge pages in use beyond nr_hugepages."""
+        return hugetlb.surplus_count(self, self.node(_int(node, "node")).id)
+
     def hugepages(self, node: int) -> tuple[int, int]:
         """(HugePages_Total, HugePages_Free) of a node's hugetlb pool."""
         return hugetlb.pool_counts(self, self.node(_int(node, "node")).id)

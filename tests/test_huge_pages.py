@@ -384,12 +384,14 @@ def test_commands_thp_madvise_hugepages():
     assert execute(m, f"madvise {pid} {a:#x}+2M hugepage").ok
     assert m.process(pid).vmas[0].flags & engine.constants.VM_HUGEPAGE
     r = execute(m, "hugepages 0 2")
-    assert r.ok and r.text == "node 0: HugePages_Total 2 HugePages_Free 2"
+    assert r.ok and r.text == "node 0: HugePages_Total 2 HugePages_Free 2 HugePages_Surp 0"
     for bad in ("thp sometimes", f"madvise {pid} {a:#x}+2M huge", "hugepages 0 -3",
-                "hugepages 7 1"):
+                "hugepages 7 1", "overcommit_hugepages -1", "overcommit_hugepages x"):
         r = execute(m, bad)
         assert not r.ok and "\n" not in r.text, (bad, r.text)
     assert m.thp == "never" and m.hugepages(0) == (2, 2)
+    assert execute(m, "overcommit_hugepages 5").text == "nr_overcommit_hugepages 5"
+    assert execute(m, "overcommit_hugepages").text == "nr_overcommit_hugepages 5"
 
 
 def test_snapshot_keeps_folios_exactly_and_refuses_a_broken_one(tmp_path):
@@ -568,4 +570,82 @@ def test_shrinking_a_pool_below_its_pages_in_use_makes_them_surplus():
     m.munmap(p, a, 3 * MB2)
     assert counts() == (2, 2, 0)  # one surplus page went back to the buddy allocator
     assert free_before != m.meminfo(0)
+    m.check()
+
+
+def test_overcommit_lets_faults_take_surplus_pages_beyond_the_pools():
+    """/proc/sys/vm/nr_overcommit_hugepages: with the pools empty, MAP_HUGETLB is
+    ENOMEM (hugetlb_acct_memory()) unless overcommit allows surplus pages; a fault then
+    takes a surplus page from the buddy allocator (alloc_surplus_hugetlb_folio()),
+    HugePages_Surp counts it, nr_hugepages written above the pages in use makes it
+    persistent, and a surplus page freed goes back to the buddy allocator. The
+    setting is root's; a negative count is EINVAL; snapshots keep it."""
+    def counts(node=0):
+        rows = [ln.split() for ln in m.meminfo(node).splitlines() if "HugePages_" in ln]
+        return tuple(int(r[-1]) for r in rows)  # Total, Free, Surp
+
+    m = small(nodes=2, size="32M", block_size="2M")
+    flags = engine.MAP_PRIVATE | engine.MAP_ANONYMOUS | engine.MAP_HUGETLB
+    p = m.spawn("p", node=0, uid=1000)
+    with pytest.raises(OSError) as e:
+        m.mmap(p, MB2, flags=flags)
+    assert e.value.errno == errno.ENOMEM
+    with pytest.raises(OSError) as e:
+        m.set_nr_overcommit_hugepages(2, caller=p)
+    assert e.value.errno == errno.EPERM
+    with pytest.raises(OSError) as e:
+        m.set_nr_overcommit_hugepages(-1)
+    assert e.value.errno == errno.EINVAL and m.nr_overcommit_hugepages == 0
+    m.set_nr_overcommit_hugepages(2)
+    free = int(m.meminfo(0).split("MemFree:")[1].split()[0])
+    a = m.mmap(p, 2 * MB2, flags=flags)
+    with pytest.raises(OSError) as e:
+        m.mmap(p, 3 * MB2, flags=flags)
+    assert e.value.errno == errno.ENOMEM
+    m.touch(p, a, 2 * MB2)
+    assert counts() == (2, 0, 2) and m.hugepages_surplus(0) == 2
+    assert m.set_nr_hugepages(0, 1) == 2 and counts() == (2, 0, 1)
+    m.check()
+    m.munmap(p, a, 2 * MB2)
+    assert counts() == (1, 1, 0)
+    assert int(m.meminfo(0).split("MemFree:")[1].split()[0]) == free - MB2 // 1024
+    m.check()
+
+
+def test_overcommit_is_kept_by_snapshots_and_set_by_descriptions(tmp_path):
+    """machine.overcommit_hugepages in a description (file:line errors for a bad
+    value); snapshots keep the setting and the surplus marks."""
+    m = small(nodes=2, size="32M", block_size="2M", overcommit_hugepages=3)
+    assert m.nr_overcommit_hugepages == 3
+    p = m.spawn("p", node=0)
+    a = m.mmap(p, MB2, flags=engine.MAP_PRIVATE | engine.MAP_ANONYMOUS
+               | engine.MAP_HUGETLB)
+    m.touch(p, a, MB2)
+    engine.save(m, tmp_path / "o.snap")
+    back = engine.load(tmp_path / "o.snap", check=True)
+    assert back.nr_overcommit_hugepages == 3 and back.hugepages_surplus(0) == 1
+    with pytest.raises(engine.DescriptionError, match="overcommit_hugepages"):
+        small(nodes=2, size="32M", overcommit_hugepages=-2)
+
+
+def test_a_hugetlb_mapping_with_no_page_yet_is_not_cut_inside_a_huge_page():
+    """hugetlb_vm_op_split(): mbind, mlock and madvise over half a huge page of a
+    MAP_HUGETLB mapping are EINVAL even before any page is faulted (with overcommit
+    the mapping needs no pool page yet). Regression (found by the random walk): the
+    VMA was cut at a 4 KiB boundary while the machine had no huge page at all."""
+    m = small(nodes=2, size="32M", block_size="2M")
+    m.set_nr_overcommit_hugepages(1)
+    p = m.spawn("p", node=0)
+    a = m.mmap(p, MB2, flags=engine.MAP_PRIVATE | engine.MAP_ANONYMOUS
+               | engine.MAP_HUGETLB)
+    assert m.large_folios == 0
+    for call in (lambda: m.mbind(p, a, MB2 // 2, MPOL_BIND, [1]),
+                 lambda: m.mlock(p, a + 4096, 4096),
+                 lambda: m.madvise(p, a, MB2 // 2, MADV_HUGEPAGE)):
+        with pytest.raises(OSError) as e:
+            call()
+        assert e.value.errno == errno.EINVAL
+    assert [(v.start, v.end) for v in m.process(p).vmas] == [(a, a + MB2)]
+    m.touch(p, a, MB2)
+    assert m.hugepages_surplus(0) == 1
     m.check()

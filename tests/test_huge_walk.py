@@ -1,6 +1,7 @@
 """A random walk over the huge-page calls (issue 18): THP and MAP_HUGETLB mappings,
 faults, fork, move_pages, migrate_pages, mbind, munmap, madvise, mlock, pool sizes
-and kills on a 3-node machine with THP always, `check()` after every step (content
+and kills on a 3-node machine with THP always (and 0-2 overcommitted hugetlb pages),
+`check()` after every step (content
 oracle included). Fixed seeds; each failure it finds becomes a named test (e.g.
 test_huge_pages.py::test_a_hugetlb_page_back_from_its_pool_is_zeroed_at_the_next_fault).
 """
@@ -79,6 +80,7 @@ def test_random_walk_over_huge_pages_keeps_the_machine_consistent(seed):
     rnd = random.Random(seed)
     m = small(nodes=3, size="48M", block_size="2M")
     m.thp = "always"
+    m.set_nr_overcommit_hugepages(seed % 3)  # surplus pages beyond the pools, or none
     pids, maps = [m.spawn("a", node=0)], {}
     for _ in range(250):
         try:

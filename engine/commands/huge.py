@@ -35,5 +35,14 @@ def _hugepages(m, a, bg):
             raise CommandError("hugepages: give NODE and N")
         m.set_nr_hugepages(a.node, a.count)
     nodes = [a.node] if a.node is not None else m.nodes
-    return "\n".join(f"node {n}: HugePages_Total {t} HugePages_Free {f}"
-                     for n in nodes for t, f in [m.hugepages(n)])
+    return "\n".join(f"node {n}: HugePages_Total {t} HugePages_Free {f} HugePages_Surp "
+                     f"{m.hugepages_surplus(n)}" for n in nodes for t, f in [m.hugepages(n)])
+
+
+@command("overcommit_hugepages", "show or set nr_overcommit_hugepages (surplus huge "
+         "pages faults may take beyond the pools)", Spec(
+             Arg("N", integer("count"), optional=True, name="count")))
+def _overcommit_hugepages(m, a, bg):
+    if a.count is not None:
+        m.set_nr_overcommit_hugepages(a.count)
+    return f"nr_overcommit_hugepages {m.nr_overcommit_hugepages}"

@@ -6,7 +6,8 @@ Schema (sizes take K/M/G/T suffixes, node lists "0-3,5"):
                 seed, block_size ("128M"), kernel ("2%": slab and page tables),
                 description (free text), thp ("always" | "madvise" | "never":
                 transparent_hugepage/enabled), hugepages ({ "0" = 64 }: each node's
-                hugetlb pool, in huge pages)
+                hugetlb pool, in huge pages), overcommit_hugepages (N: surplus huge
+                pages faults may take beyond the pools)
     [[nodes]]   id, cpus ("0-7" or ""), zones = { DMA = "16M", DMA32 = "2G", Normal = ..,
                 Movable = .. }, kernel (overrides machine.kernel)
     [distances] matrix = [[10, 21], [21, 10]]   or   local = 10, remote = 20
@@ -63,7 +64,7 @@ from ..mm.check import bytes_needed
 from ..mm.drivers import DRIVER_KINDS, pin_range, setup
 from ..mm.era import get_era
 from ..mm.huge_memory import set_thp
-from ..mm.hugetlb import set_nr_hugepages
+from ..mm.hugetlb import set_nr_hugepages, set_nr_overcommit_hugepages
 from ..mm.madvise import madvise
 from ..mm.page_alloc import alloc_frames
 from ..mm.state import Driver, Kernel, drive
@@ -94,7 +95,7 @@ def _err(source: str, key: str, msg: str) -> DescriptionError:
 TOP_KEYS = {"machine", "nodes", "distances", "weights", "drivers", "processes", "workloads",
             "host"}
 MACHINE_KEYS = {"name", "page_size", "era", "seed", "block_size", "kernel", "description",
-                "thp", "hugepages"}
+                "thp", "hugepages", "overcommit_hugepages"}
 NODE_KEYS = {"id", "cpus", "zones", "kernel"}
 DRIVER_KEYS = {"name", "kind", "node", "size", "hook", "hook_enabled"}
 PROC_KEYS = {"name", "pid", "uid", "node", "cpuset", "policy", "vmas", "mlockall", "kthread",
@@ -228,7 +229,8 @@ def build_machine(m: Kernel, d: dict, *, source: str = "<description>") -> Kerne
 
 
 def _huge_settings(m, source: str, mach: dict) -> None:
-    """machine.thp and machine.hugepages (set as the sysfs files would be)."""
+    """machine.thp, machine.hugepages and machine.overcommit_hugepages (set as the
+    sysfs and sysctl files would be)."""
     if "thp" in mach:
         mode = _str(source, "machine.thp", mach["thp"])
         if mode != "never" or m.era.has_thp:
@@ -249,6 +251,12 @@ def _huge_settings(m, source: str, mach: dict) -> None:
             if got < count:
                 raise _err(source, where, f"node {node} has room for {got} huge pages, "
                                           f"not {count}")
+    if "overcommit_hugepages" in mach:
+        where = "machine.overcommit_hugepages"
+        try:
+            set_nr_overcommit_hugepages(m, _int(source, where, mach["overcommit_hugepages"], 0))
+        except OSError as e:
+            raise _err(source, where, e.strerror) from None
 
 
 def _nodes(source: str, nodes, page_size: int, kshare: float):

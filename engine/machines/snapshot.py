@@ -22,11 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from ..constants import MAX_NUMNODES, PG_pinned
+from ..constants import MAX_NUMNODES, MAX_OVERCOMMIT_HUGEPAGES, PG_pinned
 from ..heap import trim
 from ..machine import RUNTIME, InvariantError, Machine
 from ..mm.era import ERAS, Era
 from ..mm.frames import Frames
+from ..mm.huge_memory import THP_MODES
 from ..mm.mm_types import VMA, AnonVMA, Backing, Policy, Process
 from ..mm.pagetable import CHUNK, PTE_DTYPE, PageTable
 from ..mm.state import CostModel, Driver
@@ -281,9 +282,10 @@ def _check_sizes(man: dict, state: Any, version: int) -> None:
 # listeners, real-time pacing) except those RUNTIME_STATE keeps. save() refuses an
 # attribute no table names: new state must be given a place here, not dropped.
 SCALARS = ("name", "page_size", "page_shift", "block_pages", "seed", "zero_pfn",
-           "isolated_pages", "next_id", "write_seq", "next_pid", "thp_mode", "large_folios")
+           "isolated_pages", "next_id", "write_seq", "next_pid", "thp_mode", "large_folios",
+           "nr_overcommit_hugepages")
 # scalars an older snapshot may lack, with the value such a machine had
-SCALAR_DEFAULTS = {"thp_mode": "madvise", "large_folios": 0}
+SCALAR_DEFAULTS = {"thp_mode": "madvise", "large_folios": 0, "nr_overcommit_hugepages": 0}
 ARRAYS = ("distances", "blk_state", "blk_isolated", "numastat_arr")
 STRUCTURED = ("_era", "cost", "nodes_list", "zones", "f", "procs", "mappings", "files",
               "drivers_map", "il_weights", "vmstat_counts", "vmstat_extra", "time",
@@ -389,6 +391,13 @@ def restore_state(state: dict, arrays: dict[str, np.ndarray], version: int = VER
             setattr(m, k, SCALAR_DEFAULTS[k])
             continue
         setattr(m, k, dec(state["machine"][k]))
+    if m.thp_mode not in THP_MODES:
+        raise SaveError(f"machine.thp_mode {str(m.thp_mode)[:20]!r} is not one of "
+                        f"{', '.join(THP_MODES)}")
+    _int(m.nr_overcommit_hugepages, "machine.nr_overcommit_hugepages")
+    if not 0 <= m.nr_overcommit_hugepages <= MAX_OVERCOMMIT_HUGEPAGES:
+        raise SaveError(f"machine.nr_overcommit_hugepages {m.nr_overcommit_hugepages} is "
+                        f"out of range")
     m.time.ns = _int(state["clock"], "clock")
     era = make(Era, state["era"], dec)
     m._era = ERAS[era.name] if ERAS.get(era.name) == era else era  # keep the singletons

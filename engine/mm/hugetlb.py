@@ -21,6 +21,7 @@ from ..constants import (
     K_ANON,
     K_KERNEL,
     KUSE_HUGETLB,
+    MAX_OVERCOMMIT_HUGEPAGES,
     PG_dirty,
     PG_lru,
     oserror,
@@ -40,7 +41,7 @@ from .page_alloc import free_frames, zonelist
 from .policy import effective_policy, fault_targets
 from .state import Kernel
 
-__all__ = ["pool_counts", "surplus_count", "set_nr_hugepages", "hugetlb_fault", "free_pool_heads",
+__all__ = ["pool_counts", "surplus_count", "surplus_total", "set_nr_overcommit_hugepages", "set_nr_hugepages", "hugetlb_fault", "free_pool_heads",
            "take_pool_page", "hugetlb_heads", "pool_books", "dissolve_free",
            "free_pool_frames"]
 
@@ -136,18 +137,8 @@ def set_nr_hugepages(k: Kernel, node: int, n: int) -> int:
         k.f.spare[back] &= np.uint16(~FOLIO_SURPLUS & 0xFFFF)
         persistent += back.size
     if n > persistent:
-        want = n - persistent
-        for z in reversed(k.node_zones(node)):
-            if want <= 0:
-                break
-            room = (z.free - z.wmark_min - z.isolated_free) // nb
-            blk = take_blocks(k, z, min(want, max(0, room)), nb)
-            if blk.size:
-                z.free -= blk.size * nb
-                k.f.clear_records(_frames(blk, pmd_order(k)))
-                make_folios(k, blk, pmd_order(k), FOLIO_HUGETLB)
-                _to_pool(k, blk)
-                want -= blk.size
+        blk = _new_huge_pages(k, list(reversed(k.node_zones(node))), n - persistent)
+        _to_pool(k, blk)
     elif n < persistent:
         drop = min(persistent - n, free)
         heads = []
@@ -185,7 +176,9 @@ def _take_pool_pages(k: Kernel, p: Process, v: VMA, regions: np.ndarray, cpu: in
                      ) -> np.ndarray:
     """dequeue_hugetlb_folio_vma() for each huge page of a VMA (its first offset): a
     free page of a pool, from the node the policy gives its address and then the
-    zonelist's others; -1 where none is left. The pages are taken (K_ANON)."""
+    zonelist's others; where the pools have none, a surplus page from the buddy
+    allocator while nr_overcommit_hugepages allows (alloc_surplus_hugetlb_folio());
+    -1 where neither is left. The pages are taken (K_ANON)."""
     pol = effective_policy(p, v)
     t, _il = fault_targets(k, p, v, regions, cpu, pol)
     f = k.f
@@ -200,9 +193,57 @@ def _take_pool_pages(k: Kernel, p: Process, v: VMA, regions: np.ndarray, cpu: in
                     h = free_pool_heads(k, z)[:need]
                     got.append(h)
                     f.kind[h] = K_ANON  # (taken: the next zone scan skips them)
+        need = want.size - sum(g.size for g in got)
+        room = k.nr_overcommit_hugepages - surplus_total(k)
+        if need > 0 and room > 0:
+            got.append(_surplus_pages(k, int(node), min(need, room)))
         got_all = np.concatenate(got) if got else np.zeros(0, np.int64)
         heads[want[:got_all.size]] = got_all
     return heads
+
+
+def _new_huge_pages(k: Kernel, zones: list, n: int) -> np.ndarray:
+    """alloc_fresh_hugetlb_folio(): up to n huge pages made of wholly free aligned
+    blocks of these zones, in order, above each zone's min watermark; their heads
+    (folios marked hugetlb, records cleared, taken from the zones' free counts)."""
+    nb = 1 << pmd_order(k)
+    out = []
+    for z in zones:
+        if n <= 0:
+            break
+        room = (z.free - z.wmark_min - z.isolated_free) // nb
+        blk = take_blocks(k, z, min(n, max(0, room)), nb)
+        if blk.size:
+            z.free -= blk.size * nb
+            k.f.clear_records(_frames(blk, pmd_order(k)))
+            make_folios(k, blk, pmd_order(k), FOLIO_HUGETLB)
+            out.append(blk)
+            n -= blk.size
+    return np.concatenate(out) if out else np.zeros(0, np.int64)
+
+
+def _surplus_pages(k: Kernel, node: int, n: int) -> np.ndarray:
+    """Surplus huge pages for a fault: new pages from the node's zonelist, marked
+    surplus (freed to the buddy allocator again when their last mapping goes)."""
+    heads = _new_huge_pages(k, [z for nd in zonelist(k, node)
+                                for z in reversed(k.node_zones(nd))], n)
+    k.f.spare[heads] |= FOLIO_SURPLUS
+    k.f.kind[_frames(heads, pmd_order(k))] = K_ANON
+    return heads
+
+
+def surplus_total(k: Kernel) -> int:
+    """Surplus huge pages of every node (h->surplus_huge_pages)."""
+    return sum(surplus_count(k, n) for n in k.memory_nodes()) if k.large_folios else 0
+
+
+def set_nr_overcommit_hugepages(k: Kernel, n: int) -> None:
+    """echo n > /proc/sys/vm/nr_overcommit_hugepages: how many surplus huge pages
+    faults may take from the buddy allocator beyond the pools. A negative count, or
+    one no machine could hold, is EINVAL."""
+    if not 0 <= n <= MAX_OVERCOMMIT_HUGEPAGES:
+        raise oserror(EINVAL, f"nr_overcommit_hugepages: {n} is not a count of huge pages")
+    k.nr_overcommit_hugepages = n
 
 
 def _map_huge(k: Kernel, v: VMA, regions: np.ndarray, heads: np.ndarray, anon_vma

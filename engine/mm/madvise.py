@@ -26,8 +26,9 @@ __all__ = ["madvise"]
 def madvise(k: Kernel, p: Process, addr: int, length: int, advice) -> None:
     """madvise(MADV_HUGEPAGE / MADV_NOHUGEPAGE) (hugepage_madvise()): set the VMA flag
     over the range, splitting VMAs at its bounds and merging after. EINVAL for an
-    unaligned start, unknown advice or an era without THP; ENOMEM for a hole (the VMAs
-    around it still change, as madvise_walk_vmas() does)."""
+    unaligned start, unknown advice or an era without THP, or a range that would cut
+    a hugetlb page; ENOMEM for a hole (the VMAs around it still change, as
+    madvise_walk_vmas() does)."""
     if isinstance(advice, bool) or not isinstance(advice, (int, np.integer)):
         raise TypeError(f"advice must be an int (engine.MADV_HUGEPAGE...), not "
                         f"{type(advice).__name__}")

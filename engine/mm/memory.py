@@ -195,7 +195,7 @@ def hugetlb_cut(k: Kernel, p: Process, start: int, end: int, call: str) -> None:
 def vmas_in_range(k: Kernel, p: Process, start: int, end: int, *, split: bool) -> list[VMA]:
     """VMAs overlapping [start, end); with split=True they are cut at the bounds (a
     hugetlb VMA only at huge page boundaries: EINVAL, nothing cut)."""
-    if split and k.large_folios:
+    if split:  # (a hugetlb VMA may have no page yet: overcommit faults them later)
         hugetlb_cut(k, p, start, end, "split")
     out = []
     i = p._index_above(start)

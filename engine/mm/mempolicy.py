@@ -234,8 +234,7 @@ def check_mbind(k: Kernel, pid, addr, length, mode, nodemask, flags, caller, max
     # queue_pages_range(): holes are EFAULT (except for MPOL_DEFAULT)
     if lmode != MPOL_DEFAULT and range_holes(p, addr, end):
         raise oserror(EFAULT, f"mbind: [{addr:#x}, {end:#x}) has unmapped holes")
-    if k.large_folios:
-        hugetlb_cut(k, p, addr, end, "mbind")  # (mbind_range()'s split would fail)
+    hugetlb_cut(k, p, addr, end, "mbind")  # (mbind_range()'s split would fail)
     return p, addr, end, flags, lmode, nodes, new
 
 

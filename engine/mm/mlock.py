@@ -180,8 +180,7 @@ def apply_vma_lock_flags(k: Kernel, p: Process, start: int, end: int, flags: int
         return
     if p.find_vma(start) is None:
         raise oserror(ENOMEM, f"{call}: {start:#x} is not mapped")
-    if k.large_folios:
-        hugetlb_cut(k, p, start, end, call)  # (mlock_fixup()'s split would fail)
+    hugetlb_cut(k, p, start, end, call)  # (mlock_fixup()'s split would fail)
     try:
         tmp = start
         for v in list(p.vmas[p._index_above(start):]):

@@ -22,7 +22,7 @@ from ..constants import (
     oserror,
 )
 from .drivers import map_into
-from .hugetlb import pool_counts
+from .hugetlb import pool_counts, surplus_total
 from .memory import (
     TASK_SIZE,
     get_unmapped_area,
@@ -117,7 +117,9 @@ def _mmap_hugetlb(k: Kernel, p: Process, length: int, vmflags: int, file) -> int
     hp = k.page_size << (k.page_shift - 3)
     length = -(-length // hp) * hp
     need = length // hp
-    have = sum(pool_counts(k, n)[1] for n in k.memory_nodes())
+    # hugetlb_acct_memory(): free pool pages, and the surplus pages overcommit allows
+    have = sum(pool_counts(k, n)[1] for n in k.memory_nodes()) + \
+        max(0, k.nr_overcommit_hugepages - surplus_total(k))
     if need > have:
         raise oserror(ENOMEM, f"mmap: MAP_HUGETLB needs {need} huge pages, the pools have "
                               f"{have} free (set them with hugepages NODE N)")

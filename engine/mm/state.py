@@ -191,6 +191,9 @@ class Kernel:
         # transparent_hugepage/enabled (huge_memory.py); large folios allocated (heads)
         self.thp_mode = "madvise"
         self.large_folios = 0
+        # /proc/sys/vm/nr_overcommit_hugepages: surplus huge pages a fault may take from
+        # the buddy allocator when the pools are empty (hugetlb.py)
+        self.nr_overcommit_hugepages = 0
         self.traffic: np.ndarray | None = None  # pages migrated, (source, target) node
         self.description: dict | None = None
         self.next_id = 1  # ids of rmap objects (anon_vmas, backings)
