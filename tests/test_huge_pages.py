@@ -37,6 +37,26 @@ def fragment(m, node):
         m.munmap(hog, h + (i + 1) * 4096, min(255, n - i - 1) * 4096) if n - i > 1 else None
 
 
+HUGETLB = engine.MAP_PRIVATE | engine.MAP_ANONYMOUS | engine.MAP_HUGETLB
+
+
+def hugetlb_process(pool: int, pages: int):
+    """A 2-node machine with `pool` huge pages on node 0 and a process on node 0 whose
+    MAP_HUGETLB mapping of `pages` huge pages is written: (m, pid, address)."""
+    m = small(nodes=2, size="32M", block_size="2M")
+    m.set_nr_hugepages(0, pool)
+    p = m.spawn("p", node=0)
+    a = m.mmap(p, pages * MB2, flags=HUGETLB)
+    m.touch(p, a, pages * MB2)
+    return m, p, a
+
+
+def huge_counts(m, node: int = 0) -> tuple[int, int, int]:
+    """(HugePages_Total, HugePages_Free, HugePages_Surp) of a node, from meminfo."""
+    rows = [ln.split() for ln in m.meminfo(node).splitlines() if "HugePages_" in ln]
+    return tuple(int(r[-1]) for r in rows)
+
+
 def thp_counts(m):
     return {k: v for k, v in m.vmstat().items() if k.startswith(("thp_", "pgmigrate_"))}
 
@@ -498,12 +518,7 @@ def test_write_to_a_hugetlb_page_fork_shares_copies_the_whole_huge_page():
     whole into a free page of a pool on a write (copy_user_large_folio()), never into
     a small page; the other side keeps the old one; with the pools empty the write is
     SIGBUS (ENOMEM here) and nothing changes."""
-    m = small(nodes=2, size="32M", block_size="2M")
-    m.set_nr_hugepages(0, 3)
-    p = m.spawn("p", node=0)
-    a = m.mmap(p, 2 * MB2, flags=engine.MAP_PRIVATE | engine.MAP_ANONYMOUS
-               | engine.MAP_HUGETLB)
-    m.touch(p, a, 2 * MB2)
+    m, p, a = hugetlb_process(3, 2)
     c = m.fork(p)
     before = [m.read(p, a + i * 4096) for i in range(0, HP, 97)]
     m.touch(c, a + 4096, 4096)
@@ -553,16 +568,11 @@ def test_shrinking_a_pool_below_its_pages_in_use_makes_them_surplus():
     again turns surplus pages persistent first; a surplus page freed by its last
     munmap goes to the buddy allocator (free_huge_folio()), a persistent one to its
     pool."""
-    def counts(node=0):
-        rows = [ln.split() for ln in m.meminfo(node).splitlines() if "HugePages_" in ln]
-        return tuple(int(r[-1]) for r in rows)  # Total, Free, Surp
+    m, p, a = hugetlb_process(4, 3)
 
-    m = small(nodes=2, size="32M", block_size="2M")
-    m.set_nr_hugepages(0, 4)
-    p = m.spawn("p", node=0)
-    a = m.mmap(p, 3 * MB2, flags=engine.MAP_PRIVATE | engine.MAP_ANONYMOUS
-               | engine.MAP_HUGETLB)
-    m.touch(p, a, 3 * MB2)
+    def counts():
+        return huge_counts(m)
+
     assert counts() == (4, 1, 0)
     assert m.set_nr_hugepages(0, 1) == 3 and counts() == (3, 0, 2)
     assert m.set_nr_hugepages(0, 2) == 3 and counts() == (3, 0, 1)
@@ -580,9 +590,8 @@ def test_overcommit_lets_faults_take_surplus_pages_beyond_the_pools():
     HugePages_Surp counts it, nr_hugepages written above the pages in use makes it
     persistent, and a surplus page freed goes back to the buddy allocator. The
     setting is root's; a negative count is EINVAL; snapshots keep it."""
-    def counts(node=0):
-        rows = [ln.split() for ln in m.meminfo(node).splitlines() if "HugePages_" in ln]
-        return tuple(int(r[-1]) for r in rows)  # Total, Free, Surp
+    def counts():
+        return huge_counts(m)
 
     m = small(nodes=2, size="32M", block_size="2M")
     flags = engine.MAP_PRIVATE | engine.MAP_ANONYMOUS | engine.MAP_HUGETLB
