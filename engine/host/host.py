@@ -33,7 +33,7 @@ import numpy as np
 from ..machines.capture import _task_policy
 from ..mm import procfs
 from ..mm.page_alloc import NUMASTAT_NAMES
-from ..mm.zones import Node, Zone
+from ..mm.zones import Node, NodeSet, Zone
 from .kpage import C_HOLE, C_OFFLINE, FrameMap, pagemap_pfns, read_pagemap
 from .readers import (
     HostProcess,
@@ -77,7 +77,7 @@ def probe_pagemap(root: str, page_size: int) -> tuple[int, int]:
         libc.munmap(base, 2 * page_size)
 
 
-class Host:
+class Host(NodeSet):
     """The live host. Reading it needs no privilege for most of it; `limits()` says
     what the current credentials hide."""
 
@@ -164,14 +164,6 @@ class Host:
             self.frames.max_age = self.refresh.rates.frames
         self.refresh.done("system")
         self.refresh.spent(time.perf_counter() - t0)
-
-    @property
-    def nodes(self) -> list[int]:
-        return [n.id for n in self.nodes_list]
-
-    @property
-    def nr_node_ids(self) -> int:
-        return max(self.nodes) + 1 if self.nodes_list else 0
 
     @property
     def nr_frames(self) -> int:

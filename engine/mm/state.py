@@ -33,7 +33,7 @@ from .era import MODERN, Era
 from .frames import Frames
 from .mm_types import VMA, AnonVMA, Backing, Process
 from .pagetable import NO_PAGE, PTE_DTYPE, TOKEN_MUL, tokens
-from .zones import Node, Zone, compute_watermarks
+from .zones import Node, NodeSet, Zone, compute_watermarks
 
 __all__ = ["NO_PAGE", "PTE_DTYPE", "Driver", "Cred", "SimClock", "CostModel", "Kernel", "drive",
            "int_arg"]
@@ -158,7 +158,7 @@ def drive(gen):
 
 # ================================================================ the kernel state
 
-class Kernel:
+class Kernel(NodeSet):
     """The state of a NUMA machine and its kernel, with read-only lookups. The
     operations live in the mm/ modules, which take a Kernel; `engine.Machine` adds
     the runtime subsystems and the public API."""
@@ -253,14 +253,6 @@ class Kernel:
         self._tabs = (shift, nt.astype(np.int64), zt.astype(np.int64))
 
     # ------------------------------------------------------------ topology
-    @property
-    def nodes(self) -> list[int]:
-        return [n.id for n in self.nodes_list]
-
-    @property
-    def nr_node_ids(self) -> int:
-        return max(self.nodes) + 1 if self.nodes_list else 0
-
     @property
     def nr_frames(self) -> int:
         return self.f.n

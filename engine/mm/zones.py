@@ -10,7 +10,7 @@ from ..constants import (
     ZONE_MOVABLE,
 )
 
-__all__ = ["Node", "Zone", "compute_watermarks"]
+__all__ = ["Node", "Zone", "NodeSet", "compute_watermarks"]
 
 
 # ================================================================ nodes and zones
@@ -66,6 +66,22 @@ class Zone:
         mark = {"low": self.wmark_low, "min": self.wmark_min, "high": self.wmark_high,
                 "none": 0}[wmark]
         return max(0, self.free - mark)
+
+
+class NodeSet:
+    """The node ids of a machine that keeps its nodes in `nodes_list`: the simulated
+    kernel (state.Kernel) and the live host (host.Host) both."""
+
+    nodes_list: list[Node]
+
+    @property
+    def nodes(self) -> list[int]:
+        return [n.id for n in self.nodes_list]
+
+    @property
+    def nr_node_ids(self) -> int:
+        """nr_node_ids: one more than the highest node id (node ids may have gaps)."""
+        return max(self.nodes) + 1 if self.nodes_list else 0
 
 
 def compute_watermarks(zones: list[Zone], page_size: int, modern: bool) -> None:
