@@ -194,9 +194,10 @@ def _take_pool_pages(k: Kernel, p: Process, v: VMA, regions: np.ndarray, cpu: in
                     got.append(h)
                     f.kind[h] = K_ANON  # (taken: the next zone scan skips them)
         need = want.size - sum(g.size for g in got)
-        room = k.nr_overcommit_hugepages - surplus_total(k)
-        if need > 0 and room > 0:
-            got.append(_surplus_pages(k, int(node), min(need, room)))
+        if need > 0 and k.nr_overcommit_hugepages:  # (a frame scan: only when short)
+            room = k.nr_overcommit_hugepages - surplus_total(k)
+            if room > 0:
+                got.append(_surplus_pages(k, int(node), min(need, room)))
         got_all = np.concatenate(got) if got else np.zeros(0, np.int64)
         heads[want[:got_all.size]] = got_all
     return heads

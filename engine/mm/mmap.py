@@ -118,8 +118,9 @@ def _mmap_hugetlb(k: Kernel, p: Process, length: int, vmflags: int, file) -> int
     length = -(-length // hp) * hp
     need = length // hp
     # hugetlb_acct_memory(): free pool pages, and the surplus pages overcommit allows
-    have = sum(pool_counts(k, n)[1] for n in k.memory_nodes()) + \
-        max(0, k.nr_overcommit_hugepages - surplus_total(k))
+    have = sum(pool_counts(k, n)[1] for n in k.memory_nodes())
+    if need > have and k.nr_overcommit_hugepages:
+        have += max(0, k.nr_overcommit_hugepages - surplus_total(k))
     if need > have:
         raise oserror(ENOMEM, f"mmap: MAP_HUGETLB needs {need} huge pages, the pools have "
                               f"{have} free (set them with hugepages NODE N)")
