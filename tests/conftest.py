@@ -4,6 +4,15 @@ import pytest
 import engine
 
 
+def err(fn) -> int:
+    """The errno a call fails with, or 0 when it succeeds (for tables of cases)."""
+    try:
+        fn()
+    except OSError as e:
+        return e.errno
+    return 0
+
+
 def small(nodes: int = 4, size: str = "64M", cpus: int = 2, dist=None, era: str = "modern",
           procs=(), drivers=(), movable: str | None = None, **machine):
     """A small machine: `nodes` nodes of `size` Normal memory (node 0 also has DMA)."""

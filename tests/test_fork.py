@@ -7,7 +7,7 @@ import errno
 
 import numpy as np
 import pytest
-from conftest import fingerprint, small
+from conftest import err, fingerprint, small
 
 import engine
 from engine import (
@@ -28,14 +28,6 @@ from engine.commands import execute
 from engine.constants import VM_LOCKED, PG_mlocked, PG_pinned
 
 PS = 4096
-
-
-def err(fn):
-    try:
-        fn()
-    except OSError as e:
-        return e.errno
-    return 0
 
 
 def pages(a, n):

@@ -569,16 +569,12 @@ def test_shrinking_a_pool_below_its_pages_in_use_makes_them_surplus():
     munmap goes to the buddy allocator (free_huge_folio()), a persistent one to its
     pool."""
     m, p, a = hugetlb_process(4, 3)
-
-    def counts():
-        return huge_counts(m)
-
-    assert counts() == (4, 1, 0)
-    assert m.set_nr_hugepages(0, 1) == 3 and counts() == (3, 0, 2)
-    assert m.set_nr_hugepages(0, 2) == 3 and counts() == (3, 0, 1)
+    assert huge_counts(m) == (4, 1, 0)
+    assert m.set_nr_hugepages(0, 1) == 3 and huge_counts(m) == (3, 0, 2)
+    assert m.set_nr_hugepages(0, 2) == 3 and huge_counts(m) == (3, 0, 1)
     free_before = m.meminfo(0)
     m.munmap(p, a, 3 * MB2)
-    assert counts() == (2, 2, 0)  # one surplus page went back to the buddy allocator
+    assert huge_counts(m) == (2, 2, 0)  # one surplus page went back to the buddy allocator
     assert free_before != m.meminfo(0)
     m.check()
 
@@ -590,9 +586,6 @@ def test_overcommit_lets_faults_take_surplus_pages_beyond_the_pools():
     HugePages_Surp counts it, nr_hugepages written above the pages in use makes it
     persistent, and a surplus page freed goes back to the buddy allocator. The
     setting is root's; a negative count is EINVAL; snapshots keep it."""
-    def counts():
-        return huge_counts(m)
-
     m = small(nodes=2, size="32M", block_size="2M")
     flags = engine.MAP_PRIVATE | engine.MAP_ANONYMOUS | engine.MAP_HUGETLB
     p = m.spawn("p", node=0, uid=1000)
@@ -612,11 +605,11 @@ def test_overcommit_lets_faults_take_surplus_pages_beyond_the_pools():
         m.mmap(p, 3 * MB2, flags=flags)
     assert e.value.errno == errno.ENOMEM
     m.touch(p, a, 2 * MB2)
-    assert counts() == (2, 0, 2) and m.hugepages_surplus(0) == 2
-    assert m.set_nr_hugepages(0, 1) == 2 and counts() == (2, 0, 1)
+    assert huge_counts(m) == (2, 0, 2) and m.hugepages_surplus(0) == 2
+    assert m.set_nr_hugepages(0, 1) == 2 and huge_counts(m) == (2, 0, 1)
     m.check()
     m.munmap(p, a, 2 * MB2)
-    assert counts() == (1, 1, 0)
+    assert huge_counts(m) == (1, 1, 0)
     assert int(m.meminfo(0).split("MemFree:")[1].split()[0]) == free - MB2 // 1024
     m.check()
 

@@ -5,19 +5,10 @@ as get_nodes() and copy_nodes_to_user() read it (kernel-semantics.md section 0; 
 import errno
 
 import pytest
-from conftest import small
+from conftest import err, small
 
 from engine import MPOL_BIND, MPOL_DEFAULT, MPOL_F_MEMS_ALLOWED, MPOL_INTERLEAVE, MPOL_MF_MOVE
 from engine.nodemask import get_nodes
-
-
-def err(fn):
-    try:
-        fn()
-    except OSError as e:
-        return e.errno
-    return 0
-
 
 # ---------------------------------------------------------------- get_nodes() itself
 

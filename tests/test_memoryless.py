@@ -6,6 +6,7 @@ node with memory."""
 import errno
 
 import pytest
+from conftest import err
 
 import engine
 from engine import (
@@ -35,14 +36,6 @@ DESC = {
 
 def machine() -> engine.Machine:
     return engine.Machine.from_description(DESC)
-
-
-def err(fn):
-    try:
-        fn()
-    except OSError as e:
-        return e.errno
-    return 0
 
 
 def test_top_cpuset_is_the_nodes_with_memory():

@@ -7,7 +7,7 @@ and MCL_ONFAULT, and where 2.6.18 differed."""
 import errno
 
 import pytest
-from conftest import fingerprint, small
+from conftest import err, fingerprint, small
 
 import engine
 from engine import (
@@ -27,14 +27,6 @@ from engine.mm.mlock import locked_pages
 from engine.views import MARK_MLOCKED, MachineView
 
 MB = 1 << 20
-
-
-def err(fn):
-    try:
-        fn()
-    except OSError as e:
-        return e.errno
-    return 0
 
 
 def user(m, uid=1000, memlock=None, **kw):
