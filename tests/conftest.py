@@ -1,7 +1,12 @@
+import ctypes
+import os
+import platform
+
 import numpy as np
 import pytest
 
 import engine
+from engine.host.syscalls import SYSCALL_NR
 
 
 def err(fn) -> int:
@@ -109,3 +114,49 @@ def fingerprint(m) -> str:
          sorted(m.vmstat_counts.items()), sorted(m.vmstat_extra.items())))
     h.update(b"" if m.traffic is None else m.traffic.tobytes())
     return h.hexdigest()
+
+
+# ------------------------------------------------------------------ the host kernel
+
+def kernel_at_least(major: int, minor: int) -> bool:
+    """Whether the host kernel is at least major.minor (False when unreadable)."""
+    rel = platform.release().split(".")
+    try:
+        return (int(rel[0]), int(rel[1].split("-")[0])) >= (major, minor)
+    except (ValueError, IndexError):
+        return False
+
+
+class OwnPages:
+    """Four private anonymous pages of this process: 0 written, 1 untouched, 2 read
+    (the zero page), 3 untouched; and move_pages(2) called on them directly, without
+    numacon (Linux on x86_64 or aarch64; tests using it skip elsewhere)."""
+
+    def __init__(self) -> None:
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.libc.mmap.restype = ctypes.c_void_p
+        self.libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int,
+                                   ctypes.c_int, ctypes.c_int, ctypes.c_long]
+        self.libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+        self.ps = os.sysconf("SC_PAGE_SIZE")
+        self.base = self.libc.mmap(None, 4 * self.ps, 3, 0x22, -1, 0)  # RW, PRIVATE|ANON
+        ctypes.c_char.from_address(self.base).value = b"x"
+        _ = ctypes.c_char.from_address(self.base + 2 * self.ps).value
+        self.addrs = [self.base + i * self.ps for i in range(4)]
+
+    def syscall_move_pages(self, pid: int, addrs: list[int], nodes, flags: int) -> tuple:
+        """The host kernel's answer: ("errno", e), or (ret, statuses) with -123 where
+        the kernel left an entry unwritten."""
+        n = len(addrs)
+        pages = (ctypes.c_void_p * n)(*addrs)
+        status = (ctypes.c_int * n)(*([-123] * n))
+        cn = None if nodes is None else (ctypes.c_int * n)(*nodes)
+        ctypes.set_errno(0)
+        r = self.libc.syscall(SYSCALL_NR[platform.machine()]["move_pages"], pid, n, pages,
+                              cn, status, flags)
+        if r < 0:
+            return ("errno", ctypes.get_errno())
+        return (r, list(status))
+
+    def close(self) -> None:
+        self.libc.munmap(self.base, 4 * self.ps)

@@ -5,12 +5,12 @@ act: the simulator's prediction beside what Linux did."""
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import platform
 
 import pytest
+from conftest import OwnPages, kernel_at_least
 
 from engine.host import Host, host_execute
 from engine.host import views as host_views
@@ -29,45 +29,17 @@ pytestmark = pytest.mark.skipif(
     reason="needs Linux with NUMA support on x86_64 or aarch64")
 
 
-def kernel_at_least(major, minor):
-    rel = platform.release().split(".")
-    try:
-        return (int(rel[0]), int(rel[1].split("-")[0])) >= (major, minor)
-    except (ValueError, IndexError):
-        return False
-
-
-class Pages:
-    """Four pages of our own: 0 written, 1 untouched, 2 read (the zero page), 3
-    untouched; and the test's own move_pages(2), made without numacon."""
+class Pages(OwnPages):
+    """Four pages of our own (OwnPages) and the test's own move_pages(2) on them."""
 
     def __init__(self):
-        self.libc = ctypes.CDLL(None, use_errno=True)
-        self.libc.mmap.restype = ctypes.c_void_p
-        self.libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int,
-                                   ctypes.c_int, ctypes.c_int, ctypes.c_long]
-        self.libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-        self.base = self.libc.mmap(None, 4 * PAGE, 3, 0x22, -1, 0)
-        ctypes.c_char.from_address(self.base).value = b"x"
-        _ = ctypes.c_char.from_address(self.base + 2 * PAGE).value
-        self.addrs = [self.base + i * PAGE for i in range(4)]
+        super().__init__()
         self.range = f"{self.base:#x}+{4 * PAGE}"
 
     def kernel(self, nodes, flags, pid=None):
         """What the host kernel answers: ("errno", e) or (ret, statuses)."""
-        n = len(self.addrs)
-        pages = (ctypes.c_void_p * n)(*self.addrs)
-        status = (ctypes.c_int * n)(*([-123] * n))
-        cn = None if nodes is None else (ctypes.c_int * n)(*nodes)
-        ctypes.set_errno(0)
-        r = self.libc.syscall(NR["move_pages"], os.getpid() if pid is None else pid, n,
-                              pages, cn, status, flags)
-        if r < 0:
-            return ("errno", ctypes.get_errno())
-        return (r, list(status))
-
-    def close(self):
-        self.libc.munmap(self.base, 4 * PAGE)
+        return self.syscall_move_pages(os.getpid() if pid is None else pid, self.addrs,
+                                       nodes, flags)
 
 
 @pytest.fixture

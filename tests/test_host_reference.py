@@ -10,54 +10,29 @@ import subprocess
 import sys
 
 import pytest
-from conftest import small
+from conftest import OwnPages, kernel_at_least, small
 
 from engine.constants import VM_LOCKED, VM_LOCKONFAULT
-
-SYS_move_pages = {"x86_64": 279, "aarch64": 239}.get(platform.machine())
+from engine.host.syscalls import SYSCALL_NR
 
 pytestmark = pytest.mark.skipif(
-    SYS_move_pages is None or not os.path.exists("/sys/devices/system/node/node0"),
+    platform.machine() not in SYSCALL_NR
+    or not os.path.exists("/sys/devices/system/node/node0"),
     reason="needs Linux with NUMA support on x86_64 or aarch64")
 
 
-def _kernel_at_least(major, minor):
-    rel = platform.release().split(".")
-    try:
-        return (int(rel[0]), int(rel[1].split("-")[0])) >= (major, minor)
-    except (ValueError, IndexError):
-        return False
-
-
-class Host:
-    """Four private anonymous pages: 0 written, 1 untouched, 2 read (zero page),
-    3 untouched, and an unmapped address."""
+class Host(OwnPages):
+    """Four private anonymous pages (OwnPages), and an unmapped address."""
 
     def __init__(self):
-        self.libc = ctypes.CDLL(None, use_errno=True)
-        self.libc.mmap.restype = ctypes.c_void_p
-        self.libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int,
-                                   ctypes.c_int, ctypes.c_int, ctypes.c_long]
-        self.libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-        self.ps = os.sysconf("SC_PAGE_SIZE")
-        self.base = self.libc.mmap(None, 4 * self.ps, 3, 0x22, -1, 0)  # RW, PRIVATE|ANON
-        ctypes.c_char.from_address(self.base).value = b"x"
-        _ = ctypes.c_char.from_address(self.base + 2 * self.ps).value
-        self.addrs = [self.base + i * self.ps for i in range(4)] + [0x10 * self.ps]
+        super().__init__()
+        self.addrs = self.addrs + [0x10 * self.ps]
 
     def move_pages(self, pid, addrs, nodes, flags):
-        n = len(addrs)
-        pages = (ctypes.c_void_p * n)(*addrs)
-        status = (ctypes.c_int * n)(*([-123] * n))
-        cn = None if nodes is None else (ctypes.c_int * n)(*nodes)
-        ctypes.set_errno(0)
-        r = self.libc.syscall(SYS_move_pages, pid, n, pages, cn, status, flags)
-        if r < 0:
-            return ("errno", ctypes.get_errno())
-        return ("ok", r, [None if s == -123 else s for s in status])
-
-    def close(self):
-        self.libc.munmap(self.base, 4 * self.ps)
+        got = self.syscall_move_pages(pid, addrs, nodes, flags)
+        if got[0] == "errno":
+            return got
+        return ("ok", got[0], [None if s == -123 else s for s in got[1]])
 
 
 class Engine:
@@ -97,7 +72,7 @@ CASES = {
 }
 
 
-@pytest.mark.skipif(not _kernel_at_least(6, 12), reason="host kernel older than 6.12 "
+@pytest.mark.skipif(not kernel_at_least(6, 12), reason="host kernel older than 6.12 "
                     "uses the 4.3-6.11 lookup rules")
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_engine_answers_like_the_host_kernel(both, case):
