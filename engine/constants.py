@@ -129,6 +129,10 @@ MAX_OVERCOMMIT_HUGEPAGES = 1 << 40  # nr_overcommit_hugepages above this: refuse
 # the page-cache name of a MAP_SHARED|MAP_ANONYMOUS object (shmem_zero_setup()), as
 # /proc/PID/maps shows it; such an object lives as long as something maps or pins it
 ANON_SHMEM = "/dev/zero (deleted)"
+# the hugetlbfs file of a MAP_HUGETLB mapping (hugetlb_file_setup()): unlinked, so it
+# too lives as long as something maps it
+ANON_HUGEPAGE = "/anon_hugepage (deleted)"
+UNLINKED = (ANON_SHMEM, ANON_HUGEPAGE)
 
 ZONE_NAMES = ("DMA", "DMA32", "Normal", "Movable")
 ZONE_MOVABLE = 3

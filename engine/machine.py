@@ -143,6 +143,11 @@ class Machine(Kernel):
         """HugePages_Surp of a node: its huge pages in use beyond nr_hugepages."""
         return hugetlb.surplus_count(self, self.node(_int(node, "node")).id)
 
+    def hugepages_reserved(self) -> int:
+        """HugePages_Rsvd (/proc/meminfo, .../hugepages-2048kB/resv_hugepages): huge
+        pages MAP_HUGETLB mappings reserved and have not faulted yet."""
+        return hugetlb.resv_huge_pages(self)
+
     def hugepages(self, node: int) -> tuple[int, int]:
         """(HugePages_Total, HugePages_Free) of a node's hugetlb pool."""
         return hugetlb.pool_counts(self, self.node(_int(node, "node")).id)

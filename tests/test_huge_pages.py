@@ -404,7 +404,7 @@ def test_commands_thp_madvise_hugepages():
     assert execute(m, f"madvise {pid} {a:#x}+2M hugepage").ok
     assert m.process(pid).vmas[0].flags & engine.constants.VM_HUGEPAGE
     r = execute(m, "hugepages 0 2")
-    assert r.ok and r.text == "node 0: HugePages_Total 2 HugePages_Free 2 HugePages_Surp 0"
+    assert r.ok and r.text == "node 0: HugePages_Total 2 HugePages_Free 2 HugePages_Surp 0\nHugePages_Rsvd 0"
     for bad in ("thp sometimes", f"madvise {pid} {a:#x}+2M huge", "hugepages 0 -3",
                 "hugepages 7 1", "overcommit_hugepages -1", "overcommit_hugepages x"):
         r = execute(m, bad)

@@ -1,6 +1,7 @@
 """A random walk over the huge-page calls (issue 18): THP and MAP_HUGETLB mappings,
 faults, fork, move_pages, migrate_pages, mbind, munmap, madvise, mlock, pool sizes
-and kills on a 3-node machine with THP always (and 0-2 overcommitted hugetlb pages),
+and kills on a 3-node machine with THP always (and 0-2 overcommitted hugetlb pages;
+private and shared MAP_HUGETLB mappings, reserved or MAP_NORESERVE),
 `check()` after every step (content
 oracle included). Fixed seeds; each failure it finds becomes a named test (e.g.
 test_huge_pages.py::test_a_hugetlb_page_back_from_its_pool_is_zeroed_at_the_next_fault).
@@ -39,7 +40,8 @@ def step(m, rnd: random.Random, pids: list, maps: dict) -> None:
         n = rnd.choice([1, 3, 512, 700, 1024, 1536]) * PG
         regs.append((m.mmap(pid, n), n))
     elif op == "hmmap":
-        flags = engine.MAP_PRIVATE | engine.MAP_ANONYMOUS | engine.MAP_HUGETLB
+        flags = engine.MAP_ANONYMOUS | engine.MAP_HUGETLB | rnd.choice(
+            [engine.MAP_PRIVATE, engine.MAP_SHARED]) | rnd.choice([0, 0, engine.MAP_NORESERVE])
         regs.append((m.mmap(pid, MB2, flags=flags), MB2))
     elif op == "pool":
         m.set_nr_hugepages(rnd.randrange(3), rnd.randrange(4))

@@ -35,8 +35,9 @@ def _hugepages(m, a, bg):
             raise CommandError("hugepages: give NODE and N")
         m.set_nr_hugepages(a.node, a.count)
     nodes = [a.node] if a.node is not None else m.nodes
-    return "\n".join(f"node {n}: HugePages_Total {t} HugePages_Free {f} HugePages_Surp "
-                     f"{m.hugepages_surplus(n)}" for n in nodes for t, f in [m.hugepages(n)])
+    return "\n".join([f"node {n}: HugePages_Total {t} HugePages_Free {f} HugePages_Surp "
+                      f"{m.hugepages_surplus(n)}" for n in nodes for t, f in [m.hugepages(n)]]
+                     + [f"HugePages_Rsvd {m.hugepages_reserved()}"])
 
 
 @command("overcommit_hugepages", "show or set nr_overcommit_hugepages (surplus huge "

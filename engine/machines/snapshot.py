@@ -315,7 +315,8 @@ def snapshot_state(m: Machine) -> tuple[dict, dict[str, np.ndarray]]:
               "vmas": [{"start": v.start, "end": v.end, "flags": v.flags,
                         "policy": e(v.policy), "pgoff": v.pgoff,
                         "anon": None if v.anon is None else v.anon.id,
-                        "backing": None if v.backing is None else v.backing.id}
+                        "backing": None if v.backing is None else v.backing.id,
+                        "resv_owner": v.resv_owner}
                        for v in p.vmas]}
              for p in m.procs.values()]
     vref = {id(v): [p.pid, i] for p in m.procs.values() for i, v in enumerate(p.vmas)}
@@ -330,6 +331,7 @@ def snapshot_state(m: Machine) -> tuple[dict, dict[str, np.ndarray]]:
             maps.append({"key": key, "type": "backing", "id": obj.id, "name": obj.name,
                          "kind": obj.kind, "npages": obj.npages, "pt": tables.add(obj.pt),
                          "vmas": members, "shmem": obj.shmem,
+                         "hugetlb": obj.hugetlb, "resv": obj.resv,
                          "spol": [[a, b, e(pol)] for a, b, pol in obj.shared_policy]})
     arrays.update(tables.arrays())
     state = {
@@ -493,6 +495,8 @@ def _restore_mappings(m: Machine, state: dict, arrays: dict, dec: Decoder) -> No
             obj = Backing(id=d["id"], name=d["name"], kind=d["kind"],
                           npages=_int(d["npages"], "npages"), pt=tables.take(d["pt"]),
                           shmem=d.get("shmem", _shmem_name(d["name"])) is True,
+                          hugetlb=d.get("hugetlb", False) is True,
+                          resv=d.get("resv", False) is True,
                           shared_policy=_shared_policy(d.get("spol", []), dec))
         else:
             raise SaveError(f"unknown mapping type {str(d['type'])[:20]!r}")
@@ -506,7 +510,8 @@ def _restore_mappings(m: Machine, state: dict, arrays: dict, dec: Decoder) -> No
                 start=vd["start"], end=vd["end"], flags=vd["flags"],
                 policy=dec(vd["policy"]), pgoff=vd["pgoff"],
                 anon=None if vd["anon"] is None else m.mappings[vd["anon"]],
-                backing=None if vd["backing"] is None else m.mappings[vd["backing"]], mm=p))
+                backing=None if vd["backing"] is None else m.mappings[vd["backing"]], mm=p,
+                resv_owner=vd.get("resv_owner", False) is True))
         m.procs[p.pid] = p
     for d in state["mappings"]:
         obj = m.mappings[d["key"]]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..constants import (
-    ANON_SHMEM,
     K_ANON,
     K_FILE,
     K_KERNEL,
@@ -411,7 +410,7 @@ def _check_owners(m: Kernel) -> None:
                       f"flight (leaked)")
         elif id(obj) not in named:
             _fail(f"{obj.name} is neither a file nor a driver region (leaked)")
-        elif not obj.vmas and obj.name.startswith(ANON_SHMEM):
+        elif not obj.vmas and obj.unlinked:
             _idx, pf = obj.present()
             if not ((f.flags[pf] & (PG_pinned | PG_isolated)) != 0).any():
                 _fail(f"{obj.name}: anonymous shared memory that nothing maps, pins or "
@@ -447,7 +446,8 @@ def _check_folios(m: Kernel) -> None:
     hs_sp = sp[~tail]
     sur = (hs_sp & FOLIO_SURPLUS) != 0
     if sur.any():
-        bad = sur & (((hs_sp & FOLIO_HUGETLB) == 0) | (f.kind[heads] != K_ANON))
+        hk = f.kind[heads]  # (in use: a private mapping's anon page or a shared one's file page)
+        bad = sur & (((hs_sp & FOLIO_HUGETLB) == 0) | ((hk != K_ANON) & (hk != K_FILE)))
         if bad.any():
             _fail(f"folio {int(heads[bad][0])} is marked surplus but is no hugetlb page "
                   f"in use")

@@ -89,7 +89,8 @@ def fault(k: Kernel, p: Process, v: VMA, offs: np.ndarray, *, write: bool,
         return
     if v.flags & VM_HUGETLB:
         # hugetlb_fault(): huge pages from the pools, mapped whole; then the access
-        hugetlb_fault(k, p, v, offs, cpu, ensure_anon_vma(k, p, v), write)
+        hugetlb_fault(k, p, v, offs, cpu, None if v.shared else ensure_anon_vma(k, p, v),
+                      write)
         if not write:
             return
     if v.shared:

@@ -19,6 +19,7 @@ from ..constants import (
     ENOENT,
     ENOMEM,
     K_ANON,
+    K_FILE,
     K_KERNEL,
     KUSE_HUGETLB,
     MAX_OVERCOMMIT_HUGEPAGES,
@@ -41,7 +42,7 @@ from .page_alloc import free_frames, zonelist
 from .policy import effective_policy, fault_targets
 from .state import Kernel
 
-__all__ = ["pool_counts", "surplus_count", "surplus_total", "set_nr_overcommit_hugepages", "set_nr_hugepages", "hugetlb_fault", "free_pool_heads",
+__all__ = ["available_huge_pages", "resv_huge_pages", "reserve_check", "pool_counts", "surplus_count", "surplus_total", "set_nr_overcommit_hugepages", "set_nr_hugepages", "hugetlb_fault", "free_pool_heads",
            "take_pool_page", "hugetlb_heads", "pool_books", "dissolve_free",
            "free_pool_frames"]
 
@@ -140,7 +141,8 @@ def set_nr_hugepages(k: Kernel, node: int, n: int) -> int:
         blk = _new_huge_pages(k, list(reversed(k.node_zones(node))), n - persistent)
         _to_pool(k, blk)
     elif n < persistent:
-        drop = min(persistent - n, free)
+        # set_max_huge_pages(): the free pages reservations need are kept (min_count)
+        drop = min(persistent - n, free, available_huge_pages(k))
         heads = []
         for z in k.node_zones(node):
             heads.append(free_pool_heads(k, z))
@@ -172,32 +174,98 @@ def take_pool_page(k: Kernel, nodes: list[int]) -> int:
     return -1
 
 
-def _take_pool_pages(k: Kernel, p: Process, v: VMA, regions: np.ndarray, cpu: int
-                     ) -> np.ndarray:
+def resv_huge_pages(k: Kernel) -> int:
+    """h->resv_huge_pages (HugePages_Rsvd): huge pages mappings were promised at mmap()
+    and have not faulted yet. Derived, not kept: the huge pages with no page of the
+    private mappings that own a reservation (HPAGE_RESV_OWNER) and of the shared
+    hugetlb files that made one (their resv_map), so an unmap, a fork or a fault
+    changes it by what it does to those pages (hugetlb_vm_op_close() gives the
+    unfaulted ones back)."""
+    n = 1 << pmd_order(k)
+    total = 0
+    for p in k.procs.values():  # (a loop per VMA: few are hugetlb ones)
+        for v in p.vmas:
+            if v.resv_owner:
+                total += int((v.ptes(np.arange(0, v.npages, n)) < 0).sum())
+    for b in k.files.values():
+        if b.hugetlb and b.resv:
+            total += int((b.pages(np.arange(0, b.npages, n)) < 0).sum())
+    return total
+
+
+def _free_total(k: Kernel) -> int:
+    return sum(pool_counts(k, n)[1] for n in k.memory_nodes())
+
+
+def available_huge_pages(k: Kernel) -> int:
+    """available_huge_pages(): free pool pages no reservation holds (free_huge_pages -
+    resv_huge_pages), all a migration or a dissolve may take."""
+    return max(0, _free_total(k) - resv_huge_pages(k)) if k.large_folios else 0
+
+
+def _room(k: Kernel, free: int, resv: int) -> tuple[int, int]:
+    """(pool pages, surplus pages) a fault or mmap() without a reservation may take:
+    the pools' free pages beyond those reserved (alloc_hugetlb_folio(): free_huge_pages
+    - resv_huge_pages), and the surplus pages nr_overcommit_hugepages still allows
+    beyond those reservations will need (gather_surplus_pages() made them at mmap in
+    Linux; here a reserved page the pools lack is taken at its fault)."""
+    pool = max(0, free - resv)
+    sur = 0
+    if k.nr_overcommit_hugepages:  # (a frame scan: only when overcommit is set)
+        sur = max(0, k.nr_overcommit_hugepages - surplus_total(k) - max(0, resv - free))
+    return pool, sur
+
+
+def reserve_check(k: Kernel, need: int) -> None:
+    """hugetlb_acct_memory() at mmap (hugetlb_reserve_pages()): the new mapping's huge
+    pages must fit in the free pool pages not yet reserved plus the surplus pages
+    overcommit allows (gather_surplus_pages()); else ENOMEM. The reservation itself
+    is the mapping's (resv_huge_pages() counts it from then on)."""
+    free = _free_total(k)
+    pool, sur = _room(k, free, resv_huge_pages(k))
+    if need > pool + sur:
+        raise oserror(ENOMEM, f"mmap: MAP_HUGETLB needs {need} huge pages; the pools have "
+                              f"{free} free, {free - pool} of them reserved, and overcommit "
+                              f"allows {sur} more (set them with hugepages NODE N)")
+
+
+def _take_pool_pages(k: Kernel, p: Process, v: VMA, regions: np.ndarray, cpu: int,
+                     reserved: bool) -> np.ndarray:
     """dequeue_hugetlb_folio_vma() for each huge page of a VMA (its first offset): a
     free page of a pool, from the node the policy gives its address and then the
     zonelist's others; where the pools have none, a surplus page from the buddy
     allocator while nr_overcommit_hugepages allows (alloc_surplus_hugetlb_folio());
-    -1 where neither is left. The pages are taken (K_ANON)."""
+    -1 where neither is left. reserved: the pages have a reservation (any free page
+    may be taken); without one, only the free pages no reservation holds and the
+    surplus room reservations leave (alloc_hugetlb_folio()). The pages are taken
+    (K_ANON)."""
     pol = effective_policy(p, v)
     t, _il = fault_targets(k, p, v, regions, cpu, pol)
     f = k.f
     heads = np.full(regions.size, -1, np.int64)
+    if reserved:
+        pool_room, sur_room = regions.size, None
+    else:
+        pool_room, sur_room = _room(k, _free_total(k), resv_huge_pages(k))
     for node in np.unique(t).tolist():  # (nodes, not pages): each its zonelist's pools
         want = np.flatnonzero(t == node)
         got = []
         for nd in zonelist(k, int(node)):
             for z in reversed(k.node_zones(nd)):
-                need = want.size - sum(g.size for g in got)
+                need = min(want.size - sum(g.size for g in got), pool_room)
                 if need > 0:
                     h = free_pool_heads(k, z)[:need]
                     got.append(h)
+                    pool_room -= h.size
                     f.kind[h] = K_ANON  # (taken: the next zone scan skips them)
         need = want.size - sum(g.size for g in got)
         if need > 0 and k.nr_overcommit_hugepages:  # (a frame scan: only when short)
-            room = k.nr_overcommit_hugepages - surplus_total(k)
+            room = (k.nr_overcommit_hugepages - surplus_total(k)) if sur_room is None \
+                else sur_room
             if room > 0:
                 got.append(_surplus_pages(k, int(node), min(need, room)))
+                if sur_room is not None:
+                    sur_room -= got[-1].size
         got_all = np.concatenate(got) if got else np.zeros(0, np.int64)
         heads[want[:got_all.size]] = got_all
     return heads
@@ -249,8 +317,8 @@ def set_nr_overcommit_hugepages(k: Kernel, n: int) -> None:
 
 def _map_huge(k: Kernel, v: VMA, regions: np.ndarray, heads: np.ndarray, anon_vma
               ) -> np.ndarray:
-    """Map pool pages whole at these huge-page offsets of v (zeroed, dirty, mapcount
-    1). Returns the frames, in the order of the offsets."""
+    """Map pool pages whole at these huge-page offsets of a private v (zeroed, dirty,
+    mapcount 1). Returns the frames, in the order of the offsets."""
     n = 1 << pmd_order(k)
     f = k.f
     fr = _frames(heads, pmd_order(k))
@@ -273,16 +341,22 @@ def _sigbus(k: Kernel, v: VMA, region: int, what: str) -> OSError:
 def hugetlb_fault(k: Kernel, p: Process, v: VMA, offs: np.ndarray, cpu: int, anon_vma,
                   write: bool = False) -> None:
     """hugetlb_no_page(): each huge page of the VMA a fault touches that has none yet
-    gets a free page of a pool (_take_pool_pages); none left: SIGBUS (ENOMEM here).
-    The page is mapped whole and dirty. A write to a huge page fork() left shared
-    (mapcount > 1) is hugetlb_wp(): the whole huge page is copied into a pool page of
-    the writer's own, the other side keeps the old one."""
+    gets a free page of a pool (_take_pool_pages; with the mapping's reservation when
+    it owns one); none left: SIGBUS (ENOMEM here). The page is mapped whole and dirty.
+    A shared mapping's pages are its hugetlbfs file's (_fault_file). A write to a
+    private huge page fork() left shared (mapcount > 1) is hugetlb_wp(): the whole
+    huge page is copied into a pool page of the writer's own (never a reserved one:
+    cow_from_owner), the other side keeps the old one."""
     n = 1 << pmd_order(k)
     regions = np.unique((offs // n) * n)
     cur = v.ptes(regions)
     fresh = regions[cur < 0]
+    if v.shared:
+        if fresh.size:
+            _fault_file(k, p, v, fresh, cpu)
+        return  # a write goes to the file's page in place (fault()'s shared path)
     if fresh.size:
-        heads = _take_pool_pages(k, p, v, fresh, cpu)
+        heads = _take_pool_pages(k, p, v, fresh, cpu, v.resv_owner)
         ok = heads >= 0
         if ok.any():
             _map_huge(k, v, fresh[ok], heads[ok], anon_vma)
@@ -297,7 +371,7 @@ def hugetlb_fault(k: Kernel, p: Process, v: VMA, offs: np.ndarray, cpu: int, ano
     if not shared.any():
         return
     cow, old = regions[shared], cur[shared]
-    heads = _take_pool_pages(k, p, v, cow, cpu)
+    heads = _take_pool_pages(k, p, v, cow, cpu, False)
     ok = heads >= 0
     if ok.any():
         src = _frames(old[ok], pmd_order(k))
@@ -309,6 +383,45 @@ def hugetlb_fault(k: Kernel, p: Process, v: VMA, offs: np.ndarray, cpu: int, ano
         raise _sigbus(k, v, int(cow[~ok][0]), "copy-on-write")
 
 
+def _fault_file(k: Kernel, p: Process, v: VMA, regions: np.ndarray, cpu: int) -> None:
+    """hugetlb_no_page() of a shared mapping: the huge page at each region's file index
+    is found in the hugetlbfs file's page cache (another mapping, a fork() parent or
+    child, faulted it) or taken from a pool (the file's reservation, if it made one)
+    and added to the cache (hugetlb_add_to_page_cache(): dirty, never written back);
+    then mapped whole in v."""
+    n = 1 << pmd_order(k)
+    b = v.backing
+    f = k.f
+    idx = v.pgoff + regions
+    cached = b.pages(idx)
+    need = np.flatnonzero(cached < 0)
+    bad = None
+    if need.size:
+        heads = _take_pool_pages(k, p, v, regions[need], cpu, b.resv)
+        ok = heads >= 0
+        if not ok.all():
+            bad = int(regions[need[~ok][0]])
+        got, heads = need[ok], heads[ok]
+        fr = _frames(heads, pmd_order(k))
+        fidx = (idx[got][:, None] + np.arange(n, dtype=np.int64)).reshape(-1)
+        f.kind[fr] = K_FILE
+        f.mapping[fr] = b.id
+        f.index[fr] = fidx
+        f.mapcount[fr] = 0
+        f.content[fr] = 0  # clear_huge_page()
+        f.flags[fr] = PG_lru | PG_dirty
+        b.set_pages(fidx, fr)
+        cached[got] = heads
+    have = cached >= 0
+    if have.any():
+        o = (regions[have][:, None] + np.arange(n, dtype=np.int64)).reshape(-1)
+        fr = _frames(cached[have], pmd_order(k))
+        v.set_ptes(o, fr)
+        f.mapcount[fr] += 1
+    if bad is not None:
+        raise _sigbus(k, v, bad, "fault")
+
+
 def pool_books(k: Kernel) -> np.ndarray:
     """Free pool pages per zone (a migration's books for hugetlb targets)."""
     out = np.zeros(len(k.zones), np.int64)
@@ -317,6 +430,15 @@ def pool_books(k: Kernel) -> np.ndarray:
             if z.spanned:
                 out[z.zid] = free_pool_heads(k, z).size
     return out
+
+
+def _dissolvable(k: Kernel, heads: np.ndarray) -> np.ndarray:
+    """The free pool pages among these heads dissolve_free_hugetlb_folio() can take:
+    not those reservations need (free_huge_pages - resv_huge_pages == 0: -EBUSY, and
+    offline_pages() fails with "failure to dissolve huge pages")."""
+    if heads.size == 0:
+        return heads
+    return heads[:available_huge_pages(k)]
 
 
 def dissolve_free(k: Kernel, pfns: np.ndarray) -> int:
@@ -330,7 +452,8 @@ def dissolve_free(k: Kernel, pfns: np.ndarray) -> int:
     if kern.size == 0:
         return 0
     sp = f.spare[kern]
-    heads = kern[((sp & FOLIO_TAIL) == 0) & ((sp & FOLIO_HUGETLB) != 0)]
+    heads = _dissolvable(k, kern[((sp & FOLIO_TAIL) == 0) & ((sp & FOLIO_HUGETLB) != 0)])
+    kern = _frames(heads, pmd_order(k))
     f.spare[kern] = 0
     k.large_folios -= int(heads.size)
     f.kind[kern] = K_ANON  # (held for a moment: free_frames frees held frames)
@@ -343,4 +466,4 @@ def free_pool_frames(k: Kernel, s: int, e: int) -> int:
     if not k.large_folios:
         return 0
     h, free = hugetlb_heads(k, s, e)
-    return int(free.sum()) << pmd_order(k)
+    return int(_dissolvable(k, h[free]).size) << pmd_order(k)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..constants import (
-    ANON_SHMEM,
     EINVAL,
     K_ANON,
     MAP_SHARED,
@@ -141,10 +140,12 @@ def remove_vma(k: Kernel, p: Process, v: VMA) -> None:
 
 def release_shmem(k: Kernel, b: Backing) -> None:
     """The last mapping of an anonymous shared memory object (MAP_SHARED|
-    MAP_ANONYMOUS) went: its pages are freed and the object goes (shmem_evict_inode()).
+    MAP_ANONYMOUS, or MAP_SHARED|MAP_HUGETLB) went: its pages are freed (huge pages
+    back to their pools) and the object goes (shmem_evict_inode(),
+    hugetlbfs_evict_inode()).
     While a long-term pin or a migration still holds one of its pages, the object
     stays; whoever drops that hold calls this again."""
-    if b.vmas or b.kind != "file" or not b.name.startswith(ANON_SHMEM):
+    if b.vmas or not b.unlinked:
         return
     _idx, pfns = b.present()
     f = k.f
@@ -168,7 +169,8 @@ def split_vma(k: Kernel, p: Process, v: VMA, addr: int) -> VMA:
     o = (addr - v.start) >> k.page_shift
     note_vma_split(k, v, addr)
     hi = VMA(start=addr, end=v.end, flags=v.flags, policy=v.policy, anon=v.anon,
-             backing=v.backing, pgoff=v.pgoff + o, mm=p, chain=list(v.chain))
+             backing=v.backing, pgoff=v.pgoff + o, mm=p, chain=list(v.chain),
+             resv_owner=v.resv_owner)
     _set_end(p, v, addr)
     for av in v.chain:  # anon_vma_clone(): the new part is linked where the old one is
         av.vmas.append(hi)

@@ -18,6 +18,7 @@ from ..constants import (
     MPOL_INTERLEAVE,
     MPOL_LOCAL,
     MPOL_PREFERRED,
+    UNLINKED,
     VM_EXEC,
     VM_HUGEPAGE,
     VM_HUGETLB,
@@ -89,6 +90,17 @@ class Backing:
     # Policy, sorted, disjoint), not by a VMA's
     shmem: bool = False
     shared_policy: list = field(default_factory=list)
+    # the hugetlbfs file of a MAP_SHARED|MAP_HUGETLB mapping: its pages are huge pages
+    # of the pools; resv: its huge pages were reserved at mmap (hugetlb_reserve_pages()
+    # into the inode's resv_map; not with MAP_NORESERVE)
+    hugetlb: bool = False
+    resv: bool = False
+
+    @property
+    def unlinked(self) -> bool:
+        """An object of an anonymous mapping (shmem_zero_setup(), hugetlb_file_setup()):
+        no name in any directory, so it goes when its last mapping (or hold) goes."""
+        return self.kind == "file" and self.name.startswith(UNLINKED)
 
     def grow(self, n: int) -> None:
         self.npages = max(self.npages, int(n))
@@ -140,6 +152,9 @@ class VMA:
     # anon_vma_chain: every anon_vma the VMA is linked into -- its own, and after fork()
     # its parent's, whose COW-shared pages it maps (an rmap walk of those finds it)
     chain: list = field(default_factory=list)
+    # HPAGE_RESV_OWNER: a private hugetlb mapping whose mmap() reserved its huge pages
+    # (not MAP_NORESERVE); fork()'s copy is no owner (hugetlb_dup_vma_private())
+    resv_owner: bool = False
 
     @property
     def shift(self) -> int:

@@ -5,6 +5,7 @@ file or a driver's PFN map), and the populate that VM_LOCKED asks for."""
 from __future__ import annotations
 
 from ..constants import (
+    ANON_HUGEPAGE,
     ANON_SHMEM,
     EAGAIN,
     EINVAL,
@@ -22,7 +23,7 @@ from ..constants import (
     oserror,
 )
 from .drivers import map_into
-from .hugetlb import pool_counts, surplus_total
+from .hugetlb import reserve_check
 from .memory import (
     TASK_SIZE,
     get_unmapped_area,
@@ -107,27 +108,31 @@ def do_mmap(k: Kernel, p: Process, length: int, prot: int, flags: int, file: str
 
 
 def _mmap_hugetlb(k: Kernel, p: Process, length: int, vmflags: int, file) -> int:
-    """mmap(MAP_HUGETLB): an anonymous mapping of huge pages from the hugetlb pools
-    (ksys_mmap_pgoff(): a file that is not on hugetlbfs is EINVAL; the length rounded
-    up to the huge page size; hugetlb_reserve_pages(): not enough free huge pages in
-    the pools, ENOMEM). The reservation is checked, not kept: a later fault that
-    finds the pools empty fails. MAP_SHARED is mapped as a private mapping here."""
+    """mmap(MAP_HUGETLB): an anonymous mapping of huge pages from the hugetlb pools, on
+    an unlinked hugetlbfs file (hugetlb_file_setup()). ksys_mmap_pgoff(): a file that
+    is not on hugetlbfs is EINVAL; the length is rounded up to the huge page size.
+    hugetlb_reserve_pages() reserves its huge pages (not with MAP_NORESERVE; too few
+    free ones: ENOMEM): a private mapping's reservation is its VMA's (HPAGE_RESV_OWNER),
+    a shared one's its file's. A shared mapping's pages are the file's: every mapping
+    of it, fork()'s children too, maps the same huge pages and writes them in place."""
     if file is not None:
         raise oserror(EINVAL, "mmap: MAP_HUGETLB with a file that is not on hugetlbfs")
     hp = k.page_size << (k.page_shift - 3)
     length = -(-length // hp) * hp
-    need = length // hp
-    # hugetlb_acct_memory(): free pool pages, and the surplus pages overcommit allows
-    have = sum(pool_counts(k, n)[1] for n in k.memory_nodes())
-    if need > have and k.nr_overcommit_hugepages:
-        have += max(0, k.nr_overcommit_hugepages - surplus_total(k))
-    if need > have:
-        raise oserror(ENOMEM, f"mmap: MAP_HUGETLB needs {need} huge pages, the pools have "
-                              f"{have} free (set them with hugepages NODE N)")
+    reserve = not vmflags & VM_NORESERVE
+    if reserve:
+        reserve_check(k, length // hp)
     addr = get_unmapped_area(p, length, hp)
     if addr is None:
         raise oserror(ENOMEM, f"mmap: no gap of {length} bytes left in pid {p.pid}")
-    v = new_vma(p, addr, length, (vmflags | VM_HUGETLB) & ~VM_SHARED, None, 0)
+    backing = None
+    if vmflags & VM_SHARED:
+        backing = k.file(f"{ANON_HUGEPAGE} #{k.next_mapping_id()}", create=True)
+        backing.hugetlb = True
+        backing.resv = reserve
+        backing.grow(length >> k.page_shift)
+    v = new_vma(p, addr, length, vmflags | VM_HUGETLB, backing, 0)
+    v.resv_owner = reserve and backing is None
     insert_vma(p, v)
     return addr
 

@@ -25,7 +25,7 @@ from ..constants import (
 )
 from ..vec import value_counts
 from .huge_memory import FOLIO_HUGETLB, FOLIO_TAIL, ORDER_MASK
-from .hugetlb import pool_counts
+from .hugetlb import available_huge_pages, pool_counts
 from .rmap import for_each_mapping
 from .state import Kernel
 
@@ -78,11 +78,19 @@ def _hugetlb_blockers(k: Kernel, pfns: np.ndarray, kern: np.ndarray) -> list[dic
     if heads.size == 0:
         return []
     nb = 1 << (k.page_shift - 3)
-    used = heads[f.kind[heads] != K_KERNEL]
+    free = f.kind[heads] == K_KERNEL
+    used = heads[~free]
     out = []
+    avail = available_huge_pages(k)
+    stuck = int(free.sum()) - avail
+    if stuck > 0:  # dissolve_free_hugetlb_folio(): reserved free pages stay (-EBUSY)
+        out.append({"kind": "hugetlb", "what": f"{stuck} free huge page(s) reserved by "
+                    f"MAP_HUGETLB mappings (failure to dissolve huge pages)",
+                    "pages": stuck * nb, "detail": "hugetlb reserved"})
     if used.size:
         src = set(k.node_of(used).tolist())
         room = sum(pool_counts(k, n)[1] for n in k.memory_nodes() if n not in src)
+        room = min(room, avail)  # (alloc_hugetlb_folio_nodemask(): not reserved pages)
         if used.size > room:
             out.append({"kind": "hugetlb", "what": f"{used.size - room} huge page(s) in use "
                         f"with no free huge page on another node to take them",

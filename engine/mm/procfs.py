@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..constants import (
+    FOLIO_HUGETLB,
     K_ANON,
     K_FILE,
     K_KERNEL,
@@ -45,7 +46,9 @@ def numa_maps(m: Kernel, p: Process) -> str:
         if v.flags & VM_HUGETLB:
             # a MAP_HUGETLB mapping is an unlinked hugetlbfs file; gather_hugetlb_stats()
             # counts each huge page once
-            parts += [r"file=/anon_hugepage\040(deleted)", "huge"]
+            if v.backing is None:  # (a private one: the file is not kept here)
+                parts.append(r"file=/anon_hugepage\040(deleted)")
+            parts.append("huge")
             nb = 1 << (m.page_shift - 3)
             hpage *= nb
             c = {key: (val // nb if key != "mapmax" else val) for key, val in c.items()}
@@ -100,8 +103,9 @@ def _vma_counts(m: Kernel, v) -> dict:
 
 def file_path(b: Backing) -> str:
     """The path show_numa_map() prints (seq_path() escapes blanks as \\040): shared
-    anonymous memory is "/dev/zero (deleted)" (the engine numbers its objects)."""
-    name = b.name.split(" #", 1)[0] if b.name.startswith("/dev/zero (deleted)") else b.name
+    anonymous memory is "/dev/zero (deleted)", a MAP_HUGETLB mapping's file
+    "/anon_hugepage (deleted)" (the engine numbers its objects)."""
+    name = b.name.split(" #", 1)[0] if b.unlinked else b.name
     return name.replace("\\", "\\134").replace(" ", "\\040").replace("\t", "\\011") \
         .replace("\n", "\\012").replace("=", "\\075")
 
@@ -135,6 +139,14 @@ def frame_counts(m: Kernel, s: int, e: int, kernel_uses: bool = False,
         w = f.words(a, b)
         kind = w.astype(np.uint8)
         fl = (w >> 8).astype(np.uint8)
+        if m.large_folios:
+            # hugetlb pages in use are in none of these counters (no LRU, no
+            # NR_ANON_MAPPED, NR_FILE_MAPPED or dirty accounting: hugetlbfs's
+            # noop_dirty_folio()); their pools' are the kernel's
+            hug = (f.spare[a:b] & FOLIO_HUGETLB) != 0
+            if hug.any():
+                kind = np.where(hug & (kind != K_KERNEL), np.uint8(0), kind)
+                fl = np.where(hug, np.uint8(0), fl)
         anon, file = kind == K_ANON, kind == K_FILE
         c["anon"] += int(np.count_nonzero(anon))
         c["file"] += int(np.count_nonzero(file))
@@ -275,8 +287,6 @@ def node_meminfo(m: Kernel, node: int) -> str:
     free = sum(z.free for z in zones)
     anon, file, mlocked, slab = c["anon"], c["file"], c["mlocked"], c["slab"]
     htotal, hfree = pool_counts(m, node) if zones else (0, 0)
-    nb = 1 << (m.page_shift - 3)
-    anon -= (htotal - hfree) * nb  # (hugetlb pages in use are not AnonPages)
     thp = thp_pages(m, s, e)
     rows = [("MemTotal", total), ("MemFree", free), ("MemUsed", total - free),
             ("SwapCached", 0), ("Active", anon + file - mlocked), ("Inactive", 0),
