@@ -117,6 +117,27 @@ def test_a_node_that_loses_its_memory_leaves_every_cpuset():
     m.check()
 
 
+def test_a_task_of_the_top_cpuset_regains_a_node_that_comes_online():
+    """The top cpuset's mems are N_MEMORY (cpuset_hotplug_update_tasks() of
+    top_cpuset): a process spawned while node 3 had no memory gets it when node 3 comes
+    back online (get_mempolicy MPOL_F_MEMS_ALLOWED, a bind to it, its pages there), and
+    so does its fork() child; a process in a cpuset of its own does not."""
+    m = machine()
+    m.offline(3, "Movable")
+    pid, own = m.spawn("p"), m.spawn("q", mems_allowed="0,2")
+    assert m.process(pid).mems_allowed == {0, 2}
+    c = m.fork(pid)
+    m.online(3, "Movable")
+    for x in (pid, c):
+        assert m.get_mempolicy(x, flags=MPOL_F_MEMS_ALLOWED) == (0, (0, 2, 3))
+    assert m.get_mempolicy(own, flags=MPOL_F_MEMS_ALLOWED) == (0, (0, 2))
+    m.set_mempolicy(pid, MPOL_BIND, [3])
+    a = m.mmap(pid, PS)
+    m.touch(pid, a, PS)
+    assert m.move_pages(pid, [a]) == [3]
+    m.check()
+
+
 def test_policies_are_rebound_when_a_node_loses_or_regains_its_memory():
     """cpuset_handle_hotplug() -> update_tasks_nodemask(): when N_MEMORY changes, each
     task's policy and its VMAs' policies are rebound to its new effective mems

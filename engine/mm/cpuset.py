@@ -61,8 +61,10 @@ def rebind_after_hotplug(k: Kernel, before: tuple[int, ...]) -> None:
     if after == tuple(before) or not k.era.policy_mask_intersects:
         return
     for p in k.procs.values():
-        old, new = effective_mems(p.mems_allowed, before), effective_mems(p.mems_allowed,
-                                                                          after)
+        old = effective_mems(p.mems_allowed, before)
+        if p.top_cpuset:  # top_cpuset.mems_allowed is N_MEMORY: a new node joins it
+            p.mems_allowed = p.mems_allowed | frozenset(after)
+        new = effective_mems(p.mems_allowed, after)
         if not new:
             continue  # the cpuset has no memory left: nothing to bind to
         p.policy = rebind_policy(p.policy, old, new)

@@ -266,6 +266,9 @@ class Process:
     node: int
     mems_allowed: frozenset
     page_shift: int = 12
+    # in the top cpuset (spawned without mems): its mems follow N_MEMORY, so a node whose
+    # memory comes online joins them (cpuset_hotplug_update_tasks() of top_cpuset)
+    top_cpuset: bool = False
     policy: Policy | None = None
     vmas: list = field(default_factory=list)  # sorted by start
     pt: PageTable = field(default_factory=PageTable)  # the address space's page table

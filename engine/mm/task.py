@@ -63,7 +63,8 @@ def spawn(k: Kernel, name: str, uid: int = 0, node: int = 0, mems_allowed=None, 
     k.next_pid = pid + 1
     lim = k.era.memlock_default(k.page_size)
     k.procs[pid] = Process(pid=pid, name=str(name), uid=int(uid), node=int(node),
-                           mems_allowed=mems, page_shift=k.page_shift, has_mm=not kthread,
+                           mems_allowed=mems, top_cpuset=mems_allowed is None,
+                           page_shift=k.page_shift, has_mm=not kthread,
                            memlock_cur=lim, memlock_max=lim)
     return pid
 
@@ -101,6 +102,7 @@ def fork(k: Kernel, pid, *, caller=None) -> int:
     cpid = max(k.next_pid, max(k.procs, default=0) + 1)
     k.next_pid = cpid + 1
     c = Process(pid=cpid, name=p.name, uid=p.uid, node=p.node, mems_allowed=p.mems_allowed,
+                top_cpuset=p.top_cpuset,
                 page_shift=p.page_shift, policy=p.policy, has_mm=True, def_flags=0,
                 memlock_cur=p.memlock_cur, memlock_max=p.memlock_max, il_next=p.il_next)
     k.procs[cpid] = c
