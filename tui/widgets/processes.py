@@ -13,14 +13,13 @@ from __future__ import annotations
 from typing import Any
 
 from rich.text import Text
-from textual import events
 from textual.binding import Binding
 from textual.widgets import DataTable
 
 from engine.views import ProcRow, fmt_bytes, fmt_count
 
 from .cells import Num, sort_value
-from .tablediff import sync_rows
+from .nodetable import NodeCountTable
 
 BARS = " ▁▂▃▄▅▆▇█"
 MODES = ((True, "exact"), (False, "exact"), (False, "short"), (False, "bar"),
@@ -46,23 +45,17 @@ def top_node(nodes: list[int], per: Any, rss: int) -> Num:
     return Num(share, f"N{nodes[i]} {share:.0f}%")
 
 
-class ProcessTable(DataTable):
-    """One row per process; the row key is the pid as a string."""
+class ProcessTable(NodeCountTable):
+    """One row per process; the row key is the pid as a string. Its mode: (UID shown,
+    node columns)."""
 
     BINDINGS = [
         Binding("enter", "select_cursor", "Open", show=True, id="processes.open"),
     ]
 
     def __init__(self, **kw: Any) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=True, **kw)
+        super().__init__(**kw)
         self.filter_text = ""
-        self.sort_column: str | None = None
-        self.sort_reverse = False
-        self._node_ids: list[int] = []
-        self.mode: tuple[bool, str] | None = None  # (UID shown, node columns)
-        self._page_size = 4096
-        self._rows: list[ProcRow] = []
-        self._huge = False  # a HUGE column (huge pages per process) while any maps one
 
     # -------------------------------------------------------------- columns
     def widths(self, rows: list[ProcRow], mode: tuple[bool, str]) -> int:
@@ -153,29 +146,13 @@ class ProcessTable(DataTable):
 
     def update_from(self, view: Any, counts: Any = None) -> None:
         """Show the processes; pages per node from counts (its last pass) when given."""
-        self._node_ids = view.nodes()
-        self._page_size = view.topology().page_size
-        rows = [r for r in view.processes(counts) if self.matches(r)]
-        self._rows = rows
-        mode = self.choose_mode(rows)
-        huge = any(r.huge_pages for r in rows)
-        if mode != self.mode or not self.columns or huge != self._huge:
-            self._huge = huge
-            self.setup_columns(mode)
-        added = sync_rows(self, ((str(r.pid), self.row_cells(r)) for r in rows))
-        if self.sort_column is not None or added:
-            self.apply_sort()
+        self.show_rows(view, [r for r in view.processes(counts) if self.matches(r)])
 
-    def on_resize(self, event: events.Resize) -> None:
-        if self.mode is not None and self._rows:
-            mode = self.choose_mode(self._rows)
-            if mode != self.mode:
-                key = self.selected_pid()
-                self.setup_columns(mode)
-                sync_rows(self, ((str(r.pid), self.row_cells(r)) for r in self._rows))
-                self.apply_sort()
-                if key is not None:
-                    self.select_pid(key)
+    def row_key(self, r: ProcRow) -> str:
+        return str(r.pid)
+
+    def resort(self) -> None:
+        self.apply_sort()
 
     def apply_sort(self) -> None:
         col = self.sort_column or "pid"
@@ -196,13 +173,8 @@ class ProcessTable(DataTable):
         self.sort_by(str(event.column_key.value))
 
     def selected_pid(self) -> int | None:
-        if not self.row_count:
-            return None
-        try:
-            key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
-        except Exception:  # noqa: BLE001 - no row under the cursor
-            return None
-        return int(key.value) if key.value is not None else None
+        key = self.selected_key()
+        return None if key is None else int(key)
 
     def visible_pids(self) -> list[int]:
         """The pids of the rows on screen (the live host reads these more often)."""
@@ -214,7 +186,4 @@ class ProcessTable(DataTable):
         return [int(r.key.value) for r in rows if r.key.value is not None]
 
     def select_pid(self, pid: int) -> None:
-        try:
-            self.move_cursor(row=self.get_row_index(str(pid)))
-        except Exception:  # noqa: BLE001 - filtered out
-            pass
+        self.select_key(str(pid))

@@ -9,29 +9,22 @@ from __future__ import annotations
 from typing import Any
 
 from rich.text import Text
-from textual import events
 from textual.widgets import DataTable
 
 from engine.views import VmaRow, fmt_bytes, fmt_count
 
 from .cells import Num, sort_value
+from .nodetable import NodeCountTable
 from .processes import node_bar, top_node
-from .tablediff import sync_rows
 
 
-class VmaTable(DataTable):
-    """One row per VMA of one process."""
+class VmaTable(NodeCountTable):
+    """One row per VMA of one process; the row key is its start in hex. Its mode: (full
+    columns, exact | short | bar)."""
 
     def __init__(self, pid: int, **kw: Any) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=True, **kw)
+        super().__init__(**kw)
         self.pid = pid
-        self._node_ids: list[int] = []
-        self.sort_column: str | None = None
-        self.sort_reverse = False
-        self.mode: tuple[bool, str] | None = None  # (full columns, exact | short | bar)
-        self._page_size = 4096
-        self._rows: list[VmaRow] = []
-        self._huge = False  # a HUGE column (huge pages per VMA) while any VMA maps one
 
     def widths(self, rows: list[VmaRow], mode: tuple[bool, str]) -> int:
         def w(label: str, vals: list[str]) -> int:
@@ -107,28 +100,15 @@ class VmaTable(DataTable):
     def update_from(self, view: Any, counts: Any = None) -> list[VmaRow]:
         """Show the process's VMAs; pages per node from counts (a NodeCounts) when
         given."""
-        self._node_ids = view.nodes()
-        self._page_size = view.topology().page_size
         rows = view.vmas(self.pid, counts)
-        self._rows = rows
-        mode = self.choose_mode(rows)
-        huge = any(r.huge_pages for r in rows)
-        if mode != self.mode or not self.columns or huge != self._huge:
-            self._huge = huge
-            self.setup_columns(mode)
-        added = sync_rows(self, ((f"{r.start:x}", self.row_cells(r)) for r in rows))
-        if added or self.sort_column:
-            self.sort(self.sort_column or "range", key=sort_value, reverse=self.sort_reverse)
+        self.show_rows(view, rows)
         return rows
 
-    def on_resize(self, event: events.Resize) -> None:
-        if self.mode is not None and self._rows and self.choose_mode(self._rows) != self.mode:
-            start = self.selected_start()
-            self.setup_columns(self.choose_mode(self._rows))
-            sync_rows(self, ((f"{r.start:x}", self.row_cells(r)) for r in self._rows))
-            self.sort(self.sort_column or "range", key=sort_value, reverse=self.sort_reverse)
-            if start is not None:
-                self.select_start(start)
+    def row_key(self, r: VmaRow) -> str:
+        return f"{r.start:x}"
+
+    def resort(self) -> None:
+        self.sort(self.sort_column or "range", key=sort_value, reverse=self.sort_reverse)
 
     def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
         event.stop()
@@ -140,17 +120,9 @@ class VmaTable(DataTable):
         self.sort(col, key=sort_value, reverse=self.sort_reverse)
 
     def selected_start(self) -> int | None:
-        if not self.row_count:
-            return None
-        try:
-            key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
-        except Exception:  # noqa: BLE001
-            return None
-        return int(key.value, 16) if key.value else None
+        key = self.selected_key()
+        return None if key is None else int(key, 16)
 
     def select_start(self, start: int) -> None:
         """Put the cursor on the VMA starting at `start`."""
-        try:
-            self.move_cursor(row=self.get_row_index(f"{start:x}"))
-        except Exception:  # noqa: BLE001 - no such row
-            pass
+        self.select_key(f"{start:x}")
