@@ -21,6 +21,7 @@ from ..constants import (
     K_ANON,
     K_KERNEL,
     KUSE_HUGETLB,
+    ORDER_MASK,
     MAX_OVERCOMMIT_HUGEPAGES,
     PG_dirty,
     PG_lru,
@@ -34,6 +35,7 @@ from .huge_memory import (
     _frames,
     make_folios,
     pmd_order,
+    pud_order,
     take_blocks,
 )
 from .mm_types import VMA, Process
@@ -41,13 +43,38 @@ from .page_alloc import free_frames, zonelist
 from .policy import effective_policy, fault_targets
 from .state import Kernel
 
-__all__ = ["pool_counts", "surplus_count", "surplus_total", "set_nr_overcommit_hugepages", "set_nr_hugepages", "hugetlb_fault", "free_pool_heads",
+__all__ = ["hstate_orders", "hstate_order", "size_kb", "pool_counts", "surplus_count", "surplus_total", "set_nr_overcommit_hugepages", "set_nr_hugepages", "hugetlb_fault", "free_pool_heads",
            "take_pool_page", "hugetlb_heads", "pool_books", "dissolve_free",
            "free_pool_frames"]
 
 
-def hugetlb_heads(k: Kernel, s: int, e: int) -> tuple[np.ndarray, np.ndarray]:
-    """(heads of hugetlb folios in frames [s, e), whether each is free in the pool)."""
+def hstate_orders(k: Kernel) -> tuple[int, int]:
+    """The hstates, as their orders: PMD (2 MiB with 4 KiB pages, the default
+    hstate) and PUD (1 GiB, a gigantic page; 64 GiB with 16 KiB pages)."""
+    return pmd_order(k), pud_order(k)
+
+
+def size_kb(k: Kernel, order: int) -> int:
+    """huge_page_size() in kB: the NNN of hugepages-NNNkB."""
+    return (k.page_size << order) >> 10
+
+
+def hstate_order(k: Kernel, kb: int | None) -> int:
+    """The order of the hstate of this size in kB (None: the default hstate). No such
+    hstate: no hugepages-NNNkB directory, ENOENT."""
+    if kb is None:
+        return pmd_order(k)
+    for o in hstate_orders(k):
+        if size_kb(k, o) == kb:
+            return o
+    raise oserror(ENOENT, f"no hugepages-{kb}kB: huge page sizes are "
+                          f"{', '.join(f'{size_kb(k, o)} kB' for o in hstate_orders(k))}")
+
+
+def hugetlb_heads(k: Kernel, s: int, e: int, order: int | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """(heads of hugetlb folios in frames [s, e), whether each is free in the pool);
+    only those of one order if given."""
     out, free = [], []
     f = k.f
     for a in range(s, e, SCAN_SLICE):
@@ -58,6 +85,8 @@ def hugetlb_heads(k: Kernel, s: int, e: int) -> tuple[np.ndarray, np.ndarray]:
             h = h + a
             kinds = f.kind[h]
             h = h[kinds != 0]  # (a stale record of a freed frame)
+            if order is not None:
+                h = h[(f.spare[h] & ORDER_MASK) == order]
             out.append(h)
             free.append(f.kind[h] == K_KERNEL)
     if not out:
@@ -70,37 +99,42 @@ def _node_range(k: Kernel, node: int) -> tuple[int, int]:
     return (zs[0].start_pfn, zs[-1].end_pfn) if zs else (0, 0)
 
 
-def pool_counts(k: Kernel, node: int) -> tuple[int, int]:
-    """(HugePages_Total, HugePages_Free) of a node."""
+def pool_counts(k: Kernel, node: int, order: int | None = None) -> tuple[int, int]:
+    """(HugePages_Total, HugePages_Free) of a node's pool of one hstate (default:
+    PMD order)."""
     if not k.large_folios:
         return 0, 0
-    h, free = hugetlb_heads(k, *_node_range(k, node))
+    h, free = hugetlb_heads(k, *_node_range(k, node), _order(k, order))
     return int(h.size), int(free.sum())
 
 
-def _surplus_heads(k: Kernel, node: int) -> np.ndarray:
+def _order(k: Kernel, order: int | None) -> int:
+    return pmd_order(k) if order is None else order
+
+
+def _surplus_heads(k: Kernel, node: int, order: int | None = None) -> np.ndarray:
     """The node's surplus huge pages (in use, FOLIO_SURPLUS on the head)."""
     if not k.large_folios:
         return np.zeros(0, np.int64)
-    h, free = hugetlb_heads(k, *_node_range(k, node))
+    h, free = hugetlb_heads(k, *_node_range(k, node), _order(k, order))
     h = h[~free]
     return h[(k.f.spare[h] & FOLIO_SURPLUS) != 0]
 
 
-def surplus_count(k: Kernel, node: int) -> int:
+def surplus_count(k: Kernel, node: int, order: int | None = None) -> int:
     """HugePages_Surp of a node: huge pages in use beyond its nr_hugepages."""
-    return int(_surplus_heads(k, node).size)
+    return int(_surplus_heads(k, node, order).size)
 
 
-def free_pool_heads(k: Kernel, z) -> np.ndarray:
-    """The free pool pages of zone z (their heads, ascending)."""
-    h, free = hugetlb_heads(k, z.start_pfn, z.end_pfn)
+def free_pool_heads(k: Kernel, z, order: int | None = None) -> np.ndarray:
+    """The free pool pages of zone z of one hstate (their heads, ascending)."""
+    h, free = hugetlb_heads(k, z.start_pfn, z.end_pfn, _order(k, order))
     return h[free]
 
 
-def _to_pool(k: Kernel, heads: np.ndarray) -> None:
+def _to_pool(k: Kernel, heads: np.ndarray, order: int) -> None:
     """enqueue_hugetlb_folio(): the folios' frames become free pool pages."""
-    fr = _frames(heads, pmd_order(k))
+    fr = _frames(heads, order)
     f = k.f
     f.kind[fr] = K_KERNEL
     f.flags[fr] = 0
@@ -110,7 +144,7 @@ def _to_pool(k: Kernel, heads: np.ndarray) -> None:
     f.content[fr] = 0
 
 
-def set_nr_hugepages(k: Kernel, node: int, n: int) -> int:
+def set_nr_hugepages(k: Kernel, node: int, n: int, order: int | None = None) -> int:
     """echo n > /sys/devices/system/node/nodeN/hugepages/hugepages-2048kB/nr_hugepages:
     grow the node's pool from wholly free aligned blocks (as many as there are, as
     Linux does: the count read back says how many; surplus pages in use become
@@ -119,17 +153,20 @@ def set_nr_hugepages(k: Kernel, node: int, n: int) -> int:
     last mapping goes (the count read back includes them, as nr_hugepages_show() does).
     A node with no memory has no such file (ENOENT);
     a negative count, or more huge pages than the node's memory could ever hold, is
-    refused with no change (EINVAL). Returns the pool's new size."""
+    refused with no change (EINVAL). Returns the pool's new size. order: the hstate
+    (hugepages-1048576kB for PUD order: each page a wholly free aligned 1 GiB,
+    as alloc_contig_pages() finds one, without migrating anything out of it)."""
+    order = _order(k, order)
     if node not in k.nodes or not k.node_has_memory(node):
         raise oserror(ENOENT, f"nr_hugepages: node {node} has no memory or does not exist "
                               f"(no /sys/devices/system/node/node{node}/hugepages)")
-    nb = 1 << pmd_order(k)
+    nb = 1 << order
     cap = sum(z.managed for z in k.node_zones(node)) // nb
     if n < 0 or n > cap:
         raise oserror(EINVAL, f"nr_hugepages: {n} is not a count node {node} can hold "
                               f"(0..{cap} huge pages of {nb * k.page_size >> 20} MiB)")
-    total, free = pool_counts(k, node)
-    sur = _surplus_heads(k, node)
+    total, free = pool_counts(k, node, order)
+    sur = _surplus_heads(k, node, order)
     persistent = total - sur.size
     if n > persistent and sur.size:
         # set_max_huge_pages(): surplus pages in use become persistent ones first
@@ -137,16 +174,17 @@ def set_nr_hugepages(k: Kernel, node: int, n: int) -> int:
         k.f.spare[back] &= np.uint16(~FOLIO_SURPLUS & 0xFFFF)
         persistent += back.size
     if n > persistent:
-        blk = _new_huge_pages(k, list(reversed(k.node_zones(node))), n - persistent)
-        _to_pool(k, blk)
+        blk = _new_huge_pages(k, list(reversed(k.node_zones(node))), n - persistent,
+                              order)
+        _to_pool(k, blk, order)
     elif n < persistent:
         drop = min(persistent - n, free)
         heads = []
         for z in k.node_zones(node):
-            heads.append(free_pool_heads(k, z))
+            heads.append(free_pool_heads(k, z, order))
         heads = np.concatenate(heads)[::-1][:drop] if heads else np.zeros(0, np.int64)
         if heads.size:
-            fr = _frames(heads, pmd_order(k))
+            fr = _frames(heads, order)
             k.f.spare[fr] = 0
             k.large_folios -= int(heads.size)
             k.f.kind[fr] = K_ANON  # (held for a moment: free_frames frees held frames)
@@ -155,18 +193,18 @@ def set_nr_hugepages(k: Kernel, node: int, n: int) -> int:
         # go to the buddy allocator when freed
         extra = persistent - int(heads.size) - n
         if extra > 0:
-            h, is_free = hugetlb_heads(k, *_node_range(k, node))
+            h, is_free = hugetlb_heads(k, *_node_range(k, node), order)
             used = h[~is_free & ((k.f.spare[h] & FOLIO_SURPLUS) == 0)]
             k.f.spare[used[::-1][:extra]] |= FOLIO_SURPLUS
-    return pool_counts(k, node)[0]
+    return pool_counts(k, node, order)[0]
 
 
-def take_pool_page(k: Kernel, nodes: list[int]) -> int:
+def take_pool_page(k: Kernel, nodes: list[int], order: int | None = None) -> int:
     """dequeue_hugetlb_folio_node_exact() over the nodes in order: a free pool page's
     head, -1 when none."""
     for node in nodes:
         for z in reversed(k.node_zones(node)):
-            h = free_pool_heads(k, z)
+            h = free_pool_heads(k, z, order)
             if h.size:
                 return int(h[0])
     return -1
@@ -178,7 +216,9 @@ def _take_pool_pages(k: Kernel, p: Process, v: VMA, regions: np.ndarray, cpu: in
     free page of a pool, from the node the policy gives its address and then the
     zonelist's others; where the pools have none, a surplus page from the buddy
     allocator while nr_overcommit_hugepages allows (alloc_surplus_hugetlb_folio());
-    -1 where neither is left. The pages are taken (K_ANON)."""
+    -1 where neither is left. The pages are taken (K_ANON). Gigantic pages are never
+    surplus (alloc_surplus_hugetlb_folio(): hstate_is_gigantic() returns NULL)."""
+    order = v.hpage_order
     pol = effective_policy(p, v)
     t, _il = fault_targets(k, p, v, regions, cpu, pol)
     f = k.f
@@ -190,11 +230,12 @@ def _take_pool_pages(k: Kernel, p: Process, v: VMA, regions: np.ndarray, cpu: in
             for z in reversed(k.node_zones(nd)):
                 need = want.size - sum(g.size for g in got)
                 if need > 0:
-                    h = free_pool_heads(k, z)[:need]
+                    h = free_pool_heads(k, z, order)[:need]
                     got.append(h)
                     f.kind[h] = K_ANON  # (taken: the next zone scan skips them)
         need = want.size - sum(g.size for g in got)
-        if need > 0 and k.nr_overcommit_hugepages:  # (a frame scan: only when short)
+        if need > 0 and k.nr_overcommit_hugepages and order == pmd_order(k):
+            # (a frame scan: only when short)
             room = k.nr_overcommit_hugepages - surplus_total(k)
             if room > 0:
                 got.append(_surplus_pages(k, int(node), min(need, room)))
@@ -203,11 +244,12 @@ def _take_pool_pages(k: Kernel, p: Process, v: VMA, regions: np.ndarray, cpu: in
     return heads
 
 
-def _new_huge_pages(k: Kernel, zones: list, n: int) -> np.ndarray:
-    """alloc_fresh_hugetlb_folio(): up to n huge pages made of wholly free aligned
-    blocks of these zones, in order, above each zone's min watermark; their heads
-    (folios marked hugetlb, records cleared, taken from the zones' free counts)."""
-    nb = 1 << pmd_order(k)
+def _new_huge_pages(k: Kernel, zones: list, n: int, order: int) -> np.ndarray:
+    """alloc_fresh_hugetlb_folio(): up to n huge pages of this order made of wholly
+    free aligned blocks of these zones, in order, above each zone's min watermark;
+    their heads (folios marked hugetlb, records cleared, taken from the zones' free
+    counts)."""
+    nb = 1 << order
     out = []
     for z in zones:
         if n <= 0:
@@ -216,8 +258,8 @@ def _new_huge_pages(k: Kernel, zones: list, n: int) -> np.ndarray:
         blk = take_blocks(k, z, min(n, max(0, room)), nb)
         if blk.size:
             z.free -= blk.size * nb
-            k.f.clear_records(_frames(blk, pmd_order(k)))
-            make_folios(k, blk, pmd_order(k), FOLIO_HUGETLB)
+            k.f.clear_records(_frames(blk, order))
+            make_folios(k, blk, order, FOLIO_HUGETLB)
             out.append(blk)
             n -= blk.size
     return np.concatenate(out) if out else np.zeros(0, np.int64)
@@ -227,7 +269,7 @@ def _surplus_pages(k: Kernel, node: int, n: int) -> np.ndarray:
     """Surplus huge pages for a fault: new pages from the node's zonelist, marked
     surplus (freed to the buddy allocator again when their last mapping goes)."""
     heads = _new_huge_pages(k, [z for nd in zonelist(k, node)
-                                for z in reversed(k.node_zones(nd))], n)
+                                for z in reversed(k.node_zones(nd))], n, pmd_order(k))
     k.f.spare[heads] |= FOLIO_SURPLUS
     k.f.kind[_frames(heads, pmd_order(k))] = K_ANON
     return heads
@@ -251,9 +293,9 @@ def _map_huge(k: Kernel, v: VMA, regions: np.ndarray, heads: np.ndarray, anon_vm
               ) -> np.ndarray:
     """Map pool pages whole at these huge-page offsets of v (zeroed, dirty, mapcount
     1). Returns the frames, in the order of the offsets."""
-    n = 1 << pmd_order(k)
+    n = 1 << v.hpage_order
     f = k.f
-    fr = _frames(heads, pmd_order(k))
+    fr = _frames(heads, v.hpage_order)
     o = (regions[:, None] + np.arange(n, dtype=np.int64)).reshape(-1)
     f.kind[fr] = K_ANON
     f.mapping[fr] = anon_vma.id
@@ -277,7 +319,7 @@ def hugetlb_fault(k: Kernel, p: Process, v: VMA, offs: np.ndarray, cpu: int, ano
     The page is mapped whole and dirty. A write to a huge page fork() left shared
     (mapcount > 1) is hugetlb_wp(): the whole huge page is copied into a pool page of
     the writer's own, the other side keeps the old one."""
-    n = 1 << pmd_order(k)
+    n = 1 << v.hpage_order
     regions = np.unique((offs // n) * n)
     cur = v.ptes(regions)
     fresh = regions[cur < 0]
@@ -300,7 +342,7 @@ def hugetlb_fault(k: Kernel, p: Process, v: VMA, offs: np.ndarray, cpu: int, ano
     heads = _take_pool_pages(k, p, v, cow, cpu)
     ok = heads >= 0
     if ok.any():
-        src = _frames(old[ok], pmd_order(k))
+        src = _frames(old[ok], v.hpage_order)
         content = f.content[src]
         dst = _map_huge(k, v, cow[ok], heads[ok], anon_vma)
         f.content[dst] = content  # copy_user_large_folio(): the whole huge page
@@ -309,13 +351,17 @@ def hugetlb_fault(k: Kernel, p: Process, v: VMA, offs: np.ndarray, cpu: int, ano
         raise _sigbus(k, v, int(cow[~ok][0]), "copy-on-write")
 
 
-def pool_books(k: Kernel) -> np.ndarray:
-    """Free pool pages per zone (a migration's books for hugetlb targets)."""
-    out = np.zeros(len(k.zones), np.int64)
+def pool_books(k: Kernel) -> dict[int, np.ndarray]:
+    """Free pool pages per zone, per hstate order (a migration's books for hugetlb
+    targets)."""
+    out = {o: np.zeros(len(k.zones), np.int64) for o in hstate_orders(k)}
     if k.large_folios:
         for z in k.zones:
             if z.spanned:
-                out[z.zid] = free_pool_heads(k, z).size
+                h, free = hugetlb_heads(k, z.start_pfn, z.end_pfn)
+                o = (k.f.spare[h[free]] & ORDER_MASK).astype(np.int64)
+                for order, arr in out.items():
+                    arr[z.zid] = int((o == order).sum())
     return out
 
 
@@ -343,4 +389,5 @@ def free_pool_frames(k: Kernel, s: int, e: int) -> int:
     if not k.large_folios:
         return 0
     h, free = hugetlb_heads(k, s, e)
-    return int(free.sum()) << pmd_order(k)
+    o = (k.f.spare[h[free]] & ORDER_MASK).astype(np.int64)
+    return int((np.int64(1) << o).sum())

@@ -140,6 +140,9 @@ class VMA:
     # anon_vma_chain: every anon_vma the VMA is linked into -- its own, and after fork()
     # its parent's, whose COW-shared pages it maps (an rmap walk of those finds it)
     chain: list = field(default_factory=list)
+    # a hugetlb VMA's huge page order (its hstate: huge_page_order(hstate_vma())):
+    # PMD order for 2 MiB pages, PUD order for 1 GiB ones; 0 for any other VMA
+    hpage_order: int = 0
 
     @property
     def shift(self) -> int:

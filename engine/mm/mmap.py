@@ -10,6 +10,8 @@ from ..constants import (
     EINVAL,
     ENOMEM,
     MAP_ANONYMOUS,
+    MAP_HUGE_MASK,
+    MAP_HUGE_SHIFT,
     MAP_HUGETLB,
     MAP_NORESERVE,
     MAP_PRIVATE,
@@ -22,7 +24,7 @@ from ..constants import (
     oserror,
 )
 from .drivers import map_into
-from .hugetlb import pool_counts, surplus_total
+from .hugetlb import hstate_orders, pool_counts, surplus_total
 from .memory import (
     TASK_SIZE,
     get_unmapped_area,
@@ -74,7 +76,8 @@ def do_mmap(k: Kernel, p: Process, length: int, prot: int, flags: int, file: str
     if flags & MAP_NORESERVE:
         vmflags |= VM_NORESERVE
     if flags & MAP_HUGETLB:
-        return _mmap_hugetlb(k, p, length, vmflags, file)
+        return _mmap_hugetlb(k, p, length, vmflags, file,
+                             (flags >> MAP_HUGE_SHIFT) & MAP_HUGE_MASK)
     shared_anon = file is None and bool(flags & MAP_SHARED)
     if not overcommit_ok(k, vmflags, shared_anon, npages):
         raise oserror(ENOMEM, f"mmap: {npages} pages is more than the machine's "
@@ -106,20 +109,39 @@ def do_mmap(k: Kernel, p: Process, length: int, prot: int, flags: int, file: str
     return addr
 
 
-def _mmap_hugetlb(k: Kernel, p: Process, length: int, vmflags: int, file) -> int:
+def hstate_sizelog(k: Kernel, log: int) -> int | None:
+    """hstate_sizelog(): the hstate order of MAP_HUGE_* (log2 of the size; 0: the
+    default hstate), None when there is no hstate of that size."""
+    if not log:
+        return hstate_orders(k)[0]
+    for o in hstate_orders(k):
+        if k.page_shift + o == log:
+            return o
+    return None
+
+
+def _mmap_hugetlb(k: Kernel, p: Process, length: int, vmflags: int, file, log: int = 0
+                  ) -> int:
     """mmap(MAP_HUGETLB): an anonymous mapping of huge pages from the hugetlb pools
     (ksys_mmap_pgoff(): a file that is not on hugetlbfs is EINVAL; the length rounded
     up to the huge page size; hugetlb_reserve_pages(): not enough free huge pages in
     the pools, ENOMEM). The reservation is checked, not kept: a later fault that
-    finds the pools empty fails. MAP_SHARED is mapped as a private mapping here."""
+    finds the pools empty fails. MAP_SHARED is mapped as a private mapping here.
+    log: MAP_HUGE_2MB / MAP_HUGE_1GB's log2 of the page size (0: the default, 2 MiB);
+    a size with no hstate is EINVAL (ksys_mmap_pgoff(): hstate_sizelog() NULL)."""
     if file is not None:
         raise oserror(EINVAL, "mmap: MAP_HUGETLB with a file that is not on hugetlbfs")
-    hp = k.page_size << (k.page_shift - 3)
+    order = hstate_sizelog(k, log)
+    if order is None:
+        raise oserror(EINVAL, f"mmap: MAP_HUGETLB with a huge page size of 2^{log} bytes, "
+                              f"which no hstate has")
+    hp = k.page_size << order
     length = -(-length // hp) * hp
     need = length // hp
     # hugetlb_acct_memory(): free pool pages, and the surplus pages overcommit allows
-    have = sum(pool_counts(k, n)[1] for n in k.memory_nodes())
-    if need > have and k.nr_overcommit_hugepages:
+    # (gather_surplus_pages(): never gigantic ones)
+    have = sum(pool_counts(k, n, order)[1] for n in k.memory_nodes())
+    if need > have and k.nr_overcommit_hugepages and order == hstate_orders(k)[0]:
         have += max(0, k.nr_overcommit_hugepages - surplus_total(k))
     if need > have:
         raise oserror(ENOMEM, f"mmap: MAP_HUGETLB needs {need} huge pages, the pools have "
@@ -128,6 +150,7 @@ def _mmap_hugetlb(k: Kernel, p: Process, length: int, vmflags: int, file) -> int
     if addr is None:
         raise oserror(ENOMEM, f"mmap: no gap of {length} bytes left in pid {p.pid}")
     v = new_vma(p, addr, length, (vmflags | VM_HUGETLB) & ~VM_SHARED, None, 0)
+    v.hpage_order = order
     insert_vma(p, v)
     return addr
 
@@ -139,9 +162,9 @@ def do_munmap(k: Kernel, p: Process, addr: int, length: int) -> None:
     end = addr + k.page_align(length)
     if end > TASK_SIZE:
         raise oserror(EINVAL, f"munmap: [{addr:#x}, {end:#x}) is outside the address space")
-    hp = k.page_size << (k.page_shift - 3)
     for v in vmas_in_range(k, p, addr, end, split=False):
-        # hugetlb_vm_op_split(): a hugetlb VMA is cut at huge page boundaries only
+        # hugetlb_vm_op_split(): a hugetlb VMA is cut at its huge page boundaries only
+        hp = k.page_size << v.hpage_order
         if v.flags & VM_HUGETLB and ((v.start < addr and addr % hp)
                                      or (v.end > end and end % hp)):
             raise oserror(EINVAL, f"munmap: [{addr:#x}, {end:#x}) cuts a huge page of "
