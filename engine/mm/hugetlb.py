@@ -84,7 +84,9 @@ def hugetlb_heads(k: Kernel, s: int, e: int, order: int | None = None
         if h.size:
             h = h + a
             kinds = f.kind[h]
-            h = h[kinds != 0]  # (a stale record of a freed frame)
+            # in use (anonymous) or a free pool page: other frames keep a stale record
+            # (a freed frame, one offlined since)
+            h = h[(kinds == K_ANON) | ((kinds == K_KERNEL) & (f.mapping[h] == KUSE_HUGETLB))]
             if order is not None:
                 h = h[(f.spare[h] & ORDER_MASK) == order]
             out.append(h)
