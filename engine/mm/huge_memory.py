@@ -6,7 +6,8 @@ folio in the record's `spare` u2 field (Frames.rec), so a migration that copies
 whole entries carries it along:
 
 - a small page (order 0): spare 0;
-- the head frame: spare = order (9 with 4 KiB pages: HPAGE_PMD_ORDER);
+- the head frame: spare = order (9 with 4 KiB pages: HPAGE_PMD_ORDER; 18 for a
+  1 GiB hugetlb page, the PUD order);
 - each tail frame: spare = FOLIO_TAIL | order;
 - FOLIO_PTE_MAPPED on the head: its PMD mapping was split (__split_huge_pmd(), a
   VMA split through the folio): the folio is mapped by page-table entries now;

@@ -1,14 +1,18 @@
 """hugetlb pools and MAP_HUGETLB mappings (mm/hugetlb.c).
 
-A huge page of a pool is a folio of PMD order (huge_memory.py) whose frames carry
-FOLIO_HUGETLB. A free one is held by the pool (kind K_KERNEL, use KUSE_HUGETLB: not
+There are two hstates (hstate_orders()): PMD order (2 MiB with 4 KiB pages, the
+default) and PUD order (1 GiB, gigantic), each with a pool per node. A huge page of
+a pool is a folio of its hstate's order (huge_memory.py) whose frames carry
+FOLIO_HUGETLB; a hugetlb VMA's page size is its hpage_order. A free one is held by the pool (kind K_KERNEL, use KUSE_HUGETLB: not
 free to the buddy allocator, as hugetlb keeps its free pages on its own lists); a
 page in use is mapped by a MAP_HUGETLB mapping (VM_HUGETLB) as an anonymous folio.
 When its last mapping goes it returns to its node's pool (free_huge_folio():
 page_alloc.free_frames hands such frames back here), and a migration takes its new
 page from the target node's pool (alloc_hugetlb_folio_nodemask()). The counts of
-/sys/devices/system/node/nodeN/hugepages/hugepages-2048kB and meminfo's HugePages_*
-are read off the frames: nothing else is kept."""
+/sys/devices/system/node/nodeN/hugepages/hugepages-NNNkB and meminfo's HugePages_*
+are read off the frames: nothing else is kept. Gigantic pages are never surplus
+pages of overcommit nor temporary pages of a migration (mm/hugetlb.c returns NULL
+for hstate_is_gigantic() in both)."""
 
 from __future__ import annotations
 
