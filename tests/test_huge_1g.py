@@ -267,9 +267,12 @@ def test_description_key_hugepages_1g(tmp_path):
     base = ('[machine]\nblock_size = "128M"\n{extra}\n[[nodes]]\nid = 0\ncpus = "0"\n'
             'zones = {{ Normal = "3G" }}\n')
     f = tmp_path / "m.toml"
-    f.write_text(base.format(extra="hugepages_1g = { 0 = 2 }\nhugepages = { 0 = 3 }"))
+    f.write_text(base.format(extra="hugepages_1g = { 0 = 2 }\nhugepages = { 0 = 3 }") +
+                 '[[processes]]\nname = "db"\npid = 500\nnode = 0\n'
+                 '[[processes.vmas]]\nsize = "1G"\nhuge = "hugetlb-1g"\n')
     m = engine.load(f)
-    assert m.hugepages(0, KB1G) == (2, 2) and m.hugepages(0) == (3, 3)
+    assert m.hugepages(0, KB1G) == (2, 1) and m.hugepages(0) == (3, 3)
+    assert m.process(500).vmas[-1].hpage_order == 18
     m.check()
     for extra, msg in (("hugepages_1g = { 0 = 3 }", "0..2 huge pages of 1024 MiB"),
                        ("hugepages_1g = { 0 = 99999999999 }", "machine.hugepages_1g.0"),

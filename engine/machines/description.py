@@ -23,7 +23,8 @@ Schema (sizes take K/M/G/T suffixes, node lists "0-3,5"):
                 touched from a CPU on each node, in order; instead of touch/touch_node),
                 write, mlock (true, or "onfault": mlock2(MLOCK_ONFAULT)), pin (an rdma
                 driver name), name (a label), huge (anon: true = MADV_HUGEPAGE, false =
-                MADV_NOHUGEPAGE, "hugetlb" = MAP_HUGETLB from the pools)
+                MADV_NOHUGEPAGE, "hugetlb" = MAP_HUGETLB from the pools, "hugetlb-1g"
+                = MAP_HUGETLB|MAP_HUGE_1GB from the 1 GiB pools)
     [host]      anything: what `numacon capture` recorded about the host (not used)
     workloads   checked as engine/runtime/workload.py will start them
 
@@ -46,6 +47,7 @@ from ..constants import (
     MADV_HUGEPAGE,
     MADV_NOHUGEPAGE,
     MAP_ANONYMOUS,
+    MAP_HUGE_1GB,
     MAP_HUGETLB,
     MAP_PRIVATE,
     MAP_SHARED,
@@ -637,9 +639,10 @@ def _add_vma(m, source: str, where: str, pid: int, vd: dict, mems) -> None:
         raise _err(source, f"{where}.mlock", f"{lock!r} is not true, false or \"onfault\""[:100])
     lock = onfault or bool(lock)
     huge = vd.get("huge")
-    if huge is not None and (kind != "anon" or huge not in (True, False, "hugetlb")):
-        raise _err(source, f"{where}.huge", f"{huge!r}"[:60] + ": true, false or \"hugetlb\", "
-                                            "for an anon VMA")
+    if huge is not None and (kind != "anon" or huge not in (True, False, "hugetlb",
+                                                            "hugetlb-1g")):
+        raise _err(source, f"{where}.huge", f"{huge!r}"[:60] + ": true, false or \"hugetlb\" "
+                                            "(\"hugetlb-1g\": 1 GiB pages), for an anon VMA")
     pin = _str(source, f"{where}.pin", vd.get("pin"))
     if pin is not None and (pin not in m.drivers_map or m.drivers_map[pin].pfnmap):
         rdma = [d.name for d in m.drivers_map.values() if not d.pfnmap]
@@ -654,8 +657,8 @@ def _add_vma(m, source: str, where: str, pid: int, vd: dict, mems) -> None:
     try:
         if kind == "anon":
             flags = (MAP_SHARED if shared else MAP_PRIVATE) | MAP_ANONYMOUS
-            if huge == "hugetlb":
-                flags |= MAP_HUGETLB
+            if huge in ("hugetlb", "hugetlb-1g"):
+                flags |= MAP_HUGETLB | (MAP_HUGE_1GB if huge == "hugetlb-1g" else 0)
             addr = mmap.do_mmap(m, p, size, PROT_READ | PROT_WRITE, flags, None, None)
             if isinstance(huge, bool):
                 key = f"{where}.huge"
