@@ -325,8 +325,8 @@ def test_migration_to_an_empty_pool_takes_a_temporary_page():
         [(1, 0, 0), (1, 0, 0)]
     assert m.node_available(1) == free1 - 512
     m.check()
-    # the page back to node 0: a pool page is free there again? no: its old page went
-    # to the buddy allocator, the pool has none; another temporary page
+    # back to node 0: its old page went to the buddy allocator, node 0's pool has no
+    # free page, so another temporary page; node 1's page is freed the same way
     assert list(m.move_pages(pid, [a], [0])) == [0]
     assert m.hugepages(0) == (2, 0) and m.hugepages(1) == (0, 0)
     m.munmap(pid, a, 2 * MB2)
