@@ -5,6 +5,8 @@ from .constants import (
     MADV_HUGEPAGE,
     MADV_NOHUGEPAGE,
     MAP_ANONYMOUS,
+    MAP_HUGE_1GB,
+    MAP_HUGE_2MB,
     MAP_HUGETLB,
     MAP_NORESERVE,
     MAP_PRIVATE,
@@ -42,7 +44,7 @@ from .machines.snapshot import SaveError, load, save
 
 __all__ = [
     "Machine", "InvariantError", "SaveError", "DescriptionError", "load", "save",
-    "MADV_HUGEPAGE", "MADV_NOHUGEPAGE", "MAP_HUGETLB",
+    "MADV_HUGEPAGE", "MADV_NOHUGEPAGE", "MAP_HUGETLB", "MAP_HUGE_2MB", "MAP_HUGE_1GB",
     "MAP_ANONYMOUS", "MAP_NORESERVE", "MAP_PRIVATE", "MAP_SHARED", "MAX_NUMNODES", "MCL_CURRENT", "MCL_FUTURE",
     "MCL_ONFAULT", "MLOCK_ONFAULT", "MPOL_BIND", "MPOL_DEFAULT", "MPOL_F_ADDR",
     "MPOL_F_MEMS_ALLOWED",

@@ -121,36 +121,52 @@ class Machine(Kernel):
                            _int(length, "length"), _int(advice, "advice"))
         self._changed()
 
-    def set_nr_hugepages(self, node: int, n: int, *, caller=None) -> int:
+    def set_nr_hugepages(self, node: int, n: int, *, size_kb: int | None = None,
+                         caller=None) -> int:
         """echo n > /sys/devices/system/node/nodeN/hugepages/hugepages-2048kB/
         nr_hugepages (root's): returns the pool's size after (fewer when the node has
-        not so many free aligned blocks, as Linux). ENOENT for a node without memory,
-        EINVAL for a negative count or more than the node could hold."""
+        not so many free aligned blocks, as Linux). ENOENT for a node without memory
+        or a size with no hstate, EINVAL for a negative count or more than the node
+        could hold. size_kb: the pool's page size (default 2048; 1048576: the 1 GiB
+        pool, hugepages-1048576kB)."""
         self.require_admin(caller, "hugepages")
-        got = hugetlb.set_nr_hugepages(self, _int(node, "node"), _int(n, "n"))
+        order = hugetlb.hstate_order(self, _opt_int(size_kb, "size_kb"))
+        got = hugetlb.set_nr_hugepages(self, _int(node, "node"), _int(n, "n"), order)
         self._changed()
         return got
 
     def set_nr_overcommit_hugepages(self, n: int, *, caller=None) -> None:
         """echo n > /proc/sys/vm/nr_overcommit_hugepages (root's): surplus huge pages
-        MAP_HUGETLB faults may take from the buddy allocator when the pools are empty;
-        EINVAL for a negative count."""
+        MAP_HUGETLB faults may take from the buddy allocator when the pools are empty
+        (2 MiB pages only: gigantic pages are never surplus); EINVAL for a negative
+        count."""
         self.require_admin(caller, "hugepages")
         hugetlb.set_nr_overcommit_hugepages(self, _int(n, "n"))
         self._changed()
 
-    def hugepages_surplus(self, node: int) -> int:
-        """HugePages_Surp of a node: its huge pages in use beyond nr_hugepages."""
-        return hugetlb.surplus_count(self, self.node(_int(node, "node")).id)
+    def hugepages_surplus(self, node: int, size_kb: int | None = None) -> int:
+        """HugePages_Surp of a node: its huge pages in use beyond nr_hugepages (of the
+        2 MiB pool, or of the pool of size_kb)."""
+        order = hugetlb.hstate_order(self, _opt_int(size_kb, "size_kb"))
+        return hugetlb.surplus_count(self, self.node(_int(node, "node")).id, order)
 
-    def hugepages_reserved(self) -> int:
-        """HugePages_Rsvd (/proc/meminfo, .../hugepages-2048kB/resv_hugepages): huge
-        pages MAP_HUGETLB mappings reserved and have not faulted yet."""
-        return hugetlb.resv_huge_pages(self)
+    def hugepages_reserved(self, size_kb: int | None = None) -> int:
+        """HugePages_Rsvd (/proc/meminfo; /sys/kernel/mm/hugepages/hugepages-NNNkB/
+        resv_hugepages): huge pages (2 MiB, or of size_kb) MAP_HUGETLB mappings reserved
+        and have not faulted yet."""
+        return hugetlb.resv_huge_pages(self, hugetlb.hstate_order(self, _opt_int(size_kb,
+                                                                                 "size_kb")))
 
-    def hugepages(self, node: int) -> tuple[int, int]:
-        """(HugePages_Total, HugePages_Free) of a node's hugetlb pool."""
-        return hugetlb.pool_counts(self, self.node(_int(node, "node")).id)
+    def hugepages(self, node: int, size_kb: int | None = None) -> tuple[int, int]:
+        """(HugePages_Total, HugePages_Free) of a node's hugetlb pool (2 MiB pages, or
+        those of size_kb)."""
+        order = hugetlb.hstate_order(self, _opt_int(size_kb, "size_kb"))
+        return hugetlb.pool_counts(self, self.node(_int(node, "node")).id, order)
+
+    def sysfs_hugepages(self, node: int) -> dict[str, dict[str, int]]:
+        """/sys/devices/system/node/nodeN/hugepages/hugepages-*kB/{nr,free,surplus}_
+        hugepages, per huge page size."""
+        return procfs.node_hugepages(self, self.node(_int(node, "node")).id)
 
     @property
     def drivers(self) -> list[str]:
@@ -602,6 +618,10 @@ def _str(x, what: str) -> str:
 
 def _opt_str(x, what: str) -> str | None:
     return None if x is None else _str(x, what)
+
+
+def _opt_int(x, what: str) -> int | None:
+    return None if x is None else _int(x, what)
 
 
 def _batch(x, what: str) -> int | None:

@@ -84,6 +84,14 @@ CALLS = {
                                  NOT_OPT_INT),
     "hugepages(node)": (lambda m, v: m.hugepages(v), NOT_INT + [9, -1]),
     "hugepages_surplus(node)": (lambda m, v: m.hugepages_surplus(v), NOT_INT + [9, -1]),
+    "set_nr_hugepages(size_kb)": (lambda m, v: m.set_nr_hugepages(0, 1, size_kb=v),
+                                  NOT_OPT_INT + [4096, -1, 1 << 70]),
+    "hugepages(size_kb)": (lambda m, v: m.hugepages(0, v), NOT_OPT_INT + [0, 3]),
+    "hugepages_surplus(size_kb)": (lambda m, v: m.hugepages_surplus(0, v),
+                                   NOT_OPT_INT + [0, 3]),
+    "hugepages_reserved(size_kb)": (lambda m, v: m.hugepages_reserved(v),
+                                    NOT_OPT_INT + [0, 3]),
+    "sysfs_hugepages(node)": (lambda m, v: m.sysfs_hugepages(v), NOT_INT + [9, -1]),
     "set_nr_overcommit_hugepages(n)": (lambda m, v: m.set_nr_overcommit_hugepages(v),
                                        NOT_INT + [-1, 1 << 41]),
     "fork(pid)": (lambda m, v: m.fork(v), NOT_INT),
@@ -172,7 +180,8 @@ WIDE = {name: (fn, TOO_WIDE) for name, fn_vals in CALLS.items()
 CASES = [(name, v) for name, (_fn, vals) in CALLS.items() for v in vals] + \
     [(f"{name} wide", v) for name, (_fn, vals) in WIDE.items() for v in vals]
 FNS = {**{n: f for n, (f, _v) in CALLS.items()}, **{f"{n} wide": f for n, (f, _v) in WIDE.items()}}
-OK_ERRNOS = {errno.EINVAL, errno.ENODEV, errno.ESRCH, errno.ENOMEM}
+# (ENOENT: a huge page size with no hstate has no hugepages-NNNkB directory)
+OK_ERRNOS = {errno.EINVAL, errno.ENODEV, errno.ESRCH, errno.ENOMEM, errno.ENOENT}
 
 
 @pytest.fixture

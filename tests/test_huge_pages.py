@@ -35,6 +35,7 @@ def fragment(m, node):
     m.touch(hog, h, n * 4096, node=node)
     for i in range(0, n, 256):
         m.munmap(hog, h + (i + 1) * 4096, min(255, n - i - 1) * 4096) if n - i > 1 else None
+    return hog
 
 
 HUGETLB = engine.MAP_PRIVATE | engine.MAP_ANONYMOUS | engine.MAP_HUGETLB
@@ -352,13 +353,16 @@ def test_map_hugetlb_without_pool_pages_is_enomem():
 def test_hugetlb_migration_takes_the_targets_pool_page():
     """alloc_hugetlb_folio_nodemask(): a hugetlb folio moves to a free page of the
     target node's pool and its old page rejoins the source's pool; with none free
-    there, -ENOMEM and no split. hugetlb moves are not THP counters."""
+    there and no free aligned block for a temporary page either
+    (alloc_migrate_hugetlb_folio()), -ENOMEM and no split. hugetlb moves are not THP
+    counters."""
     m = small(nodes=2, size="16M", block_size="2M")
     m.set_nr_hugepages(0, 2)
     m.set_nr_hugepages(1, 1)
     pid = m.spawn("db")
     a = m.mmap(pid, 2 * MB2, flags=HUGETLB)
     m.touch(pid, a, 2 * MB2)
+    fragment(m, 1)
     with pytest.raises(OSError) as e:  # the batch's -ENOMEM: the call's error
         m.move_pages(pid, [a, a + MB2], [1, 1])
     assert e.value.errno == errno.ENOMEM
@@ -380,10 +384,12 @@ def test_offline_names_hugetlb_pages_as_blockers():
     pid = m.spawn("db", node=1)
     a = m.mmap(pid, MB2, flags=HUGETLB)
     m.touch(pid, a, MB2, node=1)
+    hog = fragment(m, 0)  # (no free aligned block for a temporary page on node 0)
     with pytest.raises(OSError) as e:
         m.offline(1, "Movable")
     assert e.value.errno == errno.EBUSY and "in use" in str(e.value)
     assert m.hugepages(1) == (4, 3)  # (the refused offline changed nothing)
+    m.kill(hog)
     m.set_nr_hugepages(0, 1)
     plan = m.offline_plan(1, "Movable")
     m.offline(1, "Movable")

@@ -221,3 +221,21 @@ def test_snapshots_keep_the_shared_file_and_the_reservations(tmp_path):
     n.check()
     second = [n.process(x).find_vma(a).pte_range(HP, 2 * HP) for x in (p, c)]
     assert np.array_equal(*second) and (second[0] >= 0).all()
+
+
+def test_migration_takes_no_reserved_pool_page():
+    """alloc_hugetlb_folio_nodemask(): migration dequeues a pool page only while
+    available_huge_pages() (free - reserved) allows; the target's one free page is
+    reserved by a mapping there, so the huge page moves to a temporary page
+    (alloc_migrate_hugetlb_folio()) and the reserved page stays free for its owner."""
+    m = pools(pool0=1, pool1=1)
+    p, q = m.spawn("p", node=0), m.spawn("q", node=1)
+    a = m.mmap(p, MB2, flags=PRIVATE)
+    m.touch(p, a, MB2)
+    m.mmap(q, MB2, flags=PRIVATE)  # reserves node 1's free page
+    assert m.hugepages_reserved() == 1
+    assert list(m.move_pages(p, [a], [1])) == [1]
+    assert m.hugepages(1) == (2, 1)  # the temporary page joins node 1, in use
+    assert m.hugepages(0) == (0, 0)  # the old page was freed to the buddy allocator
+    assert m.hugepages_reserved() == 1
+    m.check()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..constants import (
     MAP_ANONYMOUS,
+    MAP_HUGE_1GB,
     MAP_HUGETLB,
     MAP_NORESERVE,
     MAP_PRIVATE,
@@ -106,7 +107,7 @@ def _prot(m, s: str) -> int:
 @command("mmap", "map memory; prints the address", Spec(
     PID, Arg("SIZE", positive_size, "size"), Opt("file", text, "NAME"),
     Opt("driver", text, "NAME", "driver"), Opt("prot", _prot, "rw"), Flag("shared"),
-    Flag("noreserve"), Flag("hugetlb")))
+    Flag("noreserve"), Flag("hugetlb"), Flag("huge-1g")))
 def _mmap(m, a, bg):
     shared = "shared" in a.flags or a.driver is not None
     flags = MAP_SHARED if shared else MAP_PRIVATE
@@ -114,8 +115,10 @@ def _mmap(m, a, bg):
         flags |= MAP_NORESERVE  # no overcommit check, as with vm.overcommit_memory=0
     if a.file is None and a.driver is None:
         flags |= MAP_ANONYMOUS
-    if "hugetlb" in a.flags:
+    if "hugetlb" in a.flags or "huge-1g" in a.flags:
         flags |= MAP_HUGETLB  # huge pages from the hugetlb pools (`hugepages NODE N`)
+    if "huge-1g" in a.flags:
+        flags |= MAP_HUGE_1GB  # (mmap(2)'s MAP_HUGE_1GB: the 1 GiB pools)
     prot = PROT_READ | PROT_WRITE if a.prot is None else a.prot
     addr_ = m.mmap(a.pid, a.size, prot, flags, file=a.file, driver=a.driver)
     return Result(True, f"{addr_:#x}", value=addr_)

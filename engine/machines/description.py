@@ -6,8 +6,9 @@ Schema (sizes take K/M/G/T suffixes, node lists "0-3,5"):
                 seed, block_size ("128M"), kernel ("2%": slab and page tables),
                 description (free text), thp ("always" | "madvise" | "never":
                 transparent_hugepage/enabled), hugepages ({ "0" = 64 }: each node's
-                hugetlb pool, in huge pages), overcommit_hugepages (N: surplus huge
-                pages faults may take beyond the pools)
+                hugetlb pool, in huge pages), hugepages_1g ({ "0" = 2 }: each node's
+                pool of 1 GiB pages, the PUD-order hstate), overcommit_hugepages (N:
+                surplus huge pages faults may take beyond the pools)
     [[nodes]]   id, cpus ("0-7" or ""), zones = { DMA = "16M", DMA32 = "2G", Normal = ..,
                 Movable = .. }, kernel (overrides machine.kernel)
     [distances] matrix = [[10, 21], [21, 10]]   or   local = 10, remote = 20
@@ -22,7 +23,8 @@ Schema (sizes take K/M/G/T suffixes, node lists "0-3,5"):
                 touched from a CPU on each node, in order; instead of touch/touch_node),
                 write, mlock (true, or "onfault": mlock2(MLOCK_ONFAULT)), pin (an rdma
                 driver name), name (a label), huge (anon: true = MADV_HUGEPAGE, false =
-                MADV_NOHUGEPAGE, "hugetlb" = MAP_HUGETLB from the pools)
+                MADV_NOHUGEPAGE, "hugetlb" = MAP_HUGETLB from the pools, "hugetlb-1g"
+                = MAP_HUGETLB|MAP_HUGE_1GB from the 1 GiB pools)
     [host]      anything: what `numacon capture` recorded about the host (not used)
     workloads   checked as engine/runtime/workload.py will start them
 
@@ -45,6 +47,7 @@ from ..constants import (
     MADV_HUGEPAGE,
     MADV_NOHUGEPAGE,
     MAP_ANONYMOUS,
+    MAP_HUGE_1GB,
     MAP_HUGETLB,
     MAP_PRIVATE,
     MAP_SHARED,
@@ -63,7 +66,7 @@ from ..mm import fault, mempolicy, mlock, mmap, task
 from ..mm.check import bytes_needed
 from ..mm.drivers import DRIVER_KINDS, pin_range, setup
 from ..mm.era import get_era
-from ..mm.huge_memory import set_thp
+from ..mm.huge_memory import pmd_order, pud_order, set_thp
 from ..mm.hugetlb import set_nr_hugepages, set_nr_overcommit_hugepages
 from ..mm.madvise import madvise
 from ..mm.page_alloc import alloc_frames
@@ -95,7 +98,7 @@ def _err(source: str, key: str, msg: str) -> DescriptionError:
 TOP_KEYS = {"machine", "nodes", "distances", "weights", "drivers", "processes", "workloads",
             "host"}
 MACHINE_KEYS = {"name", "page_size", "era", "seed", "block_size", "kernel", "description",
-                "thp", "hugepages", "overcommit_hugepages"}
+                "thp", "hugepages", "hugepages_1g", "overcommit_hugepages"}
 NODE_KEYS = {"id", "cpus", "zones", "kernel"}
 DRIVER_KEYS = {"name", "kind", "node", "size", "hook", "hook_enabled"}
 PROC_KEYS = {"name", "pid", "uid", "node", "cpuset", "policy", "vmas", "mlockall", "kthread",
@@ -238,14 +241,16 @@ def _huge_settings(m, source: str, mach: dict) -> None:
                 set_thp(m, mode)
             except OSError as e:
                 raise _err(source, "machine.thp", e.strerror) from None
-    if "hugepages" in mach:
-        tp = _table(source, "machine.hugepages", mach["hugepages"])
+    for name, order in (("hugepages", pmd_order(m)), ("hugepages_1g", pud_order(m))):
+        if name not in mach:
+            continue
+        tp = _table(source, f"machine.{name}", mach[name])
         for key, n in tp.items():
-            where = f"machine.hugepages.{key}"
+            where = f"machine.{name}.{key}"
             node = _node_ref(m, source, where, key if not str(key).isdigit() else int(key))
             count = _int(source, where, n, 0)
-            try:
-                got = set_nr_hugepages(m, node, count)
+            try:  # (set_nr_hugepages() bounds the count before it allocates anything)
+                got = set_nr_hugepages(m, node, count, order)
             except OSError as e:
                 raise _err(source, where, e.strerror) from None
             if got < count:
@@ -634,9 +639,10 @@ def _add_vma(m, source: str, where: str, pid: int, vd: dict, mems) -> None:
         raise _err(source, f"{where}.mlock", f"{lock!r} is not true, false or \"onfault\""[:100])
     lock = onfault or bool(lock)
     huge = vd.get("huge")
-    if huge is not None and (kind != "anon" or huge not in (True, False, "hugetlb")):
-        raise _err(source, f"{where}.huge", f"{huge!r}"[:60] + ": true, false or \"hugetlb\", "
-                                            "for an anon VMA")
+    if huge is not None and (kind != "anon" or huge not in (True, False, "hugetlb",
+                                                            "hugetlb-1g")):
+        raise _err(source, f"{where}.huge", f"{huge!r}"[:60] + ": true, false or \"hugetlb\" "
+                                            "(\"hugetlb-1g\": 1 GiB pages), for an anon VMA")
     pin = _str(source, f"{where}.pin", vd.get("pin"))
     if pin is not None and (pin not in m.drivers_map or m.drivers_map[pin].pfnmap):
         rdma = [d.name for d in m.drivers_map.values() if not d.pfnmap]
@@ -651,8 +657,8 @@ def _add_vma(m, source: str, where: str, pid: int, vd: dict, mems) -> None:
     try:
         if kind == "anon":
             flags = (MAP_SHARED if shared else MAP_PRIVATE) | MAP_ANONYMOUS
-            if huge == "hugetlb":
-                flags |= MAP_HUGETLB
+            if huge in ("hugetlb", "hugetlb-1g"):
+                flags |= MAP_HUGETLB | (MAP_HUGE_1GB if huge == "hugetlb-1g" else 0)
             addr = mmap.do_mmap(m, p, size, PROT_READ | PROT_WRITE, flags, None, None)
             if isinstance(huge, bool):
                 key = f"{where}.huge"

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..constants import MAX_NUMNODES, MAX_OVERCOMMIT_HUGEPAGES, PG_pinned
+from ..constants import MAX_NUMNODES, MAX_OVERCOMMIT_HUGEPAGES, VM_HUGETLB, PG_pinned
 from ..heap import trim
 from ..machine import RUNTIME, InvariantError, Machine
 from ..mm.era import ERAS, Era
@@ -314,6 +314,7 @@ def snapshot_state(m: Machine) -> tuple[dict, dict[str, np.ndarray]]:
     procs = [{"fields": e.fields(p, skip=("vmas", "pt", "bounds")), "pt": tables.add(p.pt),
               "vmas": [{"start": v.start, "end": v.end, "flags": v.flags,
                         "policy": e(v.policy), "pgoff": v.pgoff,
+                        "hpage_order": v.hpage_order,
                         "anon": None if v.anon is None else v.anon.id,
                         "backing": None if v.backing is None else v.backing.id,
                         "resv_owner": v.resv_owner}
@@ -509,6 +510,9 @@ def _restore_mappings(m: Machine, state: dict, arrays: dict, dec: Decoder) -> No
             p.vmas.append(VMA(
                 start=vd["start"], end=vd["end"], flags=vd["flags"],
                 policy=dec(vd["policy"]), pgoff=vd["pgoff"],
+                # (snapshots before 1 GiB pages: every hugetlb VMA was of PMD order)
+                hpage_order=vd.get("hpage_order", (m.page_shift - 3) * bool(
+                    vd["flags"] & VM_HUGETLB) if type(vd["flags"]) is int else 0),
                 anon=None if vd["anon"] is None else m.mappings[vd["anon"]],
                 backing=None if vd["backing"] is None else m.mappings[vd["backing"]], mm=p,
                 resv_owner=vd.get("resv_owner", False) is True))
@@ -580,6 +584,10 @@ def _verify_structure(m: Machine) -> None:
         for v in p.vmas:
             if v.start < last or v.end <= v.start or (v.start | v.end) & (m.page_size - 1):
                 raise SaveError(f"pid {p.pid}: VMA {v.start:#x} is misplaced")
+            huge = (m.page_shift - 3, 2 * (m.page_shift - 3)) if v.flags & VM_HUGETLB else (0,)
+            if type(v.hpage_order) is not int or v.hpage_order not in huge or \
+                    (v.start | v.end) & ((m.page_size << v.hpage_order) - 1):
+                raise SaveError(f"pid {p.pid}: VMA {v.start:#x} has a bad huge page order")
             last = v.end
         _check_table(p.pt, n, f"pid {p.pid}")
     for obj in m.mappings.values():

@@ -452,8 +452,9 @@ def _check_folios(m: Kernel) -> None:
             _fail(f"folio {int(heads[bad][0])} is marked surplus but is no hugetlb page "
                   f"in use")
     orders = (sp[~tail] & ORDER_MASK).astype(np.int64)
-    if (orders == 0).any() or (orders > 20).any():
-        h = int(heads[(orders == 0) | (orders > 20)][0])
+    top = 2 * (m.page_shift - 3)  # (the PUD order: a gigantic hugetlb page)
+    if (orders == 0).any() or (orders > top).any():
+        h = int(heads[(orders == 0) | (orders > top)][0])
         _fail(f"folio head {h} has a bad order ({int(f.spare[h]) & ORDER_MASK})")
     bad = heads & ((np.int64(1) << orders) - 1)
     if bad.any():

@@ -6,7 +6,8 @@ folio in the record's `spare` u2 field (Frames.rec), so a migration that copies
 whole entries carries it along:
 
 - a small page (order 0): spare 0;
-- the head frame: spare = order (9 with 4 KiB pages: HPAGE_PMD_ORDER);
+- the head frame: spare = order (9 with 4 KiB pages: HPAGE_PMD_ORDER; 18 for a
+  1 GiB hugetlb page, the PUD order);
 - each tail frame: spare = FOLIO_TAIL | order;
 - FOLIO_PTE_MAPPED on the head: its PMD mapping was split (__split_huge_pmd(), a
   VMA split through the folio): the folio is mapped by page-table entries now;
@@ -55,7 +56,7 @@ from .policy import INTERLEAVE_MODES, effective_policy, fault_targets, interleav
 from .state import Kernel
 
 __all__ = ["note_pmd_split", "FOLIO_SURPLUS", "FOLIO_HUGETLB", "FOLIO_TAIL", "ORDER_MASK", "FOLIO_PTE_MAPPED", "THP_MODES", "pmd_order",
-           "pmd_pages", "folio_orders", "folio_heads", "make_folios", "split_folios",
+           "pmd_pages", "pud_order", "folio_orders", "folio_heads", "make_folios", "split_folios",
            "queue_folios_once", "free_blocks", "take_blocks", "take_loose", "thp_allowed",
            "thp_fault", "alloc_thp", "set_thp", "loose_breaks", "THP_COUNTERS", "note_vma_split", "count_heads",
            "folio_flags", "thp_pages", "folio_pairs"]
@@ -77,6 +78,12 @@ def pmd_pages(k: Kernel) -> int:
     return 1 << pmd_order(k)
 
 
+def pud_order(k: Kernel) -> int:
+    """The PUD order, a gigantic hugetlb page: a page table page's worth of PMDs
+    (order 18 with 4 KiB pages: 1 GiB; order 22 with 16 KiB pages: 64 GiB)."""
+    return 2 * (k.page_shift - 3)
+
+
 def folio_orders(k: Kernel, pfns: np.ndarray) -> np.ndarray:
     """folio_order() of the folio each (held) frame belongs to."""
     return (k.f.rec["spare"][pfns] & ORDER_MASK).astype(np.int64)
@@ -88,13 +95,14 @@ def folio_heads(k: Kernel, pfns: np.ndarray) -> np.ndarray:
     pfns = np.asarray(pfns, np.int64)
     if not k.large_folios or pfns.size == 0:
         return pfns
-    # every large folio is of PMD order: a frame's head, if any, is the frame rounded
-    # down to it. Reading that frame's entry (the same for 512 frames in a row: one
-    # cache line, not one per frame) says whether it heads a folio there.
-    po = pmd_order(k)
-    base = pfns & ~np.int64((1 << po) - 1)
+    # a large folio is of PMD order (THP, a 2 MiB hugetlb page) or PUD order (a
+    # gigantic hugetlb page): a held frame of one carries its order, so its head, if
+    # any, is the frame rounded down to that order; the entry there says whether it
+    # heads a folio of that order (a stale order on a frame rounds to no head)
+    o = (k.f.spare[pfns] & ORDER_MASK).astype(np.int64)
+    base = pfns & ~((np.int64(1) << o) - 1)
     sp = k.f.spare[base]
-    head = ((sp & (ORDER_MASK | FOLIO_TAIL)) == po) & HELD[k.f.kind[base]]
+    head = (o != 0) & ((sp & (ORDER_MASK | FOLIO_TAIL)) == o) & HELD[k.f.kind[base]]
     return np.where(head, base, pfns)
 
 
@@ -169,6 +177,9 @@ def queue_folios_once(k: Kernel, pfns: np.ndarray, targets: np.ndarray | None = 
         # none, which its first frame's head says; only the runs' heads are read
         starts = np.flatnonzero(newq)
         base = q[starts] << po
+        if ((k.f.spare[base] & ORDER_MASK) > po).any():
+            # a gigantic folio spans many PMD runs: the general way below
+            return _queue_by_heads(k, pfns, targets)
         ishead = ((k.f.spare[base] & (ORDER_MASK | FOLIO_TAIL)) == po) & \
             HELD[k.f.kind[base]]
         if not ishead.any():
@@ -179,6 +190,10 @@ def queue_folios_once(k: Kernel, pfns: np.ndarray, targets: np.ndarray | None = 
         out = pfns.copy()
         out[starts[ishead]] = base[ishead]
         return out[keep], (None if targets is None else targets[keep])
+    return _queue_by_heads(k, pfns, targets)
+
+
+def _queue_by_heads(k: Kernel, pfns: np.ndarray, targets: np.ndarray | None):
     heads = folio_heads(k, pfns)
     _u, first = np.unique(heads, return_index=True)
     first.sort()

@@ -1,14 +1,20 @@
 """hugetlb pools and MAP_HUGETLB mappings (mm/hugetlb.c).
 
-A huge page of a pool is a folio of PMD order (huge_memory.py) whose frames carry
-FOLIO_HUGETLB. A free one is held by the pool (kind K_KERNEL, use KUSE_HUGETLB: not
+There are two hstates (hstate_orders()): PMD order (2 MiB with 4 KiB pages, the
+default) and PUD order (1 GiB, gigantic), each with a pool per node. A huge page of
+a pool is a folio of its hstate's order (huge_memory.py) whose frames carry
+FOLIO_HUGETLB; a hugetlb VMA's page size is its hpage_order. A free one is held by the pool (kind K_KERNEL, use KUSE_HUGETLB: not
 free to the buddy allocator, as hugetlb keeps its free pages on its own lists); a
-page in use is mapped by a MAP_HUGETLB mapping (VM_HUGETLB) as an anonymous folio.
+page in use is mapped by a MAP_HUGETLB mapping (VM_HUGETLB): a private one's as an
+anonymous folio, a shared one's as page cache of its hugetlbfs file (K_FILE).
 When its last mapping goes it returns to its node's pool (free_huge_folio():
 page_alloc.free_frames hands such frames back here), and a migration takes its new
 page from the target node's pool (alloc_hugetlb_folio_nodemask()). The counts of
-/sys/devices/system/node/nodeN/hugepages/hugepages-2048kB and meminfo's HugePages_*
-are read off the frames: nothing else is kept."""
+/sys/devices/system/node/nodeN/hugepages/hugepages-NNNkB and meminfo's HugePages_*
+are read off the frames, and the reservations (HugePages_Rsvd) off the mappings that
+own them: nothing else is kept. Gigantic pages are never surplus
+pages of overcommit nor temporary pages of a migration (mm/hugetlb.c returns NULL
+for hstate_is_gigantic() in both)."""
 
 from __future__ import annotations
 
@@ -23,6 +29,7 @@ from ..constants import (
     K_KERNEL,
     KUSE_HUGETLB,
     MAX_OVERCOMMIT_HUGEPAGES,
+    ORDER_MASK,
     PG_dirty,
     PG_lru,
     oserror,
@@ -35,6 +42,7 @@ from .huge_memory import (
     _frames,
     make_folios,
     pmd_order,
+    pud_order,
     take_blocks,
 )
 from .mm_types import VMA, Process
@@ -42,13 +50,38 @@ from .page_alloc import free_frames, zonelist
 from .policy import effective_policy, fault_targets
 from .state import Kernel
 
-__all__ = ["available_huge_pages", "resv_huge_pages", "reserve_check", "pool_counts", "surplus_count", "surplus_total", "set_nr_overcommit_hugepages", "set_nr_hugepages", "hugetlb_fault", "free_pool_heads",
-           "take_pool_page", "hugetlb_heads", "pool_books", "dissolve_free",
+__all__ = ["available_huge_pages", "resv_huge_pages", "reserve_check", "hstate_orders", "hstate_order", "size_kb", "pool_counts", "surplus_count", "surplus_total", "set_nr_overcommit_hugepages", "set_nr_hugepages", "hugetlb_fault", "free_pool_heads",
+           "take_pool_page", "hugetlb_heads", "PoolBooks", "dissolve_free",
            "free_pool_frames"]
 
 
-def hugetlb_heads(k: Kernel, s: int, e: int) -> tuple[np.ndarray, np.ndarray]:
-    """(heads of hugetlb folios in frames [s, e), whether each is free in the pool)."""
+def hstate_orders(k: Kernel) -> tuple[int, int]:
+    """The hstates, as their orders: PMD (2 MiB with 4 KiB pages, the default
+    hstate) and PUD (1 GiB, a gigantic page; 64 GiB with 16 KiB pages)."""
+    return pmd_order(k), pud_order(k)
+
+
+def size_kb(k: Kernel, order: int) -> int:
+    """huge_page_size() in kB: the NNN of hugepages-NNNkB."""
+    return (k.page_size << order) >> 10
+
+
+def hstate_order(k: Kernel, kb: int | None) -> int:
+    """The order of the hstate of this size in kB (None: the default hstate). No such
+    hstate: no hugepages-NNNkB directory, ENOENT."""
+    if kb is None:
+        return pmd_order(k)
+    for o in hstate_orders(k):
+        if size_kb(k, o) == kb:
+            return o
+    raise oserror(ENOENT, f"no hugepages-{kb}kB: huge page sizes are "
+                          f"{', '.join(f'{size_kb(k, o)} kB' for o in hstate_orders(k))}")
+
+
+def hugetlb_heads(k: Kernel, s: int, e: int, order: int | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """(heads of hugetlb folios in frames [s, e), whether each is free in the pool);
+    only those of one order if given."""
     out, free = [], []
     f = k.f
     for a in range(s, e, SCAN_SLICE):
@@ -58,7 +91,13 @@ def hugetlb_heads(k: Kernel, s: int, e: int) -> tuple[np.ndarray, np.ndarray]:
         if h.size:
             h = h + a
             kinds = f.kind[h]
-            h = h[kinds != 0]  # (a stale record of a freed frame)
+            # in use (a private mapping's anonymous page, a shared one's file page) or a
+            # free pool page: other frames keep a stale record (a freed frame, one
+            # offlined since)
+            h = h[(kinds == K_ANON) | (kinds == K_FILE)
+                  | ((kinds == K_KERNEL) & (f.mapping[h] == KUSE_HUGETLB))]
+            if order is not None:
+                h = h[(f.spare[h] & ORDER_MASK) == order]
             out.append(h)
             free.append(f.kind[h] == K_KERNEL)
     if not out:
@@ -71,37 +110,42 @@ def _node_range(k: Kernel, node: int) -> tuple[int, int]:
     return (zs[0].start_pfn, zs[-1].end_pfn) if zs else (0, 0)
 
 
-def pool_counts(k: Kernel, node: int) -> tuple[int, int]:
-    """(HugePages_Total, HugePages_Free) of a node."""
+def pool_counts(k: Kernel, node: int, order: int | None = None) -> tuple[int, int]:
+    """(HugePages_Total, HugePages_Free) of a node's pool of one hstate (default:
+    PMD order)."""
     if not k.large_folios:
         return 0, 0
-    h, free = hugetlb_heads(k, *_node_range(k, node))
+    h, free = hugetlb_heads(k, *_node_range(k, node), _order(k, order))
     return int(h.size), int(free.sum())
 
 
-def _surplus_heads(k: Kernel, node: int) -> np.ndarray:
+def _order(k: Kernel, order: int | None) -> int:
+    return pmd_order(k) if order is None else order
+
+
+def _surplus_heads(k: Kernel, node: int, order: int | None = None) -> np.ndarray:
     """The node's surplus huge pages (in use, FOLIO_SURPLUS on the head)."""
     if not k.large_folios:
         return np.zeros(0, np.int64)
-    h, free = hugetlb_heads(k, *_node_range(k, node))
+    h, free = hugetlb_heads(k, *_node_range(k, node), _order(k, order))
     h = h[~free]
     return h[(k.f.spare[h] & FOLIO_SURPLUS) != 0]
 
 
-def surplus_count(k: Kernel, node: int) -> int:
+def surplus_count(k: Kernel, node: int, order: int | None = None) -> int:
     """HugePages_Surp of a node: huge pages in use beyond its nr_hugepages."""
-    return int(_surplus_heads(k, node).size)
+    return int(_surplus_heads(k, node, order).size)
 
 
-def free_pool_heads(k: Kernel, z) -> np.ndarray:
-    """The free pool pages of zone z (their heads, ascending)."""
-    h, free = hugetlb_heads(k, z.start_pfn, z.end_pfn)
+def free_pool_heads(k: Kernel, z, order: int | None = None) -> np.ndarray:
+    """The free pool pages of zone z of one hstate (their heads, ascending)."""
+    h, free = hugetlb_heads(k, z.start_pfn, z.end_pfn, _order(k, order))
     return h[free]
 
 
-def _to_pool(k: Kernel, heads: np.ndarray) -> None:
+def _to_pool(k: Kernel, heads: np.ndarray, order: int) -> None:
     """enqueue_hugetlb_folio(): the folios' frames become free pool pages."""
-    fr = _frames(heads, pmd_order(k))
+    fr = _frames(heads, order)
     f = k.f
     f.kind[fr] = K_KERNEL
     f.flags[fr] = 0
@@ -111,7 +155,7 @@ def _to_pool(k: Kernel, heads: np.ndarray) -> None:
     f.content[fr] = 0
 
 
-def set_nr_hugepages(k: Kernel, node: int, n: int) -> int:
+def set_nr_hugepages(k: Kernel, node: int, n: int, order: int | None = None) -> int:
     """echo n > /sys/devices/system/node/nodeN/hugepages/hugepages-2048kB/nr_hugepages:
     grow the node's pool from wholly free aligned blocks (as many as there are, as
     Linux does: the count read back says how many; surplus pages in use become
@@ -120,17 +164,20 @@ def set_nr_hugepages(k: Kernel, node: int, n: int) -> int:
     last mapping goes (the count read back includes them, as nr_hugepages_show() does).
     A node with no memory has no such file (ENOENT);
     a negative count, or more huge pages than the node's memory could ever hold, is
-    refused with no change (EINVAL). Returns the pool's new size."""
+    refused with no change (EINVAL). Returns the pool's new size. order: the hstate
+    (hugepages-1048576kB for PUD order: each page a wholly free aligned 1 GiB,
+    as alloc_contig_pages() finds one, without migrating anything out of it)."""
+    order = _order(k, order)
     if node not in k.nodes or not k.node_has_memory(node):
         raise oserror(ENOENT, f"nr_hugepages: node {node} has no memory or does not exist "
                               f"(no /sys/devices/system/node/node{node}/hugepages)")
-    nb = 1 << pmd_order(k)
+    nb = 1 << order
     cap = sum(z.managed for z in k.node_zones(node)) // nb
     if n < 0 or n > cap:
         raise oserror(EINVAL, f"nr_hugepages: {n} is not a count node {node} can hold "
                               f"(0..{cap} huge pages of {nb * k.page_size >> 20} MiB)")
-    total, free = pool_counts(k, node)
-    sur = _surplus_heads(k, node)
+    total, free = pool_counts(k, node, order)
+    sur = _surplus_heads(k, node, order)
     persistent = total - sur.size
     if n > persistent and sur.size:
         # set_max_huge_pages(): surplus pages in use become persistent ones first
@@ -138,17 +185,18 @@ def set_nr_hugepages(k: Kernel, node: int, n: int) -> int:
         k.f.spare[back] &= np.uint16(~FOLIO_SURPLUS & 0xFFFF)
         persistent += back.size
     if n > persistent:
-        blk = _new_huge_pages(k, list(reversed(k.node_zones(node))), n - persistent)
-        _to_pool(k, blk)
+        blk = _new_huge_pages(k, list(reversed(k.node_zones(node))), n - persistent,
+                              order)
+        _to_pool(k, blk, order)
     elif n < persistent:
         # set_max_huge_pages(): the free pages reservations need are kept (min_count)
-        drop = min(persistent - n, free, available_huge_pages(k))
+        drop = min(persistent - n, free, available_huge_pages(k, order))
         heads = []
         for z in k.node_zones(node):
-            heads.append(free_pool_heads(k, z))
+            heads.append(free_pool_heads(k, z, order))
         heads = np.concatenate(heads)[::-1][:drop] if heads else np.zeros(0, np.int64)
         if heads.size:
-            fr = _frames(heads, pmd_order(k))
+            fr = _frames(heads, order)
             k.f.spare[fr] = 0
             k.large_folios -= int(heads.size)
             k.f.kind[fr] = K_ANON  # (held for a moment: free_frames frees held frames)
@@ -157,76 +205,80 @@ def set_nr_hugepages(k: Kernel, node: int, n: int) -> int:
         # go to the buddy allocator when freed
         extra = persistent - int(heads.size) - n
         if extra > 0:
-            h, is_free = hugetlb_heads(k, *_node_range(k, node))
+            h, is_free = hugetlb_heads(k, *_node_range(k, node), order)
             used = h[~is_free & ((k.f.spare[h] & FOLIO_SURPLUS) == 0)]
             k.f.spare[used[::-1][:extra]] |= FOLIO_SURPLUS
-    return pool_counts(k, node)[0]
+    return pool_counts(k, node, order)[0]
 
 
-def take_pool_page(k: Kernel, nodes: list[int]) -> int:
+def take_pool_page(k: Kernel, nodes: list[int], order: int | None = None) -> int:
     """dequeue_hugetlb_folio_node_exact() over the nodes in order: a free pool page's
     head, -1 when none."""
     for node in nodes:
         for z in reversed(k.node_zones(node)):
-            h = free_pool_heads(k, z)
+            h = free_pool_heads(k, z, order)
             if h.size:
                 return int(h[0])
     return -1
 
 
-def resv_huge_pages(k: Kernel) -> int:
-    """h->resv_huge_pages (HugePages_Rsvd): huge pages mappings were promised at mmap()
-    and have not faulted yet. Derived, not kept: the huge pages with no page of the
-    private mappings that own a reservation (HPAGE_RESV_OWNER) and of the shared
-    hugetlb files that made one (their resv_map), so an unmap, a fork or a fault
-    changes it by what it does to those pages (hugetlb_vm_op_close() gives the
+def resv_huge_pages(k: Kernel, order: int | None = None) -> int:
+    """h->resv_huge_pages (HugePages_Rsvd) of one hstate: huge pages mappings were
+    promised at mmap() and have not faulted yet. Derived, not kept: the huge pages with
+    no page of the private mappings that own a reservation (HPAGE_RESV_OWNER) and of
+    the shared hugetlb files that made one (their resv_map), so an unmap, a fork or a
+    fault changes it by what it does to those pages (hugetlb_vm_op_close() gives the
     unfaulted ones back)."""
-    n = 1 << pmd_order(k)
+    order = _order(k, order)
+    n = 1 << order
     total = 0
     for p in k.procs.values():  # (a loop per VMA: few are hugetlb ones)
         for v in p.vmas:
-            if v.resv_owner:
+            if v.resv_owner and v.hpage_order == order:
                 total += int((v.ptes(np.arange(0, v.npages, n)) < 0).sum())
     for b in k.files.values():
-        if b.hugetlb and b.resv:
+        if b.hugetlb and b.resv and b.vmas and b.vmas[0].hpage_order == order:
             total += int((b.pages(np.arange(0, b.npages, n)) < 0).sum())
     return total
 
 
-def _free_total(k: Kernel) -> int:
-    return sum(pool_counts(k, n)[1] for n in k.memory_nodes())
+def _free_total(k: Kernel, order: int) -> int:
+    return sum(pool_counts(k, n, order)[1] for n in k.memory_nodes())
 
 
-def available_huge_pages(k: Kernel) -> int:
-    """available_huge_pages(): free pool pages no reservation holds (free_huge_pages -
-    resv_huge_pages), all a migration or a dissolve may take."""
-    return max(0, _free_total(k) - resv_huge_pages(k)) if k.large_folios else 0
+def available_huge_pages(k: Kernel, order: int | None = None) -> int:
+    """available_huge_pages(): free pool pages of one hstate no reservation holds
+    (free_huge_pages - resv_huge_pages), all a migration or a dissolve may take."""
+    order = _order(k, order)
+    return max(0, _free_total(k, order) - resv_huge_pages(k, order)) if k.large_folios else 0
 
 
-def _room(k: Kernel, free: int, resv: int) -> tuple[int, int]:
+def _room(k: Kernel, order: int, free: int, resv: int) -> tuple[int, int]:
     """(pool pages, surplus pages) a fault or mmap() without a reservation may take:
     the pools' free pages beyond those reserved (alloc_hugetlb_folio(): free_huge_pages
     - resv_huge_pages), and the surplus pages nr_overcommit_hugepages still allows
     beyond those reservations will need (gather_surplus_pages() made them at mmap in
-    Linux; here a reserved page the pools lack is taken at its fault)."""
+    Linux; here a reserved page the pools lack is taken at its fault). Gigantic pages
+    are never surplus."""
     pool = max(0, free - resv)
     sur = 0
-    if k.nr_overcommit_hugepages:  # (a frame scan: only when overcommit is set)
+    if k.nr_overcommit_hugepages and order == pmd_order(k):  # (a frame scan: only then)
         sur = max(0, k.nr_overcommit_hugepages - surplus_total(k) - max(0, resv - free))
     return pool, sur
 
 
-def reserve_check(k: Kernel, need: int) -> None:
+def reserve_check(k: Kernel, need: int, order: int) -> None:
     """hugetlb_acct_memory() at mmap (hugetlb_reserve_pages()): the new mapping's huge
     pages must fit in the free pool pages not yet reserved plus the surplus pages
     overcommit allows (gather_surplus_pages()); else ENOMEM. The reservation itself
     is the mapping's (resv_huge_pages() counts it from then on)."""
-    free = _free_total(k)
-    pool, sur = _room(k, free, resv_huge_pages(k))
+    free = _free_total(k, order)
+    pool, sur = _room(k, order, free, resv_huge_pages(k, order))
     if need > pool + sur:
-        raise oserror(ENOMEM, f"mmap: MAP_HUGETLB needs {need} huge pages; the pools have "
-                              f"{free} free, {free - pool} of them reserved, and overcommit "
-                              f"allows {sur} more (set them with hugepages NODE N)")
+        raise oserror(ENOMEM, f"mmap: MAP_HUGETLB needs {need} huge pages of "
+                              f"{size_kb(k, order)} kB; the pools have {free} free, "
+                              f"{free - pool} of them reserved, and overcommit allows "
+                              f"{sur} more (set them with hugepages NODE N)")
 
 
 def _take_pool_pages(k: Kernel, p: Process, v: VMA, regions: np.ndarray, cpu: int,
@@ -238,15 +290,18 @@ def _take_pool_pages(k: Kernel, p: Process, v: VMA, regions: np.ndarray, cpu: in
     -1 where neither is left. reserved: the pages have a reservation (any free page
     may be taken); without one, only the free pages no reservation holds and the
     surplus room reservations leave (alloc_hugetlb_folio()). The pages are taken
-    (K_ANON)."""
+    (K_ANON). Gigantic pages are never surplus (alloc_surplus_hugetlb_folio():
+    hstate_is_gigantic() returns NULL)."""
+    order = v.hpage_order
     pol = effective_policy(p, v)
     t, _il = fault_targets(k, p, v, regions, cpu, pol)
     f = k.f
     heads = np.full(regions.size, -1, np.int64)
+    surplus_ok = bool(k.nr_overcommit_hugepages) and order == pmd_order(k)
     if reserved:
         pool_room, sur_room = regions.size, None
     else:
-        pool_room, sur_room = _room(k, _free_total(k), resv_huge_pages(k))
+        pool_room, sur_room = _room(k, order, _free_total(k, order), resv_huge_pages(k, order))
     for node in np.unique(t).tolist():  # (nodes, not pages): each its zonelist's pools
         want = np.flatnonzero(t == node)
         got = []
@@ -254,12 +309,12 @@ def _take_pool_pages(k: Kernel, p: Process, v: VMA, regions: np.ndarray, cpu: in
             for z in reversed(k.node_zones(nd)):
                 need = min(want.size - sum(g.size for g in got), pool_room)
                 if need > 0:
-                    h = free_pool_heads(k, z)[:need]
+                    h = free_pool_heads(k, z, order)[:need]
                     got.append(h)
                     pool_room -= h.size
                     f.kind[h] = K_ANON  # (taken: the next zone scan skips them)
         need = want.size - sum(g.size for g in got)
-        if need > 0 and k.nr_overcommit_hugepages:  # (a frame scan: only when short)
+        if need > 0 and surplus_ok:  # (a frame scan: only when short)
             room = (k.nr_overcommit_hugepages - surplus_total(k)) if sur_room is None \
                 else sur_room
             if room > 0:
@@ -271,11 +326,12 @@ def _take_pool_pages(k: Kernel, p: Process, v: VMA, regions: np.ndarray, cpu: in
     return heads
 
 
-def _new_huge_pages(k: Kernel, zones: list, n: int) -> np.ndarray:
-    """alloc_fresh_hugetlb_folio(): up to n huge pages made of wholly free aligned
-    blocks of these zones, in order, above each zone's min watermark; their heads
-    (folios marked hugetlb, records cleared, taken from the zones' free counts)."""
-    nb = 1 << pmd_order(k)
+def _new_huge_pages(k: Kernel, zones: list, n: int, order: int) -> np.ndarray:
+    """alloc_fresh_hugetlb_folio(): up to n huge pages of this order made of wholly
+    free aligned blocks of these zones, in order, above each zone's min watermark;
+    their heads (folios marked hugetlb, records cleared, taken from the zones' free
+    counts)."""
+    nb = 1 << order
     out = []
     for z in zones:
         if n <= 0:
@@ -284,8 +340,8 @@ def _new_huge_pages(k: Kernel, zones: list, n: int) -> np.ndarray:
         blk = take_blocks(k, z, min(n, max(0, room)), nb)
         if blk.size:
             z.free -= blk.size * nb
-            k.f.clear_records(_frames(blk, pmd_order(k)))
-            make_folios(k, blk, pmd_order(k), FOLIO_HUGETLB)
+            k.f.clear_records(_frames(blk, order))
+            make_folios(k, blk, order, FOLIO_HUGETLB)
             out.append(blk)
             n -= blk.size
     return np.concatenate(out) if out else np.zeros(0, np.int64)
@@ -295,7 +351,7 @@ def _surplus_pages(k: Kernel, node: int, n: int) -> np.ndarray:
     """Surplus huge pages for a fault: new pages from the node's zonelist, marked
     surplus (freed to the buddy allocator again when their last mapping goes)."""
     heads = _new_huge_pages(k, [z for nd in zonelist(k, node)
-                                for z in reversed(k.node_zones(nd))], n)
+                                for z in reversed(k.node_zones(nd))], n, pmd_order(k))
     k.f.spare[heads] |= FOLIO_SURPLUS
     k.f.kind[_frames(heads, pmd_order(k))] = K_ANON
     return heads
@@ -317,11 +373,11 @@ def set_nr_overcommit_hugepages(k: Kernel, n: int) -> None:
 
 def _map_huge(k: Kernel, v: VMA, regions: np.ndarray, heads: np.ndarray, anon_vma
               ) -> np.ndarray:
-    """Map pool pages whole at these huge-page offsets of a private v (zeroed, dirty,
-    mapcount 1). Returns the frames, in the order of the offsets."""
-    n = 1 << pmd_order(k)
+    """Map pool pages whole at these huge-page offsets of v (zeroed, dirty, mapcount
+    1). Returns the frames, in the order of the offsets."""
+    n = 1 << v.hpage_order
     f = k.f
-    fr = _frames(heads, pmd_order(k))
+    fr = _frames(heads, v.hpage_order)
     o = (regions[:, None] + np.arange(n, dtype=np.int64)).reshape(-1)
     f.kind[fr] = K_ANON
     f.mapping[fr] = anon_vma.id
@@ -347,7 +403,7 @@ def hugetlb_fault(k: Kernel, p: Process, v: VMA, offs: np.ndarray, cpu: int, ano
     private huge page fork() left shared (mapcount > 1) is hugetlb_wp(): the whole
     huge page is copied into a pool page of the writer's own (never a reserved one:
     cow_from_owner), the other side keeps the old one."""
-    n = 1 << pmd_order(k)
+    n = 1 << v.hpage_order
     regions = np.unique((offs // n) * n)
     cur = v.ptes(regions)
     fresh = regions[cur < 0]
@@ -374,7 +430,7 @@ def hugetlb_fault(k: Kernel, p: Process, v: VMA, offs: np.ndarray, cpu: int, ano
     heads = _take_pool_pages(k, p, v, cow, cpu, False)
     ok = heads >= 0
     if ok.any():
-        src = _frames(old[ok], pmd_order(k))
+        src = _frames(old[ok], v.hpage_order)
         content = f.content[src]
         dst = _map_huge(k, v, cow[ok], heads[ok], anon_vma)
         f.content[dst] = content  # copy_user_large_folio(): the whole huge page
@@ -389,7 +445,7 @@ def _fault_file(k: Kernel, p: Process, v: VMA, regions: np.ndarray, cpu: int) ->
     child, faulted it) or taken from a pool (the file's reservation, if it made one)
     and added to the cache (hugetlb_add_to_page_cache(): dirty, never written back);
     then mapped whole in v."""
-    n = 1 << pmd_order(k)
+    n = 1 << v.hpage_order
     b = v.backing
     f = k.f
     idx = v.pgoff + regions
@@ -402,7 +458,7 @@ def _fault_file(k: Kernel, p: Process, v: VMA, regions: np.ndarray, cpu: int) ->
         if not ok.all():
             bad = int(regions[need[~ok][0]])
         got, heads = need[ok], heads[ok]
-        fr = _frames(heads, pmd_order(k))
+        fr = _frames(heads, v.hpage_order)
         fidx = (idx[got][:, None] + np.arange(n, dtype=np.int64)).reshape(-1)
         f.kind[fr] = K_FILE
         f.mapping[fr] = b.id
@@ -415,30 +471,53 @@ def _fault_file(k: Kernel, p: Process, v: VMA, regions: np.ndarray, cpu: int) ->
     have = cached >= 0
     if have.any():
         o = (regions[have][:, None] + np.arange(n, dtype=np.int64)).reshape(-1)
-        fr = _frames(cached[have], pmd_order(k))
+        fr = _frames(cached[have], v.hpage_order)
         v.set_ptes(o, fr)
         f.mapcount[fr] += 1
     if bad is not None:
         raise _sigbus(k, v, bad, "fault")
 
 
-def pool_books(k: Kernel) -> np.ndarray:
-    """Free pool pages per zone (a migration's books for hugetlb targets)."""
-    out = np.zeros(len(k.zones), np.int64)
-    if k.large_folios:
-        for z in k.zones:
-            if z.spanned:
-                out[z.zid] = free_pool_heads(k, z).size
-    return out
+class PoolBooks:
+    """A migration's books for hugetlb targets: free pool pages per zone per hstate
+    order, and per order how many of them no reservation holds (available_huge_pages():
+    alloc_hugetlb_folio_nodemask() dequeues only those)."""
+
+    __slots__ = ("free", "avail")
+
+    def __init__(self, k: Kernel) -> None:
+        self.free = {o: np.zeros(len(k.zones), np.int64) for o in hstate_orders(k)}
+        self.avail = {o: available_huge_pages(k, o) for o in hstate_orders(k)}
+        if k.large_folios:
+            for z in k.zones:
+                if z.spanned:
+                    h, free = hugetlb_heads(k, z.start_pfn, z.end_pfn)
+                    o = (k.f.spare[h[free]] & ORDER_MASK).astype(np.int64)
+                    for order, arr in self.free.items():
+                        arr[z.zid] = int((o == order).sum())
+
+    def credit(self, k: Kernel, heads: np.ndarray, orders: np.ndarray, zids=None) -> None:
+        """Huge pages back in their pools (a migration's sources)."""
+        for o, arr in self.free.items():
+            sel = orders == o
+            if sel.any():
+                z = k.zone_of(heads[sel]) if zids is None else zids[sel]
+                arr += np.bincount(z, minlength=arr.size)
+                self.avail[o] += int(sel.sum())
 
 
 def _dissolvable(k: Kernel, heads: np.ndarray) -> np.ndarray:
     """The free pool pages among these heads dissolve_free_hugetlb_folio() can take:
-    not those reservations need (free_huge_pages - resv_huge_pages == 0: -EBUSY, and
-    offline_pages() fails with "failure to dissolve huge pages")."""
+    not those reservations need (available_huge_pages() of their hstate is 0: -EBUSY,
+    and offline_pages() fails with "failure to dissolve huge pages")."""
     if heads.size == 0:
         return heads
-    return heads[:available_huge_pages(k)]
+    o = k.f.spare[heads] & ORDER_MASK
+    keep = np.zeros(heads.size, bool)
+    for order in np.unique(o).tolist():
+        at = np.flatnonzero(o == order)
+        keep[at[:available_huge_pages(k, int(order))]] = True
+    return heads[keep]
 
 
 def dissolve_free(k: Kernel, pfns: np.ndarray) -> int:
@@ -453,7 +532,9 @@ def dissolve_free(k: Kernel, pfns: np.ndarray) -> int:
         return 0
     sp = f.spare[kern]
     heads = _dissolvable(k, kern[((sp & FOLIO_TAIL) == 0) & ((sp & FOLIO_HUGETLB) != 0)])
-    kern = _frames(heads, pmd_order(k))
+    orders = (f.spare[heads] & ORDER_MASK).astype(np.int64)
+    kern = np.concatenate([_frames(heads[orders == o], o) for o in np.unique(orders).tolist()]
+                          ) if heads.size else heads
     f.spare[kern] = 0
     k.large_folios -= int(heads.size)
     f.kind[kern] = K_ANON  # (held for a moment: free_frames frees held frames)
@@ -466,4 +547,5 @@ def free_pool_frames(k: Kernel, s: int, e: int) -> int:
     if not k.large_folios:
         return 0
     h, free = hugetlb_heads(k, s, e)
-    return int(_dissolvable(k, h[free]).size) << pmd_order(k)
+    o = (k.f.spare[_dissolvable(k, h[free])] & ORDER_MASK).astype(np.int64)
+    return int((np.int64(1) << o).sum())

@@ -170,7 +170,7 @@ def split_vma(k: Kernel, p: Process, v: VMA, addr: int) -> VMA:
     note_vma_split(k, v, addr)
     hi = VMA(start=addr, end=v.end, flags=v.flags, policy=v.policy, anon=v.anon,
              backing=v.backing, pgoff=v.pgoff + o, mm=p, chain=list(v.chain),
-             resv_owner=v.resv_owner)
+             resv_owner=v.resv_owner, hpage_order=v.hpage_order)
     _set_end(p, v, addr)
     for av in v.chain:  # anon_vma_clone(): the new part is linked where the old one is
         av.vmas.append(hi)
@@ -183,11 +183,11 @@ def split_vma(k: Kernel, p: Process, v: VMA, addr: int) -> VMA:
 def hugetlb_cut(k: Kernel, p: Process, start: int, end: int, call: str) -> None:
     """hugetlb_vm_op_split(): a hugetlb VMA is cut at huge page boundaries only; a
     range that would cut one elsewhere is EINVAL (before anything changes)."""
-    hp = k.page_size << (k.page_shift - 3)
     i = p._index_above(start)
     for v in p.vmas[i:]:
         if v.start >= end:
             break
+        hp = k.page_size << v.hpage_order  # (the VMA's own huge page size)
         if v.flags & VM_HUGETLB and ((v.start < start < v.end and start % hp)
                                      or (v.start < end < v.end and end % hp)):
             raise oserror(EINVAL, f"{call}: [{start:#x}, {end:#x}) cuts a huge page of the "

@@ -153,7 +153,7 @@ class Execute:
         # a call that moves large folios: the free aligned blocks its books count,
         # carried from chunk to chunk as the rehearsal carries them (ZoneBooks.huge)
         self._huge: np.ndarray | None = None
-        self._pool: np.ndarray | None = None
+        self._pool = None  # hugetlb.PoolBooks, the same way
 
     def expect_repeats(self, repeats: bool) -> None:
         self.track = repeats

@@ -70,6 +70,15 @@ def _counts(k: Kernel, plan: ChunkPlan, ok: np.ndarray) -> None:
     k.vmstat_counts["thp_migration_fail"] += int((big & ~ok & ~plan.split).sum())
 
 
+def _huge_pairs(k: Kernel, src: np.ndarray, dst: np.ndarray, units: np.ndarray
+                ) -> np.ndarray:
+    """Huge folios per (source, target) node pair, in PMD-sized units (a 1 GiB folio
+    costs as 512 huge pages of 2 MiB do)."""
+    nn = k.nr_node_ids
+    return np.bincount(src * nn + dst, weights=units, minlength=nn * nn
+                       ).astype(np.int64).reshape(nn, nn)
+
+
 def perform_folios(ex, keys: np.ndarray, pfns: np.ndarray, targets: np.ndarray,
                    plan: ChunkPlan, ctl: MigrateControl, out, sel) -> None:
     """Execute.perform() of a plan with large folios."""
@@ -89,14 +98,16 @@ def perform_folios(ex, keys: np.ndarray, pfns: np.ndarray, targets: np.ndarray,
     for zid in np.unique(plan.zones[whole]).tolist():
         z = k.zones[zid]
         w = np.flatnonzero(whole & (plan.zones == zid))
-        hug = w[plan.hugetlb[w]]
-        big = w[(orders[w] > 0) & ~plan.hugetlb[w]]
+        hug = w[plan.hugetlb[w] & ~plan.temp[w]]
+        big = w[(orders[w] > 0) & (~plan.hugetlb[w] | plan.temp[w])]
         sm = w[orders[w] == 0]
-        if hug.size:  # pages of the target's hugetlb pool (not the buddy allocator's)
-            ph = free_pool_heads(k, z)[:hug.size]
-            dst_head[hug] = ph
-            _claim(k, folio_frames(ph, orders[hug]))
-        if big.size:
+        for o in np.unique(orders[hug]).tolist():
+            # pages of the target's hugetlb pool (not the buddy allocator's), by order
+            ho = hug[orders[hug] == o]
+            ph = free_pool_heads(k, z, o)[:ho.size]
+            dst_head[ho] = ph
+            _claim(k, folio_frames(ph, orders[ho]))
+        if big.size:  # (THPs, and temporary hugetlb pages: PMD order both)
             blk = take_blocks(k, z, big.size, nb)
             dst_head[big] = blk
             z.free -= blk.size * nb
@@ -147,16 +158,17 @@ def perform_folios(ex, keys: np.ndarray, pfns: np.ndarray, targets: np.ndarray,
             zp += k.node_pairs(dn, s_tg, s_src.size)
         account_pairs(k, zp, ctl.cpu)
         hb = orders[wp] > 0
-        huge = k.node_pairs(hs[hb], hd[hb], int(hb.sum()))
+        huge = _huge_pairs(k, hs[hb], hd[hb], w_pages[hb] // nb)
         small = pairs - huge * nb
         cost = folio_cost_ns(k, small, huge, nb)
         k.time.advance(cost)
         out.time_ns += cost
         k.record_traffic_pairs(pairs)
         ht = plan.hugetlb[wp]
+        tmp = plan.temp[wp]
         # the copies are folios (free_frames drops the sources'; a hugetlb source goes
-        # back to its pool, still a folio)
-        k.large_folios += int((hb & ~ht).sum())
+        # back to its pool, still a folio, unless its copy is a temporary page)
+        k.large_folios += int((hb & (~ht | tmp)).sum())
         # the frames a slice of folios at a time (arrays of 32 MiB and more are mapped
         # afresh by every allocation: Execute.perform's PERFORM_SLICE)
         per = max(1, PERFORM_SLICE // nb)
@@ -171,6 +183,10 @@ def perform_folios(ex, keys: np.ndarray, pfns: np.ndarray, targets: np.ndarray,
             # frames (copied with the record); the old page joins its pool
             spare = k.f.rec["spare"]
             spare[pfns[wp][b]] &= np.uint16(~FOLIO_SURPLUS & 0xFFFF)
+            # move_hugetlb_state(): the new page of a temporary allocation is final,
+            # the old one takes over the temporary state: freed to the buddy
+            # allocator (a surplus head's way), not to its pool
+            spare[pfns[wp][b][tmp[b]]] |= FOLIO_SURPLUS
             free_frames(k, src, np.repeat(hzs[b], w_pages[b]))
         if s_src.size:
             kinds, maps, index, mapcount = _copy_frames(k, s_src, s_dst)
@@ -178,11 +194,12 @@ def perform_folios(ex, keys: np.ndarray, pfns: np.ndarray, targets: np.ndarray,
             k.note_moved(s_src, s_dst)
             free_frames(k, s_src)
         if ex._huge is not None:  # a whole THP's source block is free again
-            th = pfns[wp][hb & ~ht]
+            th = pfns[wp][hb & (~ht | tmp)]
             iso = k.blk_isolated[th // k.block_pages]
             ex._huge += np.bincount(k.zone_of(th[~iso]), minlength=ex._huge.size)
-        if ex._pool is not None and ht.any():  # a hugetlb source joins its pool
-            ex._pool += np.bincount(k.zone_of(pfns[wp][ht]), minlength=ex._pool.size)
+        if ex._pool is not None and (ht & ~tmp).any():  # a hugetlb source joins its pool
+            back = ht & ~tmp
+            ex._pool.credit(k, pfns[wp][back], orders[wp][back])
     k.isolated_pages -= wp.size + sp_rows.size
     res = np.where(ok, 0, codes).astype(np.int64)
     res[wp] = k.node_of(dst_head[wp]) if wp.size else res[wp]
@@ -227,13 +244,16 @@ def rehearse_folios(rx, keys: np.ndarray, pfns: np.ndarray, targets: np.ndarray,
         w = np.int64(1) << orders[wp].astype(np.int64)
         sz, dz = szones[wp], plan.zones[wp]
         ht = plan.hugetlb[wp]
-        if ht.any():  # a hugetlb source goes back to its pool, not to the free lists
-            books.pool += np.bincount(sz[ht], minlength=books.pool.size)
-            w = np.where(ht, 0, w)
+        tmp = plan.temp[wp]
+        back = ht & ~tmp
+        if back.any():  # a hugetlb source goes back to its pool, not to the free lists
+            books.pool.credit(k, pfns[wp][back], orders[wp][back], sz[back])
+            w = np.where(back, 0, w)
         books.free += np.bincount(sz, weights=w, minlength=books.free.size).astype(np.int64)
         hb = orders[wp] > 0
         small += k.node_pairs(zn[sz[~hb]], zn[dz[~hb]], int((~hb).sum()))
-        huge += k.node_pairs(zn[sz[hb]], zn[dz[hb]], int(hb.sum()))
+        units = (np.int64(1) << orders[wp][hb].astype(np.int64)) // nb
+        huge += _huge_pairs(k, zn[sz[hb]], zn[dz[hb]], units)
         iso_blk = rx.isolated_blocks
         inside = iso_blk[pfns[wp] // k.block_pages] & ~found[wp] if iso_blk.any() else \
             np.zeros(wp.size, bool)
@@ -241,7 +261,7 @@ def rehearse_folios(rx, keys: np.ndarray, pfns: np.ndarray, targets: np.ndarray,
             books.iso += np.bincount(sz[inside], weights=w[inside],
                                      minlength=books.iso.size).astype(np.int64)
         if books.huge is not None:
-            free_blk = hb & ~inside & ~ht
+            free_blk = hb & ~inside & ~back
             books.huge += np.bincount(sz[free_blk], minlength=books.huge.size)
         res[wp] = zn[dz]
         fl = (rx._flags_now(pfns[wp]) & ~_FRESH_CLEAR) | PG_lru

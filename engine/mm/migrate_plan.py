@@ -20,15 +20,16 @@ from ..constants import (
 from ..vec import (
     distinct,
 )
-from .huge_memory import free_blocks, loose_breaks, pmd_pages
-from .hugetlb import pool_books
+from .huge_memory import free_blocks, loose_breaks, pmd_order, pmd_pages
+from .hugetlb import PoolBooks
 from .page_alloc import ZoneBooks, _mark, zone_takes, zonelist
 from .state import Kernel
 
 UNTRIED = -(1 << 40)  # an outcome for a pair the call never reached
 PERFORM_SLICE = 1 << 18  # pages Execute.perform copies, redirects and frees at a time
 
-__all__ = ["MigrateControl", "target_order", "failure_codes", "ChunkPlan", "plan_chunk"]
+__all__ = ["MigrateControl", "target_order", "failure_codes", "ChunkPlan", "plan_chunk",
+           "hugetlb_targets"]
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,9 @@ class ChunkPlan:
     split: np.ndarray | None = None
     split_zones: np.ndarray | None = None
     hugetlb: np.ndarray | None = None  # per pair: a hugetlb folio (its target: a pool page)
+    # per pair: a hugetlb folio whose new page is a temporary one from the buddy
+    # allocator (alloc_migrate_hugetlb_folio(): the pools had none free)
+    temp: np.ndarray | None = None
 
     @property
     def waits(self) -> int:
@@ -104,7 +108,7 @@ class ChunkPlan:
         srow = np.cumsum(self.split) - 1  # each split pair's row of split_zones
         return ChunkPlan(self.codes[keep], self.zones[keep], self.wait[keep], None,
                          self.orders[keep], sk, self.split_zones[srow[keep][sk]],
-                         self.hugetlb[keep])
+                         self.hugetlb[keep], self.temp[keep])
 
     def page_counts(self) -> tuple[int, int]:
         """(base pages that move, base pages that fail other than by -ENOMEM): what
@@ -227,7 +231,7 @@ def plan_folios(k: Kernel, books: ZoneBooks, flags: np.ndarray, targets: np.ndar
         books.huge = free_blocks(k, pmd_pages(k))
     if books.pool is None and hugetlb.any():
         # (counted at the first hugetlb folio: no migration before it changed a pool)
-        books.pool = pool_books(k)
+        books.pool = PoolBooks(k)
     big = orders > 0
     fl = flags
     small = np.flatnonzero(~big)
@@ -244,17 +248,21 @@ def plan_folios(k: Kernel, books: ZoneBooks, flags: np.ndarray, targets: np.ndar
     if ctl.mode != "async":
         wait[bigp] = ((fl[bigp] & (PG_locked | PG_writeback)) != 0) & (bc == 0)
     split = np.zeros(n, bool)
+    temp = np.zeros(n, bool)
     go = bigp[bc == 0]
     hg = go[hugetlb[go]]
     for t in distinct(targets[hg]).tolist():
-        # alloc_hugetlb_folio_nodemask(): a free page of the target's pool; none:
-        # -ENOMEM, a hugetlb folio is never split
+        # a hugetlb folio is never split: a page of the target's pool, else a
+        # temporary one, else -ENOMEM
         ti = hg[targets[hg] == t]
-        pos = 0
-        for zid, c in _take_pools(k, books, target_order(k, t, ctl)[0], ti.size):
-            zones[ti[pos:pos + c]] = zid
-            pos += c
-        codes[ti[pos:]] = -ENOMEM
+        for o in distinct(orders[ti]).tolist():
+            tio = ti[orders[ti] == o]
+            pos = 0
+            for zid, c, tmp in hugetlb_targets(k, books, t, ctl, int(o), tio.size):
+                zones[tio[pos:pos + c]] = zid
+                temp[tio[pos:pos + c]] = tmp
+                pos += c
+            codes[tio[pos:]] = -ENOMEM
     thp = go[~hugetlb[go]]
     for t in distinct(targets[thp]).tolist():
         # the THPs going to t, in order: blocks from the zones in the walk's order,
@@ -287,19 +295,31 @@ def plan_folios(k: Kernel, books: ZoneBooks, flags: np.ndarray, targets: np.ndar
         _debit_loose(k, books, split_zones[r, :pos], free0)
         if pos < cnt:
             codes[i] = -ENOMEM
-    return ChunkPlan(codes, zones, wait, None, orders, split, split_zones, hugetlb)
+    return ChunkPlan(codes, zones, wait, None, orders, split, split_zones, hugetlb, temp)
 
 
-def _take_pools(k: Kernel, books: ZoneBooks, order: list[int], cnt: int
-                ) -> list[tuple[int, int]]:
-    """Free hugetlb pool pages for cnt folios from the zones in the walk's order:
-    [(zone id, pages)]; the books debited."""
+def hugetlb_targets(k: Kernel, books: ZoneBooks, target: int, ctl: MigrateControl,
+                    order: int, cnt: int) -> list[tuple[int, int, bool]]:
+    """New pages for cnt hugetlb folios of one order going to `target`, as
+    alloc_hugetlb_folio_nodemask() finds them: free pages of the pools of the nodes
+    the walk allows (dequeue_hugetlb_folio_nodemask()); where those run out, and the
+    page is not gigantic, temporary pages from the buddy allocator, wholly free
+    aligned blocks above the watermark (alloc_migrate_hugetlb_folio(): no overcommit
+    limit, the page is not counted surplus; __GFP_THISNODE as the caller asks).
+    [(zone id, pages, temporary)] in that order; the books debited. The one rule of
+    the call and its rehearsal (both plan with it)."""
+    nodes, wm = target_order(k, target, ctl)
     out = []
-    for node in order:
+    pool = books.pool.free[order]
+    for node in nodes:
         for z in reversed(k.node_zones(node)):
-            c = min(cnt, int(books.pool[z.zid]))
+            c = min(cnt, int(pool[z.zid]), books.pool.avail[order])
             if c > 0:
-                books.pool[z.zid] -= c
-                out.append((z.zid, c))
+                pool[z.zid] -= c
+                books.pool.avail[order] -= c
+                out.append((z.zid, c, False))
                 cnt -= c
+    if cnt > 0 and order == pmd_order(k):  # (hstate_is_gigantic(): NULL, -ENOMEM)
+        out += [(zid, c, True) for zid, c in
+                _take_blocks(k, books, nodes, wm, 1 << order, cnt)]
     return out

@@ -155,6 +155,9 @@ class VMA:
     # HPAGE_RESV_OWNER: a private hugetlb mapping whose mmap() reserved its huge pages
     # (not MAP_NORESERVE); fork()'s copy is no owner (hugetlb_dup_vma_private())
     resv_owner: bool = False
+    # a hugetlb VMA's huge page order (its hstate: huge_page_order(hstate_vma())):
+    # PMD order for 2 MiB pages, PUD order for 1 GiB ones; 0 for any other VMA
+    hpage_order: int = 0
 
     @property
     def shift(self) -> int:

@@ -11,6 +11,8 @@ from ..constants import (
     EINVAL,
     ENOMEM,
     MAP_ANONYMOUS,
+    MAP_HUGE_MASK,
+    MAP_HUGE_SHIFT,
     MAP_HUGETLB,
     MAP_NORESERVE,
     MAP_PRIVATE,
@@ -23,7 +25,7 @@ from ..constants import (
     oserror,
 )
 from .drivers import map_into
-from .hugetlb import reserve_check
+from .hugetlb import hstate_orders, reserve_check
 from .memory import (
     TASK_SIZE,
     get_unmapped_area,
@@ -75,7 +77,8 @@ def do_mmap(k: Kernel, p: Process, length: int, prot: int, flags: int, file: str
     if flags & MAP_NORESERVE:
         vmflags |= VM_NORESERVE
     if flags & MAP_HUGETLB:
-        return _mmap_hugetlb(k, p, length, vmflags, file)
+        return _mmap_hugetlb(k, p, length, vmflags, file,
+                             (flags >> MAP_HUGE_SHIFT) & MAP_HUGE_MASK)
     shared_anon = file is None and bool(flags & MAP_SHARED)
     if not overcommit_ok(k, vmflags, shared_anon, npages):
         raise oserror(ENOMEM, f"mmap: {npages} pages is more than the machine's "
@@ -107,21 +110,39 @@ def do_mmap(k: Kernel, p: Process, length: int, prot: int, flags: int, file: str
     return addr
 
 
-def _mmap_hugetlb(k: Kernel, p: Process, length: int, vmflags: int, file) -> int:
+def hstate_sizelog(k: Kernel, log: int) -> int | None:
+    """hstate_sizelog(): the hstate order of MAP_HUGE_* (log2 of the size; 0: the
+    default hstate), None when there is no hstate of that size."""
+    if not log:
+        return hstate_orders(k)[0]
+    for o in hstate_orders(k):
+        if k.page_shift + o == log:
+            return o
+    return None
+
+
+def _mmap_hugetlb(k: Kernel, p: Process, length: int, vmflags: int, file, log: int = 0
+                  ) -> int:
     """mmap(MAP_HUGETLB): an anonymous mapping of huge pages from the hugetlb pools, on
     an unlinked hugetlbfs file (hugetlb_file_setup()). ksys_mmap_pgoff(): a file that
-    is not on hugetlbfs is EINVAL; the length is rounded up to the huge page size.
-    hugetlb_reserve_pages() reserves its huge pages (not with MAP_NORESERVE; too few
-    free ones: ENOMEM): a private mapping's reservation is its VMA's (HPAGE_RESV_OWNER),
-    a shared one's its file's. A shared mapping's pages are the file's: every mapping
-    of it, fork()'s children too, maps the same huge pages and writes them in place."""
+    is not on hugetlbfs is EINVAL; a size with no hstate is EINVAL (hstate_sizelog()
+    NULL; log: MAP_HUGE_2MB / MAP_HUGE_1GB's log2 of the page size, 0: the default,
+    2 MiB); the length is rounded up to the huge page size. hugetlb_reserve_pages()
+    reserves its huge pages (not with MAP_NORESERVE; too few free ones: ENOMEM): a
+    private mapping's reservation is its VMA's (HPAGE_RESV_OWNER), a shared one's its
+    file's. A shared mapping's pages are the file's: every mapping of it, fork()'s
+    children too, maps the same huge pages and writes them in place."""
     if file is not None:
         raise oserror(EINVAL, "mmap: MAP_HUGETLB with a file that is not on hugetlbfs")
-    hp = k.page_size << (k.page_shift - 3)
+    order = hstate_sizelog(k, log)
+    if order is None:
+        raise oserror(EINVAL, f"mmap: MAP_HUGETLB with a huge page size of 2^{log} bytes, "
+                              f"which no hstate has")
+    hp = k.page_size << order
     length = -(-length // hp) * hp
     reserve = not vmflags & VM_NORESERVE
     if reserve:
-        reserve_check(k, length // hp)
+        reserve_check(k, length // hp, order)
     addr = get_unmapped_area(p, length, hp)
     if addr is None:
         raise oserror(ENOMEM, f"mmap: no gap of {length} bytes left in pid {p.pid}")
@@ -132,6 +153,7 @@ def _mmap_hugetlb(k: Kernel, p: Process, length: int, vmflags: int, file) -> int
         backing.resv = reserve
         backing.grow(length >> k.page_shift)
     v = new_vma(p, addr, length, vmflags | VM_HUGETLB, backing, 0)
+    v.hpage_order = order
     v.resv_owner = reserve and backing is None
     insert_vma(p, v)
     return addr
@@ -144,9 +166,9 @@ def do_munmap(k: Kernel, p: Process, addr: int, length: int) -> None:
     end = addr + k.page_align(length)
     if end > TASK_SIZE:
         raise oserror(EINVAL, f"munmap: [{addr:#x}, {end:#x}) is outside the address space")
-    hp = k.page_size << (k.page_shift - 3)
     for v in vmas_in_range(k, p, addr, end, split=False):
-        # hugetlb_vm_op_split(): a hugetlb VMA is cut at huge page boundaries only
+        # hugetlb_vm_op_split(): a hugetlb VMA is cut at its huge page boundaries only
+        hp = k.page_size << v.hpage_order
         if v.flags & VM_HUGETLB and ((v.start < addr and addr % hp)
                                      or (v.end > end and end % hp)):
             raise oserror(EINVAL, f"munmap: [{addr:#x}, {end:#x}) cuts a huge page of "

@@ -50,7 +50,8 @@ class ZoneBooks:
         # wholly free PMD-aligned blocks per zone, for a migration that moves huge
         # pages (migrate_folio.py): counted when first needed, then debited/credited
         self.huge: np.ndarray | None = None
-        self.pool: np.ndarray | None = None  # free hugetlb pool pages per zone
+        # free hugetlb pool pages per zone per hstate order (hugetlb.PoolBooks)
+        self.pool = None
 
     def credit(self, k: Kernel, pfns: np.ndarray,
                isolated_blocks: np.ndarray | None = None) -> None:

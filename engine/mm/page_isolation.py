@@ -24,8 +24,8 @@ from ..constants import (
     oserror,
 )
 from ..vec import value_counts
-from .huge_memory import FOLIO_HUGETLB, FOLIO_TAIL, ORDER_MASK
-from .hugetlb import available_huge_pages, pool_counts
+from .huge_memory import FOLIO_HUGETLB, FOLIO_TAIL, ORDER_MASK, free_blocks, pmd_order
+from .hugetlb import available_huge_pages, pool_counts, size_kb
 from .rmap import for_each_mapping
 from .state import Kernel
 
@@ -67,9 +67,11 @@ def find_blockers(k: Kernel, pfns: np.ndarray) -> list[dict]:
 
 
 def _hugetlb_blockers(k: Kernel, pfns: np.ndarray, kern: np.ndarray) -> list[dict]:
-    """hugetlb pages in the range in use beyond what the other nodes' pools have free
-    to take them (alloc_hugetlb_folio_nodemask() would fail: they cannot move). Free
-    huge pages of a pool are no blockers: offline_pages() dissolves them
+    """hugetlb pages in the range in use beyond what the other nodes can give them
+    (alloc_hugetlb_folio_nodemask() would fail: they cannot move): free pages of the
+    other nodes' pools of their size, and for 2 MiB pages wholly free aligned blocks
+    there too (alloc_migrate_hugetlb_folio()'s temporary pages; never for gigantic
+    ones). Free huge pages of a pool are no blockers: offline_pages() dissolves them
     (dissolve_free_hugetlb_folios(), hugetlb.dissolve_free)."""
     f = k.f
     sp = f.spare[pfns]
@@ -77,24 +79,35 @@ def _hugetlb_blockers(k: Kernel, pfns: np.ndarray, kern: np.ndarray) -> list[dic
                  & ((sp & ORDER_MASK) != 0)]
     if heads.size == 0:
         return []
-    nb = 1 << (k.page_shift - 3)
     free = f.kind[heads] == K_KERNEL
     used = heads[~free]
     out = []
-    avail = available_huge_pages(k)
-    stuck = int(free.sum()) - avail
-    if stuck > 0:  # dissolve_free_hugetlb_folio(): reserved free pages stay (-EBUSY)
-        out.append({"kind": "hugetlb", "what": f"{stuck} free huge page(s) reserved by "
-                    f"MAP_HUGETLB mappings (failure to dissolve huge pages)",
-                    "pages": stuck * nb, "detail": "hugetlb reserved"})
+    fo = (f.spare[heads[free]] & ORDER_MASK).astype(np.int64)
+    for o in np.unique(fo).tolist():
+        stuck = int((fo == o).sum()) - available_huge_pages(k, o)
+        if stuck > 0:  # dissolve_free_hugetlb_folio(): reserved free pages stay (-EBUSY)
+            out.append({"kind": "hugetlb", "what": f"{stuck} free huge page(s) of "
+                        f"{size_kb(k, o)} kB reserved by MAP_HUGETLB mappings (failure to "
+                        f"dissolve huge pages)", "pages": stuck << o,
+                        "detail": "hugetlb reserved"})
     if used.size:
         src = set(k.node_of(used).tolist())
-        room = sum(pool_counts(k, n)[1] for n in k.memory_nodes() if n not in src)
-        room = min(room, avail)  # (alloc_hugetlb_folio_nodemask(): not reserved pages)
-        if used.size > room:
-            out.append({"kind": "hugetlb", "what": f"{used.size - room} huge page(s) in use "
-                        f"with no free huge page on another node to take them",
-                        "pages": int((used.size - room) * nb), "detail": "hugetlb"})
+        others = [n for n in k.memory_nodes() if n not in src]
+        orders = (f.spare[used] & ORDER_MASK).astype(np.int64)
+        for o in np.unique(orders).tolist():
+            cnt = int((orders == o).sum())
+            room = sum(pool_counts(k, n, o)[1] for n in others)
+            # alloc_hugetlb_folio_nodemask(): no page a reservation holds; then a
+            # temporary page (alloc_migrate_hugetlb_folio(), never a gigantic one)
+            room = min(room, available_huge_pages(k, o))
+            if o == pmd_order(k) and cnt > room:
+                blocks = free_blocks(k, 1 << o)
+                room += int(sum(blocks[z.zid] for n in others for z in k.node_zones(n)))
+            if cnt > room:
+                out.append({"kind": "hugetlb", "what": f"{cnt - room} huge page(s) of "
+                            f"{size_kb(k, o)} kB in use with no free huge page on another "
+                            f"node to take them", "pages": int((cnt - room) << o),
+                            "detail": "hugetlb"})
     return out
 
 

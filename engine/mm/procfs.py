@@ -22,7 +22,7 @@ from ..nodemask import nodes_str
 from ..vec import counts
 from .frames import SCAN_SLICE
 from .huge_memory import THP_COUNTERS, thp_pages
-from .hugetlb import pool_counts, surplus_count
+from .hugetlb import hstate_orders, pool_counts, size_kb, surplus_count
 from .mm_types import Backing, Process
 from .page_alloc import NUMASTAT_NAMES
 from .policy import effective_policy
@@ -49,7 +49,7 @@ def numa_maps(m: Kernel, p: Process) -> str:
             if v.backing is None:  # (a private one: the file is not kept here)
                 parts.append(r"file=/anon_hugepage\040(deleted)")
             parts.append("huge")
-            nb = 1 << (m.page_shift - 3)
+            nb = 1 << v.hpage_order
             hpage *= nb
             c = {key: (val // nb if key != "mapmax" else val) for key, val in c.items()}
         total, anon = c["total"], c["anon"]
@@ -302,6 +302,20 @@ def node_meminfo(m: Kernel, node: int) -> str:
                     ("HugePages_Surp", surplus_count(m, node))):
         out.append(f"Node {node} {name + ':':<16}{v:>5}")
     return "\n".join(out) + "\n"
+
+
+def node_hugepages(m: Kernel, node: int) -> dict[str, dict[str, int]]:
+    """/sys/devices/system/node/nodeN/hugepages/: a directory per huge page size
+    (hugepages-2048kB, hugepages-1048576kB), each with nr_hugepages, free_hugepages
+    and surplus_hugepages (node_hstate_attrs). nr_hugepages counts the surplus
+    pages too, as nr_hugepages_show() does."""
+    out = {}
+    for o in hstate_orders(m):
+        total, free = pool_counts(m, node, o) if m.node_zones(node) else (0, 0)
+        out[f"hugepages-{size_kb(m, o)}kB"] = {
+            "nr_hugepages": total, "free_hugepages": free,
+            "surplus_hugepages": surplus_count(m, node, o) if total else 0}
+    return out
 
 
 def numactl_hardware(m: Kernel) -> str:

@@ -110,6 +110,7 @@ def fork(k: Kernel, pid, *, caller=None) -> int:
     for v in p.vmas:
         cv = new_vma(c, v.start, v.length, v.flags & ~VM_LOCKED_MASK, v.backing, v.pgoff)
         cv.policy = v.policy
+        cv.hpage_order = v.hpage_order
         insert_vma(c, cv)
         if v.anon is not None:
             _anon_vma_fork(k, c, v, cv)
