@@ -180,11 +180,16 @@ class Frames:
 
     def take(self, pfns) -> tuple[np.ndarray, np.ndarray]:
         """The entries of these frames (copies): (kf, rec)."""
-        return self.kf[pfns], self.rec[pfns]
+        # gathered through plain views of the same bytes (a 2-byte and a 16-byte
+        # scalar; numpy copies both bit for bit), then seen as the records again
+        return (self.kf.view(np.uint16)[pfns].view(KF_DTYPE),
+                self.rec.view(np.complex128)[pfns].view(REC_DTYPE))
 
     def put(self, pfns, kf: np.ndarray, rec: np.ndarray) -> None:
-        self.kf[pfns] = kf
-        self.rec[pfns] = rec
+        # (numpy scatters a structured array field by field: 1 Mi random records
+        # took 33 ms, through the plain views 12 ms)
+        self.kf.view(np.uint16)[pfns] = np.ascontiguousarray(kf).view(np.uint16)
+        self.rec.view(np.complex128)[pfns] = np.ascontiguousarray(rec).view(np.complex128)
 
     # ------------------------------------------------------------ scans
     def words(self, a: int = 0, b: int | None = None) -> np.ndarray:
