@@ -83,7 +83,7 @@ class ChunkPlan:
     zones: np.ndarray
     wait: np.ndarray
     # the pairs each zone supplies, as the planner found them: [(zone id, positions
-    # or a slice)]; None when not known (a subset)
+    # or a slice)]; None when not known (a subset); and the target node of each group
     groups: list | None = None
     # large folios (None: every pair is a small page): per pair its folio order, and
     # whether it is split and retried as small pages (thp_migration_split); per split
@@ -92,6 +92,7 @@ class ChunkPlan:
     split: np.ndarray | None = None
     split_zones: np.ndarray | None = None
     hugetlb: np.ndarray | None = None  # per pair: a hugetlb folio (its target: a pool page)
+    group_targets: list | None = None  # with groups: the target node of each
 
     @property
     def waits(self) -> int:
@@ -144,6 +145,7 @@ def plan_chunk(k: Kernel, books: ZoneBooks, flags: np.ndarray, targets: np.ndarr
     codes = failure_codes(k.era.mlocked_migration, flags, ctl.mode)
     zones = np.full(n, -1, np.int32)  # (int32: half the bytes of a per-pair array)
     groups: list = []
+    gtargets: list = []
     if ctl.mode != "async":
         wait = ((flags & (PG_locked | PG_writeback)) != 0) & (codes == 0)
     else:
@@ -165,13 +167,16 @@ def plan_chunk(k: Kernel, books: ZoneBooks, flags: np.ndarray, targets: np.ndarr
             where = slice(pos, pos + c) if sel is None else sel[pos:pos + c]
             zones[where] = zid
             groups.append((zid, where))
+            gtargets.append(t)
             pos += c
         if pos < cnt:
             codes[slice(pos, None) if sel is None else sel[pos:]] = -ENOMEM
     if books.huge is not None:
         _debit_loose(k, books, zones[codes == 0], free0)
     # the groups are positions among the moving pairs when every pair moves
-    return ChunkPlan(codes, zones, wait, groups if (codes == 0).all() else None)
+    if not (codes == 0).all():
+        return ChunkPlan(codes, zones, wait)
+    return ChunkPlan(codes, zones, wait, groups, group_targets=gtargets)
 
 
 
