@@ -62,8 +62,7 @@ def failure_codes(era_mlocked: str, flags: np.ndarray, mode: str) -> np.ndarray:
     try_to_unmap() refuses VM_LOCKED mappings (-EPERM); MIGRATE_ASYNC never waits on
     the page lock or writeback (-EAGAIN), the sync passes do."""
     fail = np.zeros(flags.size, np.int32)
-    special = (flags & (PG_pinned | PG_locked | PG_writeback | PG_mlocked)) != 0
-    if not special.any():
+    if not (flags & (PG_pinned | PG_locked | PG_writeback | PG_mlocked)).any():
         return fail
     fail[(flags & PG_pinned) != 0] = -EAGAIN
     if era_mlocked == "eperm":
@@ -112,7 +111,10 @@ class ChunkPlan:
         pgmigrate_success and pgmigrate_fail count."""
         ok = self.codes == 0
         if self.orders is None:
-            return int(np.count_nonzero(ok)), int(((~ok) & (self.codes != -ENOMEM)).sum())
+            moved = int(np.count_nonzero(ok))
+            if moved == ok.size:
+                return moved, 0
+            return moved, int(((~ok) & (self.codes != -ENOMEM)).sum())
         w = np.int64(1) << self.orders
         whole = ok & ~self.split
         moved = int(w[whole].sum()) + int((self.split_zones >= 0).sum())

@@ -458,10 +458,11 @@ def finish(plan: MovePlan, result: np.ndarray) -> MoveResult:
         out = plan.status.copy()
         out[qi] = result
         return MoveResult(out, 0, None)
-    if not ((result < 0) & (result != UNTRIED)).any():
+    if not result.size or result.min() >= 0 or not ((result < 0) & (result != UNTRIED)).any():
         # every queued page moved: its target; the rest walked: their status (the
         # entries never walked hold UNWRITTEN in the plan)
-        out = np.where(plan.queue, plan.targets, plan.status)
+        out = plan.targets if plan.queue.all() else \
+            np.where(plan.queue, plan.targets, plan.status)
         return MoveResult(out, 0, plan.stop_error, n - plan.stop)
     out = np.full(n, UNWRITTEN, np.int64)
     res = np.full(n, UNWRITTEN, np.int64)
