@@ -62,13 +62,18 @@ class MoveStatus(list):
             obj[arr == UNWRITTEN] = None
             st.extend(obj.tolist())
         else:
-            # a list of Python ints from the narrowest dtype that holds them (nodes,
-            # -errno: 1 Mi statuses as int8 in 4.4 ms, as int64 in 8.5), extended into
-            # the empty list (its constructor would copy a list it was given again)
+            # the empty list extended (its constructor would copy a list it was given
+            # again) by Python ints made the cheapest way: nodes alone (0-255) from
+            # bytes, whose iterator hands out the interpreter's cached small ints; else
+            # a list from the narrowest dtype that holds them. 1 Mi nodes: 2.9 ms from
+            # bytes, 10 ms from an int8 tolist(), 13.6 ms as list(int64 tolist())
             hi = int(arr.max()) if arr.size else 0
-            narrow = np.int8 if -128 <= lo and hi < 128 else \
-                np.int16 if -32768 <= lo and hi < 32768 else arr.dtype
-            st.extend(arr.astype(narrow, copy=False).tolist())
+            if 0 <= lo and hi < 256:
+                st.extend(arr.astype(np.uint8).tobytes())
+            else:
+                narrow = np.int8 if -128 <= lo and hi < 128 else \
+                    np.int16 if -32768 <= lo and hi < 32768 else arr.dtype
+                st.extend(arr.astype(narrow, copy=False).tolist())
         st.ret = int(ret)
         st.array = arr
         return st
