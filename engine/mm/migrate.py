@@ -285,7 +285,7 @@ class Execute:
         def new_nodes(b):
             return dnodes if dnodes is None or dnodes.ndim == 0 else dnodes[b]
 
-        rows = []  # (slice, source node) of the slices whose pages leave one zone
+        rows = []  # (slice, source node) of the slices whose pages leave one node
         # the pages a slice at a time: the temporaries of a slice stay in cache
         # and on malloc's heap (arrays of 32 MiB and more are mapped afresh by
         # every allocation: their page faults cost more than the work)
@@ -301,7 +301,9 @@ class Execute:
                 zp += k.node_pairs(s_dn, tg if tg.ndim == 0 else tg[b], s_src.size)
             szones = k.zone_of(s_src)
             lo, hi = int(szones.min()), int(szones.max())
-            if lo == hi:
+            if lo == hi or (zone_node[lo:hi + 1] == zone_node[lo]).all():
+                # (zones lo..hi all of one node: so is every page's; a node's zones
+                # have consecutive ids, as DMA32 and Normal of node 0 in the benchmark)
                 rows.append((b, int(zone_node[lo])))
             else:
                 pairs += k.node_pairs(zone_node[szones], s_dn, s_src.size)
