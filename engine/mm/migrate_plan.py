@@ -144,23 +144,28 @@ def plan_chunk(k: Kernel, books: ZoneBooks, flags: np.ndarray, targets: np.ndarr
         return plan_folios(k, books, flags, targets, ctl, orders,
                            np.zeros(targets.size, bool) if hugetlb is None else hugetlb)
     n = targets.size
-    codes = failure_codes(k.era.mlocked_migration, flags, ctl.mode)
+    # no page pinned, locked, under writeback or mlocked (the usual): nothing fails
+    # or waits, and the passes that would find out are skipped
+    special = bool((flags & (PG_pinned | PG_locked | PG_writeback | PG_mlocked)).any())
+    codes = failure_codes(k.era.mlocked_migration, flags, ctl.mode) if special else \
+        np.zeros(n, np.int32)
     zones = np.full(n, -1, np.int32)  # (int32: half the bytes of a per-pair array)
     groups: list = []
     gtargets: list = []
-    if ctl.mode != "async":
+    if ctl.mode != "async" and special:
         wait = ((flags & (PG_locked | PG_writeback)) != 0) & (codes == 0)
     else:
         wait = np.zeros(n, bool)
-    go = codes == 0
+    go = codes == 0 if special else None
     free0 = None if books.huge is None else books.free.copy()
-    if go.all():
+    if go is None or go.all():
         tg, ts = targets, distinct(targets)
     else:
         tg, ts = np.where(go, targets, -1), distinct(targets[go])
+    full = True  # every pair got a frame
     for t in ts.tolist():
         # the pages going to t, in order (None: all of them, t is the only target)
-        sel = None if ts.size == 1 and go.all() else np.flatnonzero(tg == t)
+        sel = None if ts.size == 1 and (go is None or go.all()) else np.flatnonzero(tg == t)
         cnt = n if sel is None else sel.size
         order, wm = target_order(k, t, ctl)
         takes = zone_takes(k, books, cnt, order, movable=True, wmark=wm) if order else []
@@ -173,10 +178,11 @@ def plan_chunk(k: Kernel, books: ZoneBooks, flags: np.ndarray, targets: np.ndarr
             pos += c
         if pos < cnt:
             codes[slice(pos, None) if sel is None else sel[pos:]] = -ENOMEM
+            full = False
     if books.huge is not None:
         _debit_loose(k, books, zones[codes == 0], free0)
     # the groups are positions among the moving pairs when every pair moves
-    if not (codes == 0).all():
+    if not (full and not special) and not (codes == 0).all():
         return ChunkPlan(codes, zones, wait)
     return ChunkPlan(codes, zones, wait, groups, group_targets=gtargets)
 
