@@ -328,5 +328,6 @@ def touch(k: Kernel, p: Process, addr: int, length: int, *, write: bool = True,
         o0 = (max(v.start, start) - v.start) >> k.page_shift
         o1 = (min(v.end, end) - v.start) >> k.page_shift
         offs = np.arange(o0, o1, dtype=np.int64)
-        count_stalls(k, p, v.ptes(offs))
+        if k.isolated_pages:  # (no page isolated, none to stall on: no table read)
+            count_stalls(k, p, v.ptes(offs))
         fault(k, p, v, offs, write=write, cpu=node, populate=populate)
