@@ -220,34 +220,55 @@ def _fault_private_write(k: Kernel, p: Process, v: VMA, offs: np.ndarray, cpu: i
         _write_private(k, v, offs, cur, tok, not populate)
         return
     av = ensure_anon_vma(k, p, v)
-    noffs = offs[need]
-    newp = np.full(noffs.size, -1, np.int64)
+    # (every page needing one, the usual first touch: offs itself, no copy of 32 MiB)
+    need_all = bool(need.all())
+    noffs = offs if need_all else offs[need]
+    # a first touch of every page: the new frames get whole entries below, so the
+    # allocator need not clean them first
+    fresh = need_all and not have.any()
+    newp = None
     for sel, pol in vma_policy_groups(p, v, noffs):
         o = noffs if sel is None else noffs[sel]
         targets, il = fault_targets(k, p, v, o, cpu, pol)
-        got = alloc_by_target(k, p, pol, targets, cpu, il)
+        got = alloc_by_target(k, p, pol, targets, cpu, il, clean=not fresh)
         if sel is None:
             newp = got
         else:
+            if newp is None:
+                newp = np.full(noffs.size, -1, np.int64)
             newp[sel] = got
+    if newp is None:
+        newp = np.full(noffs.size, -1, np.int64)
     got = newp >= 0
-    g_offs, g_pfn = (noffs, newp) if got.all() else (noffs[got], newp[got])
-    old = cur[need] if got.all() else cur[need][got]
+    got_all = bool(got.all())
+    g_offs, g_pfn = (noffs, newp) if got_all else (noffs[got], newp[got])
+    w = as_slice(g_pfn)  # a fresh zone hands out runs: block writes, not scatters
+    flags = PG_lru | (PG_mlocked if v.locked else 0)
+    if fresh and got_all:
+        # every page a new frame: their whole entries in one pass (the write's content
+        # and dirty bit included), then the tables
+        f.write_entries(w, K_ANON, flags | (0 if populate else PG_dirty), av.id,
+                        np.add(g_offs, v.vpn - av.base_vpn), tok, 1)
+        v.set_ptes(g_offs, g_pfn)
+        v.set_expects(offs, tok)
+        return
+    if fresh:  # out of memory part way: the frames it got, clean, as the allocator's
+        f.clear_records(w)
+    old = cur[need] if got_all else cur[need][got]
     # drop the old mapping (a file page, or the shared anonymous page the other side
     # keeps); the zero page is not counted
     oldf = old[(old >= 0) & (old != zero)]
     if oldf.size:
         f.mapcount[oldf] -= 1
-    w = as_slice(g_pfn)  # a fresh zone hands out runs: block writes, not scatters
     f.kind[w] = K_ANON
     f.mapping[w] = av.id
     f.index[w] = v.vpn + g_offs - av.base_vpn
     f.mapcount[w] = 1
-    f.flags[w] = PG_lru | (PG_mlocked if v.locked else 0)
+    f.flags[w] = flags
     v.set_ptes(g_offs, g_pfn)
     if oldf.size and v.locked:
         recompute_mlocked(k, oldf)  # munlock_vma_folio(): this mapping no longer locks it
-    if got.all():
+    if got_all:
         cur[need] = newp
         _write_private(k, v, offs, cur, tok, not populate)
         return
@@ -308,5 +329,6 @@ def touch(k: Kernel, p: Process, addr: int, length: int, *, write: bool = True,
         o0 = (max(v.start, start) - v.start) >> k.page_shift
         o1 = (min(v.end, end) - v.start) >> k.page_shift
         offs = np.arange(o0, o1, dtype=np.int64)
-        count_stalls(k, p, v.ptes(offs))
+        if k.isolated_pages:  # (no page isolated, none to stall on: no table read)
+            count_stalls(k, p, v.ptes(offs))
         fault(k, p, v, offs, write=write, cpu=node, populate=populate)

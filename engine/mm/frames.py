@@ -178,13 +178,42 @@ class Frames:
         else:
             self.rec[pfns] = 0
 
+    def write_entries(self, pfns, kind: int, flags: int, mapping: int, index: np.ndarray,
+                      content: np.ndarray, mapcount: int) -> None:
+        """Whole entries of frames a caller has just taken (a run as a slice, or
+        PFNs): kind and flags as one word, and records (spare 0) assembled
+        COPY_SLICE at a time in a buffer in cache, each slice then copied as one
+        block. (Four strided field writes into the records of 4 Mi frames took 170 ms
+        building the reference machine; index and content: one value per frame.)"""
+        run = isinstance(pfns, slice)
+        s, e, _ = pfns.indices(self.n) if run else (0, pfns.size, 1)
+        if e <= s:
+            return
+        word = int(kind) | int(flags) << 8  # (Python ints: a uint8 shifted is 0)
+        self.kf.view(np.uint16)[pfns] = word
+        buf = np.zeros(min(e - s, COPY_SLICE), REC_DTYPE)
+        out = self.rec.view(np.complex128)
+        for a in range(0, e - s, COPY_SLICE):
+            b = min(e - s, a + COPY_SLICE)
+            r = buf[:b - a]
+            r["mapping"] = mapping
+            r["index"] = index[a:b]
+            r["content"] = content[a:b]
+            r["mapcount"] = mapcount
+            out[slice(s + a, s + b) if run else pfns[a:b]] = r.view(np.complex128)
+
     def take(self, pfns) -> tuple[np.ndarray, np.ndarray]:
         """The entries of these frames (copies): (kf, rec)."""
-        return self.kf[pfns], self.rec[pfns]
+        # gathered through plain views of the same bytes (a 2-byte and a 16-byte
+        # scalar; numpy copies both bit for bit), then seen as the records again
+        return (self.kf.view(np.uint16)[pfns].view(KF_DTYPE),
+                self.rec.view(np.complex128)[pfns].view(REC_DTYPE))
 
     def put(self, pfns, kf: np.ndarray, rec: np.ndarray) -> None:
-        self.kf[pfns] = kf
-        self.rec[pfns] = rec
+        # (numpy scatters a structured array field by field: 1 Mi random records
+        # took 33 ms, through the plain views 12 ms)
+        self.kf.view(np.uint16)[pfns] = np.ascontiguousarray(kf).view(np.uint16)
+        self.rec.view(np.complex128)[pfns] = np.ascontiguousarray(rec).view(np.complex128)
 
     # ------------------------------------------------------------ scans
     def words(self, a: int = 0, b: int | None = None) -> np.ndarray:

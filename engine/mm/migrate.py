@@ -227,70 +227,111 @@ class Execute:
         okpos = None if ok.all() else np.flatnonzero(ok)
         src = pfns if okpos is None else pfns[okpos]
         if src.size:
-            zsel = plan.zones if okpos is None else plan.zones[okpos]
-            groups = plan.zone_groups(okpos)
-            # the new frames go straight into the outcome when the chunk is a run of
-            # it (no array of its own: one of 32 MiB would be mapped afresh)
-            direct = okpos is None and isinstance(sel, slice)
-            dst = out.dst[sel] if direct else np.empty(src.size, np.int64)
-            nodes = {k.zones[zid].node for zid, _ in groups}
-            dnodes = np.int64(nodes.pop()) if len(nodes) == 1 else \
-                np.empty(src.size, np.int32)  # (one node, the usual: a number)
-            for zid, where in groups:
-                z = k.zones[zid]
-                if isinstance(where, slice):  # the frames go straight into place
-                    cnt = len(range(src.size)[where])
-                    _take_free(k, z, cnt, dst[where])
-                else:
-                    cnt = where.size
-                    dst[where] = _take_free(k, z, cnt)
-                if dnodes.ndim:
-                    dnodes[where] = z.node
-                z.free -= cnt
-            if taken is not None and okpos is not None:
-                taken = (taken[0][okpos], taken[1][okpos])
-            tg = targets if okpos is None else targets[okpos]
-            if tg.size and tg[0] == tg[-1] and (tg == tg[0]).all():
-                tg = tg[0]  # one target (migrate_pages, offline): counted as one
-            zone_node = k.zone_nodes()
-            nn = k.nr_node_ids
-            pairs = np.zeros((nn, nn), np.int64)  # pages per (source, new) node
-            zp = np.zeros((nn, nn), np.int64)  # pages per (new, preferred) node: numastat
-            # the pages a slice at a time: the temporaries of a slice stay in cache
-            # and on malloc's heap (arrays of 32 MiB and more are mapped afresh by
-            # every allocation: their page faults cost more than the work)
-            for a in range(0, src.size, PERFORM_SLICE):
-                b = slice(a, min(src.size, a + PERFORM_SLICE))
-                s_src, s_dst = src[b], dst[b]
-                kinds, maps, index, mapcount = _copy_frames(
-                    k, s_src, s_dst, None if taken is None else (taken[0][b], taken[1][b]))
-                redirect(k, s_src, s_dst, index, maps, mapcount)
-                k.note_moved(s_src, s_dst)
-                s_dn = dnodes if dnodes.ndim == 0 else dnodes[b]
-                zp += k.node_pairs(s_dn, tg if tg.ndim == 0 else tg[b], s_src.size)
-                szones = k.zone_of(s_src)
-                pairs += k.node_pairs(zone_node[szones], s_dn, s_src.size)
-                if self.hold:
-                    _inflight(k, s_src, -1, kinds, maps)
-                free_frames(k, s_src, szones)
-            account_pairs(k, zp, ctl.cpu)
-            cost = pairs_cost_ns(k, pairs)
-            k.time.advance(cost)
-            out.time_ns += cost
-            k.record_traffic_pairs(pairs)
-            k.isolated_pages -= src.size
-            _store(out.result, sel, okpos, dnodes)
-            _store(out.zone, sel, okpos, zsel)
-            if not direct:
-                _store(out.dst, sel, okpos, dst)
-            if self.track:
-                self.moved.update(keys if okpos is None else keys[okpos], dst=dst)
+            self._move(src, targets if okpos is None else targets[okpos], plan, okpos, ctl,
+                       out, sel, keys, taken)
         bad = ~ok
         if bad.any():
             putback(k, pfns[bad], self.hold)
             _store(out.result, sel, np.flatnonzero(bad), codes[bad])
             k.note_failed(pfns[bad], codes[bad])
         out.waits += plan.waits
+
+    def _move(self, src, targets, plan: ChunkPlan, okpos, ctl: MigrateControl, out: Outcome,
+              sel, keys, taken) -> None:
+        """perform()'s migration of the pairs that move (src: their frames, okpos:
+        their positions in the chunk, None: all)."""
+        k = self.k
+        zsel = plan.zones if okpos is None else plan.zones[okpos]
+        groups = plan.zone_groups(okpos)
+        # the planner's groups with the target of each (every pair moves): numastat's
+        # pairs follow from them, without a pass over the pages
+        gt = plan.group_targets if okpos is None and plan.groups is not None else None
+        # the new frames and their nodes go straight into the outcome when the chunk
+        # is a run of it (no array of its own: one of 32 MiB would be mapped afresh)
+        direct = okpos is None and isinstance(sel, slice)
+        dst = out.dst[sel] if direct else np.empty(src.size, np.int64)
+        res = out.result[sel] if direct and gt is not None else None
+        zone_node = k.zone_nodes()
+        nodes = {k.zones[zid].node for zid, _ in groups}
+        dnodes = np.int64(nodes.pop()) if len(nodes) == 1 else \
+            None if res is not None else np.empty(src.size, np.int32)
+        zp_groups = []
+        for zid, where in groups:
+            z = k.zones[zid]
+            if isinstance(where, slice):  # the frames go straight into place
+                cnt = len(range(src.size)[where])
+                _take_free(k, z, cnt, dst[where])
+            else:
+                cnt = where.size
+                dst[where] = _take_free(k, z, cnt)
+            if dnodes is None:
+                res[where] = z.node
+            elif dnodes.ndim:
+                dnodes[where] = z.node
+            z.free -= cnt
+            zp_groups.append((z.node, cnt))
+        if taken is not None and okpos is not None:
+            taken = (taken[0][okpos], taken[1][okpos])
+        tg = targets
+        if gt is None and tg.size and tg[0] == tg[-1] and (tg == tg[0]).all():
+            tg = tg[0]  # one target (migrate_pages, offline): counted as one
+        nn = k.nr_node_ids
+        pairs = np.zeros((nn, nn), np.int64)  # pages per (source, new) node
+        zp = np.zeros((nn, nn), np.int64)  # pages per (new, preferred) node: numastat
+        if gt is not None:
+            for (node, cnt), t in zip(zp_groups, gt):
+                zp[node, t] += cnt
+
+        def new_nodes(b):
+            return dnodes if dnodes is None or dnodes.ndim == 0 else dnodes[b]
+
+        rows = []  # (slice, source node) of the slices whose pages leave one node
+        # the pages a slice at a time: the temporaries of a slice stay in cache
+        # and on malloc's heap (arrays of 32 MiB and more are mapped afresh by
+        # every allocation: their page faults cost more than the work)
+        for a in range(0, src.size, PERFORM_SLICE):
+            b = slice(a, min(src.size, a + PERFORM_SLICE))
+            s_src, s_dst = src[b], dst[b]
+            kinds, maps, index, mapcount = _copy_frames(
+                k, s_src, s_dst, None if taken is None else (taken[0][b], taken[1][b]))
+            redirect(k, s_src, s_dst, index, maps, mapcount)
+            k.note_moved(s_src, s_dst)
+            s_dn = res[b] if dnodes is None else new_nodes(b)
+            if gt is None:
+                zp += k.node_pairs(s_dn, tg if tg.ndim == 0 else tg[b], s_src.size)
+            szones = k.zone_of(s_src)
+            lo, hi = int(szones.min()), int(szones.max())
+            if lo == hi or (zone_node[lo:hi + 1] == zone_node[lo]).all():
+                # (zones lo..hi all of one node: so is every page's; a node's zones
+                # have consecutive ids, as DMA32 and Normal of node 0 in the benchmark)
+                rows.append((b, int(zone_node[lo])))
+            else:
+                pairs += k.node_pairs(zone_node[szones], s_dn, s_src.size)
+            if self.hold:
+                _inflight(k, s_src, -1, kinds, maps)
+            free_frames(k, s_src, szones)
+        if gt is not None and rows and len({n for _, n in rows}) == 1 and \
+                sum(b.stop - b.start for b, _ in rows) == src.size:
+            # every page left one node: its row is the pages each zone supplied
+            for node, cnt in zp_groups:
+                pairs[rows[0][1], node] += cnt
+        else:
+            for b, node in rows:
+                dn = res[b] if dnodes is None else new_nodes(b)
+                pairs[node] += k.node_pairs(np.int64(node), dn, b.stop - b.start)[node]
+        account_pairs(k, zp, ctl.cpu)
+        cost = pairs_cost_ns(k, pairs)
+        k.time.advance(cost)
+        out.time_ns += cost
+        k.record_traffic_pairs(pairs)
+        k.isolated_pages -= src.size
+        if dnodes is not None:
+            _store(out.result, sel, okpos, dnodes)
+        _store(out.zone, sel, okpos, zsel)
+        if not direct:
+            _store(out.dst, sel, okpos, dst)
+        if self.track:
+            self.moved.update(keys if okpos is None else keys[okpos], dst=dst)
 
     def abandon(self, pfns: np.ndarray) -> None:
         putback(self.k, pfns, self.hold)

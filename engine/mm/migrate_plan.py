@@ -63,8 +63,7 @@ def failure_codes(era_mlocked: str, flags: np.ndarray, mode: str) -> np.ndarray:
     try_to_unmap() refuses VM_LOCKED mappings (-EPERM); MIGRATE_ASYNC never waits on
     the page lock or writeback (-EAGAIN), the sync passes do."""
     fail = np.zeros(flags.size, np.int32)
-    special = (flags & (PG_pinned | PG_locked | PG_writeback | PG_mlocked)) != 0
-    if not special.any():
+    if not (flags & (PG_pinned | PG_locked | PG_writeback | PG_mlocked)).any():
         return fail
     fail[(flags & PG_pinned) != 0] = -EAGAIN
     if era_mlocked == "eperm":
@@ -84,7 +83,7 @@ class ChunkPlan:
     zones: np.ndarray
     wait: np.ndarray
     # the pairs each zone supplies, as the planner found them: [(zone id, positions
-    # or a slice)]; None when not known (a subset)
+    # or a slice)]; None when not known (a subset); and the target node of each group
     groups: list | None = None
     # large folios (None: every pair is a small page): per pair its folio order, and
     # whether it is split and retried as small pages (thp_migration_split); per split
@@ -96,6 +95,7 @@ class ChunkPlan:
     # per pair: a hugetlb folio whose new page is a temporary one from the buddy
     # allocator (alloc_migrate_hugetlb_folio(): the pools had none free)
     temp: np.ndarray | None = None
+    group_targets: list | None = None  # with groups: the target node of each
 
     @property
     def waits(self) -> int:
@@ -115,7 +115,10 @@ class ChunkPlan:
         pgmigrate_success and pgmigrate_fail count."""
         ok = self.codes == 0
         if self.orders is None:
-            return int(np.count_nonzero(ok)), int(((~ok) & (self.codes != -ENOMEM)).sum())
+            moved = int(np.count_nonzero(ok))
+            if moved == ok.size:
+                return moved, 0
+            return moved, int(((~ok) & (self.codes != -ENOMEM)).sum())
         w = np.int64(1) << self.orders
         whole = ok & ~self.split
         moved = int(w[whole].sum()) + int((self.split_zones >= 0).sum())
@@ -145,22 +148,28 @@ def plan_chunk(k: Kernel, books: ZoneBooks, flags: np.ndarray, targets: np.ndarr
         return plan_folios(k, books, flags, targets, ctl, orders,
                            np.zeros(targets.size, bool) if hugetlb is None else hugetlb)
     n = targets.size
-    codes = failure_codes(k.era.mlocked_migration, flags, ctl.mode)
+    # no page pinned, locked, under writeback or mlocked (the usual): nothing fails
+    # or waits, and the passes that would find out are skipped
+    special = bool((flags & (PG_pinned | PG_locked | PG_writeback | PG_mlocked)).any())
+    codes = failure_codes(k.era.mlocked_migration, flags, ctl.mode) if special else \
+        np.zeros(n, np.int32)
     zones = np.full(n, -1, np.int32)  # (int32: half the bytes of a per-pair array)
     groups: list = []
-    if ctl.mode != "async":
+    gtargets: list = []
+    if ctl.mode != "async" and special:
         wait = ((flags & (PG_locked | PG_writeback)) != 0) & (codes == 0)
     else:
         wait = np.zeros(n, bool)
-    go = codes == 0
+    go = codes == 0 if special else None
     free0 = None if books.huge is None else books.free.copy()
-    if go.all():
+    if go is None or go.all():
         tg, ts = targets, distinct(targets)
     else:
         tg, ts = np.where(go, targets, -1), distinct(targets[go])
+    full = True  # every pair got a frame
     for t in ts.tolist():
         # the pages going to t, in order (None: all of them, t is the only target)
-        sel = None if ts.size == 1 and go.all() else np.flatnonzero(tg == t)
+        sel = None if ts.size == 1 and (go is None or go.all()) else np.flatnonzero(tg == t)
         cnt = n if sel is None else sel.size
         order, wm = target_order(k, t, ctl)
         takes = zone_takes(k, books, cnt, order, movable=True, wmark=wm) if order else []
@@ -169,13 +178,17 @@ def plan_chunk(k: Kernel, books: ZoneBooks, flags: np.ndarray, targets: np.ndarr
             where = slice(pos, pos + c) if sel is None else sel[pos:pos + c]
             zones[where] = zid
             groups.append((zid, where))
+            gtargets.append(t)
             pos += c
         if pos < cnt:
             codes[slice(pos, None) if sel is None else sel[pos:]] = -ENOMEM
+            full = False
     if books.huge is not None:
         _debit_loose(k, books, zones[codes == 0], free0)
     # the groups are positions among the moving pairs when every pair moves
-    return ChunkPlan(codes, zones, wait, groups if (codes == 0).all() else None)
+    if not (full and not special) and not (codes == 0).all():
+        return ChunkPlan(codes, zones, wait)
+    return ChunkPlan(codes, zones, wait, groups, group_targets=gtargets)
 
 
 

@@ -55,13 +55,25 @@ class MoveStatus(list):
 
     @classmethod
     def of(cls, arr: np.ndarray, ret: int) -> MoveStatus:
-        unwritten = arr == UNWRITTEN
-        if unwritten.any():
+        lo = int(arr.min()) if arr.size else 0
+        st = cls()
+        if lo == UNWRITTEN:  # (the smallest value a status array holds)
             obj = arr.astype(object)
-            obj[unwritten] = None
-            st = cls(obj.tolist())
+            obj[arr == UNWRITTEN] = None
+            st.extend(obj.tolist())
         else:
-            st = cls(arr.tolist())
+            # the empty list extended (its constructor would copy a list it was given
+            # again) by Python ints made the cheapest way: nodes alone (0-255) from
+            # bytes, whose iterator hands out the interpreter's cached small ints; else
+            # a list from the narrowest dtype that holds them. 1 Mi nodes: 2.9 ms from
+            # bytes, 10 ms from an int8 tolist(), 13.6 ms as list(int64 tolist())
+            hi = int(arr.max()) if arr.size else 0
+            if 0 <= lo and hi < 256:
+                st.extend(arr.astype(np.uint8).tobytes())
+            else:
+                narrow = np.int8 if -128 <= lo and hi < 128 else \
+                    np.int16 if -32768 <= lo and hi < 32768 else arr.dtype
+                st.extend(arr.astype(narrow, copy=False).tolist())
         st.ret = int(ret)
         st.array = arr
         return st
@@ -170,8 +182,9 @@ def check_call(k: Kernel, pid, flags, caller) -> Process:
     return p
 
 
-def as_int_array(x, what: str) -> np.ndarray:
-    """An array argument (a C array of the syscall): integers, else EFAULT."""
+def as_int_array(x, what: str, copy: bool = True) -> np.ndarray:
+    """An array argument (a C array of the syscall): integers, else EFAULT. copy=False:
+    an int64 array is used as it is (for an argument only read while the call plans)."""
     try:
         a = np.asarray(list(x) if not isinstance(x, np.ndarray) else x)
     except TypeError:
@@ -182,7 +195,7 @@ def as_int_array(x, what: str) -> np.ndarray:
         raise oserror(EFAULT, f"move_pages: {what} holds something other than integers")
     if a.dtype.kind == "u" and a.size and int(a.max()) >= 1 << 63:
         raise oserror(EFAULT, f"move_pages: {what} holds an address beyond the user range")
-    return a.astype(np.int64)
+    return a.astype(np.int64, copy=copy)
 
 
 def node_errors(k: Kernel, p: Process, tg: np.ndarray) -> np.ndarray:
@@ -257,7 +270,7 @@ class MovePlan:
 def plan_move_pages(k: Kernel, pid, pages, nodes, flags: int = 0, *, caller=None) -> MovePlan:
     """The checks and the per-entry plan of move_pages with target nodes."""
     p = check_call(k, pid, flags, caller)
-    addrs = as_int_array(pages, "pages")
+    addrs = as_int_array(pages, "pages", copy=False)  # (read by the plan only)
     n = addrs.size
     tg = as_int_array(nodes, "nodes")
     if tg.size < n:
@@ -334,8 +347,15 @@ def _frames_repeat(k: Kernel, addrs, pfn, real, allreal: bool, multi) -> bool:
     if k.large_folios or (multi if allreal else multi & real).any():
         return has_duplicates(pfn if allreal else pfn[real], k.nr_frames)
     vpn = (addrs if allreal else addrs[real]) >> k.page_shift
-    lo = int(vpn.min())
-    return has_duplicates(vpn - lo, int(vpn.max()) - lo + 1)
+    lo, hi = int(vpn.min()), int(vpn.max())
+    vpn -= lo
+    if hi - lo < 8 * vpn.size:
+        # a mask over the range of pages, its set entries counted: 7.7 ms for 1 Mi
+        # random pages of 4 Mi, where the sort took 10.2 (cold caches, both)
+        seen = np.zeros(hi - lo + 1, bool)
+        seen[vpn] = True
+        return int(np.count_nonzero(seen)) != vpn.size
+    return has_duplicates(vpn, hi - lo + 1)
 
 
 def _decide(real, node_now, tg, shared, iso_ok, status, pending=None,
@@ -443,10 +463,11 @@ def finish(plan: MovePlan, result: np.ndarray) -> MoveResult:
         out = plan.status.copy()
         out[qi] = result
         return MoveResult(out, 0, None)
-    if not ((result < 0) & (result != UNTRIED)).any():
+    if not result.size or result.min() >= 0 or not ((result < 0) & (result != UNTRIED)).any():
         # every queued page moved: its target; the rest walked: their status (the
         # entries never walked hold UNWRITTEN in the plan)
-        out = np.where(plan.queue, plan.targets, plan.status)
+        out = plan.targets if plan.queue.all() else \
+            np.where(plan.queue, plan.targets, plan.status)
         return MoveResult(out, 0, plan.stop_error, n - plan.stop)
     out = np.full(n, UNWRITTEN, np.int64)
     res = np.full(n, UNWRITTEN, np.int64)
@@ -476,7 +497,7 @@ def finish(plan: MovePlan, result: np.ndarray) -> MoveResult:
 def query(k: Kernel, pid, pages, flags: int = 0, *, caller=None) -> MoveStatus:
     """move_pages with nodes == NULL: every page's node or -errno, nothing moves."""
     p = check_call(k, pid, flags, caller)
-    status, _ = page_status(k, p, as_int_array(pages, "pages"), query=True)
+    status, _ = page_status(k, p, as_int_array(pages, "pages", copy=False), query=True)
     return MoveStatus.of(status, 0)
 
 

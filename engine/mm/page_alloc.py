@@ -115,7 +115,9 @@ def _take_free(k: Kernel, z, n: int, out: np.ndarray | None = None) -> np.ndarra
         z.cursor = (c + n - s) % max(z.spanned, 1)
         if out is None:
             return np.arange(c, c + n, dtype=np.int64)  # the free run at the cursor
-        out[:] = np.arange(c, c + n, dtype=np.int64)
+        for a in range(0, n, SCAN_SLICE):  # (temporaries a cache's size, not 32 MiB)
+            out[a:a + SCAN_SLICE] = np.arange(c + a, c + min(n, a + SCAN_SLICE),
+                                              dtype=np.int64)
         return out
     res = np.empty(n, np.int64) if out is None else out  # (out: the caller's array)
     got = 0
@@ -144,20 +146,28 @@ def _take_free(k: Kernel, z, n: int, out: np.ndarray | None = None) -> np.ndarra
 
 
 def alloc_frames(k: Kernel, n: int, nodes: list[int], *, movable: bool = True,
-                 wmark: str = "low") -> tuple[np.ndarray, np.ndarray]:
+                 wmark: str = "low", clean: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Take n frames walking `nodes` (zone_takes()). Returns (PFNs, the node that
     supplied each: read-only); fewer than n when memory runs out. The caller fills
-    the frames in; they come with clean records, marked PG_lru when movable."""
+    the frames in; they come with clean records, marked PG_lru when movable.
+    clean=False: as they are (free, stale records), for a caller that writes every
+    frame's whole entry (Frames.write_entries) or cleans them itself."""
     takes = zone_takes(k, ZoneBooks(k), n, nodes, movable=movable, wmark=wmark)
     if not takes:
         return np.empty(0, np.int64), np.empty(0, np.int64)
+    # the zones' frames go straight into one array (a concatenation of 32 MiB would
+    # be mapped afresh: 20 ms of page faults building the reference machine)
+    res = np.empty(sum(c for _, c in takes), np.int64)
     got = []
+    pos = 0
     for zid, c in takes:
         z = k.zones[zid]
-        pfns = _take_free(k, z, c)
+        pfns = _take_free(k, z, c, res[pos:pos + c])
         z.free -= pfns.size
         got.append(pfns)
-    res = np.concatenate(got) if len(got) > 1 else got[0]
+        pos += c
+    if sum(g.size for g in got) < res.size:  # a zone had fewer than its books said
+        res = np.concatenate(got)
     supplied = [k.zones[zid].node for zid, _ in takes]
     if len(set(supplied)) == 1:  # one node supplied all (the usual): a read-only view
         nodes_of = np.broadcast_to(np.int64(supplied[0]), res.shape)
@@ -168,10 +178,12 @@ def alloc_frames(k: Kernel, n: int, nodes: list[int], *, movable: bool = True,
     if len(got) == 1 and res.size and int(res[-1]) - int(res[0]) == res.size - 1:
         run = slice(int(res[0]), int(res[-1]) + 1)  # one run: block writes
         k.f.flags[run] = flag
-        k.f.clear_records(run)
+        if clean:
+            k.f.clear_records(run)
     else:
         k.f.flags[res] = flag
-        k.f.clear_records(res)
+        if clean:
+            k.f.clear_records(res)
     return res, nodes_of
 
 

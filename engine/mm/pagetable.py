@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..vec import distinct
+from ..vec import distinct, is_run
 
 # a chunk of 4096 entries (16 MiB of 4 KiB pages): large enough that a 1 TiB
 # mapping needs only 65536 directory entries, small enough that a scattered touch
@@ -197,9 +197,14 @@ class PageTable:
                 return
             if keys.size == hi - lo and self._empty(lo, hi):
                 # every entry of a range with no chunk yet (a range touched whole): its
-                # chunks, in consecutive rows, make it a slice
+                # chunks, in consecutive rows, make it a slice (written as one when
+                # the keys come in order: a copy, not a scatter)
                 self._alloc(np.arange(lo >> CHUNK_SHIFT, ((hi - 1) >> CHUNK_SHIFT) + 1))
-                self.span(lo, hi, field)[keys - lo] = values
+                sp = self.span(lo, hi, field)
+                if int(keys[0]) == lo and is_run(keys):
+                    sp[:] = values
+                else:
+                    sp[keys - lo] = values
                 return
         r = self._row_lookup(keys, lo, hi)
         missing = r < 0
@@ -222,7 +227,7 @@ class PageTable:
         n = keys.size
         a, b = int(keys[0]), int(keys[-1]) + 1
         seed = None
-        if n >= CHUNK and b - a == n and (np.diff(keys) == 1).all():
+        if n >= CHUNK and b - a == n and is_run(keys):
             s = np.uint32((int(values[0]) - a * int(TOKEN_MUL)) & 0xFFFFFFFF)
             if np.array_equal(tokens(keys, s), values):
                 seed = s
