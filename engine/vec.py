@@ -107,6 +107,30 @@ def unique_frames(pfns: np.ndarray, nr_frames: int) -> np.ndarray:
     return np.flatnonzero(mask)
 
 
+def unique_parts(parts: list[np.ndarray], nr_frames: int, max_runs: int = 64
+                 ) -> np.ndarray:
+    """unique_frames() of the parts' concatenation. A part that is a few ascending runs
+    (a VMA's pages, allocated in order from where the free area began and wrapped
+    around) is cut into them; runs that do not overlap are joined in the order of their
+    first frames, with no sort or mask over the frames (4 Mi frames: 6 ms against 23)."""
+    runs = []
+    for p in parts:
+        if p.size < 2:
+            runs.append(p)
+            continue
+        cut = np.flatnonzero(p[1:] <= p[:-1]) + 1
+        if cut.size > max_runs:
+            return unique_frames(np.concatenate(parts), nr_frames)
+        runs.extend(np.split(p, cut) if cut.size else [p])
+    runs = [r for r in runs if r.size]
+    if not runs:
+        return np.empty(0, np.int64)
+    runs.sort(key=lambda r: int(r[0]))
+    if all(int(a[-1]) < int(b[0]) for a, b in zip(runs, runs[1:])):
+        return runs[0] if len(runs) == 1 else np.concatenate(runs)
+    return unique_frames(np.concatenate(runs), nr_frames)
+
+
 def has_duplicates(pfns: np.ndarray, nr_frames: int) -> bool:
     """Whether any value (in [0, nr_frames)) repeats: one sort, of 32-bit values when
     they fit (numpy's SIMD sort takes 3 ms for 1 Mi of them, 15 ms as int64, and a

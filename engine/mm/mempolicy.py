@@ -36,7 +36,7 @@ from ..constants import (
     oserror,
 )
 from ..nodemask import get_nodes, node_mask, node_remap, nodes_str
-from ..vec import unique_frames
+from ..vec import unique_parts
 from .drivers import hook_target
 from .fault import fault
 from .huge_memory import queue_folios_once
@@ -432,19 +432,16 @@ def plan_migrate_pages(k: Kernel, pid, old_nodes, new_nodes, *, caller=None,
 def queue_node_pages(k: Kernel, p: Process, nodes, move_all: bool) -> np.ndarray:
     """migrate_to_node()'s walk: every page of the address space on `nodes` in a
     migratable VMA (others skipped, not counted); shared pages only with MOVE_ALL."""
-    mask = node_mask(nodes)
     out = []
     f = k.f
     for v, migratable, _offs, pfn in walk_pages(k, p, 0, 1 << 62, "migrate_pages"):
         if not migratable or v.pfnmap:
             continue
-        pfn = pfn[mask[k.node_of(pfn)]]
+        pfn = pfn[k.in_nodes(pfn, nodes)]
         if not move_all:
             pfn = pfn[f.mapcount[pfn] <= 1]  # shared pages skipped silently
         out.append(pfn)
-    if not out:
-        return np.empty(0, np.int64)
-    pfns = unique_frames(np.concatenate(out), k.nr_frames)
+    pfns = unique_parts(out, k.nr_frames)
     if not k.large_folios:
         return pfns
     pfns = queue_folios_once(k, pfns)[0]

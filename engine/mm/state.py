@@ -320,6 +320,27 @@ class Kernel(NodeSet):
         i = np.searchsorted(self._node_starts, pfns, side="right") - 1
         return self._node_ids[i]
 
+    def in_nodes(self, pfns: np.ndarray, nodes) -> np.ndarray:
+        """Whether each frame is on one of `nodes`: a node's frames are its zones'
+        ranges, so a few compares a frame where node_of() gathers from a table (4 Mi
+        frames: 5 ms against 16). Many ranges: node_of()."""
+        spans = sorted((z.start_pfn, z.end_pfn) for n in set(nodes) for z in self.zones
+                       if z.node == n and z.end_pfn > z.start_pfn)
+        ranges: list[list[int]] = []
+        for s, e in spans:  # (adjacent zones of a node: one range)
+            if ranges and ranges[-1][1] == s:
+                ranges[-1][1] = e
+            else:
+                ranges.append([s, e])
+        if len(ranges) > 3:
+            mask = np.zeros(max(self.nr_node_ids, 1), bool)
+            mask[[n for n in nodes if 0 <= n < mask.size]] = True
+            return mask[self.node_of(pfns)]
+        out = np.zeros(len(pfns), bool)
+        for s, e in ranges:
+            out |= (pfns >= s) & (pfns < e)
+        return out
+
     def zone_of(self, pfns) -> np.ndarray:
         pfns = np.asarray(pfns, dtype=np.int64)
         if self._tabs is not None:
