@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from conftest import small
 
+from engine.mm.state import in_nodes
 from engine.vec import unique_frames, unique_parts
 
 
@@ -31,8 +32,8 @@ def test_unique_parts_is_the_sorted_distinct_frames_of_its_parts(seed):
 
 
 def test_in_nodes_is_node_of_in_the_set():
-    """Kernel.in_nodes(): the zones' ranges say what node_of() says, for any node set."""
+    """state.in_nodes(): the zones' ranges say what node_of() says, for any node set."""
     m = small(nodes=4, movable="16M")
     pfns = np.random.default_rng(0).integers(0, m.nr_frames, 5000)
     for nodes in [(0,), (3,), (1, 2), (0, 1, 2, 3), ()]:
-        assert np.array_equal(m.in_nodes(pfns, nodes), np.isin(m.node_of(pfns), nodes))
+        assert np.array_equal(in_nodes(m, pfns, nodes), np.isin(m.node_of(pfns), nodes))

@@ -53,7 +53,7 @@ from .policy import (
     set_shared_policy,
     vma_policy,
 )
-from .state import Kernel, drive
+from .state import Kernel, drive, in_nodes
 
 # ---------------------------------------------------------------- the page walker
 
@@ -437,7 +437,7 @@ def queue_node_pages(k: Kernel, p: Process, nodes, move_all: bool) -> np.ndarray
     for v, migratable, _offs, pfn in walk_pages(k, p, 0, 1 << 62, "migrate_pages"):
         if not migratable or v.pfnmap:
             continue
-        pfn = pfn[k.in_nodes(pfn, nodes)]
+        pfn = pfn[in_nodes(k, pfn, nodes)]
         if not move_all:
             pfn = pfn[f.mapcount[pfn] <= 1]  # shared pages skipped silently
         out.append(pfn)

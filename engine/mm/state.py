@@ -35,7 +35,7 @@ from .mm_types import VMA, AnonVMA, Backing, Process
 from .pagetable import NO_PAGE, PTE_DTYPE, TOKEN_MUL, tokens
 from .zones import Node, NodeSet, Zone, compute_watermarks
 
-__all__ = ["NO_PAGE", "PTE_DTYPE", "Driver", "Cred", "SimClock", "CostModel", "Kernel", "drive",
+__all__ = ["NO_PAGE", "PTE_DTYPE", "Driver", "Cred", "SimClock", "CostModel", "Kernel", "drive", "in_nodes",
            "int_arg"]
 
 
@@ -320,27 +320,6 @@ class Kernel(NodeSet):
         i = np.searchsorted(self._node_starts, pfns, side="right") - 1
         return self._node_ids[i]
 
-    def in_nodes(self, pfns: np.ndarray, nodes) -> np.ndarray:
-        """Whether each frame is on one of `nodes`: a node's frames are its zones'
-        ranges, so a few compares a frame where node_of() gathers from a table (4 Mi
-        frames: 5 ms against 16). Many ranges: node_of()."""
-        spans = sorted((z.start_pfn, z.end_pfn) for n in set(nodes) for z in self.zones
-                       if z.node == n and z.end_pfn > z.start_pfn)
-        ranges: list[list[int]] = []
-        for s, e in spans:  # (adjacent zones of a node: one range)
-            if ranges and ranges[-1][1] == s:
-                ranges[-1][1] = e
-            else:
-                ranges.append([s, e])
-        if len(ranges) > 3:
-            mask = np.zeros(max(self.nr_node_ids, 1), bool)
-            mask[[n for n in nodes if 0 <= n < mask.size]] = True
-            return mask[self.node_of(pfns)]
-        out = np.zeros(len(pfns), bool)
-        for s, e in ranges:
-            out |= (pfns >= s) & (pfns < e)
-        return out
-
     def zone_of(self, pfns) -> np.ndarray:
         pfns = np.asarray(pfns, dtype=np.int64)
         if self._tabs is not None:
@@ -524,3 +503,25 @@ def int_arg(x, what: str) -> int:
     if not -(1 << 63) <= x < 1 << 64:
         raise oserror(EINVAL, f"{what} {x} does not fit in 64 bits")
     return x
+
+
+def in_nodes(k: Kernel, pfns: np.ndarray, nodes) -> np.ndarray:
+    """Whether each frame is on one of `nodes`: a node's frames are its zones' ranges,
+    so a few compares a frame where node_of() gathers from a table (4 Mi frames: 5 ms
+    against 16). Many ranges: node_of()."""
+    spans = sorted((z.start_pfn, z.end_pfn) for n in set(nodes) for z in k.zones
+                   if z.node == n and z.end_pfn > z.start_pfn)
+    ranges: list[list[int]] = []
+    for s, e in spans:  # (adjacent zones of a node: one range)
+        if ranges and ranges[-1][1] == s:
+            ranges[-1][1] = e
+        else:
+            ranges.append([s, e])
+    if len(ranges) > 3:
+        mask = np.zeros(max(k.nr_node_ids, 1), bool)
+        mask[[n for n in nodes if 0 <= n < mask.size]] = True
+        return mask[k.node_of(pfns)]
+    out = np.zeros(len(pfns), bool)
+    for s, e in ranges:
+        out |= (pfns >= s) & (pfns < e)
+    return out
