@@ -638,14 +638,15 @@ def test_overcommit_is_kept_by_snapshots_and_set_by_descriptions(tmp_path):
 
 def test_a_hugetlb_mapping_with_no_page_yet_is_not_cut_inside_a_huge_page():
     """hugetlb_vm_op_split(): mbind, mlock and madvise over half a huge page of a
-    MAP_HUGETLB mapping are EINVAL even before any page is faulted (with overcommit
-    the mapping needs no pool page yet). Regression (found by the random walk): the
-    VMA was cut at a 4 KiB boundary while the machine had no huge page at all."""
+    MAP_HUGETLB mapping are EINVAL even before any page is faulted (MAP_NORESERVE with
+    overcommit: the mapping needs no pool page yet). Regression (found by the random
+    walk): the VMA was cut at a 4 KiB boundary while the machine had no huge page at
+    all."""
     m = small(nodes=2, size="32M", block_size="2M")
     m.set_nr_overcommit_hugepages(1)
     p = m.spawn("p", node=0)
     a = m.mmap(p, MB2, flags=engine.MAP_PRIVATE | engine.MAP_ANONYMOUS
-               | engine.MAP_HUGETLB)
+               | engine.MAP_HUGETLB | engine.MAP_NORESERVE)
     assert m.large_folios == 0
     for call in (lambda: m.mbind(p, a, MB2 // 2, MPOL_BIND, [1]),
                  lambda: m.mlock(p, a + 4096, 4096),

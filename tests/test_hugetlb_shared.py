@@ -239,3 +239,40 @@ def test_migration_takes_no_reserved_pool_page():
     assert m.hugepages(0) == (0, 0)  # the old page was freed to the buddy allocator
     assert m.hugepages_reserved() == 1
     m.check()
+
+
+def test_mmap_gathers_surplus_pages_for_its_reservation_and_munmap_returns_them():
+    """hugetlb_acct_memory() -> gather_surplus_pages(): a reservation beyond the free
+    pool pages allocates surplus pages into the pools at mmap (HugePages_Surp counts
+    them, free), within nr_overcommit_hugepages (beyond it: ENOMEM, nothing changed);
+    a fault takes them like any pool page; when the reservation goes
+    (return_unused_surplus_pages()) the free surplus pages leave for the buddy
+    allocator, and a freed surplus page in use goes there too."""
+    m = pools(pool0=1, pool1=0)
+    m.set_nr_overcommit_hugepages(2)
+    p = m.spawn("p", node=0)
+    free0 = m.node_available(0)
+    a = m.mmap(p, 3 * MB2, flags=PRIVATE)
+    assert m.hugepages(0) == (3, 3) and m.hugepages_surplus(0) == 2
+    assert m.hugepages_reserved() == 3
+    assert m.node_available(0) == free0 - 2 * HP
+    assert err(lambda: m.mmap(p, MB2, flags=PRIVATE)) == errno.ENOMEM
+    assert m.hugepages(0) == (3, 3) and m.hugepages_surplus(0) == 2
+    m.touch(p, a, MB2)
+    m.check()
+    m.munmap(p, a, 3 * MB2)  # one page in use, two reserved and free
+    assert m.hugepages(0)[0] == 1 and m.hugepages_surplus(0) == 0
+    assert m.hugepages_reserved() == 0 and m.node_available(0) == free0
+    m.check()
+
+
+def test_gather_surplus_pages_fails_whole_when_memory_is_short():
+    """gather_surplus_pages(): when the buddy allocator cannot give every surplus page
+    the reservation needs, mmap fails with ENOMEM and the pages it took go back."""
+    m = small(nodes=1, size="16M", block_size="2M")
+    m.set_nr_overcommit_hugepages(100)
+    p = m.spawn("p", node=0)
+    free0 = m.node_available(0)
+    assert err(lambda: m.mmap(p, 64 * MB2, flags=PRIVATE)) == errno.ENOMEM
+    assert m.hugepages(0) == (0, 0) and m.node_available(0) == free0
+    m.check()

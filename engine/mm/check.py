@@ -24,6 +24,7 @@ from ..constants import (
 from ..vec import distinct, unique_parts
 from .frames import HELD, KF_DTYPE, REC_DTYPE, SCAN_SLICE
 from .huge_memory import FOLIO_HUGETLB, FOLIO_PTE_MAPPED, FOLIO_SURPLUS, FOLIO_TAIL, ORDER_MASK
+from .hugetlb import hstate_orders, pool_counts, resv_huge_pages, size_kb
 from .mm_types import AnonVMA, Backing
 from .pagetable import CHUNK
 from .rmap import for_each_mapping
@@ -64,6 +65,7 @@ def check_machine(m: Kernel) -> None:
     _check_backings(m)
     _check_owners(m)
     _check_folios(m)
+    _check_reservations(m)
 
 
 # ----------------------------------------------------------------- frames
@@ -449,8 +451,11 @@ def _check_folios(m: Kernel) -> None:
     hs_sp = sp[~tail]
     sur = (hs_sp & FOLIO_SURPLUS) != 0
     if sur.any():
-        hk = f.kind[heads]  # (in use: a private mapping's anon page or a shared one's file page)
-        bad = sur & (((hs_sp & FOLIO_HUGETLB) == 0) | ((hk != K_ANON) & (hk != K_FILE)))
+        # (in use: a private mapping's anon page or a shared one's file page; or free
+        # in its pool for a reservation)
+        hk = f.kind[heads]
+        bad = sur & (((hs_sp & FOLIO_HUGETLB) == 0) | ((hk != K_ANON) & (hk != K_FILE)
+                                                        & (hk != K_KERNEL)))
         if bad.any():
             _fail(f"folio {int(heads[bad][0])} is marked surplus but is no hugetlb page "
                   f"in use")
@@ -490,3 +495,18 @@ def _check_folios(m: Kernel) -> None:
     if int(tail.sum()) != ntails:
         _fail(f"{int(tail.sum())} frames are marked folio tails, but the folios have "
               f"{ntails}")
+
+
+# ----------------------------------------------------------------- reservations
+
+def _check_reservations(m: Kernel) -> None:
+    """9. every hugetlb reservation is backed: each hstate's free pool pages are at
+    least its reserved ones (hugetlb_acct_memory() at mmap, and every taker of a pool
+    page since, keeps free_huge_pages >= resv_huge_pages)."""
+    for o in hstate_orders(m):
+        resv = resv_huge_pages(m, o)
+        if resv:
+            free = sum(pool_counts(m, n, o)[1] for n in m.memory_nodes())
+            if free < resv:
+                _fail(f"{resv} huge pages of {size_kb(m, o)} kB are reserved, but the "
+                      f"pools have {free} free")

@@ -50,7 +50,7 @@ from .page_alloc import free_frames, zonelist
 from .policy import effective_policy, fault_targets
 from .state import Kernel
 
-__all__ = ["available_huge_pages", "resv_huge_pages", "reserve_check", "hstate_orders", "hstate_order", "size_kb", "pool_counts", "surplus_count", "surplus_total", "set_nr_overcommit_hugepages", "set_nr_hugepages", "hugetlb_fault", "free_pool_heads",
+__all__ = ["available_huge_pages", "resv_huge_pages", "hugetlb_reserve", "return_unused_surplus", "hstate_orders", "hstate_order", "size_kb", "pool_counts", "surplus_count", "surplus_total", "set_nr_overcommit_hugepages", "set_nr_hugepages", "hugetlb_fault", "free_pool_heads",
            "take_pool_page", "hugetlb_heads", "PoolBooks", "dissolve_free",
            "free_pool_frames"]
 
@@ -124,11 +124,11 @@ def _order(k: Kernel, order: int | None) -> int:
 
 
 def _surplus_heads(k: Kernel, node: int, order: int | None = None) -> np.ndarray:
-    """The node's surplus huge pages (in use, FOLIO_SURPLUS on the head)."""
+    """The node's surplus huge pages (FOLIO_SURPLUS on the head): in use, or free in
+    its pool for a reservation (gather_surplus_pages())."""
     if not k.large_folios:
         return np.zeros(0, np.int64)
-    h, free = hugetlb_heads(k, *_node_range(k, node), _order(k, order))
-    h = h[~free]
+    h, _free = hugetlb_heads(k, *_node_range(k, node), _order(k, order))
     return h[(k.f.spare[h] & FOLIO_SURPLUS) != 0]
 
 
@@ -190,17 +190,13 @@ def set_nr_hugepages(k: Kernel, node: int, n: int, order: int | None = None) -> 
         _to_pool(k, blk, order)
     elif n < persistent:
         # set_max_huge_pages(): the free pages reservations need are kept (min_count)
-        drop = min(persistent - n, free, available_huge_pages(k, order))
-        heads = []
-        for z in k.node_zones(node):
-            heads.append(free_pool_heads(k, z, order))
-        heads = np.concatenate(heads)[::-1][:drop] if heads else np.zeros(0, np.int64)
-        if heads.size:
-            fr = _frames(heads, order)
-            k.f.spare[fr] = 0
-            k.large_folios -= int(heads.size)
-            k.f.kind[fr] = K_ANON  # (held for a moment: free_frames frees held frames)
-            free_frames(k, fr)
+        # (the persistent free pages: a free surplus page is a reservation's)
+        heads = [h for z in k.node_zones(node) for h in [free_pool_heads(k, z, order)]]
+        heads = np.concatenate(heads) if heads else np.zeros(0, np.int64)
+        heads = heads[(k.f.spare[heads] & FOLIO_SURPLUS) == 0]
+        drop = min(persistent - n, heads.size, available_huge_pages(k, order))
+        heads = heads[::-1][:drop]
+        _dissolve(k, heads, order)
         # adjust_pool_surplus(): pages in use beyond the new count become surplus, and
         # go to the buddy allocator when freed
         extra = persistent - int(heads.size) - n
@@ -267,18 +263,55 @@ def _room(k: Kernel, order: int, free: int, resv: int) -> tuple[int, int]:
     return pool, sur
 
 
-def reserve_check(k: Kernel, need: int, order: int) -> None:
+def hugetlb_reserve(k: Kernel, p: Process, need: int, order: int) -> None:
     """hugetlb_acct_memory() at mmap (hugetlb_reserve_pages()): the new mapping's huge
-    pages must fit in the free pool pages not yet reserved plus the surplus pages
-    overcommit allows (gather_surplus_pages()); else ENOMEM. The reservation itself
-    is the mapping's (resv_huge_pages() counts it from then on)."""
+    pages must fit in the free pool pages not yet reserved; the rest are surplus pages
+    gather_surplus_pages() allocates into the pools now, from the caller's node and its
+    zonelist, while nr_overcommit_hugepages allows (never gigantic ones); too few:
+    ENOMEM, and the pages it took go back. The reservation itself is the mapping's
+    (resv_huge_pages() counts it from then on), so the pools keep free >= reserved."""
     free = _free_total(k, order)
-    pool, sur = _room(k, order, free, resv_huge_pages(k, order))
-    if need > pool + sur:
+    resv = resv_huge_pages(k, order)
+    needed = resv + need - free
+    if needed <= 0:
+        return
+    room = 0
+    if k.nr_overcommit_hugepages and order == pmd_order(k):
+        room = max(0, k.nr_overcommit_hugepages - surplus_total(k))
+    got = _surplus_pages(k, p.node, needed) if needed <= room else np.zeros(0, np.int64)
+    if got.size < needed:
+        _dissolve(k, got, order)
         raise oserror(ENOMEM, f"mmap: MAP_HUGETLB needs {need} huge pages of "
                               f"{size_kb(k, order)} kB; the pools have {free} free, "
-                              f"{free - pool} of them reserved, and overcommit allows "
-                              f"{sur} more (set them with hugepages NODE N)")
+                              f"{min(free, resv)} of them reserved, and overcommit allows "
+                              f"{room} more, of which memory gives {got.size} "
+                              f"(set the pools with hugepages NODE N)")
+    _to_pool(k, got, order)  # (free pages of their pools, surplus: a reservation's)
+
+
+def return_unused_surplus(k: Kernel) -> None:
+    """return_unused_surplus_pages(): when reservations go (a mapping's unfaulted huge
+    pages with it), the free surplus pages no reservation needs any more leave their
+    pools for the buddy allocator."""
+    if not k.large_folios or not k.nr_overcommit_hugepages:
+        return  # (no surplus page without overcommit)
+    order = pmd_order(k)
+    heads = []
+    for node in k.memory_nodes():
+        h, free = hugetlb_heads(k, *_node_range(k, node), order)
+        heads.append(h[free & ((k.f.spare[h] & FOLIO_SURPLUS) != 0)])
+    heads = np.concatenate(heads) if heads else np.zeros(0, np.int64)
+    _dissolve(k, heads[:available_huge_pages(k, order)], order)
+
+
+def _dissolve(k: Kernel, heads: np.ndarray, order: int) -> None:
+    """Free pool pages (or pages just taken for one) to the buddy allocator."""
+    if heads.size:
+        fr = _frames(heads, order)
+        k.f.spare[fr] = 0
+        k.large_folios -= int(heads.size)
+        k.f.kind[fr] = K_ANON  # (held for a moment: free_frames frees held frames)
+        free_frames(k, fr)
 
 
 def _take_pool_pages(k: Kernel, p: Process, v: VMA, regions: np.ndarray, cpu: int,
@@ -348,8 +381,9 @@ def _new_huge_pages(k: Kernel, zones: list, n: int, order: int) -> np.ndarray:
 
 
 def _surplus_pages(k: Kernel, node: int, n: int) -> np.ndarray:
-    """Surplus huge pages for a fault: new pages from the node's zonelist, marked
-    surplus (freed to the buddy allocator again when their last mapping goes)."""
+    """Surplus huge pages (alloc_surplus_hugetlb_folio()): new pages from the node's
+    zonelist, marked surplus (freed to the buddy allocator again when their last
+    mapping goes), taken (K_ANON)."""
     heads = _new_huge_pages(k, [z for nd in zonelist(k, node)
                                 for z in reversed(k.node_zones(nd))], n, pmd_order(k))
     k.f.spare[heads] |= FOLIO_SURPLUS

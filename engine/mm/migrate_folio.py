@@ -176,13 +176,18 @@ def perform_folios(ex, keys: np.ndarray, pfns: np.ndarray, targets: np.ndarray,
             b = slice(a, a + per)
             src = folio_frames(pfns[wp][b], orders[wp][b])
             dst = folio_frames(dst_head[wp][b], orders[wp][b])
+            spare = k.f.rec["spare"]
+            # a free surplus page of the target's pool (gathered for a reservation) stays
+            # surplus when it takes the content: its node's surplus count is unchanged
+            dsur = np.where(ht[b] & ~tmp[b], spare[dst_head[wp][b]] & FOLIO_SURPLUS, 0
+                            ).astype(np.uint16)
             kinds, maps, index, mapcount = _copy_frames(k, src, dst)
             redirect(k, src, dst, index, maps, mapcount)
             k.note_moved(src, dst)
             # move_hugetlb_state(): a surplus page's state goes with it to its new
             # frames (copied with the record); the old page joins its pool
-            spare = k.f.rec["spare"]
             spare[pfns[wp][b]] &= np.uint16(~FOLIO_SURPLUS & 0xFFFF)
+            spare[dst_head[wp][b]] |= dsur
             # move_hugetlb_state(): the new page of a temporary allocation is final,
             # the old one takes over the temporary state: freed to the buddy
             # allocator (a surplus head's way), not to its pool

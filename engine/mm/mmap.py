@@ -25,7 +25,7 @@ from ..constants import (
     oserror,
 )
 from .drivers import map_into
-from .hugetlb import hstate_orders, reserve_check
+from .hugetlb import hstate_orders, hugetlb_reserve
 from .memory import (
     TASK_SIZE,
     get_unmapped_area,
@@ -142,7 +142,7 @@ def _mmap_hugetlb(k: Kernel, p: Process, length: int, vmflags: int, file, log: i
     length = -(-length // hp) * hp
     reserve = not vmflags & VM_NORESERVE
     if reserve:
-        reserve_check(k, length // hp, order)
+        hugetlb_reserve(k, p, length // hp, order)
     addr = get_unmapped_area(p, length, hp)
     if addr is None:
         raise oserror(ENOMEM, f"mmap: no gap of {length} bytes left in pid {p.pid}")
