@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from conftest import small
 
 import engine
 from engine.views import MachineView
@@ -66,3 +67,42 @@ async def test_tables_count_huge_pages_and_h_toggles_thp():
         await pilot.press("H")
         await pilot.pause()
         assert m.process(1001).vmas[0].flags & engine.constants.VM_NOHUGEPAGE
+
+
+async def test_console_shows_shared_and_gigantic_hugetlb_mappings():
+    """A MAP_SHARED|MAP_HUGETLB mapping that fork() shares and a 1 GiB page, in the
+    console: the VMA table shows the shared one as a file mapping with `s` and
+    `hugetlb` and counts each huge page once per VMA; the inspector names the 1 GiB
+    folio (order 18, its range); the map marks its cells as a huge page."""
+    m = small(nodes=2, size="2560M", block_size="128M")
+    assert m.set_nr_hugepages(0, 1, size_kb=1 << 20) == 1
+    assert m.set_nr_hugepages(0, 2) == 2
+    p = m.spawn("db", node=0)
+    sh = m.mmap(p, 2 * MB2, flags=engine.MAP_SHARED | engine.MAP_ANONYMOUS
+                | engine.MAP_HUGETLB)
+    g = m.mmap(p, 1 << 30, flags=engine.MAP_PRIVATE | engine.MAP_ANONYMOUS
+               | engine.MAP_HUGETLB | engine.MAP_HUGE_1GB)
+    m.touch(p, sh, 2 * MB2)
+    m.touch(p, g, 4096)
+    c = m.fork(p)
+    m.touch(c, sh, 4096)
+    view = MachineView(m)
+    head = int(m.process(p).find_vma(g).ptes([0])[0])
+    lines = dict(view.describe_frame(head + 12345))
+    assert lines["folio"] == "tail of a hugetlb page, order 18 (1048576 kB)"
+    assert lines["folio range"] == f"{head:#x}-{head + (1 << 18) - 1:#x}"
+    codes, _off = rows_codes(view, np.array([head]), np.array([1 << 18]), 1, pid_table(view))
+    assert ((codes // NCLASS) % NMARK == M_HUGE).all()
+    app = NumaConsoleApp(m, pace="fast")
+    async with app.run_test(size=(160, 45)) as pilot:
+        await pilot.pause()
+        app.open_process(c)
+        await pilot.pause()
+        vt = app.screen.query_one("#vmas", VmaTable)
+        vt.update_from(app.view)
+        rows = {r.start: r for r in vt._rows}
+        assert rows[sh].kind == "file" and rows[sh].flags == "rw-s hugetlb"
+        assert rows[sh].huge_pages == 1  # the child maps one of the file's two pages
+        assert rows[g].huge_pages == 1 and rows[g].flags == "rw-p hugetlb"
+        assert str(getattr(vt.get_cell(f"{sh:x}", "huge"), "text", "")) == "1"
+    m.check()
