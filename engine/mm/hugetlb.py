@@ -50,7 +50,7 @@ from .page_alloc import free_frames, zonelist
 from .policy import effective_policy, fault_targets
 from .state import Kernel
 
-__all__ = ["available_huge_pages", "resv_huge_pages", "hugetlb_reserve", "return_unused_surplus", "hstate_orders", "hstate_order", "size_kb", "pool_counts", "surplus_count", "surplus_total", "set_nr_overcommit_hugepages", "set_nr_hugepages", "hugetlb_fault", "free_pool_heads",
+__all__ = ["available_huge_pages", "resv_huge_pages", "hugetlb_reserve", "return_unused_surplus", "surplus_room", "hstate_orders", "hstate_order", "size_kb", "pool_counts", "surplus_count", "surplus_total", "set_nr_overcommit_hugepages", "set_nr_hugepages", "hugetlb_fault", "free_pool_heads",
            "take_pool_page", "hugetlb_heads", "PoolBooks", "dissolve_free",
            "free_pool_frames"]
 
@@ -249,18 +249,13 @@ def available_huge_pages(k: Kernel, order: int | None = None) -> int:
     return max(0, _free_total(k, order) - resv_huge_pages(k, order)) if k.large_folios else 0
 
 
-def _room(k: Kernel, order: int, free: int, resv: int) -> tuple[int, int]:
-    """(pool pages, surplus pages) a fault or mmap() without a reservation may take:
-    the pools' free pages beyond those reserved (alloc_hugetlb_folio(): free_huge_pages
-    - resv_huge_pages), and the surplus pages nr_overcommit_hugepages still allows
-    beyond those reservations will need (gather_surplus_pages() made them at mmap in
-    Linux; here a reserved page the pools lack is taken at its fault). Gigantic pages
-    are never surplus."""
-    pool = max(0, free - resv)
-    sur = 0
-    if k.nr_overcommit_hugepages and order == pmd_order(k):  # (a frame scan: only then)
-        sur = max(0, k.nr_overcommit_hugepages - surplus_total(k) - max(0, resv - free))
-    return pool, sur
+def surplus_room(k: Kernel, order: int) -> int:
+    """Surplus pages nr_overcommit_hugepages still allows (alloc_surplus_hugetlb_folio():
+    surplus_huge_pages < nr_overcommit_huge_pages; never a gigantic page). A frame scan:
+    asked only when the pools are short."""
+    if not k.nr_overcommit_hugepages or order != pmd_order(k):
+        return 0
+    return max(0, k.nr_overcommit_hugepages - surplus_total(k))
 
 
 def hugetlb_reserve(k: Kernel, p: Process, need: int, order: int) -> None:
@@ -275,9 +270,7 @@ def hugetlb_reserve(k: Kernel, p: Process, need: int, order: int) -> None:
     needed = resv + need - free
     if needed <= 0:
         return
-    room = 0
-    if k.nr_overcommit_hugepages and order == pmd_order(k):
-        room = max(0, k.nr_overcommit_hugepages - surplus_total(k))
+    room = surplus_room(k, order)
     got = _surplus_pages(k, p.node, needed) if needed <= room else np.zeros(0, np.int64)
     if got.size < needed:
         _dissolve(k, got, order)
@@ -321,8 +314,8 @@ def _take_pool_pages(k: Kernel, p: Process, v: VMA, regions: np.ndarray, cpu: in
     zonelist's others; where the pools have none, a surplus page from the buddy
     allocator while nr_overcommit_hugepages allows (alloc_surplus_hugetlb_folio());
     -1 where neither is left. reserved: the pages have a reservation (any free page
-    may be taken); without one, only the free pages no reservation holds and the
-    surplus room reservations leave (alloc_hugetlb_folio()). The pages are taken
+    may be taken: the pools keep as many as are reserved); without one, only the free
+    pages no reservation holds (alloc_hugetlb_folio()). The pages are taken
     (K_ANON). Gigantic pages are never surplus (alloc_surplus_hugetlb_folio():
     hstate_is_gigantic() returns NULL)."""
     order = v.hpage_order
@@ -330,11 +323,8 @@ def _take_pool_pages(k: Kernel, p: Process, v: VMA, regions: np.ndarray, cpu: in
     t, _il = fault_targets(k, p, v, regions, cpu, pol)
     f = k.f
     heads = np.full(regions.size, -1, np.int64)
-    surplus_ok = bool(k.nr_overcommit_hugepages) and order == pmd_order(k)
-    if reserved:
-        pool_room, sur_room = regions.size, None
-    else:
-        pool_room, sur_room = _room(k, order, _free_total(k, order), resv_huge_pages(k, order))
+    pool_room = regions.size if reserved else available_huge_pages(k, order)
+    sur_room = None  # (counted when first short)
     for node in np.unique(t).tolist():  # (nodes, not pages): each its zonelist's pools
         want = np.flatnonzero(t == node)
         got = []
@@ -347,13 +337,12 @@ def _take_pool_pages(k: Kernel, p: Process, v: VMA, regions: np.ndarray, cpu: in
                     pool_room -= h.size
                     f.kind[h] = K_ANON  # (taken: the next zone scan skips them)
         need = want.size - sum(g.size for g in got)
-        if need > 0 and surplus_ok:  # (a frame scan: only when short)
-            room = (k.nr_overcommit_hugepages - surplus_total(k)) if sur_room is None \
-                else sur_room
-            if room > 0:
-                got.append(_surplus_pages(k, int(node), min(need, room)))
-                if sur_room is not None:
-                    sur_room -= got[-1].size
+        if need > 0:
+            if sur_room is None:
+                sur_room = surplus_room(k, order)
+            if sur_room > 0:
+                got.append(_surplus_pages(k, int(node), min(need, sur_room)))
+                sur_room -= got[-1].size
         got_all = np.concatenate(got) if got else np.zeros(0, np.int64)
         heads[want[:got_all.size]] = got_all
     return heads
