@@ -27,7 +27,6 @@ from ..constants import (
     oserror,
 )
 from .huge_memory import note_vma_split, split_partly_dead
-from .hugetlb import return_unused_surplus
 from .mm_types import VMA, Backing, Process
 from .page_alloc import free_frames
 from .rmap import recompute_mlocked
@@ -137,8 +136,6 @@ def remove_vma(k: Kernel, p: Process, v: VMA) -> None:
     if v.backing is not None:
         v.backing.vmas.remove(v)
         release_shmem(k, v.backing)
-    if v.flags & VM_HUGETLB:  # its reservation went: hugetlb_vm_op_close()
-        return_unused_surplus(k)
 
 
 def release_shmem(k: Kernel, b: Backing) -> None:

@@ -25,7 +25,7 @@ from ..constants import (
     oserror,
 )
 from .drivers import map_into
-from .hugetlb import hstate_orders, hugetlb_reserve
+from .hugetlb import hstate_orders, hugetlb_reserve, return_unused_surplus
 from .memory import (
     TASK_SIZE,
     get_unmapped_area,
@@ -173,5 +173,9 @@ def do_munmap(k: Kernel, p: Process, addr: int, length: int) -> None:
                                      or (v.end > end and end % hp)):
             raise oserror(EINVAL, f"munmap: [{addr:#x}, {end:#x}) cuts a huge page of "
                                   f"the hugetlb mapping {v.start:#x}-{v.end:#x}")
+    hugetlb = False
     for v in vmas_in_range(k, p, addr, end, split=True):
+        hugetlb |= bool(v.flags & VM_HUGETLB)
         remove_vma(k, p, v)
+    if hugetlb:  # their reservations went (hugetlb_vm_op_close())
+        return_unused_surplus(k)

@@ -13,6 +13,7 @@ from ..constants import (
     K_ANON,
     PID_MAX_LIMIT,
     RLIM_INFINITY,
+    VM_HUGETLB,
     VM_LOCKED_MASK,
     VM_PFNMAP,
     PG_lru,
@@ -21,6 +22,7 @@ from ..constants import (
 )
 from ..nodemask import nodes_str, parse_nodes
 from .drivers import release_pins
+from .hugetlb import return_unused_surplus
 from .memory import insert_vma, new_vma, remove_vma
 from .mm_types import VMA, AnonVMA, Process
 from .page_alloc import free_frames
@@ -74,8 +76,11 @@ def exit_task(k: Kernel, p: Process) -> None:
     exit_files() closes the RDMA device, which deregisters the process's memory
     registrations: the pages they pinned, even those unmapped earlier, are released
     (and freed when that was their last reference). Then the task goes."""
+    hugetlb = any(v.flags & VM_HUGETLB for v in p.vmas)
     for v in list(p.vmas):
         remove_vma(k, p, v)
+    if hugetlb:  # their reservations went (hugetlb_vm_op_close())
+        return_unused_surplus(k)
     for d in k.drivers_map.values():
         release_pins(k, d, [r for r in d.pins if r[0] == p.pid])
     del k.procs[p.pid]
