@@ -10,8 +10,9 @@ import subprocess
 import sys
 
 import pytest
-from conftest import OwnPages, kernel_at_least, small
+from conftest import OwnPages, err, kernel_at_least, small
 
+import engine
 from engine.constants import VM_LOCKED, VM_LOCKONFAULT
 from engine.host.syscalls import SYSCALL_NR
 
@@ -456,3 +457,58 @@ def test_shared_anonymous_policy_like_the_host():
     eng = [(mode, sum(1 << n for n in nodes)), m.numa_maps(pid).split()[1:],
            m.numa_maps(c).split()[1:]]
     assert eng == [tuple(host[0]), host[1], host[2]]
+
+
+def _host_hugetlb_empty() -> bool:
+    """2 MiB and 1 GiB hstates, both pools empty and no overcommit: the host answers
+    mmap(MAP_HUGETLB) as an engine machine with empty pools must."""
+    base = "/sys/kernel/mm/hugepages"
+    try:
+        sizes = set(os.listdir(base))
+        pools = [int(open(f"{base}/{d}/{f}").read()) for d in sizes
+                 for f in ("nr_hugepages", "nr_overcommit_hugepages")]
+    except OSError:
+        return False
+    return os.sysconf("SC_PAGE_SIZE") == 4096 and \
+        sizes == {"hugepages-2048kB", "hugepages-1048576kB"} and not any(pools)
+
+
+HUGE_CASES = {  # name: (MAP_HUGE_* size bits, MAP_SHARED, MAP_NORESERVE)
+    "default size, private": (0, False, False),
+    "default size, shared": (0, True, False),
+    "MAP_HUGE_2MB": (21 << 26, False, False),
+    "MAP_HUGE_1GB": (30 << 26, False, False),
+    "MAP_HUGE_1GB, shared": (30 << 26, True, False),
+    "MAP_HUGE_16MB (no such hstate)": (24 << 26, False, False),
+    "MAP_HUGE_16MB, MAP_NORESERVE": (24 << 26, False, True),
+    "MAP_NORESERVE (no reservation, no check)": (0, False, True),
+    "MAP_HUGE_1GB, MAP_NORESERVE": (30 << 26, True, True),
+}
+
+
+@pytest.mark.skipif(not _host_hugetlb_empty(), reason="needs a host with empty 2 MiB "
+                                                      "and 1 GiB hugetlb pools")
+@pytest.mark.parametrize("case", sorted(HUGE_CASES))
+def test_map_hugetlb_errors_like_the_host(case):
+    """mmap(2) ERRORS with MAP_HUGETLB, as the host kernel answers them with empty
+    pools: ENOMEM when hugetlb_reserve_pages() finds too few free huge pages, EINVAL
+    for a MAP_HUGE_* size with no hstate (before any reservation), success with
+    MAP_NORESERVE (nothing reserved; a fault would be SIGBUS). The mapping is never
+    touched on the host."""
+    bits, shared, noreserve = HUGE_CASES[case]
+    flags = (engine.MAP_SHARED if shared else engine.MAP_PRIVATE) | engine.MAP_ANONYMOUS \
+        | engine.MAP_HUGETLB | bits | (engine.MAP_NORESERVE if noreserve else 0)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                          ctypes.c_int, ctypes.c_long]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    ctypes.set_errno(0)
+    addr = libc.mmap(None, 2 << 20, 3, flags, -1, 0)
+    if addr in (None, ctypes.c_void_p(-1).value):
+        host = ctypes.get_errno()
+    else:
+        host = 0
+        libc.munmap(addr, 1 << 30 if bits == 30 << 26 else 2 << 20)
+    m = small(nodes=1, size="2G", block_size="128M")
+    assert err(lambda: m.mmap(m.spawn("t"), 2 << 20, flags=flags)) == host
