@@ -101,9 +101,9 @@ def test_node_beyond_max_numnodes_is_ENODEV_on_both(both):
 # ---------------------------------------------------------------- round 2: maxnode, mlock
 
 SYS_NR = {"x86_64": {"set_mempolicy": 238, "get_mempolicy": 239, "migrate_pages": 256,
-                     "mlockall": 151, "mlock2": 325},
+                     "mlockall": 151, "mlock2": 325, "mbind": 237},
           "aarch64": {"set_mempolicy": 237, "get_mempolicy": 236, "migrate_pages": 238,
-                      "mlockall": 230, "mlock2": 284}}.get(platform.machine(), {})
+                      "mlockall": 230, "mlock2": 284, "mbind": 235}}.get(platform.machine(), {})
 
 
 def _sys(name, *args):
@@ -512,3 +512,61 @@ def test_map_hugetlb_errors_like_the_host(case):
         libc.munmap(addr, 1 << 30 if bits == 30 << 26 else 2 << 20)
     m = small(nodes=1, size="2G", block_size="128M")
     assert err(lambda: m.mmap(m.spawn("t"), 2 << 20, flags=flags)) == host
+
+
+@pytest.mark.skipif(not _host_hugetlb_empty() or not SYS_NR,
+                    reason="needs a host with empty hugetlb pools and known syscalls")
+def test_hugetlb_vma_cuts_and_mlock_like_the_host():
+    """On a MAP_HUGETLB|MAP_NORESERVE mapping of two huge pages with the pools empty
+    (never touched on the host): munmap, mbind and madvise that would cut a huge page
+    are EINVAL (hugetlb_vm_op_split()); madvise over whole huge pages works; mlock and
+    mlock2(MLOCK_ONFAULT) cut nothing (mlock_fixup() leaves a hugetlb VMA alone) but
+    populate it, which finds no huge page: ENOMEM (SIGBUS -> EFAULT -> ENOMEM);
+    munlock has nothing to do."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                          ctypes.c_int, ctypes.c_long]
+    for f in ("munmap", "mlock", "munlock"):
+        getattr(libc, f).argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    flags = engine.MAP_PRIVATE | engine.MAP_ANONYMOUS | engine.MAP_HUGETLB | \
+        engine.MAP_NORESERVE
+    mb, k4 = 1 << 20, 4096
+    mask = ctypes.c_ulong(1)
+
+    def host_calls(a):
+        def c(fn, *args):
+            ctypes.set_errno(0)
+            return 0 if fn(*args) == 0 else ctypes.get_errno()
+        return [
+            c(libc.munmap, a + k4, k4),
+            _sys("mbind", ctypes.c_void_p(a), ctypes.c_ulong(mb), 2, ctypes.byref(mask),
+                 ctypes.c_ulong(64), 0),
+            c(libc.madvise, a, mb, engine.MADV_HUGEPAGE),
+            c(libc.madvise, a, 4 * mb, engine.MADV_NOHUGEPAGE),
+            c(libc.mlock, a, mb),
+            _sys("mlock2", ctypes.c_void_p(a + mb), ctypes.c_ulong(mb), 1),
+            c(libc.munlock, a, mb),
+        ]
+
+    a = libc.mmap(None, 4 * mb, 3, flags, -1, 0)
+    assert a not in (None, ctypes.c_void_p(-1).value)
+    try:
+        host = host_calls(a)
+    finally:
+        libc.munmap(a, 4 * mb)
+    m = small(nodes=1, size="64M", block_size="2M")
+    pid = m.spawn("t")
+    b = m.mmap(pid, 4 * mb, flags=flags)
+    eng = [err(lambda: m.munmap(pid, b + k4, k4)),
+           err(lambda: m.mbind(pid, b, mb, engine.MPOL_BIND, [0])),
+           err(lambda: m.madvise(pid, b, mb, engine.MADV_HUGEPAGE)),
+           err(lambda: m.madvise(pid, b, 4 * mb, engine.MADV_NOHUGEPAGE)),
+           err(lambda: m.mlock(pid, b, mb)),
+           err(lambda: m.mlock2(pid, b + mb, mb, engine.MLOCK_ONFAULT)),
+           err(lambda: m.munlock(pid, b, mb))]
+    assert eng == host == [errno.EINVAL, errno.EINVAL, errno.EINVAL, 0, errno.ENOMEM,
+                           errno.ENOMEM, 0]
+    assert len(m.process(pid).vmas) == 1
+    m.check()

@@ -477,19 +477,24 @@ def test_offline_migrates_thps_as_folios_or_splits_them():
 
 
 def test_hugetlb_vma_is_cut_at_huge_page_boundaries_only():
-    """hugetlb_vm_op_split(): mbind or mlock of a range that would cut a hugetlb
-    VMA inside a huge page is EINVAL and changes nothing; at a boundary it works."""
+    """hugetlb_vm_op_split(): mbind or madvise of a range that would cut a hugetlb
+    VMA inside a huge page is EINVAL and changes nothing; at a boundary it works.
+    mlock never cuts one: mlock_fixup() leaves a hugetlb VMA alone (no VM_LOCKED, not
+    counted, not split; the host kernel answers the same, test_host_reference.py)."""
     m = small(nodes=2, size="16M", block_size="2M")
     m.set_nr_hugepages(0, 2)
     pid = m.spawn("db")
     a = m.mmap(pid, 2 * MB2, flags=HUGETLB)
     m.touch(pid, a, 2 * MB2)
     for call in (lambda: m.mbind(pid, a, 4096, MPOL_BIND, [1]),
-                 lambda: m.mlock(pid, a + 4096, MB2)):
+                 lambda: m.madvise(pid, a + 4096, MB2, MADV_HUGEPAGE)):
         with pytest.raises(OSError) as e:
             call()
         assert e.value.errno == errno.EINVAL
+    m.mlock(pid, a + 4096, MB2)
+    m.munlock(pid, a, 4096)
     assert len(m.process(pid).vmas) == 1
+    assert not m.process(pid).vmas[0].flags & engine.constants.VM_LOCKED
     m.mbind(pid, a, MB2, MPOL_BIND, [0])
     assert len(m.process(pid).vmas) == 2
     m.check()
@@ -637,11 +642,12 @@ def test_overcommit_is_kept_by_snapshots_and_set_by_descriptions(tmp_path):
 
 
 def test_a_hugetlb_mapping_with_no_page_yet_is_not_cut_inside_a_huge_page():
-    """hugetlb_vm_op_split(): mbind, mlock and madvise over half a huge page of a
-    MAP_HUGETLB mapping are EINVAL even before any page is faulted (MAP_NORESERVE with
-    overcommit: the mapping needs no pool page yet). Regression (found by the random
-    walk): the VMA was cut at a 4 KiB boundary while the machine had no huge page at
-    all."""
+    """hugetlb_vm_op_split(): mbind and madvise over half a huge page of a MAP_HUGETLB
+    mapping are EINVAL even before any page is faulted (MAP_NORESERVE with overcommit:
+    the mapping needs no pool page yet); mlock there cuts nothing and populates the
+    huge page (mlock_fixup() leaves hugetlb VMAs alone). Regression (found by the
+    random walk): the VMA was cut at a 4 KiB boundary while the machine had no huge
+    page at all."""
     m = small(nodes=2, size="32M", block_size="2M")
     m.set_nr_overcommit_hugepages(1)
     p = m.spawn("p", node=0)
@@ -649,12 +655,13 @@ def test_a_hugetlb_mapping_with_no_page_yet_is_not_cut_inside_a_huge_page():
                | engine.MAP_HUGETLB | engine.MAP_NORESERVE)
     assert m.large_folios == 0
     for call in (lambda: m.mbind(p, a, MB2 // 2, MPOL_BIND, [1]),
-                 lambda: m.mlock(p, a + 4096, 4096),
                  lambda: m.madvise(p, a, MB2 // 2, MADV_HUGEPAGE)):
         with pytest.raises(OSError) as e:
             call()
         assert e.value.errno == errno.EINVAL
     assert [(v.start, v.end) for v in m.process(p).vmas] == [(a, a + MB2)]
+    m.mlock(p, a + 4096, 4096)  # populates: a surplus page (overcommit 1)
+    assert [(v.start, v.end) for v in m.process(p).vmas] == [(a, a + MB2)]
+    assert m.hugepages_surplus(0) == 1 and m.hugepages(0) == (1, 0)
     m.touch(p, a, MB2)
-    assert m.hugepages_surplus(0) == 1
     m.check()

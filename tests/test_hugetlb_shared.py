@@ -276,3 +276,21 @@ def test_gather_surplus_pages_fails_whole_when_memory_is_short():
     assert err(lambda: m.mmap(p, 64 * MB2, flags=PRIVATE)) == errno.ENOMEM
     assert m.hugepages(0) == (0, 0) and m.node_available(0) == free0
     m.check()
+
+
+def test_a_reserving_hugetlb_vma_never_merges_with_one_that_reserved_nothing():
+    """Each MAP_HUGETLB mmap is a hugetlbfs file of its own (its own resv_map): a fork()
+    child's copy of a reserved mapping (no HPAGE_RESV_OWNER) and the child's own
+    reserved mapping beside it stay two VMAs when a call over both merges VMAs (mlock
+    here), so populating the copy takes no page the reservation holds. Regression
+    (found by the random walk with check()'s reservation invariant)."""
+    m = pools(pool0=2, pool1=0)
+    p = m.spawn("p", node=0)
+    a = m.mmap(p, MB2, flags=PRIVATE)
+    c = m.fork(p)
+    b = m.mmap(c, MB2, flags=PRIVATE)
+    assert b + MB2 == a and m.hugepages_reserved() == 2
+    assert err(lambda: m.mlock(c, b, 2 * MB2)) == errno.ENOMEM  # the copy: no page left
+    assert [(v.start, v.resv_owner) for v in m.process(c).vmas] == [(b, True), (a, False)]
+    assert m.hugepages_reserved() == 1 and m.hugepages(0) == (2, 1)  # b populated
+    m.check()

@@ -233,6 +233,12 @@ def can_merge(a: VMA, b: VMA) -> bool:
         return False
     if a.flags & VM_SPECIAL:
         return False
+    if a.flags & VM_HUGETLB and (a.hpage_order != b.hpage_order
+                                 or a.resv_owner != b.resv_owner):
+        # each MAP_HUGETLB mmap is a hugetlbfs file of its own with its own resv_map: a
+        # reserving mapping never merges with one that reserved nothing (a fork()
+        # child's, a MAP_NORESERVE one)
+        return False
     if a.backing is not b.backing:
         return False
     if a.backing is not None and a.pgoff + a.npages != b.pgoff:

@@ -25,6 +25,7 @@ from ..constants import (
     MLOCK_ONFAULT,
     RLIM_INFINITY,
     VM_EXEC,
+    VM_HUGETLB,
     VM_IO,
     VM_LOCKED,
     VM_LOCKED_MASK,
@@ -39,7 +40,7 @@ from ..constants import (
 )
 from ..units import fmt_size
 from .fault import fault
-from .memory import hugetlb_cut, merge_vmas, split_vma
+from .memory import merge_vmas, split_vma
 from .mm_types import VMA, Process
 from .rmap import recompute_mlocked
 from .state import Kernel
@@ -107,7 +108,14 @@ def populate(k: Kernel, p: Process, v: VMA, o0: int = 0, o1: int | None = None) 
         raise oserror(EFAULT, f"{v.start:#x}-{v.end:#x} is PROT_NONE: not populated")
     o1 = v.npages if o1 is None else o1
     write = (v.flags & (VM_WRITE | VM_SHARED)) == VM_WRITE
-    fault(k, p, v, np.arange(o0, o1, dtype=np.int64), write=write, populate=True)
+    try:
+        fault(k, p, v, np.arange(o0, o1, dtype=np.int64), write=write, populate=True)
+    except OSError as e:
+        if v.flags & VM_HUGETLB and e.errno == ENOMEM:
+            # no huge page for it: alloc_hugetlb_folio()'s -ENOSPC is VM_FAULT_SIGBUS,
+            # which get_user_pages() returns as -EFAULT
+            raise oserror(EFAULT, e.strerror or str(e)) from None
+        raise
 
 
 def mm_populate(k: Kernel, p: Process, start: int, end: int, *, ignore_errors: bool
@@ -149,9 +157,10 @@ def _relock(k: Kernel, v: VMA) -> None:
 def mlock_fixup(k: Kernel, p: Process, v: VMA, start: int, end: int, newflags: int
                 ) -> VMA:
     """mlock_fixup(): [start, end) of v gets `newflags` (split at the bounds). Special
-    VMAs (VM_IO, VM_PFNMAP: vma_supports_mlock() is false) never get VM_LOCKED and
-    are left alone. Returns the VMA holding [start, end)."""
-    if newflags == v.flags or v.flags & VM_SPECIAL:
+    VMAs (VM_IO, VM_PFNMAP) and hugetlb VMAs (is_vm_hugetlb_page(): "don't set
+    VM_LOCKED, don't count") never get VM_LOCKED and are left alone, never split; mlock
+    still populates a hugetlb one. Returns the VMA holding [start, end)."""
+    if newflags == v.flags or v.flags & (VM_SPECIAL | VM_HUGETLB):
         return v
     if v.start < start:
         v = split_vma(k, p, v, start)
@@ -180,7 +189,6 @@ def apply_vma_lock_flags(k: Kernel, p: Process, start: int, end: int, flags: int
         return
     if p.find_vma(start) is None:
         raise oserror(ENOMEM, f"{call}: {start:#x} is not mapped")
-    hugetlb_cut(k, p, start, end, call)  # (mlock_fixup()'s split would fail)
     try:
         tmp = start
         for v in list(p.vmas[p._index_above(start):]):

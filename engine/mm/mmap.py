@@ -19,6 +19,7 @@ from ..constants import (
     MAP_SHARED,
     VM_HUGETLB,
     VM_LOCKED,
+    VM_LOCKED_MASK,
     VM_NORESERVE,
     VM_SHARED,
     VM_WRITE,
@@ -152,10 +153,14 @@ def _mmap_hugetlb(k: Kernel, p: Process, length: int, vmflags: int, file, log: i
         backing.hugetlb = True
         backing.resv = reserve
         backing.grow(length >> k.page_shift)
-    v = new_vma(p, addr, length, vmflags | VM_HUGETLB, backing, 0)
+    # mmap_region(): a hugetlb VMA never keeps VM_LOCKED (mlockall(MCL_FUTURE)), but
+    # vm_mmap_pgoff() still populates it
+    v = new_vma(p, addr, length, (vmflags & ~VM_LOCKED_MASK) | VM_HUGETLB, backing, 0)
     v.hpage_order = order
     v.resv_owner = reserve and backing is None
     insert_vma(p, v)
+    if vmflags & VM_LOCKED:
+        mm_populate(k, p, addr, addr + length, ignore_errors=True)
     return addr
 
 
