@@ -294,3 +294,82 @@ def test_a_reserving_hugetlb_vma_never_merges_with_one_that_reserved_nothing():
     assert [(v.start, v.resv_owner) for v in m.process(c).vmas] == [(b, True), (a, False)]
     assert m.hugepages_reserved() == 1 and m.hugepages(0) == (2, 1)  # b populated
     m.check()
+
+
+def test_pool_and_reservation_counts_follow_linux_step_by_step():
+    """The sequence below was run on Linux 6.18 (this VM's kernel, one node) and
+    printed these HugePages_{Total,Free,Rsvd,Surp}: nr_hugepages 2, overcommit 2;
+    mmap 3 pages (one surplus gathered); a fault; a 2-page mmap refused (ENOMEM); munmap
+    (the surplus page goes); a 2-page reservation, then nr_hugepages 0 (the reserved
+    free pages stay, as surplus); munmap (they go)."""
+    m = small(nodes=1, size="64M", block_size="2M")
+    m.set_nr_hugepages(0, 2)
+    m.set_nr_overcommit_hugepages(2)
+    p = m.spawn("p", node=0)
+
+    def counts():
+        t, f = m.hugepages(0)
+        return t, f, m.hugepages_reserved(), m.hugepages_surplus(0)
+
+    assert counts() == (2, 2, 0, 0)
+    a = m.mmap(p, 3 * MB2, flags=PRIVATE)
+    assert counts() == (3, 3, 3, 1)
+    m.touch(p, a, 4096)
+    assert counts() == (3, 2, 2, 1)
+    assert err(lambda: m.mmap(p, 2 * MB2, flags=PRIVATE)) == errno.ENOMEM
+    assert counts() == (3, 2, 2, 1)
+    m.munmap(p, a, 3 * MB2)
+    assert counts() == (2, 2, 0, 0)
+    c = m.mmap(p, 2 * MB2, flags=PRIVATE)
+    m.set_nr_hugepages(0, 0)
+    assert counts() == (2, 2, 2, 2)
+    m.check()
+    m.munmap(p, c, 2 * MB2)
+    assert counts() == (0, 0, 0, 0)
+    m.check()
+
+
+def test_shared_noreserve_and_cow_counts_follow_linux_step_by_step():
+    """Run on Linux 6.18 (this VM, one node), HugePages_{Total,Free,Rsvd,Surp}: a
+    shared 2-page mapping reserves 2; a fork() child's write faults page 0 into the
+    file (the parent reads it); munmap frees the pool; with nr_hugepages 1 and
+    overcommit 1 a MAP_NORESERVE mapping reserves nothing and its two faults take the
+    pool page and a surplus page; a private page's copy-on-write in a child with the
+    pool empty is SIGBUS (signal 7 there, ENOMEM here) and changes nothing."""
+    m = small(nodes=1, size="64M", block_size="2M")
+    m.set_nr_hugepages(0, 2)
+    p = m.spawn("p", node=0)
+
+    def counts():
+        t, f = m.hugepages(0)
+        return t, f, m.hugepages_reserved(), m.hugepages_surplus(0)
+
+    a = m.mmap(p, 2 * MB2, flags=SHARED)
+    assert counts() == (2, 2, 2, 0)
+    c = m.fork(p)
+    m.touch(c, a, 1)
+    m.kill(c)
+    assert counts() == (2, 1, 1, 0)
+    assert m.read(p, a) != 0
+    m.munmap(p, a, 2 * MB2)
+    assert counts() == (2, 2, 0, 0)
+    m.set_nr_hugepages(0, 1)
+    m.set_nr_overcommit_hugepages(1)
+    b = m.mmap(p, 2 * MB2, flags=PRIVATE | engine.MAP_NORESERVE)
+    assert counts() == (1, 1, 0, 0)
+    m.touch(p, b, 1)
+    m.touch(p, b + MB2, 1)
+    assert counts() == (2, 0, 0, 1)
+    m.munmap(p, b, 2 * MB2)
+    assert counts() == (1, 1, 0, 0)
+    m.set_nr_overcommit_hugepages(0)
+    d = m.mmap(p, MB2, flags=PRIVATE)
+    m.touch(p, d, 1)
+    assert counts() == (1, 0, 0, 0)
+    c = m.fork(p)
+    e = err(lambda: m.touch(c, d, 1))
+    assert e == errno.ENOMEM and counts() == (1, 0, 0, 0)
+    m.munmap(p, d, MB2)
+    m.kill(c)
+    assert counts() == (1, 1, 0, 0)
+    m.check()

@@ -201,9 +201,12 @@ def set_nr_hugepages(k: Kernel, node: int, n: int, order: int | None = None) -> 
         # go to the buddy allocator when freed
         extra = persistent - int(heads.size) - n
         if extra > 0:
+            # (a count per node in Linux: here pages in use first, then the free pages
+            # kept for reservations, which return_unused_surplus() frees when those go)
             h, is_free = hugetlb_heads(k, *_node_range(k, node), order)
-            used = h[~is_free & ((k.f.spare[h] & FOLIO_SURPLUS) == 0)]
-            k.f.spare[used[::-1][:extra]] |= FOLIO_SURPLUS
+            plain = (k.f.spare[h] & FOLIO_SURPLUS) == 0
+            mark = np.concatenate([h[~is_free & plain][::-1], h[is_free & plain][::-1]])
+            k.f.spare[mark[:extra]] |= FOLIO_SURPLUS
     return pool_counts(k, node, order)[0]
 
 
