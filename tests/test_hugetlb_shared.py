@@ -373,3 +373,20 @@ def test_shared_noreserve_and_cow_counts_follow_linux_step_by_step():
     m.kill(c)
     assert counts() == (1, 1, 0, 0)
     m.check()
+
+
+def test_a_shared_files_reservation_outlives_a_partial_munmap_as_on_linux():
+    """Run on Linux 6.18: a shared 2-page mapping with one page faulted, its other half
+    unmapped, still holds the reservation of the page never faulted (the file's
+    resv_map, given back when the file goes), HugePages (2, 1, 1, 0); after the last
+    munmap (2, 2, 0, 0)."""
+    m = small(nodes=1, size="64M", block_size="2M")
+    m.set_nr_hugepages(0, 2)
+    p = m.spawn("p", node=0)
+    s = m.mmap(p, 2 * MB2, flags=SHARED)
+    m.touch(p, s, 1)
+    m.munmap(p, s + MB2, MB2)
+    assert (*m.hugepages(0), m.hugepages_reserved()) == (2, 1, 1)
+    m.munmap(p, s, MB2)
+    assert (*m.hugepages(0), m.hugepages_reserved()) == (2, 2, 0)
+    m.check()
