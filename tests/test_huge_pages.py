@@ -665,3 +665,28 @@ def test_a_hugetlb_mapping_with_no_page_yet_is_not_cut_inside_a_huge_page():
     assert m.hugepages_surplus(0) == 1 and m.hugepages(0) == (1, 0)
     m.touch(p, a, MB2)
     m.check()
+
+
+def test_anon_huge_pages_counts_pmd_mapped_thps_only():
+    """meminfo's AnonHugePages is NR_ANON_THPS: a THP counts while a PMD maps it. A
+    VMA split through a THP (MADV_NOHUGEPAGE on half of it) splits the PMD
+    (thp_split_pmd +1) and AnonHugePages drops by 2048 kB while the folio stays whole:
+    the numbers Linux 6.18 printed for the same calls on this VM."""
+    m = thp_machine()
+    pid = m.spawn("a", node=0)
+    a = m.mmap(pid, 4 * MB2)
+    m.madvise(pid, a, 4 * MB2, MADV_HUGEPAGE)
+    m.touch(pid, a, 4 * MB2)
+
+    def anon_huge_kb():
+        row = [r for r in m.meminfo(0).splitlines() if "AnonHugePages" in r][0]
+        return int(row.split()[-2])
+
+    before, split0 = anon_huge_kb(), m.vmstat()["thp_split_pmd"]
+    assert before == 8192
+    m.madvise(pid, a, MB2 // 2, MADV_NOHUGEPAGE)
+    assert m.vmstat()["thp_split_pmd"] - split0 == 1
+    assert anon_huge_kb() == before - 2048
+    head = int(m.process(pid).find_vma(a).ptes([0])[0])
+    assert MachineView(m).folio_of(head)[:3] == (head, 9, True)  # still one folio
+    m.check()

@@ -270,8 +270,11 @@ def split_partly_dead(k: Kernel, dead: np.ndarray) -> None:
 
 
 def thp_pages(k: Kernel, s: int, e: int) -> int:
-    """Base pages of frames [s, e) in transparent huge pages (anonymous large folios,
-    not hugetlb): meminfo's AnonHugePages."""
+    """Base pages of frames [s, e) in PMD-mapped transparent huge pages: meminfo's
+    AnonHugePages (NR_ANON_THPS counts a THP while a PMD maps it: a folio whose PMD
+    was split, by a VMA split through it or a copy-on-write, is not counted, as
+    __folio_remove_rmap() takes it off at RMAP_LEVEL_PMD). Folios never cross a zone,
+    so their heads in [s, e) count them whole."""
     if not k.large_folios:
         return 0
     n = 0
@@ -279,9 +282,11 @@ def thp_pages(k: Kernel, s: int, e: int) -> int:
     for a in range(s, e, SCAN_SLICE):
         b = min(e, a + SCAN_SLICE)
         sp = f.spare[a:b]
-        big = np.flatnonzero(((sp & ORDER_MASK) != 0) & ((sp & FOLIO_HUGETLB) == 0))
-        if big.size:
-            n += int(np.count_nonzero(f.kind[a + big] == K_ANON))
+        heads = np.flatnonzero(((sp & ORDER_MASK) != 0)
+                               & ((sp & (FOLIO_HUGETLB | FOLIO_TAIL | FOLIO_PTE_MAPPED)) == 0))
+        if heads.size:
+            heads = heads[f.kind[a + heads] == K_ANON]
+            n += int((np.int64(1) << (sp[heads] & ORDER_MASK).astype(np.int64)).sum())
     return n
 
 
