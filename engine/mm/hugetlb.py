@@ -51,7 +51,7 @@ from .policy import effective_policy, fault_targets
 from .state import Kernel
 
 __all__ = ["available_huge_pages", "resv_huge_pages", "hugetlb_reserve", "return_unused_surplus", "surplus_room", "hstate_orders", "hstate_order", "size_kb", "pool_counts", "surplus_count", "surplus_total", "set_nr_overcommit_hugepages", "set_nr_hugepages", "hugetlb_fault", "free_pool_heads",
-           "take_pool_page", "hugetlb_heads", "PoolBooks", "dissolve_free",
+           "hugetlb_heads", "PoolBooks", "dissolve_free",
            "free_pool_frames"]
 
 
@@ -133,7 +133,8 @@ def _surplus_heads(k: Kernel, node: int, order: int | None = None) -> np.ndarray
 
 
 def surplus_count(k: Kernel, node: int, order: int | None = None) -> int:
-    """HugePages_Surp of a node: huge pages in use beyond its nr_hugepages."""
+    """HugePages_Surp of a node: huge pages beyond its nr_hugepages (in use, or free
+    for a reservation)."""
     return int(_surplus_heads(k, node, order).size)
 
 
@@ -176,12 +177,12 @@ def set_nr_hugepages(k: Kernel, node: int, n: int, order: int | None = None) -> 
     if n < 0 or n > cap:
         raise oserror(EINVAL, f"nr_hugepages: {n} is not a count node {node} can hold "
                               f"(0..{cap} huge pages of {nb * k.page_size >> 20} MiB)")
-    total, free = pool_counts(k, node, order)
-    sur = _surplus_heads(k, node, order)
-    persistent = total - sur.size
-    if n > persistent and sur.size:
+    h, is_free = hugetlb_heads(k, *_node_range(k, node), order)  # (the node's pool)
+    plain = (k.f.spare[h] & FOLIO_SURPLUS) == 0
+    persistent = int(plain.sum())
+    if n > persistent and not plain.all():
         # set_max_huge_pages(): surplus pages in use become persistent ones first
-        back = sur[:n - persistent]
+        back = h[~plain][:n - persistent]
         k.f.spare[back] &= np.uint16(~FOLIO_SURPLUS & 0xFFFF)
         persistent += back.size
     if n > persistent:
@@ -189,36 +190,22 @@ def set_nr_hugepages(k: Kernel, node: int, n: int, order: int | None = None) -> 
                               order)
         _to_pool(k, blk, order)
     elif n < persistent:
-        # set_max_huge_pages(): the free pages reservations need are kept (min_count)
-        # (the persistent free pages: a free surplus page is a reservation's)
-        heads = [h for z in k.node_zones(node) for h in [free_pool_heads(k, z, order)]]
-        heads = np.concatenate(heads) if heads else np.zeros(0, np.int64)
-        heads = heads[(k.f.spare[heads] & FOLIO_SURPLUS) == 0]
-        drop = min(persistent - n, heads.size, available_huge_pages(k, order))
-        heads = heads[::-1][:drop]
-        _dissolve(k, heads, order)
-        # adjust_pool_surplus(): pages in use beyond the new count become surplus, and
-        # go to the buddy allocator when freed
-        extra = persistent - int(heads.size) - n
+        # set_max_huge_pages(): the free pages reservations need are kept (min_count);
+        # the persistent free pages go, the last first (a free surplus page is a
+        # reservation's)
+        cand = np.flatnonzero(is_free & plain)[::-1]
+        drop = cand[:min(persistent - n, cand.size, available_huge_pages(k, order))]
+        _dissolve(k, h[drop], order)
+        # adjust_pool_surplus(): pages beyond the new count become surplus, and go to
+        # the buddy allocator when freed (a count per node in Linux: here pages in use
+        # first, then the free pages kept for reservations, which
+        # return_unused_surplus() frees when those go)
+        extra = persistent - drop.size - n
         if extra > 0:
-            # (a count per node in Linux: here pages in use first, then the free pages
-            # kept for reservations, which return_unused_surplus() frees when those go)
-            h, is_free = hugetlb_heads(k, *_node_range(k, node), order)
-            plain = (k.f.spare[h] & FOLIO_SURPLUS) == 0
+            plain[drop] = False
             mark = np.concatenate([h[~is_free & plain][::-1], h[is_free & plain][::-1]])
             k.f.spare[mark[:extra]] |= FOLIO_SURPLUS
     return pool_counts(k, node, order)[0]
-
-
-def take_pool_page(k: Kernel, nodes: list[int], order: int | None = None) -> int:
-    """dequeue_hugetlb_folio_node_exact() over the nodes in order: a free pool page's
-    head, -1 when none."""
-    for node in nodes:
-        for z in reversed(k.node_zones(node)):
-            h = free_pool_heads(k, z, order)
-            if h.size:
-                return int(h[0])
-    return -1
 
 
 def resv_huge_pages(k: Kernel, order: int | None = None) -> int:
@@ -513,7 +500,6 @@ class PoolBooks:
 
     def __init__(self, k: Kernel) -> None:
         self.free = {o: np.zeros(len(k.zones), np.int64) for o in hstate_orders(k)}
-        self.avail = {o: available_huge_pages(k, o) for o in hstate_orders(k)}
         if k.large_folios:
             for z in k.zones:
                 if z.spanned:
@@ -521,6 +507,9 @@ class PoolBooks:
                     o = (k.f.spare[h[free]] & ORDER_MASK).astype(np.int64)
                     for order, arr in self.free.items():
                         arr[z.zid] = int((o == order).sum())
+        # available_huge_pages() from the counts just made (no second scan)
+        self.avail = {o: max(0, int(arr.sum()) - resv_huge_pages(k, o)) if k.large_folios
+                      else 0 for o, arr in self.free.items()}
 
     def credit(self, k: Kernel, heads: np.ndarray, orders: np.ndarray, zids=None) -> None:
         """Huge pages back in their pools (a migration's sources)."""
@@ -559,13 +548,9 @@ def dissolve_free(k: Kernel, pfns: np.ndarray) -> int:
     sp = f.spare[kern]
     heads = _dissolvable(k, kern[((sp & FOLIO_TAIL) == 0) & ((sp & FOLIO_HUGETLB) != 0)])
     orders = (f.spare[heads] & ORDER_MASK).astype(np.int64)
-    kern = np.concatenate([_frames(heads[orders == o], o) for o in np.unique(orders).tolist()]
-                          ) if heads.size else heads
-    f.spare[kern] = 0
-    k.large_folios -= int(heads.size)
-    f.kind[kern] = K_ANON  # (held for a moment: free_frames frees held frames)
-    free_frames(k, kern)
-    return int(kern.size)
+    for o in np.unique(orders).tolist():
+        _dissolve(k, heads[orders == o], o)
+    return int((np.int64(1) << orders).sum())
 
 
 def free_pool_frames(k: Kernel, s: int, e: int) -> int:
