@@ -21,7 +21,7 @@ from ..constants import (
     PG_isolated,
     PG_pinned,
 )
-from ..vec import distinct, unique_parts
+from ..vec import distinct, join_runs
 from .frames import HELD, KF_DTYPE, REC_DTYPE, SCAN_SLICE
 from .huge_memory import FOLIO_HUGETLB, FOLIO_PTE_MAPPED, FOLIO_SURPLUS, FOLIO_TAIL, ORDER_MASK
 from .hugetlb import hstate_orders, pool_counts, resv_huge_pages, size_kb
@@ -220,8 +220,8 @@ def _check_page_tables(m: Kernel) -> tuple[np.ndarray, np.ndarray]:
         _check_outside(m, p)
     if not parts:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    s = unique_parts(parts, m.nr_frames)  # (VMAs mapped in order: no sort)
-    if s.size == sum(p.size for p in parts):
+    s = join_runs(parts)  # (VMAs mapped in order, none sharing a frame: no sort)
+    if s is not None:
         return s, np.ones(1, np.int64)  # every frame mapped once (the usual case)
     s = np.sort(np.concatenate(parts))
     if s.size < 2 or not (s[1:] == s[:-1]).any():

@@ -172,26 +172,27 @@ def perform_folios(ex, keys: np.ndarray, pfns: np.ndarray, targets: np.ndarray,
         # the frames a slice of folios at a time (arrays of 32 MiB and more are mapped
         # afresh by every allocation: Execute.perform's PERFORM_SLICE)
         per = max(1, PERFORM_SLICE // nb)
+        pw, dw, ow = pfns[wp], dst_head[wp], orders[wp]
+        spare = k.f.rec["spare"]
         for a in range(0, wp.size, per):
             b = slice(a, a + per)
-            src = folio_frames(pfns[wp][b], orders[wp][b])
-            dst = folio_frames(dst_head[wp][b], orders[wp][b])
-            spare = k.f.rec["spare"]
+            src = folio_frames(pw[b], ow[b])
+            dst = folio_frames(dw[b], ow[b])
             # a free surplus page of the target's pool (gathered for a reservation) stays
             # surplus when it takes the content: its node's surplus count is unchanged
-            dsur = np.where(ht[b] & ~tmp[b], spare[dst_head[wp][b]] & FOLIO_SURPLUS, 0
+            dsur = np.where(ht[b] & ~tmp[b], spare[dw[b]] & FOLIO_SURPLUS, 0
                             ).astype(np.uint16)
             kinds, maps, index, mapcount = _copy_frames(k, src, dst)
             redirect(k, src, dst, index, maps, mapcount)
             k.note_moved(src, dst)
             # move_hugetlb_state(): a surplus page's state goes with it to its new
             # frames (copied with the record); the old page joins its pool
-            spare[pfns[wp][b]] &= np.uint16(~FOLIO_SURPLUS & 0xFFFF)
-            spare[dst_head[wp][b]] |= dsur
+            spare[pw[b]] &= np.uint16(~FOLIO_SURPLUS & 0xFFFF)
+            spare[dw[b]] |= dsur
             # move_hugetlb_state(): the new page of a temporary allocation is final,
             # the old one takes over the temporary state: freed to the buddy
             # allocator (a surplus head's way), not to its pool
-            spare[pfns[wp][b][tmp[b]]] |= FOLIO_SURPLUS
+            spare[pw[b][tmp[b]]] |= FOLIO_SURPLUS
             free_frames(k, src, np.repeat(hzs[b], w_pages[b]))
         if s_src.size:
             kinds, maps, index, mapcount = _copy_frames(k, s_src, s_dst)
