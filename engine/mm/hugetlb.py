@@ -46,7 +46,7 @@ from .huge_memory import (
     take_blocks,
 )
 from .mm_types import VMA, Process
-from .page_alloc import free_frames, zonelist
+from .page_alloc import enqueue_huge_frames, free_frames, zonelist
 from .policy import effective_policy, fault_targets
 from .state import Kernel
 
@@ -145,15 +145,8 @@ def free_pool_heads(k: Kernel, z, order: int | None = None) -> np.ndarray:
 
 
 def _to_pool(k: Kernel, heads: np.ndarray, order: int) -> None:
-    """enqueue_hugetlb_folio(): the folios' frames become free pool pages."""
-    fr = _frames(heads, order)
-    f = k.f
-    f.kind[fr] = K_KERNEL
-    f.flags[fr] = 0
-    f.mapping[fr] = KUSE_HUGETLB
-    f.mapcount[fr] = 0
-    f.index[fr] = 0
-    f.content[fr] = 0
+    """The folios become free pool pages (enqueue_hugetlb_folio())."""
+    enqueue_huge_frames(k, _frames(heads, order))
 
 
 def set_nr_hugepages(k: Kernel, node: int, n: int, order: int | None = None) -> int:

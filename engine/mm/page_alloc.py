@@ -187,6 +187,18 @@ def alloc_frames(k: Kernel, n: int, nodes: list[int], *, movable: bool = True,
     return res, nodes_of
 
 
+def enqueue_huge_frames(k: Kernel, frames: np.ndarray) -> None:
+    """enqueue_hugetlb_folio(): these frames (whole hugetlb folios) become free pages of
+    their node's pool: the kernel's (KUSE_HUGETLB), not the buddy allocator's."""
+    f = k.f
+    f.kind[frames] = K_KERNEL
+    f.flags[frames] = 0
+    f.mapping[frames] = KUSE_HUGETLB
+    f.mapcount[frames] = 0
+    f.index[frames] = 0
+    f.content[frames] = 0
+
+
 def free_frames(k: Kernel, pfns: np.ndarray, zids: np.ndarray | None = None) -> None:
     """Return frames to the buddy allocator: clear them and credit their zones.
     zids: the frames' zones, if the caller has them."""
@@ -206,12 +218,7 @@ def free_frames(k: Kernel, pfns: np.ndarray, zids: np.ndarray | None = None) -> 
             hug[at[sur]] = False
         if hug.any():
             # free_huge_folio(): a hugetlb page goes back to its node's pool, not here
-            hp = pfns[hug]
-            f = k.f
-            f.kind[hp] = K_KERNEL
-            f.flags[hp] = 0
-            f.mapping[hp] = KUSE_HUGETLB
-            f.mapcount[hp] = 0
+            enqueue_huge_frames(k, pfns[hug])
             pfns, sp = pfns[~hug], sp[~hug]
             zids = None if zids is None else zids[~hug]
             if pfns.size == 0:
